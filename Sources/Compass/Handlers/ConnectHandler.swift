@@ -1,0 +1,36 @@
+/// GET /api/connect/meta: a fresh single-use state bound to the tenant, then Meta's dialog.
+struct ConnectHandler: Handler {
+    static let name = "connect"
+    static let methods = ["GET"]
+    let dependencies: Dependencies
+
+    func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let session = try dependencies.authenticate(request)
+        let config = dependencies.config
+        let app = try config.metaApp()
+        let redirectURI = try config.callbackURL()
+        let records = dependencies.records
+
+        // Declined permissions are asked for again only when the last connection lacked some.
+        var rerequest = false
+        do {
+            if let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(session.tenantId)) {
+                rerequest = !integration.missingScopes.isEmpty
+            }
+        } catch {
+            throw dependencies.storeFailure(error, during: "load_integration")
+        }
+
+        let nonce = Base64URL.encode(dependencies.random.bytes(32))
+        let state = OAuthState(tenantId: session.tenantId, createdAt: dependencies.clock.now, rerequest: rerequest)
+        do {
+            try records.create(state, at: RecordKey.oauthState(nonce: nonce), ttl: OAuthState.lifetimeSeconds)
+        } catch {
+            throw dependencies.storeFailure(error, during: "save_oauth_state")
+        }
+        let graph = GraphClient(config: config, app: app, transport: dependencies.http, logger: dependencies.logger)
+        dependencies.logger.info("connect_started", ["rerequest": .bool(rerequest)])
+        return .redirect(to: graph.authorizationURL(state: nonce, redirectURI: redirectURI,
+                                                    scopes: config.scopes, rerequest: rerequest))
+    }
+}

@@ -1,0 +1,204 @@
+/// GET / PUT /api/connect/meta/settings: the connection's status, ad accounts and choices
+/// (never the token); the ad account and pixel picker.
+struct SettingsHandler: Handler {
+    static let name = "settings"
+    static let methods = ["GET", "PUT"]
+    let dependencies: Dependencies
+
+    struct View: Encodable {
+        var provider = "meta"
+        var status: IntegrationStatus
+        var statusReason: String?
+        var connectedAt: Date
+        var updatedAt: Date
+        var adAccounts: [AdAccount]
+        var adAccountId: String?
+        var pixelId: String?
+        var testEventCode: String?
+        var tokenExpiresAt: Date?
+        var dataAccessExpiresAt: Date?
+        var grantedScopes: [String]
+        var missingScopes: [String]
+        /// Present when `?adAccountId=` asked for the account's pixels.
+        var pixels: [PixelView]?
+    }
+
+    struct PixelView: Encodable, Equatable {
+        var id: String
+        var name: String?
+        var lastFiredTime: String?
+    }
+
+    func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let session = try dependencies.authenticate(request)
+        let tenant = session.tenantId
+        guard let (integration, version) = try loadIntegration(tenant) else { throw APIError.notConnected }
+        switch request.method {
+        case "PUT":
+            let updated = try update(integration, version: version, body: request.body, tenant: tenant)
+            return .json(200, try view(updated, tenant: tenant))
+        default:
+            var result = try view(integration, tenant: tenant)
+            if request.query.contains("adAccountId") {
+                guard let accountId = request.query.single("adAccountId"), AdAccountId.isValid(accountId) else {
+                    throw APIError.badRequest("invalid_ad_account_id", "adAccountId must be one act_<digits> value.")
+                }
+                guard integration.config.adAccounts.contains(where: { $0.id == accountId }) else {
+                    throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
+                }
+                result.pixels = try pixels(of: accountId, tenant: tenant).map {
+                    PixelView(id: $0.id, name: $0.name, lastFiredTime: $0.lastFiredTime)
+                }
+            }
+            return .json(200, result)
+        }
+    }
+
+    private func loadIntegration(_ tenant: String) throws -> (Integration, UInt64)? {
+        do {
+            return try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))
+        } catch {
+            throw dependencies.storeFailure(error, during: "load_integration")
+        }
+    }
+
+    private func loadCredential(_ tenant: String) throws -> IntegrationCredential {
+        let credential: IntegrationCredential?
+        do {
+            credential = try dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        } catch {
+            throw dependencies.storeFailure(error, during: "load_credential")
+        }
+        guard let credential else {
+            throw APIError(409, "meta_token_missing", "The connection has no stored token; connect Meta again.")
+        }
+        return credential
+    }
+
+    private func view(_ integration: Integration, tenant: String) throws -> View {
+        let credential = try? dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        return View(status: integration.status, statusReason: integration.statusReason,
+                    connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
+                    adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
+                    pixelId: integration.config.pixelId, testEventCode: integration.config.testEventCode,
+                    tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
+                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes)
+    }
+
+    /// The account's pixels, asked of Meta with the tenant's token.
+    private func pixels(of accountId: String, tenant: String) throws -> [GraphClient.Pixel] {
+        let credential = try loadCredential(tenant)
+        let token: String
+        do {
+            token = try dependencies.cipher().open(credential.token, context: IntegrationCredential.sealContext(tenantId: tenant))
+        } catch let error as CredentialCipher.Failure {
+            dependencies.logger.error("credential_unreadable", ["error": .string("\(error)")])
+            throw APIError(500, "credential_unreadable", "The stored token cannot be decrypted with the configured keys.")
+        }
+        dependencies.logger.redact(token)
+        do {
+            return try dependencies.graph().pixels(adAccountId: accountId, token: token)
+        } catch let failure as GraphFailure {
+            throw failure.apiError
+        }
+    }
+
+    // MARK: PUT
+
+    /// `{"adAccountId","pixelId","testEventCode"}`; an absent key leaves that choice as it is,
+    /// `null` clears it. A new account without a pixel clears the pixel.
+    struct Update: Decodable {
+        enum Change<T: Decodable>: Decodable {
+            case keep, clear, set(T)
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                self = container.decodeNil() ? .clear : .set(try container.decode(T.self))
+            }
+        }
+        var adAccountId: Change<String> = .keep
+        var pixelId: Change<String> = .keep
+        var testEventCode: Change<String> = .keep
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case adAccountId, pixelId, testEventCode }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
+                throw APIError.badRequest("unknown_field", "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
+            }
+            let known = try decoder.container(keyedBy: CodingKeys.self)
+            adAccountId = try known.decodeIfPresent(Change<String>.self, forKey: .adAccountId) ?? .keep
+            pixelId = try known.decodeIfPresent(Change<String>.self, forKey: .pixelId) ?? .keep
+            testEventCode = try known.decodeIfPresent(Change<String>.self, forKey: .testEventCode) ?? .keep
+        }
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private func update(_ integration: Integration, version: UInt64, body: [UInt8], tenant: String) throws -> Integration {
+        let change: Update
+        do {
+            change = try JSON.decode(Update.self, from: body)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.badRequest("invalid_json", "The body must be a JSON object with adAccountId, pixelId and testEventCode.")
+        }
+        var settings = integration.config
+        switch change.adAccountId {
+        case .keep: break
+        case .clear:
+            settings.adAccountId = nil
+            settings.pixelId = nil
+        case .set(let id):
+            guard AdAccountId.isValid(id) else {
+                throw APIError.badRequest("invalid_ad_account_id", "adAccountId must look like act_<digits>.")
+            }
+            guard settings.adAccounts.contains(where: { $0.id == id }) else {
+                throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
+            }
+            if settings.adAccountId != id { settings.pixelId = nil }
+            settings.adAccountId = id
+        }
+        switch change.pixelId {
+        case .keep: break
+        case .clear: settings.pixelId = nil
+        case .set(let id):
+            guard PixelId.isValid(id) else { throw APIError.badRequest("invalid_pixel_id", "pixelId must be digits.") }
+            guard let account = settings.adAccountId else {
+                throw APIError(422, "ad_account_required", "Choose an ad account before a pixel.")
+            }
+            guard try pixels(of: account, tenant: tenant).contains(where: { $0.id == id }) else {
+                throw APIError(422, "unknown_pixel", "That pixel does not belong to the chosen ad account.")
+            }
+            settings.pixelId = id
+        }
+        switch change.testEventCode {
+        case .keep: break
+        case .clear: settings.testEventCode = nil
+        case .set(let code):
+            guard code.consists(of: ASCII.isAlphanumeric, length: 1...64) else {
+                throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits, or null.")
+            }
+            settings.testEventCode = code
+        }
+        var updated = integration
+        updated.config = settings
+        updated.updatedAt = dependencies.clock.now
+        do {
+            try dependencies.records.replace(updated, at: RecordKey.integration(tenant), version: version)
+        } catch .versionMismatch {
+            throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
+        } catch {
+            throw dependencies.storeFailure(error, during: "save_settings")
+        }
+        dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
+                                                      "test_mode": .bool(settings.testEventCode != nil)])
+        return updated
+    }
+}

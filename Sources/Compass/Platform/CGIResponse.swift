@@ -1,0 +1,76 @@
+/// A response in the CGI form (RFC 3875 section 6): `Status`, headers, blank line, body.
+struct CGIResponse: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    static func json(_ status: Int, _ value: some Encodable) -> CGIResponse {
+        CGIResponse(status: status, headers: [("Content-Type", "application/json; charset=utf-8")], body: JSON.encode(value))
+    }
+
+    static func error(_ error: APIError) -> CGIResponse {
+        var response = json(error.status, ErrorBody(error: .init(code: error.code, message: error.message)))
+        response.headers += error.headers
+        return response
+    }
+
+    static func redirect(to location: String) -> CGIResponse {
+        CGIResponse(status: 302, headers: [("Location", location)])
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.equalsIgnoringCase(name) }?.1
+    }
+
+    /// The bytes a CGI host expects on stdout. No body for HEAD. Header values lose any CR or
+    /// LF so that nothing can inject a header.
+    func rendered(forHead isHead: Bool = false) -> [UInt8] {
+        var text = "Status: \(status) \(Self.reason(status))\r\n"
+        var all = headers
+        if !all.contains(where: { $0.0.equalsIgnoringCase("Cache-Control") }) {
+            all.append(("Cache-Control", "no-store"))
+        }
+        all.append(("X-Content-Type-Options", "nosniff"))
+        if status != 304 && status != 204 && !isHead { all.append(("Content-Length", String(body.count))) }
+        for (name, value) in all {
+            let clean = value.filter { $0 != "\r" && $0 != "\n" }
+            text += "\(name): \(clean)\r\n"
+        }
+        text += "\r\n"
+        var bytes = Array(text.utf8)
+        if !isHead { bytes += body }
+        return bytes
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 207: "Multi-Status"
+        case 302: "Found"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 500: "Internal Server Error"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        default: "Status"
+        }
+    }
+}

@@ -1,0 +1,171 @@
+/// Every environment variable the product reads, parsed once at start into typed values.
+/// A malformed value fails `Config.load`; a missing required one fails when a route asks for it,
+/// so that a route never needs a variable it does not use.
+struct Config: Sendable {
+    struct MetaApp: Sendable {
+        var id: String
+        var secret: String
+    }
+
+    enum StoreLocation: Sendable, Equatable {
+        case files(root: String)
+        case etcd(endpoints: [String], tls: Bool)
+    }
+
+    enum LogLevel: Int, Sendable, Comparable {
+        case debug, info, warn, error
+        static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    static let defaultAPIVersion = "v26.0"
+
+    var metaAppID: String?
+    var metaAppSecret: String?
+    var apiVersion: String
+    var graphURL: String
+    var dialogURL: String
+    var scopes: [String]
+    var redirectBaseURL: String?
+    var jwtSecret: [UInt8]?
+    var credentialKeys: CredentialKeys?
+    var cronSecret: String?
+    var store: StoreLocation
+    var logLevel: LogLevel
+    var metaTimeoutMilliseconds: Int
+
+    struct Error: Swift.Error, Equatable {
+        var variable: String
+        var problem: String
+        var apiError: APIError { .misconfigured(variable, problem) }
+    }
+
+    static func load(from environment: [String: String], workingDirectory: String) throws(Config.Error) -> Config {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmed, !raw.isEmpty else { return nil }
+            return raw
+        }
+
+        let apiVersion = value("META_API_VERSION") ?? defaultAPIVersion
+        guard apiVersion.isGraphVersion else {
+            throw Error(variable: "META_API_VERSION", problem: "must look like v26.0")
+        }
+        let scopes = (value("META_SCOPES") ?? "ads_read,business_management")
+            .split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+        guard !scopes.isEmpty, scopes.allSatisfy({ $0.consists(of: ASCII.isLowerOrUnderscore, length: 1...64) }) else {
+            throw Error(variable: "META_SCOPES", problem: "must be comma-separated permission names")
+        }
+        if let id = value("META_APP_ID"), !id.consists(of: ASCII.isDigit, length: 1...32) {
+            throw Error(variable: "META_APP_ID", problem: "must be the numeric App ID")
+        }
+        var jwtSecret: [UInt8]?
+        if let secret = value("COMPASS_JWT_SECRET") {
+            guard secret.utf8.count >= 32 else {
+                throw Error(variable: "COMPASS_JWT_SECRET", problem: "must be at least 32 bytes (RFC 7518 section 3.2)")
+            }
+            jwtSecret = Array(secret.utf8)
+        }
+        var keys: CredentialKeys?
+        if let current = value("CREDENTIALS_KEY") {
+            keys = try CredentialKeys(current: current, previous: value("CREDENTIALS_KEY_PREVIOUS"))
+        } else if value("CREDENTIALS_KEY_PREVIOUS") != nil {
+            throw Error(variable: "CREDENTIALS_KEY", problem: "is required when CREDENTIALS_KEY_PREVIOUS is set")
+        }
+        let level: LogLevel
+        switch value("LOG_LEVEL")?.lowercased() ?? "info" {
+        case "debug": level = .debug
+        case "info": level = .info
+        case "warn", "warning": level = .warn
+        case "error": level = .error
+        default: throw Error(variable: "LOG_LEVEL", problem: "must be debug, info, warn or error")
+        }
+        var timeout = 10_000
+        if let raw = value("META_TIMEOUT_MS") {
+            guard let parsed = Int(raw), (100...120_000).contains(parsed) else {
+                throw Error(variable: "META_TIMEOUT_MS", problem: "must be milliseconds between 100 and 120000")
+            }
+            timeout = parsed
+        }
+        return Config(
+            metaAppID: value("META_APP_ID"),
+            metaAppSecret: value("META_APP_SECRET"),
+            apiVersion: apiVersion,
+            graphURL: try baseURL(value("META_GRAPH_URL") ?? "https://graph.facebook.com", variable: "META_GRAPH_URL"),
+            dialogURL: try baseURL(value("META_DIALOG_URL") ?? "https://www.facebook.com", variable: "META_DIALOG_URL"),
+            scopes: scopes,
+            redirectBaseURL: try value("OAUTH_REDIRECT_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "OAUTH_REDIRECT_BASE_URL") },
+            jwtSecret: jwtSecret,
+            credentialKeys: keys,
+            cronSecret: value("CRON_SECRET"),
+            store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
+            logLevel: level,
+            metaTimeoutMilliseconds: timeout
+        )
+    }
+
+    // MARK: Required values, asked for by the routes that need them
+
+    func metaApp() throws(Config.Error) -> MetaApp {
+        guard let id = metaAppID else { throw Error(variable: "META_APP_ID", problem: "is not set") }
+        guard let secret = metaAppSecret else { throw Error(variable: "META_APP_SECRET", problem: "is not set") }
+        return MetaApp(id: id, secret: secret)
+    }
+
+    func redirectBase() throws(Config.Error) -> String {
+        guard let base = redirectBaseURL else { throw Error(variable: "OAUTH_REDIRECT_BASE_URL", problem: "is not set") }
+        return base
+    }
+
+    func sessionSecret() throws(Config.Error) -> [UInt8] {
+        guard let secret = jwtSecret else { throw Error(variable: "COMPASS_JWT_SECRET", problem: "is not set") }
+        return secret
+    }
+
+    func credentialCipher() throws(Config.Error) -> CredentialKeys {
+        guard let keys = credentialKeys else { throw Error(variable: "CREDENTIALS_KEY", problem: "is not set") }
+        return keys
+    }
+
+    /// `redirect_uri`, byte for byte the same in the dialog and in the code exchange.
+    func callbackURL() throws(Config.Error) -> String {
+        try redirectBase() + "/api/connect/meta/callback"
+    }
+
+    // MARK: Parsing
+
+    private static func baseURL(_ raw: String, variable: String) throws(Config.Error) -> String {
+        var text = raw
+        while text.hasSuffix("/") { text.removeLast() }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+              scheme == "https" || scheme == "http", let host = url.host(), !host.isEmpty,
+              url.query() == nil, url.fragment() == nil, !text.contains(where: { $0.isWhitespace }) else {
+            throw Error(variable: variable, problem: "must be an http(s) URL without query or fragment")
+        }
+        return text
+    }
+
+    private static func isHostAndPort(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":") else { return false }
+        let host = text[..<colon], port = text[text.index(after: colon)...]
+        let hostByte: (UInt8) -> Bool = { ASCII.isAlphanumeric($0) || [46, 45, 91, 93, 58].contains($0) }
+        return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
+    }
+
+    private static func storeLocation(_ raw: String?, workingDirectory: String) throws(Config.Error) -> StoreLocation {
+        guard let raw else { return .files(root: workingDirectory + "/.data") }
+        if raw.hasPrefix("file://") {
+            let path = String(raw.dropFirst("file://".count))
+            guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+                throw Error(variable: "STORE_URL", problem: "must be file:///absolute/path")
+            }
+            return .files(root: path)
+        }
+        for (prefix, tls) in [("etcd://", false), ("etcd+https://", true)] where raw.hasPrefix(prefix) {
+            let hosts = raw.dropFirst(prefix.count).split(separator: ",").map(String.init)
+            guard !hosts.isEmpty, hosts.allSatisfy(isHostAndPort) else {
+                throw Error(variable: "STORE_URL", problem: "must be etcd://host:port[,host:port...]")
+            }
+            return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 }, tls: tls)
+        }
+        throw Error(variable: "STORE_URL", problem: "must start with file:// or etcd://")
+    }
+}

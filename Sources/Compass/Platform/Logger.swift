@@ -1,0 +1,131 @@
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A value in a log line. There is deliberately no case for arbitrary objects: what is logged
+/// is chosen field by field, and every string passes through the redactor.
+enum LogValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case strings([String])
+
+    init(stringLiteral value: String) { self = .string(value) }
+    init(integerLiteral value: Int) { self = .int(value) }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .double(let value): try container.encode(value.isFinite ? value : 0)
+        case .bool(let value): try container.encode(value)
+        case .strings(let value): try container.encode(value)
+        }
+    }
+}
+
+/// One JSON object per line on stderr: time, level, function, tenant, event and fields.
+/// Secrets registered with `redact(_:)` (tokens, app secret, session keys) are replaced wherever
+/// they appear, and credential-bearing URL parameters are cut out of any string.
+final class Logger: Sendable {
+    typealias Sink = @Sendable (String) -> Void
+
+    let function: String
+    let minimumLevel: Config.LogLevel
+    private let sink: Sink
+    private let state = Mutex(State())
+
+    private struct State {
+        var secrets: [String] = []
+        var tenant: String?
+    }
+
+    init(function: String, level: Config.LogLevel, sink: @escaping Sink = Logger.standardError) {
+        self.function = function
+        self.minimumLevel = level
+        self.sink = sink
+    }
+
+    static let standardError: Sink = { line in
+        var bytes = Array(line.utf8)
+        bytes.append(10)
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    /// Never let this value reach a log line. Short values are ignored: they would redact noise.
+    func redact(_ secret: String) {
+        guard secret.utf8.count >= 8 else { return }
+        state.withLock { if !$0.secrets.contains(secret) { $0.secrets.append(secret) } }
+    }
+
+    func setTenant(_ tenant: String?) { state.withLock { $0.tenant = tenant } }
+
+    func debug(_ event: String, _ fields: [String: LogValue] = [:]) { log(.debug, event, fields) }
+    func info(_ event: String, _ fields: [String: LogValue] = [:]) { log(.info, event, fields) }
+    func warn(_ event: String, _ fields: [String: LogValue] = [:]) { log(.warn, event, fields) }
+    func error(_ event: String, _ fields: [String: LogValue] = [:]) { log(.error, event, fields) }
+
+    func log(_ level: Config.LogLevel, _ event: String, _ fields: [String: LogValue]) {
+        guard level >= minimumLevel else { return }
+        let (secrets, tenant) = state.withLock { ($0.secrets, $0.tenant) }
+        var line: [String: LogValue] = [:]
+        for (key, value) in fields { line[key] = Self.scrub(value, secrets: secrets) }
+        line["time"] = .string(Date().formatted(.iso8601))
+        line["level"] = .string(["debug", "info", "warn", "error"][level.rawValue])
+        line["function"] = .string(function)
+        line["event"] = .string(event)
+        if let tenant { line["tenant"] = .string(tenant) }
+        sink(String(decoding: JSON.encode(line), as: UTF8.self))
+    }
+
+    private static func scrub(_ value: LogValue, secrets: [String]) -> LogValue {
+        switch value {
+        case .string(let text): .string(scrub(text, secrets: secrets))
+        case .strings(let texts): .strings(texts.map { scrub($0, secrets: secrets) })
+        default: value
+        }
+    }
+
+    static let sensitiveParameters = ["access_token", "client_secret", "fb_exchange_token", "input_token",
+                                      "appsecret_proof", "code", "signed_request", "state"]
+
+    static func scrub(_ text: String, secrets: [String]) -> String {
+        var result = text
+        for secret in secrets where result.contains(secret) {
+            result = result.replacing(secret, with: "[redacted]")
+        }
+        for name in sensitiveParameters where result.contains(name + "=") {
+            result = redactParameter(name, in: result)
+        }
+        return result
+    }
+
+    /// `...name=VALUE&...` becomes `...name=[redacted]&...`, for every occurrence.
+    private static func redactParameter(_ name: String, in text: String) -> String {
+        var output = ""
+        var rest = Substring(text)
+        let marker = name + "="
+        while let range = rest.firstRange(of: marker) {
+            let before = range.lowerBound == rest.startIndex ? nil : rest[rest.index(before: range.lowerBound)]
+            output += rest[..<range.upperBound]
+            rest = rest[range.upperBound...]
+            // Only a parameter boundary counts: `?code=` or `&code=`, not `zipcode=`.
+            guard before == nil || "?&; \"'".contains(before!) else { continue }
+            let end = rest.firstIndex(where: { "& \"'\n,;".contains($0) }) ?? rest.endIndex
+            if end != rest.startIndex { output += "[redacted]" }
+            rest = rest[end...]
+        }
+        return output + rest
+    }
+}

@@ -1,0 +1,96 @@
+/// The tenant a request acts for, from a Compass session JWT (RFC 7519, HS256 only).
+struct Session: Sendable, Equatable {
+    var tenantId: String
+    var expiresAt: Int64
+    /// True when the token came from the cookie, so a cross-site check applies.
+    var fromCookie: Bool
+}
+
+struct SessionVerifier: Sendable {
+    static let cookieName = "compass_session"
+    static let leewaySeconds: Int64 = 60
+    /// A Compass session is a few hundred bytes; anything far larger is not one.
+    static let maxTokenBytes = 4096
+
+    var secret: [UInt8]
+
+    enum Failure: Error, Equatable {
+        case missing, malformed, algorithm, signature, expired, notYetValid, subject
+    }
+
+    /// From `Authorization: Bearer` first, else the `compass_session` cookie.
+    func session(for request: CGIRequest, now: Date) throws(Failure) -> Session {
+        if let authorization = request.header("authorization") {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw .malformed }
+            return try verify(parts[1].trimmed, now: now, fromCookie: false)
+        }
+        guard let cookie = request.cookies[Self.cookieName] else { throw .missing }
+        return try verify(cookie, now: now, fromCookie: true)
+    }
+
+    func verify(_ token: String, now: Date, fromCookie: Bool = false) throws(Failure) -> Session {
+        guard !token.isEmpty else { throw .missing }
+        guard token.utf8.count <= Self.maxTokenBytes else { throw .malformed }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
+              let payloadBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2]) else {
+            throw .malformed
+        }
+        guard let header = try? JSON.decode(Header.self, from: headerBytes) else { throw .malformed }
+        guard header.alg == "HS256" else { throw .algorithm }
+        let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        let expected = Crypto.hmacSHA256(key: secret, message: signingInput)
+        guard Crypto.constantTimeEquals(expected, signature) else { throw .signature }
+        guard let claims = try? JSON.decode(Claims.self, from: payloadBytes) else { throw .malformed }
+
+        let current = now.unixSeconds
+        guard let exp = claims.exp?.value else { throw .malformed }
+        guard current < exp + Self.leewaySeconds else { throw .expired }
+        if let nbf = claims.nbf { guard let nbf = nbf.value else { throw .malformed }; if nbf > current + Self.leewaySeconds { throw .notYetValid } }
+        if let iat = claims.iat { guard let iat = iat.value else { throw .malformed }; if iat > current + Self.leewaySeconds { throw .notYetValid } }
+        guard let sub = claims.sub, Tenant.isValidId(sub) else { throw .subject }
+        return Session(tenantId: sub, expiresAt: exp, fromCookie: fromCookie)
+    }
+
+    /// A signed token, for the development login and for tests. Compass itself mints real ones.
+    func mint(tenantId: String, expiresAt: Int64, issuedAt: Int64? = nil) -> String {
+        let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+        var claims = #"{"sub":"\#(tenantId)","exp":\#(expiresAt)"#
+        if let issuedAt { claims += #","iat":\#(issuedAt)"# }
+        claims += "}"
+        let input = header + "." + Base64URL.encode(Array(claims.utf8))
+        return input + "." + Base64URL.encode(Crypto.hmacSHA256(key: secret, message: Array(input.utf8)))
+    }
+
+    private struct Header: Decodable {
+        var alg: String
+    }
+
+    private struct Claims: Decodable {
+        var sub: String?
+        var exp: NumericDate?
+        var nbf: NumericDate?
+        var iat: NumericDate?
+    }
+
+    /// RFC 7519 NumericDate: a JSON number (possibly fractional). Anything else is malformed.
+    private struct NumericDate: Decodable {
+        var value: Int64?
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Double.self), number.isFinite, abs(number) < 1e15 {
+                value = Int64(number.rounded(.down))
+            } else {
+                value = nil
+            }
+        }
+    }
+}
+
+enum Tenant {
+    /// `[A-Za-z0-9_-]{1,64}`: a tenant id is also a storage key segment.
+    static func isValidId(_ id: some StringProtocol) -> Bool {
+        id.consists(of: ASCII.isIdentifier, length: 1...64)
+    }
+}

@@ -1,0 +1,118 @@
+/// The records of DESIGN section 5 and where they live in the key-value store.
+enum IntegrationStatus: String, Codable, Sendable {
+    case connected
+    case needsReauth = "needs_reauth"
+    case disconnected
+}
+
+struct AdAccount: Codable, Sendable, Equatable {
+    struct Business: Codable, Sendable, Equatable {
+        var id: String
+        var name: String?
+    }
+    /// `act_<digits>`.
+    var id: String
+    var accountId: String?
+    var name: String?
+    var currency: String?
+    /// Meta's `account_status`: 1 active, 2 disabled, 3 unsettled, 7 risk review, 9 grace period,
+    /// 100 pending closure, 101 closed.
+    var status: Int?
+    var business: Business?
+}
+
+struct Integration: Codable, Sendable, Equatable {
+    struct Settings: Codable, Sendable, Equatable {
+        var adAccounts: [AdAccount] = []
+        var adAccountId: String?
+        var pixelId: String?
+        var testEventCode: String?
+    }
+
+    var tenantId: String
+    var provider = "meta"
+    var status: IntegrationStatus
+    var statusReason: String?
+    /// The app-scoped id of the Meta user who granted the token; Meta's callbacks name it.
+    var metaUserId: String
+    var config: Settings
+    var grantedScopes: [String]
+    var missingScopes: [String]
+    var connectedAt: Date
+    var updatedAt: Date
+}
+
+struct IntegrationCredential: Codable, Sendable, Equatable {
+    var tenantId: String
+    var key = "access_token"
+    var token: SealedSecret
+    var expiresAt: Date?
+    var dataAccessExpiresAt: Date?
+    var scopes: [String]
+    var metaUserId: String
+    var updatedAt: Date
+
+    /// Associated data for the token's encryption: bound to the tenant and the key name.
+    static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
+}
+
+struct OAuthState: Codable, Sendable, Equatable {
+    static let lifetimeSeconds = 600
+
+    var tenantId: String
+    var createdAt: Date
+    /// Ask Meta again for permissions the tenant declined last time.
+    var rerequest: Bool
+}
+
+/// Keys of the store, all under `meta/`. Tenant ids and Meta ids are valid key segments by
+/// their own validation; a nonce is stored only as its SHA-256, so the store never holds a
+/// usable state value.
+enum RecordKey {
+    static func integration(_ tenant: String) -> String { "meta/integration/\(tenant)" }
+    static func credential(_ tenant: String) -> String { "meta/credential/\(tenant)" }
+    static func oauthState(nonce: String) -> String { "meta/oauth-state/\(Hex.encode(Crypto.sha256(nonce)))" }
+    static let integrationsPrefix = "meta/integration/"
+    /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
+    static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
+    static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }
+}
+
+/// Typed access to records: decoding failures become `.corrupt`, never a crash.
+struct RecordStore: Sendable {
+    let store: any KeyValueStore
+
+    func load<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        guard let found = try store.get(key) else { return nil }
+        do {
+            return (try JSON.decode(type, from: found.value), found.version)
+        } catch {
+            throw .corrupt(key)
+        }
+    }
+
+    /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
+    /// overwrite or delete it, where a corrupt record must not block the repair.
+    func loadUnlessCorrupt<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        do {
+            return try load(type, at: key)
+        } catch .corrupt {
+            return nil
+        }
+    }
+
+    @discardableResult
+    func save(_ value: some Encodable, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.put(key, JSON.encode(value), ttl: ttl)
+    }
+
+    @discardableResult
+    func create(_ value: some Encodable, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.create(key, JSON.encode(value), ttl: ttl)
+    }
+
+    @discardableResult
+    func replace(_ value: some Encodable, at key: String, version: UInt64) throws(StoreError) -> UInt64 {
+        try store.compareAndSwap(key, JSON.encode(value), expected: version, ttl: nil)
+    }
+}
