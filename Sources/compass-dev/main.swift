@@ -1,1 +1,37 @@
-print("todo")
+// Development tool: run a handler on a fixture request as a CGI host would, mint sessions,
+// make keys. Not deployed.
+import Compass
+import Foundation
+
+let usage = """
+usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request file
+       compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
+       compass-dev key                        print a new CREDENTIALS_KEY
+       compass-dev secret                     print a new random secret
+"""
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(2)
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "invoke":
+    guard arguments.count == 3 else { fail(usage) }
+    exit(Invoke.run(function: arguments[1], fixture: arguments[2]))
+case "session":
+    guard arguments.count >= 2 else { fail(usage) }
+    guard let secret = ProcessInfo.processInfo.environment["COMPASS_JWT_SECRET"] else { fail("COMPASS_JWT_SECRET is not set") }
+    let seconds = arguments.count > 2 ? Int(arguments[2]) ?? 3600 : 3600
+    guard let token = DevTools.mintSession(tenantId: arguments[1], secret: secret, seconds: seconds) else {
+        fail("tenant ids are 1 to 64 of A-Z a-z 0-9 _ -")
+    }
+    print(token)
+case "key":
+    print(DevTools.newCredentialsKey())
+case "secret":
+    print(DevTools.newSecret())
+default:
+    fail(usage)
+}

@@ -39,7 +39,7 @@ struct CGIResponse: Sendable {
         all.append(("X-Content-Type-Options", "nosniff"))
         if status != 304 && status != 204 && !isHead { all.append(("Content-Length", String(body.count))) }
         for (name, value) in all {
-            let clean = value.filter { $0 != "\r" && $0 != "\n" }
+            let clean = value.withoutLineBreaks
             text += "\(name): \(clean)\r\n"
         }
         text += "\r\n"

@@ -47,7 +47,7 @@ struct CurlTransport: HTTPTransport {
 
     func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
         let headerLines = request.headers.map { name, value in
-            "\(name): \(value.filter { $0 != "\r" && $0 != "\n" })"
+            "\(name.withoutLineBreaks): \(value.withoutLineBreaks)"
         }
         var raw = compass_http_response()
         withCStrings(headerLines) { headerPointers in

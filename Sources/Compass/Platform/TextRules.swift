@@ -42,3 +42,12 @@ extension StringProtocol {
 
     func equalsIgnoringCase(_ other: some StringProtocol) -> Bool { lowercased() == other.lowercased() }
 }
+
+extension String {
+    /// Without CR and LF (as scalars: `"\r\n"` is one Character), so it cannot end a header line.
+    var withoutLineBreaks: String {
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: unicodeScalars.lazy.filter { $0 != "\r" && $0 != "\n" })
+        return String(scalars)
+    }
+}

@@ -1,0 +1,42 @@
+# Shared by the scripts: paths, package installation, the development environment.
+# shellcheck shell=bash
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DATA_DIR="${COMPASS_DATA_DIR:-$ROOT/.data}"
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"
+
+# Installs the Debian packages given that are not installed yet (idempotent, quiet).
+ensure_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Development-only secrets, generated once and kept in the data folder. Values already in
+# the environment win.
+load_dev_env() {
+    mkdir -p "$DATA_DIR" && chmod 700 "$DATA_DIR"
+    local file="$DATA_DIR/dev.env"
+    if [ ! -f "$file" ]; then
+        local tool="$1"
+        umask 077
+        {
+            echo "COMPASS_JWT_SECRET=$("$tool" secret)"
+            echo "CREDENTIALS_KEY=$("$tool" key)"
+            echo "CRON_SECRET=$("$tool" secret)"
+        } > "$file"
+    fi
+    local line name
+    while IFS= read -r line; do
+        name="${line%%=*}"
+        [ -n "$name" ] && [ -z "${!name:-}" ] && export "$name=${line#*=}"
+    done < "$file"
+    export OAUTH_REDIRECT_BASE_URL="${OAUTH_REDIRECT_BASE_URL:-http://127.0.0.1:${PORT:-3000}}"
+    export STORE_URL="${STORE_URL:-file://$DATA_DIR/store}"
+}
