@@ -13,3 +13,31 @@ public enum DevTools {
     /// 48 random bytes as base64url: a `COMPASS_JWT_SECRET` or `CRON_SECRET`.
     public static func newSecret() -> String { Base64URL.encode(Crypto.randomBytes(48)) }
 }
+
+extension DevTools {
+    /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
+    /// store conformance suite runs several of these processes at once on one key.
+    public static func incrementCounter(storeURL: String, key: String, times: Int) -> Bool {
+        guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
+              let store = try? CGIHost.makeDependencies(config: config, logger: Logger(function: "dev", level: .error)).store
+        else { return false }
+        for _ in 0..<times {
+            while true {
+                do {
+                    if let current = try store.get(key) {
+                        let value = Int(String(decoding: current.value, as: UTF8.self)) ?? 0
+                        try store.compareAndSwap(key, Array(String(value + 1).utf8), expected: current.version, ttl: nil)
+                    } else {
+                        try store.create(key, Array("1".utf8), ttl: nil)
+                    }
+                    break
+                } catch .versionMismatch, .alreadyExists {
+                    continue
+                } catch {
+                    return false
+                }
+            }
+        }
+        return true
+    }
+}

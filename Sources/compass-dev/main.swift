@@ -28,6 +28,9 @@ case "session":
         fail("tenant ids are 1 to 64 of A-Z a-z 0-9 _ -")
     }
     print(token)
+case "store-increment":
+    guard arguments.count == 4, let times = Int(arguments[3]) else { fail("usage: compass-dev store-increment STORE_URL KEY TIMES") }
+    exit(DevTools.incrementCounter(storeURL: arguments[1], key: arguments[2], times: times) ? 0 : 1)
 case "key":
     print(DevTools.newCredentialsKey())
 case "secret":

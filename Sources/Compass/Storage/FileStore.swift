@@ -119,11 +119,15 @@ struct FileStore: KeyValueStore {
         }
     }
 
-    /// Versions grow per key and, through the clock, across a delete and a new create, so a
-    /// compare-and-swap holding a version from before the delete cannot succeed.
+    /// Versions grow per key. A key created anew (or again after a delete) starts from the
+    /// wall clock in nanoseconds with random low bits, so a compare-and-swap holding a version
+    /// from before a delete cannot succeed on the new key.
     private func nextVersion(after previous: UInt64?) -> UInt64 {
-        let nanos = UInt64(max(0, clock.now.timeIntervalSince1970) * 1_000_000_000)
-        return max((previous ?? 0) + 1, nanos)
+        let nanos = UInt64(max(0, Date().timeIntervalSince1970) * 1_000_000_000)
+        var noise: UInt64 = 0
+        for byte in Crypto.randomBytes(3) { noise = noise << 8 | UInt64(byte) }
+        let fresh = (nanos & ~0xF_FFFF) | (noise & 0xF_FFFF)
+        return max((previous ?? 0) + 1, fresh)
     }
 
     private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8]) throws(StoreError) {
@@ -237,6 +241,7 @@ struct FileStore: KeyValueStore {
 
     /// The folders of a key's parent segments, created below the root only.
     private func makeFolders(for key: String) throws(StoreError) {
+        try Self.makeDirectories(root)
         var current = root
         for segment in key.split(separator: "/").dropLast() {
             current += "/" + segment
