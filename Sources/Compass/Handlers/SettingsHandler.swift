@@ -127,9 +127,13 @@ struct SettingsHandler: Handler {
                 throw APIError.badRequest("unknown_field", "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
             }
             let known = try decoder.container(keyedBy: CodingKeys.self)
-            adAccountId = try known.decodeIfPresent(Change<String>.self, forKey: .adAccountId) ?? .keep
-            pixelId = try known.decodeIfPresent(Change<String>.self, forKey: .pixelId) ?? .keep
-            testEventCode = try known.decodeIfPresent(Change<String>.self, forKey: .testEventCode) ?? .keep
+            // `decodeIfPresent` would read null as absent; null here means "clear".
+            func change(_ key: CodingKeys) throws -> Change<String> {
+                known.contains(key) ? try known.decode(Change<String>.self, forKey: key) : .keep
+            }
+            adAccountId = try change(.adAccountId)
+            pixelId = try change(.pixelId)
+            testEventCode = try change(.testEventCode)
         }
     }
 

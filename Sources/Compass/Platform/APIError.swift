@@ -18,7 +18,8 @@ struct APIError: Error, Equatable, Sendable {
     }
 
     static func badRequest(_ code: String, _ message: String) -> APIError { APIError(400, code, message) }
-    static let unauthorized = APIError(401, "unauthorized", "A valid Compass session is required.")
+    static let unauthorized = APIError(401, "unauthorized", "A valid Compass session is required.",
+                                       headers: [("WWW-Authenticate", "Bearer")])
     static let notConnected = APIError(404, "not_connected", "Meta is not connected for this tenant.")
     static let storeUnavailable = APIError(503, "store_unavailable", "The credential store is unavailable; try again shortly.")
     static let internalError = APIError(500, "internal_error", "An internal error occurred.")
