@@ -19,6 +19,13 @@ struct Config: Sendable {
 
     static let defaultAPIVersion = "v26.0"
 
+    /// Every variable any route reads (functions.json names a subset per function).
+    static let variables = [
+        "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
+        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
+        "CRON_SECRET", "STORE_URL", "LOG_LEVEL",
+    ]
+
     var metaAppID: String?
     var metaAppSecret: String?
     var apiVersion: String
