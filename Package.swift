@@ -4,11 +4,13 @@ import PackageDescription
 // One library (`Compass`, layered in folders) and one small executable per route.
 // No package dependencies: Foundation, libcrypto and libcurl only.
 let routes = ["connect", "callback", "disconnect", "settings"]
+/// Development only: mounted by scripts/serve when no Meta app is configured.
+let devFunctions = ["graph-sandbox", "dev-console"]
 
 let package = Package(
     name: "compass-meta-connector",
     platforms: [.macOS(.v14)],
-    products: routes.map { .executable(name: $0, targets: [$0]) } + [
+    products: (routes + devFunctions).map { .executable(name: $0, targets: [$0]) } + [
         .executable(name: "compass-dev", targets: ["compass-dev"]),
     ],
     targets: [
@@ -38,5 +40,5 @@ let package = Package(
             dependencies: ["Compass"],
             resources: []
         ),
-    ] + routes.map { .executableTarget(name: $0, dependencies: ["Compass"]) }
+    ] + (routes + devFunctions).map { .executableTarget(name: $0, dependencies: ["Compass"]) }
 )

@@ -41,3 +41,12 @@ extension DevTools {
         return true
     }
 }
+
+extension DevTools {
+    /// The lighttpd configuration for `scripts/serve` and the end-to-end tests.
+    public static func lighttpdConfig(manifestPath: String, binDirectory: String, dataDirectory: String, port: Int,
+                                      environment: [String: String], sandbox: Bool) throws -> String {
+        LighttpdConfig(manifest: try FunctionsManifest.load(path: manifestPath), binDirectory: binDirectory,
+                       dataDirectory: dataDirectory, port: port, environment: environment, sandbox: sandbox).render()
+    }
+}

@@ -6,6 +6,8 @@ import Foundation
 let usage = """
 usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request file
        compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
+       compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox]
+                                              print a lighttpd config (values from the environment)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -31,6 +33,15 @@ case "session":
 case "store-increment":
     guard arguments.count == 4, let times = Int(arguments[3]) else { fail("usage: compass-dev store-increment STORE_URL KEY TIMES") }
     exit(DevTools.incrementCounter(storeURL: arguments[1], key: arguments[2], times: times) ? 0 : 1)
+case "lighttpd-config":
+    guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
+    do {
+        print(try DevTools.lighttpdConfig(manifestPath: arguments[1], binDirectory: arguments[2], dataDirectory: arguments[3],
+                                          port: port, environment: ProcessInfo.processInfo.environment,
+                                          sandbox: arguments.contains("--sandbox")), terminator: "")
+    } catch {
+        fail("cannot read \(arguments[1]): \(error)")
+    }
 case "key":
     print(DevTools.newCredentialsKey())
 case "secret":

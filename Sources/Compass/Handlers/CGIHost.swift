@@ -8,6 +8,8 @@ public enum CGIHost {
     /// The routes with an executable of their own.
     public enum Route: Sendable {
         case connect, callback, disconnect, settings
+        /// Development only.
+        case graphSandbox, devConsole
     }
 
     public static func run(_ route: Route) -> Never {
@@ -16,6 +18,8 @@ public enum CGIHost {
         case .callback: run(CallbackHandler.self)
         case .disconnect: run(DisconnectHandler.self)
         case .settings: run(SettingsHandler.self)
+        case .graphSandbox: run(SandboxHandler.self)
+        case .devConsole: run(DevConsoleHandler.self)
         }
     }
 

@@ -24,6 +24,8 @@ struct Config: Sendable {
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
         "CRON_SECRET", "STORE_URL", "LOG_LEVEL",
+        // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
+        "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
     ]
 
     var metaAppID: String?
@@ -39,6 +41,11 @@ struct Config: Sendable {
     var store: StoreLocation
     var logLevel: LogLevel
     var metaTimeoutMilliseconds: Int
+    /// Development only: where the Graph sandbox keeps its state and the URL it is served at.
+    var sandboxStateDirectory: String?
+    var sandboxBaseURL: String?
+    /// Development only: the dev login and settings stand-in are served.
+    var devConsoleEnabled: Bool
 
     struct Error: Swift.Error, Equatable {
         var variable: String
@@ -105,7 +112,10 @@ struct Config: Sendable {
             cronSecret: value("CRON_SECRET"),
             store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
             logLevel: level,
-            metaTimeoutMilliseconds: timeout
+            metaTimeoutMilliseconds: timeout,
+            sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
+            sandboxBaseURL: try value("SANDBOX_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "SANDBOX_BASE_URL") },
+            devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"
         )
     }
 
