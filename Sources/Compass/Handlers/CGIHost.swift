@@ -7,7 +7,7 @@ import Glibc
 public enum CGIHost {
     /// The routes with an executable of their own.
     public enum Route: Sendable {
-        case connect, callback, disconnect, settings
+        case connect, callback, disconnect, settings, sendEvent, refreshCron
         /// Development only.
         case graphSandbox, devConsole
     }
@@ -18,6 +18,11 @@ public enum CGIHost {
         case .callback: run(CallbackHandler.self)
         case .disconnect: run(DisconnectHandler.self)
         case .settings: run(SettingsHandler.self)
+        case .sendEvent: run(SendEventHandler.self)
+        case .refreshCron:
+            let environment = ProcessInfo.processInfo.environment
+            if environment["GATEWAY_INTERFACE"] == nil && environment["REQUEST_METHOD"] == nil { runCronDirectly(environment) }
+            run(RefreshCronHandler.self)
         case .graphSandbox: run(SandboxHandler.self)
         case .devConsole: run(DevConsoleHandler.self)
         }
@@ -39,6 +44,34 @@ public enum CGIHost {
             }
         }
         exit(0)
+    }
+
+    /// `refresh-cron` run by cron or by hand: the jobs, a JSON summary on stdout, exit status 1
+    /// only when the job itself could not run.
+    static func runCronDirectly(_ environment: [String: String]) -> Never {
+        let result = cronDirectly(environment)
+        print(result.output)
+        exit(result.status)
+    }
+
+    static func cronDirectly(_ environment: [String: String]) -> (output: String, status: Int32) {
+        let config: Config
+        do {
+            config = try Config.load(from: environment, workingDirectory: FileManager.default.currentDirectoryPath)
+        } catch {
+            return (String(decoding: JSON.encode(ErrorBody(error: .init(code: "misconfigured", message: error.apiError.message))), as: UTF8.self), 1)
+        }
+        let logger = Logger(function: RefreshCronHandler.name, level: config.logLevel)
+        do {
+            let dependencies = try makeDependencies(config: config, logger: logger)
+            let summary = try RefreshCronHandler(dependencies: dependencies).run()
+            return (String(decoding: JSON.encode(summary), as: UTF8.self), 0)
+        } catch let error as APIError {
+            return (String(decoding: JSON.encode(ErrorBody(error: .init(code: error.code, message: error.message))), as: UTF8.self), 1)
+        } catch {
+            logger.error("cron_failed", ["error": .string("\(error)")])
+            return (String(decoding: JSON.encode(ErrorBody(error: .init(code: "store_unavailable", message: "The store is unavailable."))), as: UTF8.self), 1)
+        }
     }
 
     struct Outcome {

@@ -19,8 +19,20 @@ struct SettingsHandler: Handler {
         var dataAccessExpiresAt: Date?
         var grantedScopes: [String]
         var missingScopes: [String]
+        var delivery: DeliveryView
         /// Present when `?adAccountId=` asked for the account's pixels.
         var pixels: [PixelView]?
+    }
+
+    struct DeliveryView: Encodable {
+        var queued: Int
+        var dead: Int
+        var eventsSent: Int
+        var lastDeliveryAt: Date?
+        var lastFailureAt: Date?
+        var lastFailure: String?
+        /// Share of delivered events carrying each match key: what event match quality rests on.
+        var matchKeyCoverage: [String: Double]
     }
 
     struct PixelView: Encodable, Equatable {
@@ -76,13 +88,29 @@ struct SettingsHandler: Handler {
     }
 
     private func view(_ integration: Integration, tenant: String) throws -> View {
-        let credential = try? dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        let records = dependencies.records
+        let credential = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        let delivery: DeliveryView
+        do {
+            let stats = try records.loadUnlessCorrupt(DeliveryStats.self, at: RecordKey.deliveryStats(tenant))?.0 ?? DeliveryStats()
+            var coverage: [String: Double] = [:]
+            for key in ConversionEvent.matchKeysTracked {
+                let share = stats.eventsSent == 0 ? 0 : Double(stats.eventsWithKey[key] ?? 0) / Double(stats.eventsSent)
+                coverage[key] = (share * 1000).rounded() / 1000
+            }
+            delivery = DeliveryView(queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
+                                    dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
+                                    eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
+                                    lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
+        } catch {
+            throw dependencies.storeFailure(error, during: "load_delivery")
+        }
         return View(status: integration.status, statusReason: integration.statusReason,
                     connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
                     adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
                     pixelId: integration.config.pixelId, testEventCode: integration.config.testEventCode,
                     tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
-                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes)
+                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes, delivery: delivery)
     }
 
     /// The account's pixels, asked of Meta with the tenant's token.

@@ -47,6 +47,9 @@ struct GraphSandbox: Sendable {
             if request.method == "GET", parts.count == 2, parts[1] == "adspixels", AdAccountId.isValid(parts[0]) {
                 return withUser(request) { _ in pixels(String(parts[0]), request, version: version) }
             }
+            if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(parts[0]) {
+                return withUser(request) { _ in events(pixel: String(parts[0]), request) }
+            }
             return graphError(400, code: 100, type: "GraphMethodException",
                               message: "Unsupported \(request.method) request. Object does not exist or cannot be loaded.",
                               subcode: 33)
@@ -160,7 +163,7 @@ struct GraphSandbox: Sendable {
         let lifetime: Int64 = longLived ? 5_184_000 : 3_600
         let record = TokenRecord(userId: userId, scopes: scopes, longLived: longLived, expiresAt: now + lifetime, issuedAt: now)
         _ = try? store.put("tokens/" + digest(token), JSON.encode(record))
-        return json(["access_token": .string(token), "token_type": .string("bearer"), "expires_in": .int(Int(lifetime))])
+        return json(["access_token": .string(token), "token_type": .string("bearer"), "expires_in": .int(lifetime)])
     }
 
     private func loadToken(_ token: String) -> (TokenRecord, UInt64)? {
@@ -207,9 +210,9 @@ struct GraphSandbox: Sendable {
         let valid = !record.revoked && record.expiresAt > clock.now.unixSeconds
         return json(["data": .object([
             "app_id": .string(appId), "type": .string("USER"), "application": .string("Compass Sandbox"),
-            "is_valid": .bool(valid), "expires_at": .int(Int(record.expiresAt)),
-            "data_access_expires_at": .int(Int(record.issuedAt + 7_776_000)),
-            "issued_at": .int(Int(record.issuedAt)), "user_id": .string(record.userId),
+            "is_valid": .bool(valid), "expires_at": .int(record.expiresAt),
+            "data_access_expires_at": .int(record.issuedAt + 7_776_000),
+            "issued_at": .int(record.issuedAt), "user_id": .string(record.userId),
             "scopes": .array(record.scopes.map { .string($0) }),
         ])])
     }
@@ -232,10 +235,10 @@ struct GraphSandbox: Sendable {
     // MARK: Ad accounts and pixels
 
     private func adAccounts(_ request: Request, version: String) -> HTTPResponse {
-        let rows: [SandboxJSON] = SandboxData.accounts.map { account in
+        let rows: [JSONValue] = SandboxData.accounts.map { account in
             .object([
                 "id": .string(account.id), "account_id": .string(account.accountId), "name": .string(account.name),
-                "currency": .string(account.currency), "account_status": .int(account.status),
+                "currency": .string(account.currency), "account_status": .int(Int64(account.status)),
                 "business": .object(["id": .string(SandboxData.businessId), "name": .string("Sandbox Business")]),
             ])
         }
@@ -248,7 +251,7 @@ struct GraphSandbox: Sendable {
                               message: "Unsupported get request. Object with ID '\(accountId)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
                               subcode: 33)
         }
-        let rows: [SandboxJSON] = account.pixelIds.enumerated().map { index, id in
+        let rows: [JSONValue] = account.pixelIds.enumerated().map { index, id in
             .object(["id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
                      "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false)])
         }
@@ -257,12 +260,12 @@ struct GraphSandbox: Sendable {
 
     /// Meta's paging: cursors always, `next` while more remain. The `next` link carries the
     /// access token but, as at Meta, not the `appsecret_proof`.
-    private func page(_ rows: [SandboxJSON], _ request: Request, path: String) -> HTTPResponse {
+    private func page(_ rows: [JSONValue], _ request: Request, path: String) -> HTTPResponse {
         let offset = request.query.single("after").flatMap { Base64URL.decode($0) }.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
         let size = min(Int(request.query.single("limit") ?? "25") ?? 25, SandboxData.pageSize)
         let start = min(max(offset, 0), rows.count)
         let end = min(start + max(size, 1), rows.count)
-        var paging: [String: SandboxJSON] = ["cursors": .object([
+        var paging: [String: JSONValue] = ["cursors": .object([
             "before": .string(Base64URL.encode(Array(String(start).utf8))),
             "after": .string(Base64URL.encode(Array(String(end).utf8))),
         ])]
@@ -272,6 +275,76 @@ struct GraphSandbox: Sendable {
             paging["next"] = .string("\(baseURL)/\(path)?\(next.encoded)")
         }
         return json(["data": .array(Array(rows[start..<end])), "paging": .object(paging)])
+    }
+
+    // MARK: Conversions API
+
+    /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
+    private func events(pixel: String, _ request: Request) -> HTTPResponse {
+        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) }) else {
+            return graphError(400, code: 100, type: "GraphMethodException",
+                              message: "Unsupported post request. Object with ID '\(pixel)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                              subcode: 33)
+        }
+        guard let body = try? JSON.decode(JSONValue.self, from: request.body), let data = body["data"]?.array else {
+            return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter data is required")
+        }
+        guard data.count <= 1000 else {
+            return invalidEvent(2_804_019, "Batch too large", "A request can carry at most 1000 events.")
+        }
+        let now = clock.now.unixSeconds
+        for event in data {
+            if let problem = problem(in: event, now: now) { return invalidEvent(problem.0, problem.1, problem.2) }
+        }
+        let testCode = body["test_event_code"]?.string
+        for event in data {
+            var stored: [String: JSONValue] = ["event": event, "received_at": .int(now)]
+            if let testCode { stored["test_event_code"] = .string(testCode) }
+            let nanos = String(UInt64(Date().timeIntervalSince1970 * 1e9))
+            let key = "events/\(pixel)/" + String(repeating: "0", count: max(0, 20 - nanos.count)) + nanos + "-" + Hex.encode(random.bytes(6))
+            _ = try? store.put(key, JSON.encode(JSONValue.object(stored)))
+        }
+        return json(["events_received": .int(Int64(data.count)), "messages": .array([]),
+                     "fbtrace_id": .string("Sbx" + Base64URL.encode(random.bytes(9)))])
+    }
+
+    private static let hashedKeys: Set<String> = ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"]
+    private static let matchKeys: Set<String> = ["em", "ph", "external_id", "client_ip_address", "fbc", "fbp", "subscription_id",
+                                                 "fb_login_id", "lead_id", "anon_id", "madid"]
+
+    private func problem(in event: JSONValue, now: Int64) -> (Int, String, String)? {
+        guard let name = event["event_name"]?.string, !name.isEmpty else { return (2_804_008, "Missing event_name", "event_name is required.") }
+        guard let source = event["action_source"]?.string, ConversionEvent.actionSources.contains(source) else {
+            return (2_804_008, "Invalid action_source", "action_source is missing or not a valid value.")
+        }
+        guard let time = event["event_time"]?.integer else { return (2_804_008, "Missing event_time", "event_time is required.") }
+        let days: Int64 = source == "physical_store" ? 62 : 7
+        if time < now - days * 86_400 { return (2_804_003, "Event too old", "event_time is more than \(days) days in the past.") }
+        if time > now + 60 { return (2_804_003, "Event in the future", "event_time cannot be in the future.") }
+        guard let user = event["user_data"]?.object else { return (2_804_050, "Too little customer information", "user_data is required.") }
+        for (key, value) in user where Self.hashedKeys.contains(key) {
+            let values = value.array ?? [value]
+            guard values.allSatisfy({ $0.string.map { Hex.isSHA256Digest($0) && $0 == $0.lowercased() } ?? false }) else {
+                return (2_804_016, "Unhashed data", "user_data.\(key) must be hashed with SHA-256.")
+            }
+        }
+        if source == "website" && (event["event_source_url"] == nil || user["client_user_agent"] == nil) {
+            return (2_804_024, "Missing website fields", "Website events need event_source_url and client_user_agent.")
+        }
+        let hasMatchKey = user.keys.contains { Self.matchKeys.contains($0) } || user["client_user_agent"] != nil
+        guard hasMatchKey else { return (2_804_050, "Too little customer information", "Add more customer information parameters.") }
+        return nil
+    }
+
+    private func invalidEvent(_ subcode: Int, _ title: String, _ message: String) -> HTTPResponse {
+        var response = graphError(400, code: 100, type: "OAuthException", message: "Invalid parameter", subcode: subcode)
+        if var body = try? JSON.decode(JSONValue.self, from: response.body).object, var error = body["error"]?.object {
+            error["error_user_title"] = .string(title)
+            error["error_user_msg"] = .string(message)
+            body["error"] = .object(error)
+            response.body = JSON.encode(JSONValue.object(body))
+        }
+        return response
     }
 
     // MARK: Faults and inspection
@@ -353,7 +426,7 @@ struct GraphSandbox: Sendable {
             clear(prefix: "faults/")
             return json(["cleared": .bool(true)])
         case ("GET", "calls"):
-            var calls: [SandboxJSON] = []
+            var calls: [JSONValue] = []
             var cursor: String? = nil
             repeat {
                 guard let page = try? store.list(prefix: "calls/", after: cursor, limit: 500) else { break }
@@ -366,6 +439,16 @@ struct GraphSandbox: Sendable {
                 cursor = page.cursor
             } while cursor != nil
             return json(["calls": .array(calls)])
+        case ("GET", "events"):
+            let prefix = request.query.single("pixel").map { "events/\($0)/" } ?? "events/"
+            var events: [JSONValue] = []
+            var cursor: String? = nil
+            repeat {
+                guard let page = try? store.list(prefix: prefix, after: cursor, limit: 1000) else { break }
+                events += page.entries.compactMap { try? JSON.decode(JSONValue.self, from: $0.value.value) }
+                cursor = page.cursor
+            } while cursor != nil
+            return json(["events": .array(events)])
         case ("DELETE", "calls"):
             clear(prefix: "calls/")
             return json(["cleared": .bool(true)])
@@ -384,17 +467,17 @@ struct GraphSandbox: Sendable {
 
     private func digest(_ secret: String) -> String { Hex.encode(Crypto.sha256(secret)) }
 
-    private func json(_ object: [String: SandboxJSON], status: Int = 200) -> HTTPResponse {
+    private func json(_ object: [String: JSONValue], status: Int = 200) -> HTTPResponse {
         HTTPResponse(status: status, headers: ["content-type": "application/json; charset=UTF-8"], body: JSON.encode(object))
     }
 
     private func graphError(_ status: Int, code: Int, type: String, message: String, subcode: Int? = nil,
                             transient: Bool = false) -> HTTPResponse {
-        var error: [String: SandboxJSON] = [
-            "message": .string(message), "type": .string(type), "code": .int(code),
+        var error: [String: JSONValue] = [
+            "message": .string(message), "type": .string(type), "code": .int(Int64(code)),
             "fbtrace_id": .string("Sbx" + Base64URL.encode(random.bytes(9))),
         ]
-        if let subcode { error["error_subcode"] = .int(subcode) }
+        if let subcode { error["error_subcode"] = .int(Int64(subcode)) }
         if transient { error["is_transient"] = .bool(true) }
         return json(["error": .object(error)], status: status)
     }
@@ -412,22 +495,6 @@ struct GraphSandbox: Sendable {
 
     private func redirectTo(_ url: String, _ query: QueryParameters) -> HTTPResponse {
         HTTPResponse(status: 302, headers: ["location": url + (url.contains("?") ? "&" : "?") + query.encoded])
-    }
-}
-
-/// Untyped JSON for the sandbox's answers, which mirror Meta's shapes field by field.
-indirect enum SandboxJSON: Encodable, Sendable {
-    case string(String), int(Int), bool(Bool), array([SandboxJSON]), object([String: SandboxJSON])
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let value): try container.encode(value)
-        case .int(let value): try container.encode(value)
-        case .bool(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        }
     }
 }
 

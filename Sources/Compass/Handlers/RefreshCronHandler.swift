@@ -1,0 +1,73 @@
+/// The scheduled job (`refresh-cron`): drains every tenant's outbox. Over HTTP
+/// (POST /api/cron/meta/refresh) it needs `Authorization: Bearer $CRON_SECRET`; run directly
+/// (no CGI variables) it needs nothing and prints the same JSON summary.
+struct RefreshCronHandler: Handler {
+    static let name = "refresh-cron"
+    static let methods = ["POST"]
+    let dependencies: Dependencies
+
+    struct Summary: Encodable {
+        struct Outbox: Encodable {
+            var tenants = 0
+            var sent = 0
+            var retried = 0
+            var dead = 0
+            var waiting = 0
+            var skipped = 0
+        }
+        var outbox = Outbox()
+        var durationMs = 0
+    }
+
+    func handle(_ request: CGIRequest) throws -> CGIResponse {
+        guard let secret = dependencies.config.cronSecret else {
+            throw Config.Error(variable: "CRON_SECRET", problem: "is not set")
+        }
+        let presented = request.header("authorization").flatMap { value -> String? in
+            let parts = value.split(separator: " ", maxSplits: 1)
+            return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+        } ?? ""
+        guard Crypto.constantTimeEquals(Crypto.sha256(presented), Crypto.sha256(secret)) else {
+            throw APIError(401, "unauthorized", "The cron route needs Authorization: Bearer CRON_SECRET.",
+                           headers: [("WWW-Authenticate", "Bearer")])
+        }
+        return .json(200, try run())
+    }
+
+    /// Both jobs; throws only when the job itself cannot run (the store is unavailable).
+    func run() throws -> Summary {
+        let started = monotonicMilliseconds()
+        var summary = Summary()
+        do {
+            try drainOutboxes(into: &summary.outbox)
+        } catch {
+            throw dependencies.storeFailure(error, during: "drain_outboxes")
+        }
+        summary.durationMs = Int(monotonicMilliseconds() - started)
+        dependencies.logger.info("cron_finished", [
+            "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
+            "duration_ms": .int(summary.durationMs),
+        ])
+        return summary
+    }
+
+    /// Every tenant with an outbox, one at a time, skipping from one tenant's keys to the next.
+    private func drainOutboxes(into outbox: inout Summary.Outbox) throws(StoreError) {
+        var after: String? = nil
+        while let first = try dependencies.store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
+            let tenant = String(first.key.dropFirst(RecordKey.outboxRoot.count).prefix { $0 != "/" })
+            // `~` sorts after every key character: the next key belongs to the next tenant.
+            after = RecordKey.outboxPrefix(tenant) + "~"
+            guard Tenant.isValidId(tenant) else { continue }
+            dependencies.logger.setTenant(tenant)
+            let result = try EventPipeline(dependencies: dependencies, tenant: tenant).drain()
+            outbox.tenants += 1
+            outbox.sent += result.sent
+            outbox.retried += result.retried
+            outbox.dead += result.dead
+            outbox.waiting += result.waiting
+            if result.skipped != nil { outbox.skipped += 1 }
+        }
+        dependencies.logger.setTenant(nil)
+    }
+}

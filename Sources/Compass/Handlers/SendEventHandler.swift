@@ -1,0 +1,192 @@
+/// POST /api/connect/meta/events: the ingest pipeline's events, each delivered to the tenant's
+/// pixel, queued through an outage, or reported back as rejected with the reason.
+/// POST /api/connect/meta/events/replay: dead-lettered events still in Meta's window go back to
+/// the outbox and are sent.
+struct SendEventHandler: Handler {
+    static let name = "send-event"
+    static let methods = ["POST"]
+    static let maxBodyBytes = 16 << 20
+    static let maxEvents = 10_000
+    let dependencies: Dependencies
+
+    struct Result: Encodable {
+        struct Rejection: Encodable {
+            var index: Int
+            var eventId: String?
+            var code: String
+            var message: String
+        }
+        struct Warning: Encodable {
+            var index: Int
+            var message: String
+        }
+        var status: String
+        var eventsReceived = 0
+        var queued = 0
+        var duplicates = 0
+        var rejected: [Rejection] = []
+        var warnings: [Warning] = []
+        var fbtraceIds: [String] = []
+    }
+
+    func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let session = try dependencies.authenticate(request)
+        if request.path.hasSuffix("/replay") { return try replay(tenant: session.tenantId) }
+        let inputs = try parse(request.body)
+        let tenant = session.tenantId
+        let dryRun = ["1", "true"].contains(request.query.single("dryRun") ?? "")
+
+        let integration: Integration?
+        do {
+            integration = try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))?.0
+        } catch {
+            throw dependencies.storeFailure(error, during: "load_integration")
+        }
+        if !dryRun {
+            guard let integration, integration.status != .disconnected else { throw APIError.notConnected }
+            guard integration.config.pixelId != nil else {
+                throw APIError(409, "pixel_not_configured", "Choose an ad account and a pixel in the Meta settings first.")
+            }
+        }
+
+        var result = Result(status: "sent")
+        var valid: [(index: Int, event: NormalizedEvent)] = []
+        var seen: Set<String> = []
+        let now = dependencies.clock.now
+        for (index, input) in inputs.enumerated() {
+            switch ConversionEvent.normalize(input, tenantId: tenant, now: now) {
+            case .success(let event):
+                result.warnings += event.warnings.map { Result.Warning(index: index, message: $0) }
+                if !dryRun && !seen.insert(event.dedupKey).inserted {
+                    result.duplicates += 1
+                    continue
+                }
+                valid.append((index, event))
+            case .failure(let rejection):
+                result.rejected.append(.init(index: index, eventId: input["eventId"]?.string ?? input["event_id"]?.string,
+                                             code: rejection.code, message: rejection.message))
+            }
+        }
+
+        if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, result: result) }
+        let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
+        var fresh: [(index: Int, event: NormalizedEvent)] = []
+        do {
+            for item in valid {
+                if try pipeline.isKnown(item.event) { result.duplicates += 1 } else { fresh.append(item) }
+            }
+        } catch {
+            throw dependencies.storeFailure(error, during: "dedup")
+        }
+        if !fresh.isEmpty { try send(fresh, integration: integration!, pipeline: pipeline, into: &result) }
+
+        let outcome = Self.status(result, total: inputs.count)
+        result.status = outcome.name
+        dependencies.logger.info("events_handled", [
+            "events": .int(inputs.count), "sent": .int(result.eventsReceived), "queued": .int(result.queued),
+            "duplicates": .int(result.duplicates), "rejected": .int(result.rejected.count),
+            "fbtrace_ids": .strings(result.fbtraceIds),
+        ])
+        return .json(outcome.http, result)
+    }
+
+    private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
+                      into result: inout Result) throws {
+        let events = items.map(\.event)
+        func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
+            do {
+                result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
+            } catch {
+                // Nothing was accepted that is not stored: the caller must retry.
+                throw dependencies.storeFailure(error, during: "queue_events")
+            }
+        }
+        switch try pipeline.context(for: integration) {
+        case .waiting(let why):
+            try queueAll(events, reason: why)
+        case .ready(let delivery, _):
+            let report = delivery.deliver(events)
+            pipeline.markSent(report.sent.map { events[$0] })
+            result.eventsReceived += report.sent.count
+            result.fbtraceIds += report.fbtraceIds
+            for rejection in report.rejected {
+                result.rejected.append(.init(index: items[rejection.index].index, eventId: events[rejection.index].eventId,
+                                             code: rejection.code, message: rejection.message))
+            }
+            if let failure = report.failure {
+                try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
+                if [.invalidToken, .permission].contains(failure.kind) { pipeline.markNeedsReauth(failure) }
+            }
+            pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
+        }
+        result.rejected.sort { $0.index < $1.index }
+    }
+
+    static func status(_ result: Result, total: Int) -> (name: String, http: Int) {
+        if result.queued > 0 { return ("queued", 202) }
+        if !result.rejected.isEmpty {
+            return result.rejected.count == total ? ("rejected", 422) : ("partial", 207)
+        }
+        return ("sent", 200)
+    }
+
+    /// One event, or `{"events":[...]}` with up to 10,000.
+    private func parse(_ body: [UInt8]) throws -> [JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSON.decode(JSONValue.self, from: body)
+        } catch {
+            throw APIError.badRequest("invalid_json", "The body must be one event object or {\"events\":[...]}.")
+        }
+        guard let object = value.object else {
+            throw APIError.badRequest("invalid_json", "The body must be one event object or {\"events\":[...]}.")
+        }
+        guard let events = object["events"] else { return [value] }
+        guard object.count == 1, let list = events.array else {
+            throw APIError.badRequest("invalid_json", "\"events\" must be an array and the only field.")
+        }
+        guard !list.isEmpty else { throw APIError.badRequest("no_events", "\"events\" is empty.") }
+        guard list.count <= Self.maxEvents else {
+            throw APIError(413, "too_many_events", "At most \(Self.maxEvents) events per request.")
+        }
+        return list
+    }
+
+    private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Result) -> CGIResponse {
+        struct DryRun: Encodable {
+            var status = "dry_run"
+            var pixelId: String?
+            var payloads: [JSONValue]
+            var rejected: [Result.Rejection]
+            var warnings: [Result.Warning]
+        }
+        var payloads: [JSONValue] = []
+        var start = 0
+        while start < events.count {
+            let end = min(start + EventDelivery.batchLimit, events.count)
+            var body: [String: JSONValue] = ["data": .array(events[start..<end].map(\.payload)),
+                                             "partner_agent": .string(EventDelivery.partnerAgent)]
+            if let code = integration?.config.testEventCode { body["test_event_code"] = .string(code) }
+            payloads.append(.object(body))
+            start = end
+        }
+        return .json(200, DryRun(pixelId: integration?.config.pixelId, payloads: payloads,
+                                 rejected: result.rejected, warnings: result.warnings))
+    }
+
+    private func replay(tenant: String) throws -> CGIResponse {
+        struct Replay: Encodable {
+            var replayed: Int
+            var expired: Int
+            var drain: EventPipeline.DrainSummary
+        }
+        let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
+        do {
+            let moved = try pipeline.replayDeadLetters()
+            let drained = try pipeline.drain()
+            return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, drain: drained))
+        } catch {
+            throw dependencies.storeFailure(error, during: "replay")
+        }
+    }
+}

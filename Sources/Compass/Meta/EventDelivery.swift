@@ -1,0 +1,86 @@
+/// Sends normalized events to a pixel: batches of at most 1000; a batch Meta rejects as invalid
+/// is split until the bad events are isolated and the rest delivered; a temporary failure
+/// stops sending and defers what is left (the caller queues it).
+struct EventDelivery {
+    static let batchLimit = 1000
+    static let partnerAgent = "compass-meta-connector"
+
+    var graph: GraphClient
+    var pixelId: String
+    var token: String
+    var testEventCode: String?
+
+    struct Report: Sendable {
+        var sent: [Int] = []
+        var rejected: [(index: Int, code: String, message: String)] = []
+        var deferred: [Int] = []
+        /// The failure that deferred events, when one did.
+        var failure: GraphFailure?
+        var eventsReceived = 0
+        var fbtraceIds: [String] = []
+    }
+
+    private struct Answer: Decodable {
+        var eventsReceived: Int?
+        var fbtraceId: String?
+        enum CodingKeys: String, CodingKey {
+            case eventsReceived = "events_received"
+            case fbtraceId = "fbtrace_id"
+        }
+    }
+
+    func deliver(_ events: [NormalizedEvent]) -> Report {
+        var report = Report()
+        var start = 0
+        while start < events.count {
+            let end = min(start + Self.batchLimit, events.count)
+            send(Array(start..<end), of: events, into: &report)
+            start = end
+        }
+        return report
+    }
+
+    /// The exact request body for these events.
+    func body(_ events: [NormalizedEvent]) -> JSONValue {
+        var body: [String: JSONValue] = ["data": .array(events.map(\.payload)), "partner_agent": .string(Self.partnerAgent)]
+        if let testEventCode { body["test_event_code"] = .string(testEventCode) }
+        return .object(body)
+    }
+
+    private func send(_ indices: [Int], of events: [NormalizedEvent], into report: inout Report) {
+        if report.failure != nil {
+            report.deferred += indices
+            return
+        }
+        do {
+            let answer: Answer = try graph.post("\(pixelId)/events", body: JSON.encode(body(indices.map { events[$0] })), token: token)
+            report.sent += indices
+            report.eventsReceived += answer.eventsReceived ?? indices.count
+            if let trace = answer.fbtraceId { report.fbtraceIds.append(trace) }
+        } catch {
+            if let trace = error.fbtraceId { report.fbtraceIds.append(trace) }
+            switch error.kind {
+            case .invalidEvent where indices.count > 1:
+                let middle = indices.count / 2
+                send(Array(indices[..<middle]), of: events, into: &report)
+                send(Array(indices[middle...]), of: events, into: &report)
+            case .invalidEvent, .invalidRequest:
+                let message = Self.reason(error)
+                report.rejected += indices.map { ($0, error.kind == .invalidEvent ? "meta_invalid_event" : "meta_rejected", message) }
+            case .invalidToken, .permission, .rateLimited, .transient, .blocked:
+                report.failure = error
+                report.deferred += indices
+            }
+        }
+    }
+
+    /// Meta's own words about the rejection (they name fields, never values).
+    static func reason(_ failure: GraphFailure) -> String {
+        if case .api(let error, _, _) = failure {
+            let text = error.errorUserMsg ?? error.message ?? "Meta rejected the event."
+            let code = error.errorSubcode.map { " (\($0))" } ?? ""
+            return String(text.prefix(300)) + code
+        }
+        return "Meta gave an answer that could not be read."
+    }
+}
