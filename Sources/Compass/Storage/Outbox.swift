@@ -7,6 +7,8 @@ struct OutboxEntry: Codable, Sendable, Equatable {
     var eventTime: Int64
     var actionSource: String
     var payload: JSONValue
+    /// Which match keys the event carries (names only), for the coverage figures.
+    var matchKeys: [String]
     var queuedAt: Date
     var attempts: Int
     var nextAttemptAt: Date
@@ -27,6 +29,7 @@ struct OutboxEntry: Codable, Sendable, Equatable {
         eventTime = event.eventTime
         actionSource = event.actionSource
         payload = event.payload
+        matchKeys = event.matchKeys.sorted()
         queuedAt = now
         attempts = 0
         nextAttemptAt = now
@@ -35,7 +38,7 @@ struct OutboxEntry: Codable, Sendable, Equatable {
 
     var event: NormalizedEvent {
         NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
-                        payload: payload, matchKeys: [], warnings: [])
+                        payload: payload, matchKeys: Set(matchKeys), warnings: [])
     }
 }
 
