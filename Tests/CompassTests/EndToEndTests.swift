@@ -91,3 +91,145 @@ import Testing
         #expect(try host.send("POST", "/dev/login", body: "tenant=x").headers["set-cookie"] == nil)
     }
 }
+
+extension LighttpdHost {
+    /// Logs in, connects through the sandbox dialog and picks act_1000001's first pixel.
+    func readyTenant(_ tenant: String, testEventCode: String? = nil) throws -> [(String, String)] {
+        let cookie = try login(tenant)
+        let session = [("Cookie", cookie)]
+        let connect = try send("GET", "/api/connect/meta", headers: session)
+        let approved = try send("GET", (connect.headers["location"] ?? "") + "&sandbox_action=approve")
+        _ = try send("GET", approved.headers["location"] ?? "", headers: session)
+        let code = testEventCode.map { #","testEventCode":"\#($0)""# } ?? ""
+        _ = try send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", base)],
+                     body: #"{"adAccountId":"act_1000001","pixelId":"2000101"\#(code)}"#)
+        return [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
+    }
+
+    func events(_ bearer: [(String, String)], _ body: String, query: String = "") throws -> (status: Int, json: [String: Any]) {
+        let response = try send("POST", "/api/connect/meta/events" + query, headers: bearer, body: body)
+        return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:])
+    }
+
+    func deliveredIds(pixel: String = "2000101") throws -> [String] {
+        let answer = try send("GET", "/graph/sandbox/events?pixel=\(pixel)")
+        let object = try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
+        return (object?["events"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any])?["event_id"] as? String } ?? []
+    }
+
+    func fault(_ kind: String, path: String, remaining: Int = 1) throws {
+        _ = try send("POST", "/graph/sandbox/faults", body: #"{"kind":"\#(kind)","path":"\#(path)","remaining":\#(remaining)}"#)
+    }
+
+    /// refresh-cron as cron runs it: no CGI variables, the configuration only.
+    func runCronDirectly() throws -> [String: Any] {
+        var env = environment.filter { Config.variables.contains($0.key) }
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        let result = try Executables.runCGI("refresh-cron", environment: env)
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? ["raw": result.text, "status": result.status]
+    }
+
+    static func lead(_ id: String, secondsAgo: Int64 = 60) -> String {
+        #"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - secondsAgo),"actionSource":"system_generated","eventId":"\#(id)","userData":{"em":"\#(id)@example.com","external_id":"\#(id)"}}"#
+    }
+
+    static func batch(_ ids: [String]) -> String { #"{"events":[\#(ids.map { lead($0) }.joined(separator: ","))]}"# }
+}
+
+@Suite(.serialized) struct EventEndToEndTests {
+    @Test func eventsThroughTheHostEveryWayTheyCanGo() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_events", testEventCode: "TEST55")
+
+        // One event, delivered with the test event code.
+        let one = try host.events(bearer, LighttpdHost.lead("one"))
+        #expect(one.status == 200 && one.json["eventsReceived"] as? Int == 1)
+        let stored = String(decoding: try host.send("GET", "/graph/sandbox/events?pixel=2000101").body, as: UTF8.self)
+        #expect(stored.contains(#""test_event_code":"TEST55""#))
+        #expect(!stored.contains("one@example.com"))
+
+        // Dry run: the payload, nothing sent.
+        let dry = try host.events(bearer, LighttpdHost.lead("dry"), query: "?dryRun=1")
+        #expect(dry.status == 200 && dry.json["status"] as? String == "dry_run")
+
+        // 1500 events: two requests to Meta.
+        let many = try host.events(bearer, LighttpdHost.batch((0..<1500).map { "bulk\($0)" }))
+        #expect(many.status == 200 && many.json["eventsReceived"] as? Int == 1500)
+
+        // A mixed batch.
+        let mixed = try host.events(bearer, #"{"events":[\#(LighttpdHost.lead("mix1")),{"eventName":"Lead"}]}"#)
+        #expect(mixed.status == 207)
+
+        // Dedup.
+        let again = try host.events(bearer, LighttpdHost.lead("one"))
+        #expect(again.status == 200 && again.json["duplicates"] as? Int == 1)
+
+        // Rate limit: queued.
+        try host.fault("rate_limit", path: "2000101/events")
+        let limited = try host.events(bearer, LighttpdHost.lead("limited"))
+        #expect(limited.status == 202)
+
+        let ids = try host.deliveredIds()
+        #expect(ids.count == 1502)
+        #expect(Set(ids).count == ids.count)
+        let calls = String(decoding: try host.send("GET", "/graph/sandbox/calls").body, as: UTF8.self)
+        #expect(calls.components(separatedBy: #""path":"2000101/events""#).count - 1 == 5)
+    }
+
+    @Test func anOutageThenConcurrentDrainsDeliverEachEventOnce() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_outage")
+        try host.fault("server_error", path: "2000101/events", remaining: 3)
+        let ids = (0..<3).flatMap { request in (0..<20).map { "out\(request)-\($0)" } }
+        for request in 0..<3 {
+            let queued = try host.events(bearer, LighttpdHost.batch(Array(ids[(request * 20)..<((request + 1) * 20)])))
+            #expect(queued.status == 202 && queued.json["queued"] as? Int == 20)
+        }
+        #expect(try host.deliveredIds().isEmpty)
+
+        // Three drains at once: two run by cron directly, one over HTTP with the secret.
+        let group = DispatchGroup()
+        let results = LogCapture()
+        for index in 0..<3 {
+            DispatchQueue.global().async(group: group) {
+                if index < 2 {
+                    let summary = try? host.runCronDirectly()
+                    results.logger().info("direct", ["sent": .int((summary?["outbox"] as? [String: Any])?["sent"] as? Int ?? -1)])
+                } else {
+                    let response = try? host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+                    results.logger().info("http", ["status": .int(response?.status ?? 0)])
+                }
+            }
+        }
+        group.wait()
+        _ = try host.runCronDirectly()
+        let delivered = try host.deliveredIds()
+        #expect(delivered.count == 60)
+        #expect(Set(delivered) == Set(ids))
+        #expect(results.text.contains(#""status":200"#))
+    }
+
+    @Test func theCronRouteRefusesAnyoneWithoutTheSecret() throws {
+        let host = try LighttpdHost()
+        #expect(try host.send("POST", "/api/cron/meta/refresh").status == 401)
+        #expect(try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer wrong")]).status == 401)
+        let direct = try host.runCronDirectly()
+        #expect(direct["outbox"] != nil)
+    }
+
+    @Test func deadLettersCanBeReplayedThroughTheHost() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_dead")
+        try host.fault("server_error", path: "2000101/events", remaining: 1)
+        #expect(try host.events(bearer, LighttpdHost.lead("late", secondsAgo: 7 * 86_400 - 120)).status == 202)
+        // The event has left Meta's window by the time the drain runs: dead-lettered.
+        let drained = try host.runCronDirectly()
+        #expect((drained["outbox"] as? [String: Any])?["dead"] as? Int == 1)
+        let settings = try host.send("GET", "/api/connect/meta/settings", headers: bearer)
+        let delivery = (try JSONSerialization.jsonObject(with: Data(settings.body)) as? [String: Any])?["delivery"] as? [String: Any]
+        #expect(delivery?["dead"] as? Int == 1)
+        let replay = try host.send("POST", "/api/connect/meta/events/replay", headers: bearer)
+        #expect(replay.status == 200)
+        #expect(String(decoding: replay.body, as: UTF8.self).contains(#""expired":1"#))
+    }
+}
