@@ -1,5 +1,8 @@
 /// What the development tool (`compass-dev`) needs from the library. Not used by handlers.
 public enum DevTools {
+    /// Every environment variable the configuration reads.
+    public static var configVariables: [String] { Config.variables }
+
     /// A session token for `tenantId`, signed with `secret`, valid for `seconds`.
     public static func mintSession(tenantId: String, secret: String, seconds: Int) -> String? {
         guard Tenant.isValidId(tenantId) else { return nil }

@@ -2,14 +2,11 @@ import Compass
 import Foundation
 
 /// Runs a handler executable on a fixture: a raw HTTP request (request line, headers, blank
-/// line, body). `{{session:TENANT}}` in the fixture becomes a fresh session token.
+/// line, body). In the fixture, `{{session:TENANT}}` becomes a fresh session token, `{{now}}` the
+/// current Unix time and `{{env:NAME}}` that environment variable.
 enum Invoke {
     /// Configuration passed through from the caller's environment; nothing else is.
-    static let passThrough = [
-        "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
-        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY",
-        "CREDENTIALS_KEY_PREVIOUS", "CRON_SECRET", "STORE_URL", "LOG_LEVEL", "SWIFT_BACKTRACE",
-    ]
+    static let passThrough = DevTools.configVariables + ["SWIFT_BACKTRACE"]
 
     static func run(function: String, fixture: String) -> Int32 {
         guard let raw = FileManager.default.contents(atPath: fixture) else { fail("cannot read \(fixture)") }
@@ -41,6 +38,11 @@ enum Invoke {
             guard let secret else { fail("the fixture needs a session: set COMPASS_JWT_SECRET") }
             let token = DevTools.mintSession(tenantId: tenant, secret: secret, seconds: 3600) ?? "invalid-tenant"
             text.replaceSubrange(start.lowerBound..<end.upperBound, with: token)
+        }
+        text = text.replacingOccurrences(of: "{{now}}", with: String(Int(Date().timeIntervalSince1970)))
+        while let start = text.range(of: "{{env:"), let end = text.range(of: "}}", range: start.upperBound..<text.endIndex) {
+            let name = String(text[start.upperBound..<end.lowerBound])
+            text.replaceSubrange(start.lowerBound..<end.upperBound, with: ProcessInfo.processInfo.environment[name] ?? "")
         }
         return Array(text.utf8)
     }

@@ -19,6 +19,11 @@ import Testing
         ("settings-pixels.http", "settings", 200, nil),
         ("settings-put.http", "settings", 200, nil),
         ("settings-put-malformed.http", "settings", 400, nil),
+        ("send-event.http", "send-event", 200, nil),
+        ("send-event-dry-run.http", "send-event", 200, nil),
+        ("send-event-malformed.http", "send-event", 400, nil),
+        ("refresh-cron.http", "refresh-cron", 200, nil),
+        ("refresh-cron-no-secret.http", "refresh-cron", 401, nil),
         ("disconnect.http", "disconnect", 200, nil),
     ]
 
@@ -35,7 +40,7 @@ import Testing
             let process = Process()
             process.executableURL = Executables.url("compass-dev")
             process.arguments = ["invoke", function, Self.folder.appendingPathComponent(fixture).path]
-            process.environment = world.configuration.merging(["SWIFT_BACKTRACE": "enable=no"]) { _, new in new }
+            process.environment = world.configuration.merging(["SWIFT_BACKTRACE": "enable=no", "CRON_SECRET": "fixture-cron-secret"]) { _, new in new }
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice
