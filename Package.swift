@@ -3,7 +3,7 @@ import PackageDescription
 
 // One library (`Compass`, layered in folders) and one small executable per route.
 // No package dependencies: Foundation, libcrypto and libcurl only.
-let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron"]
+let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks"]
 /// Development only: mounted by scripts/serve when no Meta app is configured.
 let devFunctions = ["graph-sandbox", "dev-console"]
 

@@ -32,6 +32,7 @@ final class LighttpdHost: @unchecked Sendable {
             "CREDENTIALS_KEY": Data(Crypto.randomBytes(32)).base64EncodedString(), "CRON_SECRET": "cron-secret-for-tests-0123456789",
             "STORE_URL": "file://\(folder.path)/store", "SANDBOX_STATE_DIR": folder.path + "/sandbox",
             "SANDBOX_BASE_URL": base + "/graph", "COMPASS_DEV_CONSOLE": "1", "LOG_LEVEL": "debug",
+            "REFRESH_WINDOW_DAYS": "7",
         ]
         env.merge(extra) { _, new in new }
         environment = env

@@ -7,7 +7,7 @@ import Glibc
 public enum CGIHost {
     /// The routes with an executable of their own.
     public enum Route: Sendable {
-        case connect, callback, disconnect, settings, sendEvent, refreshCron
+        case connect, callback, disconnect, settings, sendEvent, refreshCron, metaWebhooks
         /// Development only.
         case graphSandbox, devConsole
     }
@@ -19,6 +19,7 @@ public enum CGIHost {
         case .disconnect: run(DisconnectHandler.self)
         case .settings: run(SettingsHandler.self)
         case .sendEvent: run(SendEventHandler.self)
+        case .metaWebhooks: run(MetaWebhooksHandler.self)
         case .refreshCron:
             let environment = ProcessInfo.processInfo.environment
             if environment["GATEWAY_INTERFACE"] == nil && environment["REQUEST_METHOD"] == nil { runCronDirectly(environment) }

@@ -94,19 +94,8 @@ struct EventPipeline {
 
     /// Meta refuses the token or a permission: the tenant must connect again; events wait.
     func markNeedsReauth(_ failure: GraphFailure) {
-        let reason = failure.kind == .permission ? "permission_missing" : "token_invalid"
-        for _ in 0..<5 {
-            guard let (integration, version) = try? records.load(Integration.self, at: RecordKey.integration(tenant)),
-                  integration.status == .connected else { return }
-            var updated = integration
-            updated.status = .needsReauth
-            updated.statusReason = reason
-            updated.updatedAt = now
-            if (try? records.replace(updated, at: RecordKey.integration(tenant), version: version)) != nil {
-                dependencies.logger.warn("integration_needs_reauth", ["reason": .string(reason)])
-                return
-            }
-        }
+        IntegrationLifecycle(dependencies: dependencies)
+            .markNeedsReauth(tenant: tenant, reason: failure.kind == .permission ? "permission_missing" : "token_invalid")
     }
 
     // MARK: Drain

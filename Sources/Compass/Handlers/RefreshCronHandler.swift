@@ -1,4 +1,5 @@
-/// The scheduled job (`refresh-cron`): drains every tenant's outbox. Over HTTP
+/// The scheduled job (`refresh-cron`): renews and checks tokens, re-encrypts credentials after
+/// a key rotation, drains every tenant's outbox and delivers notices to Compass. Over HTTP
 /// (POST /api/cron/meta/refresh) it needs `Authorization: Bearer $CRON_SECRET`; run directly
 /// (no CGI variables) it needs nothing and prints the same JSON summary.
 struct RefreshCronHandler: Handler {
@@ -15,7 +16,9 @@ struct RefreshCronHandler: Handler {
             var waiting = 0
             var skipped = 0
         }
+        var tokens = TokenRefresher.Summary()
         var outbox = Outbox()
+        var notices = IntegrationLifecycle.NoticeSummary()
         var durationMs = 0
     }
 
@@ -39,12 +42,15 @@ struct RefreshCronHandler: Handler {
         let started = monotonicMilliseconds()
         var summary = Summary()
         do {
+            summary.tokens = try TokenRefresher(dependencies: dependencies).run()
             try drainOutboxes(into: &summary.outbox)
+            summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices()
         } catch {
-            throw dependencies.storeFailure(error, during: "drain_outboxes")
+            throw dependencies.storeFailure(error, during: "cron")
         }
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [
+            "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
             "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
             "duration_ms": .int(summary.durationMs),
         ])

@@ -19,6 +19,8 @@ struct SettingsHandler: Handler {
         var dataAccessExpiresAt: Date?
         var grantedScopes: [String]
         var missingScopes: [String]
+        /// The last renewal or check of the token by refresh-cron, and its outcome.
+        var lastRefresh: RefreshOutcome?
         var delivery: DeliveryView
         /// Present when `?adAccountId=` asked for the account's pixels.
         var pixels: [PixelView]?
@@ -110,7 +112,8 @@ struct SettingsHandler: Handler {
                     adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
                     pixelId: integration.config.pixelId, testEventCode: integration.config.testEventCode,
                     tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
-                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes, delivery: delivery)
+                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
+                    lastRefresh: integration.lastRefresh, delivery: delivery)
     }
 
     /// The account's pixels, asked of Meta with the tenant's token.

@@ -23,7 +23,7 @@ struct Config: Sendable {
     static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "LOG_LEVEL",
+        "CRON_SECRET", "STORE_URL", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
     ]
@@ -41,6 +41,11 @@ struct Config: Sendable {
     var store: StoreLocation
     var logLevel: LogLevel
     var metaTimeoutMilliseconds: Int
+    /// Renew tokens that expire within this many days.
+    var refreshWindowDays: Int
+    /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
+    var webhookURL: String?
+    var webhookSecret: String?
     /// Development only: where the Graph sandbox keeps its state and the URL it is served at.
     var sandboxStateDirectory: String?
     var sandboxBaseURL: String?
@@ -99,6 +104,19 @@ struct Config: Sendable {
             }
             timeout = parsed
         }
+        var window = 7
+        if let raw = value("REFRESH_WINDOW_DAYS") {
+            guard let days = Int(raw), (1...59).contains(days) else {
+                throw Error(variable: "REFRESH_WINDOW_DAYS", problem: "must be a whole number of days from 1 to 59")
+            }
+            window = days
+        }
+        let webhookURL = try value("COMPASS_WEBHOOK_URL").map { raw throws(Config.Error) in
+            try baseURL(raw, variable: "COMPASS_WEBHOOK_URL")
+        }
+        if webhookURL != nil, value("COMPASS_WEBHOOK_SECRET") == nil {
+            throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
+        }
         return Config(
             metaAppID: value("META_APP_ID"),
             metaAppSecret: value("META_APP_SECRET"),
@@ -113,6 +131,9 @@ struct Config: Sendable {
             store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
             logLevel: level,
             metaTimeoutMilliseconds: timeout,
+            refreshWindowDays: window,
+            webhookURL: webhookURL,
+            webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
             sandboxBaseURL: try value("SANDBOX_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "SANDBOX_BASE_URL") },
             devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"

@@ -160,7 +160,7 @@ struct GraphSandbox: Sendable {
     private func issueToken(userId: String, scopes: [String], longLived: Bool) -> HTTPResponse {
         let token = "EAAS" + Base64URL.encode(random.bytes(30))
         let now = clock.now.unixSeconds
-        let lifetime: Int64 = longLived ? 5_184_000 : 3_600
+        let lifetime: Int64 = longLived ? settings.longLivedTokenSeconds : 3_600
         let record = TokenRecord(userId: userId, scopes: scopes, longLived: longLived, expiresAt: now + lifetime, issuedAt: now)
         _ = try? store.put("tokens/" + digest(token), JSON.encode(record))
         return json(["access_token": .string(token), "token_type": .string("bearer"), "expires_in": .int(lifetime)])
@@ -347,6 +347,18 @@ struct GraphSandbox: Sendable {
         return response
     }
 
+    // MARK: Settings
+
+    /// Adjustable behaviour (`POST /sandbox/settings`): e.g. short-lived "long-lived" tokens to
+    /// watch renewal happen.
+    struct Settings: Codable {
+        var longLivedTokenSeconds: Int64 = 5_184_000
+    }
+
+    private var settings: Settings {
+        (try? store.get("settings")).flatMap { $0 }.flatMap { try? JSON.decode(Settings.self, from: $0.value) } ?? Settings()
+    }
+
     // MARK: Faults and inspection
 
     /// A fault waiting for the next matching calls.
@@ -422,6 +434,12 @@ struct GraphSandbox: Sendable {
             }
             _ = try? store.put("faults/" + Hex.encode(random.bytes(8)), JSON.encode(fault))
             return json(["queued": .bool(true)], status: 201)
+        case ("POST", "settings"):
+            guard let settings = try? JSON.decode(Settings.self, from: request.body), settings.longLivedTokenSeconds > 0 else {
+                return json(["error": .string(#"expected {"longLivedTokenSeconds":n}"#)], status: 400)
+            }
+            _ = try? store.put("settings", JSON.encode(settings))
+            return json(["saved": .bool(true)])
         case ("DELETE", "faults"):
             clear(prefix: "faults/")
             return json(["cleared": .bool(true)])

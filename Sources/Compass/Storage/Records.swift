@@ -40,6 +40,24 @@ struct Integration: Codable, Sendable, Equatable {
     var missingScopes: [String]
     var connectedAt: Date
     var updatedAt: Date
+    /// The last token renewal or check by refresh-cron.
+    var lastRefresh: RefreshOutcome?
+}
+
+struct RefreshOutcome: Codable, Sendable, Equatable {
+    /// `renewed`, `checked`, `failed` or `needs_reauth`.
+    var outcome: String
+    var at: Date
+    var detail: String?
+}
+
+/// A notice for Compass (`COMPASS_WEBHOOK_URL`), kept until Compass accepts it.
+struct CompassNotice: Codable, Sendable, Equatable {
+    var type: String
+    var tenant: String
+    var reason: String
+    var time: Date
+    var attempts: Int = 0
 }
 
 struct IntegrationCredential: Codable, Sendable, Equatable {
@@ -51,6 +69,8 @@ struct IntegrationCredential: Codable, Sendable, Equatable {
     var scopes: [String]
     var metaUserId: String
     var updatedAt: Date
+    /// When Meta last confirmed the token (debug_token) or renewed it.
+    var checkedAt: Date?
 
     /// Associated data for the token's encryption: bound to the tenant and the key name.
     static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
@@ -73,6 +93,10 @@ enum RecordKey {
     static func credential(_ tenant: String) -> String { "meta/credential/\(tenant)" }
     static func oauthState(nonce: String) -> String { "meta/oauth-state/\(Hex.encode(Crypto.sha256(nonce)))" }
     static let integrationsPrefix = "meta/integration/"
+    static func refreshLease(_ tenant: String) -> String { "meta/lease/refresh/\(tenant)" }
+    static let noticesPrefix = "meta/notice/"
+    static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
+    static func deletion(_ code: String) -> String { "meta/deletion/\(code)" }
     /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
     static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
     static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }

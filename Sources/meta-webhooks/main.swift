@@ -1,0 +1,3 @@
+import Compass
+
+CGIHost.run(.metaWebhooks)
