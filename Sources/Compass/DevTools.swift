@@ -10,6 +10,12 @@ public enum DevTools {
         return SessionVerifier(secret: Array(secret.utf8)).mint(tenantId: tenantId, expiresAt: now + Int64(seconds), issuedAt: now)
     }
 
+    /// A `signed_request` as Meta sends it to the deauthorize and data-deletion callbacks.
+    public static func signedRequest(metaUserId: String, appSecret: String) -> String {
+        let payload = Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(Date().unixSeconds),"user_id":"\#(metaUserId)"}"#.utf8))
+        return Base64URL.encode(Crypto.hmacSHA256(key: Array(appSecret.utf8), message: Array(payload.utf8))) + "." + payload
+    }
+
     /// Base64 of 32 random bytes: a `CREDENTIALS_KEY`.
     public static func newCredentialsKey() -> String { Data(Crypto.randomBytes(32)).base64EncodedString() }
 

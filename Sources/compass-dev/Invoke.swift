@@ -3,7 +3,8 @@ import Foundation
 
 /// Runs a handler executable on a fixture: a raw HTTP request (request line, headers, blank
 /// line, body). In the fixture, `{{session:TENANT}}` becomes a fresh session token, `{{now}}` the
-/// current Unix time and `{{env:NAME}}` that environment variable.
+/// current Unix time, `{{env:NAME}}` that environment variable and `{{signed_request:USER}}` a
+/// signed_request for that Meta user, signed with META_APP_SECRET.
 enum Invoke {
     /// Configuration passed through from the caller's environment; nothing else is.
     static let passThrough = DevTools.configVariables + ["SWIFT_BACKTRACE"]
@@ -40,6 +41,11 @@ enum Invoke {
             text.replaceSubrange(start.lowerBound..<end.upperBound, with: token)
         }
         text = text.replacingOccurrences(of: "{{now}}", with: String(Int(Date().timeIntervalSince1970)))
+        while let start = text.range(of: "{{signed_request:"), let end = text.range(of: "}}", range: start.upperBound..<text.endIndex) {
+            let user = String(text[start.upperBound..<end.lowerBound])
+            let secret = ProcessInfo.processInfo.environment["META_APP_SECRET"] ?? ""
+            text.replaceSubrange(start.lowerBound..<end.upperBound, with: DevTools.signedRequest(metaUserId: user, appSecret: secret))
+        }
         while let start = text.range(of: "{{env:"), let end = text.range(of: "}}", range: start.upperBound..<text.endIndex) {
             let name = String(text[start.upperBound..<end.lowerBound])
             text.replaceSubrange(start.lowerBound..<end.upperBound, with: ProcessInfo.processInfo.environment[name] ?? "")
@@ -73,7 +79,10 @@ struct FixtureRequest {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
+        // The file's final newline is not part of the body.
         body = Array(bytes[bodyStart...])
+        if body.last == 10 { body.removeLast() }
+        if body.last == 13 { body.removeLast() }
     }
 
     var cgiEnvironment: [String: String] {

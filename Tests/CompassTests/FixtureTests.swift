@@ -24,6 +24,9 @@ import Testing
         ("send-event-malformed.http", "send-event", 400, nil),
         ("refresh-cron.http", "refresh-cron", 200, nil),
         ("refresh-cron-no-secret.http", "refresh-cron", 401, nil),
+        ("meta-deauthorize-bad-signature.http", "meta-webhooks", 401, nil),
+        ("meta-data-deletion.http", "meta-webhooks", 200, nil),
+        ("meta-deauthorize.http", "meta-webhooks", 200, nil),
         ("disconnect.http", "disconnect", 200, nil),
     ]
 
