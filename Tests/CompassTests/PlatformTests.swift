@@ -192,7 +192,9 @@ import Testing
             "STORE_URL": "etcd://10.0.0.1:2379,10.0.0.2:2379", "OAUTH_REDIRECT_BASE_URL": "https://joincompass.ai/",
             "CREDENTIALS_KEY": key, "META_API_VERSION": "v25.0",
         ], workingDirectory: "/")
-        #expect(config.store == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], tls: false))
+        #expect(config.store == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], namespace: ""))
+        #expect(try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store
+            == .etcd(endpoints: ["https://e1:2379"], namespace: "compass/prod/"))
         #expect(try config.callbackURL() == "https://joincompass.ai/api/connect/meta/callback")
         #expect(config.apiVersion == "v25.0")
         #expect(try config.credentialCipher().previous == nil)

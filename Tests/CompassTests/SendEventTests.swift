@@ -324,3 +324,17 @@ extension World {
         #expect(response.errorCode == "store_unavailable")
     }
 }
+
+@Suite struct OutboxBoundTests {
+    @Test func pastTheBoundNewEventsAreRefusedNotDropped() {
+        let world = World(environment: ["OUTBOX_MAX_EVENTS": "2"])
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 2)
+        let tooMany = world.send(world.batch(["x1", "x2", "x3"]))
+        #expect(tooMany.status == 503)
+        #expect(tooMany.errorCode == "outbox_full")
+        let fits = world.send(world.batch(["x1", "x2"]))
+        #expect(fits.status == 202)
+        #expect(fits.json["queued"] as? Int == 2)
+    }
+}

@@ -18,12 +18,21 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         return StoreUnderTest(name: "FileStore", url: "file://" + root, store: try! FileStore(root: root, clock: clock),
                               advance: { clock.advance($0) }, keepAlive: [folder])
     }
+
+    /// A namespace of its own on the shared etcd node. etcd's leases run on its own clock, so
+    /// time passes for real (with a margin for etcd's lease checker).
+    static func etcdStore() -> StoreUnderTest {
+        guard let cluster = EtcdCluster.shared else { fatalError("etcd could not be started: is etcd-server installed?") }
+        let namespace = "t" + UUID().uuidString.prefix(8).lowercased()
+        return StoreUnderTest(name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
+                              advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
+    }
 }
 
 /// The behaviour every backend of `KeyValueStore` must have (DESIGN section 6). Each test
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
-    static let backends: [@Sendable () -> StoreUnderTest] = [StoreUnderTest.fileStore]
+    static let backends: [@Sendable () -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 

@@ -134,8 +134,10 @@ public enum CGIHost {
         switch config.store {
         case .files(let root):
             store = try FileStore(root: root)
-        case .etcd:
-            throw .unavailable("the etcd store is not available in this build")
+        case .etcd(let endpoints, let namespace):
+            let credentials = config.etcdUser.flatMap { user in config.etcdPassword.map { (user: user, password: $0) } }
+            store = EtcdStore(endpoints: endpoints, namespace: namespace, transport: CurlTransport(caFile: config.etcdCAFile),
+                              credentials: credentials)
         }
         return Dependencies(config: config, store: store, http: CurlTransport(), clock: SystemClock(),
                             random: SecureRandom(), logger: logger)

@@ -58,8 +58,29 @@ struct EventPipeline {
 
     // MARK: Outbox
 
-    /// Stores each event once; returns how many were stored (or already there).
-    func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(StoreError) -> Int {
+    enum QueueFailure: Error {
+        case full(limit: Int)
+        case store(StoreError)
+    }
+
+    /// Stores each event once; returns how many were stored (or already there). Past the
+    /// tenant's outbox bound nothing is stored and the caller is told (a 503, never a drop).
+    func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(QueueFailure) -> Int {
+        let limit = dependencies.config.outboxMaxEvents
+        do {
+            let waiting = try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant))
+            guard waiting + events.count <= limit else { throw QueueFailure.full(limit: limit) }
+            return try store(events, error: error, retryAfter: retryAfter)
+        } catch let failure as QueueFailure {
+            throw failure
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch {
+            throw .store(.unavailable("\(error)"))
+        }
+    }
+
+    private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?) throws(StoreError) -> Int {
         var stored = 0
         for event in events {
             var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error)

@@ -96,7 +96,10 @@ struct SendEventHandler: Handler {
         func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
             do {
                 result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
-            } catch {
+            } catch .full(let limit) {
+                dependencies.logger.error("outbox_full", ["limit": .int(limit), "events": .int(subset.count)])
+                throw APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
+            } catch .store(let error) {
                 // Nothing was accepted that is not stored: the caller must retry.
                 throw dependencies.storeFailure(error, during: "queue_events")
             }

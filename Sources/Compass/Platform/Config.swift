@@ -9,7 +9,8 @@ struct Config: Sendable {
 
     enum StoreLocation: Sendable, Equatable {
         case files(root: String)
-        case etcd(endpoints: [String], tls: Bool)
+        /// `namespace` prefixes every key (from the URL's path), so several deployments can share a cluster.
+        case etcd(endpoints: [String], namespace: String)
     }
 
     enum LogLevel: Int, Sendable, Comparable {
@@ -23,7 +24,7 @@ struct Config: Sendable {
     static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
     ]
@@ -41,6 +42,13 @@ struct Config: Sendable {
     var store: StoreLocation
     var logLevel: LogLevel
     var metaTimeoutMilliseconds: Int
+    /// etcd authentication and TLS trust, when the cluster needs them.
+    var etcdUser: String?
+    var etcdPassword: String?
+    var etcdCAFile: String?
+    /// Per tenant: past this many waiting events, new ones are refused with 503 rather than
+    /// overflowing the store.
+    var outboxMaxEvents: Int
     /// Renew tokens that expire within this many days.
     var refreshWindowDays: Int
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
@@ -117,6 +125,16 @@ struct Config: Sendable {
         if webhookURL != nil, value("COMPASS_WEBHOOK_SECRET") == nil {
             throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
         }
+        var outboxMax = 100_000
+        if let raw = value("OUTBOX_MAX_EVENTS") {
+            guard let count = Int(raw), (1...10_000_000).contains(count) else {
+                throw Error(variable: "OUTBOX_MAX_EVENTS", problem: "must be a whole number from 1 to 10000000")
+            }
+            outboxMax = count
+        }
+        if value("ETCD_USER") != nil, value("ETCD_PASSWORD") == nil {
+            throw Error(variable: "ETCD_PASSWORD", problem: "is required when ETCD_USER is set")
+        }
         return Config(
             metaAppID: value("META_APP_ID"),
             metaAppSecret: value("META_APP_SECRET"),
@@ -131,6 +149,10 @@ struct Config: Sendable {
             store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
             logLevel: level,
             metaTimeoutMilliseconds: timeout,
+            etcdUser: value("ETCD_USER"),
+            etcdPassword: value("ETCD_PASSWORD"),
+            etcdCAFile: value("ETCD_CA_FILE"),
+            outboxMaxEvents: outboxMax,
             refreshWindowDays: window,
             webhookURL: webhookURL,
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
@@ -198,11 +220,15 @@ struct Config: Sendable {
             return .files(root: path)
         }
         for (prefix, tls) in [("etcd://", false), ("etcd+https://", true)] where raw.hasPrefix(prefix) {
-            let hosts = raw.dropFirst(prefix.count).split(separator: ",").map(String.init)
-            guard !hosts.isEmpty, hosts.allSatisfy(isHostAndPort) else {
-                throw Error(variable: "STORE_URL", problem: "must be etcd://host:port[,host:port...]")
+            let rest = raw.dropFirst(prefix.count)
+            let hostPart = rest.prefix { $0 != "/" }
+            let path = rest.dropFirst(hostPart.count).split(separator: "/")
+            let hosts = hostPart.split(separator: ",").map(String.init)
+            guard !hosts.isEmpty, hosts.allSatisfy(isHostAndPort), path.allSatisfy({ StoreKey.isValidSegment($0) }) else {
+                throw Error(variable: "STORE_URL", problem: "must be etcd://host:port[,host:port...][/namespace]")
             }
-            return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 }, tls: tls)
+            return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
+                         namespace: path.map { $0 + "/" }.joined())
         }
         throw Error(variable: "STORE_URL", problem: "must start with file:// or etcd://")
     }

@@ -66,3 +66,7 @@ indirect enum JSONValue: Codable, Sendable, Equatable {
 
     subscript(key: String) -> JSONValue? { object?[key] }
 }
+
+extension JSONValue: ExpressibleByStringLiteral {
+    init(stringLiteral value: String) { self = .string(value) }
+}

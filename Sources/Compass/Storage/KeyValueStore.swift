@@ -47,9 +47,23 @@ protocol KeyValueStore: Sendable {
     func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool
     /// Keys starting with `prefix`, in byte order, strictly after `after`, at most `limit`.
     func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage
+    /// How many keys start with `prefix`.
+    func count(prefix: String) throws(StoreError) -> Int
 }
 
 extension KeyValueStore {
+    /// Page by page: memory stays flat however many keys there are.
+    func count(prefix: String) throws(StoreError) -> Int {
+        var total = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try list(prefix: prefix, after: cursor, limit: 500)
+            total += page.entries.count
+            cursor = page.cursor
+        } while cursor != nil
+        return total
+    }
+
     @discardableResult
     func put(_ key: String, _ value: [UInt8]) throws(StoreError) -> UInt64 { try put(key, value, ttl: nil) }
     @discardableResult

@@ -67,17 +67,7 @@ extension RecordKey {
 extension RecordStore {
     static let sentLifetimeSeconds = 48 * 3600
 
-    /// Counts the keys under `prefix` page by page (memory stays flat).
-    func count(prefix: String) throws(StoreError) -> Int {
-        var total = 0
-        var cursor: String? = nil
-        repeat {
-            let page = try store.list(prefix: prefix, after: cursor, limit: 500)
-            total += page.entries.count
-            cursor = page.cursor
-        } while cursor != nil
-        return total
-    }
+    func count(prefix: String) throws(StoreError) -> Int { try store.count(prefix: prefix) }
 
     /// Applies `change` to the tenant's delivery figures with compare-and-swap (a few tries).
     func updateStats(_ tenant: String, _ change: (inout DeliveryStats) -> Void) {
