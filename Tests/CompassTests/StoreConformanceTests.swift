@@ -217,6 +217,17 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     @Test func anUnwritableRootIsUnavailableNotACrash() throws {
         let folder = TemporaryFolder()
         try Data().write(to: URL(fileURLWithPath: folder.path + "/file"))
-        #expect(throws: StoreError.self) { try FileStore(root: folder.path + "/file/store") }
+        let store = try FileStore(root: folder.path + "/file/store")
+        #expect(try store.get("a") == nil)
+        #expect(throws: StoreError.self) { try store.put("a", [1]) }
+        #expect(throws: StoreError.self) { try FileStore(root: "relative/path") }
+    }
+
+    @Test func readingCreatesNothing() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/lazy")
+        #expect(try store.get("meta/integration/t") == nil)
+        #expect(try store.list(prefix: "meta/", after: nil, limit: 5).entries.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/lazy"))
     }
 }

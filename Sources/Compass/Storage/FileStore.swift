@@ -14,10 +14,12 @@ struct FileStore: KeyValueStore {
     private static let magic: [UInt8] = Array("CKV1".utf8)
     private static let headerSize = 20
 
+    /// The root folder is created with the first write, so a handler that only reads (or
+    /// never touches the store) creates nothing.
     init(root: String, clock: any Clock = SystemClock()) throws(StoreError) {
+        guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock
-        try Self.makeDirectories(root)
     }
 
     // MARK: KeyValueStore
