@@ -25,7 +25,7 @@ struct Dependencies: Sendable {
         do {
             session = try verifier.session(for: request, now: clock.now)
         } catch {
-            logger.info("session_rejected", ["reason": .string("\(error)")])
+            logger.info("session_rejected", ["reason": .string(error.rawValue)])
             throw APIError.unauthorized
         }
         logger.setTenant(session.tenantId)

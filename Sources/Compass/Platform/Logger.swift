@@ -81,12 +81,44 @@ final class Logger: Sendable {
         let (secrets, tenant) = state.withLock { ($0.secrets, $0.tenant) }
         var line: [String: LogValue] = [:]
         for (key, value) in fields { line[key] = Self.scrub(value, secrets: secrets) }
-        line["time"] = .string(Date().formatted(.iso8601))
+        line["time"] = .string(Self.timestamp())
         line["level"] = .string(["debug", "info", "warn", "error"][level.rawValue])
         line["function"] = .string(function)
         line["event"] = .string(event)
         if let tenant { line["tenant"] = .string(tenant) }
-        sink(String(decoding: JSON.encode(line), as: UTF8.self))
+        sink(Self.render(line))
+    }
+
+    /// One JSON object, keys sorted, written by hand: a log line costs no encoder set-up.
+    static func render(_ line: [String: LogValue]) -> String {
+        var out = "{"
+        for (index, key) in line.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            out += JSONText.quoted(key) + ":"
+            switch line[key]! {
+            case .string(let value): out += JSONText.quoted(value)
+            case .int(let value): out += String(value)
+            case .double(let value): out += value.isFinite ? String(value) : "0"
+            case .bool(let value): out += value ? "true" : "false"
+            case .strings(let values): out += "[" + values.map(JSONText.quoted).joined(separator: ",") + "]"
+            }
+        }
+        return out + "}"
+    }
+
+    /// UTC, RFC 3339 with milliseconds.
+    static func timestamp() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var parts = tm()
+        var seconds = spec.tv_sec
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(spec.tv_nsec / 1_000_000), 3))Z"
     }
 
     private static func scrub(_ value: LogValue, secrets: [String]) -> LogValue {

@@ -14,8 +14,8 @@ struct SessionVerifier: Sendable {
 
     var secret: [UInt8]
 
-    enum Failure: Error, Equatable {
-        case missing, malformed, algorithm, signature, expired, notYetValid, subject
+    enum Failure: String, Error, Equatable {
+        case missing, malformed, algorithm, signature, expired, notYetValid = "not_yet_valid", subject
     }
 
     /// From `Authorization: Bearer` first, else the `compass_session` cookie.

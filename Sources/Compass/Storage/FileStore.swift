@@ -5,6 +5,8 @@ import Glibc
 /// One file per key under a root folder: key `a/b/c` is the file `a/b/c.rec`. Key segments are
 /// `[A-Za-z0-9_-]`, so no key can name a path outside the root, and `.rec` files, folders and
 /// `.tmp-` files never collide. Writes are atomic (temp file, fsync, rename, fsync folder);
+/// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
+/// fsyncs: a crash may lose one, never tear one;
 /// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
 /// across processes. Files are readable by the owner only.
 struct FileStore: KeyValueStore {
@@ -116,7 +118,7 @@ struct FileStore: KeyValueStore {
             let version = nextVersion(after: current?.version)
             let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
             try writeAtomically(file, folder: folder, folderDescriptor: lock,
-                                bytes: Self.encode(value, version: version, expiresAt: expires))
+                                bytes: Self.encode(value, version: version, expiresAt: expires), durable: ttl == nil)
             return version
         }
     }
@@ -132,7 +134,8 @@ struct FileStore: KeyValueStore {
         return max((previous ?? 0) + 1, fresh)
     }
 
-    private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8]) throws(StoreError) {
+    private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
+                                 durable: Bool) throws(StoreError) {
         let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
@@ -149,14 +152,14 @@ struct FileStore: KeyValueStore {
                 offset += written
             }
         }
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == 0 && rename(temp, file) != 0 { failure = errno }
         if failure != 0 {
             unlink(temp)
             throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
         }
-        fsync(folderDescriptor)
+        if durable { fsync(folderDescriptor) }
     }
 
     // MARK: Record format: "CKV1", version (u64 LE), expiry in Unix seconds (i64 LE, 0 none), value
