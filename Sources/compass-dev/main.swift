@@ -42,6 +42,13 @@ case "lighttpd-config":
     } catch {
         fail("cannot read \(arguments[1]): \(error)")
     }
+case "seed-tenants":
+    guard arguments.count == 3, let count = Int(arguments[2]) else { fail("usage: compass-dev seed-tenants SANDBOX_STATE_DIR COUNT") }
+    exit(DevTools.seedTenants(environment: ProcessInfo.processInfo.environment, sandboxState: arguments[1], count: count) ? 0 : 1)
+case "store-bench":
+    guard arguments.count == 3, let operations = Int(arguments[2]) else { fail("usage: compass-dev store-bench STORE_URL OPERATIONS") }
+    guard let rate = DevTools.storeBenchmark(storeURL: arguments[1], operations: operations) else { fail("store benchmark failed") }
+    print(Int(rate))
 case "key":
     print(DevTools.newCredentialsKey())
 case "secret":

@@ -301,3 +301,30 @@ import Testing
         #expect(throws: SessionVerifier.Failure.missing) { try verifier.session(for: CGIRequest(method: "GET", path: "/"), now: now) }
     }
 }
+
+@Suite struct JSONParserTests {
+    @Test func parsesEveryKindOfValue() throws {
+        let value = try JSONParser.parse(Array(#" {"a":[1,-2.5,3e2,true,false,null,"x\"y\\z\u00e9\ud83d\ude00"],"b":{}} "#.utf8))
+        #expect(value == .object(["a": .array([.int(1), .double(-2.5), .double(300), .bool(true), .bool(false), .null,
+                                              .string("x\"y\\zé😀")]), "b": .object([:])]))
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
+                      "{\"a\":1,\"a\":2}", "1 2", "1e400", "[\"\u{7f}\"", "nul", "{\"a\" 1}"])
+    func rejectsMalformedText(text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func rejectsInvalidUTF8AndDeepNesting() {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+        let deep = Array(repeating: UInt8(ascii: "["), count: 100_000)
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(deep) }
+    }
+
+    @Test func serializationRoundTripsWithSortedKeys() throws {
+        let value: JSONValue = .object(["z": .string("a\"b\n\u{1}é"), "a": .array([.int(-7), .double(0.5), .null])])
+        let text = String(decoding: value.serialized, as: UTF8.self)
+        #expect(text == #"{"a":[-7,0.5,null],"z":"a\"b\n\u0001é"}"#)
+        #expect(try JSONParser.parse(value.serialized) == value)
+    }
+}

@@ -155,14 +155,9 @@ struct SendEventHandler: Handler {
         return list
     }
 
+    /// The exact request bodies that would go to Meta, built as JSON values directly: a large
+    /// batch costs one serialization pass.
     private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Result) -> CGIResponse {
-        struct DryRun: Encodable {
-            var status = "dry_run"
-            var pixelId: String?
-            var payloads: [JSONValue]
-            var rejected: [Result.Rejection]
-            var warnings: [Result.Warning]
-        }
         var payloads: [JSONValue] = []
         var start = 0
         while start < events.count {
@@ -173,8 +168,18 @@ struct SendEventHandler: Handler {
             payloads.append(.object(body))
             start = end
         }
-        return .json(200, DryRun(pixelId: integration?.config.pixelId, payloads: payloads,
-                                 rejected: result.rejected, warnings: result.warnings))
+        var answer: [String: JSONValue] = [
+            "status": "dry_run", "payloads": .array(payloads),
+            "rejected": .array(result.rejected.map { rejection in
+                var item: [String: JSONValue] = ["index": .int(Int64(rejection.index)), "code": .string(rejection.code),
+                                                 "message": .string(rejection.message)]
+                if let id = rejection.eventId { item["eventId"] = .string(id) }
+                return .object(item)
+            }),
+            "warnings": .array(result.warnings.map { .object(["index": .int(Int64($0.index)), "message": .string($0.message)]) }),
+        ]
+        if let pixel = integration?.config.pixelId { answer["pixelId"] = .string(pixel) }
+        return CGIResponse(status: 200, headers: [("Content-Type", "application/json; charset=utf-8")], body: JSONValue.object(answer).serialized)
     }
 
     private func replay(tenant: String) throws -> CGIResponse {

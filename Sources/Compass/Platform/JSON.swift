@@ -14,11 +14,13 @@ enum JSON {
     }
 
     static func encode(_ value: some Encodable) -> [UInt8] {
+        if let json = value as? JSONValue { return json.serialized }
         // Encoding our own Codable values cannot fail (no non-finite floats are produced).
-        (try? Array(encoder().encode(value))) ?? Array("null".utf8)
+        return (try? Array(encoder().encode(value))) ?? Array("null".utf8)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try decoder().decode(type, from: Data(bytes))
+        if type == JSONValue.self { return try JSONParser.parse(bytes) as! T }
+        return try decoder().decode(type, from: Data(bytes))
     }
 }
