@@ -47,6 +47,8 @@ import Testing
         ("db", "1990-02-30", nil),
         ("db", "2000-02-29", "20000229"),
         ("db", "yesterday", nil),
+        ("db", "١٩٩٠-٠٢-١٤", nil),
+        ("db", "99999999999999999999-1-1", nil),
         ("ct", "San Francisco", "sanfrancisco"),
         ("ct", "Saint-Étienne 42", "saintétienne"),
         ("st", "California", "ca"),

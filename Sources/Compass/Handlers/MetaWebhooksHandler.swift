@@ -62,12 +62,19 @@ struct MetaWebhooksHandler: Handler {
         }
     }
 
-    /// `signed_request` = base64url(signature) "." base64url(payload); the signature is
-    /// HMAC-SHA256 of the payload part as sent, keyed by the app secret.
     func verify(_ request: CGIRequest, secret: String) throws -> SignedRequest {
         let form = QueryParameters(parsing: String(decoding: request.body, as: UTF8.self))
-        guard let signed = form.single("signed_request"), signed.utf8.count <= 8192 else {
+        guard let signed = form.single("signed_request") else {
             throw APIError.badRequest("missing_signed_request", "The form field signed_request is required.")
+        }
+        return try Self.verify(signed, secret: secret, now: dependencies.clock.now)
+    }
+
+    /// `signed_request` = base64url(signature) "." base64url(payload); the signature is
+    /// HMAC-SHA256 of the payload part as sent, keyed by the app secret.
+    static func verify(_ signed: String, secret: String, now: Date) throws(APIError) -> SignedRequest {
+        guard signed.utf8.count <= 8192 else {
+            throw APIError.badRequest("malformed_signed_request", "signed_request is too long.")
         }
         let parts = signed.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let signature = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
@@ -81,7 +88,7 @@ struct MetaWebhooksHandler: Handler {
         guard payload.algorithm.uppercased() == "HMAC-SHA256" else {
             throw APIError.badRequest("unsupported_algorithm", "signed_request must use HMAC-SHA256.")
         }
-        let age = dependencies.clock.now.unixSeconds - payload.issuedAt
+        let age = now.unixSeconds - payload.issuedAt
         guard age <= Self.maxAgeSeconds, age >= -300 else {
             throw APIError(401, "stale_signed_request", "signed_request was issued too long ago.")
         }

@@ -94,10 +94,10 @@ enum UserDataNormalizer {
     static func dateOfBirth(_ text: String) -> String? {
         let parts = text.split(whereSeparator: { "-/. ".contains($0) }).map(String.init)
         var year = 0, month = 0, day = 0
-        if parts.count == 1, parts[0].count == 8, let all = Int(parts[0]) {
+        if parts.count == 1, parts[0].consists(of: ASCII.isDigit, length: 8...8), let all = Int(parts[0]) {
             (year, month, day) = (all / 10000, all / 100 % 100, all % 100)
-        } else if parts.count == 3, parts.allSatisfy({ $0.allSatisfy(\.isNumber) && !$0.isEmpty }) {
-            let a = Int(parts[0])!, b = Int(parts[1])!, c = Int(parts[2])!
+        } else if parts.count == 3, parts.allSatisfy({ $0.consists(of: ASCII.isDigit, length: 1...4) }),
+                  let a = Int(parts[0]), let b = Int(parts[1]), let c = Int(parts[2]) {
             if parts[0].count == 4 {
                 (year, month, day) = (a, b, c)
             } else if parts[2].count == 4 {
@@ -143,7 +143,6 @@ enum UserDataNormalizer {
             case "ò", "ó", "ô", "õ", "ö", "ø": "o"
             case "ù", "ú", "û", "ü": "u"
             case "ý", "ÿ": "y"
-            case "å": "a"
             default: nil
             }
             out += base ?? ""

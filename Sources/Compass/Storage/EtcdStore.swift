@@ -210,7 +210,7 @@ final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     // MARK: Answers (64-bit numbers arrive as strings; zero values are omitted)
 
-    private struct Header: Decodable {
+    struct Header: Decodable {
         var revision: String?
         func revisionNumber() throws(StoreError) -> UInt64 {
             guard let revision, let number = UInt64(revision) else { throw .unavailable("etcd answered without a revision") }
@@ -218,7 +218,7 @@ final class EtcdStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
-    private struct KeyValue: Decodable {
+    struct KeyValue: Decodable {
         var key: String
         var value: String?
         var modRevision: String?
@@ -233,20 +233,20 @@ final class EtcdStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
-    private struct RangeAnswer: Decodable {
+    struct RangeAnswer: Decodable {
         var kvs: [KeyValue]?
         var count: String?
     }
 
-    private struct PutAnswer: Decodable { var header: Header }
-    private struct DeleteAnswer: Decodable { var deleted: String? }
-    private struct TxnAnswer: Decodable {
+    struct PutAnswer: Decodable { var header: Header }
+    struct DeleteAnswer: Decodable { var deleted: String? }
+    struct TxnAnswer: Decodable {
         var header: Header
         var succeeded: Bool?
     }
-    private struct LeaseAnswer: Decodable { var ID: String? }
-    private struct AuthAnswer: Decodable { var token: String? }
-    private struct GatewayError: Decodable {
+    struct LeaseAnswer: Decodable { var ID: String? }
+    struct AuthAnswer: Decodable { var token: String? }
+    struct GatewayError: Decodable {
         var error: String?
         var message: String?
         var code: Int?

@@ -1,0 +1,55 @@
+// libFuzzer targets, compiled with the library's sources by scripts/fuzz:
+//   swiftc -sanitize=fuzzer,address -parse-as-library Sources/Compass/**/*.swift Fuzz/FuzzTargets.swift
+// FUZZ_TARGET picks the target: cgi, session, event, signed_request, graph, etcd.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let fuzzTarget = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? "event"
+let fuzzNow = Date(timeIntervalSince1970: 1_790_000_000)
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    let text = String(decoding: bytes, as: UTF8.self)
+    switch fuzzTarget {
+    case "cgi":
+        // Lines: method, query string, cookie header, content length; the rest is ignored.
+        let lines = text.split(separator: "\n", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
+        var environment = ["REQUEST_METHOD": lines.first ?? "", "QUERY_STRING": lines.count > 1 ? lines[1] : ""]
+        if lines.count > 2 { environment["HTTP_COOKIE"] = lines[2] }
+        if let request = try? CGIRequest.head(from: environment) {
+            _ = request.cookies
+            _ = request.query.single("state")
+            _ = request.query.encoded
+        }
+        if lines.count > 3 { _ = try? CGIRequest.contentLength(lines[3], limit: 1 << 20) }
+    case "session":
+        let verifier = SessionVerifier(secret: Array("fuzz-secret-0123456789abcdef0123456789".utf8))
+        _ = try? verifier.verify(text, now: fuzzNow)
+    case "event":
+        guard let value = try? JSONParser.parse(bytes) else { return 0 }
+        let events = value["events"]?.array ?? [value]
+        for event in events.prefix(50) {
+            if case .success(let normalized) = ConversionEvent.normalize(event, tenantId: "t", now: fuzzNow) {
+                _ = normalized.payload.serialized
+            }
+        }
+        _ = value.serialized
+    case "signed_request":
+        _ = try? MetaWebhooksHandler.verify(text, secret: "fuzz-app-secret", now: fuzzNow)
+    case "graph":
+        _ = GraphAPIError.decode(from: bytes)
+        _ = try? JSON.decode(GraphClient.TokenInfo.self, from: bytes)
+        _ = try? JSON.decode(GraphClient.AccessToken.self, from: bytes)
+        _ = GraphClient.retryAfter(["x-business-use-case-usage": text])
+    case "etcd":
+        if let range = try? JSON.decode(EtcdStore.RangeAnswer.self, from: bytes) {
+            for kv in range.kvs ?? [] { _ = try? kv.versioned() }
+        }
+        if let txn = try? JSON.decode(EtcdStore.TxnAnswer.self, from: bytes) { _ = try? txn.header.revisionNumber() }
+    default:
+        fatalError("unknown FUZZ_TARGET \(fuzzTarget)")
+    }
+    return 0
+}
