@@ -4,24 +4,10 @@ import Testing
 
 /// functions.json is what hosts are configured from: it must match what was built.
 @Suite struct FunctionsManifestTests {
-    struct Manifest: Decodable {
-        struct Function: Decodable {
-            var name: String
-            var executable: String
-            var planned: Bool?
-            var methods: [String]
-            var paths: [String]
-            var schedule: String?
-            var timeoutSeconds: Int
-            var environment: [String]
-        }
-        var functions: [Function]
-    }
-
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func manifest() throws -> Manifest {
-        try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: Self.root.appendingPathComponent("functions.json")))
+    func manifest() throws -> FunctionsManifest {
+        try FunctionsManifest.load(path: Self.root.appendingPathComponent("functions.json").path)
     }
 
     @Test func listsEveryRouteOfTheDesignOnce() throws {
