@@ -13,7 +13,8 @@ struct TokenRefresher {
     let dependencies: Dependencies
     static let checkInterval: TimeInterval = 24 * 3600
     static let leaseSeconds = 120
-    static let concurrency = 4
+    /// Graph calls in flight at once: they are network-bound against Meta.
+    static let concurrency = 8
     static let pageSize = 64
 
     struct Summary: Codable, Sendable, Equatable {
@@ -96,12 +97,10 @@ struct TokenRefresher {
         let window = TimeInterval(dependencies.config.refreshWindowDays * 86_400)
         do {
             if let expires = credential.expiresAt, expires.timeIntervalSince(now) < window {
+                // Meta's answer carries the new lifetime; the next daily check confirms the rest.
                 let renewed = try graph.exchangeForLongLivedToken(token)
-                let info = try? graph.debugToken(renewed.accessToken)
                 updated.token = cipher.seal(renewed.accessToken, context: context)
-                updated.expiresAt = info?.expiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil }
-                    ?? renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
-                if let data = info?.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
+                updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
                 updated.checkedAt = now
                 outcome = .renewed
             } else if (credential.checkedAt ?? .distantPast).addingTimeInterval(Self.checkInterval) <= now {
