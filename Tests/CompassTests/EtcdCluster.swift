@@ -99,6 +99,11 @@ final class EtcdCluster: @unchecked Sendable {
         }
     }
 
-    /// One node for the whole test run, shared by suites that only need a store.
-    static let shared: EtcdCluster? = try? EtcdCluster(size: 1)
+    /// One node for the whole test run, shared by suites that only need a store. A static is
+    /// never released, so the node is stopped when the test process exits.
+    static let shared: EtcdCluster? = {
+        let cluster = try? EtcdCluster(size: 1)
+        atexit { EtcdCluster.shared?.killAll() }
+        return cluster
+    }()
 }
