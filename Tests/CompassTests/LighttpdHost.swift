@@ -41,7 +41,7 @@ final class LighttpdHost: @unchecked Sendable {
         let config = LighttpdConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
                                     port: port, environment: env, sandbox: true).render()
         let configPath = folder.path + "/lighttpd.conf"
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try config.write(toFile: configPath, atomically: false, encoding: .utf8)
         errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")
         _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
         pid = try Self.spawn([lighttpd, "-D", "-f", configPath], stderr: errorLog.path)
