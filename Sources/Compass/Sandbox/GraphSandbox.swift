@@ -47,6 +47,9 @@ struct GraphSandbox: Sendable {
             if request.method == "GET", parts.count == 2, parts[1] == "adspixels", AdAccountId.isValid(parts[0]) {
                 return withUser(request) { _ in pixels(String(parts[0]), request, version: version) }
             }
+            if request.method == "GET", parts.count == 2, parts[1] == "owned_pixels", parts[0] == SandboxData.businessId {
+                return withUser(request) { token in ownedPixels(request, token: token, version: version) }
+            }
             if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(parts[0]) {
                 return withUser(request) { _ in events(pixel: String(parts[0]), request) }
             }
@@ -258,6 +261,22 @@ struct GraphSandbox: Sendable {
         return page(rows, request, path: "\(version)/\(accountId)/adspixels")
     }
 
+    /// Every pixel of the business: those of its accounts and one attached to none.
+    private func ownedPixels(_ request: Request, token: TokenRecord, version: String) -> HTTPResponse {
+        guard token.scopes.contains("business_management") else {
+            return graphError(403, code: 200, type: "OAuthException", message: "(#200) Requires business_management permission to manage the object")
+        }
+        var rows: [JSONValue] = SandboxData.accounts.flatMap { account in
+            account.pixelIds.enumerated().map { index, id in
+                JSONValue.object(["id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
+                                  "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false)])
+            }
+        }
+        rows.append(.object(["id": .string(SandboxData.businessOnlyPixel), "name": .string("Sandbox Business Pixel"),
+                             "is_unavailable": .bool(false)]))
+        return page(rows, request, path: "\(version)/\(SandboxData.businessId)/owned_pixels")
+    }
+
     /// Meta's paging: cursors always, `next` while more remain. The `next` link carries the
     /// access token but, as at Meta, not the `appsecret_proof`.
     private func page(_ rows: [JSONValue], _ request: Request, path: String) -> HTTPResponse {
@@ -281,7 +300,7 @@ struct GraphSandbox: Sendable {
 
     /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
-        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) }) else {
+        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) }) || pixel == SandboxData.businessOnlyPixel else {
             return graphError(400, code: 100, type: "GraphMethodException",
                               message: "Unsupported post request. Object with ID '\(pixel)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
                               subcode: 33)
@@ -388,20 +407,25 @@ struct GraphSandbox: Sendable {
         _ = try? store.put(key, JSON.encode(call), ttl: 86_400)
     }
 
+    /// Takes one use of the first fault that matches. Concurrent calls race on the fault's
+    /// counter with compare-and-swap and retry, so a fault for N calls fails exactly N calls.
     private func takeFault(for route: String) -> HTTPResponse? {
         guard let page = try? store.list(prefix: "faults/", after: nil, limit: 100) else { return nil }
         for entry in page.entries {
-            guard var fault = try? JSON.decode(Fault.self, from: entry.value.value),
-                  fault.path == nil || fault.path == route else { continue }
-            fault.remaining -= 1
-            let updated: Bool
-            if fault.remaining <= 0 {
-                updated = (try? store.delete(entry.key, ifVersion: entry.value.version)) == true
-            } else {
-                updated = (try? store.compareAndSwap(entry.key, JSON.encode(fault), expected: entry.value.version, ttl: nil)) != nil
+            var current: Versioned? = entry.value
+            while let found = current {
+                guard var fault = try? JSON.decode(Fault.self, from: found.value), fault.path == nil || fault.path == route,
+                      fault.remaining > 0 else { break }
+                fault.remaining -= 1
+                let taken: Bool
+                if fault.remaining == 0 {
+                    taken = (try? store.delete(entry.key, ifVersion: found.version)) == true
+                } else {
+                    taken = (try? store.compareAndSwap(entry.key, JSON.encode(fault), expected: found.version, ttl: nil)) != nil
+                }
+                if taken { return faultResponse(fault) }
+                current = try? store.get(entry.key)
             }
-            guard updated else { continue }
-            return faultResponse(fault)
         }
         return nil
     }
