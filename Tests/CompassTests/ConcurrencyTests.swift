@@ -28,7 +28,7 @@ import Glibc
             let status = (try? world.run("send-event", "POST", "/api/connect/meta/events", body: body).status) ?? -1
             statuses.withLock { $0.append(status) }
         }
-        #expect(statuses.withLock { $0 }.allSatisfy { $0 == 202 })
+        #expect(statuses.withLock { $0 }.allSatisfy { $0 == 202 }, "statuses: \(statuses.withLock { $0 }.sorted())")
         _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: world.server.baseURL + "/sandbox/faults"))
 
         let env = world.configuration.filter { Config.variables.contains($0.key) }

@@ -353,10 +353,16 @@ import Testing
         world.connectTenant()
         let response = get(world, "/api/connect/meta/settings?adAccountId=act_1000002")
         #expect(response.status == 200)
-        let pixels = response.json["pixels"] as? [[String: Any]]
-        #expect(pixels?.map { $0["id"] as? String } == ["2000201", "2000202"])
-        #expect(pixels?.first?["name"] as? String == "Sandbox Ads 2 Pixel 1")
-        #expect(pixels?.first?["lastFiredTime"] as? String == "2026-11-20T10:00:00+0000")
+        let pixels = response.json["pixels"] as? [[String: Any]] ?? []
+        #expect(pixels.prefix(2).map { $0["id"] as? String } == ["2000201", "2000202"])
+        #expect(pixels.prefix(2).allSatisfy { $0["source"] as? String == "ad_account" })
+        #expect(pixels.first?["name"] as? String == "Sandbox Ads 2 Pixel 1")
+        #expect(pixels.first?["lastFiredTime"] as? String == "2026-11-20T10:00:00+0000")
+        // The business's own pixels follow, once each, including one attached to no account.
+        let business = pixels.dropFirst(2)
+        #expect(business.allSatisfy { $0["source"] as? String == "business" })
+        #expect(business.contains { $0["id"] as? String == SandboxData.businessOnlyPixel })
+        #expect(Set(pixels.compactMap { $0["id"] as? String }).count == pixels.count)
     }
 
     @Test func refusesAccountsThatAreNotTheTenants() {
@@ -383,13 +389,30 @@ import Testing
         #expect(world.integration()?.config.pixelId == "2000302")
     }
 
-    @Test func refusesAPixelOfAnotherAccount() {
+    @Test func refusesAPixelNeitherTheAccountNorItsBusinessHas() {
         let world = World()
         world.connectTenant()
-        let response = put(world, #"{"adAccountId":"act_1000001","pixelId":"2000302"}"#)
+        let response = put(world, #"{"adAccountId":"act_1000001","pixelId":"9999999"}"#)
         #expect(response.status == 422)
         #expect(response.errorCode == "unknown_pixel")
         #expect(world.integration()?.config.adAccountId == nil)
+    }
+
+    @Test func acceptsAPixelTheBusinessOwnsButNoAccountHas() {
+        let world = World()
+        world.connectTenant()
+        let response = put(world, #"{"adAccountId":"act_1000001","pixelId":"\#(SandboxData.businessOnlyPixel)"}"#)
+        #expect(response.status == 200)
+        #expect(world.integration()?.config.pixelId == SandboxData.businessOnlyPixel)
+        #expect(world.send(world.lead("to-business-pixel")).status == 200)
+        #expect(world.deliveredIds(pixel: SandboxData.businessOnlyPixel) == ["to-business-pixel"])
+    }
+
+    @Test func withoutBusinessManagementOnlyTheAccountsPixelsAreOffered() {
+        let world = World()
+        world.connectTenant(decline: "business_management")
+        let pixels = get(world, "/api/connect/meta/settings?adAccountId=act_1000001").json["pixels"] as? [[String: Any]]
+        #expect(pixels?.map { $0["id"] as? String } == ["2000101", "2000102"])
     }
 
     @Test(arguments: [

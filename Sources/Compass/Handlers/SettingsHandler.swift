@@ -41,6 +41,8 @@ struct SettingsHandler: Handler {
         var id: String
         var name: String?
         var lastFiredTime: String?
+        /// `ad_account` (attached to the account) or `business` (owned by the account's business).
+        var source: String
     }
 
     func handle(_ request: CGIRequest) throws -> CGIResponse {
@@ -60,9 +62,7 @@ struct SettingsHandler: Handler {
                 guard integration.config.adAccounts.contains(where: { $0.id == accountId }) else {
                     throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
                 }
-                result.pixels = try pixels(of: accountId, tenant: tenant).map {
-                    PixelView(id: $0.id, name: $0.name, lastFiredTime: $0.lastFiredTime)
-                }
+                result.pixels = try pixels(of: accountId, integration: integration, tenant: tenant)
             }
             return .json(200, result)
         }
@@ -116,8 +116,10 @@ struct SettingsHandler: Handler {
                     lastRefresh: integration.lastRefresh, delivery: delivery)
     }
 
-    /// The account's pixels, asked of Meta with the tenant's token.
-    private func pixels(of accountId: String, tenant: String) throws -> [GraphClient.Pixel] {
+    /// The account's pixels and, when the account belongs to a business, the pixels that business
+    /// owns (a pixel need not be attached to the account to receive its events). Asked of Meta
+    /// with the tenant's token.
+    private func pixels(of accountId: String, integration: Integration, tenant: String) throws -> [PixelView] {
         let credential = try loadCredential(tenant)
         let token: String
         do {
@@ -127,11 +129,29 @@ struct SettingsHandler: Handler {
             throw APIError(500, "credential_unreadable", "The stored token cannot be decrypted with the configured keys.")
         }
         dependencies.logger.redact(token)
+        let graph = try dependencies.graph()
+        var views: [PixelView]
         do {
-            return try dependencies.graph().pixels(adAccountId: accountId, token: token)
-        } catch let failure as GraphFailure {
-            throw failure.apiError
+            views = try graph.pixels(adAccountId: accountId, token: token).map {
+                PixelView(id: $0.id, name: $0.name, lastFiredTime: $0.lastFiredTime, source: "ad_account")
+            }
+        } catch {
+            throw error.apiError
         }
+        let business = integration.config.adAccounts.first { $0.id == accountId }?.business?.id
+        if let business, business.consists(of: ASCII.isDigit, length: 1...32) {
+            do {
+                for pixel in try graph.ownedPixels(businessId: business, token: token) where !views.contains(where: { $0.id == pixel.id }) {
+                    views.append(PixelView(id: pixel.id, name: pixel.name, lastFiredTime: pixel.lastFiredTime, source: "business"))
+                }
+            } catch {
+                // Without business_management (or with the business's list unavailable) the
+                // account's own pixels are still a complete answer to "which pixels can I pick".
+                if error.kind == .invalidToken { throw error.apiError }
+                dependencies.logger.info("owned_pixels_unavailable", error.logFields)
+            }
+        }
+        return views
     }
 
     // MARK: PUT
@@ -208,8 +228,8 @@ struct SettingsHandler: Handler {
             guard let account = settings.adAccountId else {
                 throw APIError(422, "ad_account_required", "Choose an ad account before a pixel.")
             }
-            guard try pixels(of: account, tenant: tenant).contains(where: { $0.id == id }) else {
-                throw APIError(422, "unknown_pixel", "That pixel does not belong to the chosen ad account.")
+            guard try pixels(of: account, integration: integration, tenant: tenant).contains(where: { $0.id == id }) else {
+                throw APIError(422, "unknown_pixel", "That pixel belongs neither to the chosen ad account nor to its business.")
             }
             settings.pixelId = id
         }

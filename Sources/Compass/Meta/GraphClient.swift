@@ -137,7 +137,17 @@ struct GraphClient: Sendable {
         var isUnavailable: Bool?
     }
 
+    /// The pixels attached to an ad account.
     func pixels(adAccountId: String, token: String) throws(GraphFailure) -> [Pixel] {
+        try pixelList("\(adAccountId)/adspixels", token: token)
+    }
+
+    /// The pixels a business owns, attached to an ad account or not (needs business_management).
+    func ownedPixels(businessId: String, token: String) throws(GraphFailure) -> [Pixel] {
+        try pixelList("\(businessId)/owned_pixels", token: token)
+    }
+
+    private func pixelList(_ path: String, token: String) throws(GraphFailure) -> [Pixel] {
         struct Row: Decodable {
             var id: String
             var name: String?
@@ -149,9 +159,7 @@ struct GraphClient: Sendable {
                 case isUnavailable = "is_unavailable"
             }
         }
-        let rows: [Row] = try allPages("\(adAccountId)/adspixels", [
-            ("fields", "id,name,last_fired_time,is_unavailable"), ("limit", "100"),
-        ], token: token)
+        let rows: [Row] = try allPages(path, [("fields", "id,name,last_fired_time,is_unavailable"), ("limit", "100")], token: token)
         return try rows.map { row throws(GraphFailure) in
             guard PixelId.isValid(row.id) else { throw .badResponse(status: 200, reason: "pixel id malformed") }
             return Pixel(id: row.id, name: row.name, lastFiredTime: row.lastFiredTime, isUnavailable: row.isUnavailable)

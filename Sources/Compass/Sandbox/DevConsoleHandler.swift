@@ -105,7 +105,7 @@ struct DevConsoleHandler: Handler {
           const r = await fetch(api + '?adAccountId=' + encodeURIComponent(accountId));
           const body = await r.json();
           if (!r.ok) { select.replaceChildren(option('', body.error.message)); return; }
-          select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, p.name + ' (' + p.id + ')')));
+          select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')' + (p.source === 'business' ? ', owned by the business' : ''))));
           if (selected) select.value = selected;
         }
         async function load() {

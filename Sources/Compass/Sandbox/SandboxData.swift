@@ -2,6 +2,8 @@
 enum SandboxData {
     static let defaultUserId = "10000000000001"
     static let businessId = "3000001"
+    /// Owned by the business, attached to no ad account: only the business's list shows it.
+    static let businessOnlyPixel = "3000901"
 
     struct Account {
         var number: Int
