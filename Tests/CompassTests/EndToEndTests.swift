@@ -160,6 +160,13 @@ extension LighttpdHost {
         let mixed = try host.events(bearer, #"{"events":[\#(LighttpdHost.lead("mix1")),{"eventName":"Lead"}]}"#)
         #expect(mixed.status == 207)
 
+        // From a browser with the session cookie (same origin), too.
+        let cookie = try host.login("tenant_events")
+        let fromBrowser = try host.send("POST", "/api/connect/meta/events",
+                                        headers: [("Cookie", cookie), ("Origin", host.base), ("Content-Type", "application/json")],
+                                        body: LighttpdHost.lead("cookie1"))
+        #expect(fromBrowser.status == 200)
+
         // Dedup.
         let again = try host.events(bearer, LighttpdHost.lead("one"))
         #expect(again.status == 200 && again.json["duplicates"] as? Int == 1)
@@ -170,10 +177,10 @@ extension LighttpdHost {
         #expect(limited.status == 202)
 
         let ids = try host.deliveredIds()
-        #expect(ids.count == 1502)
+        #expect(ids.count == 1503)
         #expect(Set(ids).count == ids.count)
         let calls = String(decoding: try host.send("GET", "/graph/sandbox/calls").body, as: UTF8.self)
-        #expect(calls.components(separatedBy: #""path":"2000101/events""#).count - 1 == 5)
+        #expect(calls.components(separatedBy: #""path":"2000101/events""#).count - 1 == 6)
     }
 
     @Test func anOutageThenConcurrentDrainsDeliverEachEventOnce() throws {
