@@ -21,7 +21,7 @@ public enum CGIHost {
         case .sendEvent: run(SendEventHandler.self)
         case .metaWebhooks: run(MetaWebhooksHandler.self)
         case .refreshCron:
-            let environment = ProcessInfo.processInfo.environment
+            let environment = processEnvironment()
             if environment["GATEWAY_INTERFACE"] == nil && environment["REQUEST_METHOD"] == nil { runCronDirectly(environment) }
             run(RefreshCronHandler.self)
         case .graphSandbox: run(SandboxHandler.self)
@@ -32,7 +32,7 @@ public enum CGIHost {
     static func run<H: Handler>(_ handler: H.Type) -> Never {
         // httpoxy: a request's `Proxy:` header arrives as HTTP_PROXY; never let a library see it.
         unsetenv("HTTP_PROXY")
-        let environment = ProcessInfo.processInfo.environment
+        let environment = processEnvironment()
         let response = respond(handler, environment: environment, input: 0)
         let bytes = response.bytes
         bytes.withUnsafeBytes { buffer in
@@ -58,7 +58,7 @@ public enum CGIHost {
     static func cronDirectly(_ environment: [String: String]) -> (output: String, status: Int32) {
         let config: Config
         do {
-            config = try Config.load(from: environment, workingDirectory: FileManager.default.currentDirectoryPath)
+            config = try Config.load(from: environment, workingDirectory: workingDirectory())
         } catch {
             return (String(decoding: JSON.encode(ErrorBody(error: .init(code: "misconfigured", message: error.apiError.message))), as: UTF8.self), 1)
         }
@@ -75,6 +75,26 @@ public enum CGIHost {
         }
     }
 
+    /// The process environment, read straight from `environ` (no Foundation set-up per process).
+    static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        return result
+    }
+
+    static func workingDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(cString: buffer)
+    }
+
     struct Outcome {
         var response: CGIResponse
         var isHead: Bool
@@ -87,7 +107,7 @@ public enum CGIHost {
         let started = monotonicMilliseconds()
         let config: Config
         do {
-            config = try Config.load(from: environment, workingDirectory: FileManager.default.currentDirectoryPath)
+            config = try Config.load(from: environment, workingDirectory: workingDirectory())
         } catch {
             let logger = Logger(function: H.name, level: .info)
             logger.error("misconfigured", ["variable": .string(error.variable), "problem": .string(error.problem)])
