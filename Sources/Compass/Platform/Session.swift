@@ -37,19 +37,22 @@ struct SessionVerifier: Sendable {
               let payloadBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2]) else {
             throw .malformed
         }
-        guard let header = try? JSON.decode(Header.self, from: headerBytes) else { throw .malformed }
-        guard header.alg == "HS256" else { throw .algorithm }
+        guard let header = try? JSONParser.parse(headerBytes), header.object != nil else { throw .malformed }
+        guard header["alg"]?.string == "HS256" else { throw .algorithm }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         let expected = Crypto.hmacSHA256(key: secret, message: signingInput)
         guard Crypto.constantTimeEquals(expected, signature) else { throw .signature }
-        guard let claims = try? JSON.decode(Claims.self, from: payloadBytes) else { throw .malformed }
+        guard let claims = try? JSONParser.parse(payloadBytes), claims.object != nil else { throw .malformed }
 
         let current = now.unixSeconds
-        guard let exp = claims.exp?.value else { throw .malformed }
+        guard let exp = Self.numericDate(claims["exp"]) else { throw .malformed }
         guard current < exp + Self.leewaySeconds else { throw .expired }
-        if let nbf = claims.nbf { guard let nbf = nbf.value else { throw .malformed }; if nbf > current + Self.leewaySeconds { throw .notYetValid } }
-        if let iat = claims.iat { guard let iat = iat.value else { throw .malformed }; if iat > current + Self.leewaySeconds { throw .notYetValid } }
-        guard let sub = claims.sub, Tenant.isValidId(sub) else { throw .subject }
+        for name in ["nbf", "iat"] {
+            guard let claim = claims[name] else { continue }
+            guard let value = Self.numericDate(claim) else { throw .malformed }
+            if value > current + Self.leewaySeconds { throw .notYetValid }
+        }
+        guard let sub = claims["sub"]?.string, Tenant.isValidId(sub) else { throw .subject }
         return Session(tenantId: sub, expiresAt: exp, fromCookie: fromCookie)
     }
 
@@ -63,28 +66,10 @@ struct SessionVerifier: Sendable {
         return input + "." + Base64URL.encode(Crypto.hmacSHA256(key: secret, message: Array(input.utf8)))
     }
 
-    private struct Header: Decodable {
-        var alg: String
-    }
-
-    private struct Claims: Decodable {
-        var sub: String?
-        var exp: NumericDate?
-        var nbf: NumericDate?
-        var iat: NumericDate?
-    }
-
     /// RFC 7519 NumericDate: a JSON number (possibly fractional). Anything else is malformed.
-    private struct NumericDate: Decodable {
-        var value: Int64?
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Double.self), number.isFinite, abs(number) < 1e15 {
-                value = Int64(number.rounded(.down))
-            } else {
-                value = nil
-            }
-        }
+    private static func numericDate(_ value: JSONValue?) -> Int64? {
+        guard let number = value?.number, number.isFinite, abs(number) < 1e15 else { return nil }
+        return Int64(number.rounded(.down))
     }
 }
 

@@ -76,13 +76,36 @@ struct IntegrationCredential: Codable, Sendable, Equatable {
     static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
 }
 
-struct OAuthState: Codable, Sendable, Equatable {
+struct OAuthState: Sendable, Equatable, JSONValueConvertible {
     static let lifetimeSeconds = 600
 
     var tenantId: String
     var createdAt: Date
     /// Ask Meta again for permissions the tenant declined last time.
     var rerequest: Bool
+
+    init(tenantId: String, createdAt: Date, rerequest: Bool) {
+        self.tenantId = tenantId
+        self.createdAt = createdAt
+        self.rerequest = rerequest
+    }
+
+    var jsonValue: JSONValue {
+        .object(["tenantId": .string(tenantId), "createdAt": .int(createdAt.unixSeconds), "rerequest": .bool(rerequest)])
+    }
+
+    init?(jsonValue: JSONValue) {
+        guard let tenant = jsonValue["tenantId"]?.string, let created = jsonValue["createdAt"]?.integer,
+              let rerequest = jsonValue["rerequest"]?.bool else { return nil }
+        self.init(tenantId: tenant, createdAt: Date(unixSeconds: created), rerequest: rerequest)
+    }
+}
+
+/// A record written as JSON without an encoder: for the records on the paths where a process's
+/// start-up cost matters most (connect), where `JSONEncoder`'s first use is measurable.
+protocol JSONValueConvertible {
+    var jsonValue: JSONValue { get }
+    init?(jsonValue: JSONValue)
 }
 
 /// Keys of the store, all under `meta/`. Tenant ids and Meta ids are valid key segments by
@@ -113,6 +136,17 @@ struct RecordStore: Sendable {
         } catch {
             throw .corrupt(key)
         }
+    }
+
+    func load<T: JSONValueConvertible>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        guard let found = try store.get(key) else { return nil }
+        guard let json = try? JSONParser.parse(found.value), let value = T(jsonValue: json) else { throw .corrupt(key) }
+        return (value, found.version)
+    }
+
+    @discardableResult
+    func create<T: JSONValueConvertible>(_ value: T, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.create(key, value.jsonValue.serialized, ttl: ttl)
     }
 
     /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
