@@ -66,7 +66,7 @@ extension DevTools {
     /// expires within three days (renewed by the cron); the rest are checked.
     public static func seedTenants(environment: [String: String], sandboxState: String, count: Int) -> Bool {
         guard let config = try? Config.load(from: environment, workingDirectory: "/"),
-              let app = try? config.metaApp(), let keys = config.credentialKeys,
+              let keys = config.credentialKeys,
               let store = try? CGIHost.makeDependencies(config: config, logger: Logger(function: "dev", level: .error)).store,
               let sandboxStore = try? FileStore(root: sandboxState) else { return false }
         let cipher = CredentialCipher(keys: keys, random: SecureRandom())
@@ -94,7 +94,6 @@ extension DevTools {
                 return false
             }
         }
-        _ = app
         return true
     }
 

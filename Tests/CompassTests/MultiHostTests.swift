@@ -98,7 +98,3 @@ import Testing
         #expect(ids.count == 25)
     }
 }
-
-extension Dictionary where Key == String, Value == Any {
-    subscript(json key: String) -> Any? { self[key] }
-}
