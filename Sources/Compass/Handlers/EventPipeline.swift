@@ -113,10 +113,10 @@ struct EventPipeline {
         }
     }
 
-    /// Meta refuses the token or a permission: the tenant must connect again; events wait.
-    func markNeedsReauth(_ failure: GraphFailure) {
-        IntegrationLifecycle(dependencies: dependencies)
-            .markNeedsReauth(tenant: tenant, reason: failure.kind == .permission ? "permission_missing" : "token_invalid")
+    /// When Meta refuses the token or a permission, the tenant must connect again; events wait.
+    func markNeedsReauthIfRefused(_ failure: GraphFailure) {
+        guard let reason = failure.reauthReason else { return }
+        IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: reason)
     }
 
     // MARK: Drain
@@ -211,7 +211,7 @@ struct EventPipeline {
                     _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
                     summary.retried += 1
                 }
-                if [.invalidToken, .permission].contains(failure.kind) { markNeedsReauth(failure) }
+                markNeedsReauthIfRefused(failure)
                 recordDelivery(report.sent.map { due[$0].entry.event }, failure: "\(failure.kind)")
                 return summary
             }

@@ -118,7 +118,7 @@ struct SendEventHandler: Handler {
             }
             if let failure = report.failure {
                 try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
-                if [.invalidToken, .permission].contains(failure.kind) { pipeline.markNeedsReauth(failure) }
+                pipeline.markNeedsReauthIfRefused(failure)
             }
             pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
         }

@@ -116,8 +116,8 @@ struct TokenRefresher {
                 outcome = .checked
             }
         } catch let failure as GraphFailure {
-            if failure.kind == .invalidToken || failure.kind == .permission {
-                lifecycle.markNeedsReauth(tenant: tenant, reason: failure.kind == .permission ? "permission_missing" : "token_invalid")
+            if let reason = failure.reauthReason {
+                lifecycle.markNeedsReauth(tenant: tenant, reason: reason)
                 return (.needsReauth, false)
             }
             dependencies.logger.warn("token_refresh_failed", failure.logFields)

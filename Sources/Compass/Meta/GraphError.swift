@@ -62,6 +62,16 @@ enum GraphFailure: Error, Sendable, Equatable {
 
     var isRetryable: Bool { [.rateLimited, .transient, .blocked].contains(kind) }
 
+    /// Why the tenant must connect again, when this failure means so (a refused token or a
+    /// missing permission); nil for failures that pass with time.
+    var reauthReason: String? {
+        switch kind {
+        case .invalidToken: "token_invalid"
+        case .permission: "permission_missing"
+        default: nil
+        }
+    }
+
     var fbtraceId: String? {
         if case .api(let error, _, _) = self { return error.fbtraceId }
         return nil
