@@ -136,6 +136,19 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
+    func countsKeysUnderAPrefixSkippingExpiredOnes(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        for key in ["c/a", "c/b/x", "c/b/y", "cz", "d/a"] { try store.put(key, bytes(key)) }
+        try store.put("c/gone", bytes("x"), ttl: 1)
+        #expect(try store.count(prefix: "c/") == 4)
+        subject.advance(2.5)
+        #expect(try store.count(prefix: "c/") == 3)
+        #expect(try store.count(prefix: "c") == 4)
+        #expect(try store.count(prefix: "none/") == 0)
+    }
+
+    @Test(arguments: backends)
     func rejectsKeysThatCouldEscapeOrAreMalformed(_ make: @Sendable () -> StoreUnderTest) {
         let subject = make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }

@@ -62,22 +62,27 @@ struct FileStore: KeyValueStore {
     func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
         try StoreKey.validatePrefix(prefix)
         guard limit > 0 else { return KeyPage(entries: [], cursor: after) }
-        let folderPart: String, partial: String
-        if let slash = prefix.lastIndex(of: "/") {
-            folderPart = String(prefix[...slash])
-            partial = String(prefix[prefix.index(after: slash)...])
-        } else {
-            folderPart = ""
-            partial = prefix
-        }
         var entries: [(key: String, value: Versioned)] = []
-        try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial,
-                 after: after, want: limit + 1, into: &entries)
+        try walk(prefix: prefix, after: after) { key throws(StoreError) in
+            if let value = try read(path(for: key), key: key) { entries.append((key, value)) }
+            return entries.count <= limit
+        }
         if entries.count > limit {
             entries.removeLast(entries.count - limit)
             return KeyPage(entries: entries, cursor: entries.last?.key)
         }
         return KeyPage(entries: entries, cursor: nil)
+    }
+
+    /// Reads only each record's header (for its expiry): counting a large outbox costs no values.
+    func count(prefix: String) throws(StoreError) -> Int {
+        try StoreKey.validatePrefix(prefix)
+        var total = 0
+        try walk(prefix: prefix, after: nil) { key throws(StoreError) in
+            if try read(path(for: key), key: key, headerOnly: true) != nil { total += 1 }
+            return true
+        }
+        return total
     }
 
     // MARK: Layout
@@ -172,7 +177,7 @@ struct FileStore: KeyValueStore {
         return bytes + value
     }
 
-    private func read(_ file: String, key: String) throws(StoreError) -> Versioned? {
+    private func read(_ file: String, key: String, headerOnly: Bool = false) throws(StoreError) -> Versioned? {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -189,18 +194,34 @@ struct FileStore: KeyValueStore {
             }
             if count == 0 { break }
             bytes += chunk[0..<count]
+            if headerOnly && bytes.count >= Self.headerSize { break }
         }
         guard bytes.count >= Self.headerSize, Array(bytes[0..<4]) == Self.magic else { throw .corrupt(key) }
         let version = bytes[4..<12].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         let expires = bytes[12..<20].withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
         if expires != 0 && expires <= clock.now.unixSeconds { return nil }
-        return Versioned(value: Array(bytes[Self.headerSize...]), version: version)
+        return Versioned(value: headerOnly ? [] : Array(bytes[Self.headerSize...]), version: version)
+    }
+
+    /// Calls `visit` for each record key under `prefix` after `after`, in byte order of keys,
+    /// until it returns false. Corrupt records are skipped.
+    private func walk(prefix: String, after: String?, visit: (String) throws(StoreError) -> Bool) throws(StoreError) {
+        let folderPart: String, partial: String
+        if let slash = prefix.lastIndex(of: "/") {
+            folderPart = String(prefix[...slash])
+            partial = String(prefix[prefix.index(after: slash)...])
+        } else {
+            folderPart = ""
+            partial = prefix
+        }
+        _ = try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after, visit: visit)
     }
 
     /// Depth-first in byte order of keys: a folder `x` sorts as `x/`, a record `x` as `x`.
-    private func walk(folder: String, keyPrefix: String, partial: String, after: String?, want: Int,
-                      into entries: inout [(key: String, value: Versioned)]) throws(StoreError) {
-        guard let names = try Self.folderEntries(folder) else { return }
+    /// Returns false once `visit` asked to stop.
+    private func walk(folder: String, keyPrefix: String, partial: String, after: String?,
+                      visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
+        guard let names = try Self.folderEntries(folder) else { return true }
         var items: [(sortKey: String, isRecord: Bool)] = []
         for name in names where name.hasPrefix(partial) && !name.hasPrefix(".") {
             if name.hasSuffix(".rec") {
@@ -212,20 +233,20 @@ struct FileStore: KeyValueStore {
         }
         items.sort { Array($0.sortKey.utf8).lexicographicallyPrecedes(Array($1.sortKey.utf8)) }
         for item in items {
-            if entries.count >= want { return }
             if item.isRecord {
                 if let after, !Array(after.utf8).lexicographicallyPrecedes(Array(item.sortKey.utf8)) { continue }
-                let value: Versioned?
-                do { value = try read(path(for: item.sortKey), key: item.sortKey) } catch .corrupt { continue }
-                if let value { entries.append((item.sortKey, value)) }
+                let goOn: Bool
+                do { goOn = try visit(item.sortKey) } catch .corrupt { continue }
+                if !goOn { return false }
             } else {
                 // Skip a whole folder whose keys all sort before the cursor.
                 if let after, !after.hasPrefix(item.sortKey),
                    Array(item.sortKey.utf8).lexicographicallyPrecedes(Array(after.utf8)) { continue }
-                try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
-                         after: after, want: want, into: &entries)
+                guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
+                               after: after, visit: visit) else { return false }
             }
         }
+        return true
     }
 
     private static func folderEntries(_ folder: String) throws(StoreError) -> [String]? {
