@@ -1,11 +1,20 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.2
 import PackageDescription
 
-// One library (`Compass`, layered in folders) and one small executable per route.
+// Layers, one target each; SwiftPM keeps the arrows one-way (README, "How the code is laid out"):
+//
+//   route executables -> CompassHosts -> CompassHandlers -> CompassMeta    -> CompassPlatform
+//                                                         -> CompassStorage -> CompassPlatform
+//   development executables and tests -> CompassDev -> everything above
+//
 // No package dependencies: Foundation, libcrypto and libcurl only.
+
+/// The route executables: one per function in functions.json (a test checks the two agree).
 let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks"]
 /// Development only: mounted by scripts/serve when no Meta app is configured.
 let devFunctions = ["graph-sandbox", "dev-console"]
+/// A warning is a bug report from the compiler: every Swift target builds with none.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "compass-meta-connector",
@@ -30,15 +39,25 @@ let package = Package(
             dependencies: ["CCurl"],
             linkerSettings: [.linkedLibrary("dl")]
         ),
-        .target(
-            name: "Compass",
-            dependencies: ["CCrypto", "CurlBridge"]
-        ),
-        .executableTarget(name: "compass-dev", dependencies: ["Compass"]),
+        /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
+        .target(name: "CompassPlatform", dependencies: ["CCrypto", "CurlBridge"], swiftSettings: strict),
+        /// The key-value protocol and its backends: knows nothing of Meta or of routes.
+        .target(name: "CompassStorage", dependencies: ["CompassPlatform"], swiftSettings: strict),
+        /// Graph client, Conversions API events, normalization and hashing.
+        .target(name: "CompassMeta", dependencies: ["CompassPlatform"], swiftSettings: strict),
+        /// Records, the integration's lifecycle, event delivery and one handler per route.
+        .target(name: "CompassHandlers", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta"], swiftSettings: strict),
+        /// Host adapters: the process (environment, stdin, stdout) in, a handler called, the answer out.
+        .target(name: "CompassHosts", dependencies: ["CompassPlatform", "CompassStorage", "CompassHandlers"], swiftSettings: strict),
+        /// Development only: Graph sandbox, dev console, host config generation. No route links it.
+        .target(name: "CompassDev", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts"], swiftSettings: strict),
+        .executableTarget(name: "compass-dev", dependencies: ["CompassDev", "CompassPlatform"], swiftSettings: strict),
         .testTarget(
             name: "CompassTests",
-            dependencies: ["Compass"],
-            resources: []
+            dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev"],
+            swiftSettings: strict
         ),
-    ] + (routes + devFunctions).map { .executableTarget(name: $0, dependencies: ["Compass"]) }
+    ]
+        + routes.map { .executableTarget(name: $0, dependencies: ["CompassHandlers", "CompassHosts"], swiftSettings: strict) }
+        + devFunctions.map { .executableTarget(name: $0, dependencies: ["CompassDev", "CompassHosts"], swiftSettings: strict) }
 )

@@ -1,9 +1,13 @@
-// libFuzzer targets, compiled with the library's sources by scripts/fuzz:
-//   swiftc -sanitize=fuzzer,address -parse-as-library Sources/Compass/**/*.swift Fuzz/FuzzTargets.swift
+// libFuzzer targets, linked by scripts/fuzz with the layers built as modules
+// (swiftc -sanitize=fuzzer,address -parse-as-library, one module per layer).
 // FUZZ_TARGET picks the target: cgi, session, event, signed_request, graph, etcd.
 #if canImport(Glibc)
 import Glibc
 #endif
+import CompassHandlers
+import CompassMeta
+import CompassPlatform
+import CompassStorage
 
 let fuzzTarget = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? "event"
 let fuzzNow = Date(timeIntervalSince1970: 1_790_000_000)

@@ -1,3 +1,4 @@
-import Compass
+import CompassHandlers
+import CompassHosts
 
-CGIHost.run(.callback)
+Runtime.run(CallbackHandler.self)

@@ -1,4 +1,5 @@
-import Compass
+import CompassDev
+import CompassPlatform
 import Foundation
 
 /// Runs a handler executable on a fixture: a raw HTTP request (request line, headers, blank

@@ -1,6 +1,7 @@
 // Development tool: run a handler on a fixture request as a CGI host would, mint sessions,
 // make keys. Not deployed.
-import Compass
+import CompassDev
+import CompassPlatform
 import Foundation
 
 let usage = """

@@ -1,3 +1,4 @@
-import Compass
+import CompassDev
+import CompassHosts
 
-CGIHost.run(.devConsole)
+Runtime.run(DevConsoleHandler.self)

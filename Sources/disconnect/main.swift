@@ -1,3 +1,4 @@
-import Compass
+import CompassHandlers
+import CompassHosts
 
-CGIHost.run(.disconnect)
+Runtime.run(DisconnectHandler.self)

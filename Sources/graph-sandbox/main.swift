@@ -1,3 +1,4 @@
-import Compass
+import CompassDev
+import CompassHosts
 
-CGIHost.run(.graphSandbox)
+Runtime.run(SandboxHandler.self)

@@ -1,3 +1,4 @@
-import Compass
+import CompassHandlers
+import CompassHosts
 
-CGIHost.run(.refreshCron)
+Runtime.run(RefreshCronHandler.self)

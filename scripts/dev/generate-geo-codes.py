@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Sources/Compass/Meta/GeoCodes.swift from pycountry (ISO 3166-1 and the US states of
+"""Writes Sources/CompassMeta/Events/GeoCodes.swift from pycountry (ISO 3166-1 and the US states of
 ISO 3166-2). Run once when the standards change: python3 -m venv v && v/bin/pip install pycountry."""
 import pathlib, unicodedata
 import pycountry
@@ -34,6 +34,6 @@ out += ["    ]", "", "    /// ISO 3166-1 alpha-2 codes.",
         "    static let usStates: [String: String] = ["]
 out += [f'        "{k}": "{v}",' for k, v in sorted(states.items())]
 out += ["    ]", "}", ""]
-path = pathlib.Path(__file__).resolve().parents[2] / "Sources/Compass/Meta/GeoCodes.swift"
+path = pathlib.Path(__file__).resolve().parents[2] / "Sources/CompassMeta/Events/GeoCodes.swift"
 path.write_text("\n".join(out))
 print(f"{path}: {len(rows)} country names, {len(states)} US states")

@@ -1,0 +1,162 @@
+import CompassHandlers
+import CompassHosts
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// Development only (`scripts/serve` without a Meta app): a login that sets the
+/// `compass_session` cookie for a tenant you name, and a stand-in for Compass's
+/// `/settings/integrations` page that drives the real routes from a browser.
+package struct DevConsoleHandler: Handler {
+    package static let name = "dev-console"
+    package static let methods = ["GET", "POST"]
+    package let dependencies: Dependencies
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+
+    package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        guard dependencies.config.devConsoleEnabled else {
+            throw APIError(404, "not_found", "The development console is off.")
+        }
+        switch (request.method, request.path) {
+        case ("POST", "/dev/login"):
+            let form = QueryParameters(parsing: String(decoding: request.body, as: UTF8.self))
+            guard let tenant = form.single("tenant")?.trimmed, Tenant.isValidId(tenant) else {
+                return page(400, loginBody(error: "A tenant id is 1 to 64 of A-Z a-z 0-9 _ -."))
+            }
+            let lifetime: Int64 = 12 * 3600
+            let token = SessionVerifier(secret: try dependencies.config.sessionSecret())
+                .mint(tenantId: tenant, expiresAt: dependencies.clock.now.unixSeconds + lifetime, issuedAt: dependencies.clock.now.unixSeconds)
+            var response = CGIResponse.redirect(to: "/settings/integrations")
+            response.headers.append(("Set-Cookie", "\(SessionVerifier.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax; Max-Age=\(lifetime)"))
+            return response
+        case ("POST", "/dev/logout"):
+            var response = CGIResponse.redirect(to: "/dev/login")
+            response.headers.append(("Set-Cookie", "\(SessionVerifier.cookieName)=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"))
+            return response
+        case ("GET", "/dev/login"), ("HEAD", "/dev/login"):
+            return page(200, loginBody(error: nil))
+        case ("GET", "/settings/integrations"), ("HEAD", "/settings/integrations"):
+            return page(200, Self.settingsPage)
+        case ("GET", "/"), ("HEAD", "/"):
+            return .redirect(to: "/settings/integrations")
+        default:
+            throw APIError(404, "not_found", "No such development page.")
+        }
+    }
+
+    private func page(_ status: Int, _ body: String) -> CGIResponse {
+        let html = """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Compass (development)</title>
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <style>\(Self.style)</style></head><body>
+            <header><strong>Compass</strong> <span class="dev">development stand-in</span>
+            <form method="post" action="/dev/logout" class="inline"><button id="logout">Log out</button></form></header>
+            <main>\(body)</main></body></html>
+            """
+        return CGIResponse(status: status, headers: [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; form-action 'self'"),
+        ], body: Array(html.utf8))
+    }
+
+    private func loginBody(error: String?) -> String {
+        """
+        <h1>Development login</h1>
+        <p>Sets the <code>compass_session</code> cookie for a tenant, as Compass's own login would.</p>
+        \(error.map { "<p class=\"error\">\(escapeHTML($0))</p>" } ?? "")
+        <form method="post" action="/dev/login">
+        <label>Tenant id <input id="login-tenant" name="tenant" value="tenant_demo" pattern="[A-Za-z0-9_-]{1,64}" required></label>
+        <button id="login-submit" type="submit">Log in</button></form>
+        """
+    }
+
+    static let style = """
+        body{font-family:system-ui,sans-serif;margin:0;color:#1c1e21;background:#f5f6f7}
+        header{background:#fff;border-bottom:1px solid #ddd;padding:.8em 1.5em;display:flex;gap:1em;align-items:center}
+        .dev{color:#b35c00;font-size:.85em}.inline{margin-left:auto}main{max-width:46em;margin:2em auto;background:#fff;
+        padding:1.5em 2em;border-radius:8px;box-shadow:0 1px 3px #0002}label{display:block;margin:.8em 0}
+        select,input{font-size:1em;padding:.3em;margin-left:.5em}button,.button{font-size:1em;padding:.5em 1.2em;
+        border-radius:6px;border:0;background:#1877f2;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+        #disconnect,#logout{background:#e4e6eb;color:#1c1e21}.error{color:#b00020}.ok{color:#0a7d32}
+        table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em;border-bottom:1px solid #eee}
+        """
+
+    static let settingsPage = """
+        <h1>Integrations: Meta Conversions API</h1>
+        <p id="result"></p>
+        <div id="login-needed" hidden><p>Not logged in. <a href="/dev/login">Log in as a tenant</a>.</p></div>
+        <div id="disconnected" hidden><p id="status-text">Meta is not connected.</p>
+        <a id="connect" class="button" href="/api/connect/meta">Connect Meta</a></div>
+        <div id="connected" hidden>
+        <p>Status: <strong id="status"></strong> <span id="status-reason"></span></p>
+        <p>Token expires <span id="expires"></span>; scopes <code id="scopes"></code></p>
+        <table id="accounts"><thead><tr><th>Ad account</th><th>Name</th><th>Currency</th><th>Status</th></tr></thead><tbody></tbody></table>
+        <label>Ad account <select id="account"><option value="">Choose...</option></select></label>
+        <label>Pixel <select id="pixel"><option value="">Choose an ad account first</option></select></label>
+        <label>Test event code <input id="test-code" placeholder="none (production)"></label>
+        <p><button id="save">Save</button> <span id="saved"></span></p>
+        <p><a id="reconnect" class="button" href="/api/connect/meta">Reconnect</a> <button id="disconnect">Disconnect</button></p>
+        </div>
+        <script>
+        const $ = (id) => document.getElementById(id);
+        const api = '/api/connect/meta/settings';
+        const params = new URLSearchParams(location.search);
+        if (params.get('connected') === 'meta') { $('result').textContent = 'Meta connected.'; $('result').className = 'ok'; }
+        if (params.get('error')) { $('result').textContent = 'Connection failed: ' + params.get('error'); $('result').className = 'error'; }
+        const statuses = {1: 'active', 2: 'disabled', 3: 'unsettled', 7: 'risk review', 9: 'grace period', 100: 'pending closure', 101: 'closed'};
+        function option(value, text) { const o = document.createElement('option'); o.value = value; o.textContent = text; return o; }
+        async function loadPixels(accountId, selected) {
+          const select = $('pixel');
+          select.replaceChildren(option('', accountId ? 'Loading...' : 'Choose an ad account first'));
+          if (!accountId) return;
+          const r = await fetch(api + '?adAccountId=' + encodeURIComponent(accountId));
+          const body = await r.json();
+          if (!r.ok) { select.replaceChildren(option('', body.error.message)); return; }
+          select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')' + (p.source === 'business' ? ', owned by the business' : ''))));
+          if (selected) select.value = selected;
+        }
+        async function load() {
+          const r = await fetch(api);
+          $('login-needed').hidden = r.status !== 401;
+          $('disconnected').hidden = r.status !== 404;
+          $('connected').hidden = !r.ok;
+          if (!r.ok) return;
+          const s = await r.json();
+          $('status').textContent = s.status;
+          $('status-reason').textContent = s.statusReason || '';
+          $('expires').textContent = s.tokenExpiresAt || 'never';
+          $('scopes').textContent = s.grantedScopes.join(', ');
+          const rows = s.adAccounts.map((a) => {
+            const tr = document.createElement('tr');
+            for (const v of [a.id, a.name || '', a.currency || '', statuses[a.status] || String(a.status)]) {
+              const td = document.createElement('td'); td.textContent = v; tr.appendChild(td);
+            }
+            return tr;
+          });
+          $('accounts').tBodies[0].replaceChildren(...rows);
+          $('account').replaceChildren(option('', 'Choose...'), ...s.adAccounts.map((a) => option(a.id, (a.name || a.id) + ' (' + a.id + ')')));
+          $('account').value = s.adAccountId || '';
+          $('test-code').value = s.testEventCode || '';
+          await loadPixels(s.adAccountId, s.pixelId);
+        }
+        $('account').addEventListener('change', (e) => loadPixels(e.target.value));
+        $('save').addEventListener('click', async () => {
+          const body = {adAccountId: $('account').value || null, pixelId: $('pixel').value || null, testEventCode: $('test-code').value || null};
+          const r = await fetch(api, {method: 'PUT', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+          const s = await r.json();
+          $('saved').textContent = r.ok ? 'Saved: ' + s.adAccountId + ' / pixel ' + s.pixelId : s.error.message;
+          $('saved').className = r.ok ? 'ok' : 'error';
+        });
+        $('disconnect').addEventListener('click', async () => {
+          const r = await fetch('/api/connect/meta/disconnect', {method: 'POST'});
+          const s = await r.json();
+          $('result').textContent = r.ok ? 'Disconnected' + (s.revokedAtMeta ? ' and revoked at Meta.' : ' (not revoked at Meta: ' + s.revokeSkipped + ').') : s.error.message;
+          await load();
+        });
+        load();
+        </script>
+        """
+}

@@ -1,0 +1,127 @@
+import CompassHandlers
+import CompassHosts
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// What the development tool (`compass-dev`) needs from the library. Not used by handlers.
+package enum DevTools {
+    /// Every environment variable the configuration reads.
+    package static var configVariables: [String] { Config.variables }
+
+    /// A session token for `tenantId`, signed with `secret`, valid for `seconds`.
+    package static func mintSession(tenantId: String, secret: String, seconds: Int) -> String? {
+        guard Tenant.isValidId(tenantId) else { return nil }
+        let now = Date().unixSeconds
+        return SessionVerifier(secret: Array(secret.utf8)).mint(tenantId: tenantId, expiresAt: now + Int64(seconds), issuedAt: now)
+    }
+
+    /// A `signed_request` as Meta sends it to the deauthorize and data-deletion callbacks.
+    package static func signedRequest(metaUserId: String, appSecret: String) -> String {
+        let payload = Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(Date().unixSeconds),"user_id":"\#(metaUserId)"}"#.utf8))
+        return Base64URL.encode(Crypto.hmacSHA256(key: Array(appSecret.utf8), message: Array(payload.utf8))) + "." + payload
+    }
+
+    /// Base64 of 32 random bytes: a `CREDENTIALS_KEY`.
+    package static func newCredentialsKey() -> String { Data(Crypto.randomBytes(32)).base64EncodedString() }
+
+    /// 48 random bytes as base64url: a `COMPASS_JWT_SECRET` or `CRON_SECRET`.
+    package static func newSecret() -> String { Base64URL.encode(Crypto.randomBytes(48)) }
+}
+
+extension DevTools {
+    /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
+    /// store conformance suite runs several of these processes at once on one key.
+    package static func incrementCounter(storeURL: String, key: String, times: Int) -> Bool {
+        guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
+              let store = try? config.openStore()
+        else { return false }
+        for _ in 0..<times {
+            while true {
+                do {
+                    if let current = try store.get(key) {
+                        let value = Int(String(decoding: current.value, as: UTF8.self)) ?? 0
+                        try store.compareAndSwap(key, Array(String(value + 1).utf8), expected: current.version, ttl: nil)
+                    } else {
+                        try store.create(key, Array("1".utf8), ttl: nil)
+                    }
+                    break
+                } catch .versionMismatch, .alreadyExists {
+                    continue
+                } catch {
+                    return false
+                }
+            }
+        }
+        return true
+    }
+}
+
+extension DevTools {
+    /// The lighttpd configuration for `scripts/serve` and the end-to-end tests.
+    package static func lighttpdConfig(manifestPath: String, binDirectory: String, dataDirectory: String, port: Int,
+                                      environment: [String: String], sandbox: Bool) throws -> String {
+        LighttpdConfig(manifest: try FunctionsManifest.load(path: manifestPath), binDirectory: binDirectory,
+                       dataDirectory: dataDirectory, port: port, environment: environment, sandbox: sandbox).render()
+    }
+}
+
+extension DevTools {
+    /// Writes `count` connected tenants (integration, sealed credential) into the store and their
+    /// tokens into the Graph sandbox's state, for the refresh-cron benchmark. One in ten tokens
+    /// expires within three days (renewed by the cron); the rest are checked.
+    package static func seedTenants(environment: [String: String], sandboxState: String, count: Int) -> Bool {
+        guard let config = try? Config.load(from: environment, workingDirectory: "/"),
+              let keys = config.credentialKeys,
+              let store = try? config.openStore(),
+              let sandboxStore = try? FileStore(root: sandboxState) else { return false }
+        let cipher = CredentialCipher(keys: keys, random: SecureRandom())
+        let records = RecordStore(store: store)
+        let now = Date()
+        for index in 0..<count {
+            let tenant = "bench_\(index)"
+            let token = "EAAS" + Base64URL.encode(Crypto.randomBytes(30))
+            let expiresIn: TimeInterval = index % 10 == 0 ? 3 * 86_400 : 50 * 86_400
+            let sandboxToken = GraphSandbox.TokenRecord(userId: "2\(index)", scopes: config.scopes, longLived: true,
+                                                        expiresAt: now.unixSeconds + Int64(expiresIn), issuedAt: now.unixSeconds)
+            let credential = IntegrationCredential(
+                tenantId: tenant, token: cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)),
+                expiresAt: now.addingTimeInterval(expiresIn), dataAccessExpiresAt: nil, scopes: config.scopes,
+                metaUserId: "2\(index)", updatedAt: now)
+            let integration = Integration(
+                tenantId: tenant, status: .connected, statusReason: nil, metaUserId: "2\(index)",
+                config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
+                grantedScopes: config.scopes, missingScopes: [], connectedAt: now, updatedAt: now)
+            do {
+                try sandboxStore.put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(sandboxToken))
+                try records.save(credential, at: RecordKey.credential(tenant))
+                try records.save(integration, at: RecordKey.integration(tenant))
+            } catch {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// put, get and compare-and-swap cycles on distinct keys for `operations` operations;
+    /// prints nothing, returns operations per second.
+    package static func storeBenchmark(storeURL: String, operations: Int) -> Double? {
+        guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
+              let store = try? config.openStore()
+        else { return nil }
+        let value = Array(repeating: UInt8(ascii: "x"), count: 512)
+        let started = monotonicMilliseconds()
+        var done = 0
+        var index = 0
+        while done < operations {
+            let key = "bench/k\(index % 1000)"
+            guard let version = try? store.put(key, value, ttl: nil),
+                  (try? store.get(key)) != nil,
+                  (try? store.compareAndSwap(key, value, expected: version, ttl: nil)) != nil else { return nil }
+            done += 3
+            index += 1
+        }
+        let elapsed = Double(monotonicMilliseconds() - started) / 1000
+        return Double(done) / max(elapsed, 0.001)
+    }
+}

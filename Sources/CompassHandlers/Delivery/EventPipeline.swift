@@ -1,0 +1,262 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// What send-event and the outbox drain share: the tenant's sending context, the outbox, the
+/// 48-hour record of what Meta took, and the delivery figures.
+package struct EventPipeline {
+    package let dependencies: Dependencies
+    package let tenant: String
+
+    package static let maxAttempts = 20
+    package static let leaseSeconds = 300
+
+    package var records: RecordStore { dependencies.records }
+    package var now: Date { dependencies.clock.now }
+
+    /// Everything needed to send for the tenant now, or why it cannot.
+    package enum Context {
+        case ready(EventDelivery, Integration)
+        /// Connected but events must wait (needs_reauth); they are queued.
+        case waiting(String)
+    }
+
+    package func context(for integration: Integration) throws -> Context {
+        guard integration.status == .connected else { return .waiting("integration is \(integration.status.rawValue)") }
+        guard let pixel = integration.config.pixelId else { return .waiting("no pixel chosen") }
+        let credential: IntegrationCredential? = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        guard let credential else { return .waiting("no stored token") }
+        let token: String
+        do {
+            token = try dependencies.openToken(credential, tenant: tenant)
+        } catch let error as CredentialCipher.Failure {
+            dependencies.logger.error("credential_unreadable", ["error": .string("\(error)")])
+            return .waiting("stored token cannot be decrypted")
+        }
+        let delivery = EventDelivery(graph: try dependencies.graph(), pixelId: pixel, token: token,
+                                     testEventCode: integration.config.testEventCode)
+        return .ready(delivery, integration)
+    }
+
+    // MARK: Dedup
+
+    /// True when Meta took this event in the last 48 hours or it already waits in the outbox.
+    package func isKnown(_ event: NormalizedEvent) throws(StoreError) -> Bool {
+        if try dependencies.store.get(RecordKey.sent(tenant, event.dedupKey)) != nil { return true }
+        return try dependencies.store.get(RecordKey.outbox(tenant, event.dedupKey)) != nil
+    }
+
+    package func markSent(_ events: [NormalizedEvent]) {
+        for event in events {
+            // Losing a marker only risks a resend, which Meta deduplicates by event_id.
+            _ = try? dependencies.store.put(RecordKey.sent(tenant, event.dedupKey), Array("1".utf8),
+                                            ttl: RecordStore.sentLifetimeSeconds)
+        }
+    }
+
+    // MARK: Outbox
+
+    package enum QueueFailure: Error {
+        case full(limit: Int)
+        case store(StoreError)
+    }
+
+    /// Stores each event once; returns how many were stored (or already there). Past the
+    /// tenant's outbox bound nothing is stored and the caller is told (a 503, never a drop).
+    package func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(QueueFailure) -> Int {
+        let limit = dependencies.config.outboxMaxEvents
+        let waiting: Int
+        do {
+            waiting = try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant))
+        } catch {
+            throw .store(error)
+        }
+        guard waiting + events.count <= limit else { throw .full(limit: limit) }
+        do {
+            return try store(events, error: error, retryAfter: retryAfter)
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?) throws(StoreError) -> Int {
+        var stored = 0
+        for event in events {
+            var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error)
+            if let retryAfter { entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(retryAfter)) }
+            do {
+                try records.create(entry, at: RecordKey.outbox(tenant, event.dedupKey))
+            } catch .alreadyExists {
+                // Already waiting: stored once however often it comes.
+            }
+            stored += 1
+        }
+        return stored
+    }
+
+    package func recordDelivery(_ events: [NormalizedEvent], failure: String?) {
+        records.updateStats(tenant) { stats in
+            if !events.isEmpty {
+                stats.eventsSent += events.count
+                stats.lastDeliveryAt = now
+                for event in events {
+                    for key in event.matchKeys where ConversionEvent.matchKeysTracked.contains(key) {
+                        stats.eventsWithKey[key, default: 0] += 1
+                    }
+                }
+            }
+            if let failure {
+                stats.lastFailureAt = now
+                stats.lastFailure = failure
+            }
+        }
+    }
+
+    /// When Meta refuses the token or a permission, the tenant must connect again; events wait.
+    package func markNeedsReauthIfRefused(_ failure: GraphFailure) {
+        guard let reason = failure.reauthReason else { return }
+        IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: reason)
+    }
+
+    // MARK: Drain
+
+    package struct DrainSummary: Codable, Sendable, Equatable {
+        package var sent = 0
+        package var retried = 0
+        package var dead = 0
+        package var waiting = 0
+        package var skipped: String?
+    }
+
+    /// Sends what is due in the tenant's outbox, under a lease so that overlapping drains never
+    /// send an event twice. Entries past Meta's window or out of attempts are dead-lettered.
+    package func drain() throws(StoreError) -> DrainSummary {
+        var summary = DrainSummary()
+        let leaseKey = RecordKey.drainLease(tenant)
+        let lease: UInt64
+        do {
+            lease = try dependencies.store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds)
+        } catch .alreadyExists {
+            summary.skipped = "another drain holds the lease"
+            return summary
+        }
+        defer { _ = try? dependencies.store.delete(leaseKey, ifVersion: lease) }
+
+        guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
+            summary.skipped = "not connected"
+            summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
+            return summary
+        }
+        let delivery: EventDelivery
+        do {
+            switch try context(for: integration) {
+            case .waiting(let why):
+                summary.skipped = why
+                summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
+                return summary
+            case .ready(let ready, _):
+                delivery = ready
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            summary.skipped = "cannot send: \(error)"
+            return summary
+        }
+
+        var cursor: String? = nil
+        repeat {
+            let page = try dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: cursor, limit: EventDelivery.batchLimit)
+            cursor = page.cursor
+            var due: [(key: String, version: UInt64, entry: OutboxEntry)] = []
+            for (key, value) in page.entries {
+                guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value) else {
+                    dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key)])
+                    continue
+                }
+                if entry.isOutsideMetaWindow(now: now) {
+                    try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
+                    summary.dead += 1
+                } else if entry.nextAttemptAt <= now {
+                    due.append((key, value.version, entry))
+                } else {
+                    summary.waiting += 1
+                }
+            }
+            guard !due.isEmpty else { continue }
+            let report = delivery.deliver(due.map(\.entry.event))
+            for index in report.sent {
+                _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
+            }
+            markSent(report.sent.map { due[$0].entry.event })
+            summary.sent += report.sent.count
+            for rejection in report.rejected {
+                try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
+                               reason: "\(rejection.code): \(rejection.message)")
+                summary.dead += 1
+            }
+            if let failure = report.failure {
+                for index in report.deferred {
+                    var entry = due[index].entry
+                    entry.attempts += 1
+                    entry.lastError = "\(failure.kind)"
+                    if entry.attempts >= Self.maxAttempts {
+                        try deadLetter(entry, key: due[index].key, version: due[index].version, reason: "max_attempts")
+                        summary.dead += 1
+                        continue
+                    }
+                    let backoff = min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
+                    entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
+                    _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
+                    summary.retried += 1
+                }
+                markNeedsReauthIfRefused(failure)
+                recordDelivery(report.sent.map { due[$0].entry.event }, failure: "\(failure.kind)")
+                return summary
+            }
+            recordDelivery(report.sent.map { due[$0].entry.event }, failure: nil)
+        } while cursor != nil
+        return summary
+    }
+
+    private func deadLetter(_ entry: OutboxEntry, key: String, version: UInt64, reason: String) throws(StoreError) {
+        var dead = entry
+        dead.deadReason = reason
+        let dedup = String(key.split(separator: "/").last!)
+        try records.save(dead, at: RecordKey.dead(tenant, dedup))
+        _ = try? dependencies.store.delete(key, ifVersion: version)
+        dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(reason)])
+    }
+
+    /// Moves dead-lettered events still inside Meta's window back to the outbox.
+    package func replayDeadLetters() throws(StoreError) -> (replayed: Int, expired: Int) {
+        var replayed = 0, expired = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try dependencies.store.list(prefix: RecordKey.deadPrefix(tenant), after: cursor, limit: 500)
+            cursor = page.cursor
+            for (key, value) in page.entries {
+                guard var entry = try? JSON.decode(OutboxEntry.self, from: value.value) else { continue }
+                if entry.isOutsideMetaWindow(now: now) {
+                    expired += 1
+                    continue
+                }
+                let dedup = String(key.split(separator: "/").last!)
+                entry.attempts = 0
+                entry.deadReason = nil
+                entry.nextAttemptAt = now
+                try records.save(entry, at: RecordKey.outbox(tenant, dedup))
+                _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                replayed += 1
+            }
+        } while cursor != nil
+        return (replayed, expired)
+    }
+}
+
+extension GraphFailure {
+    package var retryAfter: Int? {
+        if case .api(_, _, let seconds) = self { return seconds }
+        return nil
+    }
+}

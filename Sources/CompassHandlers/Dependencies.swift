@@ -1,0 +1,80 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// What a handler may use; everything it touches outside its own logic comes through here.
+package struct Dependencies: Sendable {
+    package var config: Config
+    package var store: any KeyValueStore
+    package var http: any HTTPTransport
+    package var clock: any Clock
+    package var random: any RandomSource
+    package var logger: Logger
+
+    package init(config: Config, store: any KeyValueStore, http: any HTTPTransport, clock: any Clock,
+                 random: any RandomSource, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.http = http
+        self.clock = clock
+        self.random = random
+        self.logger = logger
+    }
+
+    package var records: RecordStore { RecordStore(store: store) }
+
+    package func graph() throws(Config.Error) -> GraphClient {
+        GraphClient(config: config, app: try config.metaApp(), transport: http, logger: logger)
+    }
+
+    package func cipher() throws(Config.Error) -> CredentialCipher {
+        CredentialCipher(keys: try config.credentialCipher(), random: random)
+    }
+
+    /// The tenant's Meta token in plaintext, registered with the logger so that it never
+    /// reaches a log line. Opened with the tenant of the record's key, not the tenant the record
+    /// names: a record copied under another tenant's key does not decrypt.
+    package func openToken(_ credential: IntegrationCredential, tenant: String) throws -> String {
+        let token = try cipher().open(credential.token, context: IntegrationCredential.sealContext(tenantId: tenant))
+        logger.redact(token)
+        return token
+    }
+
+    /// The tenant of a valid session, or 401. For unsafe methods authenticated by cookie, a
+    /// request from another site is refused (403): the session cookie alone is no proof of intent.
+    package func authenticate(_ request: CGIRequest) throws -> Session {
+        let verifier = SessionVerifier(secret: try config.sessionSecret())
+        let session: Session
+        do {
+            session = try verifier.session(for: request, now: clock.now)
+        } catch {
+            logger.info("session_rejected", ["reason": .string(error.rawValue)])
+            throw APIError.unauthorized
+        }
+        logger.setTenant(session.tenantId)
+        if session.fromCookie && !["GET", "HEAD"].contains(request.method) {
+            try checkSameOrigin(request)
+        }
+        return session
+    }
+
+    private func checkSameOrigin(_ request: CGIRequest) throws {
+        if request.header("sec-fetch-site") == "cross-site" {
+            throw APIError(403, "cross_site_request", "Cross-site requests are not accepted.")
+        }
+        if let origin = request.header("origin"), origin != "null" {
+            let allowed = try config.redirectBase()
+            guard let expected = Self.origin(of: allowed), origin == expected else {
+                throw APIError(403, "cross_site_request", "Cross-site requests are not accepted.")
+            }
+        }
+    }
+
+    /// `scheme://host[:port]` of a URL.
+    package static func origin(of url: String) -> String? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        let host = rest.prefix { $0 != "/" }
+        return String(url[..<schemeEnd.upperBound]) + host
+    }
+}

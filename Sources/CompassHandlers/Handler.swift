@@ -1,0 +1,43 @@
+import CompassPlatform
+
+/// One route: a value that turns a request into a response with the dependencies it was given.
+/// It never reads the process (environment, working directory, descriptors): a host adapter
+/// (CompassHosts) builds the request, calls `respond`, and writes the answer, once per process
+/// under CGI or many times in a process that stays warm.
+package protocol Handler: Sendable {
+    /// The function's name in functions.json, its executable's name and the `function` of its log lines.
+    static var name: String { get }
+    static var methods: [String] { get }
+    /// Largest body this route reads (functions.json `maxBodyBytes`).
+    static var maxBodyBytes: Int { get }
+    var dependencies: Dependencies { get }
+    init(dependencies: Dependencies)
+    func handle(_ request: CGIRequest) throws -> CGIResponse
+}
+
+/// A handler that also runs without a request: `refresh-cron` started by cron. The host prints
+/// the summary as JSON, or the error body and exits non-zero.
+package protocol DirectlyRunnable: Handler {
+    associatedtype Summary: Encodable & Sendable
+    func run() throws -> Summary
+}
+
+extension Handler {
+    package static var maxBodyBytes: Int { 64 * 1024 }
+
+    /// HEAD is served wherever GET is.
+    package static func allows(_ method: String) -> Bool {
+        methods.contains(method) || (method == "HEAD" && methods.contains("GET"))
+    }
+
+    /// The whole exchange in-process: the method check, the handler, and any error answered by
+    /// the one rule (`APIError.answer(for:logger:)`).
+    package func respond(to request: CGIRequest) -> CGIResponse {
+        guard Self.allows(request.method) else { return .error(.methodNotAllowed(Self.methods)) }
+        do {
+            return try handle(request)
+        } catch {
+            return .error(APIError.answer(for: error, logger: dependencies.logger))
+        }
+    }
+}

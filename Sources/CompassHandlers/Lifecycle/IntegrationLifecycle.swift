@@ -1,0 +1,144 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// Changes of an integration's state that several routes make: needing a new login, being
+/// cut off by Meta, and telling Compass about it.
+package struct IntegrationLifecycle {
+    package let dependencies: Dependencies
+
+    package var records: RecordStore { dependencies.records }
+    package var now: Date { dependencies.clock.now }
+
+    /// Meta refuses the token or a permission: status `needs_reauth` with the reason (events
+    /// wait in the outbox), and a notice for Compass. Idempotent.
+    package func markNeedsReauth(tenant: String, reason: String) {
+        let changed = update(tenant) { integration in
+            guard integration.status == .connected else { return false }
+            integration.status = .needsReauth
+            integration.statusReason = reason
+            integration.lastRefresh = RefreshOutcome(outcome: "needs_reauth", at: now, detail: reason)
+            return true
+        }
+        guard changed else { return }
+        dependencies.logger.warn("integration_needs_reauth", ["reason": .string(reason)])
+        enqueueNotice(CompassNotice(type: "integration.needs_reauth", tenant: tenant, reason: reason, time: now))
+    }
+
+    /// Applies `change` with compare-and-swap; true when it changed and was saved.
+    @discardableResult
+    package func update(_ tenant: String, _ change: (inout Integration) -> Bool) -> Bool {
+        for _ in 0..<5 {
+            guard let (integration, version) = try? records.load(Integration.self, at: RecordKey.integration(tenant)) else { return false }
+            var updated = integration
+            guard change(&updated) else { return false }
+            updated.updatedAt = now
+            if (try? records.replace(updated, at: RecordKey.integration(tenant), version: version)) != nil { return true }
+        }
+        return false
+    }
+
+    // MARK: Notices to Compass
+
+    package func enqueueNotice(_ notice: CompassNotice) {
+        guard dependencies.config.webhookURL != nil else { return }
+        let id = String(Int64(now.timeIntervalSince1970 * 1000)) + "-" + Hex.encode(dependencies.random.bytes(4))
+        do {
+            try records.save(notice, at: RecordKey.notice(notice.tenant, id))
+        } catch {
+            dependencies.logger.error("notice_not_stored", ["error": .string("\(error)")])
+        }
+    }
+
+    package struct NoticeSummary: Codable, Sendable, Equatable {
+        package var sent = 0
+        package var pending = 0
+    }
+
+    /// Posts every waiting notice, signed: `X-Compass-Signature: sha256=<hex HMAC-SHA256 of
+    /// "<timestamp>.<body>">` with `X-Compass-Timestamp`. Kept until Compass answers 2xx.
+    package func deliverNotices() throws(StoreError) -> NoticeSummary {
+        var summary = NoticeSummary()
+        guard let url = dependencies.config.webhookURL, let secret = dependencies.config.webhookSecret else { return summary }
+        var cursor: String? = nil
+        repeat {
+            let page = try dependencies.store.list(prefix: RecordKey.noticesPrefix, after: cursor, limit: 100)
+            cursor = page.cursor
+            for (key, value) in page.entries {
+                guard var notice = try? JSON.decode(CompassNotice.self, from: value.value) else {
+                    _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                    continue
+                }
+                struct Body: Encodable {
+                    var type: String
+                    var tenant: String
+                    var reason: String
+                    var time: Date
+                }
+                let body = JSON.encode(Body(type: notice.type, tenant: notice.tenant, reason: notice.reason, time: notice.time))
+                let timestamp = String(now.unixSeconds)
+                let signature = Hex.encode(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array((timestamp + ".").utf8) + body))
+                let request = HTTPRequest(method: "POST", url: url, headers: [
+                    ("Content-Type", "application/json"), ("X-Compass-Timestamp", timestamp),
+                    ("X-Compass-Signature", "sha256=" + signature),
+                ], body: body, timeoutMilliseconds: 5_000, maxResponseBytes: 64 * 1024)
+                let delivered = (try? dependencies.http.send(request)).map { (200..<300).contains($0.status) } ?? false
+                if delivered {
+                    _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                    summary.sent += 1
+                } else {
+                    notice.attempts += 1
+                    _ = try? records.replace(notice, at: key, version: value.version)
+                    summary.pending += 1
+                    dependencies.logger.warn("notice_not_delivered", ["attempts": .int(notice.attempts)])
+                }
+            }
+        } while cursor != nil
+        return summary
+    }
+
+    // MARK: Meta's callbacks
+
+    /// Every tenant connected through `metaUserId`.
+    package func tenants(ofMetaUser metaUserId: String) throws(StoreError) -> [String] {
+        var tenants: [String] = []
+        var cursor: String? = nil
+        let prefix = RecordKey.metaUserPrefix(metaUserId)
+        repeat {
+            let page = try dependencies.store.list(prefix: prefix, after: cursor, limit: 500)
+            tenants += page.entries.map { String($0.key.dropFirst(prefix.count)) }
+            cursor = page.cursor
+        } while cursor != nil
+        return tenants
+    }
+
+    /// Meta says the user removed the app: the token is gone; the integration stays, shown as
+    /// `disconnected` with the reason, so the tenant sees what happened.
+    package func deauthorize(metaUserId: String) throws(StoreError) -> Int {
+        let tenants = try tenants(ofMetaUser: metaUserId)
+        for tenant in tenants {
+            try dependencies.store.delete(RecordKey.credential(tenant))
+            update(tenant) { integration in
+                integration.status = .disconnected
+                integration.statusReason = "deauthorized_at_meta"
+                return true
+            }
+            try dependencies.store.delete(RecordKey.metaUserTenant(metaUserId, tenant))
+            enqueueNotice(CompassNotice(type: "integration.disconnected", tenant: tenant, reason: "deauthorized_at_meta", time: now))
+        }
+        return tenants.count
+    }
+
+    /// Meta asks to delete the user's data: the token, the integration (which holds the user id
+    /// and the ad accounts the user granted) and the index entry, for every tenant.
+    package func deleteData(metaUserId: String) throws(StoreError) -> Int {
+        let tenants = try tenants(ofMetaUser: metaUserId)
+        for tenant in tenants {
+            try dependencies.store.delete(RecordKey.credential(tenant))
+            try dependencies.store.delete(RecordKey.integration(tenant))
+            try dependencies.store.delete(RecordKey.metaUserTenant(metaUserId, tenant))
+            enqueueNotice(CompassNotice(type: "integration.deleted", tenant: tenant, reason: "data_deletion_request", time: now))
+        }
+        return tenants.count
+    }
+}

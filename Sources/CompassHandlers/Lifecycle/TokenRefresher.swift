@@ -1,0 +1,158 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+
+/// The token job of refresh-cron: walks every integration page by page, renews tokens that
+/// expire within the window, checks the others with `debug_token` once a day, re-encrypts
+/// credentials sealed under a previous key, and turns tokens Meta refuses into `needs_reauth`.
+/// A per-tenant lease and compare-and-swap on the credential keep overlapping runs from
+/// renewing a token twice.
+package struct TokenRefresher {
+    package let dependencies: Dependencies
+    package static let checkInterval: TimeInterval = 24 * 3600
+    package static let leaseSeconds = 120
+    /// Graph calls in flight at once: they are network-bound against Meta.
+    package static let concurrency = 8
+    package static let pageSize = 64
+
+    package struct Summary: Codable, Sendable, Equatable {
+        package var integrations = 0
+        package var renewed = 0
+        package var checked = 0
+        package var rotated = 0
+        package var needsReauth = 0
+        package var failed = 0
+        package var skipped = 0
+    }
+
+    package enum Outcome: Sendable {
+        case unchanged, renewed, checked, needsReauth, failed, skipped
+    }
+
+    package var now: Date { dependencies.clock.now }
+
+    package func run() throws(StoreError) -> Summary {
+        let summary = Mutex(Summary())
+        var cursor: String? = nil
+        repeat {
+            let page = try dependencies.store.list(prefix: RecordKey.integrationsPrefix, after: cursor, limit: Self.pageSize)
+            cursor = page.cursor
+            let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.integrationsPrefix.count)) }
+            // Bounded concurrency: Meta calls overlap, memory stays one page.
+            let next = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: min(Self.concurrency, max(tenants.count, 1))) { _ in
+                while true {
+                    let index = next.withLock { value -> Int in defer { value += 1 }; return value }
+                    guard index < tenants.count else { return }
+                    let (outcome, rotated) = refresh(tenants[index])
+                    summary.withLock { total in
+                        total.integrations += 1
+                        if rotated { total.rotated += 1 }
+                        switch outcome {
+                        case .renewed: total.renewed += 1
+                        case .checked: total.checked += 1
+                        case .needsReauth: total.needsReauth += 1
+                        case .failed: total.failed += 1
+                        case .skipped: total.skipped += 1
+                        case .unchanged: break
+                        }
+                    }
+                }
+            }
+        } while cursor != nil
+        return summary.withLock { $0 }
+    }
+
+    /// One tenant, under its lease.
+    package func refresh(_ tenant: String) -> (Outcome, rotated: Bool) {
+        guard Tenant.isValidId(tenant) else { return (.skipped, false) }
+        let store = dependencies.store
+        let leaseKey = RecordKey.refreshLease(tenant)
+        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else { return (.skipped, false) }
+        defer { _ = try? store.delete(leaseKey, ifVersion: lease) }
+
+        let records = dependencies.records
+        guard let (integration, _) = try? records.load(Integration.self, at: RecordKey.integration(tenant)),
+              integration.status == .connected,
+              let (credential, version) = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) else {
+            return (.unchanged, false)
+        }
+        let lifecycle = IntegrationLifecycle(dependencies: dependencies)
+        let context = IntegrationCredential.sealContext(tenantId: tenant)
+        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false) }
+        let token: String
+        do {
+            token = try dependencies.openToken(credential, tenant: tenant)
+        } catch {
+            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
+            record(tenant, "failed", "credential_unreadable")
+            return (.failed, false)
+        }
+
+        var updated = credential
+        var outcome = Outcome.unchanged
+        let window = TimeInterval(dependencies.config.refreshWindowDays * 86_400)
+        // Only Graph calls in here: anything else that could fail must be handled before.
+        do throws(GraphFailure) {
+            if let expires = credential.expiresAt, expires.timeIntervalSince(now) < window {
+                // Meta's answer carries the new lifetime; the next daily check confirms the rest.
+                let renewed = try graph.exchangeForLongLivedToken(token)
+                updated.token = cipher.seal(renewed.accessToken, context: context)
+                updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
+                updated.checkedAt = now
+                outcome = .renewed
+            } else if (credential.checkedAt ?? .distantPast).addingTimeInterval(Self.checkInterval) <= now {
+                let info = try graph.debugToken(token)
+                guard info.isValid else {
+                    lifecycle.markNeedsReauth(tenant: tenant, reason: "token_invalid")
+                    return (.needsReauth, false)
+                }
+                if let at = info.expiresAt, at > 0 { updated.expiresAt = Date(unixSeconds: at) }
+                if let data = info.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
+                if let scopes = info.scopes { updated.scopes = scopes }
+                updated.checkedAt = now
+                outcome = .checked
+            }
+        } catch {
+            if let reason = error.reauthReason {
+                lifecycle.markNeedsReauth(tenant: tenant, reason: reason)
+                return (.needsReauth, false)
+            }
+            dependencies.logger.warn("token_refresh_failed", error.logFields)
+            record(tenant, "failed", "\(error.kind)")
+            return (.failed, false)
+        }
+
+        // Re-encrypt under the current key when the record was sealed under an older one.
+        let rotated = outcome != .renewed && cipher.needsRotation(updated.token)
+        if rotated { updated.token = cipher.seal(token, context: context) }
+        guard outcome != .unchanged || rotated else { return (.unchanged, false) }
+        updated.updatedAt = now
+        do {
+            try records.replace(updated, at: RecordKey.credential(tenant), version: version)
+        } catch {
+            // Another writer (a reconnect) changed the credential meanwhile: its token wins.
+            return (.skipped, false)
+        }
+        if outcome == .renewed || outcome == .checked {
+            record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
+            dependencies.logger.info("token_\(outcome == .renewed ? "renewed" : "checked")", [
+                "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
+            ])
+        }
+        return (outcome, rotated)
+    }
+
+    private func record(_ tenant: String, _ outcome: String, _ detail: String?) {
+        IntegrationLifecycle(dependencies: dependencies).update(tenant) { integration in
+            integration.lastRefresh = RefreshOutcome(outcome: outcome, at: now, detail: detail)
+            return true
+        }
+    }
+}

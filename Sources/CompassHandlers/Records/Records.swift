@@ -1,0 +1,201 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// The records of DESIGN section 5 and where they live in the key-value store.
+package enum IntegrationStatus: String, Codable, Sendable {
+    case connected
+    case needsReauth = "needs_reauth"
+    case disconnected
+}
+
+package struct Integration: Codable, Sendable, Equatable {
+    package struct Settings: Codable, Sendable, Equatable {
+        package var adAccounts: [AdAccount] = []
+        package var adAccountId: String?
+        package var pixelId: String?
+        package var testEventCode: String?
+
+        package init(adAccounts: [AdAccount] = [], adAccountId: String? = nil, pixelId: String? = nil, testEventCode: String? = nil) {
+            self.adAccounts = adAccounts
+            self.adAccountId = adAccountId
+            self.pixelId = pixelId
+            self.testEventCode = testEventCode
+        }
+    }
+
+    package var tenantId: String
+    package var provider: String = "meta"
+    package var status: IntegrationStatus
+    package var statusReason: String?
+    /// The app-scoped id of the Meta user who granted the token; Meta's callbacks name it.
+    package var metaUserId: String
+    package var config: Settings
+    package var grantedScopes: [String]
+    package var missingScopes: [String]
+    package var connectedAt: Date
+    package var updatedAt: Date
+    /// The last token renewal or check by refresh-cron.
+    package var lastRefresh: RefreshOutcome?
+
+    package init(tenantId: String, provider: String = "meta", status: IntegrationStatus, statusReason: String? = nil, metaUserId: String, config: Settings, grantedScopes: [String], missingScopes: [String], connectedAt: Date, updatedAt: Date, lastRefresh: RefreshOutcome? = nil) {
+        self.tenantId = tenantId
+        self.provider = provider
+        self.status = status
+        self.statusReason = statusReason
+        self.metaUserId = metaUserId
+        self.config = config
+        self.grantedScopes = grantedScopes
+        self.missingScopes = missingScopes
+        self.connectedAt = connectedAt
+        self.updatedAt = updatedAt
+        self.lastRefresh = lastRefresh
+    }
+}
+
+package struct RefreshOutcome: Codable, Sendable, Equatable {
+    /// `renewed`, `checked`, `failed` or `needs_reauth`.
+    package var outcome: String
+    package var at: Date
+    package var detail: String?
+}
+
+/// A notice for Compass (`COMPASS_WEBHOOK_URL`), kept until Compass accepts it.
+package struct CompassNotice: Codable, Sendable, Equatable {
+    package var type: String
+    package var tenant: String
+    package var reason: String
+    package var time: Date
+    package var attempts: Int = 0
+}
+
+package struct IntegrationCredential: Codable, Sendable, Equatable {
+    package var tenantId: String
+    package var key: String = "access_token"
+    package var token: SealedSecret
+    package var expiresAt: Date?
+    package var dataAccessExpiresAt: Date?
+    package var scopes: [String]
+    package var metaUserId: String
+    package var updatedAt: Date
+    /// When Meta last confirmed the token (debug_token) or renewed it.
+    package var checkedAt: Date?
+
+    /// Associated data for the token's encryption: bound to the tenant and the key name.
+    package static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
+
+    package init(tenantId: String, key: String = "access_token", token: SealedSecret, expiresAt: Date? = nil, dataAccessExpiresAt: Date? = nil, scopes: [String], metaUserId: String, updatedAt: Date, checkedAt: Date? = nil) {
+        self.tenantId = tenantId
+        self.key = key
+        self.token = token
+        self.expiresAt = expiresAt
+        self.dataAccessExpiresAt = dataAccessExpiresAt
+        self.scopes = scopes
+        self.metaUserId = metaUserId
+        self.updatedAt = updatedAt
+        self.checkedAt = checkedAt
+    }
+}
+
+package struct OAuthState: Sendable, Equatable, JSONValueConvertible {
+    package static let lifetimeSeconds = 600
+
+    package var tenantId: String
+    package var createdAt: Date
+    /// Ask Meta again for permissions the tenant declined last time.
+    package var rerequest: Bool
+
+    package init(tenantId: String, createdAt: Date, rerequest: Bool) {
+        self.tenantId = tenantId
+        self.createdAt = createdAt
+        self.rerequest = rerequest
+    }
+
+    package var jsonValue: JSONValue {
+        .object(["tenantId": .string(tenantId), "createdAt": .int(createdAt.unixSeconds), "rerequest": .bool(rerequest)])
+    }
+
+    package init?(jsonValue: JSONValue) {
+        guard let tenant = jsonValue["tenantId"]?.string, let created = jsonValue["createdAt"]?.integer,
+              let rerequest = jsonValue["rerequest"]?.bool else { return nil }
+        self.init(tenantId: tenant, createdAt: Date(unixSeconds: created), rerequest: rerequest)
+    }
+}
+
+/// A record written as JSON without an encoder: for the records on the paths where a process's
+/// start-up cost matters most (connect), where `JSONEncoder`'s first use is measurable.
+package protocol JSONValueConvertible {
+    var jsonValue: JSONValue { get }
+    init?(jsonValue: JSONValue)
+}
+
+/// Keys of the store, all under `meta/`. Tenant ids and Meta ids are valid key segments by
+/// their own validation; a nonce is stored only as its SHA-256, so the store never holds a
+/// usable state value.
+package enum RecordKey {
+    package static func integration(_ tenant: String) -> String { "meta/integration/\(tenant)" }
+    package static func credential(_ tenant: String) -> String { "meta/credential/\(tenant)" }
+    package static func oauthState(nonce: String) -> String { "meta/oauth-state/\(Hex.encode(Crypto.sha256(nonce)))" }
+    package static let integrationsPrefix = "meta/integration/"
+    package static func refreshLease(_ tenant: String) -> String { "meta/lease/refresh/\(tenant)" }
+    package static let noticesPrefix = "meta/notice/"
+    package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
+    package static func deletion(_ code: String) -> String { "meta/deletion/\(code)" }
+    /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
+    package static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
+    package static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }
+}
+
+/// Typed access to records: decoding failures become `.corrupt`, never a crash.
+package struct RecordStore: Sendable {
+    package let store: any KeyValueStore
+
+    package func load<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        guard let found = try store.get(key) else { return nil }
+        do {
+            return (try JSON.decode(type, from: found.value), found.version)
+        } catch {
+            throw .corrupt(key)
+        }
+    }
+
+    package func load<T: JSONValueConvertible>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        guard let found = try store.get(key) else { return nil }
+        guard let json = try? JSONParser.parse(found.value), let value = T(jsonValue: json) else { throw .corrupt(key) }
+        return (value, found.version)
+    }
+
+    @discardableResult
+    package func create<T: JSONValueConvertible>(_ value: T, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.create(key, value.jsonValue.serialized, ttl: ttl)
+    }
+
+    /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
+    /// overwrite or delete it, where a corrupt record must not block the repair.
+    package func loadUnlessCorrupt<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        do {
+            return try load(type, at: key)
+        } catch .corrupt {
+            return nil
+        }
+    }
+
+    @discardableResult
+    package func save(_ value: some Encodable, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.put(key, JSON.encode(value), ttl: ttl)
+    }
+
+    @discardableResult
+    package func create(_ value: some Encodable, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
+        try store.create(key, JSON.encode(value), ttl: ttl)
+    }
+
+    @discardableResult
+    package func replace(_ value: some Encodable, at key: String, version: UInt64) throws(StoreError) -> UInt64 {
+        try store.compareAndSwap(key, JSON.encode(value), expected: version, ttl: nil)
+    }
+
+    package init(store: any KeyValueStore) {
+        self.store = store
+    }
+}

@@ -1,0 +1,158 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// GET /api/connect/meta/callback: Meta's redirect back. Always a 302 to the settings page,
+/// with `connected=meta` or one of the documented error parameters, never anywhere built
+/// from the request.
+package struct CallbackHandler: Handler {
+    package static let name = "callback"
+    package static let methods = ["GET"]
+    package let dependencies: Dependencies
+
+    package enum Outcome: String {
+        case connected
+        case denied = "meta_denied"
+        case stateInvalid = "meta_state_invalid"
+        case exchangeFailed = "meta_exchange_failed"
+    }
+
+    package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let base = try dependencies.config.redirectBase()
+        // Config errors must surface as 500 misconfigured, not as a redirect that hides them.
+        _ = try dependencies.config.metaApp()
+        _ = try dependencies.config.credentialCipher()
+        _ = try dependencies.config.sessionSecret()
+        let outcome = complete(request)
+        dependencies.logger.info("callback_finished", ["outcome": .string(outcome.rawValue)])
+        let query = outcome == .connected ? "connected=meta" : "error=\(outcome.rawValue)"
+        return .redirect(to: "\(base)/settings/integrations?\(query)")
+    }
+
+    private func complete(_ request: CGIRequest) -> Outcome {
+        let logger = dependencies.logger
+        let session: Session
+        do {
+            session = try dependencies.authenticate(request)
+        } catch {
+            // Without a session the state cannot be tied to a tenant: consume it all the same.
+            if let nonce = request.query.single("state") { _ = try? consumeState(nonce) }
+            return request.query.contains("error") ? .denied : .stateInvalid
+        }
+
+        if request.query.contains("error") {
+            if let nonce = request.query.single("state") { _ = try? consumeState(nonce) }
+            logger.info("meta_denied", ["reason": .string(String(request.query.single("error_reason")?.prefix(64) ?? ""))])
+            return .denied
+        }
+
+        guard let nonce = request.query.single("state"), let code = request.query.single("code"),
+              !code.isEmpty, code.utf8.count <= 2048 else { return .stateInvalid }
+        let state: OAuthState
+        do {
+            guard let consumed = try consumeState(nonce) else { return .stateInvalid }
+            state = consumed
+        } catch {
+            logger.error("store_failed", ["step": "consume_oauth_state", "error": .string("\(error)")])
+            return .exchangeFailed
+        }
+        let age = dependencies.clock.now.timeIntervalSince(state.createdAt)
+        guard state.tenantId == session.tenantId, age >= -60, age <= Double(OAuthState.lifetimeSeconds) else {
+            logger.warn("oauth_state_rejected", ["same_tenant": .bool(state.tenantId == session.tenantId), "age_s": .int(Int(age))])
+            return .stateInvalid
+        }
+
+        do {
+            try connect(tenantId: session.tenantId, code: code)
+            return .connected
+        } catch let failure as GraphFailure {
+            logger.warn("meta_exchange_failed", failure.logFields)
+            return .exchangeFailed
+        } catch {
+            logger.error("connect_failed", ["error": .string("\(error)")])
+            return .exchangeFailed
+        }
+    }
+
+    /// The state's record, deleted so it cannot be used again; nil when unknown, expired or
+    /// already used (a concurrent use loses the conditional delete).
+    private func consumeState(_ nonce: String) throws(StoreError) -> OAuthState? {
+        guard nonce.consists(of: ASCII.isIdentifier, length: 16...128) else { return nil }
+        let key = RecordKey.oauthState(nonce: nonce)
+        let loaded: (OAuthState, UInt64)?
+        do {
+            loaded = try dependencies.records.load(OAuthState.self, at: key)
+        } catch .corrupt {
+            _ = try? dependencies.store.delete(key)
+            return nil
+        }
+        guard let (state, version) = loaded else { return nil }
+        do {
+            guard try dependencies.store.delete(key, ifVersion: version) else { return nil }
+        } catch .versionMismatch {
+            return nil
+        }
+        return state
+    }
+
+    /// Everything Meta is asked happens before anything is written, so a failure part-way
+    /// leaves the tenant's previous records exactly as they were.
+    private func connect(tenantId: String, code: String) throws {
+        let config = dependencies.config
+        let graph = try dependencies.graph()
+        let shortLived = try graph.exchangeCode(code, redirectURI: try config.callbackURL())
+        let longLived = try graph.exchangeForLongLivedToken(shortLived.accessToken)
+        let token = longLived.accessToken
+        let user = try graph.me(token: token)
+        let info = try graph.debugToken(token)
+        guard info.isValid, info.appId == nil || info.appId == graph.app.id else {
+            throw GraphFailure.badResponse(status: 200, reason: "debug_token says the token is not valid for this app")
+        }
+        let accounts = try graph.adAccounts(token: token)
+
+        let now = dependencies.clock.now
+        let granted = info.scopes ?? config.scopes
+        let missing = config.scopes.filter { !granted.contains($0) }
+        var expiresAt: Date?
+        if let at = info.expiresAt, at > 0 {
+            expiresAt = Date(unixSeconds: at)
+        } else if let seconds = longLived.expiresIn {
+            expiresAt = now.addingTimeInterval(TimeInterval(seconds))
+        }
+        let credential = IntegrationCredential(
+            tenantId: tenantId,
+            token: try dependencies.cipher().seal(token, context: IntegrationCredential.sealContext(tenantId: tenantId)),
+            expiresAt: expiresAt,
+            dataAccessExpiresAt: info.dataAccessExpiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil },
+            scopes: granted, metaUserId: user.id, updatedAt: now)
+
+        let records = dependencies.records
+        let previous = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenantId))?.0
+        var settings = Integration.Settings(adAccounts: accounts)
+        // A reconnect keeps the tenant's choices while the chosen account is still granted.
+        if let previous, let chosen = previous.config.adAccountId, accounts.contains(where: { $0.id == chosen }) {
+            settings.adAccountId = chosen
+            settings.pixelId = previous.config.pixelId
+        }
+        settings.testEventCode = previous?.config.testEventCode
+        let integration = Integration(
+            tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: user.id, config: settings,
+            grantedScopes: granted, missingScopes: missing,
+            connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
+
+        // The credential first: an integration record never points at a missing token.
+        try records.save(credential, at: RecordKey.credential(tenantId))
+        try dependencies.store.put(RecordKey.metaUserTenant(user.id, tenantId), Array("{}".utf8))
+        if let previous, previous.metaUserId != user.id {
+            _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))
+        }
+        try records.save(integration, at: RecordKey.integration(tenantId))
+        dependencies.logger.info("meta_connected", [
+            "ad_accounts": .int(accounts.count), "missing_scopes": .strings(missing),
+        ])
+    }
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+}

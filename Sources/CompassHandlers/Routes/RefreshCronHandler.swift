@@ -1,0 +1,80 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// The scheduled job (`refresh-cron`): renews and checks tokens, re-encrypts credentials after
+/// a key rotation, drains every tenant's outbox and delivers notices to Compass. Over HTTP
+/// (POST /api/cron/meta/refresh) it needs `Authorization: Bearer $CRON_SECRET`; run directly
+/// (no CGI variables) it needs nothing and prints the same JSON summary.
+package struct RefreshCronHandler: DirectlyRunnable {
+    package static let name = "refresh-cron"
+    package static let methods = ["POST"]
+    package let dependencies: Dependencies
+
+    package struct Summary: Encodable, Sendable {
+        package struct Outbox: Encodable, Sendable {
+            package var tenants = 0
+            package var sent = 0
+            package var retried = 0
+            package var dead = 0
+            package var waiting = 0
+            package var skipped = 0
+        }
+        package var tokens = TokenRefresher.Summary()
+        package var outbox = Outbox()
+        package var notices = IntegrationLifecycle.NoticeSummary()
+        package var durationMs = 0
+    }
+
+    package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        guard let secret = dependencies.config.cronSecret else {
+            throw Config.Error(variable: "CRON_SECRET", problem: "is not set")
+        }
+        let presented = request.bearerToken ?? ""
+        guard Crypto.constantTimeEquals(Crypto.sha256(presented), Crypto.sha256(secret)) else {
+            throw APIError(401, "unauthorized", "The cron route needs Authorization: Bearer CRON_SECRET.",
+                           headers: [("WWW-Authenticate", "Bearer")])
+        }
+        return .json(200, try run())
+    }
+
+    /// Both jobs; throws only when the job itself cannot run (the store is unavailable).
+    package func run() throws(StoreError) -> Summary {
+        let started = monotonicMilliseconds()
+        var summary = Summary()
+        summary.tokens = try TokenRefresher(dependencies: dependencies).run()
+        try drainOutboxes(into: &summary.outbox)
+        summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices()
+        summary.durationMs = Int(monotonicMilliseconds() - started)
+        dependencies.logger.info("cron_finished", [
+            "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
+            "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
+            "duration_ms": .int(summary.durationMs),
+        ])
+        return summary
+    }
+
+    /// Every tenant with an outbox, one at a time, skipping from one tenant's keys to the next.
+    private func drainOutboxes(into outbox: inout Summary.Outbox) throws(StoreError) {
+        var after: String? = nil
+        while let first = try dependencies.store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
+            let tenant = String(first.key.dropFirst(RecordKey.outboxRoot.count).prefix { $0 != "/" })
+            // `~` sorts after every key character: the next key belongs to the next tenant.
+            after = RecordKey.outboxPrefix(tenant) + "~"
+            guard Tenant.isValidId(tenant) else { continue }
+            dependencies.logger.setTenant(tenant)
+            let result = try EventPipeline(dependencies: dependencies, tenant: tenant).drain()
+            outbox.tenants += 1
+            outbox.sent += result.sent
+            outbox.retried += result.retried
+            outbox.dead += result.dead
+            outbox.waiting += result.waiting
+            if result.skipped != nil { outbox.skipped += 1 }
+        }
+        dependencies.logger.setTenant(nil)
+    }
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+}

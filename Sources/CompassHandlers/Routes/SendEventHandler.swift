@@ -1,0 +1,195 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// POST /api/connect/meta/events: the ingest pipeline's events, each delivered to the tenant's
+/// pixel, queued through an outage, or reported back as rejected with the reason.
+/// POST /api/connect/meta/events/replay: dead-lettered events still in Meta's window go back to
+/// the outbox and are sent.
+package struct SendEventHandler: Handler {
+    package static let name = "send-event"
+    package static let methods = ["POST"]
+    package static let maxBodyBytes = 16 << 20
+    package static let maxEvents = 10_000
+    package let dependencies: Dependencies
+
+    package struct Result: Encodable {
+        package struct Rejection: Encodable {
+            package var index: Int
+            package var eventId: String?
+            package var code: String
+            package var message: String
+        }
+        package struct Warning: Encodable {
+            package var index: Int
+            package var message: String
+        }
+        package var status: String
+        package var eventsReceived = 0
+        package var queued = 0
+        package var duplicates = 0
+        package var rejected: [Rejection] = []
+        package var warnings: [Warning] = []
+        package var fbtraceIds: [String] = []
+    }
+
+    package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let session = try dependencies.authenticate(request)
+        if request.path.hasSuffix("/replay") { return try replay(tenant: session.tenantId) }
+        let inputs = try parse(request.body)
+        let tenant = session.tenantId
+        let dryRun = ["1", "true"].contains(request.query.single("dryRun") ?? "")
+
+        let integration: Integration? = try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))?.0
+        if !dryRun {
+            guard let integration, integration.status != .disconnected else { throw APIError.notConnected }
+            guard integration.config.pixelId != nil else {
+                throw APIError(409, "pixel_not_configured", "Choose an ad account and a pixel in the Meta settings first.")
+            }
+        }
+
+        var result = Result(status: "sent")
+        var valid: [(index: Int, event: NormalizedEvent)] = []
+        var seen: Set<String> = []
+        let now = dependencies.clock.now
+        for (index, input) in inputs.enumerated() {
+            switch ConversionEvent.normalize(input, tenantId: tenant, now: now) {
+            case .success(let event):
+                result.warnings += event.warnings.map { Result.Warning(index: index, message: $0) }
+                if !dryRun && !seen.insert(event.dedupKey).inserted {
+                    result.duplicates += 1
+                    continue
+                }
+                valid.append((index, event))
+            case .failure(let rejection):
+                result.rejected.append(.init(index: index, eventId: input["eventId"]?.string ?? input["event_id"]?.string,
+                                             code: rejection.code, message: rejection.message))
+            }
+        }
+
+        if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, result: result) }
+        let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
+        var fresh: [(index: Int, event: NormalizedEvent)] = []
+        for item in valid {
+            if try pipeline.isKnown(item.event) { result.duplicates += 1 } else { fresh.append(item) }
+        }
+        if !fresh.isEmpty { try send(fresh, integration: integration!, pipeline: pipeline, into: &result) }
+
+        let outcome = Self.status(result, total: inputs.count)
+        result.status = outcome.name
+        dependencies.logger.info("events_handled", [
+            "events": .int(inputs.count), "sent": .int(result.eventsReceived), "queued": .int(result.queued),
+            "duplicates": .int(result.duplicates), "rejected": .int(result.rejected.count),
+            "fbtrace_ids": .strings(result.fbtraceIds),
+        ])
+        return .json(outcome.http, result)
+    }
+
+    private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
+                      into result: inout Result) throws {
+        let events = items.map(\.event)
+        func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
+            do {
+                result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
+            } catch .full(let limit) {
+                dependencies.logger.error("outbox_full", ["limit": .int(limit), "events": .int(subset.count)])
+                throw APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
+            } catch .store(let error) {
+                // Nothing was accepted that is not stored: the caller must retry.
+                throw error
+            }
+        }
+        switch try pipeline.context(for: integration) {
+        case .waiting(let why):
+            try queueAll(events, reason: why)
+        case .ready(let delivery, _):
+            let report = delivery.deliver(events)
+            pipeline.markSent(report.sent.map { events[$0] })
+            result.eventsReceived += report.sent.count
+            result.fbtraceIds += report.fbtraceIds
+            for rejection in report.rejected {
+                result.rejected.append(.init(index: items[rejection.index].index, eventId: events[rejection.index].eventId,
+                                             code: rejection.code, message: rejection.message))
+            }
+            if let failure = report.failure {
+                try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
+                pipeline.markNeedsReauthIfRefused(failure)
+            }
+            pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
+        }
+        result.rejected.sort { $0.index < $1.index }
+    }
+
+    package static func status(_ result: Result, total: Int) -> (name: String, http: Int) {
+        if result.queued > 0 { return ("queued", 202) }
+        if !result.rejected.isEmpty {
+            return result.rejected.count == total ? ("rejected", 422) : ("partial", 207)
+        }
+        return ("sent", 200)
+    }
+
+    /// One event, or `{"events":[...]}` with up to 10,000.
+    private func parse(_ body: [UInt8]) throws -> [JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSON.decode(JSONValue.self, from: body)
+        } catch {
+            throw APIError.badRequest("invalid_json", "The body must be one event object or {\"events\":[...]}.")
+        }
+        guard let object = value.object else {
+            throw APIError.badRequest("invalid_json", "The body must be one event object or {\"events\":[...]}.")
+        }
+        guard let events = object["events"] else { return [value] }
+        guard object.count == 1, let list = events.array else {
+            throw APIError.badRequest("invalid_json", "\"events\" must be an array and the only field.")
+        }
+        guard !list.isEmpty else { throw APIError.badRequest("no_events", "\"events\" is empty.") }
+        guard list.count <= Self.maxEvents else {
+            throw APIError(413, "too_many_events", "At most \(Self.maxEvents) events per request.")
+        }
+        return list
+    }
+
+    /// The exact request bodies that would go to Meta, built as JSON values directly: a large
+    /// batch costs one serialization pass.
+    private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Result) -> CGIResponse {
+        var payloads: [JSONValue] = []
+        var start = 0
+        while start < events.count {
+            let end = min(start + EventDelivery.batchLimit, events.count)
+            var body: [String: JSONValue] = ["data": .array(events[start..<end].map(\.payload)),
+                                             "partner_agent": .string(EventDelivery.partnerAgent)]
+            if let code = integration?.config.testEventCode { body["test_event_code"] = .string(code) }
+            payloads.append(.object(body))
+            start = end
+        }
+        var answer: [String: JSONValue] = [
+            "status": "dry_run", "payloads": .array(payloads),
+            "rejected": .array(result.rejected.map { rejection in
+                var item: [String: JSONValue] = ["index": .int(Int64(rejection.index)), "code": .string(rejection.code),
+                                                 "message": .string(rejection.message)]
+                if let id = rejection.eventId { item["eventId"] = .string(id) }
+                return .object(item)
+            }),
+            "warnings": .array(result.warnings.map { .object(["index": .int(Int64($0.index)), "message": .string($0.message)]) }),
+        ]
+        if let pixel = integration?.config.pixelId { answer["pixelId"] = .string(pixel) }
+        return CGIResponse(status: 200, headers: [("Content-Type", "application/json; charset=utf-8")], body: JSONValue.object(answer).serialized)
+    }
+
+    private func replay(tenant: String) throws -> CGIResponse {
+        struct Replay: Encodable {
+            var replayed: Int
+            var expired: Int
+            var drain: EventPipeline.DrainSummary
+        }
+        let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
+        let moved = try pipeline.replayDeadLetters()
+        let drained = try pipeline.drain()
+        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, drain: drained))
+    }
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+}

@@ -1,0 +1,241 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+/// GET / PUT /api/connect/meta/settings: the connection's status, ad accounts and choices
+/// (never the token); the ad account and pixel picker.
+package struct SettingsHandler: Handler {
+    package static let name = "settings"
+    package static let methods = ["GET", "PUT"]
+    package let dependencies: Dependencies
+
+    package struct View: Encodable {
+        package var provider = "meta"
+        package var status: IntegrationStatus
+        package var statusReason: String?
+        package var connectedAt: Date
+        package var updatedAt: Date
+        package var adAccounts: [AdAccount]
+        package var adAccountId: String?
+        package var pixelId: String?
+        package var testEventCode: String?
+        package var tokenExpiresAt: Date?
+        package var dataAccessExpiresAt: Date?
+        package var grantedScopes: [String]
+        package var missingScopes: [String]
+        /// The last renewal or check of the token by refresh-cron, and its outcome.
+        package var lastRefresh: RefreshOutcome?
+        package var delivery: DeliveryView
+        /// Present when `?adAccountId=` asked for the account's pixels.
+        package var pixels: [PixelView]?
+    }
+
+    package struct DeliveryView: Encodable {
+        package var queued: Int
+        package var dead: Int
+        package var eventsSent: Int
+        package var lastDeliveryAt: Date?
+        package var lastFailureAt: Date?
+        package var lastFailure: String?
+        /// Share of delivered events carrying each match key: what event match quality rests on.
+        package var matchKeyCoverage: [String: Double]
+    }
+
+    package struct PixelView: Encodable, Equatable {
+        package var id: String
+        package var name: String?
+        package var lastFiredTime: String?
+        /// `ad_account` (attached to the account) or `business` (owned by the account's business).
+        package var source: String
+    }
+
+    package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        let session = try dependencies.authenticate(request)
+        let tenant = session.tenantId
+        guard let (integration, version) = try loadIntegration(tenant) else { throw APIError.notConnected }
+        switch request.method {
+        case "PUT":
+            let updated = try update(integration, version: version, body: request.body, tenant: tenant)
+            return .json(200, try view(updated, tenant: tenant))
+        default:
+            var result = try view(integration, tenant: tenant)
+            if request.query.contains("adAccountId") {
+                guard let accountId = request.query.single("adAccountId"), AdAccountId.isValid(accountId) else {
+                    throw APIError.badRequest("invalid_ad_account_id", "adAccountId must be one act_<digits> value.")
+                }
+                guard integration.config.adAccounts.contains(where: { $0.id == accountId }) else {
+                    throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
+                }
+                result.pixels = try pixels(of: accountId, integration: integration, tenant: tenant)
+            }
+            return .json(200, result)
+        }
+    }
+
+    private func loadIntegration(_ tenant: String) throws -> (Integration, UInt64)? {
+        return try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))
+    }
+
+    private func loadCredential(_ tenant: String) throws -> IntegrationCredential {
+        let credential: IntegrationCredential? = try dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        guard let credential else {
+            throw APIError(409, "meta_token_missing", "The connection has no stored token; connect Meta again.")
+        }
+        return credential
+    }
+
+    private func view(_ integration: Integration, tenant: String) throws -> View {
+        let records = dependencies.records
+        let credential = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        let delivery: DeliveryView
+        let stats = try records.loadUnlessCorrupt(DeliveryStats.self, at: RecordKey.deliveryStats(tenant))?.0 ?? DeliveryStats()
+        var coverage: [String: Double] = [:]
+        for key in ConversionEvent.matchKeysTracked {
+            let share = stats.eventsSent == 0 ? 0 : Double(stats.eventsWithKey[key] ?? 0) / Double(stats.eventsSent)
+            coverage[key] = (share * 1000).rounded() / 1000
+        }
+        delivery = DeliveryView(queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
+                                dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
+                                eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
+                                lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
+        return View(status: integration.status, statusReason: integration.statusReason,
+                    connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
+                    adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
+                    pixelId: integration.config.pixelId, testEventCode: integration.config.testEventCode,
+                    tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
+                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
+                    lastRefresh: integration.lastRefresh, delivery: delivery)
+    }
+
+    /// The account's pixels and, when the account belongs to a business, the pixels that business
+    /// owns (a pixel need not be attached to the account to receive its events). Asked of Meta
+    /// with the tenant's token.
+    private func pixels(of accountId: String, integration: Integration, tenant: String) throws -> [PixelView] {
+        let credential = try loadCredential(tenant)
+        let token = try dependencies.openToken(credential, tenant: tenant)
+        let graph = try dependencies.graph()
+        var views = try graph.pixels(adAccountId: accountId, token: token).map {
+            PixelView(id: $0.id, name: $0.name, lastFiredTime: $0.lastFiredTime, source: "ad_account")
+        }
+        let business = integration.config.adAccounts.first { $0.id == accountId }?.business?.id
+        if let business, business.consists(of: ASCII.isDigit, length: 1...32) {
+            do {
+                for pixel in try graph.ownedPixels(businessId: business, token: token) where !views.contains(where: { $0.id == pixel.id }) {
+                    views.append(PixelView(id: pixel.id, name: pixel.name, lastFiredTime: pixel.lastFiredTime, source: "business"))
+                }
+            } catch {
+                // Without business_management (or with the business's list unavailable) the
+                // account's own pixels are still a complete answer to "which pixels can I pick".
+                if error.kind == .invalidToken { throw error.apiError }
+                dependencies.logger.info("owned_pixels_unavailable", error.logFields)
+            }
+        }
+        return views
+    }
+
+    // MARK: PUT
+
+    /// `{"adAccountId","pixelId","testEventCode"}`; an absent key leaves that choice as it is,
+    /// `null` clears it. A new account without a pixel clears the pixel.
+    package struct Update: Decodable {
+        package enum Change<T: Decodable>: Decodable {
+            case keep, clear, set(T)
+            package init(from decoder: any Decoder) throws {
+                let container = try decoder.singleValueContainer()
+                self = container.decodeNil() ? .clear : .set(try container.decode(T.self))
+            }
+        }
+        package var adAccountId: Change<String> = .keep
+        package var pixelId: Change<String> = .keep
+        package var testEventCode: Change<String> = .keep
+
+        package enum CodingKeys: String, CodingKey, CaseIterable { case adAccountId, pixelId, testEventCode }
+
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: AnyKey.self)
+            for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
+                throw APIError.badRequest("unknown_field", "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
+            }
+            let known = try decoder.container(keyedBy: CodingKeys.self)
+            // `decodeIfPresent` would read null as absent; null here means "clear".
+            func change(_ key: CodingKeys) throws -> Change<String> {
+                known.contains(key) ? try known.decode(Change<String>.self, forKey: key) : .keep
+            }
+            adAccountId = try change(.adAccountId)
+            pixelId = try change(.pixelId)
+            testEventCode = try change(.testEventCode)
+        }
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private func update(_ integration: Integration, version: UInt64, body: [UInt8], tenant: String) throws -> Integration {
+        let change: Update
+        do {
+            change = try JSON.decode(Update.self, from: body)
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.badRequest("invalid_json", "The body must be a JSON object with adAccountId, pixelId and testEventCode.")
+        }
+        var settings = integration.config
+        switch change.adAccountId {
+        case .keep: break
+        case .clear:
+            settings.adAccountId = nil
+            settings.pixelId = nil
+        case .set(let id):
+            guard AdAccountId.isValid(id) else {
+                throw APIError.badRequest("invalid_ad_account_id", "adAccountId must look like act_<digits>.")
+            }
+            guard settings.adAccounts.contains(where: { $0.id == id }) else {
+                throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
+            }
+            if settings.adAccountId != id { settings.pixelId = nil }
+            settings.adAccountId = id
+        }
+        switch change.pixelId {
+        case .keep: break
+        case .clear: settings.pixelId = nil
+        case .set(let id):
+            guard PixelId.isValid(id) else { throw APIError.badRequest("invalid_pixel_id", "pixelId must be digits.") }
+            guard let account = settings.adAccountId else {
+                throw APIError(422, "ad_account_required", "Choose an ad account before a pixel.")
+            }
+            guard try pixels(of: account, integration: integration, tenant: tenant).contains(where: { $0.id == id }) else {
+                throw APIError(422, "unknown_pixel", "That pixel belongs neither to the chosen ad account nor to its business.")
+            }
+            settings.pixelId = id
+        }
+        switch change.testEventCode {
+        case .keep: break
+        case .clear: settings.testEventCode = nil
+        case .set(let code):
+            guard code.consists(of: ASCII.isAlphanumeric, length: 1...64) else {
+                throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits, or null.")
+            }
+            settings.testEventCode = code
+        }
+        var updated = integration
+        updated.config = settings
+        updated.updatedAt = dependencies.clock.now
+        do {
+            try dependencies.records.replace(updated, at: RecordKey.integration(tenant), version: version)
+        } catch {
+            guard error == .versionMismatch else { throw error }
+            throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
+        }
+        dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
+                                                      "test_mode": .bool(settings.testEventCode != nil)])
+        return updated
+    }
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+}

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CompassHandlers
+import CompassPlatform
+import CompassStorage
+
+/// The CGI adapter (RFC 3875): the request from the meta-variables and stdin, the answer on
+/// stdout as `Status:`, headers, blank line, body.
+package enum CGIAdapter {
+    static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
+        let outcome = respond(H.self, environment: process.environment, workingDirectory: process.workingDirectory, input: 0)
+        let bytes = outcome.bytes
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        return 0
+    }
+
+    package struct Outcome {
+        package var response: CGIResponse
+        package var isHead: Bool
+        package var bytes: [UInt8] { response.rendered(forHead: isHead) }
+    }
+
+    /// One process, one request: the configuration and the services from the same environment
+    /// that carries the request. Everything but the process itself: testable with any
+    /// environment and descriptor.
+    package static func respond<H: Handler>(_ handler: H.Type, environment: [String: String], workingDirectory: String,
+                                            input: Int32) -> Outcome {
+        let config: Config
+        do {
+            config = try Config.load(from: environment, workingDirectory: workingDirectory)
+        } catch {
+            let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
+            return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
+        }
+        let services = Result { () throws(StoreError) in try Services.live(config: config) }
+        return respond(H.self, request: environment, input: input, services: services,
+                       logger: Logger(function: H.name, level: config.logLevel))
+    }
+
+    /// One request served with services built before it (once per process in a host that
+    /// stays warm): head, method check, body, handler, a log line.
+    package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], input: Int32,
+                                            services: Result<Services, StoreError>, logger: Logger) -> Outcome {
+        let started = monotonicMilliseconds()
+        var request: CGIRequest
+        do {
+            request = try CGIRequest.head(from: environment)
+        } catch {
+            logger.info("request_rejected", ["code": .string(error.code)])
+            return Outcome(response: .error(error), isHead: false)
+        }
+        if H.allows(request.method) {
+            do {
+                request.body = try CGIRequest.readBody(environment: environment, descriptor: input,
+                                                       limits: .init(maxBodyBytes: H.maxBodyBytes))
+            } catch {
+                logger.info("request_rejected", ["code": .string(error.code)])
+                return Outcome(response: .error(error), isHead: request.isHead)
+            }
+        }
+        let response: CGIResponse
+        switch services {
+        case .success(let services):
+            response = H(dependencies: services.dependencies(logger: logger)).respond(to: request)
+        case .failure(let error):
+            response = .error(APIError.answer(for: error, logger: logger))
+        }
+        logger.info("request", [
+            "method": .string(request.method), "status": .int(response.status),
+            "duration_ms": .int(Int(monotonicMilliseconds() - started)),
+        ])
+        return Outcome(response: response, isHead: request.isHead)
+    }
+}

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CompassHandlers
+import CompassPlatform
+import CompassStorage
+
+/// What a route's `main.swift` calls: reads the process once, finds out which host started it
+/// and serves the handler that way: a CGI host (one request, RFC 3875) or, for a handler that
+/// also runs without a request, cron (no CGI variables at all).
+package enum Runtime {
+    package static func run<H: Handler>(_ handler: H.Type) -> Never {
+        exit(CGIAdapter.serve(H.self, process: .read()))
+    }
+
+    package static func run<H: DirectlyRunnable>(_ handler: H.Type) -> Never {
+        let process = ProcessContext.read()
+        exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
+    }
+}
+
+/// What a host adapter reads from the process, once, before any handler runs.
+package struct ProcessContext: Sendable {
+    package var environment: [String: String]
+    package var workingDirectory: String
+
+    package init(environment: [String: String], workingDirectory: String) {
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
+
+    /// A CGI host sets `GATEWAY_INTERFACE` (and always `REQUEST_METHOD`); cron sets neither.
+    package var isCGIRequest: Bool { environment["GATEWAY_INTERFACE"] != nil || environment["REQUEST_METHOD"] != nil }
+
+    /// The environment straight from `environ` (no Foundation set-up per process) and the
+    /// working directory. httpoxy: a request's `Proxy:` header arrives as HTTP_PROXY; it is
+    /// removed first so that no library (libcurl) can take it for a proxy setting.
+    package static func read() -> ProcessContext {
+        unsetenv("HTTP_PROXY")
+        var environment: [String: String] = [:]
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(decoding: UnsafeRawBufferPointer(start: entry, count: strlen(entry)), as: UTF8.self)
+            if let equals = text.firstIndex(of: "=") {
+                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            cursor += 1
+        }
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let directory = buffer.withUnsafeMutableBufferPointer { pointer -> String in
+            guard let base = pointer.baseAddress, getcwd(base, pointer.count) != nil else { return "/" }
+            return String(decoding: UnsafeBufferPointer(start: base, count: strlen(base)), as: UTF8.self)
+        }
+        return ProcessContext(environment: environment, workingDirectory: directory)
+    }
+}
+
+/// What lives as long as the process: the configuration, the store, the clients. A host builds
+/// it once; every request gets its own logger on top (`dependencies(logger:)`), so nothing of
+/// one request reaches the next.
+package struct Services: Sendable {
+    package var config: Config
+    package var store: any KeyValueStore
+    package var http: any HTTPTransport
+    package var clock: any Clock
+    package var random: any RandomSource
+
+    package static func live(config: Config) throws(StoreError) -> Services {
+        Services(config: config, store: try config.openStore(), http: CurlTransport(), clock: SystemClock(), random: SecureRandom())
+    }
+
+    package func dependencies(logger: Logger) -> Dependencies {
+        Dependencies(config: config, store: store, http: http, clock: clock, random: random, logger: logger)
+    }
+}

@@ -1,0 +1,95 @@
+import CompassPlatform
+
+/// Sends normalized events to a pixel: batches of at most 1000; a batch Meta rejects as invalid
+/// is split until the bad events are isolated and the rest delivered; a temporary failure
+/// stops sending and defers what is left (the caller queues it).
+package struct EventDelivery {
+    package static let batchLimit = 1000
+    package static let partnerAgent = "compass-meta-connector"
+
+    package var graph: GraphClient
+    package var pixelId: String
+    package var token: String
+    package var testEventCode: String?
+
+    package struct Report: Sendable {
+        package var sent: [Int] = []
+        package var rejected: [(index: Int, code: String, message: String)] = []
+        package var deferred: [Int] = []
+        /// The failure that deferred events, when one did.
+        package var failure: GraphFailure?
+        package var eventsReceived = 0
+        package var fbtraceIds: [String] = []
+    }
+
+    private struct Answer: Decodable {
+        var eventsReceived: Int?
+        var fbtraceId: String?
+        enum CodingKeys: String, CodingKey {
+            case eventsReceived = "events_received"
+            case fbtraceId = "fbtrace_id"
+        }
+    }
+
+    package func deliver(_ events: [NormalizedEvent]) -> Report {
+        var report = Report()
+        var start = 0
+        while start < events.count {
+            let end = min(start + Self.batchLimit, events.count)
+            send(Array(start..<end), of: events, into: &report)
+            start = end
+        }
+        return report
+    }
+
+    /// The exact request body for these events.
+    package func body(_ events: [NormalizedEvent]) -> JSONValue {
+        var body: [String: JSONValue] = ["data": .array(events.map(\.payload)), "partner_agent": .string(Self.partnerAgent)]
+        if let testEventCode { body["test_event_code"] = .string(testEventCode) }
+        return .object(body)
+    }
+
+    private func send(_ indices: [Int], of events: [NormalizedEvent], into report: inout Report) {
+        if report.failure != nil {
+            report.deferred += indices
+            return
+        }
+        do {
+            let answer: Answer = try graph.post("\(pixelId)/events", body: JSON.encode(body(indices.map { events[$0] })), token: token)
+            report.sent += indices
+            report.eventsReceived += answer.eventsReceived ?? indices.count
+            if let trace = answer.fbtraceId { report.fbtraceIds.append(trace) }
+        } catch {
+            if let trace = error.fbtraceId { report.fbtraceIds.append(trace) }
+            switch error.kind {
+            case .invalidEvent where indices.count > 1:
+                let middle = indices.count / 2
+                send(Array(indices[..<middle]), of: events, into: &report)
+                send(Array(indices[middle...]), of: events, into: &report)
+            case .invalidEvent, .invalidRequest:
+                let message = Self.reason(error)
+                report.rejected += indices.map { ($0, error.kind == .invalidEvent ? "meta_invalid_event" : "meta_rejected", message) }
+            case .invalidToken, .permission, .rateLimited, .transient, .blocked:
+                report.failure = error
+                report.deferred += indices
+            }
+        }
+    }
+
+    /// Meta's own words about the rejection (they name fields, never values).
+    package static func reason(_ failure: GraphFailure) -> String {
+        if case .api(let error, _, _) = failure {
+            let text = error.errorUserMsg ?? error.message ?? "Meta rejected the event."
+            let code = error.errorSubcode.map { " (\($0))" } ?? ""
+            return String(text.prefix(300)) + code
+        }
+        return "Meta gave an answer that could not be read."
+    }
+
+    package init(graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil) {
+        self.graph = graph
+        self.pixelId = pixelId
+        self.token = token
+        self.testEventCode = testEventCode
+    }
+}

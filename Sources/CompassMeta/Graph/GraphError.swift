@@ -1,0 +1,115 @@
+import CompassPlatform
+
+/// Meta's error body: `{"error":{"message","type","code","error_subcode","fbtrace_id","is_transient",...}}`.
+package struct GraphAPIError: Decodable, Sendable, Equatable {
+    package var message: String?
+    package var type: String?
+    package var code: Int?
+    package var errorSubcode: Int?
+    package var errorUserTitle: String?
+    package var errorUserMsg: String?
+    package var fbtraceId: String?
+    package var isTransient: Bool?
+
+    package enum CodingKeys: String, CodingKey {
+        case message, type, code
+        case errorSubcode = "error_subcode"
+        case errorUserTitle = "error_user_title"
+        case errorUserMsg = "error_user_msg"
+        case fbtraceId = "fbtrace_id"
+        case isTransient = "is_transient"
+    }
+
+    private struct Envelope: Decodable { var error: GraphAPIError }
+
+    package static func decode(from body: [UInt8]) -> GraphAPIError? {
+        guard let envelope = try? JSON.decode(Envelope.self, from: body), envelope.error.code != nil else { return nil }
+        return envelope.error
+    }
+}
+
+/// A Graph call that did not give what was asked.
+package enum GraphFailure: ResponseError, Sendable, Equatable {
+    /// Meta answered with its error body.
+    case api(GraphAPIError, httpStatus: Int, retryAfterSeconds: Int?)
+    /// No answer: connection, timeout, TLS.
+    case transport(HTTPFailure)
+    /// An answer that is not what Meta documents (wrong shape, unexpected status, unsafe paging link).
+    case badResponse(status: Int, reason: String)
+
+    /// What to do about it, per META-API.md's table.
+    package enum Kind: Sendable, Equatable {
+        case invalidToken, permission, rateLimited, transient, blocked, invalidEvent, invalidRequest
+    }
+
+    package var kind: Kind {
+        switch self {
+        case .transport: return .transient
+        case .badResponse(let status, _): return status >= 500 || status == 0 ? .transient : .invalidRequest
+        case .api(let error, let status, _):
+            let code = error.code ?? 0
+            switch code {
+            case 190, 102: return .invalidToken
+            case 10, 200...299: return .permission
+            case 4, 17, 32, 341, 613, 80000...80014: return .rateLimited
+            case 368: return .blocked
+            default: break
+            }
+            if status == 429 { return .rateLimited }
+            if code == 1 || code == 2 || error.isTransient == true || status >= 500 { return .transient }
+            if code == 100, let sub = error.errorSubcode, (2_804_000...2_804_999).contains(sub) { return .invalidEvent }
+            return .invalidRequest
+        }
+    }
+
+    package var isRetryable: Bool { [.rateLimited, .transient, .blocked].contains(kind) }
+
+    /// Why the tenant must connect again, when this failure means so (a refused token or a
+    /// missing permission); nil for failures that pass with time.
+    package var reauthReason: String? {
+        switch kind {
+        case .invalidToken: "token_invalid"
+        case .permission: "permission_missing"
+        default: nil
+        }
+    }
+
+    package var fbtraceId: String? {
+        if case .api(let error, _, _) = self { return error.fbtraceId }
+        return nil
+    }
+
+    /// For logs: codes and Meta's own message (which never holds the token); no URL.
+    package var logFields: [String: LogValue] {
+        switch self {
+        case .api(let error, let status, _):
+            var fields: [String: LogValue] = ["http_status": .int(status), "graph_code": .int(error.code ?? 0)]
+            if let sub = error.errorSubcode { fields["graph_subcode"] = .int(sub) }
+            if let message = error.message { fields["graph_message"] = .string(String(message.prefix(300))) }
+            if let trace = error.fbtraceId { fields["fbtrace_id"] = .string(trace) }
+            return fields
+        case .transport(let failure):
+            return ["transport_error": .string("\(failure)")]
+        case .badResponse(let status, let reason):
+            return ["http_status": .int(status), "reason": .string(reason)]
+        }
+    }
+
+    package var logEntry: LogEntry? { LogEntry(.warn, "meta_request_failed", logFields) }
+
+    /// The client-facing error for a Graph failure outside the OAuth callback.
+    package var apiError: APIError {
+        switch kind {
+        case .invalidToken:
+            APIError(409, "meta_token_invalid", "Meta no longer accepts this connection's token; connect Meta again.")
+        case .permission:
+            APIError(403, "meta_permission_missing", "Meta refused: the connection lacks a required permission.")
+        case .rateLimited, .blocked:
+            APIError(503, "meta_rate_limited", "Meta is rate limiting requests; try again later.")
+        case .transient:
+            APIError(503, "meta_unavailable", "Meta could not be reached; try again shortly.")
+        case .invalidEvent, .invalidRequest:
+            APIError(502, "meta_error", "Meta rejected the request.")
+        }
+    }
+}

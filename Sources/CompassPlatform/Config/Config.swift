@@ -1,0 +1,240 @@
+/// Every environment variable the product reads, parsed once at start into typed values.
+/// A malformed value fails `Config.load`; a missing required one fails when a route asks for it,
+/// so that a route never needs a variable it does not use.
+package struct Config: Sendable {
+    package struct MetaApp: Sendable {
+        package var id: String
+        package var secret: String
+    }
+
+    package enum StoreLocation: Sendable, Equatable {
+        case files(root: String)
+        /// `namespace` prefixes every key (from the URL's path), so several deployments can share a cluster.
+        case etcd(endpoints: [String], namespace: String)
+    }
+
+    package enum LogLevel: Int, Sendable, Comparable {
+        case debug, info, warn, error
+        package static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    package static let defaultAPIVersion = "v26.0"
+
+    /// Every variable any route reads (functions.json names a subset per function).
+    package static let variables = [
+        "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
+        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
+        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
+        "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
+    ]
+
+    package var metaAppID: String?
+    package var metaAppSecret: String?
+    package var apiVersion: String
+    package var graphURL: String
+    package var dialogURL: String
+    package var scopes: [String]
+    package var redirectBaseURL: String?
+    package var jwtSecret: [UInt8]?
+    package var credentialKeys: CredentialKeys?
+    package var cronSecret: String?
+    package var store: StoreLocation
+    package var logLevel: LogLevel
+    package var metaTimeoutMilliseconds: Int
+    /// etcd authentication and TLS trust, when the cluster needs them.
+    package var etcdUser: String?
+    package var etcdPassword: String?
+    package var etcdCAFile: String?
+    /// Per tenant: past this many waiting events, new ones are refused with 503 rather than
+    /// overflowing the store.
+    package var outboxMaxEvents: Int
+    /// Renew tokens that expire within this many days.
+    package var refreshWindowDays: Int
+    /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
+    package var webhookURL: String?
+    package var webhookSecret: String?
+    /// Development only: where the Graph sandbox keeps its state and the URL it is served at.
+    package var sandboxStateDirectory: String?
+    package var sandboxBaseURL: String?
+    /// Development only: the dev login and settings stand-in are served.
+    package var devConsoleEnabled: Bool
+
+    package struct Error: Swift.Error, Equatable {
+        package var variable: String
+        package var problem: String
+        package var apiError: APIError { .misconfigured(variable, problem) }
+
+        package init(variable: String, problem: String) {
+            self.variable = variable
+            self.problem = problem
+        }
+    }
+
+    package static func load(from environment: [String: String], workingDirectory: String) throws(Config.Error) -> Config {
+        func value(_ name: String) -> String? {
+            guard let raw = environment[name]?.trimmed, !raw.isEmpty else { return nil }
+            return raw
+        }
+
+        let apiVersion = value("META_API_VERSION") ?? defaultAPIVersion
+        guard apiVersion.isGraphVersion else {
+            throw Error(variable: "META_API_VERSION", problem: "must look like v26.0")
+        }
+        let scopes = (value("META_SCOPES") ?? "ads_read,business_management")
+            .split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+        guard !scopes.isEmpty, scopes.allSatisfy({ $0.consists(of: ASCII.isLowerOrUnderscore, length: 1...64) }) else {
+            throw Error(variable: "META_SCOPES", problem: "must be comma-separated permission names")
+        }
+        if let id = value("META_APP_ID"), !id.consists(of: ASCII.isDigit, length: 1...32) {
+            throw Error(variable: "META_APP_ID", problem: "must be the numeric App ID")
+        }
+        var jwtSecret: [UInt8]?
+        if let secret = value("COMPASS_JWT_SECRET") {
+            guard secret.utf8.count >= 32 else {
+                throw Error(variable: "COMPASS_JWT_SECRET", problem: "must be at least 32 bytes (RFC 7518 section 3.2)")
+            }
+            jwtSecret = Array(secret.utf8)
+        }
+        var keys: CredentialKeys?
+        if let current = value("CREDENTIALS_KEY") {
+            keys = try CredentialKeys(current: current, previous: value("CREDENTIALS_KEY_PREVIOUS"))
+        } else if value("CREDENTIALS_KEY_PREVIOUS") != nil {
+            throw Error(variable: "CREDENTIALS_KEY", problem: "is required when CREDENTIALS_KEY_PREVIOUS is set")
+        }
+        let level: LogLevel
+        switch value("LOG_LEVEL")?.lowercased() ?? "info" {
+        case "debug": level = .debug
+        case "info": level = .info
+        case "warn", "warning": level = .warn
+        case "error": level = .error
+        default: throw Error(variable: "LOG_LEVEL", problem: "must be debug, info, warn or error")
+        }
+        var timeout = 10_000
+        if let raw = value("META_TIMEOUT_MS") {
+            guard let parsed = Int(raw), (100...120_000).contains(parsed) else {
+                throw Error(variable: "META_TIMEOUT_MS", problem: "must be milliseconds between 100 and 120000")
+            }
+            timeout = parsed
+        }
+        var window = 7
+        if let raw = value("REFRESH_WINDOW_DAYS") {
+            guard let days = Int(raw), (1...59).contains(days) else {
+                throw Error(variable: "REFRESH_WINDOW_DAYS", problem: "must be a whole number of days from 1 to 59")
+            }
+            window = days
+        }
+        let webhookURL = try value("COMPASS_WEBHOOK_URL").map { raw throws(Config.Error) in
+            try baseURL(raw, variable: "COMPASS_WEBHOOK_URL")
+        }
+        if webhookURL != nil, value("COMPASS_WEBHOOK_SECRET") == nil {
+            throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
+        }
+        var outboxMax = 100_000
+        if let raw = value("OUTBOX_MAX_EVENTS") {
+            guard let count = Int(raw), (1...10_000_000).contains(count) else {
+                throw Error(variable: "OUTBOX_MAX_EVENTS", problem: "must be a whole number from 1 to 10000000")
+            }
+            outboxMax = count
+        }
+        if value("ETCD_USER") != nil, value("ETCD_PASSWORD") == nil {
+            throw Error(variable: "ETCD_PASSWORD", problem: "is required when ETCD_USER is set")
+        }
+        return Config(
+            metaAppID: value("META_APP_ID"),
+            metaAppSecret: value("META_APP_SECRET"),
+            apiVersion: apiVersion,
+            graphURL: try baseURL(value("META_GRAPH_URL") ?? "https://graph.facebook.com", variable: "META_GRAPH_URL"),
+            dialogURL: try baseURL(value("META_DIALOG_URL") ?? "https://www.facebook.com", variable: "META_DIALOG_URL"),
+            scopes: scopes,
+            redirectBaseURL: try value("OAUTH_REDIRECT_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "OAUTH_REDIRECT_BASE_URL") },
+            jwtSecret: jwtSecret,
+            credentialKeys: keys,
+            cronSecret: value("CRON_SECRET"),
+            store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
+            logLevel: level,
+            metaTimeoutMilliseconds: timeout,
+            etcdUser: value("ETCD_USER"),
+            etcdPassword: value("ETCD_PASSWORD"),
+            etcdCAFile: value("ETCD_CA_FILE"),
+            outboxMaxEvents: outboxMax,
+            refreshWindowDays: window,
+            webhookURL: webhookURL,
+            webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
+            sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
+            sandboxBaseURL: try value("SANDBOX_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "SANDBOX_BASE_URL") },
+            devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"
+        )
+    }
+
+    // MARK: Required values, asked for by the routes that need them
+
+    package func metaApp() throws(Config.Error) -> MetaApp {
+        guard let id = metaAppID else { throw Error(variable: "META_APP_ID", problem: "is not set") }
+        guard let secret = metaAppSecret else { throw Error(variable: "META_APP_SECRET", problem: "is not set") }
+        return MetaApp(id: id, secret: secret)
+    }
+
+    package func redirectBase() throws(Config.Error) -> String {
+        guard let base = redirectBaseURL else { throw Error(variable: "OAUTH_REDIRECT_BASE_URL", problem: "is not set") }
+        return base
+    }
+
+    package func sessionSecret() throws(Config.Error) -> [UInt8] {
+        guard let secret = jwtSecret else { throw Error(variable: "COMPASS_JWT_SECRET", problem: "is not set") }
+        return secret
+    }
+
+    package func credentialCipher() throws(Config.Error) -> CredentialKeys {
+        guard let keys = credentialKeys else { throw Error(variable: "CREDENTIALS_KEY", problem: "is not set") }
+        return keys
+    }
+
+    /// `redirect_uri`, byte for byte the same in the dialog and in the code exchange.
+    package func callbackURL() throws(Config.Error) -> String {
+        try redirectBase() + "/api/connect/meta/callback"
+    }
+
+    // MARK: Parsing
+
+    private static func baseURL(_ raw: String, variable: String) throws(Config.Error) -> String {
+        var text = raw
+        while text.hasSuffix("/") { text.removeLast() }
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+              scheme == "https" || scheme == "http", let host = url.host(), !host.isEmpty,
+              url.query() == nil, url.fragment() == nil, !text.contains(where: { $0.isWhitespace }) else {
+            throw Error(variable: variable, problem: "must be an http(s) URL without query or fragment")
+        }
+        return text
+    }
+
+    private static func isHostAndPort(_ text: String) -> Bool {
+        guard let colon = text.lastIndex(of: ":") else { return false }
+        let host = text[..<colon], port = text[text.index(after: colon)...]
+        let hostByte: (UInt8) -> Bool = { ASCII.isAlphanumeric($0) || [46, 45, 91, 93, 58].contains($0) }
+        return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
+    }
+
+    private static func storeLocation(_ raw: String?, workingDirectory: String) throws(Config.Error) -> StoreLocation {
+        guard let raw else { return .files(root: workingDirectory + "/.data") }
+        if raw.hasPrefix("file://") {
+            let path = String(raw.dropFirst("file://".count))
+            guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+                throw Error(variable: "STORE_URL", problem: "must be file:///absolute/path")
+            }
+            return .files(root: path)
+        }
+        for (prefix, tls) in [("etcd://", false), ("etcd+https://", true)] where raw.hasPrefix(prefix) {
+            let rest = raw.dropFirst(prefix.count)
+            let hostPart = rest.prefix { $0 != "/" }
+            let path = rest.dropFirst(hostPart.count).split(separator: "/")
+            let hosts = hostPart.split(separator: ",").map(String.init)
+            guard !hosts.isEmpty, hosts.allSatisfy(isHostAndPort), path.allSatisfy({ KeySegment.isValid($0) }) else {
+                throw Error(variable: "STORE_URL", problem: "must be etcd://host:port[,host:port...][/namespace]")
+            }
+            return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
+                         namespace: path.map { $0 + "/" }.joined())
+        }
+        throw Error(variable: "STORE_URL", problem: "must start with file:// or etcd://")
+    }
+}

@@ -1,0 +1,115 @@
+import CCrypto
+
+/// The cryptography this product needs, all of it from OpenSSL's libcrypto.
+package enum Crypto {
+    package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        withPointer(bytes) { pointer, count in
+            _ = EVP_Digest(pointer, count, &digest, &length, EVP_sha256(), nil)
+        }
+        return digest
+    }
+
+    package static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
+
+    package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        withPointer(key) { keyPointer, keyCount in
+            withPointer(message) { messagePointer, messageCount in
+                _ = HMAC(EVP_sha256(), keyPointer, Int32(keyCount), messagePointer, messageCount, &mac, &length)
+            }
+        }
+        return mac
+    }
+
+    package static func hmacSHA256(key: String, message: String) -> [UInt8] {
+        hmacSHA256(key: Array(key.utf8), message: Array(message.utf8))
+    }
+
+    /// Equal length and equal bytes, in time that does not depend on where they differ.
+    package static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+        }
+    }
+
+    package static func randomBytes(_ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        guard count > 0 else { return bytes }
+        // RAND_bytes only fails when the OS gives no entropy; nothing safe can go on then.
+        guard RAND_bytes(&bytes, Int32(count)) == 1 else { fatalError("libcrypto RAND_bytes failed") }
+        return bytes
+    }
+
+    package struct Sealed: Equatable {
+        package var ciphertext: [UInt8]
+        package var tag: [UInt8]
+    }
+
+    /// AES-256-GCM with a 96-bit nonce and a 128-bit tag.
+    package static func aesGCMSeal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> Sealed? {
+        guard key.count == 32, nonce.count == 12, let context = EVP_CIPHER_CTX_new() else { return nil }
+        defer { EVP_CIPHER_CTX_free(context) }
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
+        var tag = [UInt8](repeating: 0, count: 16)
+        var length: Int32 = 0
+        var total = 0
+        guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
+              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
+              EVP_EncryptInit_ex(context, nil, nil, key, nonce) == 1 else { return nil }
+        if !aad.isEmpty {
+            guard EVP_EncryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
+        }
+        if !plaintext.isEmpty {
+            guard EVP_EncryptUpdate(context, &ciphertext, &length, plaintext, Int32(plaintext.count)) == 1 else { return nil }
+            total = Int(length)
+        }
+        let finished = ciphertext.withUnsafeMutableBufferPointer { buffer in
+            EVP_EncryptFinal_ex(context, buffer.baseAddress! + total, &length)
+        }
+        guard finished == 1 else { return nil }
+        total += Int(length)
+        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else { return nil }
+        return Sealed(ciphertext: Array(ciphertext.prefix(total)), tag: tag)
+    }
+
+    /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered.
+    package static func aesGCMOpen(key: [UInt8], nonce: [UInt8], sealed: Sealed, aad: [UInt8]) -> [UInt8]? {
+        guard key.count == 32, nonce.count == 12, sealed.tag.count == 16,
+              let context = EVP_CIPHER_CTX_new() else { return nil }
+        defer { EVP_CIPHER_CTX_free(context) }
+        var plaintext = [UInt8](repeating: 0, count: sealed.ciphertext.count + 16)
+        var length: Int32 = 0
+        var total = 0
+        var tag = sealed.tag
+        guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
+              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
+              EVP_DecryptInit_ex(context, nil, nil, key, nonce) == 1 else { return nil }
+        if !aad.isEmpty {
+            guard EVP_DecryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
+        }
+        if !sealed.ciphertext.isEmpty {
+            guard EVP_DecryptUpdate(context, &plaintext, &length, sealed.ciphertext, Int32(sealed.ciphertext.count)) == 1 else { return nil }
+            total = Int(length)
+        }
+        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1 else { return nil }
+        let verified = plaintext.withUnsafeMutableBufferPointer { buffer in
+            EVP_DecryptFinal_ex(context, buffer.baseAddress! + total, &length)
+        }
+        guard verified == 1 else { return nil }
+        total += Int(length)
+        return Array(plaintext.prefix(total))
+    }
+
+    private static func withPointer<R>(_ bytes: [UInt8], _ body: (UnsafePointer<UInt8>, Int) -> R) -> R {
+        if bytes.isEmpty {
+            var zero: UInt8 = 0
+            return body(&zero, 0)
+        }
+        return bytes.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+}

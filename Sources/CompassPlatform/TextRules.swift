@@ -1,0 +1,61 @@
+/// Small checks on the shape of identifiers, without the start-up cost of Regex.
+extension StringProtocol {
+    /// Every UTF-8 byte passes `allowed` and the length in bytes is within `length`.
+    package func consists(of allowed: (UInt8) -> Bool, length: ClosedRange<Int>) -> Bool {
+        var count = 0
+        for byte in utf8 {
+            guard allowed(byte) else { return false }
+            count += 1
+            if count > length.upperBound { return false }
+        }
+        return count >= length.lowerBound
+    }
+}
+
+package enum ASCII {
+    package static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+    package static func isLower(_ b: UInt8) -> Bool { b >= 97 && b <= 122 }
+    package static func isUpper(_ b: UInt8) -> Bool { b >= 65 && b <= 90 }
+    package static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || isLower(b) || isUpper(b) }
+    /// `[A-Za-z0-9_-]`: tenant ids, nonces, key segments.
+    package static func isIdentifier(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == 95 || b == 45 }
+    package static func isLowerOrUnderscore(_ b: UInt8) -> Bool { isLower(b) || b == 95 }
+}
+
+/// One segment of a storage key (and of an etcd namespace in `STORE_URL`): `[A-Za-z0-9_-]{1,255}`,
+/// safe as a file name and an etcd key alike.
+package enum KeySegment {
+    package static func isValid(_ segment: some StringProtocol) -> Bool {
+        segment.consists(of: ASCII.isIdentifier, length: 1...255)
+    }
+}
+
+extension String {
+    /// `v26.0`: a Graph API version.
+    package var isGraphVersion: Bool {
+        guard hasPrefix("v") else { return false }
+        let parts = dropFirst().split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && parts[0].consists(of: ASCII.isDigit, length: 1...3)
+            && parts[1].consists(of: ASCII.isDigit, length: 1...2)
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing ASCII spaces and tabs.
+    package var trimmed: String {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(self[first...last])
+    }
+
+    package func equalsIgnoringCase(_ other: some StringProtocol) -> Bool { lowercased() == other.lowercased() }
+}
+
+extension String {
+    /// Without CR and LF (as scalars: `"\r\n"` is one Character), so it cannot end a header line.
+    package var withoutLineBreaks: String {
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: unicodeScalars.lazy.filter { $0 != "\r" && $0 != "\n" })
+        return String(scalars)
+    }
+}

@@ -1,0 +1,258 @@
+import CompassPlatform
+
+import Synchronization
+
+/// The key-value store on an etcd v3 cluster, through its JSON gateway (`/v3/kv/range`, `put`,
+/// `deleterange`, `txn`, `/v3/lease/grant`) and the project's one HTTP client. Versions are
+/// `mod_revision`s; create-if-absent and compare-and-swap are transactions; TTLs are leases
+/// granted with the write (no keepalives: processes are short-lived). Several endpoints: a
+/// refused connection, a timeout or a node without a leader moves on to the next, and the whole
+/// call gives up within `deadlineMilliseconds`.
+package final class EtcdStore: KeyValueStore, @unchecked Sendable {
+    package let endpoints: [String]
+    package let namespace: String
+    package let transport: any HTTPTransport
+    package let credentials: (user: String, password: String)?
+    package let deadlineMilliseconds: Int
+    package let attemptMilliseconds: Int
+    private let state = Mutex(State())
+
+    private struct State {
+        var preferred = 0
+        var token: String?
+    }
+
+    package init(endpoints: [String], namespace: String = "", transport: any HTTPTransport,
+         credentials: (user: String, password: String)? = nil, deadlineMilliseconds: Int = 9_000, attemptMilliseconds: Int = 2_000) {
+        self.endpoints = endpoints
+        self.namespace = namespace
+        self.transport = transport
+        self.credentials = credentials
+        self.deadlineMilliseconds = deadlineMilliseconds
+        self.attemptMilliseconds = attemptMilliseconds
+    }
+
+    // MARK: KeyValueStore
+
+    package func get(_ key: String) throws(StoreError) -> Versioned? {
+        try StoreKey.validate(key)
+        let answer: RangeAnswer = try call("/v3/kv/range", ["key": .string(encode(key))])
+        guard let first = answer.kvs?.first else { return nil }
+        return try first.versioned()
+    }
+
+    package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
+        try StoreKey.validate(key)
+        let answer: PutAnswer = try call("/v3/kv/put", try putRequest(key, value, ttl: ttl))
+        return try answer.header.revisionNumber()
+    }
+
+    package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
+        try StoreKey.validate(key)
+        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"],
+                                     success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
+        guard answer.succeeded == true else { throw .alreadyExists }
+        return try answer.header.revisionNumber()
+    }
+
+    package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
+        try StoreKey.validate(key)
+        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
+                                     success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
+        guard answer.succeeded == true else { throw .versionMismatch }
+        return try answer.header.revisionNumber()
+    }
+
+    package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
+        try StoreKey.validate(key)
+        guard let version else {
+            let answer: DeleteAnswer = try call("/v3/kv/deleterange", ["key": .string(encode(key))])
+            return (answer.deleted.flatMap { UInt64($0) } ?? 0) > 0
+        }
+        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
+                                     success: ["request_delete_range": .object(["key": .string(encode(key))])])
+        guard answer.succeeded == true else { throw .versionMismatch }
+        return true
+    }
+
+    package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        try StoreKey.validatePrefix(prefix)
+        guard limit > 0 else { return KeyPage(entries: [], cursor: after) }
+        let full = namespace + prefix
+        var start = Array(full.utf8)
+        if let after, Array((namespace + after).utf8).lexicographicallyPrecedes(start) == false {
+            start = Array((namespace + after).utf8) + [0]
+        }
+        let answer: RangeAnswer = try call("/v3/kv/range", [
+            "key": .string(Base64Bytes.encode(start)),
+            "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(full.utf8)))),
+            "limit": .string(String(limit + 1)),
+            "sort_order": "ASCEND", "sort_target": "KEY",
+        ])
+        var entries: [(key: String, value: Versioned)] = []
+        for kv in answer.kvs ?? [] {
+            guard let raw = Base64Bytes.decode(kv.key) else { throw .corrupt("etcd key") }
+            let key = String(decoding: raw, as: UTF8.self)
+            guard key.hasPrefix(namespace) else { continue }
+            entries.append((String(key.dropFirst(namespace.count)), try kv.versioned()))
+        }
+        return KeyPage(upTo: limit, of: entries)
+    }
+
+    package func count(prefix: String) throws(StoreError) -> Int {
+        try StoreKey.validatePrefix(prefix)
+        let full = Array((namespace + prefix).utf8)
+        let answer: RangeAnswer = try call("/v3/kv/range", [
+            "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
+            "count_only": .bool(true),
+        ])
+        return Int(answer.count ?? "0") ?? 0
+    }
+
+    // MARK: Requests
+
+    private func encode(_ key: String) -> String { Base64Bytes.encode(Array((namespace + key).utf8)) }
+
+    private func putRequest(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> [String: JSONValue] {
+        var request: [String: JSONValue] = ["key": .string(encode(key)), "value": .string(Base64Bytes.encode(value))]
+        if let ttl {
+            let lease: LeaseAnswer = try call("/v3/lease/grant", ["TTL": .string(String(max(ttl, 1)))])
+            guard let id = lease.ID else { throw .unavailable("etcd granted no lease") }
+            request["lease"] = .string(id)
+        }
+        return request
+    }
+
+    private func transaction(compare: [String: JSONValue], success: [String: JSONValue]) throws(StoreError) -> TxnAnswer {
+        try call("/v3/kv/txn", ["compare": .array([.object(compare)]), "success": .array([.object(success)])])
+    }
+
+    /// `prefix` with its last byte incremented: the end of a prefix range (all keys for "").
+    package static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+        var end = prefix
+        while let last = end.last {
+            if last < 0xff {
+                end[end.count - 1] = last + 1
+                return end
+            }
+            end.removeLast()
+        }
+        return [0]
+    }
+
+    /// One gateway call, tried on each endpoint in turn until one answers, within the deadline.
+    private func call<T: Decodable>(_ path: String, _ body: [String: JSONValue]) throws(StoreError) -> T {
+        let payload = JSON.encode(JSONValue.object(body))
+        let deadline = monotonicMilliseconds() + Int64(deadlineMilliseconds)
+        var lastProblem = "no endpoint answered"
+        var reauthenticated = false
+        var attempt = 0
+        while attempt < endpoints.count * 2 {
+            let remaining = Int(deadline - monotonicMilliseconds())
+            guard remaining > 50 else { break }
+            let index = state.withLock { ($0.preferred + attempt) % endpoints.count }
+            attempt += 1
+            var headers = [("Content-Type", "application/json")]
+            if credentials != nil {
+                guard let token = try authenticate(endpoint: endpoints[index], force: false, remaining: remaining) else { continue }
+                headers.append(("Authorization", token))
+            }
+            let request = HTTPRequest(method: "POST", url: endpoints[index] + path, headers: headers, body: payload,
+                                      timeoutMilliseconds: min(attemptMilliseconds, remaining), maxResponseBytes: 32 << 20)
+            let response: HTTPResponse
+            do {
+                response = try transport.send(request)
+            } catch {
+                lastProblem = "\(endpoints[index]): \(error)"
+                continue
+            }
+            if (200..<300).contains(response.status) {
+                state.withLock { $0.preferred = index }
+                do {
+                    return try JSON.decode(T.self, from: response.body)
+                } catch {
+                    throw .unavailable("etcd answered \(path) in an unexpected shape")
+                }
+            }
+            let failure = try? JSON.decode(GatewayError.self, from: response.body)
+            let message = failure?.message ?? failure?.error ?? "HTTP \(response.status)"
+            if failure?.code == 16 && credentials != nil && !reauthenticated {
+                // The auth token expired: authenticate again once.
+                reauthenticated = true
+                _ = try authenticate(endpoint: endpoints[index], force: true, remaining: remaining)
+                attempt -= 1
+                continue
+            }
+            if message.contains("request is too large") { throw .unavailable("etcd refused a request over its size limit") }
+            if message.contains("database space exceeded") { throw .unavailable("etcd database is full") }
+            lastProblem = "\(endpoints[index]): \(message)"
+            // Unavailable (14), no leader, timeouts: another node may serve.
+        }
+        throw .unavailable("etcd unavailable: \(lastProblem)")
+    }
+
+    private func authenticate(endpoint: String, force: Bool, remaining: Int) throws(StoreError) -> String? {
+        if !force, let token = state.withLock({ $0.token }) { return token }
+        guard let credentials else { return nil }
+        let body = JSON.encode(JSONValue.object(["name": .string(credentials.user), "password": .string(credentials.password)]))
+        guard let response = try? transport.send(HTTPRequest(method: "POST", url: endpoint + "/v3/auth/authenticate",
+                                                             headers: [("Content-Type", "application/json")], body: body,
+                                                             timeoutMilliseconds: min(attemptMilliseconds, remaining))) else { return nil }
+        guard (200..<300).contains(response.status), let answer = try? JSON.decode(AuthAnswer.self, from: response.body),
+              let token = answer.token else {
+            throw .unavailable("etcd refused the credentials in ETCD_USER/ETCD_PASSWORD")
+        }
+        state.withLock { $0.token = token }
+        return token
+    }
+
+    // MARK: Answers (64-bit numbers arrive as strings; zero values are omitted)
+
+    package struct Header: Decodable {
+        package var revision: String?
+        package func revisionNumber() throws(StoreError) -> UInt64 {
+            guard let revision, let number = UInt64(revision) else { throw .unavailable("etcd answered without a revision") }
+            return number
+        }
+    }
+
+    package struct KeyValue: Decodable {
+        package var key: String
+        package var value: String?
+        package var modRevision: String?
+        package enum CodingKeys: String, CodingKey {
+            case key, value
+            case modRevision = "mod_revision"
+        }
+        package func versioned() throws(StoreError) -> Versioned {
+            guard let revision = modRevision.flatMap({ UInt64($0) }) else { throw .corrupt("etcd key without mod_revision") }
+            guard let bytes = Base64Bytes.decode(value ?? "") else { throw .corrupt("etcd value not base64") }
+            return Versioned(value: bytes, version: revision)
+        }
+    }
+
+    package struct RangeAnswer: Decodable {
+        package var kvs: [KeyValue]?
+        package var count: String?
+    }
+
+    package struct PutAnswer: Decodable { var header: Header }
+    package struct DeleteAnswer: Decodable { var deleted: String? }
+    package struct TxnAnswer: Decodable {
+        package var header: Header
+        package var succeeded: Bool?
+    }
+    package struct LeaseAnswer: Decodable { var ID: String? }
+    package struct AuthAnswer: Decodable { var token: String? }
+    package struct GatewayError: Decodable {
+        package var error: String?
+        package var message: String?
+        package var code: Int?
+    }
+}
+
+/// Standard base64, as etcd's gateway wants keys and values.
+package enum Base64Bytes {
+    package static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    package static func decode(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map(Array.init) }
+}

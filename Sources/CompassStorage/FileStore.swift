@@ -1,0 +1,287 @@
+import CompassPlatform
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One file per key under a root folder: key `a/b/c` is the file `a/b/c.rec`. Key segments are
+/// `[A-Za-z0-9_-]`, so no key can name a path outside the root, and `.rec` files, folders and
+/// `.tmp-` files never collide. Writes are atomic (temp file, fsync, rename, fsync folder);
+/// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
+/// fsyncs: a crash may lose one, never tear one;
+/// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
+/// across processes. Files are readable by the owner only.
+package struct FileStore: KeyValueStore {
+    package let root: String
+    package let clock: any Clock
+
+    private static let magic: [UInt8] = Array("CKV1".utf8)
+    private static let headerSize = 20
+
+    /// The root folder is created with the first write, so a handler that only reads (or
+    /// never touches the store) creates nothing.
+    package init(root: String, clock: any Clock = SystemClock()) throws(StoreError) {
+        guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
+        self.root = root
+        self.clock = clock
+    }
+
+    // MARK: KeyValueStore
+
+    package func get(_ key: String) throws(StoreError) -> Versioned? {
+        try StoreKey.validate(key)
+        return try read(path(for: key), key: key)
+    }
+
+    package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
+        try mutate(key) { current throws(StoreError) in .write(value, ttl) }
+    }
+
+    package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
+        try mutate(key) { current throws(StoreError) in
+            guard current == nil else { throw .alreadyExists }
+            return .write(value, ttl)
+        }
+    }
+
+    package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
+        try mutate(key) { current throws(StoreError) in
+            guard current?.version == version else { throw .versionMismatch }
+            return .write(value, ttl)
+        }
+    }
+
+    package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
+        var deleted = false
+        _ = try mutate(key) { current throws(StoreError) in
+            if let version, current?.version != version { throw .versionMismatch }
+            deleted = current != nil
+            return .remove
+        }
+        return deleted
+    }
+
+    package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        try StoreKey.validatePrefix(prefix)
+        guard limit > 0 else { return KeyPage(entries: [], cursor: after) }
+        var entries: [(key: String, value: Versioned)] = []
+        try walk(prefix: prefix, after: after) { key throws(StoreError) in
+            if let value = try read(path(for: key), key: key) { entries.append((key, value)) }
+            return entries.count <= limit
+        }
+        return KeyPage(upTo: limit, of: entries)
+    }
+
+    /// Reads only each record's header (for its expiry): counting a large outbox costs no values.
+    package func count(prefix: String) throws(StoreError) -> Int {
+        try StoreKey.validatePrefix(prefix)
+        var total = 0
+        try walk(prefix: prefix, after: nil) { key throws(StoreError) in
+            if try read(path(for: key), key: key, headerOnly: true) != nil { total += 1 }
+            return true
+        }
+        return total
+    }
+
+    // MARK: Layout
+
+    private func path(for key: String) -> String { root + "/" + key + ".rec" }
+
+    private enum Change {
+        case write([UInt8], Int?)
+        case remove
+    }
+
+    /// Reads the current value and applies `decide`'s change, all under the folder's lock.
+    private func mutate(_ key: String, _ decide: (Versioned?) throws(StoreError) -> Change) throws(StoreError) -> UInt64 {
+        try StoreKey.validate(key)
+        let file = path(for: key)
+        let folder = String(file[..<file.lastIndex(of: "/")!])
+        var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if lock < 0 && errno == ENOENT {
+            try makeFolders(for: key)
+            lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        guard lock >= 0 else { throw .unavailable("cannot open store folder (errno \(errno))") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw .unavailable("cannot lock store folder (errno \(errno))") }
+        }
+        // A corrupt record can be overwritten or deleted; it must not block repair.
+        let current: Versioned?
+        do { current = try read(file, key: key) } catch .corrupt { current = nil }
+        switch try decide(current) {
+        case .remove:
+            if current != nil || access(file, F_OK) == 0 {
+                guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
+                fsync(lock)
+            }
+            return current?.version ?? 0
+        case .write(let value, let ttl):
+            let version = nextVersion(after: current?.version)
+            let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
+            try writeAtomically(file, folder: folder, folderDescriptor: lock,
+                                bytes: Self.encode(value, version: version, expiresAt: expires), durable: ttl == nil)
+            return version
+        }
+    }
+
+    /// Versions grow per key. A key created anew (or again after a delete) starts from the
+    /// wall clock in nanoseconds with random low bits, so a compare-and-swap holding a version
+    /// from before a delete cannot succeed on the new key.
+    private func nextVersion(after previous: UInt64?) -> UInt64 {
+        let nanos = UInt64(max(0, Date().timeIntervalSince1970) * 1_000_000_000)
+        var noise: UInt64 = 0
+        for byte in Crypto.randomBytes(3) { noise = noise << 8 | UInt64(byte) }
+        let fresh = (nanos & ~0xF_FFFF) | (noise & 0xF_FFFF)
+        return max((previous ?? 0) + 1, fresh)
+    }
+
+    private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
+                                 durable: Bool) throws(StoreError) {
+        let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                offset += written
+            }
+        }
+        if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
+        close(fd)
+        if failure == 0 && rename(temp, file) != 0 { failure = errno }
+        if failure != 0 {
+            unlink(temp)
+            throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
+        }
+        if durable { fsync(folderDescriptor) }
+    }
+
+    // MARK: Record format: "CKV1", version (u64 LE), expiry in Unix seconds (i64 LE, 0 none), value
+
+    private static func encode(_ value: [UInt8], version: UInt64, expiresAt: Int64) -> [UInt8] {
+        var bytes = magic
+        bytes.reserveCapacity(headerSize + value.count)
+        withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: expiresAt.littleEndian) { bytes += $0 }
+        return bytes + value
+    }
+
+    private func read(_ file: String, key: String, headerOnly: Bool = false) throws(StoreError) -> Versioned? {
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw .unavailable("cannot open record (errno \(errno))")
+        }
+        defer { close(fd) }
+        var bytes = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .unavailable("cannot read record (errno \(errno))")
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            if headerOnly && bytes.count >= Self.headerSize { break }
+        }
+        guard bytes.count >= Self.headerSize, Array(bytes[0..<4]) == Self.magic else { throw .corrupt(key) }
+        let version = bytes[4..<12].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        let expires = bytes[12..<20].withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
+        if expires != 0 && expires <= clock.now.unixSeconds { return nil }
+        return Versioned(value: headerOnly ? [] : Array(bytes[Self.headerSize...]), version: version)
+    }
+
+    /// Calls `visit` for each record key under `prefix` after `after`, in byte order of keys,
+    /// until it returns false. Corrupt records are skipped.
+    private func walk(prefix: String, after: String?, visit: (String) throws(StoreError) -> Bool) throws(StoreError) {
+        let folderPart: String, partial: String
+        if let slash = prefix.lastIndex(of: "/") {
+            folderPart = String(prefix[...slash])
+            partial = String(prefix[prefix.index(after: slash)...])
+        } else {
+            folderPart = ""
+            partial = prefix
+        }
+        _ = try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after, visit: visit)
+    }
+
+    /// Depth-first in byte order of keys: a folder `x` sorts as `x/`, a record `x` as `x`.
+    /// Returns false once `visit` asked to stop.
+    private func walk(folder: String, keyPrefix: String, partial: String, after: String?,
+                      visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
+        guard let names = try Self.folderEntries(folder) else { return true }
+        var items: [(sortKey: String, isRecord: Bool)] = []
+        for name in names where name.hasPrefix(partial) && !name.hasPrefix(".") {
+            if name.hasSuffix(".rec") {
+                let segment = name.dropLast(4)
+                if StoreKey.isValidSegment(segment) { items.append((keyPrefix + segment, true)) }
+            } else if StoreKey.isValidSegment(name) {
+                items.append((keyPrefix + name + "/", false))
+            }
+        }
+        items.sort { Array($0.sortKey.utf8).lexicographicallyPrecedes(Array($1.sortKey.utf8)) }
+        for item in items {
+            if item.isRecord {
+                if let after, !Array(after.utf8).lexicographicallyPrecedes(Array(item.sortKey.utf8)) { continue }
+                let goOn: Bool
+                do { goOn = try visit(item.sortKey) } catch .corrupt { continue }
+                if !goOn { return false }
+            } else {
+                // Skip a whole folder whose keys all sort before the cursor.
+                if let after, !after.hasPrefix(item.sortKey),
+                   Array(item.sortKey.utf8).lexicographicallyPrecedes(Array(after.utf8)) { continue }
+                guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
+                               after: after, visit: visit) else { return false }
+            }
+        }
+        return true
+    }
+
+    private static func folderEntries(_ folder: String) throws(StoreError) -> [String]? {
+        guard let dir = opendir(folder) else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw .unavailable("cannot list store folder (errno \(errno))")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { buffer in
+                String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The folders of a key's parent segments, created below the root only.
+    private func makeFolders(for key: String) throws(StoreError) {
+        try Self.makeDirectories(root)
+        var current = root
+        for segment in key.split(separator: "/").dropLast() {
+            current += "/" + segment
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create store folder (errno \(errno))")
+            }
+        }
+    }
+
+    private static func makeDirectories(_ path: String) throws(StoreError) {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create store folder (errno \(errno))")
+            }
+        }
+    }
+}

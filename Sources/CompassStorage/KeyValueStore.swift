@@ -1,0 +1,130 @@
+import CompassPlatform
+
+/// A stored value and the version that a compare-and-swap or conditional delete names.
+package struct Versioned: Sendable, Equatable {
+    package var value: [UInt8]
+    package var version: UInt64
+}
+
+package struct KeyPage: Sendable, Equatable {
+    package var entries: [(key: String, value: Versioned)]
+    /// Pass as `after` to continue; nil when the listing is complete.
+    package var cursor: String?
+
+    package init(entries: [(key: String, value: Versioned)], cursor: String?) {
+        self.entries = entries
+        self.cursor = cursor
+    }
+
+    /// A page of `limit` entries from a listing that read one more than that when it could:
+    /// the extra entry tells that the listing goes on, after the page's last key.
+    package init(upTo limit: Int, of entries: [(key: String, value: Versioned)]) {
+        guard entries.count > limit else {
+            self.init(entries: entries, cursor: nil)
+            return
+        }
+        let page = Array(entries.prefix(limit))
+        self.init(entries: page, cursor: page.last?.key)
+    }
+
+    package static func == (a: KeyPage, b: KeyPage) -> Bool {
+        a.cursor == b.cursor && a.entries.map(\.key) == b.entries.map(\.key)
+            && a.entries.map(\.value) == b.entries.map(\.value)
+    }
+}
+
+package enum StoreError: Error, Equatable, Sendable {
+    /// create: the key exists.
+    case alreadyExists
+    /// compare-and-swap or conditional delete: the key is absent or at another version.
+    case versionMismatch
+    /// A key outside the allowed alphabet or shape.
+    case invalidKey(String)
+    /// The backend cannot be reached or refused the operation (disk full, etcd down).
+    case unavailable(String)
+    /// A stored record that cannot be read back (truncated, wrong format).
+    case corrupt(String)
+}
+
+/// The one storage abstraction of the product. Keys are `/`-separated segments of
+/// `[A-Za-z0-9_-]` (none empty), at most 512 bytes: safe as file names and etcd keys alike. Values are opaque bytes.
+/// Expired keys (TTL) are invisible to every read and may be created again.
+package protocol KeyValueStore: Sendable {
+    func get(_ key: String) throws(StoreError) -> Versioned?
+    /// Unconditional write; returns the new version.
+    @discardableResult
+    func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64
+    /// Write only if absent (or expired), else `.alreadyExists`.
+    @discardableResult
+    func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64
+    /// Write only if the key is at `version`, else `.versionMismatch`.
+    @discardableResult
+    func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64
+    /// Returns whether a key was deleted. With `version`, `.versionMismatch` if it is not at it.
+    @discardableResult
+    func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool
+    /// Keys starting with `prefix`, in byte order, strictly after `after`, at most `limit`.
+    func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage
+    /// How many keys start with `prefix`.
+    func count(prefix: String) throws(StoreError) -> Int
+}
+
+extension KeyValueStore {
+    /// Page by page: memory stays flat however many keys there are.
+    package func count(prefix: String) throws(StoreError) -> Int {
+        var total = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try list(prefix: prefix, after: cursor, limit: 500)
+            total += page.entries.count
+            cursor = page.cursor
+        } while cursor != nil
+        return total
+    }
+
+    @discardableResult
+    package func put(_ key: String, _ value: [UInt8]) throws(StoreError) -> UInt64 { try put(key, value, ttl: nil) }
+    @discardableResult
+    package func create(_ key: String, _ value: [UInt8]) throws(StoreError) -> UInt64 { try create(key, value, ttl: nil) }
+    @discardableResult
+    package func delete(_ key: String) throws(StoreError) -> Bool { try delete(key, ifVersion: nil) }
+}
+
+package enum StoreKey {
+    package static let maxBytes = 512
+
+    package static func validate(_ key: String) throws(StoreError) {
+        guard !key.isEmpty, key.utf8.count <= maxBytes else { throw .invalidKey("length") }
+        for segment in key.split(separator: "/", omittingEmptySubsequences: false) {
+            guard isValidSegment(segment) else { throw .invalidKey("segment") }
+        }
+    }
+
+    package static func isValidSegment(_ segment: some StringProtocol) -> Bool { KeySegment.isValid(segment) }
+
+    /// A prefix may end inside a segment or with `/`; it may be empty (everything).
+    package static func validatePrefix(_ prefix: String) throws(StoreError) {
+        guard prefix.utf8.count <= maxBytes else { throw .invalidKey("length") }
+        let segments = prefix.split(separator: "/", omittingEmptySubsequences: false)
+        for (index, segment) in segments.enumerated() {
+            let isLast = index == segments.count - 1
+            if isLast && segment.isEmpty { continue }
+            guard isValidSegment(segment) else { throw .invalidKey("prefix") }
+        }
+    }
+}
+
+extension StoreError: ResponseError {
+    /// A record that cannot be read back needs an operator (500); anything else is the backend
+    /// being unreachable or refusing for now (503, worth a retry).
+    package var apiError: APIError {
+        switch self {
+        case .corrupt:
+            APIError(500, "store_record_invalid", "A stored record could not be read; an operator has been told.")
+        default:
+            .storeUnavailable
+        }
+    }
+
+    package var logEntry: LogEntry? { LogEntry(.error, "store_failed", ["error": .string("\(self)")]) }
+}

@@ -1,0 +1,307 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+/// Every route over real HTTP through a real CGI host (lighttpd), with Meta played by the Graph
+/// sandbox, mounted on the same host as `scripts/serve` mounts it.
+@Suite(.serialized) struct EndToEndTests {
+    func location(_ response: HTTPResponse) -> String { response.headers["location"] ?? "" }
+
+    @Test func connectPickAPixelAndDisconnect() throws {
+        let host = try LighttpdHost()
+        let cookie = try host.login("tenant_e2e")
+        #expect(cookie.hasPrefix("compass_session="))
+        let session = [("Cookie", cookie)]
+
+        let connect = try host.send("GET", "/api/connect/meta", headers: session)
+        #expect(connect.status == 302)
+        #expect(location(connect).hasPrefix(host.base + "/graph/v26.0/dialog/oauth?"))
+
+        let dialog = try host.send("GET", location(connect))
+        #expect(dialog.status == 200)
+        #expect(String(decoding: dialog.body, as: UTF8.self).contains("id=\"approve\""))
+
+        let approved = try host.send("GET", location(connect) + "&sandbox_action=approve")
+        #expect(location(approved).hasPrefix(host.base + "/api/connect/meta/callback?code="))
+
+        let callback = try host.send("GET", location(approved), headers: session)
+        #expect(callback.status == 302)
+        #expect(location(callback) == host.base + "/settings/integrations?connected=meta")
+
+        // Authorization reaches the handler through lighttpd.
+        let bearer = [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count)))]
+        let pixels = try host.send("GET", "/api/connect/meta/settings?adAccountId=act_1000001", headers: bearer)
+        #expect(pixels.status == 200)
+        #expect(String(decoding: pixels.body, as: UTF8.self).contains(#""id":"2000101""#))
+
+        let put = try host.send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", host.base), ("Content-Type", "application/json")],
+                                body: #"{"adAccountId":"act_1000001","pixelId":"2000102"}"#)
+        #expect(put.status == 200)
+        let saved = try host.send("GET", "/api/connect/meta/settings", headers: session)
+        #expect(String(decoding: saved.body, as: UTF8.self).contains(#""pixelId":"2000102""#))
+
+        let disconnect = try host.send("POST", "/api/connect/meta/disconnect", headers: session + [("Origin", host.base)])
+        #expect(disconnect.status == 200)
+        #expect(String(decoding: disconnect.body, as: UTF8.self) == #"{"disconnected":true,"revokedAtMeta":true}"#)
+        let calls = String(decoding: try host.send("GET", "/graph/sandbox/calls").body, as: UTF8.self)
+        #expect(calls.contains(#""method":"DELETE","parameters":["access_token","appsecret_proof"],"path":"me/permissions""#))
+        #expect(try host.send("GET", "/api/connect/meta/settings", headers: session).status == 404)
+    }
+
+    @Test func theDenyPath() throws {
+        let host = try LighttpdHost()
+        let session = [("Cookie", try host.login("tenant_deny"))]
+        let connect = try host.send("GET", "/api/connect/meta", headers: session)
+        let denied = try host.send("GET", location(connect) + "&sandbox_action=deny")
+        #expect(location(denied).contains("error=access_denied"))
+        let callback = try host.send("GET", location(denied), headers: session)
+        #expect(location(callback) == host.base + "/settings/integrations?error=meta_denied")
+        #expect(try host.send("GET", "/api/connect/meta/settings", headers: session).status == 404)
+    }
+
+    @Test func errorsAndMethodsThroughTheHost() throws {
+        let host = try LighttpdHost()
+        let noSession = try host.send("GET", "/api/connect/meta")
+        #expect(noSession.status == 401)
+        #expect(noSession.headers["content-type"] == "application/json; charset=utf-8")
+        let wrong = try host.send("DELETE", "/api/connect/meta/settings")
+        #expect(wrong.status == 405)
+        #expect(wrong.headers["allow"] == "GET, PUT")
+        // A Proxy header is dropped before a handler sees it: the callback still reaches the sandbox.
+        let session = [("Cookie", try host.login("tenant_proxy"))]
+        let connect = try host.send("GET", "/api/connect/meta", headers: session)
+        let approved = try host.send("GET", location(connect) + "&sandbox_action=approve")
+        let callback = try host.send("GET", location(approved), headers: session + [("Proxy", "http://127.0.0.1:9")])
+        #expect(location(callback) == host.base + "/settings/integrations?connected=meta")
+    }
+
+    @Test func theDevelopmentPagesAreServed() throws {
+        let host = try LighttpdHost()
+        let page = try host.send("GET", "/settings/integrations")
+        #expect(page.status == 200)
+        #expect(page.headers["content-type"] == "text/html; charset=utf-8")
+        #expect(String(decoding: page.body, as: UTF8.self).contains("id=\"connect\""))
+        #expect(try host.send("GET", "/dev/login").status == 200)
+        #expect(location(try host.send("GET", "/")) == "/settings/integrations")
+    }
+
+    @Test func theDevelopmentConsoleIsOffUnlessEnabled() throws {
+        let host = try LighttpdHost(extra: ["COMPASS_DEV_CONSOLE": "0"])
+        #expect(try host.send("GET", "/dev/login").status == 404)
+        #expect(try host.send("POST", "/dev/login", body: "tenant=x").headers["set-cookie"] == nil)
+    }
+}
+
+extension LighttpdHost {
+    /// Logs in, connects through the sandbox dialog and picks act_1000001's first pixel.
+    func readyTenant(_ tenant: String, testEventCode: String? = nil) throws -> [(String, String)] {
+        let cookie = try login(tenant)
+        let session = [("Cookie", cookie)]
+        let connect = try send("GET", "/api/connect/meta", headers: session)
+        let approved = try send("GET", (connect.headers["location"] ?? "") + "&sandbox_action=approve")
+        _ = try send("GET", approved.headers["location"] ?? "", headers: session)
+        let code = testEventCode.map { #","testEventCode":"\#($0)""# } ?? ""
+        _ = try send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", base)],
+                     body: #"{"adAccountId":"act_1000001","pixelId":"2000101"\#(code)}"#)
+        return [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
+    }
+
+    func events(_ bearer: [(String, String)], _ body: String, query: String = "") throws -> (status: Int, json: [String: Any]) {
+        let response = try send("POST", "/api/connect/meta/events" + query, headers: bearer, body: body)
+        return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:])
+    }
+
+    func deliveredIds(pixel: String = "2000101") throws -> [String] {
+        let answer = try send("GET", "/graph/sandbox/events?pixel=\(pixel)")
+        let object = try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
+        return (object?["events"] as? [[String: Any]])?.compactMap { ($0["event"] as? [String: Any])?["event_id"] as? String } ?? []
+    }
+
+    func fault(_ kind: String, path: String, remaining: Int = 1) throws {
+        _ = try send("POST", "/graph/sandbox/faults", body: #"{"kind":"\#(kind)","path":"\#(path)","remaining":\#(remaining)}"#)
+    }
+
+    /// refresh-cron as cron runs it: no CGI variables, the configuration only.
+    func runCronDirectly() throws -> [String: Any] {
+        var env = environment.filter { Config.variables.contains($0.key) }
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        let result = try Executables.runCGI("refresh-cron", environment: env)
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? ["raw": result.text, "status": result.status]
+    }
+
+    static func lead(_ id: String, secondsAgo: Int64 = 60) -> String {
+        #"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - secondsAgo),"actionSource":"system_generated","eventId":"\#(id)","userData":{"em":"\#(id)@example.com","external_id":"\#(id)"}}"#
+    }
+
+    static func batch(_ ids: [String]) -> String { #"{"events":[\#(ids.map { lead($0) }.joined(separator: ","))]}"# }
+}
+
+@Suite(.serialized) struct EventEndToEndTests {
+    @Test func eventsThroughTheHostEveryWayTheyCanGo() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_events", testEventCode: "TEST55")
+
+        // One event, delivered with the test event code.
+        let one = try host.events(bearer, LighttpdHost.lead("one"))
+        #expect(one.status == 200 && one.json["eventsReceived"] as? Int == 1)
+        let stored = String(decoding: try host.send("GET", "/graph/sandbox/events?pixel=2000101").body, as: UTF8.self)
+        #expect(stored.contains(#""test_event_code":"TEST55""#))
+        #expect(!stored.contains("one@example.com"))
+
+        // Dry run: the payload, nothing sent.
+        let dry = try host.events(bearer, LighttpdHost.lead("dry"), query: "?dryRun=1")
+        #expect(dry.status == 200 && dry.json["status"] as? String == "dry_run")
+
+        // 1500 events: two requests to Meta.
+        let many = try host.events(bearer, LighttpdHost.batch((0..<1500).map { "bulk\($0)" }))
+        #expect(many.status == 200 && many.json["eventsReceived"] as? Int == 1500)
+
+        // A mixed batch.
+        let mixed = try host.events(bearer, #"{"events":[\#(LighttpdHost.lead("mix1")),{"eventName":"Lead"}]}"#)
+        #expect(mixed.status == 207)
+
+        // From a browser with the session cookie (same origin), too.
+        let cookie = try host.login("tenant_events")
+        let fromBrowser = try host.send("POST", "/api/connect/meta/events",
+                                        headers: [("Cookie", cookie), ("Origin", host.base), ("Content-Type", "application/json")],
+                                        body: LighttpdHost.lead("cookie1"))
+        #expect(fromBrowser.status == 200)
+
+        // Dedup.
+        let again = try host.events(bearer, LighttpdHost.lead("one"))
+        #expect(again.status == 200 && again.json["duplicates"] as? Int == 1)
+
+        // Rate limit: queued.
+        try host.fault("rate_limit", path: "2000101/events")
+        let limited = try host.events(bearer, LighttpdHost.lead("limited"))
+        #expect(limited.status == 202)
+
+        let ids = try host.deliveredIds()
+        #expect(ids.count == 1503)
+        #expect(Set(ids).count == ids.count)
+        let calls = String(decoding: try host.send("GET", "/graph/sandbox/calls").body, as: UTF8.self)
+        #expect(calls.components(separatedBy: #""path":"2000101/events""#).count - 1 == 6)
+    }
+
+    @Test func anOutageThenConcurrentDrainsDeliverEachEventOnce() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_outage")
+        try host.fault("server_error", path: "2000101/events", remaining: 3)
+        let ids = (0..<3).flatMap { request in (0..<20).map { "out\(request)-\($0)" } }
+        for request in 0..<3 {
+            let queued = try host.events(bearer, LighttpdHost.batch(Array(ids[(request * 20)..<((request + 1) * 20)])))
+            #expect(queued.status == 202 && queued.json["queued"] as? Int == 20)
+        }
+        #expect(try host.deliveredIds().isEmpty)
+
+        // Three drains at once: two run by cron directly, one over HTTP with the secret.
+        let group = DispatchGroup()
+        let results = LogCapture()
+        for index in 0..<3 {
+            DispatchQueue.global().async(group: group) {
+                if index < 2 {
+                    let summary = try? host.runCronDirectly()
+                    results.logger().info("direct", ["sent": .int((summary?["outbox"] as? [String: Any])?["sent"] as? Int ?? -1)])
+                } else {
+                    let response = try? host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+                    results.logger().info("http", ["status": .int(response?.status ?? 0)])
+                }
+            }
+        }
+        group.wait()
+        _ = try host.runCronDirectly()
+        let delivered = try host.deliveredIds()
+        #expect(delivered.count == 60)
+        #expect(Set(delivered) == Set(ids))
+        #expect(results.text.contains(#""status":200"#))
+    }
+
+    @Test func theCronRouteRefusesAnyoneWithoutTheSecret() throws {
+        let host = try LighttpdHost()
+        #expect(try host.send("POST", "/api/cron/meta/refresh").status == 401)
+        #expect(try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer wrong")]).status == 401)
+        let direct = try host.runCronDirectly()
+        #expect(direct["outbox"] != nil)
+    }
+
+    @Test func deadLettersCanBeReplayedThroughTheHost() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_dead")
+        try host.fault("server_error", path: "2000101/events", remaining: 1)
+        #expect(try host.events(bearer, LighttpdHost.lead("late", secondsAgo: 7 * 86_400 - 120)).status == 202)
+        // The event has left Meta's window by the time the drain runs: dead-lettered.
+        let drained = try host.runCronDirectly()
+        #expect((drained["outbox"] as? [String: Any])?["dead"] as? Int == 1)
+        let settings = try host.send("GET", "/api/connect/meta/settings", headers: bearer)
+        let delivery = (try JSONSerialization.jsonObject(with: Data(settings.body)) as? [String: Any])?["delivery"] as? [String: Any]
+        #expect(delivery?["dead"] as? Int == 1)
+        let replay = try host.send("POST", "/api/connect/meta/events/replay", headers: bearer)
+        #expect(replay.status == 200)
+        #expect(String(decoding: replay.body, as: UTF8.self).contains(#""expired":1"#))
+    }
+}
+
+@Suite(.serialized) struct TokenLifecycleEndToEndTests {
+    func signedRequest(user: String) -> String {
+        let payload = Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(Date().unixSeconds),"user_id":"\#(user)"}"#.utf8))
+        return Base64URL.encode(Crypto.hmacSHA256(key: Array(World.appSecret.utf8), message: Array(payload.utf8))) + "." + payload
+    }
+
+    @Test func renewalNeedsReauthAndReconnectThroughTheHost() throws {
+        // Tokens of two days make renewal due at once, so the real clock can be used.
+        let host = try LighttpdHost()
+        _ = try host.send("POST", "/graph/sandbox/settings", body: #"{"longLivedTokenSeconds":172800}"#)
+        let bearer = try host.readyTenant("tenant_tokens")
+        _ = try host.send("POST", "/graph/sandbox/settings", body: #"{"longLivedTokenSeconds":5184000}"#)
+        var summary = try host.runCronDirectly()
+        #expect((summary["tokens"] as? [String: Any])?["renewed"] as? Int == 1)
+        summary = try host.runCronDirectly()
+        #expect((summary["tokens"] as? [String: Any])?["renewed"] as? Int == 0)
+        let settings = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        #expect((settings?["lastRefresh"] as? [String: Any])?["outcome"] as? String == "renewed")
+
+        // Meta stops accepting the token: the event waits, the integration needs a new login.
+        try host.fault("token_expired", path: "2000101/events")
+        #expect(try host.events(bearer, LighttpdHost.lead("waits")).status == 202)
+        let after = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        #expect(after?["status"] as? String == "needs_reauth")
+        summary = try host.runCronDirectly()
+        #expect(try host.deliveredIds().isEmpty)
+
+        // Reconnect; the next cron run delivers what waited.
+        _ = try host.readyTenant("tenant_tokens")
+        summary = try host.runCronDirectly()
+        #expect((summary["outbox"] as? [String: Any])?["sent"] as? Int == 1)
+        #expect(try host.deliveredIds() == ["waits"])
+    }
+
+    @Test func metasCallbacksThroughTheHost() throws {
+        let host = try LighttpdHost()
+        let bearer = try host.readyTenant("tenant_callbacks")
+        let form = [("Content-Type", "application/x-www-form-urlencoded")]
+        let forged = try host.send("POST", "/api/connect/meta/deauthorize", headers: form, body: "signed_request=abc.def")
+        #expect(forged.status == 400 || forged.status == 401)
+        let good = try host.send("POST", "/api/connect/meta/deauthorize", headers: form,
+                                 body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
+        #expect(good.status == 200)
+        let settings = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        #expect(settings?["status"] as? String == "disconnected")
+
+        _ = try host.readyTenant("tenant_callbacks")
+        let deletion = try host.send("POST", "/api/connect/meta/data-deletion", headers: form,
+                                     body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
+        #expect(deletion.status == 200)
+        let answer = try JSONSerialization.jsonObject(with: Data(deletion.body)) as? [String: Any]
+        let url = try #require(answer?["url"] as? String)
+        #expect(url.hasPrefix(host.base + "/api/connect/meta/data-deletion?code="))
+        let status = try host.send("GET", url)
+        #expect(status.status == 200)
+        #expect(String(decoding: status.body, as: UTF8.self).contains(#""status":"completed""#))
+        #expect(try host.send("GET", "/api/connect/meta/settings", headers: bearer).status == 404)
+    }
+}

@@ -1,0 +1,345 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Synchronization
+import Testing
+
+extension World {
+    /// Connected, with act_1000001 and its first pixel chosen.
+    func readyTenant(_ tenant: String = "tenant_a", testEventCode: String? = nil) {
+        connectTenant(tenant)
+        var body = #"{"adAccountId":"act_1000001","pixelId":"2000101""#
+        if let testEventCode { body += #","testEventCode":"\#(testEventCode)""# }
+        let response = run(SettingsHandler.self, request("PUT", "/api/connect/meta/settings", tenant: tenant, body: body + "}"))
+        precondition(response.status == 200, response.text)
+    }
+
+    func send(_ body: String, tenant: String = "tenant_a", query: String = "") -> CGIResponse {
+        run(SendEventHandler.self, request("POST", "/api/connect/meta/events" + query, tenant: tenant, body: body))
+    }
+
+    /// What the sandbox accepted for a pixel.
+    func delivered(pixel: String = "2000101") -> [JSONValue] {
+        let answer = sandbox.handle(.init(method: "GET", path: "/sandbox/events", query: QueryParameters(parsing: "pixel=\(pixel)")))
+        return (try? JSON.decode(JSONValue.self, from: answer.body))?["events"]?.array ?? []
+    }
+
+    func deliveredIds(pixel: String = "2000101") -> [String] {
+        delivered(pixel: pixel).compactMap { $0["event"]?["event_id"]?.string }
+    }
+
+    func drain() -> RefreshCronHandler.Summary {
+        try! RefreshCronHandler(dependencies: dependencies).run()
+    }
+
+    func lead(_ id: String, time: Int64? = nil, email: String = "a@b.co") -> String {
+        #"{"eventName":"Lead","eventTime":\#(time ?? clock.now.unixSeconds - 60),"actionSource":"system_generated","eventId":"\#(id)","userData":{"em":"\#(email)","external_id":"u-\#(id)"}}"#
+    }
+
+    func batch(_ ids: some Sequence<String>) -> String {
+        #"{"events":[\#(ids.map { lead($0) }.joined(separator: ","))]}"#
+    }
+}
+
+@Suite struct SendEventTests {
+    @Test func deliversOneEventHashedToThePixel() throws {
+        let world = World()
+        world.readyTenant()
+        let response = world.send(#"{"eventName":"Purchase","eventTime":\#(world.clock.now.unixSeconds - 10),"actionSource":"website","eventId":"o-1","eventSourceUrl":"https://shop.example/done","userData":{"em":"John_Smith@gmail.com","client_user_agent":"Mozilla/5.0"},"customData":{"value":42,"currency":"USD"}}"#)
+        #expect(response.status == 200)
+        #expect(response.json["status"] as? String == "sent")
+        #expect(response.json["eventsReceived"] as? Int == 1)
+        #expect((response.json["fbtraceIds"] as? [String])?.count == 1)
+        let delivered = world.delivered()
+        #expect(delivered.count == 1)
+        let event = try #require(delivered.first?["event"])
+        #expect(event["user_data"]?["em"] == .string("62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"))
+        #expect(delivered.first?["test_event_code"] == nil)
+        #expect(!world.logs.text.contains("John_Smith"))
+    }
+
+    @Test func sendsTheTestEventCodeWhenSet() {
+        let world = World()
+        world.readyTenant(testEventCode: "TEST123")
+        #expect(world.send(world.lead("e1")).status == 200)
+        #expect(world.delivered().first?["test_event_code"] == .string("TEST123"))
+    }
+
+    @Test func fifteenHundredEventsGoInTwoRequests() {
+        let world = World()
+        world.readyTenant()
+        let response = world.send(world.batch((0..<1500).map { "e\($0)" }))
+        #expect(response.status == 200)
+        #expect(response.json["eventsReceived"] as? Int == 1500)
+        #expect(world.transport.paths.filter { $0.hasSuffix("2000101/events") }.count == 2)
+        #expect(Set(world.deliveredIds()).count == 1500)
+    }
+
+    @Test func aMixedBatchDeliversTheGoodAndReportsTheBad() {
+        let world = World()
+        world.readyTenant()
+        let bad = #"{"eventName":"Lead","eventTime":1,"actionSource":"email","eventId":"old","userData":{"em":"a@b.co"}}"#
+        let response = world.send(#"{"events":[\#(world.lead("g1")),\#(bad),\#(world.lead("g2"))]}"#)
+        #expect(response.status == 207)
+        #expect(response.json["status"] as? String == "partial")
+        let rejected = response.json["rejected"] as? [[String: Any]]
+        #expect(rejected?.count == 1)
+        #expect(rejected?.first?["index"] as? Int == 1)
+        #expect(rejected?.first?["eventId"] as? String == "old")
+        #expect(rejected?.first?["code"] as? String == "event_too_old")
+        #expect(world.deliveredIds() == ["g1", "g2"])
+    }
+
+    @Test func anEventMetaRejectsIsIsolatedAndTheRestDelivered() {
+        let world = World()
+        world.readyTenant()
+        // An event our rules accept but Meta refuses: the sandbox wants a match key besides fbc.
+        let odd = #"{"eventName":"Lead","eventTime":\#(world.clock.now.unixSeconds - 5),"actionSource":"other","eventId":"odd","userData":{"fn":"mary"}}"#
+        let ids = (0..<7).map { "ok\($0)" }
+        let response = world.send(#"{"events":[\#(ids.prefix(3).map { world.lead($0) }.joined(separator: ",")),\#(odd),\#(ids.suffix(4).map { world.lead($0) }.joined(separator: ","))]}"#)
+        #expect(response.status == 207)
+        let rejected = response.json["rejected"] as? [[String: Any]]
+        #expect(rejected?.map { $0["index"] as? Int } == [3])
+        #expect(rejected?.first?["code"] as? String == "meta_invalid_event")
+        #expect((rejected?.first?["message"] as? String)?.contains("2804050") == true)
+        #expect(Set(world.deliveredIds()) == Set(ids))
+    }
+
+    @Test func allRejectedIs422AndMalformedIs400() {
+        let world = World()
+        world.readyTenant()
+        #expect(world.send(#"{"events":[{"eventName":"x"}]}"#).status == 422)
+        #expect(world.send(#"{"events":[#"#).status == 400)
+        #expect(world.send(#"{"events":[]}"#).status == 400)
+        #expect(world.send(#"{"events":{},"x":1}"#).status == 400)
+        let tooMany = world.send(#"{"events":[\#(Array(repeating: "{}", count: 10_001).joined(separator: ","))]}"#)
+        #expect(tooMany.status == 413)
+    }
+
+    @Test func dryRunAnswersThePayloadAndSendsNothing() throws {
+        let world = World()
+        world.readyTenant(testEventCode: "TEST9")
+        let response = world.send(world.lead("d1"), query: "?dryRun=1")
+        #expect(response.status == 200)
+        #expect(response.json["status"] as? String == "dry_run")
+        let payloads = try #require(response.json["payloads"] as? [[String: Any]])
+        #expect(payloads.count == 1)
+        #expect(payloads[0]["test_event_code"] as? String == "TEST9")
+        #expect(payloads[0]["partner_agent"] as? String == "compass-meta-connector")
+        let data = try #require(payloads[0]["data"] as? [[String: Any]])
+        #expect((data[0]["user_data"] as? [String: Any])?["em"] as? String == Hex.encode(Crypto.sha256("a@b.co")))
+        #expect(world.delivered().isEmpty)
+        #expect(!world.transport.paths.contains { $0.hasSuffix("/events") })
+    }
+
+    @Test func notConnectedAndNoPixelAreClearErrors() {
+        let world = World()
+        #expect(world.send(world.lead("x")).status == 404)
+        world.connectTenant()
+        let response = world.send(world.lead("x"))
+        #expect(response.status == 409)
+        #expect(response.errorCode == "pixel_not_configured")
+    }
+
+    @Test func anEventIdDeliveredIsNotSentAgain() {
+        let world = World()
+        world.readyTenant()
+        #expect(world.send(world.lead("same")).json["eventsReceived"] as? Int == 1)
+        let again = world.send(world.batch(["same", "same", "new"]))
+        #expect(again.status == 200)
+        #expect(again.json["duplicates"] as? Int == 2)
+        #expect(again.json["eventsReceived"] as? Int == 1)
+        #expect(world.deliveredIds() == ["same", "new"])
+        // After Meta's 48-hour window the id may be sent again.
+        world.clock.advance(49 * 3600)
+        #expect(world.send(world.lead("same")).json["eventsReceived"] as? Int == 1)
+    }
+
+    @Test func anOutageQueuesThenTheDrainDeliversExactlyOnce() {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let response = world.send(world.batch(["q1", "q2", "q3"]))
+        #expect(response.status == 202)
+        #expect(response.json["status"] as? String == "queued")
+        #expect(response.json["queued"] as? Int == 3)
+        #expect(world.delivered().isEmpty)
+        // The pipeline retries the same request: stored once, reported as duplicates.
+        let retry = world.send(world.batch(["q1", "q2", "q3"]))
+        #expect(retry.json["duplicates"] as? Int == 3)
+        #expect(try! world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 10).entries.count == 3)
+
+        let summary = world.drain()
+        #expect(summary.outbox.sent == 3)
+        #expect(world.deliveredIds().sorted() == ["q1", "q2", "q3"])
+        #expect(world.drain().outbox.sent == 0)
+        #expect(world.deliveredIds().count == 3)
+        let settings = world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json
+        let delivery = settings["delivery"] as? [String: Any]
+        #expect(delivery?["queued"] as? Int == 0)
+        #expect(delivery?["eventsSent"] as? Int == 3)
+        #expect((delivery?["matchKeyCoverage"] as? [String: Any])?["em"] as? Double == 1)
+    }
+
+    @Test func concurrentDrainsSendEachEventOnce() {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.batch((0..<40).map { "c\($0)" })).status == 202)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in _ = world.drain() }
+        // Whatever the interleaving, a later drain finishes the job and nothing arrives twice.
+        _ = world.drain()
+        let ids = world.deliveredIds()
+        #expect(ids.count == 40)
+        #expect(Set(ids).count == 40)
+    }
+
+    @Test func aRateLimitQueuesAndBacksOff() {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.rateLimit, path: "2000101/events", count: 1)
+        let response = world.send(world.lead("r1"))
+        #expect(response.status == 202)
+        // Meta asked for a minute: a drain right away waits.
+        let early = world.drain()
+        #expect(early.outbox.sent == 0 && early.outbox.waiting == 1)
+        world.clock.advance(61)
+        #expect(world.drain().outbox.sent == 1)
+        #expect(world.deliveredIds() == ["r1"])
+    }
+
+    @Test func anExpiredTokenMarksNeedsReauthAndEventsWait() {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.tokenExpired, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("t1")).status == 202)
+        #expect(world.integration()?.status == .needsReauth)
+        #expect(world.send(world.lead("t2")).status == 202)
+        #expect(world.drain().outbox.sent == 0)
+        // Connecting again brings the integration back; the next drain delivers.
+        world.connectTenant()
+        #expect(world.integration()?.status == .connected)
+        #expect(world.drain().outbox.sent == 2)
+        #expect(world.deliveredIds().sorted() == ["t1", "t2"])
+    }
+
+    @Test func eventsOutsideMetasWindowAreDeadLetteredAndReplayable() throws {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let old = world.clock.now.unixSeconds - 6 * 86_400 - 3600
+        let body = #"{"events":[\#(world.lead("old1", time: old)),\#(world.lead("new1"))]}"#
+        #expect(world.send(body).status == 202)
+        world.clock.advance(86_400)
+        // The old event left Meta's window; the newer one can still go.
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let summary = world.drain()
+        #expect(summary.outbox.dead == 1)
+        #expect(try world.store.list(prefix: "meta/dead/tenant_a/", after: nil, limit: 10).entries.count == 1)
+        world.clock.advance(3600)
+        #expect(world.drain().outbox.sent == 1)
+        #expect(world.deliveredIds() == ["new1"])
+        // Replay takes only what is still inside the window.
+        let replay = world.run(SendEventHandler.self, world.request("POST", "/api/connect/meta/events/replay"))
+        #expect(replay.status == 200)
+        #expect(replay.json["expired"] as? Int == 1)
+        #expect(replay.json["replayed"] as? Int == 0)
+    }
+
+    @Test func replayBringsBackDeadLettersStillInTheWindow() throws {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("m1")).status == 202)
+        // Twenty failed attempts: dead-lettered with max_attempts.
+        world.queueFault(.serverError, path: "2000101/events", count: 100)
+        for _ in 0..<EventPipeline.maxAttempts {
+            world.clock.advance(3601)
+            _ = world.drain()
+        }
+        _ = world.sandbox.handle(.init(method: "DELETE", path: "/sandbox/faults", query: QueryParameters()))
+        let dead = try world.store.list(prefix: "meta/dead/tenant_a/", after: nil, limit: 10).entries
+        #expect(dead.count == 1)
+        #expect(String(decoding: dead[0].value.value, as: UTF8.self).contains("max_attempts"))
+        world.clock.set(Date(timeIntervalSince1970: 1_790_000_000 + 3600))
+        let replay = world.run(SendEventHandler.self, world.request("POST", "/api/connect/meta/events/replay"))
+        #expect(replay.json["replayed"] as? Int == 1)
+        #expect((replay.json["drain"] as? [String: Any])?["sent"] as? Int == 1)
+        #expect(world.deliveredIds() == ["m1"])
+    }
+
+    @Test func aTenantSendsOnlyToItsOwnPixel() {
+        let world = World()
+        world.readyTenant("tenant_a")
+        world.connectTenant("tenant_b")
+        #expect(world.send(world.lead("b1"), tenant: "tenant_b").status == 409)
+        #expect(world.deliveredIds().isEmpty)
+    }
+}
+
+@Suite struct RefreshCronTests {
+    @Test func theHTTPRouteNeedsTheCronSecret() {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789"])
+        let none = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil))
+        #expect(none.status == 401)
+        let wrong = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil,
+                                                                  headers: ["authorization": "Bearer nope"]))
+        #expect(wrong.status == 401)
+        let right = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil,
+                                                                  headers: ["authorization": "Bearer cron-secret-0123456789"]))
+        #expect(right.status == 200)
+        #expect(right.json["outbox"] != nil)
+    }
+
+    @Test func withoutACronSecretTheRouteIsMisconfigured() {
+        let world = World()
+        let response = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil))
+        #expect(response.status == 500)
+        #expect(response.text.contains("CRON_SECRET"))
+    }
+}
+
+@Suite struct SendEventFaultTests {
+    @Test(arguments: [GraphSandbox.Fault.Kind.timeout, .serverError, .rateLimit])
+    func aTemporaryFailureQueuesEverything(kind: GraphSandbox.Fault.Kind) {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(kind, path: "2000101/events")
+        let response = world.send(world.batch(["a", "b"]))
+        #expect(response.status == 202)
+        #expect(response.json["queued"] as? Int == 2)
+        world.clock.advance(3600)
+        #expect(world.drain().outbox.sent == 2)
+        #expect(world.deliveredIds().sorted() == ["a", "b"])
+    }
+
+    @Test func aStoreThatCannotQueueIsA503SoTheCallerRetries() throws {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events")
+        // The outbox folder cannot be created: a file stands where it would go.
+        try FileManager.default.createDirectory(atPath: world.folder.path + "/store/meta", withIntermediateDirectories: true)
+        try Data().write(to: URL(fileURLWithPath: world.folder.path + "/store/meta/outbox"))
+        let response = world.send(world.lead("s1"))
+        #expect(response.status == 503)
+        #expect(response.errorCode == "store_unavailable")
+    }
+}
+
+@Suite struct OutboxBoundTests {
+    @Test func pastTheBoundNewEventsAreRefusedNotDropped() {
+        let world = World(environment: ["OUTBOX_MAX_EVENTS": "2"])
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 2)
+        let tooMany = world.send(world.batch(["x1", "x2", "x3"]))
+        #expect(tooMany.status == 503)
+        #expect(tooMany.errorCode == "outbox_full")
+        let fits = world.send(world.batch(["x1", "x2"]))
+        #expect(fits.status == 202)
+        #expect(fits.json["queued"] as? Int == 2)
+    }
+}

@@ -1,0 +1,194 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Synchronization
+import Testing
+
+extension World {
+    func storedToken(_ tenant: String = "tenant_a") throws -> String {
+        try CredentialCipher(keys: config.credentialKeys!, random: SecureRandom())
+            .open(credential(tenant)!.token, context: IntegrationCredential.sealContext(tenantId: tenant))
+    }
+
+    func refreshTokens() -> TokenRefresher.Summary { try! TokenRefresher(dependencies: dependencies).run() }
+
+    /// A signed_request as Meta sends it.
+    func signedRequest(user: String, issuedAt: Int64? = nil, secret: String = World.appSecret, algorithm: String = "HMAC-SHA256") -> String {
+        let payload = Base64URL.encode(Array(#"{"algorithm":"\#(algorithm)","issued_at":\#(issuedAt ?? clock.now.unixSeconds),"user_id":"\#(user)"}"#.utf8))
+        return Base64URL.encode(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array(payload.utf8))) + "." + payload
+    }
+
+    func metaCallback(_ path: String, _ signed: String) -> CGIResponse {
+        run(MetaWebhooksHandler.self, request("POST", path, tenant: nil, headers: ["content-type": "application/x-www-form-urlencoded"],
+                                             body: "signed_request=" + QueryParameters.encode(signed)))
+    }
+}
+
+@Suite struct TokenRefreshTests {
+    @Test func renewsOnlyTokensNearExpiry() throws {
+        let world = World()
+        world.connectTenant("early")
+        world.clock.advance(30 * 86_400)
+        world.connectTenant("late")
+        world.clock.advance(24 * 86_400)
+        let earlyToken = try world.storedToken("early"), lateToken = try world.storedToken("late")
+
+        let summary = world.refreshTokens()
+        #expect(summary.integrations == 2)
+        #expect(summary.renewed == 1)
+        #expect(summary.checked == 1)
+        #expect(try world.storedToken("early") != earlyToken)
+        #expect(try world.storedToken("late") == lateToken)
+        let expiry = try #require(world.credential("early")?.expiresAt)
+        #expect(abs(expiry.timeIntervalSince(world.clock.now) - 5_184_000) < 5)
+        #expect(world.integration("early")?.lastRefresh?.outcome == "renewed")
+        #expect(world.integration("late")?.lastRefresh?.outcome == "checked")
+        // The renewed token works at Meta; the old one still does too until it expires.
+        let graph = GraphClient(config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        #expect(try graph.debugToken(try world.storedToken("early")).isValid)
+
+        // Right after, nothing is due.
+        let again = world.refreshTokens()
+        #expect(again.renewed == 0 && again.checked == 0)
+        #expect(!world.logs.text.contains(earlyToken))
+    }
+
+    @Test func overlappingRunsRenewATokenOnce() {
+        let world = World()
+        for tenant in ["t1", "t2", "t3"] { world.connectTenant(tenant) }
+        world.clock.advance(55 * 86_400)
+        let total = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            let summary = world.refreshTokens()
+            total.withLock { $0 += summary.renewed }
+        }
+        #expect(total.withLock { $0 } == 3)
+        #expect(world.transport.paths.filter { $0.hasSuffix("oauth/access_token") }.count == 3 * 2 + 3)
+    }
+
+    @Test func aTokenMetaRefusesTurnsIntoNeedsReauthAndEventsWaitUntilReconnect() throws {
+        let world = World(environment: ["COMPASS_WEBHOOK_URL": "https://compass.example/hooks/meta", "COMPASS_WEBHOOK_SECRET": "hook-secret-123456"])
+        let hooks = Mutex<[HTTPRequest]>([])
+        world.transport.intercept.withLock {
+            $0 = { request in
+                guard request.url.hasPrefix("https://compass.example/") else { return nil }
+                let count = hooks.withLock { list in list.append(request); return list.count }
+                return HTTPResponse(status: count == 1 ? 503 : 204)
+            }
+        }
+        world.readyTenant()
+        world.clock.advance(2 * 86_400)
+        world.queueFault(.tokenInvalid, path: "debug_token")
+        let summary = world.refreshTokens()
+        #expect(summary.needsReauth == 1)
+        #expect(world.integration()?.status == .needsReauth)
+        #expect(world.integration()?.statusReason == "token_invalid")
+
+        // Events wait, they are not sent and not dropped.
+        let queued = world.send(world.lead("w1"))
+        #expect(queued.status == 202)
+
+        // The notice: refused once by Compass, delivered on the next run, signed.
+        var cron = world.drain()
+        #expect(cron.notices.pending == 1)
+        cron = world.drain()
+        #expect(cron.notices.sent == 1)
+        let delivered = try #require(hooks.withLock { $0.last })
+        let body = try #require(delivered.body)
+        #expect(String(decoding: body, as: UTF8.self).contains(#""type":"integration.needs_reauth""#))
+        let timestamp = try #require(delivered.headers.first { $0.0 == "X-Compass-Timestamp" }?.1)
+        let signature = try #require(delivered.headers.first { $0.0 == "X-Compass-Signature" }?.1)
+        #expect(signature == "sha256=" + Hex.encode(Crypto.hmacSHA256(key: Array("hook-secret-123456".utf8), message: Array((timestamp + ".").utf8) + body)))
+        #expect(world.drain().notices.sent == 0)
+
+        // Connecting again restores it, and the waiting event goes out.
+        world.connectTenant()
+        #expect(world.integration()?.status == .connected)
+        #expect(world.drain().outbox.sent == 1)
+        #expect(world.deliveredIds() == ["w1"])
+    }
+
+    @Test func aRenewalThatFailsForAWhileIsRecordedAndRetried() {
+        let world = World()
+        world.connectTenant()
+        world.clock.advance(56 * 86_400)
+        world.queueFault(.serverError, path: "oauth/access_token")
+        #expect(world.refreshTokens().failed == 1)
+        #expect(world.integration()?.lastRefresh?.outcome == "failed")
+        #expect(world.integration()?.status == .connected)
+        #expect(world.refreshTokens().renewed == 1)
+    }
+
+    @Test func rotationReencryptsSoTheOldKeyCanGo() throws {
+        let world = World()
+        world.connectTenant()
+        let token = try world.storedToken()
+        let oldKey = world.config.credentialKeys!.current.bytes
+        let newKey = Crypto.randomBytes(32)
+        world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
+        // Every route reads both keys meanwhile.
+        #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
+        let summary = world.refreshTokens()
+        #expect(summary.rotated == 1)
+        #expect(world.credential()?.token.keyId == CredentialKeys.keyId(newKey))
+        world.config.credentialKeys = CredentialKeys(current: newKey)
+        #expect(try world.storedToken() == token)
+        #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
+        #expect(world.refreshTokens().rotated == 0)
+    }
+}
+
+@Suite struct MetaCallbackTests {
+    @Test func deauthorizeDisconnectsEveryTenantOfThatUser() {
+        let world = World()
+        world.connectTenant("a1")
+        world.connectTenant("a2")
+        world.connectTenant("other", user: "10000000000099")
+        let response = world.metaCallback("/api/connect/meta/deauthorize", world.signedRequest(user: SandboxData.defaultUserId))
+        #expect(response.status == 200)
+        for tenant in ["a1", "a2"] {
+            #expect(world.integration(tenant)?.status == .disconnected)
+            #expect(world.integration(tenant)?.statusReason == "deauthorized_at_meta")
+            #expect(world.credential(tenant) == nil)
+        }
+        #expect(world.integration("other")?.status == .connected)
+        let settings = world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings", tenant: "a1"))
+        #expect(settings.json["status"] as? String == "disconnected")
+        #expect(world.send(world.lead("x"), tenant: "a1").status == 404)
+    }
+
+    @Test func dataDeletionDeletesAndAnswersAStatusURL() throws {
+        let world = World()
+        world.connectTenant("d1")
+        let response = world.metaCallback("/api/connect/meta/data-deletion", world.signedRequest(user: SandboxData.defaultUserId))
+        #expect(response.status == 200)
+        let code = try #require(response.json["confirmation_code"] as? String)
+        #expect(response.json["url"] as? String == "\(World.base)/api/connect/meta/data-deletion?code=\(code)")
+        #expect(world.integration("d1") == nil && world.credential("d1") == nil)
+        let status = world.run(MetaWebhooksHandler.self, world.request("GET", "/api/connect/meta/data-deletion?code=\(code)", tenant: nil))
+        #expect(status.status == 200)
+        #expect(status.json["status"] as? String == "completed")
+        #expect(status.json["tenants"] as? Int == 1)
+        let unknown = world.run(MetaWebhooksHandler.self, world.request("GET", "/api/connect/meta/data-deletion?code=00000000000000000000", tenant: nil))
+        #expect(unknown.status == 404)
+    }
+
+    @Test func refusesBadStaleOrForeignSignatures() {
+        let world = World()
+        world.connectTenant()
+        let path = "/api/connect/meta/deauthorize"
+        #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, secret: "another-apps-secret")).status == 401)
+        #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, issuedAt: world.clock.now.unixSeconds - 7200)).status == 401)
+        #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, algorithm: "none")).status == 400)
+        #expect(world.metaCallback(path, "not.a-signed-request!").status == 400)
+        #expect(world.metaCallback(path, "").status == 400)
+        let tampered = world.signedRequest(user: "10000000000099").split(separator: ".")
+        let forged = String(tampered[0]) + "." + Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(world.clock.now.unixSeconds),"user_id":"\#(SandboxData.defaultUserId)"}"#.utf8))
+        #expect(world.metaCallback(path, forged).status == 401)
+        #expect(world.integration()?.status == .connected)
+    }
+}

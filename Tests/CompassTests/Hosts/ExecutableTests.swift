@@ -1,0 +1,239 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+/// The built executables run exactly as a CGI host runs them: only CGI and configuration
+/// variables (no PATH, no HOME), the body on stdin, the response read from stdout. Meta is the
+/// Graph sandbox on a loopback port, reached with libcurl.
+final class CGIWorld: @unchecked Sendable {
+    let folder = TemporaryFolder()
+    let sandbox: GraphSandbox
+    let server: LoopbackServer
+    let credentialsKey = Data(Crypto.randomBytes(32)).base64EncodedString()
+    var extra: [String: String] = [:]
+
+    init() throws {
+        (sandbox, server) = try GraphSandbox.serve(folder: folder.path + "/sandbox")
+    }
+
+    deinit { server.stop() }
+
+    var configuration: [String: String] {
+        [
+            "META_APP_ID": World.appId, "META_APP_SECRET": World.appSecret, "META_GRAPH_URL": server.baseURL,
+            "META_DIALOG_URL": server.baseURL, "OAUTH_REDIRECT_BASE_URL": World.base,
+            "COMPASS_JWT_SECRET": World.jwtSecret, "CREDENTIALS_KEY": credentialsKey,
+            "STORE_URL": "file://\(folder.path)/store", "LOG_LEVEL": "debug",
+        ].merging(extra) { _, new in new }
+    }
+
+    func token(_ tenant: String) -> String {
+        SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: tenant, expiresAt: Date().unixSeconds + 600)
+    }
+
+    struct Response {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
+        var raw: String
+        var stderr: String
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    func run(_ function: String, _ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
+             headers: [String: String] = [:], body: String = "", contentLength: String? = nil,
+             environment override: [String: String?] = [:]) throws -> Response {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var env = configuration
+        env.merge([
+            "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": method,
+            "REQUEST_URI": target, "SCRIPT_NAME": String(parts[0]), "QUERY_STRING": parts.count > 1 ? String(parts[1]) : "",
+            "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "3000",
+        ]) { _, new in new }
+        if let tenant {
+            if cookie { env["HTTP_COOKIE"] = "compass_session=\(token(tenant))" } else { env["HTTP_AUTHORIZATION"] = "Bearer \(token(tenant))" }
+        }
+        for (name, value) in headers { env["HTTP_" + name.uppercased().replacingOccurrences(of: "-", with: "_")] = value }
+        if !body.isEmpty || contentLength != nil { env["CONTENT_LENGTH"] = contentLength ?? String(body.utf8.count) }
+        if !body.isEmpty { env["CONTENT_TYPE"] = "application/json" }
+        for (name, value) in override { env[name] = value }
+        let result = try Executables.runCGI(function, environment: env, body: Array(body.utf8))
+        return Self.parse(result)
+    }
+
+    static func parse(_ result: Executables.Result) -> Response {
+        let text = result.text
+        let split = text.components(separatedBy: "\r\n\r\n")
+        let head = split[0].components(separatedBy: "\r\n")
+        let headers = head.compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmed)
+        }
+        let status = Int(headers.first { $0.0 == "Status" }?.1.prefix(3) ?? "") ?? 0
+        return Response(status: status, headers: headers, body: split.dropFirst().joined(separator: "\r\n\r\n"),
+                        raw: text, stderr: result.stderr)
+    }
+
+    /// connect, approve in the sandbox dialog (over HTTP), and the callback query Meta sends.
+    func approvedCallbackQuery(tenant: String = "tenant_a") throws -> String {
+        let connect = try run("connect", "GET", "/api/connect/meta", tenant: tenant, cookie: true)
+        let dialog = try #require(connect.header("Location"))
+        let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: dialog + "&sandbox_action=approve"))
+        let back = try #require(answer.headers["location"])
+        return String(back.split(separator: "?", maxSplits: 1)[1])
+    }
+
+    func fault(_ kind: GraphSandbox.Fault.Kind, path: String, delay: Int? = nil) throws {
+        let fault = GraphSandbox.Fault(kind: kind, path: path, remaining: 1, delayMilliseconds: delay)
+        let response = try CurlTransport().send(HTTPRequest(method: "POST", url: server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        #expect(response.status == 201)
+    }
+}
+
+@Suite(.serialized) struct ExecutableTests {
+    let settings = "\(World.base)/settings/integrations"
+
+    @Test func theWholeLifecycleThroughTheBuiltExecutables() throws {
+        let world = try CGIWorld()
+        let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
+        #expect(connect.status == 302)
+        #expect(connect.header("Location")?.hasPrefix(world.server.baseURL + "/\(Config.defaultAPIVersion)/dialog/oauth?") == true)
+        #expect(connect.header("Cache-Control") == "no-store")
+
+        let callback = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        #expect(callback.status == 302)
+        #expect(callback.header("Location") == "\(settings)?connected=meta")
+
+        let view = try world.run("settings", "GET", "/api/connect/meta/settings")
+        #expect(view.status == 200)
+        #expect(view.header("Content-Type") == "application/json; charset=utf-8")
+        #expect(view.json["status"] as? String == "connected")
+        #expect((view.json["adAccounts"] as? [Any])?.count == 5)
+
+        let pixels = try world.run("settings", "GET", "/api/connect/meta/settings?adAccountId=act_1000004")
+        #expect((pixels.json["pixels"] as? [[String: Any]])?.prefix(2).map { $0["id"] as? String } == ["2000401", "2000402"])
+
+        let put = try world.run("settings", "PUT", "/api/connect/meta/settings",
+                                body: #"{"adAccountId":"act_1000004","pixelId":"2000402","testEventCode":"TEST9"}"#)
+        #expect(put.status == 200)
+        #expect(put.json["pixelId"] as? String == "2000402")
+
+        let disconnect = try world.run("disconnect", "POST", "/api/connect/meta/disconnect", cookie: true,
+                                       headers: ["Origin": World.base])
+        #expect(disconnect.status == 200)
+        #expect(disconnect.body == #"{"disconnected":true,"revokedAtMeta":true}"#)
+        #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
+    }
+
+    @Test func callbackOutcomesThroughTheExecutable() throws {
+        let world = try CGIWorld()
+        let denied = try world.run("callback", "GET", "/api/connect/meta/callback?error=access_denied&error_reason=user_denied", cookie: true)
+        #expect(denied.header("Location") == "\(settings)?error=meta_denied")
+
+        let query = try world.approvedCallbackQuery()
+        let foreign = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, tenant: "tenant_b", cookie: true)
+        #expect(foreign.header("Location") == "\(settings)?error=meta_state_invalid")
+
+        let missing = try world.run("callback", "GET", "/api/connect/meta/callback?code=AQxyz", cookie: true)
+        #expect(missing.header("Location") == "\(settings)?error=meta_state_invalid")
+
+        try world.fault(.serverError, path: "me/adaccounts")
+        let failed = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        #expect(failed.header("Location") == "\(settings)?error=meta_exchange_failed")
+        #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
+    }
+
+    @Test func aSlowMetaIsCutOffAtTheConfiguredTimeout() throws {
+        let world = try CGIWorld()
+        world.extra["META_TIMEOUT_MS"] = "300"
+        let query = try world.approvedCallbackQuery()
+        try world.fault(.timeout, path: "oauth/access_token", delay: 3000)
+        let started = Date()
+        let response = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true)
+        #expect(response.header("Location") == "\(settings)?error=meta_exchange_failed")
+        #expect(Date().timeIntervalSince(started) < 2.5)
+        #expect(response.stderr.contains("transport_error"))
+    }
+
+    @Test func disconnectWhileMetaIsUnreachableStillDeletes() throws {
+        let world = try CGIWorld()
+        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        world.extra["META_GRAPH_URL"] = "http://127.0.0.1:9"
+        let response = try world.run("disconnect", "POST", "/api/connect/meta/disconnect")
+        #expect(response.body == #"{"disconnected":true,"revokeSkipped":"meta_unreachable","revokedAtMeta":false}"#)
+        #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
+    }
+
+    @Test func requestErrorsAreCleanJSON() throws {
+        let world = try CGIWorld()
+        let noSession = try world.run("connect", "GET", "/api/connect/meta", tenant: nil)
+        #expect(noSession.status == 401 && noSession.errorCode == "unauthorized")
+
+        let wrongMethod = try world.run("settings", "DELETE", "/api/connect/meta/settings")
+        #expect(wrongMethod.status == 405 && wrongMethod.header("Allow") == "GET, PUT")
+
+        let tooLarge = try world.run("settings", "PUT", "/api/connect/meta/settings", contentLength: "10485760")
+        #expect(tooLarge.status == 413 && tooLarge.errorCode == "body_too_large")
+
+        let negative = try world.run("settings", "PUT", "/api/connect/meta/settings", contentLength: "-5")
+        #expect(negative.status == 400 && negative.errorCode == "bad_content_length")
+
+        let short = try world.run("settings", "PUT", "/api/connect/meta/settings", body: "{}", contentLength: "50")
+        #expect(short.status == 400 && short.errorCode == "incomplete_body")
+
+        let malformed = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"#)
+        #expect(malformed.status == 400 || malformed.status == 404)
+
+        let noMethod = try world.run("connect", "GET", "/", environment: ["REQUEST_METHOD": nil])
+        #expect(noMethod.status == 400)
+
+        let head = try world.run("settings", "HEAD", "/api/connect/meta/settings")
+        #expect(head.status == 404)
+        #expect(head.body.isEmpty)
+
+        var broken = try world.run("connect", "GET", "/api/connect/meta", environment: ["CREDENTIALS_KEY": "not-a-key"])
+        #expect(broken.status == 500 && broken.errorCode == "misconfigured")
+        #expect(broken.body.contains("CREDENTIALS_KEY"))
+        broken = try world.run("connect", "GET", "/api/connect/meta", environment: ["META_APP_ID": nil])
+        #expect(broken.status == 500 && broken.body.contains("META_APP_ID"))
+    }
+
+    @Test func aProxyHeaderNeverRoutesOutboundCalls() throws {
+        let world = try CGIWorld()
+        // A request header `Proxy:` arrives as HTTP_PROXY. If libcurl honoured it, the exchange
+        // would go to the dead port and fail; it must go straight to the sandbox.
+        let query = try world.approvedCallbackQuery()
+        let response = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true,
+                                     headers: ["Proxy": "http://127.0.0.1:9"], environment: ["http_proxy": "http://127.0.0.1:9"])
+        #expect(response.header("Location") == "\(settings)?connected=meta")
+    }
+
+    @Test func logsCarryNoSecrets() throws {
+        let world = try CGIWorld()
+        var logs = ""
+        let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
+        logs += connect.stderr
+        let query = try world.approvedCallbackQuery()
+        let callback = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true)
+        logs += callback.stderr
+        logs += try world.run("settings", "GET", "/api/connect/meta/settings?adAccountId=act_1000001").stderr
+        logs += try world.run("disconnect", "POST", "/api/connect/meta/disconnect").stderr
+        let code = QueryParameters(parsing: query).single("code")!
+        let state = QueryParameters(parsing: query).single("state")!
+        for secret in [World.appSecret, World.jwtSecret, world.credentialsKey, code, state, world.token("tenant_a")] {
+            #expect(!logs.contains(secret))
+        }
+        #expect(!logs.contains("EAAS"))
+        #expect(logs.contains("\"event\":\"meta_connected\""))
+        for line in logs.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil)
+        }
+    }
+}

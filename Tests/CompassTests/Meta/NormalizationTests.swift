@@ -1,0 +1,196 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+@Suite struct NormalizationTests {
+    func hashed(_ key: String, _ value: String) -> String? {
+        guard case .success(let normalized) = UserDataNormalizer.normalize(key, value) else { return nil }
+        return UserDataNormalizer.hash(normalized)
+    }
+
+    func normalized(_ key: String, _ value: String) -> String? {
+        if case .success(let text) = UserDataNormalizer.normalize(key, value) { return text }
+        return nil
+    }
+
+    @Test func matchesMetasPublishedHashes() {
+        #expect(hashed("em", "John_Smith@gmail.com") == "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f")
+        #expect(hashed("ph", "16505551212") == "e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176")
+        #expect(hashed("fn", "mary") == "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec")
+        #expect(hashed("ph", "+1 (650) 555-1212") == hashed("ph", "16505551212"))
+        #expect(hashed("em", "  JOHN_SMITH@gmail.com ") == hashed("em", "John_Smith@gmail.com"))
+    }
+
+    static let cases: [(String, String, String?)] = [
+        ("em", " Jane.Doe@Example.COM ", "jane.doe@example.com"),
+        ("em", "not-an-email", nil),
+        ("em", "a@b", nil),
+        ("ph", "+44 20 7946 0958", "442079460958"),
+        ("ph", "001 650 555 1212", "16505551212"),
+        ("ph", "1.650.555.1212", "16505551212"),
+        ("ph", "(650) 555-1212 ext", nil),
+        ("ph", "12345", nil),
+        ("fn", "  Mary-Ann ", "maryann"),
+        ("fn", "Émilie", "émilie"),
+        ("ln", "O'Brien Jr.", "obrienjr"),
+        ("fn", "123", nil),
+        ("ge", "Female", "f"),
+        ("ge", "M", "m"),
+        ("ge", "male", "m"),
+        ("ge", "x", nil),
+        ("db", "1990-02-14", "19900214"),
+        ("db", "19900214", "19900214"),
+        ("db", "1990/2/14", "19900214"),
+        ("db", "02/14/1990", "19900214"),
+        ("db", "14/02/1990", "19900214"),
+        ("db", "03/04/1990", nil),
+        ("db", "1990-02-30", nil),
+        ("db", "2000-02-29", "20000229"),
+        ("db", "yesterday", nil),
+        ("db", "١٩٩٠-٠٢-١٤", nil),
+        ("db", "99999999999999999999-1-1", nil),
+        ("ct", "San Francisco", "sanfrancisco"),
+        ("ct", "Saint-Étienne 42", "saintétienne"),
+        ("st", "California", "ca"),
+        ("st", "CA", "ca"),
+        ("st", "new york", "ny"),
+        ("st", "Bayern", "bayern"),
+        ("zp", "94025-1234", "94025"),
+        ("zp", "SW1A 1AA", "sw1a1aa"),
+        ("country", "US", "us"),
+        ("country", "United States", "us"),
+        ("country", "DEU", "de"),
+        ("country", "Germany", "de"),
+        ("country", "Côte d'Ivoire", "ci"),
+        ("country", "Narnia", nil),
+        ("external_id", " user-123 ", "user-123"),
+    ]
+
+    @Test(arguments: cases)
+    func normalizesEachKeyAsDocumented(key: String, input: String, expected: String?) {
+        #expect(normalized(key, input) == expected)
+    }
+
+    @Test func neverHashesADigestTwice() {
+        let digest = "62A14E44F765419D10FEA99367361A727C12365E2520F32218D505ED9AA0F62F"
+        for key in UserDataNormalizer.hashedKeys {
+            #expect(hashed(key, digest) == digest.lowercased())
+            #expect(hashed(key, " \(digest.lowercased()) ") == digest.lowercased())
+        }
+    }
+
+    @Test(arguments: [("192.168.1.10", true), ("255.255.255.255", true), ("256.1.1.1", false), ("1.2.3", false),
+                      ("01.2.3.4", false), ("2001:db8::1", true), ("::1", true), ("::ffff:192.0.2.1", true),
+                      ("fe80::1%eth0", true), ("2001:db8:::1", false), ("1:2:3:4:5:6:7:8:9", false), ("hello", false),
+                      ("1:2:3:4:5:6:7:8", true), ("::", true)])
+    func recognisesIPAddresses(address: String, valid: Bool) {
+        #expect(UserDataNormalizer.isIPAddress(address) == valid)
+    }
+}
+
+@Suite struct ConversionEventTests {
+    let now = Date(timeIntervalSince1970: 1_790_000_000)
+
+    func event(_ json: String) -> Result<NormalizedEvent, EventRejection> {
+        ConversionEvent.normalize(try! JSON.decode(JSONValue.self, from: Array(json.utf8)), tenantId: "t1", now: now)
+    }
+
+    func payload(_ json: String) throws -> [String: JSONValue] {
+        try #require(try event(json).get().payload.object)
+    }
+
+    @Test func buildsMetasPayloadWithHashedUserData() throws {
+        let built = try payload("""
+            {"eventName":"Purchase","eventTime":1789999900,"actionSource":"website","eventId":"order-1",
+             "eventSourceUrl":"https://shop.example/thanks?fbclid=IwAR2abc","userData":{"em":["A@x.io","a@x.io ","b@x.io"],
+             "ph":"+1 650 555 1212","client_user_agent":"Mozilla/5.0","client_ip_address":"203.0.113.9","fbp":"fb.1.1.2"},
+             "customData":{"value":12.5,"currency":"USD","contentIds":["sku1"],"orderId":"o1","contents":[{"id":"sku1","quantity":2,"itemPrice":6.25}]}}
+            """)
+        #expect(built["event_name"] == .string("Purchase"))
+        #expect(built["event_time"] == .int(1_789_999_900))
+        #expect(built["event_id"] == .string("order-1"))
+        let user = try #require(built["user_data"]?.object)
+        #expect(user["em"] == .array([.string(Hex.encode(Crypto.sha256("a@x.io"))), .string(Hex.encode(Crypto.sha256("b@x.io")))]))
+        #expect(user["ph"] == .string("e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176"))
+        #expect(user["client_user_agent"] == .string("Mozilla/5.0"))
+        #expect(user["fbc"] == .string("fb.1.1789999900000.IwAR2abc"))
+        let custom = try #require(built["custom_data"]?.object)
+        #expect(custom["currency"] == .string("usd"))
+        #expect(custom["content_ids"] == .array([.string("sku1")]))
+        #expect(custom["order_id"] == .string("o1"))
+        #expect(custom["contents"] == .array([.object(["id": .string("sku1"), "quantity": .int(2), "item_price": .double(6.25)])]))
+    }
+
+    @Test func keepsAGivenFbcAndLeavesOutBadValuesWithAWarning() throws {
+        let result = try event("""
+            {"eventName":"Lead","eventTime":1789999900,"actionSource":"system_generated","eventSourceUrl":"https://x.example/?fbclid=abc",
+             "userData":{"fbc":"fb.1.5.given","em":"broken","client_ip_address":"999.1.1.1","external_id":"u1"}}
+            """).get()
+        let user = try #require(result.payload["user_data"]?.object)
+        #expect(user["fbc"] == .string("fb.1.5.given"))
+        #expect(user["em"] == nil && user["client_ip_address"] == nil)
+        #expect(result.warnings.count == 2)
+        #expect(!result.warnings.joined().contains("broken"))
+        #expect(result.matchKeys == ["fbc", "external_id"])
+    }
+
+    @Test func generatesTheSameEventIdForTheSameEvent() throws {
+        let json = #"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"}}"#
+        let first = try event(json).get(), second = try event(json).get()
+        #expect(first.eventId == second.eventId)
+        #expect(first.eventId.hasPrefix("cmp_"))
+        let other = ConversionEvent.normalize(try JSON.decode(JSONValue.self, from: Array(json.utf8)), tenantId: "t2", now: now)
+        #expect(try other.get().eventId != first.eventId)
+    }
+
+    static let rejections: [(String, String)] = [
+        (#"[]"#, "invalid_event"),
+        (#"{"eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"}}"#, "missing_field"),
+        (#"{"eventName":"Lead","actionSource":"email","userData":{"em":"a@b.co"}}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":"soon","actionSource":"email","userData":{"em":"a@b.co"}}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"carrier_pigeon","userData":{"em":"a@b.co"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1790000100,"actionSource":"email","userData":{"em":"a@b.co"}}"#, "event_in_future"),
+        (#"{"eventName":"Lead","eventTime":1789000000,"actionSource":"email","userData":{"em":"a@b.co"}}"#, "event_too_old"),
+        (#"{"eventName":"Lead","eventTime":1790000000000,"actionSource":"email","userData":{"em":"a@b.co"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{}}"#, "no_user_data"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"nope"}}"#, "no_user_data"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"website","userData":{"em":"a@b.co"},"eventSourceUrl":"https://x"}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"website","userData":{"em":"a@b.co","client_user_agent":"UA"}}"#, "missing_field"),
+        (#"{"eventName":"Purchase","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"value":5}}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"value":"5"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"value":1e308,"currency":"usd"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"currency":"dollars"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"email":"a@b.co"}}"#, "unknown_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"colour":"red"}"#, "unknown_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":{"options":["XYZ"]}}"#, "invalid_field"),
+    ]
+
+    @Test(arguments: rejections)
+    func rejectsEventsMetaWouldRefuse(json: String, code: String) {
+        guard case .failure(let rejection) = event(json) else {
+            Issue.record("accepted: \(json)")
+            return
+        }
+        #expect(rejection.code == code)
+        #expect(!rejection.message.contains("a@b.co"))
+    }
+
+    @Test func physicalStoreEventsHaveSixtyTwoDays() throws {
+        let old = now.unixSeconds - 30 * 86_400
+        #expect(throws: Never.self) {
+            try event(#"{"eventName":"Purchase","eventTime":\#(old),"actionSource":"physical_store","userData":{"ph":"16505551212"},"customData":{"value":1,"currency":"EUR"}}"#).get()
+        }
+    }
+
+    @Test func dataProcessingOptionsBecomeMetasThreeFields() throws {
+        let built = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":{"options":["LDU"],"country":1,"state":1000}}"#)
+        #expect(built["data_processing_options"] == .array([.string("LDU")]))
+        #expect(built["data_processing_options_country"] == .int(1))
+        #expect(built["data_processing_options_state"] == .int(1000))
+    }
+}

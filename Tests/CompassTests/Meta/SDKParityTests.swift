@@ -1,0 +1,112 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+/// The same inputs through our normalizer and through Meta's official Python SDK
+/// (facebook-business 26.0.3, installed by this test into a venv under .build-venv/). Where the
+/// SDK's rule and Meta's documentation agree, the hashes must be equal; where they differ, the
+/// case must be listed below with our rule, and it must really differ.
+@Suite struct SDKParityTests {
+    static let sdkVersion = "26.0.3"
+    static let venv = FunctionsManifestTests.root.appendingPathComponent(".build-venv/facebook-business-\(sdkVersion)")
+
+    static let inputs: [(String, String)] = [
+        ("em", "John_Smith@gmail.com"), ("em", " Jane.Doe@Example.COM "), ("em", "not-an-email"),
+        ("ph", "16505551212"), ("ph", "+1 (650) 555-1212"), ("ph", "001 650 555 1212"), ("ph", "1.650.555.1212"),
+        ("ph", "+44 20 7946 0958"), ("ph", "0044 20 7946 0958"),
+        ("fn", "mary"), ("fn", "  Mary "), ("fn", "Mary-Ann"), ("fn", "Émilie"), ("ln", "O'Brien"), ("ln", "van der Berg"),
+        ("ge", "f"), ("ge", "M"), ("ge", "female"),
+        ("db", "19900214"), ("db", "1990-02-14"), ("db", "02/14/1990"),
+        ("ct", "menlopark"), ("ct", "Menlo Park"), ("ct", "St. Louis"), ("ct", "Winston-Salem"), ("ct", "Coeur d'Alene"),
+        ("st", "ca"), ("st", "CA"), ("st", "California"), ("st", "New York"),
+        ("zp", "94025"), ("zp", "94025-1234"), ("zp", "SW1A 1AA"),
+        ("country", "us"), ("country", "US"), ("country", "United States"), ("country", "DEU"),
+        ("em", "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"),
+    ]
+
+    /// Where Meta's documentation goes further than the SDK: our rule, in words.
+    static let documentedDifferences: [String: String] = [
+        "ph|1.650.555.1212": "dots are separators: the SDK refuses the number, we keep its digits",
+        "fn|Mary-Ann": "names keep letters only: the SDK keeps the hyphen",
+        "ln|O'Brien": "names keep letters only: the SDK keeps the apostrophe",
+        "ln|van der Berg": "names lose their spaces: the SDK keeps them",
+        "ge|female": "gender words become f or m: the SDK hashes the word",
+        "db|1990-02-14": "dates become YYYYMMDD: the SDK hashes the text as given",
+        "db|02/14/1990": "unambiguous dates become YYYYMMDD: the SDK hashes the text as given",
+        "ct|Coeur d'Alene": "cities keep letters only: the SDK keeps the apostrophe",
+        "st|California": "US state names become their codes: the SDK hashes the name",
+        "st|New York": "US state names become their codes: the SDK hashes the name",
+        "country|United States": "country names become alpha-2: the SDK refuses them",
+        "country|DEU": "alpha-3 codes become alpha-2: the SDK refuses them",
+    ]
+
+    static func ours(_ key: String, _ value: String) -> String? {
+        if case .success(let normalized) = UserDataNormalizer.normalize(key, value) { return UserDataNormalizer.hash(normalized) }
+        return nil
+    }
+
+    static func ensureVenv() throws -> URL {
+        let python = venv.appendingPathComponent("bin/python")
+        let marker = venv.appendingPathComponent(".installed")
+        if FileManager.default.fileExists(atPath: marker.path) { return python }
+        try run("/usr/bin/env", ["python3", "-m", "venv", venv.path])
+        try run(venv.appendingPathComponent("bin/pip").path, ["install", "--quiet", "facebook-business==\(sdkVersion)"])
+        try Data().write(to: marker)
+        return python
+    }
+
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe(), stdin = Pipe()
+        process.standardOutput = output
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(input) }
+        try stdin.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw WebDriver.Failure(description: "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
+        }
+        return data
+    }
+
+    @Test(.timeLimit(.minutes(5)))
+    func ourHashesMatchTheOfficialSDKWhereTheRulesAgree() throws {
+        let python = try Self.ensureVenv()
+        let script = FunctionsManifestTests.root.appendingPathComponent("Tests/parity/sdk_normalize.py").path
+        let request = try JSONSerialization.data(withJSONObject: Self.inputs.map { [$0.0, $0.1] })
+        let answer = try Self.run(python.path, [script], input: request)
+        let sdk = try #require(try JSONSerialization.jsonObject(with: answer) as? [Any])
+        #expect(sdk.count == Self.inputs.count)
+
+        var table = ["key | input | SDK | ours | verdict"]
+        var agreed = 0
+        for (index, (key, value)) in Self.inputs.enumerated() {
+            let theirs = sdk[index] as? String
+            let mine = Self.ours(key, value)
+            let id = "\(key)|\(value)"
+            let documented = Self.documentedDifferences[id]
+            let verdict: String
+            if theirs == mine {
+                agreed += 1
+                verdict = "same"
+                #expect(documented == nil, "listed as a difference but the SDK agrees: \(id)")
+            } else {
+                verdict = "differs: " + (documented ?? "UNDOCUMENTED")
+                #expect(documented != nil, "undocumented difference for \(id): SDK \(theirs ?? "refuses"), ours \(mine ?? "refuses")")
+            }
+            table.append("\(key) | \(value) | \(theirs.map { String($0.prefix(12)) } ?? "refuses") | \(mine.map { String($0.prefix(12)) } ?? "refuses") | \(verdict)")
+        }
+        print(table.joined(separator: "\n"))
+        print("SDK parity: \(agreed) of \(Self.inputs.count) cases identical, \(Self.inputs.count - agreed) documented differences")
+    }
+}

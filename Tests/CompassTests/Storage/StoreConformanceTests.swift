@@ -1,0 +1,251 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+/// A store under test and how to make time pass for it.
+struct StoreUnderTest: Sendable, CustomTestStringConvertible {
+    var name: String
+    var url: String
+    var store: any KeyValueStore
+    var advance: @Sendable (TimeInterval) -> Void
+    var keepAlive: [any Sendable] = []
+    var testDescription: String { name }
+
+    static func fileStore() -> StoreUnderTest {
+        let folder = TemporaryFolder()
+        let clock = TestClock(Date())
+        let root = folder.path + "/store"
+        return StoreUnderTest(name: "FileStore", url: "file://" + root, store: try! FileStore(root: root, clock: clock),
+                              advance: { clock.advance($0) }, keepAlive: [folder])
+    }
+
+    /// A namespace of its own on the shared etcd node. etcd's leases run on its own clock, so
+    /// time passes for real (with a margin for etcd's lease checker).
+    static func etcdStore() -> StoreUnderTest {
+        guard let cluster = EtcdCluster.shared else { fatalError("etcd could not be started: is etcd-server installed?") }
+        let namespace = "t" + UUID().uuidString.prefix(8).lowercased()
+        return StoreUnderTest(name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
+                              advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
+    }
+}
+
+/// The behaviour every backend of `KeyValueStore` must have (DESIGN section 6). Each test
+/// takes a factory so that other backends run the very same suite.
+@Suite struct StoreConformanceTests {
+    static let backends: [@Sendable () -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore]
+
+    func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test(arguments: backends)
+    func getPutAndVersions(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        #expect(try store.get("a/b") == nil)
+        let v1 = try store.put("a/b", bytes("one"))
+        #expect(try store.get("a/b") == Versioned(value: bytes("one"), version: v1))
+        let v2 = try store.put("a/b", bytes("two"))
+        #expect(v2 > v1)
+        #expect(try store.get("a/b")?.value == bytes("two"))
+        try store.put("a/empty", [])
+        #expect(try store.get("a/empty")?.value == [])
+    }
+
+    @Test(arguments: backends)
+    func createOnlyWhenAbsent(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        try store.create("k", bytes("first"))
+        #expect(throws: StoreError.alreadyExists) { try store.create("k", bytes("second")) }
+        #expect(try store.get("k")?.value == bytes("first"))
+    }
+
+    @Test(arguments: backends)
+    func compareAndSwapNeedsTheCurrentVersion(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        #expect(throws: StoreError.versionMismatch) { try store.compareAndSwap("k", bytes("x"), expected: 1, ttl: nil) }
+        let v1 = try store.put("k", bytes("1"))
+        let v2 = try store.compareAndSwap("k", bytes("2"), expected: v1, ttl: nil)
+        #expect(throws: StoreError.versionMismatch) { try store.compareAndSwap("k", bytes("3"), expected: v1, ttl: nil) }
+        #expect(try store.get("k") == Versioned(value: bytes("2"), version: v2))
+    }
+
+    @Test(arguments: backends)
+    func aVersionFromBeforeADeleteIsNeverValidAgain(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        let old = try store.put("k", bytes("1"))
+        try store.delete("k")
+        try store.create("k", bytes("again"))
+        #expect(throws: StoreError.versionMismatch) { try store.compareAndSwap("k", bytes("x"), expected: old, ttl: nil) }
+    }
+
+    @Test(arguments: backends)
+    func deleteUnconditionallyOrOnVersion(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        #expect(try store.delete("missing") == false)
+        let v = try store.put("k", bytes("1"))
+        #expect(throws: StoreError.versionMismatch) { try store.delete("k", ifVersion: v + 1) }
+        #expect(try store.delete("k", ifVersion: v))
+        #expect(try store.get("k") == nil)
+        try store.put("k", bytes("2"))
+        #expect(try store.delete("k"))
+        #expect(throws: StoreError.versionMismatch) { try store.delete("k", ifVersion: v) }
+    }
+
+    @Test(arguments: backends)
+    func expiredKeysAreInvisibleAndCanBeCreatedAgain(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        try store.put("ttl/short", bytes("x"), ttl: 1)
+        try store.put("ttl/long", bytes("y"), ttl: 3600)
+        try store.put("ttl/none", bytes("z"))
+        #expect(try store.get("ttl/short")?.value == bytes("x"))
+        subject.advance(2.5)
+        #expect(try store.get("ttl/short") == nil)
+        #expect(try store.list(prefix: "ttl/", after: nil, limit: 10).entries.map(\.key) == ["ttl/long", "ttl/none"])
+        try store.create("ttl/short", bytes("new"))
+        #expect(try store.get("ttl/short")?.value == bytes("new"))
+    }
+
+    @Test(arguments: backends)
+    func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        let keys = ["p/a", "p/a-c", "p/a/b", "p/a/b/c", "p/a0", "p/b", "p/B", "p/_x", "q/a", "pz"]
+        for key in keys.shuffled() { try store.put(key, bytes(key)) }
+        let expected = ["p/B", "p/_x", "p/a", "p/a-c", "p/a/b", "p/a/b/c", "p/a0", "p/b"]
+        #expect(try store.list(prefix: "p/", after: nil, limit: 100).entries.map(\.key) == expected)
+        #expect(try store.list(prefix: "p/", after: nil, limit: 100).entries.map(\.value.value) == expected.map(bytes))
+
+        var seen: [String] = []
+        var cursor: String? = nil
+        repeat {
+            let page = try store.list(prefix: "p/", after: cursor, limit: 3)
+            #expect(page.entries.count <= 3)
+            seen += page.entries.map(\.key)
+            cursor = page.cursor
+        } while cursor != nil
+        #expect(seen == expected)
+
+        #expect(try store.list(prefix: "p/a", after: nil, limit: 100).entries.map(\.key) == ["p/a", "p/a-c", "p/a/b", "p/a/b/c", "p/a0"])
+        #expect(try store.list(prefix: "p/a/", after: "p/a/b", limit: 100).entries.map(\.key) == ["p/a/b/c"])
+        #expect(try store.list(prefix: "nothing/", after: nil, limit: 10) == KeyPage(entries: [], cursor: nil))
+        #expect(try store.list(prefix: "", after: nil, limit: 100).entries.count == keys.count)
+    }
+
+    @Test(arguments: backends)
+    func countsKeysUnderAPrefixSkippingExpiredOnes(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        for key in ["c/a", "c/b/x", "c/b/y", "cz", "d/a"] { try store.put(key, bytes(key)) }
+        try store.put("c/gone", bytes("x"), ttl: 1)
+        #expect(try store.count(prefix: "c/") == 4)
+        subject.advance(2.5)
+        #expect(try store.count(prefix: "c/") == 3)
+        #expect(try store.count(prefix: "c") == 4)
+        #expect(try store.count(prefix: "none/") == 0)
+    }
+
+    @Test(arguments: backends)
+    func rejectsKeysThatCouldEscapeOrAreMalformed(_ make: @Sendable () -> StoreUnderTest) {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        for key in ["", "../x", "a/../../x", "a//b", "/a", "a/", "a/./b", "a b", "a\u{0}b", "é",
+                    String(repeating: "a", count: 513)] {
+            #expect(throws: StoreError.self) { try store.put(key, [1]) }
+            #expect(throws: StoreError.self) { try store.get(key) }
+        }
+        #expect(throws: StoreError.self) { try store.list(prefix: "../", after: nil, limit: 1) }
+    }
+
+    @Test(arguments: backends)
+    func threadsRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<25 {
+                while true {
+                    do {
+                        if let current = try store.get("counter") {
+                            let value = Int(String(decoding: current.value, as: UTF8.self))!
+                            try store.compareAndSwap("counter", Array(String(value + 1).utf8), expected: current.version, ttl: nil)
+                        } else {
+                            try store.create("counter", Array("1".utf8))
+                        }
+                        break
+                    } catch StoreError.versionMismatch, StoreError.alreadyExists {
+                        continue
+                    } catch {
+                        Issue.record("unexpected store error \(error)")
+                        return
+                    }
+                }
+            }
+        }
+        #expect(try store.get("counter")?.value == bytes("200"))
+    }
+
+    @Test(arguments: backends)
+    func processesRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make()
+        defer { withExtendedLifetime(subject) {} }
+        let processes = try (0..<6).map { _ in
+            try Executables.start("compass-dev", arguments: ["store-increment", subject.url, "race/counter", "30"])
+        }
+        for process in processes {
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        #expect(try subject.store.get("race/counter")?.value == bytes("180"))
+    }
+}
+
+@Suite struct FileStoreTests {
+    @Test func recordsAreOwnerOnlyAndLiveUnderTheRoot() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/s")
+        try store.put("meta/integration/t1", Array("{}".utf8))
+        let file = folder.path + "/s/meta/integration/t1.rec"
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let dir = try FileManager.default.attributesOfItem(atPath: folder.path + "/s/meta/integration")
+        #expect((dir[.posixPermissions] as? Int) == 0o700)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path + "/s/meta/integration")
+        #expect(leftovers == ["t1.rec"])
+    }
+
+    @Test func aCorruptRecordIsReportedAndCanBeOverwritten() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("x/y", Array("good".utf8))
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder.path + "/x/y.rec"))
+        #expect(throws: StoreError.corrupt("x/y")) { try store.get("x/y") }
+        #expect(try store.list(prefix: "x/", after: nil, limit: 10).entries.isEmpty)
+        try store.put("x/y", Array("repaired".utf8))
+        #expect(try store.get("x/y")?.value == Array("repaired".utf8))
+    }
+
+    @Test func anUnwritableRootIsUnavailableNotACrash() throws {
+        let folder = TemporaryFolder()
+        try Data().write(to: URL(fileURLWithPath: folder.path + "/file"))
+        let store = try FileStore(root: folder.path + "/file/store")
+        #expect(try store.get("a") == nil)
+        #expect(throws: StoreError.self) { try store.put("a", [1]) }
+        #expect(throws: StoreError.self) { try FileStore(root: "relative/path") }
+    }
+
+    @Test func readingCreatesNothing() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/lazy")
+        #expect(try store.get("meta/integration/t") == nil)
+        #expect(try store.list(prefix: "meta/", after: nil, limit: 5).entries.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/lazy"))
+    }
+}

@@ -1,0 +1,134 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real lighttpd on a free loopback port, configured from functions.json exactly as
+/// `scripts/serve` configures it, serving the built executables with a fresh store and the
+/// Graph sandbox mounted at /graph.
+final class LighttpdHost: @unchecked Sendable {
+    let folder = TemporaryFolder()
+    let port: Int
+    private var pid: pid_t = 0
+    let environment: [String: String]
+    let errorLog: URL
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    enum Failure: Error { case notInstalled, didNotStart(String) }
+
+    static var binary: String? {
+        ["/usr/sbin/lighttpd", "/usr/bin/lighttpd", "/usr/local/sbin/lighttpd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    init(extra: [String: String] = [:]) throws {
+        guard let lighttpd = Self.binary else { throw Failure.notInstalled }
+        port = try Self.freePort()
+        let base = "http://127.0.0.1:\(port)"
+        var env = [
+            "META_APP_ID": World.appId, "META_APP_SECRET": World.appSecret, "META_GRAPH_URL": base + "/graph",
+            "META_DIALOG_URL": base + "/graph", "OAUTH_REDIRECT_BASE_URL": base, "COMPASS_JWT_SECRET": World.jwtSecret,
+            "CREDENTIALS_KEY": Data(Crypto.randomBytes(32)).base64EncodedString(), "CRON_SECRET": "cron-secret-for-tests-0123456789",
+            "STORE_URL": "file://\(folder.path)/store", "SANDBOX_STATE_DIR": folder.path + "/sandbox",
+            "SANDBOX_BASE_URL": base + "/graph", "COMPASS_DEV_CONSOLE": "1", "LOG_LEVEL": "debug",
+            "REFRESH_WINDOW_DAYS": "7",
+        ]
+        env.merge(extra) { _, new in new }
+        environment = env
+        for sub in ["www", "tmp"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
+        let config = LighttpdConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+                                    port: port, environment: env, sandbox: true).render()
+        let configPath = folder.path + "/lighttpd.conf"
+        try config.write(toFile: configPath, atomically: false, encoding: .utf8)
+        errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")
+        _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        pid = try Self.spawn([lighttpd, "-D", "-f", configPath], stderr: errorLog.path)
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.accepts(port) {
+            guard kill(pid, 0) == 0, Date() < deadline else { throw Failure.didNotStart(log) }
+            usleep(20_000)
+        }
+    }
+
+    deinit {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<250 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
+        if waitpid(pid, &status, WNOHANG) == 0 {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+        }
+    }
+
+    /// posix_spawn with every signal unblocked and at its default: a server started from a
+    /// test thread must not inherit that thread's blocked SIGTERM and SIGCHLD.
+    static func spawn(_ argv: [String], stderr: String) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        var pid: pid_t = 0
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EINVAL) }
+        return pid
+    }
+
+    var log: String { (try? String(contentsOf: errorLog, encoding: .utf8)) ?? "" }
+
+    /// One HTTP exchange with the host (no redirects followed).
+    func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
+        try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
+                                             headers: headers, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
+    }
+
+    /// Logs in through the development console; returns the Cookie header value.
+    func login(_ tenant: String) throws -> String {
+        let response = try send("POST", "/dev/login", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "tenant=\(tenant)")
+        guard let cookie = response.headers["set-cookie"]?.split(separator: ";").first else { return "" }
+        return String(cookie)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Synchronization
+import Testing
+
+final class TestClock: Clock, @unchecked Sendable {
+    private let current: Mutex<Date>
+    init(_ date: Date = Date(timeIntervalSince1970: 1_790_000_000)) { current = Mutex(date) }
+    var now: Date { current.withLock { $0 } }
+    func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+    func set(_ date: Date) { current.withLock { $0 = date } }
+}
+
+/// Collects log lines so tests can read them (and search them for secrets).
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+    func logger(_ function: String = "test") -> Logger {
+        Logger(function: function, level: .debug) { line in self.lines.withLock { $0.append(line) } }
+    }
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+/// A fresh temporary folder, removed when the value is released.
+final class TemporaryFolder: Sendable {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("compass-test-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Routes HTTP requests for the sandbox's base URL to an in-process `GraphSandbox`, recording
+/// every request. `intercept` may answer first (for answers the sandbox would never give).
+final class SandboxTransport: HTTPTransport, @unchecked Sendable {
+    let sandbox: GraphSandbox
+    let requests = Mutex<[HTTPRequest]>([])
+    let intercept = Mutex<(@Sendable (HTTPRequest) -> HTTPResponse?)?>(nil)
+
+    init(sandbox: GraphSandbox) { self.sandbox = sandbox }
+
+    func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
+        requests.withLock { $0.append(request) }
+        if let answer = intercept.withLock({ $0 })?(request) { return answer }
+        guard request.url.hasPrefix(sandbox.baseURL + "/") else { throw .connect("no route to \(request.url)") }
+        let rest = request.url.dropFirst(sandbox.baseURL.count)
+        let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        return sandbox.handle(.init(method: request.method, path: String(parts[0]),
+                                    query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
+                                    body: request.body ?? []))
+    }
+
+    var paths: [String] {
+        requests.withLock { $0.map { String($0.url.dropFirst(sandbox.baseURL.count).prefix { $0 != "?" }) } }
+    }
+}
+
+/// A transport that is never reached: for routes that must not call out.
+struct UnreachableTransport: HTTPTransport {
+    func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse { throw .connect("unreachable in this test") }
+}
+
+/// Everything a handler test needs: config, a product store, a sandboxed Meta, a clock.
+final class World: @unchecked Sendable {
+    static let appId = "1000000000001"
+    static let appSecret = "sandbox-app-secret-0123456789"
+    static let jwtSecret = "test-jwt-secret-0123456789abcdef0123456789"
+    static let base = "https://compass.example"
+    static let graphBase = "https://graph.sandbox.test"
+
+    let folder = TemporaryFolder()
+    let clock = TestClock()
+    let logs = LogCapture()
+    let store: FileStore
+    let sandbox: GraphSandbox
+    let transport: SandboxTransport
+    var config: Config! = nil
+    let credentialsKey = Data(Crypto.randomBytes(32)).base64EncodedString()
+
+    init(environment extra: [String: String] = [:]) {
+        store = try! FileStore(root: folder.path + "/store", clock: clock)
+        sandbox = GraphSandbox(store: try! FileStore(root: folder.path + "/sandbox", clock: clock),
+                               appId: Self.appId, appSecret: Self.appSecret, baseURL: Self.graphBase,
+                               clock: clock, random: SecureRandom())
+        transport = SandboxTransport(sandbox: sandbox)
+        config = try! Config.load(from: environment(extra), workingDirectory: folder.path)
+    }
+
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "META_APP_ID": Self.appId, "META_APP_SECRET": Self.appSecret, "META_GRAPH_URL": Self.graphBase,
+            "META_DIALOG_URL": Self.graphBase, "OAUTH_REDIRECT_BASE_URL": Self.base,
+            "COMPASS_JWT_SECRET": Self.jwtSecret, "CREDENTIALS_KEY": credentialsKey,
+            "STORE_URL": "file://\(folder.path)/store",
+        ]
+        env.merge(extra) { _, new in new }
+        return env
+    }
+
+    var dependencies: Dependencies {
+        Dependencies(config: config, store: store, http: transport, clock: clock, random: SecureRandom(), logger: logs.logger())
+    }
+
+    func token(_ tenant: String, lifetime: Int64 = 3600) -> String {
+        SessionVerifier(secret: Array(Self.jwtSecret.utf8)).mint(tenantId: tenant, expiresAt: clock.now.unixSeconds + lifetime)
+    }
+
+    func request(_ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
+                 headers: [String: String] = [:], body: String? = nil) -> CGIRequest {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var all = headers
+        if let tenant {
+            if cookie { all["cookie"] = "compass_session=\(token(tenant))" } else { all["authorization"] = "Bearer \(token(tenant))" }
+        }
+        return CGIRequest(method: method, path: String(parts[0]),
+                          query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
+                          headers: all, body: Array((body ?? "").utf8))
+    }
+
+    func run<H: Handler>(_ handler: H.Type, _ request: CGIRequest) -> CGIResponse {
+        H(dependencies: dependencies).respond(to: request)
+    }
+
+    func queueFault(_ kind: GraphSandbox.Fault.Kind, path: String? = nil, count: Int = 1) {
+        let fault = GraphSandbox.Fault(kind: kind, path: path, remaining: count, delayMilliseconds: 10)
+        _ = sandbox.handle(.init(method: "POST", path: "/sandbox/faults", query: QueryParameters(), body: JSON.encode(fault)))
+    }
+
+    // MARK: Whole flows
+
+    /// connect -> dialog approve -> callback; returns the callback's Location.
+    @discardableResult
+    func connectTenant(_ tenant: String = "tenant_a", decline: String? = nil, user: String? = nil) -> String {
+        let connect = run(ConnectHandler.self, request("GET", "/api/connect/meta", tenant: tenant, cookie: true))
+        guard let dialog = connect.header("Location") else { return "connect failed: \(connect.status)" }
+        var approve = dialog + "&sandbox_action=approve"
+        if let decline { approve += "&sandbox_decline=\(decline)" }
+        if let user { approve += "&sandbox_user=\(user)" }
+        let answer = try! transport.send(HTTPRequest(method: "GET", url: approve))
+        let back = answer.headers["location"]!
+        let query = String(back.split(separator: "?", maxSplits: 1)[1])
+        let callback = run(CallbackHandler.self, request("GET", "/api/connect/meta/callback?\(query)", tenant: tenant, cookie: true))
+        return callback.header("Location") ?? "no location"
+    }
+
+    func integration(_ tenant: String = "tenant_a") -> Integration? {
+        try! RecordStore(store: store).load(Integration.self, at: RecordKey.integration(tenant))?.0
+    }
+
+    func credential(_ tenant: String = "tenant_a") -> IntegrationCredential? {
+        try! RecordStore(store: store).load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+    }
+}
+
+extension CGIResponse {
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+    var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+}
