@@ -15,6 +15,8 @@ package struct FunctionsManifest: Codable, Sendable {
         package var paths: [String]
         package var schedule: String?
         package var timeoutSeconds: Int
+        /// The largest request body the function reads; a larger one is answered 413.
+        package var maxBodyBytes: Int
         package var environment: [String]
     }
 
