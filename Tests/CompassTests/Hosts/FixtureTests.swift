@@ -8,9 +8,14 @@ import Foundation
 import Testing
 
 /// The fixture requests in Fixtures/requests, run through `compass-dev invoke` exactly as
-/// `scripts/invoke` runs them, each with the outcome it documents.
+/// `scripts/invoke` runs them, each with the outcome it documents and its whole CGI response
+/// (status line, headers, body) equal to the one stored in Fixtures/responses. Values that differ
+/// from run to run (states, times, ports, codes) are replaced by `{placeholders}` first.
+/// `scripts/update-fixtures` writes the stored answers anew; review the diff before committing.
 @Suite struct FixtureTests {
     static let folder = FunctionsManifestTests.root.appendingPathComponent("Fixtures/requests")
+    static let answers = FunctionsManifestTests.root.appendingPathComponent("Fixtures/responses")
+    static let updating = ProcessInfo.processInfo.environment["UPDATE_FIXTURES"] == "1"
 
     /// In order: the tenant is connected first, disconnected last.
     static let expected: [(fixture: String, function: String, status: Int, location: String?)] = [
@@ -58,6 +63,42 @@ import Testing
             let response = CGIWorld.parse(.init(status: process.terminationStatus, stdout: Array(data), stderr: ""))
             #expect(response.status == status, "\(fixture): \(response.raw.prefix(300))")
             if let location { #expect(response.header("Location")?.hasSuffix(location) == true, "\(fixture)") }
+            #expect(response.header("Content-Length").map { Int($0) } == response.body.utf8.count, "\(fixture)")
+            let answer = Self.answers.appendingPathComponent(fixture.replacingOccurrences(of: ".http", with: ".txt"))
+            let normalized = Self.normalize(response.raw, world: world)
+            if Self.updating {
+                try normalized.write(to: answer, atomically: true, encoding: .utf8)
+            } else {
+                let stored = try? String(contentsOf: answer, encoding: .utf8)
+                #expect(stored == normalized, "\(fixture): the response differs from \(answer.lastPathComponent) (scripts/update-fixtures)")
+            }
         }
+    }
+
+    @Test func everyStoredAnswerBelongsToAFixture() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.answers.path)
+        #expect(Set(files) == Set(Self.expected.map { $0.fixture.replacingOccurrences(of: ".http", with: ".txt") }))
+    }
+
+    /// The response with what changes from run to run replaced: CRLF as LF, so the stored
+    /// answers read as text.
+    static func normalize(_ raw: String, world: CGIWorld) -> String {
+        var text = raw.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: world.server.baseURL, with: "{graph}")
+        let rules: [(pattern: String, template: String)] = [
+            (#"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"#, "{time}"),
+            (#"state=[A-Za-z0-9_-]+"#, "state={state}"),
+            (#"code=[0-9a-f]{20}"#, "code={code}"),
+            (#""confirmation_code":"[0-9a-f]{20}""#, #""confirmation_code":"{code}""#),
+            (#""durationMs":\d+"#, #""durationMs":{ms}"#),
+            // Fixtures send events stamped {{now}}; their ids are derived from the time.
+            (#""event_time":\d+"#, #""event_time":{now}"#),
+            (#""event_id":"cmp_[0-9a-f]{32}""#, #""event_id":"cmp_{derived}""#),
+            (#""fbtraceIds":\["[^\]]*"\]"#, #""fbtraceIds":["{fbtrace}"]"#),
+            (#"Content-Length: \d+"#, "Content-Length: {length}"),
+        ]
+        for rule in rules {
+            text = text.replacingOccurrences(of: rule.pattern, with: rule.template, options: .regularExpression)
+        }
+        return text
     }
 }
