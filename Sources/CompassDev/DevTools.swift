@@ -30,6 +30,14 @@ package enum DevTools {
 }
 
 extension DevTools {
+    /// The whole store (the one `STORE_URL` names) swept of records expired by `asOf`, as a
+    /// JSON summary.
+    package static func sweep(environment: [String: String], asOf: Date) throws -> String {
+        let config = try Config.load(from: environment, workingDirectory: "/")
+        let summary = try StoreSweep(store: try config.openStore()).runToEnd(asOf: asOf)
+        return String(decoding: JSON.encode(summary), as: UTF8.self)
+    }
+
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
     /// store conformance suite runs several of these processes at once on one key.
     package static func incrementCounter(storeURL: String, key: String, times: Int) -> Bool {

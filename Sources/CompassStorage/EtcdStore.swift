@@ -41,12 +41,14 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return try first.versioned()
     }
 
+    @discardableResult
     package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         let answer: PutAnswer = try call("/v3/kv/put", try putRequest(key, value, ttl: ttl))
         return try answer.header.revisionNumber()
     }
 
+    @discardableResult
     package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         let answer = try transaction(compare: ["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"],
@@ -55,6 +57,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return try answer.header.revisionNumber()
     }
 
+    @discardableResult
     package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         let answer = try transaction(compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
@@ -63,6 +66,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return try answer.header.revisionNumber()
     }
 
+    @discardableResult
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         try StoreKey.validate(key)
         guard let version else {
@@ -107,6 +111,49 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
             "count_only": .bool(true),
         ])
         return Int(answer.count ?? "0") ?? 0
+    }
+
+    @discardableResult
+    package func deleteAll(prefix: String) throws(StoreError) -> Int {
+        try StoreKey.validatePrefix(prefix)
+        let full = Array((namespace + prefix).utf8)
+        let answer: DeleteAnswer = try call("/v3/kv/deleterange", [
+            "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
+        ])
+        return Int(answer.deleted ?? "0") ?? 0
+    }
+
+    /// etcd deletes a key itself when its lease runs out, so sweeping up to now has nothing to
+    /// do. An instant ahead (an operator's `compass-dev sweep --as-of`) deletes the keys whose
+    /// lease runs out by then.
+    package func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
+        let ahead = Int64(asOf.timeIntervalSinceNow.rounded(.down))
+        guard ahead > 0, limit > 0 else { return SweepPage(visited: 0, deleted: 0, cursor: nil) }
+        var start = Array(namespace.utf8)
+        if let after { start = Array((namespace + after).utf8) + [0] }
+        let answer: RangeAnswer = try call("/v3/kv/range", [
+            "key": .string(Base64Bytes.encode(start)),
+            "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(namespace.utf8)))),
+            "limit": .string(String(limit)), "sort_order": "ASCEND", "sort_target": "KEY", "keys_only": .bool(true),
+        ])
+        let kvs = answer.kvs ?? []
+        var page = SweepPage(visited: kvs.count, deleted: 0, cursor: nil)
+        for kv in kvs {
+            guard let raw = Base64Bytes.decode(kv.key) else { throw .corrupt("etcd key") }
+            let key = String(decoding: raw, as: UTF8.self).dropFirst(namespace.count)
+            page.cursor = String(key)
+            guard let lease = kv.lease, lease != "0" else { continue }
+            let life: LeaseLife = try call("/v3/lease/timetolive", ["ID": .string(lease)])
+            guard let ttl = life.TTL.flatMap({ Int64($0) }), ttl <= ahead,
+                  let version = kv.modRevision.flatMap({ UInt64($0) }) else { continue }
+            do {
+                if try delete(String(key), ifVersion: version) { page.deleted += 1 }
+            } catch .versionMismatch {
+                // Written again meanwhile: no longer the record that was expiring.
+            }
+        }
+        if kvs.count < limit { page.cursor = nil }
+        return page
     }
 
     // MARK: Requests
@@ -220,8 +267,10 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         package var key: String
         package var value: String?
         package var modRevision: String?
+        /// The lease the key was written with; absent or "0" for none.
+        package var lease: String?
         package enum CodingKeys: String, CodingKey {
-            case key, value
+            case key, value, lease
             case modRevision = "mod_revision"
         }
         package func versioned() throws(StoreError) -> Versioned {
@@ -238,6 +287,8 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     package struct PutAnswer: Decodable { var header: Header }
     package struct DeleteAnswer: Decodable { var deleted: String? }
+    /// `TTL` is -1 for a lease that has run out already.
+    package struct LeaseLife: Decodable { var TTL: String? }
     package struct TxnAnswer: Decodable {
         package var header: Header
         package var succeeded: Bool?

@@ -10,20 +10,57 @@ import Glibc
 /// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
 /// fsyncs: a crash may lose one, never tear one;
 /// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
-/// across processes. Files are readable by the owner only.
+/// across processes. Files are readable by the owner only. Deleting a key's last record
+/// removes its folder too, and `sweepExpired` deletes expired records and abandoned temporary
+/// files, so the disk holds live data only.
 package struct FileStore: KeyValueStore {
     package let root: String
     package let clock: any Clock
+    private let isCaseSensitive: @Sendable (String) -> Bool?
 
     private static let magic: [UInt8] = Array("CKV1".utf8)
     private static let headerSize = 20
+    /// Written into a root found to tell `Acme` from `acme`, so the check runs once per root.
+    static let caseCheckedMarker = ".case-sensitive"
+    /// A temporary file this old belongs to a writer that died before its rename.
+    static let abandonedTemporarySeconds: Int64 = 3600
 
     /// The root folder is created with the first write, so a handler that only reads (or
-    /// never touches the store) creates nothing.
-    package init(root: String, clock: any Clock = SystemClock()) throws(StoreError) {
+    /// never touches the store) creates nothing. A root on a filesystem that does not tell
+    /// upper from lower case is refused: tenants `Acme` and `acme` would share records.
+    package init(root: String, clock: any Clock = SystemClock(),
+                 isCaseSensitive: @escaping @Sendable (String) -> Bool? = FileStore.isCaseSensitive) throws(StoreError) {
         guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock
+        self.isCaseSensitive = isCaseSensitive
+        if access(root, F_OK) == 0 && access(root + "/" + Self.caseCheckedMarker, F_OK) != 0 {
+            try Self.checkCaseSensitivity(root, isCaseSensitive)
+        }
+    }
+
+    /// Whether `folder` tells `a` from `A`: a probe file is made with upper-case letters and
+    /// looked for in lower case. nil when nothing can be written there (the first write will say
+    /// why).
+    package static func isCaseSensitive(_ folder: String) -> Bool? {
+        let name = "/.case-probe-" + Hex.encode(Crypto.randomBytes(6))
+        let fd = open(folder + name + "-AB", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return nil }
+        close(fd)
+        defer { unlink(folder + name + "-AB") }
+        return access(folder + name + "-ab", F_OK) != 0
+    }
+
+    private static func checkCaseSensitivity(_ root: String, _ isCaseSensitive: @Sendable (String) -> Bool?) throws(StoreError) {
+        switch isCaseSensitive(root) {
+        case false?:
+            throw .unavailable("the store root \(root) is on a case-insensitive filesystem; tenant ids differing only in case would share records")
+        case true?:
+            let fd = open(root + "/" + caseCheckedMarker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        case nil:
+            break
+        }
     }
 
     // MARK: KeyValueStore
@@ -33,10 +70,12 @@ package struct FileStore: KeyValueStore {
         return try read(path(for: key), key: key)
     }
 
+    @discardableResult
     package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try mutate(key) { current throws(StoreError) in .write(value, ttl) }
     }
 
+    @discardableResult
     package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try mutate(key) { current throws(StoreError) in
             guard current == nil else { throw .alreadyExists }
@@ -44,6 +83,7 @@ package struct FileStore: KeyValueStore {
         }
     }
 
+    @discardableResult
     package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
         try mutate(key) { current throws(StoreError) in
             guard current?.version == version else { throw .versionMismatch }
@@ -51,6 +91,7 @@ package struct FileStore: KeyValueStore {
         }
     }
 
+    @discardableResult
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         var deleted = false
         _ = try mutate(key) { current throws(StoreError) in
@@ -83,6 +124,41 @@ package struct FileStore: KeyValueStore {
         return total
     }
 
+    @discardableResult
+    package func deleteAll(prefix: String) throws(StoreError) -> Int {
+        try StoreKey.validatePrefix(prefix)
+        var deleted = 0
+        // In batches: memory stays flat however many keys the prefix holds.
+        while true {
+            var keys: [String] = []
+            try walk(prefix: prefix, after: nil) { key throws(StoreError) in
+                keys.append(key)
+                return keys.count < 1000
+            }
+            if keys.isEmpty { return deleted }
+            for key in keys where try delete(key) { deleted += 1 }
+        }
+    }
+
+    package func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
+        let cutoff = asOf.unixSeconds
+        var page = SweepPage(visited: 0, deleted: 0, cursor: nil)
+        var last: String?
+        let complete = try walk(prefix: "", after: after, abandonedBefore: clock.now.unixSeconds - Self.abandonedTemporarySeconds) {
+            key throws(StoreError) in
+            guard page.visited < limit else { return false }
+            page.visited += 1
+            last = key
+            if let expires = try readRecord(path(for: key), key: key, headerOnly: true)?.expires,
+               expires != 0, expires <= cutoff, try removeIfExpired(key, by: cutoff) {
+                page.deleted += 1
+            }
+            return true
+        }
+        page.cursor = complete ? nil : last
+        return page
+    }
+
     // MARK: Layout
 
     private func path(for key: String) -> String { root + "/" + key + ".rec" }
@@ -95,35 +171,73 @@ package struct FileStore: KeyValueStore {
     /// Reads the current value and applies `decide`'s change, all under the folder's lock.
     private func mutate(_ key: String, _ decide: (Versioned?) throws(StoreError) -> Change) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
+        return try withLockedFolder(of: key) { file, folder, lock throws(StoreError) in
+            // A corrupt record can be overwritten or deleted; it must not block repair.
+            var current: Versioned? = nil
+            do throws(StoreError) {
+                current = try read(file, key: key)
+            } catch {
+                guard case .corrupt = error else { throw error }
+            }
+            switch try decide(current) {
+            case .remove:
+                if current != nil || access(file, F_OK) == 0 {
+                    guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
+                    removeIfEmpty(folder)
+                    fsync(lock)
+                }
+                return current?.version ?? 0
+            case .write(let value, let ttl):
+                let version = nextVersion(after: current?.version)
+                let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
+                try writeAtomically(file, folder: folder, folderDescriptor: lock,
+                                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: ttl == nil)
+                return version
+            }
+        }
+    }
+
+    /// Deletes the record if it is still expired by `cutoff` once the folder is locked (a
+    /// writer may have just put a fresh one).
+    private func removeIfExpired(_ key: String, by cutoff: Int64) throws(StoreError) -> Bool {
+        try withLockedFolder(of: key) { file, folder, _ throws(StoreError) in
+            guard let expires = try? readRecord(file, key: key, headerOnly: true)?.expires,
+                  expires != 0, expires <= cutoff, unlink(file) == 0 else { return false }
+            removeIfEmpty(folder)
+            return true
+        }
+    }
+
+    /// An empty key folder (its last record deleted) goes too, under its own lock; a writer
+    /// that locked it meanwhile sees it removed and starts again.
+    private func removeIfEmpty(_ folder: String) {
+        if folder != root { rmdir(folder) }
+    }
+
+    /// Runs `body` with the key's folder locked (exclusive `flock`): every change of a record
+    /// happens inside, so compare-and-swap holds across processes.
+    private func withLockedFolder<T>(of key: String,
+                                     _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T) throws(StoreError) -> T {
         let file = path(for: key)
         let folder = String(file[..<file.lastIndex(of: "/")!])
-        var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if lock < 0 && errno == ENOENT {
-            try makeFolders(for: key)
-            lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        }
-        guard lock >= 0 else { throw .unavailable("cannot open store folder (errno \(errno))") }
-        defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw .unavailable("cannot lock store folder (errno \(errno))") }
-        }
-        // A corrupt record can be overwritten or deleted; it must not block repair.
-        let current: Versioned?
-        do { current = try read(file, key: key) } catch .corrupt { current = nil }
-        switch try decide(current) {
-        case .remove:
-            if current != nil || access(file, F_OK) == 0 {
-                guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
-                fsync(lock)
+        for _ in 0..<16 {
+            var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if lock < 0 && errno == ENOENT {
+                try makeFolders(for: key)
+                lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                if lock < 0 && errno == ENOENT { continue }
             }
-            return current?.version ?? 0
-        case .write(let value, let ttl):
-            let version = nextVersion(after: current?.version)
-            let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
-            try writeAtomically(file, folder: folder, folderDescriptor: lock,
-                                bytes: Self.encode(value, version: version, expiresAt: expires), durable: ttl == nil)
-            return version
+            guard lock >= 0 else { throw .unavailable("cannot open store folder (errno \(errno))") }
+            defer { close(lock) }
+            while flock(lock, LOCK_EX) != 0 {
+                guard errno == EINTR else { throw .unavailable("cannot lock store folder (errno \(errno))") }
+            }
+            // Removed (empty) while this process waited for the lock: open it anew.
+            var status = stat()
+            guard fstat(lock, &status) == 0, status.st_nlink > 0 else { continue }
+            return try body(file, folder, lock)
         }
+        throw .unavailable("the store folder kept disappearing")
     }
 
     /// Versions grow per key. A key created anew (or again after a delete) starts from the
@@ -175,7 +289,15 @@ package struct FileStore: KeyValueStore {
         return bytes + value
     }
 
+    /// The record unless it is absent or expired now.
     private func read(_ file: String, key: String, headerOnly: Bool = false) throws(StoreError) -> Versioned? {
+        guard let record = try readRecord(file, key: key, headerOnly: headerOnly) else { return nil }
+        if record.expires != 0 && record.expires <= clock.now.unixSeconds { return nil }
+        return record.value
+    }
+
+    /// The record as stored, expired or not.
+    private func readRecord(_ file: String, key: String, headerOnly: Bool) throws(StoreError) -> (value: Versioned, expires: Int64)? {
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -197,13 +319,15 @@ package struct FileStore: KeyValueStore {
         guard bytes.count >= Self.headerSize, Array(bytes[0..<4]) == Self.magic else { throw .corrupt(key) }
         let version = bytes[4..<12].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         let expires = bytes[12..<20].withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
-        if expires != 0 && expires <= clock.now.unixSeconds { return nil }
-        return Versioned(value: headerOnly ? [] : Array(bytes[Self.headerSize...]), version: version)
+        return (Versioned(value: headerOnly ? [] : Array(bytes[Self.headerSize...]), version: version), expires)
     }
 
     /// Calls `visit` for each record key under `prefix` after `after`, in byte order of keys,
-    /// until it returns false. Corrupt records are skipped.
-    private func walk(prefix: String, after: String?, visit: (String) throws(StoreError) -> Bool) throws(StoreError) {
+    /// until it returns false; true when it visited them all. Corrupt records are skipped.
+    /// With `abandonedBefore`, temporary files last changed before that instant are deleted.
+    @discardableResult
+    private func walk(prefix: String, after: String?, abandonedBefore: Int64? = nil,
+                      visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
         let folderPart: String, partial: String
         if let slash = prefix.lastIndex(of: "/") {
             folderPart = String(prefix[...slash])
@@ -212,15 +336,24 @@ package struct FileStore: KeyValueStore {
             folderPart = ""
             partial = prefix
         }
-        _ = try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after, visit: visit)
+        return try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after,
+                        abandonedBefore: abandonedBefore, visit: visit)
     }
 
     /// Depth-first in byte order of keys: a folder `x` sorts as `x/`, a record `x` as `x`.
     /// Returns false once `visit` asked to stop.
-    private func walk(folder: String, keyPrefix: String, partial: String, after: String?,
+    private func walk(folder: String, keyPrefix: String, partial: String, after: String?, abandonedBefore: Int64?,
                       visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
         guard let names = try Self.folderEntries(folder) else { return true }
         var items: [(sortKey: String, isRecord: Bool)] = []
+        if let abandonedBefore {
+            for name in names where name.hasPrefix(".tmp-") {
+                var status = stat()
+                if stat(folder + "/" + name, &status) == 0 && Int64(status.st_mtim.tv_sec) < abandonedBefore {
+                    unlink(folder + "/" + name)
+                }
+            }
+        }
         for name in names where name.hasPrefix(partial) && !name.hasPrefix(".") {
             if name.hasSuffix(".rec") {
                 let segment = name.dropLast(4)
@@ -241,7 +374,7 @@ package struct FileStore: KeyValueStore {
                 if let after, !after.hasPrefix(item.sortKey),
                    Array(item.sortKey.utf8).lexicographicallyPrecedes(Array(after.utf8)) { continue }
                 guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
-                               after: after, visit: visit) else { return false }
+                               after: after, abandonedBefore: abandonedBefore, visit: visit) else { return false }
             }
         }
         return true
@@ -265,7 +398,10 @@ package struct FileStore: KeyValueStore {
 
     /// The folders of a key's parent segments, created below the root only.
     private func makeFolders(for key: String) throws(StoreError) {
-        try Self.makeDirectories(root)
+        if access(root, F_OK) != 0 {
+            try Self.makeDirectories(root)
+            try Self.checkCaseSensitivity(root, isCaseSensitive)
+        }
         var current = root
         for segment in key.split(separator: "/").dropLast() {
             current += "/" + segment

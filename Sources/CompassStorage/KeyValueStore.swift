@@ -67,6 +67,27 @@ package protocol KeyValueStore: Sendable {
     func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage
     /// How many keys start with `prefix`.
     func count(prefix: String) throws(StoreError) -> Int
+    /// Deletes every key starting with `prefix` (a whole tenant's events); returns how many.
+    @discardableResult
+    func deleteAll(prefix: String) throws(StoreError) -> Int
+    /// Deletes the records whose time to live has run out by `asOf`, visiting at most `limit`
+    /// keys in byte order after `after`. Reads ignore expired records already; this frees
+    /// the space they hold. A `cursor` of nil means the whole store was visited.
+    func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage
+}
+
+/// One batch of `sweepExpired`.
+package struct SweepPage: Sendable, Equatable {
+    package var visited: Int
+    package var deleted: Int
+    /// Pass as `after` to go on; nil when the sweep reached the end of the store.
+    package var cursor: String?
+
+    package init(visited: Int, deleted: Int, cursor: String?) {
+        self.visited = visited
+        self.deleted = deleted
+        self.cursor = cursor
+    }
 }
 
 extension KeyValueStore {
@@ -92,6 +113,8 @@ extension KeyValueStore {
 
 package enum StoreKey {
     package static let maxBytes = 512
+
+    package static func isValidKey(_ key: String) -> Bool { (try? validate(key)) != nil }
 
     package static func validate(_ key: String) throws(StoreError) {
         guard !key.isEmpty, key.utf8.count <= maxBytes else { throw .invalidKey("length") }

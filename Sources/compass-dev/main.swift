@@ -9,6 +9,7 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
        compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox]
                                               print a lighttpd config (values from the environment)
+       compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -50,6 +51,19 @@ case "store-bench":
     guard arguments.count == 3, let operations = Int(arguments[2]) else { fail("usage: compass-dev store-bench STORE_URL OPERATIONS") }
     guard let rate = DevTools.storeBenchmark(storeURL: arguments[1], operations: operations) else { fail("store benchmark failed") }
     print(Int(rate))
+case "sweep":
+    var asOf = Date()
+    if arguments.count == 3 && arguments[1] == "--as-of" {
+        guard let parsed = try? Date(arguments[2], strategy: .iso8601) else { fail("--as-of takes an ISO 8601 time, e.g. 2026-11-27T12:00:00Z") }
+        asOf = parsed
+    } else if arguments.count != 1 {
+        fail(usage)
+    }
+    do {
+        print(try DevTools.sweep(environment: ProcessInfo.processInfo.environment, asOf: asOf))
+    } catch {
+        fail("sweep failed: \(error)")
+    }
 case "key":
     print(DevTools.newCredentialsKey())
 case "secret":

@@ -139,6 +139,8 @@ package enum RecordKey {
     package static let integrationsPrefix = "meta/integration/"
     package static func refreshLease(_ tenant: String) -> String { "meta/lease/refresh/\(tenant)" }
     package static let noticesPrefix = "meta/notice/"
+    /// Where the last cron run's sweep of expired records stopped.
+    package static let sweepCursor = "meta/sweep/cursor"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
     package static func deletion(_ code: String) -> String { "meta/deletion/\(code)" }
     /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.

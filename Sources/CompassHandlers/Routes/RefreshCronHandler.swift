@@ -23,6 +23,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         package var tokens = TokenRefresher.Summary()
         package var outbox = Outbox()
         package var notices = IntegrationLifecycle.NoticeSummary()
+        package var sweep = StoreSweep.Summary()
         package var durationMs = 0
     }
 
@@ -45,11 +46,12 @@ package struct RefreshCronHandler: DirectlyRunnable {
         summary.tokens = try TokenRefresher(dependencies: dependencies).run()
         try drainOutboxes(into: &summary.outbox)
         summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices()
+        summary.sweep = try StoreSweep(store: dependencies.store).runShare(asOf: dependencies.clock.now)
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [
             "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
             "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
-            "duration_ms": .int(summary.durationMs),
+            "swept": .int(summary.sweep.deleted), "duration_ms": .int(summary.durationMs),
         ])
         return summary
     }

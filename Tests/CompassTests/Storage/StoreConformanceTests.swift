@@ -193,6 +193,43 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
+    func deleteAllRemovesEveryKeyUnderAPrefixAndNothingElse(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        for key in ["t/a/1", "t/a/2", "t/a/x/3", "t/ab", "t/b/1"] { try store.put(key, bytes(key)) }
+        try store.put("t/a/short", bytes("s"), ttl: 3600)
+        #expect(try store.deleteAll(prefix: "t/a/") == 4)
+        #expect(try store.list(prefix: "t/", after: nil, limit: 10).entries.map(\.key) == ["t/ab", "t/b/1"])
+        #expect(try store.deleteAll(prefix: "t/a/") == 0)
+    }
+
+    /// Expired records are deleted by the sweep, in batches, and only those: what a later read
+    /// would not see anyway.
+    @Test(arguments: backends)
+    func sweepDeletesExpiredRecordsOnlyInBatches(_ make: @Sendable () -> StoreUnderTest) throws {
+        let subject = make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        try store.put("s/forever", bytes("f"))
+        for index in 0..<5 { try store.put("s/short/\(index)", bytes("x"), ttl: 60) }
+        try store.create("s/long", bytes("l"), ttl: 7200)
+        let asOf = Date().addingTimeInterval(600)
+        var deleted = 0, visited = 0, batches = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try store.sweepExpired(after: cursor, limit: 2, asOf: asOf)
+            #expect(page.visited <= 2)
+            deleted += page.deleted
+            visited += page.visited
+            batches += 1
+            cursor = page.cursor
+        } while cursor != nil && batches < 20
+        #expect(deleted == 5)
+        #expect(visited >= 7)
+        #expect(try store.list(prefix: "s/", after: nil, limit: 10).entries.map(\.key) == ["s/forever", "s/long"])
+        #expect(try store.sweepExpired(after: nil, limit: 100, asOf: asOf).deleted == 0)
+    }
+
+    @Test(arguments: backends)
     func processesRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () -> StoreUnderTest) throws {
         let subject = make()
         defer { withExtendedLifetime(subject) {} }
@@ -239,6 +276,54 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try store.get("a") == nil)
         #expect(throws: StoreError.self) { try store.put("a", [1]) }
         #expect(throws: StoreError.self) { try FileStore(root: "relative/path") }
+    }
+
+    @Test func theLastRecordOfAFolderTakesTheFolderWithIt() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("meta/outbox/tenant_x/e1", [1])
+        _ = try store.put("meta/outbox/tenant_x/e2", [2], ttl: 60)
+        try store.delete("meta/outbox/tenant_x/e1")
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/meta/outbox/tenant_x"))
+        #expect(try store.sweepExpired(after: nil, limit: 10, asOf: Date().addingTimeInterval(120)).deleted == 1)
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/meta/outbox/tenant_x"))
+        // Written again at once: the folder comes back.
+        try store.put("meta/outbox/tenant_x/e3", [3])
+        #expect(try store.get("meta/outbox/tenant_x/e3")?.value == [3])
+    }
+
+    @Test func theSweepDeletesTemporaryFilesOfWritersThatDied() throws {
+        let folder = TemporaryFolder()
+        let clock = TestClock(Date())
+        let store = try FileStore(root: folder.path, clock: clock)
+        try store.put("a/b", [1])
+        let abandoned = folder.path + "/a/.tmp-0123456789abcdef"
+        try Data([9]).write(to: URL(fileURLWithPath: abandoned))
+        #expect(try store.sweepExpired(after: nil, limit: 10, asOf: clock.now).visited == 1)
+        #expect(FileManager.default.fileExists(atPath: abandoned), "a writer may still be using it")
+        clock.advance(2 * 3600)
+        _ = try store.sweepExpired(after: nil, limit: 10, asOf: clock.now)
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        #expect(try store.get("a/b")?.value == [1])
+    }
+
+    @Test func aCaseInsensitiveRootIsRefused() throws {
+        let folder = TemporaryFolder()
+        #expect(FileStore.isCaseSensitive(folder.path) == true)
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/" + FileStore.caseCheckedMarker) == false)
+        do {
+            _ = try FileStore(root: folder.path, isCaseSensitive: { _ in false })
+            Issue.record("a case-insensitive root was accepted")
+        } catch {
+            #expect("\(error)".contains("case-insensitive"))
+        }
+        // A root created by the first write is checked as it is created.
+        let lazy = try FileStore(root: folder.path + "/new", isCaseSensitive: { _ in false })
+        #expect(throws: StoreError.self) { try lazy.put("meta/integration/Acme", [1]) }
+        // Once found case-sensitive, the root is marked and not probed again.
+        _ = try FileStore(root: folder.path)
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/" + FileStore.caseCheckedMarker))
+        _ = try FileStore(root: folder.path, isCaseSensitive: { _ in false })
     }
 
     @Test func readingCreatesNothing() throws {

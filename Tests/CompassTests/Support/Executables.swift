@@ -36,9 +36,11 @@ enum Executables {
     static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
     /// Runs `name` with exactly `environment` (no PATH, no HOME) and `body` on stdin.
-    static func runCGI(_ name: String, environment: [String: String], body: [UInt8] = [], closeInput: Bool = true) throws -> Result {
+    static func runCGI(_ name: String, environment: [String: String], arguments: [String] = [], body: [UInt8] = [],
+                       closeInput: Bool = true) throws -> Result {
         let process = Process()
         process.executableURL = url(name)
+        process.arguments = arguments
         var env = environment
         env["SWIFT_BACKTRACE"] = "enable=no"
         process.environment = env

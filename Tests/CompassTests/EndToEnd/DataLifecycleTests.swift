@@ -1,0 +1,85 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+import Testing
+
+/// Nothing is kept longer than promised: expired records are deleted, through the built
+/// executables as a CGI host and an operator run them.
+@Suite struct DataLifecycleTests {
+    /// Keys under `prefix` in the file store of `world`, expired or not (files on disk).
+    static func files(_ world: CGIWorld, under prefix: String) -> [String] {
+        let folder = world.folder.path + "/store/" + prefix
+        let names = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
+        return names.filter { $0.hasSuffix(".rec") }
+    }
+
+    /// `compass-dev sweep --as-of TIME` on the world's store: its JSON summary.
+    static func sweep(_ world: CGIWorld, asOf: Date) throws -> [String: Any] {
+        let result = try Executables.runCGI("compass-dev", environment: world.configuration, arguments: ["sweep", "--as-of", asOf.formatted(.iso8601)])
+        #expect(result.status == 0, "\(result.stderr)")
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? [:]
+    }
+
+    @Test func aSweepDeletesTheStatesOfAbandonedConnects() throws {
+        let world = try CGIWorld()
+        for _ in 0..<200 {
+            let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
+            #expect(connect.status == 302)
+        }
+        #expect(Self.files(world, under: "meta/oauth-state").count == 200)
+        // Still valid now: an operator's sweep as of now keeps them.
+        #expect(try Self.sweep(world, asOf: Date())["deleted"] as? Int == 0)
+        let summary = try Self.sweep(world, asOf: Date().addingTimeInterval(11 * 60))
+        #expect(summary["deleted"] as? Int == 200)
+        #expect(Self.files(world, under: "meta/oauth-state").isEmpty)
+    }
+
+    @Test func sentMarkersAreGone49HoursAfterDelivery() throws {
+        let world = try CGIWorld()
+        let query = try world.approvedCallbackQuery()
+        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true)
+        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        let now = Date().unixSeconds
+        let events = (0..<10_000).map { #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"lead-\#($0)","userData":{"external_id":"crm-\#($0)"}}"# }
+        let sent = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
+        #expect(sent.status == 200, "\(sent.body.prefix(600))")
+        #expect(sent.json["eventsReceived"] as? Int == 10_000)
+        #expect(Self.files(world, under: "meta/sent").count == 10_000)
+        let summary = try Self.sweep(world, asOf: Date().addingTimeInterval(49 * 3600))
+        #expect((summary["deleted"] as? Int ?? 0) >= 10_000)
+        #expect(Self.files(world, under: "meta/sent").isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: world.folder.path + "/store/meta/sent/tenant_a"))
+    }
+}
+
+/// refresh-cron's share of the sweep: bounded per run, going on where the last run stopped.
+@Suite struct StoreSweepTests {
+    @Test func eachCronRunSweepsABoundedShareAndGoesOnWhereTheLastStopped() throws {
+        let world = World()
+        for index in 0..<25 { try world.store.put("meta/oauth-state/s\(index)", [1], ttl: 600) }
+        try world.store.put("meta/zz-keep/x", Array("{}".utf8))
+        world.clock.advance(601)
+        let sweep = StoreSweep(store: world.store)
+        let first = try sweep.runShare(asOf: world.clock.now, budget: 10)
+        #expect(first.visited == 10 && first.deleted == 10 && !first.wrapped)
+        let second = try sweep.runShare(asOf: world.clock.now, budget: 10)
+        #expect(second.deleted == 10 && !second.wrapped)
+        let third = try sweep.runShare(asOf: world.clock.now, budget: 10)
+        #expect(third.deleted == 5 && third.wrapped)
+        #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 50).entries.isEmpty)
+        #expect(try world.store.get("meta/zz-keep/x") != nil)
+    }
+
+    @Test func refreshCronReportsWhatItSwept() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        for index in 0..<3 { try world.store.put("meta/lease/refresh/dead\(index)", [1], ttl: 120) }
+        world.clock.advance(121)
+        let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
+        #expect(summary.sweep.deleted == 3)
+        #expect(summary.sweep.wrapped)
+    }
+}
