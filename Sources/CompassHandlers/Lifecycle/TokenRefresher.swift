@@ -8,9 +8,10 @@ import Glibc
 import Dispatch
 import Synchronization
 
-/// The token job of refresh-cron: walks every integration page by page, renews tokens that
-/// expire within the window, checks the others with `debug_token` once a day, re-encrypts
-/// credentials sealed under a previous key, and turns tokens Meta refuses into `needs_reauth`.
+/// The token job of refresh-cron: walks every stored credential page by page, renews tokens of
+/// connected integrations that expire within the window, checks the others with `debug_token`
+/// once a day, re-encrypts every credential sealed under a previous key whatever its
+/// integration's status, and turns tokens Meta refuses into `needs_reauth`.
 /// A per-tenant lease and compare-and-swap on the credential keep overlapping runs from
 /// renewing a token twice.
 package struct TokenRefresher {
@@ -26,6 +27,9 @@ package struct TokenRefresher {
         package var renewed = 0
         package var checked = 0
         package var rotated = 0
+        /// Credentials still sealed under a previous key after this run: remove
+        /// `CREDENTIALS_KEY_PREVIOUS` only once this is 0.
+        package var underPreviousKey = 0
         package var needsReauth = 0
         package var failed = 0
         package var skipped = 0
@@ -41,19 +45,20 @@ package struct TokenRefresher {
         let summary = Mutex(Summary())
         var cursor: String? = nil
         repeat {
-            let page = try dependencies.store.list(prefix: RecordKey.integrationsPrefix, after: cursor, limit: Self.pageSize)
+            let page = try dependencies.store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
             cursor = page.cursor
-            let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.integrationsPrefix.count)) }
+            let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.credentialsPrefix.count)) }
             // Bounded concurrency: Meta calls overlap, memory stays one page.
             let next = Mutex(0)
             DispatchQueue.concurrentPerform(iterations: min(Self.concurrency, max(tenants.count, 1))) { _ in
                 while true {
                     let index = next.withLock { value -> Int in defer { value += 1 }; return value }
                     guard index < tenants.count else { return }
-                    let (outcome, rotated) = refresh(tenants[index])
+                    let (outcome, rotated, underPreviousKey) = refresh(tenants[index])
                     summary.withLock { total in
                         total.integrations += 1
                         if rotated { total.rotated += 1 }
+                        if underPreviousKey { total.underPreviousKey += 1 }
                         switch outcome {
                         case .renewed: total.renewed += 1
                         case .checked: total.checked += 1
@@ -69,30 +74,37 @@ package struct TokenRefresher {
         return summary.withLock { $0 }
     }
 
-    /// One tenant, under its lease.
-    package func refresh(_ tenant: String) -> (Outcome, rotated: Bool) {
-        guard Tenant.isValidId(tenant) else { return (.skipped, false) }
+    /// One tenant, under its lease: the outcome, whether its credential was re-encrypted, and
+    /// whether it is still sealed under a previous key.
+    package func refresh(_ tenant: String) -> (Outcome, rotated: Bool, underPreviousKey: Bool) {
+        guard Tenant.isValidId(tenant) else { return (.skipped, false, false) }
+        let records = dependencies.records
+        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false, false) }
         let store = dependencies.store
         let leaseKey = RecordKey.refreshLease(tenant)
-        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else { return (.skipped, false) }
+        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else {
+            let stale = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
+            return (.skipped, false, stale.map { cipher.needsRotation($0.token) } ?? false)
+        }
         defer { _ = try? store.delete(leaseKey, ifVersion: lease) }
 
-        let records = dependencies.records
-        guard let (integration, _) = try? records.load(Integration.self, at: RecordKey.integration(tenant)),
-              integration.status == .connected,
-              let (credential, version) = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) else {
-            return (.unchanged, false)
+        guard let (credential, version) = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) else {
+            return (.unchanged, false, false)
         }
+        let stale = cipher.needsRotation(credential.token)
+        // Renewals and checks are for connected integrations; rotation is for every credential.
+        let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0
+        let connected = integration?.status == .connected
+        guard connected || stale else { return (.unchanged, false, false) }
         let lifecycle = IntegrationLifecycle(dependencies: dependencies)
         let context = IntegrationCredential.sealContext(tenantId: tenant)
-        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false) }
         let token: String
         do {
             token = try dependencies.openToken(credential, tenant: tenant)
         } catch {
             dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
             record(tenant, "failed", "credential_unreadable")
-            return (.failed, false)
+            return (.failed, false, stale)
         }
 
         var updated = credential
@@ -100,18 +112,19 @@ package struct TokenRefresher {
         let window = TimeInterval(dependencies.config.refreshWindowDays * 86_400)
         // Only Graph calls in here: anything else that could fail must be handled before.
         do throws(GraphFailure) {
-            if let expires = credential.expiresAt, expires.timeIntervalSince(now) < window {
+            // Not connected (waiting for the tenant, or disconnected): nothing to ask Meta.
+            if connected, let expires = credential.expiresAt, expires.timeIntervalSince(now) < window {
                 // Meta's answer carries the new lifetime; the next daily check confirms the rest.
                 let renewed = try graph.exchangeForLongLivedToken(token)
                 updated.token = cipher.seal(renewed.accessToken, context: context)
                 updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
                 updated.checkedAt = now
                 outcome = .renewed
-            } else if (credential.checkedAt ?? .distantPast).addingTimeInterval(Self.checkInterval) <= now {
+            } else if connected, (credential.checkedAt ?? .distantPast).addingTimeInterval(Self.checkInterval) <= now {
                 let info = try graph.debugToken(token)
                 guard info.isValid else {
                     lifecycle.markNeedsReauth(tenant: tenant, reason: "token_invalid")
-                    return (.needsReauth, false)
+                    return (.needsReauth, false, stale)
                 }
                 if let at = info.expiresAt, at > 0 { updated.expiresAt = Date(unixSeconds: at) }
                 if let data = info.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
@@ -122,23 +135,24 @@ package struct TokenRefresher {
         } catch {
             if let reason = error.reauthReason {
                 lifecycle.markNeedsReauth(tenant: tenant, reason: reason)
-                return (.needsReauth, false)
+                return (.needsReauth, false, stale)
             }
             dependencies.logger.warn("token_refresh_failed", error.logFields)
             record(tenant, "failed", "\(error.kind)")
-            return (.failed, false)
+            return (.failed, false, stale)
         }
 
         // Re-encrypt under the current key when the record was sealed under an older one.
         let rotated = outcome != .renewed && cipher.needsRotation(updated.token)
         if rotated { updated.token = cipher.seal(token, context: context) }
-        guard outcome != .unchanged || rotated else { return (.unchanged, false) }
+        guard outcome != .unchanged || rotated else { return (.unchanged, false, false) }
         updated.updatedAt = now
         do {
             try records.replace(updated, at: RecordKey.credential(tenant), version: version)
         } catch {
-            // Another writer (a reconnect) changed the credential meanwhile: its token wins.
-            return (.skipped, false)
+            // Another writer (a reconnect) changed the credential meanwhile: its token wins, and
+            // it was sealed under the current key.
+            return (.skipped, false, false)
         }
         if outcome == .renewed || outcome == .checked {
             record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
@@ -146,7 +160,7 @@ package struct TokenRefresher {
                 "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
             ])
         }
-        return (outcome, rotated)
+        return (outcome, rotated, false)
     }
 
     private func record(_ tenant: String, _ outcome: String, _ detail: String?) {

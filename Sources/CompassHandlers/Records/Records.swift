@@ -137,6 +137,7 @@ package enum RecordKey {
     package static func credential(_ tenant: String) -> String { "meta/credential/\(tenant)" }
     package static func oauthState(nonce: String) -> String { "meta/oauth-state/\(Hex.encode(Crypto.sha256(nonce)))" }
     package static let integrationsPrefix = "meta/integration/"
+    package static let credentialsPrefix = "meta/credential/"
     package static func refreshLease(_ tenant: String) -> String { "meta/lease/refresh/\(tenant)" }
     package static let noticesPrefix = "meta/notice/"
     /// Where the last cron run's sweep of expired records stopped.

@@ -140,6 +140,40 @@ extension World {
         #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
         #expect(world.refreshTokens().rotated == 0)
     }
+
+    /// Security review finding 2: a needs_reauth tenant's credential stayed under the old key
+    /// while the run said nothing was left to rotate; removing the old key then made its grant
+    /// unrevokable at disconnect.
+    @Test func rotationCoversCredentialsOfEveryStatus() throws {
+        let world = World()
+        world.connectTenant("waiting", user: "10000000000077")
+        world.connectTenant("live")
+        IntegrationLifecycle(dependencies: world.dependencies).markNeedsReauth(tenant: "waiting", reason: "token_invalid")
+        #expect(world.integration("waiting")?.status == .needsReauth)
+        let oldKey = world.config.credentialKeys!.current.bytes
+        let newKey = Crypto.randomBytes(32)
+        world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
+        let summary = world.refreshTokens()
+        #expect(summary.rotated == 2)
+        #expect(summary.underPreviousKey == 0)
+        #expect(world.credential("waiting")?.token.keyId == CredentialKeys.keyId(newKey))
+        #expect(world.integration("waiting")?.status == .needsReauth)
+        world.config.credentialKeys = CredentialKeys(current: newKey)
+        let disconnect = world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect", tenant: "waiting"))
+        #expect(disconnect.json["revokedAtMeta"] as? Bool == true, "\(disconnect.text)")
+    }
+
+    @Test func aCredentialThatCannotBeRotatedIsCounted() throws {
+        let world = World()
+        world.connectTenant()
+        let oldKey = world.config.credentialKeys!.current.bytes
+        world.config.credentialKeys = CredentialKeys(current: Crypto.randomBytes(32), previous: oldKey)
+        // Another run holds the tenant's lease: this one leaves the credential as it is.
+        try world.store.create(RecordKey.refreshLease("tenant_a"), Array("{}".utf8), ttl: 120)
+        let summary = world.refreshTokens()
+        #expect(summary.rotated == 0 && summary.skipped == 1)
+        #expect(summary.underPreviousKey == 1)
+    }
 }
 
 @Suite struct MetaCallbackTests {
