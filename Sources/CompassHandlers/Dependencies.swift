@@ -58,16 +58,18 @@ package struct Dependencies: Sendable {
         return session
     }
 
+    /// A cookie-authenticated change must show that it comes from Compass's own pages: an
+    /// `Origin` equal to Compass's origin or, without one, `Sec-Fetch-Site: same-origin`.
+    /// `Origin: null` (sandboxed frames, some redirects) and neither header are refused.
     private func checkSameOrigin(_ request: CGIRequest) throws {
-        if request.header("sec-fetch-site") == "cross-site" {
-            throw APIError(403, "cross_site_request", "Cross-site requests are not accepted.")
+        let expected = Self.origin(of: try config.redirectBase())
+        let sameOrigin: Bool
+        if let origin = request.header("origin") {
+            sameOrigin = origin == expected
+        } else {
+            sameOrigin = request.header("sec-fetch-site") == "same-origin"
         }
-        if let origin = request.header("origin"), origin != "null" {
-            let allowed = try config.redirectBase()
-            guard let expected = Self.origin(of: allowed), origin == expected else {
-                throw APIError(403, "cross_site_request", "Cross-site requests are not accepted.")
-            }
-        }
+        guard sameOrigin else { throw APIError(403, "cross_site_request", "Cross-site requests are not accepted.") }
     }
 
     /// `scheme://host[:port]` of a URL.

@@ -10,6 +10,9 @@ package protocol Handler: Sendable {
     static var methods: [String] { get }
     /// Largest body this route reads (functions.json `maxBodyBytes`).
     static var maxBodyBytes: Int { get }
+    /// A body, when there is one, must be `Content-Type: application/json` (else 415): a form or
+    /// text/plain body is what a cross-site page can send without asking.
+    static var takesJSONBody: Bool { get }
     var dependencies: Dependencies { get }
     init(dependencies: Dependencies)
     func handle(_ request: CGIRequest) throws -> CGIResponse
@@ -24,6 +27,7 @@ package protocol DirectlyRunnable: Handler {
 
 extension Handler {
     package static var maxBodyBytes: Int { 64 * 1024 }
+    package static var takesJSONBody: Bool { false }
 
     /// HEAD is served wherever GET is.
     package static func allows(_ method: String) -> Bool {
@@ -34,6 +38,9 @@ extension Handler {
     /// the one rule (`APIError.answer(for:logger:)`).
     package func respond(to request: CGIRequest) -> CGIResponse {
         guard Self.allows(request.method) else { return .error(.methodNotAllowed(Self.methods)) }
+        if Self.takesJSONBody && !request.body.isEmpty && !request.hasJSONContentType {
+            return .error(.unsupportedMediaType)
+        }
         do {
             return try handle(request)
         } catch {

@@ -10,6 +10,7 @@ package struct SendEventHandler: Handler {
     package static let name = "send-event"
     package static let methods = ["POST"]
     package static let maxBodyBytes = 16 << 20
+    package static let takesJSONBody = true
     package static let maxEvents = 10_000
     package let dependencies: Dependencies
 

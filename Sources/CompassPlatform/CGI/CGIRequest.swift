@@ -116,6 +116,12 @@ package struct CGIRequest: Sendable {
 
     package var isHead: Bool { method == "HEAD" }
 
+    /// `Content-Type: application/json`, with or without parameters (`; charset=utf-8`).
+    package var hasJSONContentType: Bool {
+        guard let type = header("content-type") else { return false }
+        return type.split(separator: ";", maxSplits: 1)[0].trimmed.lowercased() == "application/json"
+    }
+
     /// The token of `Authorization: Bearer <token>` (the scheme in any case); nil when the
     /// header is absent or names another scheme.
     package var bearerToken: String? {

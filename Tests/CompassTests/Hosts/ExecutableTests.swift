@@ -82,6 +82,13 @@ final class CGIWorld: @unchecked Sendable {
     }
 
     /// connect, approve in the sandbox dialog (over HTTP), and the callback query Meta sends.
+    /// The event ids the sandbox took for `pixel`, in order.
+    func deliveredEventIds(pixel: String = "2000101") throws -> [String] {
+        let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: server.baseURL + "/sandbox/events?pixel=\(pixel)"))
+        let events = try JSONParser.parse(answer.body)["events"]?.array ?? []
+        return events.compactMap { $0["event"]?["event_id"]?.string }
+    }
+
     func approvedCallbackQuery(tenant: String = "tenant_a") throws -> String {
         let connect = try run("connect", "GET", "/api/connect/meta", tenant: tenant, cookie: true)
         let dialog = try #require(connect.header("Location"))

@@ -95,10 +95,13 @@ final class LighttpdHost: @unchecked Sendable {
 
     var log: String { (try? String(contentsOf: errorLog, encoding: .utf8)) ?? "" }
 
-    /// One HTTP exchange with the host (no redirects followed).
+    /// One HTTP exchange with the host (no redirects followed). A body is JSON unless a
+    /// `Content-Type` says otherwise.
     func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
-        try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
-                                             headers: headers, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
+        var all = headers
+        if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
+        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
+                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
     }
 
     /// Logs in through the development console; returns the Cookie header value.

@@ -118,6 +118,7 @@ final class World: @unchecked Sendable {
         if let tenant {
             if cookie { all["cookie"] = "compass_session=\(token(tenant))" } else { all["authorization"] = "Bearer \(token(tenant))" }
         }
+        if body != nil && all["content-type"] == nil { all["content-type"] = "application/json" }
         return CGIRequest(method: method, path: String(parts[0]),
                           query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
                           headers: all, body: Array((body ?? "").utf8))
