@@ -20,6 +20,7 @@ package struct DevConsoleHandler: Handler {
         guard dependencies.config.devConsoleEnabled else {
             throw APIError(404, "not_found", "The development console is off.")
         }
+        try DevelopmentGate.check(dependencies)
         switch (request.method, request.path) {
         case ("POST", "/dev/login"):
             let form = QueryParameters(parsing: String(decoding: request.body, as: UTF8.self))

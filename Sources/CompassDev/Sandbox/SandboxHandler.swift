@@ -12,6 +12,7 @@ package struct SandboxHandler: Handler {
     package let dependencies: Dependencies
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
+        try DevelopmentGate.check(dependencies)
         let config = dependencies.config
         guard let folder = config.sandboxStateDirectory else {
             throw Config.Error(variable: "SANDBOX_STATE_DIR", problem: "is not set")
