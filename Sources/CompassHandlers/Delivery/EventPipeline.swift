@@ -2,6 +2,10 @@ import CompassMeta
 import CompassPlatform
 import CompassStorage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What send-event and the outbox drain share: the tenant's sending context, the outbox, the
 /// 48-hour record of what Meta took, and the delivery figures.
 package struct EventPipeline {
@@ -56,27 +60,78 @@ package struct EventPipeline {
 
     // MARK: Outbox
 
-    package enum QueueFailure: Error {
+    package enum QueueFailure: ResponseError {
         case full(limit: Int)
+        /// Another request held the tenant's outbox for longer than a request waits.
+        case busy
         case store(StoreError)
+
+        package var apiError: APIError {
+            switch self {
+            case .full(let limit):
+                APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
+            case .busy:
+                APIError(503, "outbox_busy", "Another request is queueing this tenant's events; retry shortly.")
+            case .store(let error):
+                error.apiError
+            }
+        }
+
+        package var logEntry: LogEntry? {
+            switch self {
+            case .full(let limit): LogEntry(.error, "outbox_full", ["limit": .int(limit)])
+            case .busy: LogEntry(.warn, "outbox_busy")
+            case .store(let error): error.logEntry
+            }
+        }
     }
+
+    /// How long a queueing request waits for another to finish with the tenant's outbox.
+    package static let outboxLockWaitMilliseconds: Int64 = 5_000
+    /// A holder that died frees the lock after this long.
+    package static let outboxLockSeconds = 120
 
     /// Stores each event once; returns how many were stored (or already there). Past the
     /// tenant's outbox bound nothing is stored and the caller is told (a 503, never a drop).
+    /// Counting and adding happen under the tenant's outbox lock, so concurrent requests
+    /// (and replays) never take the outbox past its bound together.
     package func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(QueueFailure) -> Int {
-        let limit = dependencies.config.outboxMaxEvents
-        let waiting: Int
-        do {
-            waiting = try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant))
-        } catch {
-            throw .store(error)
+        try withOutboxLock { () throws(QueueFailure) in
+            let limit = dependencies.config.outboxMaxEvents
+            let waiting: Int
+            do throws(StoreError) {
+                waiting = try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant))
+            } catch {
+                throw .store(error)
+            }
+            guard waiting + events.count <= limit else { throw .full(limit: limit) }
+            do throws(StoreError) {
+                return try store(events, error: error, retryAfter: retryAfter)
+            } catch {
+                throw .store(error)
+            }
         }
-        guard waiting + events.count <= limit else { throw .full(limit: limit) }
-        do {
-            return try store(events, error: error, retryAfter: retryAfter)
-        } catch {
-            throw .store(error)
+    }
+
+    /// Runs `body` holding the tenant's outbox lock (a create-if-absent record with a TTL, so a
+    /// holder that died frees it), waiting briefly for another holder.
+    private func withOutboxLock<T>(_ body: () throws(QueueFailure) -> T) throws(QueueFailure) -> T {
+        let key = RecordKey.outboxLock(tenant)
+        let deadline = monotonicMilliseconds() + Self.outboxLockWaitMilliseconds
+        var pause: UInt32 = 2_000
+        var lock: UInt64? = nil
+        while lock == nil {
+            do {
+                lock = try dependencies.store.create(key, [], ttl: Self.outboxLockSeconds)
+            } catch {
+                guard error == .alreadyExists else { throw .store(error) }
+                guard monotonicMilliseconds() < deadline else { throw .busy }
+                usleep(pause)
+                pause = min(pause * 2, 50_000)
+            }
         }
+        defer { _ = try? dependencies.store.delete(key, ifVersion: lock) }
+        return try body()
     }
 
     private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?) throws(StoreError) -> Int {
@@ -228,9 +283,28 @@ package struct EventPipeline {
         dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(reason)])
     }
 
-    /// Moves dead-lettered events still inside Meta's window back to the outbox.
-    package func replayDeadLetters() throws(StoreError) -> (replayed: Int, expired: Int) {
-        var replayed = 0, expired = 0
+    package struct ReplaySummary: Encodable, Sendable, Equatable {
+        package var replayed = 0
+        package var expired = 0
+        /// Left dead-lettered because the outbox holds its bound; replay again once it drains.
+        package var overLimit = 0
+    }
+
+    /// Moves dead-lettered events still inside Meta's window back to the outbox, as many as
+    /// the outbox bound allows (under the same lock as queueing).
+    package func replayDeadLetters() throws(QueueFailure) -> ReplaySummary {
+        try withOutboxLock { () throws(QueueFailure) in
+            do throws(StoreError) {
+                return try moveDeadLetters()
+            } catch {
+                throw .store(error)
+            }
+        }
+    }
+
+    private func moveDeadLetters() throws(StoreError) -> ReplaySummary {
+        var summary = ReplaySummary()
+        var room = dependencies.config.outboxMaxEvents - (try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant)))
         var cursor: String? = nil
         repeat {
             let page = try dependencies.store.list(prefix: RecordKey.deadPrefix(tenant), after: cursor, limit: 500)
@@ -238,7 +312,11 @@ package struct EventPipeline {
             for (key, value) in page.entries {
                 guard var entry = try? JSON.decode(OutboxEntry.self, from: value.value) else { continue }
                 if entry.isOutsideMetaWindow(now: now) {
-                    expired += 1
+                    summary.expired += 1
+                    continue
+                }
+                guard room > 0 else {
+                    summary.overLimit += 1
                     continue
                 }
                 let dedup = String(key.split(separator: "/").last!)
@@ -247,10 +325,11 @@ package struct EventPipeline {
                 entry.nextAttemptAt = now
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
-                replayed += 1
+                summary.replayed += 1
+                room -= 1
             }
         } while cursor != nil
-        return (replayed, expired)
+        return summary
     }
 }
 

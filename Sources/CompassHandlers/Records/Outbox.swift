@@ -64,6 +64,8 @@ extension RecordKey {
     /// Present for 48 hours after Meta took the event: Meta's own deduplication window.
     package static func sent(_ tenant: String, _ dedupKey: String) -> String { "meta/sent/\(tenant)/\(dedupKey)" }
     package static func deliveryStats(_ tenant: String) -> String { "meta/delivery-stats/\(tenant)" }
+    /// Held while a request counts and adds to a tenant's outbox (queueing, replay).
+    package static func outboxLock(_ tenant: String) -> String { "meta/lease/outbox/\(tenant)" }
     /// Held by the one process draining a tenant's outbox.
     package static func drainLease(_ tenant: String) -> String { "meta/lease/drain/\(tenant)" }
 }

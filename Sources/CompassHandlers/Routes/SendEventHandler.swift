@@ -89,16 +89,9 @@ package struct SendEventHandler: Handler {
     private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
                       into result: inout Result) throws {
         let events = items.map(\.event)
+        // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry.
         func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
-            do {
-                result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
-            } catch .full(let limit) {
-                dependencies.logger.error("outbox_full", ["limit": .int(limit), "events": .int(subset.count)])
-                throw APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
-            } catch .store(let error) {
-                // Nothing was accepted that is not stored: the caller must retry.
-                throw error
-            }
+            result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
         }
         switch try pipeline.context(for: integration) {
         case .waiting(let why):
@@ -182,12 +175,13 @@ package struct SendEventHandler: Handler {
         struct Replay: Encodable {
             var replayed: Int
             var expired: Int
+            var overLimit: Int
             var drain: EventPipeline.DrainSummary
         }
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
         let moved = try pipeline.replayDeadLetters()
         let drained = try pipeline.drain()
-        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, drain: drained))
+        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, overLimit: moved.overLimit, drain: drained))
     }
 
     package init(dependencies: Dependencies) {

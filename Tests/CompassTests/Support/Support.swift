@@ -81,6 +81,8 @@ final class World: @unchecked Sendable {
     let sandbox: GraphSandbox
     let transport: SandboxTransport
     var config: Config! = nil
+    /// Handlers use this store instead of `store` when set (a wrapper that injects a race).
+    var storeOverride: (any KeyValueStore)?
     let credentialsKey = Data(Crypto.randomBytes(32)).base64EncodedString()
 
     init(environment extra: [String: String] = [:]) {
@@ -104,7 +106,8 @@ final class World: @unchecked Sendable {
     }
 
     var dependencies: Dependencies {
-        Dependencies(config: config, store: store, http: transport, clock: clock, random: SecureRandom(), logger: logs.logger())
+        Dependencies(config: config, store: storeOverride ?? store, http: transport, clock: clock, random: SecureRandom(),
+                     logger: logs.logger())
     }
 
     func token(_ tenant: String, lifetime: Int64 = 3600) -> String {
@@ -163,4 +166,44 @@ extension CGIResponse {
     var text: String { String(decoding: body, as: UTF8.self) }
     var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+}
+
+/// A store that holds every caller of `count` under `prefix` until `parties` callers have
+/// arrived (or `waitSeconds` passed): two requests that both count before either writes, the
+/// race a lock must prevent, made certain instead of left to the scheduler.
+final class RendezvousStore: KeyValueStore, @unchecked Sendable {
+    let base: any KeyValueStore
+    let prefix: String
+    let parties: Int
+    let waitSeconds: Double
+    private let arrived = Mutex(0)
+
+    init(base: any KeyValueStore, prefix: String, parties: Int = 2, waitSeconds: Double = 2) {
+        self.base = base
+        self.prefix = prefix
+        self.parties = parties
+        self.waitSeconds = waitSeconds
+    }
+
+    func count(prefix: String) throws(StoreError) -> Int {
+        if prefix.hasPrefix(self.prefix) {
+            arrived.withLock { $0 += 1 }
+            let deadline = Date().addingTimeInterval(waitSeconds)
+            while arrived.withLock({ $0 }) < parties && Date() < deadline { usleep(1_000) }
+        }
+        return try base.count(prefix: prefix)
+    }
+
+    func get(_ key: String) throws(StoreError) -> Versioned? { try base.get(key) }
+    func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 { try base.put(key, value, ttl: ttl) }
+    func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 { try base.create(key, value, ttl: ttl) }
+    func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
+        try base.compareAndSwap(key, value, expected: version, ttl: ttl)
+    }
+    func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool { try base.delete(key, ifVersion: version) }
+    func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage { try base.list(prefix: prefix, after: after, limit: limit) }
+    func deleteAll(prefix: String) throws(StoreError) -> Int { try base.deleteAll(prefix: prefix) }
+    func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
+        try base.sweepExpired(after: after, limit: limit, asOf: asOf)
+    }
 }
