@@ -129,16 +129,25 @@ package struct IntegrationLifecycle {
         return tenants.count
     }
 
-    /// Meta asks to delete the user's data: the token, the integration (which holds the user id
-    /// and the ad accounts the user granted) and the index entry, for every tenant.
+    /// Meta asks to delete the user's data: everything of every tenant connected through the
+    /// user (token, integration with the ad accounts the user granted, events waiting or dead,
+    /// sent markers, delivery figures) and the index entry.
     package func deleteData(metaUserId: String) throws(StoreError) -> Int {
         let tenants = try tenants(ofMetaUser: metaUserId)
         for tenant in tenants {
-            try dependencies.store.delete(RecordKey.credential(tenant))
-            try dependencies.store.delete(RecordKey.integration(tenant))
-            try dependencies.store.delete(RecordKey.metaUserTenant(metaUserId, tenant))
+            try purge(tenant: tenant, metaUserId: metaUserId)
             enqueueNotice(CompassNotice(type: "integration.deleted", tenant: tenant, reason: "data_deletion_request", time: now))
         }
         return tenants.count
+    }
+
+    /// Deletes everything stored of `tenant` (`RecordKey.tenantRecords` and `tenantPrefixes`)
+    /// and its Meta user's index entry.
+    package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
+        let store = dependencies.store
+        // The credential first: nothing may be left that still holds a live token.
+        for key in RecordKey.tenantRecords(tenant) { try store.delete(key) }
+        for prefix in RecordKey.tenantPrefixes(tenant) { try store.deleteAll(prefix: prefix) }
+        if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
     }
 }

@@ -63,6 +63,7 @@ extension RecordKey {
     package static func deadPrefix(_ tenant: String) -> String { "meta/dead/\(tenant)/" }
     /// Present for 48 hours after Meta took the event: Meta's own deduplication window.
     package static func sent(_ tenant: String, _ dedupKey: String) -> String { "meta/sent/\(tenant)/\(dedupKey)" }
+    package static func sentPrefix(_ tenant: String) -> String { "meta/sent/\(tenant)/" }
     package static func deliveryStats(_ tenant: String) -> String { "meta/delivery-stats/\(tenant)" }
     /// Held while a request counts and adds to a tenant's outbox (queueing, replay).
     package static func outboxLock(_ tenant: String) -> String { "meta/lease/outbox/\(tenant)" }

@@ -147,6 +147,17 @@ package enum RecordKey {
     /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
     package static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
     package static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }
+
+    /// Everything stored of one tenant, but for the index entry of its Meta user (which needs
+    /// the user's id), OAuth states (keyed by the state's hash; they expire within 10 minutes)
+    /// and notices to Compass (about this very tenant, kept until Compass has them).
+    package static func tenantRecords(_ tenant: String) -> [String] {
+        [credential(tenant), integration(tenant), deliveryStats(tenant), refreshLease(tenant), drainLease(tenant), outboxLock(tenant)]
+    }
+
+    package static func tenantPrefixes(_ tenant: String) -> [String] {
+        [outboxPrefix(tenant), deadPrefix(tenant), sentPrefix(tenant)]
+    }
 }
 
 /// Typed access to records: decoding failures become `.corrupt`, never a crash.

@@ -2,8 +2,9 @@ import CompassMeta
 import CompassPlatform
 import CompassStorage
 
-/// POST /api/connect/meta/disconnect: revoke at Meta, then delete the credential and the
-/// integration. Deleting happens even when Meta cannot be reached; the answer says so.
+/// POST /api/connect/meta/disconnect: revoke at Meta, then delete everything of the tenant
+/// (credential, integration, events waiting or dead, sent markers, delivery figures, leases).
+/// Deleting happens even when Meta cannot be reached; the answer says so.
 package struct DisconnectHandler: Handler {
     package static let name = "disconnect"
     package static let methods = ["POST"]
@@ -38,10 +39,7 @@ package struct DisconnectHandler: Handler {
             result.revokeSkipped = integration == nil ? "not_connected" : "no_credential"
         }
 
-        let metaUser = credential?.metaUserId ?? integration?.metaUserId
-        try dependencies.store.delete(RecordKey.credential(tenant))
-        try dependencies.store.delete(RecordKey.integration(tenant))
-        if let metaUser { try dependencies.store.delete(RecordKey.metaUserTenant(metaUser, tenant)) }
+        try IntegrationLifecycle(dependencies: dependencies).purge(tenant: tenant, metaUserId: credential?.metaUserId ?? integration?.metaUserId)
         logger.info("meta_disconnected", ["revoked_at_meta": .bool(result.revokedAtMeta),
                                            "revoke_skipped": .string(result.revokeSkipped ?? "")])
         return .json(200, result)

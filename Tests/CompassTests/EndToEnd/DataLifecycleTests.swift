@@ -56,6 +56,61 @@ import Testing
     }
 }
 
+extension DataLifecycleTests {
+    /// A connected tenant with a pixel, events delivered, events queued through an outage and a
+    /// dead letter: something under every key kind a tenant has.
+    static func busyTenant() throws -> CGIWorld {
+        let world = try CGIWorld()
+        world.extra["CRON_SECRET"] = "cron-secret-0123456789abcdef"
+        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("delivered")).status == 200)
+        try world.fault(.serverError, path: "2000101/events")
+        #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("queued")).status == 202)
+        let store = try FileStore(root: world.folder.path + "/store")
+        let event = NormalizedEvent(eventId: "dead-1", eventName: "Lead", eventTime: Date().unixSeconds - 60,
+                                    actionSource: "system_generated", payload: .object([:]), matchKeys: [], warnings: [])
+        try RecordStore(store: store).save(OutboxEntry(event, tenantId: "tenant_a", now: Date(), error: "x"),
+                                           at: RecordKey.dead("tenant_a", event.dedupKey))
+        for prefix in ["meta/integration/", "meta/credential/", "meta/outbox/tenant_a/", "meta/dead/tenant_a/", "meta/sent/tenant_a/",
+                       "meta/delivery-stats/", "meta/meta-user/"] {
+            #expect(try store.count(prefix: prefix) > 0, "nothing under \(prefix) to purge")
+        }
+        return world
+    }
+
+    /// Every file of the store whose path or content names `tenant`.
+    static func traces(of tenant: String, in world: CGIWorld) -> [String] {
+        let root = world.folder.path + "/store"
+        let paths = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
+        return paths.filter { path in
+            path.contains(tenant) || ((try? String(contentsOfFile: root + "/" + path, encoding: .utf8))?.contains(tenant) ?? false)
+        }
+    }
+
+    /// Security review finding 6: disconnect left the tenant's outbox, dead letters, sent
+    /// markers and delivery figures behind.
+    @Test func disconnectLeavesNothingOfTheTenant() throws {
+        let world = try Self.busyTenant()
+        let disconnect = try world.run("disconnect", "POST", "/api/connect/meta/disconnect")
+        #expect(disconnect.status == 200)
+        #expect(Self.traces(of: "tenant_a", in: world) == [])
+    }
+
+    @Test func dataDeletionLeavesOnlyItsStatusRecord() throws {
+        let world = try Self.busyTenant()
+        let deletion = try world.run("meta-webhooks", "POST", "/api/connect/meta/data-deletion", tenant: nil,
+                                     headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                                     body: "signed_request=" + QueryParameters.encode(DevTools.signedRequest(metaUserId: SandboxData.defaultUserId, appSecret: World.appSecret)),
+                                     environment: ["CONTENT_TYPE": "application/x-www-form-urlencoded"])
+        #expect(deletion.status == 200, "\(deletion.body)")
+        #expect(Self.traces(of: "tenant_a", in: world) == [])
+        #expect(Self.traces(of: SandboxData.defaultUserId, in: world) == [])
+        let status = Self.files(world, under: "meta/deletion")
+        #expect(status.count == 1)
+    }
+}
+
 /// refresh-cron's share of the sweep: bounded per run, going on where the last run stopped.
 @Suite struct StoreSweepTests {
     @Test func eachCronRunSweepsABoundedShareAndGoesOnWhereTheLastStopped() throws {
