@@ -65,6 +65,8 @@ package struct EventPipeline {
         /// Another request held the tenant's outbox for longer than a request waits.
         case busy
         case store(StoreError)
+        /// No key to seal the queued events with.
+        case misconfigured(Config.Error)
 
         package var apiError: APIError {
             switch self {
@@ -74,6 +76,8 @@ package struct EventPipeline {
                 APIError(503, "outbox_busy", "Another request is queueing this tenant's events; retry shortly.")
             case .store(let error):
                 error.apiError
+            case .misconfigured(let error):
+                error.apiError
             }
         }
 
@@ -82,6 +86,7 @@ package struct EventPipeline {
             case .full(let limit): LogEntry(.error, "outbox_full", ["limit": .int(limit)])
             case .busy: LogEntry(.warn, "outbox_busy")
             case .store(let error): error.logEntry
+            case .misconfigured(let error): error.logEntry
             }
         }
     }
@@ -96,7 +101,13 @@ package struct EventPipeline {
     /// Counting and adding happen under the tenant's outbox lock, so concurrent requests
     /// (and replays) never take the outbox past its bound together.
     package func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(QueueFailure) -> Int {
-        try withOutboxLock { () throws(QueueFailure) in
+        let cipher: CredentialCipher
+        do {
+            cipher = try dependencies.cipher()
+        } catch {
+            throw .misconfigured(error)
+        }
+        return try withOutboxLock { () throws(QueueFailure) in
             let limit = dependencies.config.outboxMaxEvents
             let waiting: Int
             do throws(StoreError) {
@@ -106,7 +117,7 @@ package struct EventPipeline {
             }
             guard waiting + events.count <= limit else { throw .full(limit: limit) }
             do throws(StoreError) {
-                return try store(events, error: error, retryAfter: retryAfter)
+                return try store(events, error: error, retryAfter: retryAfter, cipher: cipher)
             } catch {
                 throw .store(error)
             }
@@ -134,10 +145,10 @@ package struct EventPipeline {
         return try body()
     }
 
-    private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?) throws(StoreError) -> Int {
+    private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?, cipher: CredentialCipher) throws(StoreError) -> Int {
         var stored = 0
         for event in events {
-            var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error)
+            var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error, cipher: cipher)
             if let retryAfter { entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(retryAfter)) }
             do {
                 try records.create(entry, at: RecordKey.outbox(tenant, event.dedupKey))
@@ -203,7 +214,9 @@ package struct EventPipeline {
             return summary
         }
         let delivery: EventDelivery
+        let cipher: CredentialCipher
         do {
+            cipher = try dependencies.cipher()
             switch try context(for: integration) {
             case .waiting(let why):
                 summary.skipped = why
@@ -223,8 +236,9 @@ package struct EventPipeline {
         repeat {
             let page = try dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: cursor, limit: EventDelivery.batchLimit)
             cursor = page.cursor
-            var due: [(key: String, version: UInt64, entry: OutboxEntry)] = []
+            var due: [(key: String, version: UInt64, entry: OutboxEntry, event: NormalizedEvent)] = []
             for (key, value) in page.entries {
+                let dedup = String(key.dropFirst(RecordKey.outboxPrefix(tenant).count))
                 guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value) else {
                     dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key)])
                     continue
@@ -233,17 +247,22 @@ package struct EventPipeline {
                     try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
                     summary.dead += 1
                 } else if entry.nextAttemptAt <= now {
-                    due.append((key, value.version, entry))
+                    do {
+                        due.append((key, value.version, entry, try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)))
+                    } catch {
+                        // Sealed under a key no longer configured, or altered: it stays for an operator.
+                        dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key), "error": .string("\(error)")])
+                    }
                 } else {
                     summary.waiting += 1
                 }
             }
             guard !due.isEmpty else { continue }
-            let report = delivery.deliver(due.map(\.entry.event))
+            let report = delivery.deliver(due.map(\.event))
             for index in report.sent {
                 _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
             }
-            markSent(report.sent.map { due[$0].entry.event })
+            markSent(report.sent.map { due[$0].event })
             summary.sent += report.sent.count
             for rejection in report.rejected {
                 try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
@@ -266,10 +285,10 @@ package struct EventPipeline {
                     summary.retried += 1
                 }
                 markNeedsReauthIfRefused(failure)
-                recordDelivery(report.sent.map { due[$0].entry.event }, failure: "\(failure.kind)")
+                recordDelivery(report.sent.map { due[$0].event }, failure: "\(failure.kind)")
                 return summary
             }
-            recordDelivery(report.sent.map { due[$0].entry.event }, failure: nil)
+            recordDelivery(report.sent.map { due[$0].event }, failure: nil)
         } while cursor != nil
         return summary
     }

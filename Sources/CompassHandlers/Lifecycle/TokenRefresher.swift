@@ -27,8 +27,10 @@ package struct TokenRefresher {
         package var renewed = 0
         package var checked = 0
         package var rotated = 0
-        /// Credentials still sealed under a previous key after this run: remove
-        /// `CREDENTIALS_KEY_PREVIOUS` only once this is 0.
+        /// Queued and dead-lettered events sealed again under the current key.
+        package var eventsRotated = 0
+        /// Credentials and queued events still sealed under a previous key after this run:
+        /// remove `CREDENTIALS_KEY_PREVIOUS` only once this is 0.
         package var underPreviousKey = 0
         package var needsReauth = 0
         package var failed = 0
@@ -71,7 +73,40 @@ package struct TokenRefresher {
                 }
             }
         } while cursor != nil
-        return summary.withLock { $0 }
+        var total = summary.withLock { $0 }
+        if dependencies.config.credentialKeys?.previous != nil, let cipher = try? dependencies.cipher() {
+            for root in [RecordKey.outboxRoot, RecordKey.deadRoot] {
+                let (rotated, left) = try rotateEvents(under: root, cipher: cipher)
+                total.eventsRotated += rotated
+                total.underPreviousKey += left
+            }
+        }
+        return total
+    }
+
+    /// Seals every event under `root` (`meta/outbox/`, `meta/dead/`) that an older key sealed
+    /// under the current one, with compare-and-swap (a drain may be moving it meanwhile); only
+    /// while a previous key is configured. Returns how many were sealed again and how many
+    /// remain under an older key.
+    private func rotateEvents(under root: String, cipher: CredentialCipher) throws(StoreError) -> (rotated: Int, left: Int) {
+        var rotated = 0, left = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try dependencies.store.list(prefix: root, after: cursor, limit: 500)
+            cursor = page.cursor
+            for (key, value) in page.entries {
+                let parts = key.dropFirst(root.count).split(separator: "/")
+                guard parts.count == 2, let entry = try? JSON.decode(OutboxEntry.self, from: value.value),
+                      cipher.needsRotation(entry.sealedEvent) else { continue }
+                guard let sealed = try? entry.resealed(tenant: String(parts[0]), dedupKey: String(parts[1]), cipher: cipher),
+                      (try? dependencies.records.replace(sealed, at: key, version: value.version)) != nil else {
+                    left += 1
+                    continue
+                }
+                rotated += 1
+            }
+        } while cursor != nil
+        return (rotated, left)
     }
 
     /// One tenant, under its lease: the outcome, whether its credential was re-encrypted, and

@@ -3,14 +3,18 @@ import CompassPlatform
 import CompassStorage
 
 /// Events Meta could not take yet, one record per (event_id, event_name): stored once however
-/// often they come. Only normalized, hashed payloads are stored: never raw PII.
+/// often they come. The event itself, as Meta takes it (hashed match keys, but also the IP
+/// address, user agent, page URL, custom data and the event id), is sealed with the credentials
+/// key (AES-256-GCM), bound to its tenant and record key; in the clear is only what scheduling
+/// needs: the event's name, time and action source, which match keys it carries (names only),
+/// attempts, times and the last error.
 package struct OutboxEntry: Codable, Sendable, Equatable {
     package var tenantId: String
-    package var eventId: String
     package var eventName: String
     package var eventTime: Int64
     package var actionSource: String
-    package var payload: JSONValue
+    /// Meta's payload for the event, sealed (`sealContext`).
+    package var sealedEvent: SealedSecret
     /// Which match keys the event carries (names only), for the coverage figures.
     package var matchKeys: [String]
     package var queuedAt: Date
@@ -20,19 +24,23 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     /// Set when dead-lettered.
     package var deadReason: String?
 
+    /// Associated data of the sealed event: a record copied under another tenant or event does
+    /// not open. Dead-lettering and replay keep the tenant and the event key, so the seal too.
+    package static func sealContext(tenant: String, dedupKey: String) -> String { "compass/meta/outbox/\(tenant)/\(dedupKey)" }
+
     /// Past Meta's window (7 days, 62 for physical stores), with a margin for the send itself.
     package func isOutsideMetaWindow(now: Date) -> Bool {
         let days: Int64 = actionSource == "physical_store" ? 62 : 7
         return eventTime < now.unixSeconds - days * 86_400 + 300
     }
 
-    package init(_ event: NormalizedEvent, tenantId: String, now: Date, error: String?) {
+    package init(_ event: NormalizedEvent, tenantId: String, now: Date, error: String?, cipher: CredentialCipher) {
         self.tenantId = tenantId
-        eventId = event.eventId
         eventName = event.eventName
         eventTime = event.eventTime
         actionSource = event.actionSource
-        payload = event.payload
+        sealedEvent = cipher.seal(String(decoding: event.payload.serialized, as: UTF8.self),
+                                  context: Self.sealContext(tenant: tenantId, dedupKey: event.dedupKey))
         matchKeys = event.matchKeys.sorted()
         queuedAt = now
         attempts = 0
@@ -40,9 +48,26 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         lastError = error
     }
 
-    package var event: NormalizedEvent {
-        NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
-                        payload: payload, matchKeys: Set(matchKeys), warnings: [])
+    /// The event, opened. Fails when the key that sealed it is gone, or when the record was
+    /// altered or moved under another tenant or event.
+    package func event(tenant: String, dedupKey: String, cipher: CredentialCipher) throws(CredentialCipher.Failure) -> NormalizedEvent {
+        let text = try cipher.open(sealedEvent, context: Self.sealContext(tenant: tenant, dedupKey: dedupKey))
+        guard let payload = try? JSONParser.parse(Array(text.utf8)), let eventId = payload["event_id"]?.string else {
+            throw .unreadable
+        }
+        let event = NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
+                                    payload: payload, matchKeys: Set(matchKeys), warnings: [])
+        guard event.dedupKey == dedupKey else { throw .unreadable }
+        return event
+    }
+
+    /// Sealed again under the current key, when an older one sealed it.
+    package func resealed(tenant: String, dedupKey: String, cipher: CredentialCipher) throws(CredentialCipher.Failure) -> OutboxEntry? {
+        guard cipher.needsRotation(sealedEvent) else { return nil }
+        let context = Self.sealContext(tenant: tenant, dedupKey: dedupKey)
+        var copy = self
+        copy.sealedEvent = cipher.seal(try cipher.open(sealedEvent, context: context), context: context)
+        return copy
     }
 }
 
@@ -61,6 +86,7 @@ extension RecordKey {
     package static let outboxRoot = "meta/outbox/"
     package static func dead(_ tenant: String, _ dedupKey: String) -> String { "meta/dead/\(tenant)/\(dedupKey)" }
     package static func deadPrefix(_ tenant: String) -> String { "meta/dead/\(tenant)/" }
+    package static let deadRoot = "meta/dead/"
     /// Present for 48 hours after Meta took the event: Meta's own deduplication window.
     package static func sent(_ tenant: String, _ dedupKey: String) -> String { "meta/sent/\(tenant)/\(dedupKey)" }
     package static func sentPrefix(_ tenant: String) -> String { "meta/sent/\(tenant)/" }

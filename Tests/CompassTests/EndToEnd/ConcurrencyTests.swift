@@ -146,14 +146,7 @@ import Glibc
         #expect(try store.count(prefix: "meta/outbox/tenant_a/") == 40)
 
         // 30 dead letters, room for 10: replay moves 10 and says why the rest stay.
-        let records = RecordStore(store: store)
-        for index in 0..<30 {
-            let event = NormalizedEvent(eventId: "dead-\(index)", eventName: "Lead", eventTime: Date().unixSeconds - 60,
-                                        actionSource: "system_generated", payload: .object([:]), matchKeys: [], warnings: [])
-            var entry = OutboxEntry(event, tenantId: "tenant_a", now: Date(), error: "test")
-            entry.deadReason = "max_attempts"
-            try records.save(entry, at: RecordKey.dead("tenant_a", event.dedupKey))
-        }
+        for index in 0..<30 { try world.storeDeadLetter("dead-\(index)") }
         let replay = try world.run("send-event", "POST", "/api/connect/meta/events/replay")
         #expect(replay.status == 200, "\(replay.body)")
         #expect(replay.json["replayed"] as? Int == 10 && replay.json["overLimit"] as? Int == 20, "\(replay.body)")

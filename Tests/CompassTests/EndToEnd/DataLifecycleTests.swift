@@ -68,10 +68,7 @@ extension DataLifecycleTests {
         try world.fault(.serverError, path: "2000101/events")
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("queued")).status == 202)
         let store = try FileStore(root: world.folder.path + "/store")
-        let event = NormalizedEvent(eventId: "dead-1", eventName: "Lead", eventTime: Date().unixSeconds - 60,
-                                    actionSource: "system_generated", payload: .object([:]), matchKeys: [], warnings: [])
-        try RecordStore(store: store).save(OutboxEntry(event, tenantId: "tenant_a", now: Date(), error: "x"),
-                                           at: RecordKey.dead("tenant_a", event.dedupKey))
+        try world.storeDeadLetter("dead-1")
         for prefix in ["meta/integration/", "meta/credential/", "meta/outbox/tenant_a/", "meta/dead/tenant_a/", "meta/sent/tenant_a/",
                        "meta/delivery-stats/", "meta/meta-user/"] {
             #expect(try store.count(prefix: prefix) > 0, "nothing under \(prefix) to purge")
@@ -94,6 +91,40 @@ extension DataLifecycleTests {
         let world = try Self.busyTenant()
         let disconnect = try world.run("disconnect", "POST", "/api/connect/meta/disconnect")
         #expect(disconnect.status == 200)
+        #expect(Self.traces(of: "tenant_a", in: world) == [])
+    }
+
+    /// The whole store's text, every file.
+    static func storeText(_ world: CGIWorld) -> String {
+        let root = world.folder.path + "/store"
+        let paths = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
+        return paths.map { $0 + "\n" + ((try? String(contentsOfFile: root + "/" + $0, encoding: .utf8)) ?? "") }.joined(separator: "\n")
+    }
+
+    @Test func throughAnOutageTheStoreHoldsNoPersonalDataAndAfterDisconnectNothing() throws {
+        let world = try CGIWorld()
+        world.extra["CRON_SECRET"] = "cron-secret-0123456789abcdef"
+        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        let personal = ["198.51.100.23", "2001:db8::77", "PrivateAgent/3.0 (X11)", "https://shop.example/checkout?email=max.pii@example.com",
+                        "max.pii@example.com", "ana.pii@example.com", "+44 20 7946 0991"]
+        let now = Date().unixSeconds
+        let events = [
+            #"{"eventName":"Purchase","eventTime":\#(now - 30),"actionSource":"website","eventId":"pii-1","eventSourceUrl":"\#(personal[3])","userData":{"em":"\#(personal[4])","client_ip_address":"\#(personal[0])","client_user_agent":"\#(personal[2])"},"customData":{"value":10,"currency":"EUR","contact":"\#(personal[5])"}}"#,
+            #"{"eventName":"Lead","eventTime":\#(now - 20),"actionSource":"website","eventId":"pii-2","eventSourceUrl":"https://shop.example/lead","userData":{"ph":"\#(personal[6])","client_ip_address":"\#(personal[1])","client_user_agent":"\#(personal[2])"}}"#,
+        ]
+        let fault = GraphSandbox.Fault(kind: .serverError, path: "2000101/events", remaining: 50, delayMilliseconds: nil)
+        _ = try CurlTransport().send(HTTPRequest(method: "POST", url: world.server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        let queued = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
+        #expect(queued.status == 202 && queued.json["queued"] as? Int == 2, "\(queued.body)")
+        for value in personal { #expect(!Self.storeText(world).contains(value), "stored during the outage: \(value)") }
+        _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: world.server.baseURL + "/sandbox/faults"))
+        let cron = try world.run("refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
+                                 headers: ["Authorization": "Bearer cron-secret-0123456789abcdef"])
+        #expect(cron.status == 200)
+        #expect(Set(try world.deliveredEventIds()) == ["pii-1", "pii-2"])
+        for value in personal { #expect(!Self.storeText(world).contains(value), "stored after delivery: \(value)") }
+        #expect(try world.run("disconnect", "POST", "/api/connect/meta/disconnect").status == 200)
         #expect(Self.traces(of: "tenant_a", in: world) == [])
     }
 
@@ -136,5 +167,36 @@ extension DataLifecycleTests {
         let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
         #expect(summary.sweep.deleted == 3)
         #expect(summary.sweep.wrapped)
+    }
+}
+
+/// What the file store holds per tenant and per queued event, measured (README, Storage).
+@Suite struct StorageFootprintTests {
+    static func bytes(under folder: String) -> (bytes: Int, files: Int) {
+        let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
+        var total = 0, files = 0
+        for path in paths where path.hasSuffix(".rec") {
+            total += (try? FileManager.default.attributesOfItem(atPath: folder + "/" + path)[.size] as? Int) ?? 0
+            files += 1
+        }
+        return (total, files)
+    }
+
+    @Test func aTenantAndAQueuedEventTakeAFewKilobytes() throws {
+        let world = try CGIWorld()
+        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("footprint-sent")).status == 200)
+        let root = world.folder.path + "/store"
+        let tenant = Self.bytes(under: root)
+        try world.fault(.serverError, path: "2000101/events")
+        let batch = (0..<100).map { "footprint-\($0)" }
+        #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.batch(batch)).status == 202)
+        let queued = Self.bytes(under: root + "/meta/outbox")
+        let perEvent = queued.bytes / max(queued.files, 1)
+        print("storage footprint: a connected tenant with one delivered event \(tenant.bytes) bytes in \(tenant.files) records; a queued event \(perEvent) bytes")
+        #expect(queued.files == 100)
+        #expect(tenant.bytes < 8 * 1024)
+        #expect(perEvent < 2 * 1024)
     }
 }

@@ -82,6 +82,22 @@ final class CGIWorld: @unchecked Sendable {
     }
 
     /// connect, approve in the sandbox dialog (over HTTP), and the callback query Meta sends.
+    /// The world's credentials key, for records a test writes itself.
+    var cipher: CredentialCipher {
+        CredentialCipher(keys: try! CredentialKeys(current: credentialsKey, previous: nil), random: SecureRandom())
+    }
+
+    /// A dead-lettered event of `tenant` in the world's file store, as the drain leaves one.
+    func storeDeadLetter(_ eventId: String, tenant: String = "tenant_a") throws {
+        let payload: JSONValue = .object(["event_id": .string(eventId), "event_name": "Lead", "event_time": .int(Date().unixSeconds - 60),
+                                          "action_source": "system_generated", "user_data": .object(["external_id": .string(Hex.encode(Crypto.sha256(eventId)))])])
+        let event = NormalizedEvent(eventId: eventId, eventName: "Lead", eventTime: Date().unixSeconds - 60, actionSource: "system_generated",
+                                    payload: payload, matchKeys: ["external_id"], warnings: [])
+        var entry = OutboxEntry(event, tenantId: tenant, now: Date(), error: "test", cipher: cipher)
+        entry.deadReason = "max_attempts"
+        try RecordStore(store: try FileStore(root: folder.path + "/store")).save(entry, at: RecordKey.dead(tenant, event.dedupKey))
+    }
+
     /// The event ids the sandbox took for `pixel`, in order.
     func deliveredEventIds(pixel: String = "2000101") throws -> [String] {
         let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: server.baseURL + "/sandbox/events?pixel=\(pixel)"))
