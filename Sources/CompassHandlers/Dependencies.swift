@@ -43,7 +43,7 @@ package struct Dependencies: Sendable {
     /// The tenant of a valid session, or 401. For unsafe methods authenticated by cookie, a
     /// request from another site is refused (403): the session cookie alone is no proof of intent.
     package func authenticate(_ request: CGIRequest) throws -> Session {
-        let verifier = SessionVerifier(secret: try config.sessionSecret())
+        let verifier = SessionVerifier(secret: try config.sessionSecret(), audience: config.jwtAudience, issuer: config.jwtIssuer)
         let session: Session
         do {
             session = try verifier.session(for: request, now: clock.now)

@@ -100,18 +100,18 @@ package struct CGIRequest: Sendable {
 
     package func header(_ name: String) -> String? { headers[name.lowercased()] }
 
-    /// Cookies from the `Cookie` header; the first of repeated names wins.
-    package var cookies: [String: String] {
-        var jar: [String: String] = [:]
+    /// Every value of the cookie `name` in the `Cookie` header, in order (a browser sends one
+    /// per matching domain and path).
+    package func cookieValues(_ name: String) -> [String] {
+        var values: [String] = []
         for part in (headers["cookie"] ?? "").split(separator: ";") {
             let pieces = part.split(separator: "=", maxSplits: 1)
-            guard pieces.count == 2 else { continue }
-            let name = pieces[0].trimmed
+            guard pieces.count == 2, pieces[0].trimmed == name else { continue }
             var value = pieces[1].trimmed
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-            if jar[name] == nil { jar[name] = value }
+            values.append(value)
         }
-        return jar
+        return values
     }
 
     package var isHead: Bool { method == "HEAD" }

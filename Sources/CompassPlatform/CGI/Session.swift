@@ -13,9 +13,15 @@ package struct SessionVerifier: Sendable {
     package static let maxTokenBytes = 4096
 
     package var secret: [UInt8]
+    /// When set, `aud` (a string or an array of strings) must name it.
+    package var audience: String?
+    /// When set, `iss` must equal it.
+    package var issuer: String?
 
     package enum Failure: String, Error, Equatable {
-        case missing, malformed, algorithm, signature, expired, notYetValid = "not_yet_valid", subject
+        case missing, malformed, algorithm, signature, expired, notYetValid = "not_yet_valid", subject, audience, issuer
+        /// Several `compass_session` cookies verified: a sibling site may have planted one.
+        case ambiguous
     }
 
     /// From `Authorization: Bearer` first, else the `compass_session` cookie.
@@ -24,8 +30,23 @@ package struct SessionVerifier: Sendable {
             guard let token = request.bearerToken else { throw .malformed }
             return try verify(token, now: now, fromCookie: false)
         }
-        guard let cookie = request.cookies[Self.cookieName] else { throw .missing }
-        return try verify(cookie, now: now, fromCookie: true)
+        // A sibling subdomain can set a second `compass_session` for this host: the request
+        // counts only when exactly one of the cookies verifies.
+        var seen: Set<String> = []
+        let cookies = request.cookieValues(Self.cookieName).filter { seen.insert($0).inserted }
+        guard !cookies.isEmpty else { throw .missing }
+        var sessions: [Session] = []
+        var firstFailure: Failure?
+        for cookie in cookies {
+            do {
+                sessions.append(try verify(cookie, now: now, fromCookie: true))
+            } catch {
+                firstFailure = firstFailure ?? error
+            }
+        }
+        guard sessions.count <= 1 else { throw .ambiguous }
+        guard let session = sessions.first else { throw firstFailure ?? .missing }
+        return session
     }
 
     package func verify(_ token: String, now: Date, fromCookie: Bool = false) throws(Failure) -> Session {
@@ -51,6 +72,11 @@ package struct SessionVerifier: Sendable {
             guard let value = Self.numericDate(claim) else { throw .malformed }
             if value > current + Self.leewaySeconds { throw .notYetValid }
         }
+        if let audience {
+            let named = claims["aud"]?.string.map { [$0] } ?? claims["aud"]?.array?.compactMap(\.string) ?? []
+            guard named.contains(audience) else { throw .audience }
+        }
+        if let issuer, claims["iss"]?.string != issuer { throw .issuer }
         guard let sub = claims["sub"]?.string, Tenant.isValidId(sub) else { throw .subject }
         return Session(tenantId: sub, expiresAt: exp, fromCookie: fromCookie)
     }
@@ -60,6 +86,8 @@ package struct SessionVerifier: Sendable {
         let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         var claims = #"{"sub":"\#(tenantId)","exp":\#(expiresAt)"#
         if let issuedAt { claims += #","iat":\#(issuedAt)"# }
+        if let audience { claims += #","aud":"# + JSONText.quoted(audience) }
+        if let issuer { claims += #","iss":"# + JSONText.quoted(issuer) }
         claims += "}"
         let input = header + "." + Base64URL.encode(Array(claims.utf8))
         return input + "." + Base64URL.encode(Crypto.hmacSHA256(key: secret, message: Array(input.utf8)))
@@ -71,8 +99,10 @@ package struct SessionVerifier: Sendable {
         return Int64(number.rounded(.down))
     }
 
-    package init(secret: [UInt8]) {
+    package init(secret: [UInt8], audience: String? = nil, issuer: String? = nil) {
         self.secret = secret
+        self.audience = audience
+        self.issuer = issuer
     }
 }
 

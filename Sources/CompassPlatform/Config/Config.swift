@@ -23,7 +23,7 @@ package struct Config: Sendable {
     /// Every variable any route reads (functions.json names a subset per function).
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
-        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
+        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
         "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
@@ -37,6 +37,9 @@ package struct Config: Sendable {
     package var scopes: [String]
     package var redirectBaseURL: String?
     package var jwtSecret: [UInt8]?
+    /// When set, a session's `aud` must name it and its `iss` must equal it.
+    package var jwtAudience: String?
+    package var jwtIssuer: String?
     package var credentialKeys: CredentialKeys?
     package var cronSecret: String?
     package var store: StoreLocation
@@ -149,6 +152,8 @@ package struct Config: Sendable {
             scopes: scopes,
             redirectBaseURL: try value("OAUTH_REDIRECT_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "OAUTH_REDIRECT_BASE_URL") },
             jwtSecret: jwtSecret,
+            jwtAudience: value("COMPASS_JWT_AUDIENCE"),
+            jwtIssuer: value("COMPASS_JWT_ISSUER"),
             credentialKeys: keys,
             cronSecret: value("CRON_SECRET"),
             store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),

@@ -70,7 +70,9 @@ import Testing
         #expect(request.header("X-Forwarded-For") == "1.2.3.4")
         #expect(request.header("content-type") == "application/json")
         #expect(request.header("proxy") == nil)
-        #expect(request.cookies == ["a": "1", "compass_session": "tok"])
+        #expect(request.cookieValues("a") == ["1", "2"])
+        #expect(request.cookieValues("compass_session") == ["tok"])
+        #expect(request.cookieValues("missing") == [])
     }
 
     @Test func pathFallsBackToScriptNameAndPathInfo() throws {
@@ -304,6 +306,44 @@ import Testing
             try verifier.session(for: CGIRequest(method: "GET", path: "/", headers: ["authorization": "Basic abc"]), now: now)
         }
         #expect(throws: SessionVerifier.Failure.missing) { try verifier.session(for: CGIRequest(method: "GET", path: "/"), now: now) }
+    }
+
+    /// Security review: with the same secret, a token Compass signs for another audience or
+    /// another issuer was a session.
+    @Test func audienceAndIssuerMustMatchWhenConfigured() throws {
+        let strict = SessionVerifier(secret: secret, audience: "compass-meta", issuer: "https://compass.example")
+        let right = token(claims: #"{"sub":"t","exp":1790000100,"aud":"compass-meta","iss":"https://compass.example"}"#)
+        #expect(try strict.verify(right, now: now).tenantId == "t")
+        let listed = token(claims: #"{"sub":"t","exp":1790000100,"aud":["billing","compass-meta"],"iss":"https://compass.example"}"#)
+        #expect(try strict.verify(listed, now: now).tenantId == "t")
+        #expect(throws: SessionVerifier.Failure.audience) {
+            try strict.verify(token(claims: #"{"sub":"t","exp":1790000100,"aud":"billing","iss":"https://compass.example"}"#), now: now)
+        }
+        #expect(throws: SessionVerifier.Failure.audience) {
+            try strict.verify(token(claims: #"{"sub":"t","exp":1790000100,"iss":"https://compass.example"}"#), now: now)
+        }
+        #expect(throws: SessionVerifier.Failure.issuer) {
+            try strict.verify(token(claims: #"{"sub":"t","exp":1790000100,"aud":"compass-meta","iss":"https://evil.example"}"#), now: now)
+        }
+        // Unconfigured, neither is looked at.
+        #expect(try verifier.verify(token(claims: #"{"sub":"t","exp":1790000100,"aud":"billing"}"#), now: now).tenantId == "t")
+        #expect(try strict.verify(strict.mint(tenantId: "m", expiresAt: 1_790_000_100), now: now).tenantId == "m")
+    }
+
+    /// A sibling subdomain may plant a second `compass_session`: the request counts only when
+    /// exactly one of the cookies verifies.
+    @Test func exactlyOneSessionCookieMustVerify() throws {
+        let mine = verifier.mint(tenantId: "mine", expiresAt: 1_790_000_100)
+        let planted = verifier.mint(tenantId: "planted", expiresAt: 1_790_000_100)
+        func request(_ cookie: String) -> CGIRequest { CGIRequest(method: "GET", path: "/", headers: ["cookie": cookie]) }
+        #expect(throws: SessionVerifier.Failure.ambiguous) {
+            try verifier.session(for: request("compass_session=\(planted); compass_session=\(mine)"), now: now)
+        }
+        #expect(try verifier.session(for: request("compass_session=garbage; compass_session=\(mine)"), now: now).tenantId == "mine")
+        #expect(try verifier.session(for: request("compass_session=\(mine); compass_session=\(mine)"), now: now).tenantId == "mine")
+        #expect(throws: SessionVerifier.Failure.malformed) {
+            try verifier.session(for: request("compass_session=garbage; compass_session=other"), now: now)
+        }
     }
 }
 
