@@ -53,15 +53,32 @@ package struct IntegrationLifecycle {
     package struct NoticeSummary: Codable, Sendable, Equatable {
         package var sent = 0
         package var pending = 0
+        /// Another run held the notices' lease: it delivers them.
+        package var skipped = false
     }
+
+    /// Longer than delivering a page of notices takes (5 s each at most).
+    package static let noticesLeaseSeconds = 600
 
     /// Posts every waiting notice, signed: `X-Compass-Signature: sha256=<hex HMAC-SHA256 of
     /// "<timestamp>.<body>">` with `X-Compass-Timestamp`. Kept until Compass answers 2xx.
+    /// Under one lease for all notices: overlapping cron runs never post a notice twice.
     package func deliverNotices() throws(StoreError) -> NoticeSummary {
         var summary = NoticeSummary()
         guard let url = dependencies.config.webhookURL, let secret = dependencies.config.webhookSecret else { return summary }
+        let lease: UInt64
+        do {
+            lease = try dependencies.store.create(RecordKey.noticesLease, [], ttl: Self.noticesLeaseSeconds)
+        } catch .alreadyExists {
+            summary.skipped = true
+            return summary
+        }
+        defer { _ = try? dependencies.store.delete(RecordKey.noticesLease, ifVersion: lease) }
+        // Well inside the lease: what is left waits for the next run.
+        let stopAt = monotonicMilliseconds() + Int64(Self.noticesLeaseSeconds) * 500
         var cursor: String? = nil
         repeat {
+            guard monotonicMilliseconds() < stopAt else { break }
             let page = try dependencies.store.list(prefix: RecordKey.noticesPrefix, after: cursor, limit: 100)
             cursor = page.cursor
             for (key, value) in page.entries {

@@ -143,7 +143,11 @@ package enum RecordKey {
     /// Where the last cron run's sweep of expired records stopped.
     package static let sweepCursor = "meta/sweep/cursor"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
+    /// Held by the one run delivering notices to Compass.
+    package static let noticesLease = "meta/lease/notices"
     package static func deletion(_ code: String) -> String { "meta/deletion/\(code)" }
+    /// A Meta `signed_request` already acted on (by its SHA-256), kept while it could be replayed.
+    package static func signedRequest(_ digest: String) -> String { "meta/signed-request/\(digest)" }
     /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
     package static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
     package static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }

@@ -10,6 +10,8 @@ package struct MetaWebhooksHandler: Handler {
     package static let methods = ["GET", "POST"]
     /// A signed request older than this is refused (a replay).
     package static let maxAgeSeconds: Int64 = 3600
+    /// Clock skew allowed for a request issued "in the future".
+    package static let maxFutureSeconds: Int64 = 300
     package let dependencies: Dependencies
 
     package struct SignedRequest: Decodable {
@@ -41,7 +43,14 @@ package struct MetaWebhooksHandler: Handler {
             return try deletionStatus(request.query.single("code"))
         }
         let app = try dependencies.config.metaApp()
-        let signed = try verify(request, secret: app.secret)
+        let (signed, raw) = try verify(request, secret: app.secret)
+        // A signed request is valid for an hour: one seen before is answered as the first time
+        // and changes nothing again (a replayed deauthorize must not cut off a reconnect).
+        let seenKey = RecordKey.signedRequest(Hex.encode(Crypto.sha256((isDeletion ? "data-deletion:" : "deauthorize:") + raw)))
+        if let seen = try dependencies.records.load(SeenRequest.self, at: seenKey)?.0 {
+            dependencies.logger.info("signed_request_replayed", ["deletion": .bool(isDeletion)])
+            return isDeletion ? try deletionAnswer(seen.confirmationCode ?? "") : .json(200, ["success": true])
+        }
         let lifecycle = IntegrationLifecycle(dependencies: dependencies)
         if isDeletion {
             let code = Hex.encode(dependencies.random.bytes(10))
@@ -50,24 +59,49 @@ package struct MetaWebhooksHandler: Handler {
             try dependencies.records.save(Deletion(confirmationCode: code, status: "completed", tenants: tenants,
                                                    requestedAt: now, completedAt: now), at: RecordKey.deletion(code))
             dependencies.logger.info("meta_data_deleted", ["tenants": .int(tenants)])
-            struct Answer: Encodable {
-                var url: String
-                var confirmation_code: String
-            }
-            let base = try dependencies.config.redirectBase()
-            return .json(200, Answer(url: "\(base)/api/connect/meta/data-deletion?code=\(code)", confirmation_code: code))
+            let first = try remember(SeenRequest(confirmationCode: code), at: seenKey).confirmationCode ?? code
+            // A concurrent copy answered first: one confirmation code for one request.
+            if first != code { try dependencies.store.delete(RecordKey.deletion(code)) }
+            return try deletionAnswer(first)
         }
         let tenants = try lifecycle.deauthorize(metaUserId: signed.userId)
         dependencies.logger.info("meta_deauthorized", ["tenants": .int(tenants)])
+        _ = try remember(SeenRequest(confirmationCode: nil), at: seenKey)
         return .json(200, ["success": true])
     }
 
-    package func verify(_ request: CGIRequest, secret: String) throws -> SignedRequest {
+    /// What is kept of a signed request already acted on, until it is too old to be accepted.
+    package struct SeenRequest: Codable, Equatable {
+        package var confirmationCode: String?
+    }
+
+    /// Records the request as seen; when a concurrent copy recorded it first, that copy's record.
+    private func remember(_ seen: SeenRequest, at key: String) throws(StoreError) -> SeenRequest {
+        let lifetime = Int(Self.maxAgeSeconds + Self.maxFutureSeconds) + 60
+        do {
+            try dependencies.records.create(seen, at: key, ttl: lifetime)
+            return seen
+        } catch .alreadyExists {
+            return try dependencies.records.load(SeenRequest.self, at: key)?.0 ?? seen
+        }
+    }
+
+    private func deletionAnswer(_ code: String) throws -> CGIResponse {
+        struct Answer: Encodable {
+            var url: String
+            var confirmation_code: String
+        }
+        let base = try dependencies.config.redirectBase()
+        return .json(200, Answer(url: "\(base)/api/connect/meta/data-deletion?code=\(code)", confirmation_code: code))
+    }
+
+    /// The verified payload and the `signed_request` as sent.
+    package func verify(_ request: CGIRequest, secret: String) throws -> (SignedRequest, String) {
         let form = QueryParameters(parsing: String(decoding: request.body, as: UTF8.self))
         guard let signed = form.single("signed_request") else {
             throw APIError.badRequest("missing_signed_request", "The form field signed_request is required.")
         }
-        return try Self.verify(signed, secret: secret, now: dependencies.clock.now)
+        return (try Self.verify(signed, secret: secret, now: dependencies.clock.now), signed)
     }
 
     /// `signed_request` = base64url(signature) "." base64url(payload); the signature is
@@ -89,7 +123,7 @@ package struct MetaWebhooksHandler: Handler {
             throw APIError.badRequest("unsupported_algorithm", "signed_request must use HMAC-SHA256.")
         }
         let age = now.unixSeconds - payload.issuedAt
-        guard age <= Self.maxAgeSeconds, age >= -300 else {
+        guard age <= Self.maxAgeSeconds, age >= -Self.maxFutureSeconds else {
             throw APIError(401, "stale_signed_request", "signed_request was issued too long ago.")
         }
         guard payload.userId.consists(of: ASCII.isDigit, length: 1...32) else {

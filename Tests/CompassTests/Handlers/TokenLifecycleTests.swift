@@ -104,6 +104,14 @@ extension World {
         let signature = try #require(delivered.headers.first { $0.0 == "X-Compass-Signature" }?.1)
         #expect(signature == "sha256=" + Hex.encode(Crypto.hmacSHA256(key: Array("hook-secret-123456".utf8), message: Array((timestamp + ".").utf8) + body)))
         #expect(world.drain().notices.sent == 0)
+        // Notices go out under one lease: a run that finds it held leaves them to the holder.
+        IntegrationLifecycle(dependencies: world.dependencies).enqueueNotice(
+            CompassNotice(type: "integration.needs_reauth", tenant: "tenant_a", reason: "again", time: world.clock.now))
+        try world.store.create(RecordKey.noticesLease, [], ttl: 600)
+        let held = world.drain().notices
+        #expect(held.skipped && held.sent == 0)
+        try world.store.delete(RecordKey.noticesLease)
+        #expect(world.drain().notices.sent == 1)
 
         // Connecting again restores it, and the waiting event goes out.
         world.connectTenant()
@@ -209,6 +217,31 @@ extension World {
         #expect(status.json["tenants"] as? Int == 1)
         let unknown = world.run(MetaWebhooksHandler.self, world.request("GET", "/api/connect/meta/data-deletion?code=00000000000000000000", tenant: nil))
         #expect(unknown.status == 404)
+    }
+
+    /// Security review: a signed_request could be replayed within its hour. A replayed data
+    /// deletion answers the first answer; a replayed deauthorize changes nothing new.
+    @Test func aReplayedSignedRequestAnswersAsTheFirstAndChangesNothing() throws {
+        let world = World()
+        world.connectTenant("d1")
+        let deletion = world.signedRequest(user: SandboxData.defaultUserId)
+        let first = world.metaCallback("/api/connect/meta/data-deletion", deletion)
+        let again = world.metaCallback("/api/connect/meta/data-deletion", deletion)
+        #expect(first.status == 200 && again.status == 200)
+        #expect(again.text == first.text)
+        #expect(try world.store.count(prefix: "meta/deletion/") == 1)
+
+        let deauthorize = world.signedRequest(user: SandboxData.defaultUserId, issuedAt: world.clock.now.unixSeconds - 1)
+        world.connectTenant("d2")
+        #expect(world.metaCallback("/api/connect/meta/deauthorize", deauthorize).status == 200)
+        #expect(world.integration("d2")?.status == .disconnected)
+        // The tenant connects again within the hour; the same request arrives once more.
+        world.clock.advance(600)
+        world.connectTenant("d2")
+        let replayed = world.metaCallback("/api/connect/meta/deauthorize", deauthorize)
+        #expect(replayed.status == 200 && replayed.text == #"{"success":true}"#)
+        #expect(world.integration("d2")?.status == .connected)
+        #expect(world.credential("d2") != nil)
     }
 
     @Test func refusesBadStaleOrForeignSignatures() {
