@@ -278,12 +278,14 @@ package struct GraphClient: Sendable {
 
     /// Seconds until Meta lets the app call again: `Retry-After`, or the largest
     /// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
+    /// At most a day: an answer asking for longer is taken as a day (and cannot overflow).
     package static func retryAfter(_ headers: [String: String]) -> Int? {
-        if let raw = headers["retry-after"], let seconds = Int(raw), seconds >= 0 { return seconds }
+        let day = 86_400
+        if let raw = headers["retry-after"], let seconds = Int(raw), seconds >= 0 { return min(seconds, day) }
         guard let usage = headers["x-business-use-case-usage"],
               let decoded = try? JSON.decode([String: [UsageEntry]].self, from: Array(usage.utf8)) else { return nil }
         let minutes = decoded.values.flatMap { $0 }.compactMap(\.estimatedTimeToRegainAccess).max()
-        return minutes.map { $0 * 60 }
+        return minutes.map { min(max($0, 0), day / 60) * 60 }
     }
 
     private struct UsageEntry: Decodable {

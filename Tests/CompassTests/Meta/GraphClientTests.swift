@@ -105,6 +105,11 @@ import Testing
             #"{"123":[{"type":"ads_management","call_count":100,"estimated_time_to_regain_access":5},{"estimated_time_to_regain_access":2}]}"#]) == 300)
         #expect(GraphClient.retryAfter(["x-business-use-case-usage": "not json"]) == nil)
         #expect(GraphClient.retryAfter([:]) == nil)
+        // Found by the fuzzer: minutes this large overflowed when turned into seconds.
+        #expect(GraphClient.retryAfter(["x-business-use-case-usage":
+            #"{"123":[{"tt":100,"estimated_time_to_regain_access":5222222222222222222}]}"#]) == 86_400)
+        #expect(GraphClient.retryAfter(["retry-after": "99999999"]) == 86_400)
+        #expect(GraphClient.retryAfter(["x-business-use-case-usage": #"{"1":[{"estimated_time_to_regain_access":-5}]}"#]) == 0)
     }
 
     @Test func theDialogURLCarriesExactlyWhatMetaNeeds() throws {
