@@ -65,7 +65,27 @@ struct WebDriver {
         }
     }
 
-    func click(_ css: String) throws { _ = try Self.call("POST", url + "/element/\(try element(css))/click") }
+    /// Clicks once the element is displayed and enabled; a click the browser still refuses
+    /// (not interactable yet, or the page replaced the element) is tried again until `seconds`.
+    func click(_ css: String, seconds: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            do {
+                let id = try element(css, seconds: max(deadline.timeIntervalSinceNow, 0.1))
+                let shown = try Self.call("GET", url + "/element/\(id)/displayed")["value"] as? Bool ?? false
+                let enabled = try Self.call("GET", url + "/element/\(id)/enabled")["value"] as? Bool ?? false
+                if shown && enabled {
+                    _ = try Self.call("POST", url + "/element/\(id)/click")
+                    return
+                }
+            } catch let failure as Failure where failure.description.contains("not interactable")
+                || failure.description.contains("stale element") || failure.description.contains("click intercepted") {
+                // The page is still changing: look again.
+            }
+            guard Date() < deadline else { throw Failure(description: "\(css) never became clickable") }
+            usleep(100_000)
+        }
+    }
 
     func type(_ css: String, _ text: String) throws {
         let id = try element(css)
@@ -106,17 +126,31 @@ struct WebDriver {
     @Test(.enabled(if: WebDriver.available, "Chromium or chromedriver is not installed (apt-get install chromium chromium-driver)"))
     func aTenantConnectsAndPicksAPixelInTheBrowser() throws {
         let host = try LighttpdHost()
-        let driverPort = try LighttpdHost.freePort()
-        let driverPid = try LighttpdHost.spawn([WebDriver.chromedriver!, "--port=\(driverPort)"], stderr: host.folder.path + "/chromedriver.log")
+        // chromedriver on a free port; one taken meanwhile makes it exit, and another is tried.
+        var driver: (port: Int, pid: pid_t)? = nil
+        for _ in 0..<5 where driver == nil {
+            let port = try LighttpdHost.freePort()
+            let pid = try LighttpdHost.spawn([WebDriver.chromedriver!, "--port=\(port)"], stderr: host.folder.path + "/chromedriver.log")
+            let deadline = Date().addingTimeInterval(15)
+            var status: Int32 = 0
+            while Date() < deadline {
+                if waitpid(pid, &status, WNOHANG) == pid { break }
+                if LighttpdHost.accepts(port) {
+                    driver = (port, pid)
+                    break
+                }
+                usleep(50_000)
+            }
+            if driver == nil {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+        }
+        guard let (driverPort, driverPid) = driver else { Issue.record("chromedriver did not start"); return }
         defer {
             kill(driverPid, SIGTERM)
             var status: Int32 = 0
             waitpid(driverPid, &status, 0)
-        }
-        let deadline = Date().addingTimeInterval(15)
-        while !LighttpdHost.accepts(driverPort) {
-            guard Date() < deadline else { Issue.record("chromedriver did not start"); return }
-            usleep(50_000)
         }
         let browser = try WebDriver.start(driverPort: driverPort, profile: host.folder.path + "/profile")
         defer { browser.quit() }

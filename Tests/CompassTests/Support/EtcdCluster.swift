@@ -26,15 +26,28 @@ final class EtcdCluster: @unchecked Sendable {
 
     enum Failure: Error { case notInstalled, didNotStart(String) }
 
+    /// Starts `size` nodes on free ports; should another process take a port before a node
+    /// binds it, the node exits saying so, and the cluster starts again on other ports.
     init(size: Int) throws {
         guard Self.binary != nil else { throw Failure.notInstalled }
-        var list: [Node] = []
-        for index in 0..<size {
-            list.append(Node(name: "n\(index)", clientPort: try LighttpdHost.freePort(), peerPort: try LighttpdHost.freePort(), pid: 0))
+        nodes = Mutex([])
+        var attempt = 0
+        while true {
+            attempt += 1
+            var list: [Node] = []
+            for index in 0..<size {
+                list.append(Node(name: "n\(index)", clientPort: try LighttpdHost.freePort(), peerPort: try LighttpdHost.freePort(), pid: 0))
+            }
+            nodes.withLock { $0 = list }
+            do {
+                for index in 0..<size { try start(index) }
+                try waitUntilServing()
+                return
+            } catch Failure.didNotStart(let logs) where logs.contains("address already in use") && attempt < 4 {
+                killAll()
+                for node in list { try? FileManager.default.removeItem(atPath: folder.path + "/" + node.name) }
+            }
         }
-        nodes = Mutex(list)
-        for index in 0..<size { try start(index) }
-        try waitUntilServing()
     }
 
     deinit {
@@ -89,16 +102,28 @@ final class EtcdCluster: @unchecked Sendable {
         }
     }
 
-    /// Until a write succeeds (a leader is elected), at most 20 seconds.
+    /// Until a write succeeds (a leader is elected), at most 20 seconds; at once when a node
+    /// has exited (a port taken, for one).
     func waitUntilServing() throws {
         let store = self.store(namespace: "health")
         let deadline = Date().addingTimeInterval(20)
         while true {
             if (try? store.put("probe", [1])) != nil { return }
-            guard Date() < deadline else {
+            let exited = nodes.withLock { list in
+                var any = false
+                for index in list.indices where list[index].pid > 0 {
+                    var status: Int32 = 0
+                    if waitpid(list[index].pid, &status, WNOHANG) == list[index].pid {
+                        list[index].pid = 0
+                        any = true
+                    }
+                }
+                return any
+            }
+            guard Date() < deadline, !exited else {
                 let logs = (try? FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".log") }
                     .map { (try? String(contentsOfFile: folder.path + "/" + $0, encoding: .utf8)) ?? "" }.joined()) ?? ""
-                throw Failure.didNotStart(String(logs.suffix(2000)))
+                throw Failure.didNotStart(String(logs.suffix(4000)))
             }
             usleep(100_000)
         }

@@ -21,15 +21,30 @@ final class LighttpdHost: @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    enum Failure: Error { case notInstalled, didNotStart(String) }
+    enum Failure: Error { case notInstalled, didNotStart(String), portTaken }
 
     static var binary: String? {
         ["/usr/sbin/lighttpd", "/usr/bin/lighttpd", "/usr/local/sbin/lighttpd"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    init(extra: [String: String] = [:]) throws {
+    /// Starts on a free port; should another process take the port between the choice and
+    /// lighttpd's bind, lighttpd says so in its log and exits, and another port is tried.
+    convenience init(extra: [String: String] = [:]) throws {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try self.init(port: try Self.freePort(), extra: extra)
+                return
+            } catch Failure.portTaken where attempt < 5 {
+                continue
+            }
+        }
+    }
+
+    private init(port: Int, extra: [String: String]) throws {
         guard let lighttpd = Self.binary else { throw Failure.notInstalled }
-        port = try Self.freePort()
+        self.port = port
         let base = "http://127.0.0.1:\(port)"
         var env = [
             "META_APP_ID": World.appId, "META_APP_SECRET": World.appSecret, "META_GRAPH_URL": base + "/graph",
@@ -50,14 +65,21 @@ final class LighttpdHost: @unchecked Sendable {
         errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")
         _ = FileManager.default.createFile(atPath: errorLog.path, contents: nil)
         pid = try Self.spawn([lighttpd, "-D", "-f", configPath], stderr: errorLog.path)
+        // lighttpd logs "server started" once it listens; a port taken meanwhile makes it exit.
         let deadline = Date().addingTimeInterval(10)
-        while !Self.accepts(port) {
-            guard kill(pid, 0) == 0, Date() < deadline else { throw Failure.didNotStart(log) }
+        while !log.contains("server started") {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                pid = 0
+                throw log.contains("Address already in use") ? Failure.portTaken : Failure.didNotStart(log)
+            }
+            guard Date() < deadline else { throw Failure.didNotStart(log) }
             usleep(20_000)
         }
     }
 
     deinit {
+        guard pid > 0 else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<250 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
@@ -111,16 +133,25 @@ final class LighttpdHost: @unchecked Sendable {
         return String(cookie)
     }
 
+    /// A loopback port nothing listens on, chosen below the kernel's ephemeral range
+    /// (`ip_local_port_range`, 32768 and up), so that no outgoing connection of this machine
+    /// takes it as its own port meanwhile. A server started on it must still handle a port taken
+    /// by another test in between (the callers retry).
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            if bound { return port }
+        }
+        throw Failure.didNotStart("no free port between 20000 and 32000")
     }
 
     static func accepts(_ port: Int) -> Bool {
