@@ -190,7 +190,11 @@ extension World {
         world.readyTenant()
         world.queueFault(.serverError, path: "2000101/events", count: 1)
         #expect(world.send(world.batch((0..<40).map { "c\($0)" })).status == 202)
+        // Every drain that gets past the lease is held at the outbox listing until all four
+        // arrive (at most a second): without the lease, all four would list the same events.
+        world.storeOverride = RendezvousStore(base: world.store, at: .list, prefix: "meta/outbox/tenant_a/", parties: 4, waitSeconds: 1)
         DispatchQueue.concurrentPerform(iterations: 4) { _ in _ = world.drain() }
+        world.storeOverride = nil
         // Whatever the interleaving, a later drain finishes the job and nothing arrives twice.
         _ = world.drain()
         let ids = world.deliveredIds()

@@ -131,6 +131,31 @@ extension World {
         #expect(world.refreshTokens().renewed == 1)
     }
 
+    /// A reconnect that lands while a renewal is in flight keeps its token: the renewal's write
+    /// is a compare-and-swap on the credential it read, and the run counts the tenant skipped.
+    @Test func aReconnectDuringARenewalKeepsItsToken() throws {
+        let world = World()
+        world.connectTenant()
+        world.clock.advance(55 * 86_400)
+        let reconnected = Mutex(false)
+        world.transport.intercept.withLock {
+            $0 = { request in
+                guard request.url.contains("fb_exchange_token"), !reconnected.withLock({ $0 }) else { return nil }
+                // The tenant connects again while Meta answers the renewal.
+                reconnected.withLock { $0 = true }
+                var credential = world.credential()!
+                credential.token = CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+                    .seal("EAAreconnected-token", context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
+                _ = try? RecordStore(store: world.store).save(credential, at: RecordKey.credential("tenant_a"))
+                return nil
+            }
+        }
+        let summary = world.refreshTokens()
+        #expect(reconnected.withLock { $0 })
+        #expect(summary.renewed == 0 && summary.skipped == 1, "\(summary)")
+        #expect(try world.storedToken() == "EAAreconnected-token")
+    }
+
     @Test func rotationReencryptsSoTheOldKeyCanGo() throws {
         let world = World()
         world.connectTenant()

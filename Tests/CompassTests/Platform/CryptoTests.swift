@@ -105,6 +105,22 @@ import Testing
         #expect(!JSON.encode(sealed).contains(Array("EAAB".utf8)))
     }
 
+    /// A nonce used twice under one key breaks AES-GCM: each seal takes twelve fresh bytes from
+    /// the random source, and they are the nonce stored with the record.
+    @Test func eachSealTakesAFreshNonceFromTheRandomSource() throws {
+        let keys = CredentialKeys(current: Crypto.randomBytes(32))
+        let cipher = CredentialCipher(keys: keys, random: SecureRandom())
+        let first = cipher.seal("EAAB-same-token", context: "c"), second = cipher.seal("EAAB-same-token", context: "c")
+        #expect(first.nonce != second.nonce)
+        #expect(first.ciphertext != second.ciphertext)
+        struct Counting: RandomSource {
+            func bytes(_ count: Int) -> [UInt8] { (0..<count).map { UInt8($0 + 1) } }
+        }
+        let injected = CredentialCipher(keys: keys, random: Counting()).seal("EAAB-same-token", context: "c")
+        #expect(Data(base64Encoded: injected.nonce).map(Array.init) == Array(1...12))
+        #expect(try cipher.open(injected, context: "c") == "EAAB-same-token")
+    }
+
     @Test func previousKeyStillDecryptsDuringRotation() throws {
         let old = Crypto.randomBytes(32), new = Crypto.randomBytes(32)
         let sealedOld = CredentialCipher(keys: CredentialKeys(current: old), random: SecureRandom()).seal("t0ken-value", context: "c")

@@ -168,29 +168,36 @@ extension CGIResponse {
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
 }
 
-/// A store that holds every caller of `count` under `prefix` until `parties` callers have
-/// arrived (or `waitSeconds` passed): two requests that both count before either writes, the
-/// race a lock must prevent, made certain instead of left to the scheduler.
+/// A store that holds every caller of one operation (`count` or `list`) under `prefix` until
+/// `parties` callers have arrived (or `waitSeconds` passed): several requests that all read
+/// before any writes, the race a lock or a lease must prevent, made certain instead of left to
+/// the scheduler.
 final class RendezvousStore: KeyValueStore, @unchecked Sendable {
+    enum Operation { case count, list }
     let base: any KeyValueStore
+    let operation: Operation
     let prefix: String
     let parties: Int
     let waitSeconds: Double
     private let arrived = Mutex(0)
 
-    init(base: any KeyValueStore, prefix: String, parties: Int = 2, waitSeconds: Double = 2) {
+    init(base: any KeyValueStore, at operation: Operation = .count, prefix: String, parties: Int = 2, waitSeconds: Double = 2) {
         self.base = base
+        self.operation = operation
         self.prefix = prefix
         self.parties = parties
         self.waitSeconds = waitSeconds
     }
 
+    private func meet(_ operation: Operation, _ prefix: String) {
+        guard operation == self.operation, prefix.hasPrefix(self.prefix) else { return }
+        arrived.withLock { $0 += 1 }
+        let deadline = Date().addingTimeInterval(waitSeconds)
+        while arrived.withLock({ $0 }) < parties && Date() < deadline { usleep(1_000) }
+    }
+
     func count(prefix: String) throws(StoreError) -> Int {
-        if prefix.hasPrefix(self.prefix) {
-            arrived.withLock { $0 += 1 }
-            let deadline = Date().addingTimeInterval(waitSeconds)
-            while arrived.withLock({ $0 }) < parties && Date() < deadline { usleep(1_000) }
-        }
+        meet(.count, prefix)
         return try base.count(prefix: prefix)
     }
 
@@ -201,7 +208,10 @@ final class RendezvousStore: KeyValueStore, @unchecked Sendable {
         try base.compareAndSwap(key, value, expected: version, ttl: ttl)
     }
     func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool { try base.delete(key, ifVersion: version) }
-    func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage { try base.list(prefix: prefix, after: after, limit: limit) }
+    func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        meet(.list, prefix)
+        return try base.list(prefix: prefix, after: after, limit: limit)
+    }
     func deleteAll(prefix: String) throws(StoreError) -> Int { try base.deleteAll(prefix: prefix) }
     func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
         try base.sweepExpired(after: after, limit: limit, asOf: asOf)
