@@ -208,7 +208,8 @@ package struct GraphSandbox: Sendable {
     }
 
     private func debugToken(_ query: QueryParameters) -> HTTPResponse {
-        guard query.single("access_token") == "\(appId)|\(appSecret)" else {
+        guard let appToken = query.single("access_token"),
+              Crypto.constantTimeEquals(Array(appToken.utf8), Array("\(appId)|\(appSecret)".utf8)) else {
             return graphError(400, code: 190, type: "OAuthException", message: "Invalid OAuth access token - Cannot parse access token")
         }
         guard let input = query.single("input_token"), let (record, _) = loadToken(input) else {

@@ -1,4 +1,5 @@
 import CCrypto
+import Synchronization
 
 /// The cryptography this product needs, all of it from OpenSSL's libcrypto.
 package enum Crypto {
@@ -30,6 +31,9 @@ package enum Crypto {
 
     /// Equal length and equal bytes, in time that does not depend on where they differ.
     package static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        #if DEBUG
+        witness?.record()
+        #endif
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
         return a.withUnsafeBytes { x in
@@ -113,3 +117,18 @@ package enum Crypto {
         return bytes.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
     }
 }
+
+#if DEBUG
+/// Debug builds only: a test binds `Crypto.witness` around a secret check to see that the check
+/// compares through `constantTimeEquals` (a task-local value: tests running at once do not mix).
+package final class ComparisonWitness: Sendable {
+    private let count = Mutex(0)
+    package init() {}
+    package var comparisons: Int { count.withLock { $0 } }
+    func record() { count.withLock { $0 += 1 } }
+}
+
+extension Crypto {
+    @TaskLocal package static var witness: ComparisonWitness?
+}
+#endif

@@ -87,7 +87,8 @@ import Testing
         let down = try a.send("POST", "/api/connect/meta/events", headers: bearer, body: LighttpdHost.lead("during-outage"))
         #expect(down.status == 503)
         #expect(json(down)["error"].map { ($0 as? [String: Any])?["code"] as? String } == "store_unavailable")
-        #expect(Date().timeIntervalSince(started) < 12)
+        // The store gives up within its 9-second deadline: never a hang.
+        #expect(Date().timeIntervalSince(started) < 20)
         #expect(try b.send("GET", "/api/connect/meta", headers: session).status == 503)
         let cron = try b.runCronDirectly()
         #expect(cron["error"] != nil)

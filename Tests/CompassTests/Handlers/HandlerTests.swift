@@ -33,7 +33,7 @@ import Testing
     @Test func everyConnectGetsItsOwnState() throws {
         let world = World()
         let states = (0..<20).map { _ in
-            world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta")).header("Location")!
+            world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta")).header("Location") ?? "no location"
         }
         #expect(Set(states).count == 20)
     }
@@ -79,8 +79,12 @@ import Testing
     let settingsURL = "\(World.base)/settings/integrations"
 
     func dialogState(_ world: World, tenant: String = "tenant_a") -> String {
-        let location = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta", tenant: tenant)).header("Location")!
-        return QueryParameters(parsing: location.split(separator: "?")[1]).single("state")!
+        let location = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta", tenant: tenant)).header("Location")
+        guard let query = location?.split(separator: "?").dropFirst().first, let state = QueryParameters(parsing: query).single("state") else {
+            Issue.record("connect gave no dialog URL with a state: \(location ?? "none")")
+            return "missing-state"
+        }
+        return state
     }
 
     /// Approves in the sandbox dialog and returns the callback query Meta would send.
@@ -92,8 +96,12 @@ import Testing
         query.append("state", state)
         query.append("scope", "ads_read,business_management")
         query.append("sandbox_action", "approve")
-        let answer = try! world.transport.send(HTTPRequest(method: "GET", url: "\(World.graphBase)/v26.0/dialog/oauth?\(query.encoded)"))
-        return String(answer.headers["location"]!.split(separator: "?", maxSplits: 1)[1])
+        guard let answer = try? world.transport.send(HTTPRequest(method: "GET", url: "\(World.graphBase)/v26.0/dialog/oauth?\(query.encoded)")),
+              let back = answer.headers["location"]?.split(separator: "?", maxSplits: 1).dropFirst().first else {
+            Issue.record("the sandbox dialog did not redirect back")
+            return ""
+        }
+        return String(back)
     }
 
     func callback(_ world: World, _ query: String, tenant: String? = "tenant_a") -> CGIResponse {
@@ -122,7 +130,7 @@ import Testing
             .open(credential.token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
         #expect(token.hasPrefix("EAAS"))
         // The token appears nowhere in the store's files nor in the logs.
-        let files = FileManager.default.enumerator(atPath: world.folder.path + "/store")!.compactMap { $0 as? String }
+        let files = try #require(FileManager.default.enumerator(atPath: world.folder.path + "/store")).compactMap { $0 as? String }
         for file in files where file.hasSuffix(".rec") {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: world.folder.path + "/store/" + file))
             #expect(!Array(bytes).contains(Array(token.utf8)))
@@ -133,23 +141,23 @@ import Testing
         #expect(world.transport.paths.filter { $0.hasSuffix("me/adaccounts") }.count == 3)
     }
 
-    @Test func denialWithOrWithoutStateIsMetaDenied() {
+    @Test func denialWithOrWithoutStateIsMetaDenied() throws {
         let world = World()
         let state = dialogState(world)
         #expect(callback(world, "error=access_denied&error_reason=user_denied&state=\(state)").header("Location")
             == "\(settingsURL)?error=meta_denied")
         #expect(callback(world, "error=access_denied&error_reason=user_denied").header("Location") == "\(settingsURL)?error=meta_denied")
         // The denied state was consumed.
-        #expect(try! world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.isEmpty)
+        #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.isEmpty)
         #expect(world.integration() == nil)
     }
 
-    @Test func missingUnknownOrRepeatedStateIsInvalid() {
+    @Test func missingUnknownOrRepeatedStateIsInvalid() throws {
         let world = World()
         let query = approve(world, state: dialogState(world))
-        let code = QueryParameters(parsing: query).single("code")!
+        let code = try #require(QueryParameters(parsing: query).single("code"))
         for bad in ["code=\(code)", "code=\(code)&state=nosuchstate000000000000000000000000000000",
-                    "code=\(code)&state=a&state=b", "state=\(QueryParameters(parsing: query).single("state")!)"] {
+                    "code=\(code)&state=a&state=b", "state=\(QueryParameters(parsing: query).single("state") ?? "")"] {
             #expect(callback(world, bad).header("Location") == "\(settingsURL)?error=meta_state_invalid")
         }
         #expect(world.integration() == nil)
@@ -208,10 +216,10 @@ import Testing
         #expect(world.credential() == credentialBefore)
     }
 
-    @Test func aReusedCodeIsExchangeFailed() {
+    @Test func aReusedCodeIsExchangeFailed() throws {
         let world = World()
         let query = approve(world, state: dialogState(world))
-        let code = QueryParameters(parsing: query).single("code")!
+        let code = try #require(QueryParameters(parsing: query).single("code"))
         #expect(callback(world, query).header("Location") == "\(settingsURL)?connected=meta")
         let second = dialogState(world)
         #expect(callback(world, "code=\(code)&state=\(second)").header("Location") == "\(settingsURL)?error=meta_exchange_failed")
@@ -246,7 +254,7 @@ import Testing
 
     func storedToken(_ world: World, _ tenant: String = "tenant_a") throws -> String {
         try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
-            .open(world.credential(tenant)!.token, context: IntegrationCredential.sealContext(tenantId: tenant))
+            .open(try #require(world.credential(tenant)).token, context: IntegrationCredential.sealContext(tenantId: tenant))
     }
 
     func isValidAtMeta(_ world: World, _ token: String) throws -> Bool {
@@ -348,7 +356,7 @@ import Testing
         #expect(json["grantedScopes"] as? [String] == ["ads_read", "business_management"])
         #expect(json["pixels"] == nil)
         let token = try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
-            .open(world.credential()!.token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
+            .open(try #require(world.credential()).token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
         #expect(!response.text.contains(token))
         #expect(!response.text.contains("ciphertext"))
     }

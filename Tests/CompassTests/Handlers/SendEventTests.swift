@@ -15,7 +15,8 @@ extension World {
         var body = #"{"adAccountId":"act_1000001","pixelId":"2000101""#
         if let testEventCode { body += #","testEventCode":"\#(testEventCode)""# }
         let response = run(SettingsHandler.self, request("PUT", "/api/connect/meta/settings", tenant: tenant, body: body + "}"))
-        precondition(response.status == 200, response.text)
+        // A regression fails the test that needs the tenant, not the whole run.
+        if response.status != 200 { Issue.record("the tenant could not pick its pixel: \(response.text)") }
     }
 
     func send(_ body: String, tenant: String = "tenant_a", query: String = "") -> CGIResponse {
@@ -33,7 +34,12 @@ extension World {
     }
 
     func drain() -> RefreshCronHandler.Summary {
-        try! RefreshCronHandler(dependencies: dependencies).run()
+        do {
+            return try RefreshCronHandler(dependencies: dependencies).run()
+        } catch {
+            Issue.record("refresh-cron could not run: \(error)")
+            return RefreshCronHandler.Summary()
+        }
     }
 
     func lead(_ id: String, time: Int64? = nil, email: String = "a@b.co") -> String {
@@ -159,7 +165,7 @@ extension World {
         #expect(world.send(world.lead("same")).json["eventsReceived"] as? Int == 1)
     }
 
-    @Test func anOutageQueuesThenTheDrainDeliversExactlyOnce() {
+    @Test func anOutageQueuesThenTheDrainDeliversExactlyOnce() throws {
         let world = World()
         world.readyTenant()
         world.queueFault(.serverError, path: "2000101/events", count: 1)
@@ -171,7 +177,7 @@ extension World {
         // The pipeline retries the same request: stored once, reported as duplicates.
         let retry = world.send(world.batch(["q1", "q2", "q3"]))
         #expect(retry.json["duplicates"] as? Int == 3)
-        #expect(try! world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 10).entries.count == 3)
+        #expect(try world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 10).entries.count == 3)
 
         let summary = world.drain()
         #expect(summary.outbox.sent == 3)

@@ -9,13 +9,14 @@ import Testing
 
 @Suite struct GraphClientTests {
     func client(_ world: World) -> GraphClient {
-        GraphClient(config: world.config, app: try! world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        GraphClient(config: world.config, app: world.config.metaAppID.map { Config.MetaApp(id: $0, secret: World.appSecret) } ?? Config.MetaApp(id: "", secret: ""),
+                    transport: world.transport, logger: world.logs.logger())
     }
 
     func longLivedToken(_ world: World) throws -> String {
         world.connectTenant()
         return try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
-            .open(world.credential()!.token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
+            .open(try #require(world.credential()).token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
     }
 
     @Test func addsTheProofToPagingLinksThatLackIt() throws {

@@ -8,12 +8,12 @@ import Foundation
 import Testing
 
 /// The same inputs through our normalizer and through Meta's official Python SDK
-/// (facebook-business 26.0.3, installed by this test into a venv under .build-venv/). Where the
+/// (facebook-business 26.0.3, installed by this test into a venv under the build folder, .build/python/). Where the
 /// SDK's rule and Meta's documentation agree, the hashes must be equal; where they differ, the
 /// case must be listed below with our rule, and it must really differ.
 @Suite struct SDKParityTests {
     static let sdkVersion = "26.0.3"
-    static let venv = FunctionsManifestTests.root.appendingPathComponent(".build-venv/facebook-business-\(sdkVersion)")
+    static let venv = FunctionsManifestTests.root.appendingPathComponent(".build/python/facebook-business-\(sdkVersion)")
 
     static let inputs: [(String, String)] = [
         ("em", "John_Smith@gmail.com"), ("em", " Jane.Doe@Example.COM "), ("em", "not-an-email"),

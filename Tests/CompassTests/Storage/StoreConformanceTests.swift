@@ -26,8 +26,9 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     /// A namespace of its own on the shared etcd node. etcd's leases run on its own clock, so
     /// time passes for real (with a margin for etcd's lease checker).
-    static func etcdStore() -> StoreUnderTest {
-        guard let cluster = EtcdCluster.shared else { fatalError("etcd could not be started: is etcd-server installed?") }
+    /// A clear failure of each etcd case (not a crash of the run) when etcd cannot start.
+    static func etcdStore() throws -> StoreUnderTest {
+        guard let cluster = EtcdCluster.shared else { throw EtcdCluster.Failure.didNotStart("etcd could not be started: is etcd-server installed?") }
         let namespace = "t" + UUID().uuidString.prefix(8).lowercased()
         return StoreUnderTest(name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
                               advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
@@ -37,13 +38,13 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 /// The behaviour every backend of `KeyValueStore` must have (DESIGN section 6). Each test
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
-    static let backends: [@Sendable () -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore]
+    static let backends: [@Sendable () throws -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test(arguments: backends)
-    func getPutAndVersions(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func getPutAndVersions(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(try store.get("a/b") == nil)
         let v1 = try store.put("a/b", bytes("one"))
@@ -56,8 +57,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func createOnlyWhenAbsent(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func createOnlyWhenAbsent(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.create("k", bytes("first"))
         #expect(throws: StoreError.alreadyExists) { try store.create("k", bytes("second")) }
@@ -65,8 +66,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func compareAndSwapNeedsTheCurrentVersion(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func compareAndSwapNeedsTheCurrentVersion(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(throws: StoreError.versionMismatch) { try store.compareAndSwap("k", bytes("x"), expected: 1, ttl: nil) }
         let v1 = try store.put("k", bytes("1"))
@@ -76,8 +77,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func aVersionFromBeforeADeleteIsNeverValidAgain(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func aVersionFromBeforeADeleteIsNeverValidAgain(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         let old = try store.put("k", bytes("1"))
         try store.delete("k")
@@ -86,8 +87,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func deleteUnconditionallyOrOnVersion(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func deleteUnconditionallyOrOnVersion(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(try store.delete("missing") == false)
         let v = try store.put("k", bytes("1"))
@@ -100,8 +101,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func expiredKeysAreInvisibleAndCanBeCreatedAgain(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func expiredKeysAreInvisibleAndCanBeCreatedAgain(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.put("ttl/short", bytes("x"), ttl: 1)
         try store.put("ttl/long", bytes("y"), ttl: 3600)
@@ -115,8 +116,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         let keys = ["p/a", "p/a-c", "p/a/b", "p/a/b/c", "p/a0", "p/b", "p/B", "p/_x", "q/a", "pz"]
         for key in keys.shuffled() { try store.put(key, bytes(key)) }
@@ -141,8 +142,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func countsKeysUnderAPrefixSkippingExpiredOnes(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func countsKeysUnderAPrefixSkippingExpiredOnes(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         for key in ["c/a", "c/b/x", "c/b/y", "cz", "d/a"] { try store.put(key, bytes(key)) }
         try store.put("c/gone", bytes("x"), ttl: 1)
@@ -154,8 +155,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func rejectsKeysThatCouldEscapeOrAreMalformed(_ make: @Sendable () -> StoreUnderTest) {
-        let subject = make(), store = subject.store
+    func rejectsKeysThatCouldEscapeOrAreMalformed(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         for key in ["", "../x", "a/../../x", "a//b", "/a", "a/", "a/./b", "a b", "a\u{0}b", "é",
                     String(repeating: "a", count: 513)] {
@@ -166,8 +167,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func threadsRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func threadsRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for _ in 0..<25 {
@@ -193,8 +194,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func deleteAllRemovesEveryKeyUnderAPrefixAndNothingElse(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func deleteAllRemovesEveryKeyUnderAPrefixAndNothingElse(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         for key in ["t/a/1", "t/a/2", "t/a/x/3", "t/ab", "t/b/1"] { try store.put(key, bytes(key)) }
         try store.put("t/a/short", bytes("s"), ttl: 3600)
@@ -206,8 +207,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// Expired records are deleted by the sweep, in batches, and only those: what a later read
     /// would not see anyway.
     @Test(arguments: backends)
-    func sweepDeletesExpiredRecordsOnlyInBatches(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make(), store = subject.store
+    func sweepDeletesExpiredRecordsOnlyInBatches(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.put("s/forever", bytes("f"))
         for index in 0..<5 { try store.put("s/short/\(index)", bytes("x"), ttl: 60) }
@@ -230,8 +231,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: backends)
-    func processesRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () -> StoreUnderTest) throws {
-        let subject = make()
+    func processesRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make()
         defer { withExtendedLifetime(subject) {} }
         let processes = try (0..<6).map { _ in
             try Executables.start("compass-dev", arguments: ["store-increment", subject.url, "race/counter", "30"])
