@@ -42,19 +42,68 @@ package struct EventPipeline {
         return .ready(delivery, integration)
     }
 
-    // MARK: Dedup
+    // MARK: One state per event id: claimed, queued, sent
 
-    /// True when Meta took this event in the last 48 hours or it already waits in the outbox.
-    package func isKnown(_ event: NormalizedEvent) throws(StoreError) -> Bool {
-        if try dependencies.store.get(RecordKey.sent(tenant, event.dedupKey)) != nil { return true }
-        return try dependencies.store.get(RecordKey.outbox(tenant, event.dedupKey)) != nil
+    /// What `meta/sent/<tenant>/<event key>` holds. A copy of an event is sent only by the
+    /// request (or drain) that claimed it; the others find it claimed, queued or sent.
+    package enum EventState: String {
+        /// Taken by a request or a drain that is sending it now (a short TTL: a holder that died frees it).
+        case claimed = "claim"
+        /// Waiting in the outbox (as long as Meta's window and a day).
+        case queued
+        /// Meta took it; kept for Meta's 48-hour deduplication window.
+        case sent = "1"
+
+        var lifetimeSeconds: Int {
+            switch self {
+            case .claimed: 120
+            case .queued: 8 * 86_400
+            case .sent: RecordStore.sentLifetimeSeconds
+            }
+        }
     }
 
-    package func markSent(_ events: [NormalizedEvent]) {
+    /// How long a copy waits for another copy's send to end before it queues itself instead.
+    package static let claimWaitMilliseconds: Int64 = 5_000
+
+    package enum Claim {
+        /// This request sends it; the version releases or settles the claim.
+        case claimed(UInt64)
+        /// Another copy was delivered or is queued: this one is a duplicate.
+        case duplicate
+        /// Another copy is still being sent after the wait: this one goes to the outbox, where
+        /// the drain sends it unless that copy was delivered meanwhile.
+        case pending
+    }
+
+    /// Claims `event` for this request: of overlapping copies exactly one wins the claim.
+    package func claim(_ event: NormalizedEvent) throws(StoreError) -> Claim {
+        let key = RecordKey.sent(tenant, event.dedupKey)
+        let deadline = monotonicMilliseconds() + Self.claimWaitMilliseconds
+        while true {
+            do {
+                return .claimed(try dependencies.store.create(key, Array(EventState.claimed.rawValue.utf8), ttl: EventState.claimed.lifetimeSeconds))
+            } catch {
+                guard error == .alreadyExists else { throw error }
+            }
+            // Released or expired in between: claim again.
+            guard let current = try dependencies.store.get(key) else { continue }
+            guard EventState(rawValue: String(decoding: current.value, as: UTF8.self)) == .claimed else { return .duplicate }
+            guard monotonicMilliseconds() < deadline else { return .pending }
+            usleep(20_000)
+        }
+    }
+
+    /// Records what became of claimed events (sent, queued) or releases the claim (rejected).
+    package func settle(_ events: [NormalizedEvent], as state: EventState?) {
         for event in events {
-            // Losing a marker only risks a resend, which Meta deduplicates by event_id.
-            _ = try? dependencies.store.put(RecordKey.sent(tenant, event.dedupKey), Array("1".utf8),
-                                            ttl: RecordStore.sentLifetimeSeconds)
+            let key = RecordKey.sent(tenant, event.dedupKey)
+            // Losing a state only risks a resend, which Meta deduplicates by event_id.
+            if let state {
+                _ = try? dependencies.store.put(key, Array(state.rawValue.utf8), ttl: state.lifetimeSeconds)
+            } else {
+                _ = try? dependencies.store.delete(key)
+            }
         }
     }
 
@@ -191,6 +240,8 @@ package struct EventPipeline {
         package var retried = 0
         package var dead = 0
         package var waiting = 0
+        /// Queued copies of events delivered meanwhile by another copy: removed, not sent.
+        package var duplicates = 0
         package var skipped: String?
     }
 
@@ -247,11 +298,21 @@ package struct EventPipeline {
                     try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
                     summary.dead += 1
                 } else if entry.nextAttemptAt <= now {
+                    let event: NormalizedEvent
                     do {
-                        due.append((key, value.version, entry, try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)))
+                        event = try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)
                     } catch {
                         // Sealed under a key no longer configured, or altered: it stays for an operator.
                         dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key), "error": .string("\(error)")])
+                        continue
+                    }
+                    // The same claim as a direct send: a copy delivered meanwhile is not sent again.
+                    switch try claimQueued(dedup) {
+                    case .claimed: due.append((key, value.version, entry, event))
+                    case .duplicate:
+                        _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                        summary.duplicates += 1
+                    case .pending: summary.waiting += 1
                     }
                 } else {
                     summary.waiting += 1
@@ -262,7 +323,7 @@ package struct EventPipeline {
             for index in report.sent {
                 _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
             }
-            markSent(report.sent.map { due[$0].event })
+            settle(report.sent.map { due[$0].event }, as: .sent)
             summary.sent += report.sent.count
             for rejection in report.rejected {
                 try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
@@ -282,6 +343,7 @@ package struct EventPipeline {
                     let backoff = min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
                     entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
                     _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
+                    settle([due[index].event], as: .queued)
                     summary.retried += 1
                 }
                 markNeedsReauthIfRefused(failure)
@@ -293,12 +355,35 @@ package struct EventPipeline {
         return summary
     }
 
+    /// The drain's claim of a queued event: from `queued` (or no state: queued by a copy that
+    /// found another still sending) to `claimed`, unless it was sent or is being sent.
+    private func claimQueued(_ dedup: String) throws(StoreError) -> Claim {
+        let key = RecordKey.sent(tenant, dedup)
+        let claimed = Array(EventState.claimed.rawValue.utf8), life = EventState.claimed.lifetimeSeconds
+        do {
+            guard let current = try dependencies.store.get(key) else {
+                return .claimed(try dependencies.store.create(key, claimed, ttl: life))
+            }
+            switch EventState(rawValue: String(decoding: current.value, as: UTF8.self)) {
+            case .sent: return .duplicate
+            case .claimed: return .pending
+            case .queued, nil: return .claimed(try dependencies.store.compareAndSwap(key, claimed, expected: current.version, ttl: life))
+            }
+        } catch {
+            // Another copy claimed it between the read and the write: it is being sent.
+            guard error == .alreadyExists || error == .versionMismatch else { throw error }
+            return .pending
+        }
+    }
+
     private func deadLetter(_ entry: OutboxEntry, key: String, version: UInt64, reason: String) throws(StoreError) {
         var dead = entry
         dead.deadReason = reason
         let dedup = String(key.split(separator: "/").last!)
         try records.save(dead, at: RecordKey.dead(tenant, dedup))
         _ = try? dependencies.store.delete(key, ifVersion: version)
+        // Not queued any more: a new copy from the pipeline may be sent.
+        _ = try? dependencies.store.delete(RecordKey.sent(tenant, dedup))
         dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(reason)])
     }
 
@@ -307,6 +392,8 @@ package struct EventPipeline {
         package var expired = 0
         /// Left dead-lettered because the outbox holds its bound; replay again once it drains.
         package var overLimit = 0
+        /// Dead letters of events another copy delivered meanwhile: removed, not replayed.
+        package var alreadySent = 0
     }
 
     /// Moves dead-lettered events still inside Meta's window back to the outbox, as many as
@@ -334,16 +421,26 @@ package struct EventPipeline {
                     summary.expired += 1
                     continue
                 }
+                let dedup = String(key.split(separator: "/").last!)
+                // Delivered meanwhile by another copy: nothing to bring back.
+                if let state = try dependencies.store.get(RecordKey.sent(tenant, dedup)),
+                   EventState(rawValue: String(decoding: state.value, as: UTF8.self)) == .sent {
+                    _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                    summary.alreadySent += 1
+                    continue
+                }
                 guard room > 0 else {
                     summary.overLimit += 1
                     continue
                 }
-                let dedup = String(key.split(separator: "/").last!)
                 entry.attempts = 0
                 entry.deadReason = nil
                 entry.nextAttemptAt = now
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                // Queued again, unless a copy holds a claim (the drain then sees what became of it).
+                _ = try? dependencies.store.create(RecordKey.sent(tenant, dedup), Array(EventState.queued.rawValue.utf8),
+                                                   ttl: EventState.queued.lifetimeSeconds)
                 summary.replayed += 1
                 room -= 1
             }

@@ -18,6 +18,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
             package var retried = 0
             package var dead = 0
             package var waiting = 0
+            /// Queued copies of events another copy delivered meanwhile: removed, not sent.
+            package var duplicates = 0
             package var skipped = 0
         }
         package var tokens = TokenRefresher.Summary()
@@ -71,6 +73,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
             outbox.retried += result.retried
             outbox.dead += result.dead
             outbox.waiting += result.waiting
+            outbox.duplicates += result.duplicates
             if result.skipped != nil { outbox.skipped += 1 }
         }
         dependencies.logger.setTenant(nil)

@@ -70,11 +70,20 @@ package struct SendEventHandler: Handler {
 
         if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, result: result) }
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
-        var fresh: [(index: Int, event: NormalizedEvent)] = []
+        // Of overlapping requests carrying one event, exactly one claims and sends it.
+        var claimed: [(index: Int, event: NormalizedEvent)] = []
+        var stillSending: [NormalizedEvent] = []
         for item in valid {
-            if try pipeline.isKnown(item.event) { result.duplicates += 1 } else { fresh.append(item) }
+            switch try pipeline.claim(item.event) {
+            case .claimed: claimed.append(item)
+            case .duplicate: result.duplicates += 1
+            case .pending: stillSending.append(item.event)
+            }
         }
-        if !fresh.isEmpty { try send(fresh, integration: integration!, pipeline: pipeline, into: &result) }
+        if !stillSending.isEmpty {
+            result.queued += try pipeline.queue(stillSending, error: "another copy was being sent")
+        }
+        if !claimed.isEmpty { try send(claimed, integration: integration!, pipeline: pipeline, into: &result) }
 
         let outcome = Self.status(result, total: inputs.count)
         result.status = outcome.name
@@ -89,16 +98,31 @@ package struct SendEventHandler: Handler {
     private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
                       into result: inout Result) throws {
         let events = items.map(\.event)
-        // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry.
+        // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry, and the
+        // claims are released so that the retry can send.
         func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
-            result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
+            do {
+                result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
+            } catch {
+                pipeline.settle(subset, as: nil)
+                throw error
+            }
+            pipeline.settle(subset, as: .queued)
         }
-        switch try pipeline.context(for: integration) {
+        let context: EventPipeline.Context
+        do {
+            context = try pipeline.context(for: integration)
+        } catch {
+            pipeline.settle(events, as: nil)
+            throw error
+        }
+        switch context {
         case .waiting(let why):
             try queueAll(events, reason: why)
         case .ready(let delivery, _):
             let report = delivery.deliver(events)
-            pipeline.markSent(report.sent.map { events[$0] })
+            pipeline.settle(report.sent.map { events[$0] }, as: .sent)
+            pipeline.settle(report.rejected.map { events[$0.index] }, as: nil)
             result.eventsReceived += report.sent.count
             result.fbtraceIds += report.fbtraceIds
             for rejection in report.rejected {
@@ -176,12 +200,14 @@ package struct SendEventHandler: Handler {
             var replayed: Int
             var expired: Int
             var overLimit: Int
+            var alreadySent: Int
             var drain: EventPipeline.DrainSummary
         }
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
         let moved = try pipeline.replayDeadLetters()
         let drained = try pipeline.drain()
-        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, overLimit: moved.overLimit, drain: drained))
+        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, overLimit: moved.overLimit,
+                                 alreadySent: moved.alreadySent, drain: drained))
     }
 
     package init(dependencies: Dependencies) {

@@ -208,6 +208,26 @@ extension World {
         #expect(Set(ids).count == 40)
     }
 
+    /// A copy queued during an outage whose twin was delivered meanwhile (by a pipeline's retry)
+    /// is removed by the drain, not sent again.
+    @Test func theDrainSkipsEventsDeliveredMeanwhile() throws {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("twin")).status == 202)
+        // The claim is settled as queued: a copy now is a duplicate, not a second queued event.
+        #expect(world.send(world.lead("twin")).json["duplicates"] as? Int == 1)
+        // Another copy reached Meta by another way (its state says so).
+        let entry = try #require(try world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 5).entries.first)
+        let dedup = String(entry.key.split(separator: "/").last!)
+        try world.store.put(RecordKey.sent("tenant_a", dedup), Array("1".utf8), ttl: 48 * 3600)
+        world.clock.advance(3600)
+        let summary = world.drain()
+        #expect(summary.outbox.sent == 0 && summary.outbox.duplicates == 1)
+        #expect(world.deliveredIds().isEmpty)
+        #expect(try world.store.count(prefix: "meta/outbox/tenant_a/") == 0)
+    }
+
     @Test func aRateLimitQueuesAndBacksOff() {
         let world = World()
         world.readyTenant()
