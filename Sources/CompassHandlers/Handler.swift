@@ -13,6 +13,8 @@ package protocol Handler: Sendable {
     /// A body, when there is one, must be `Content-Type: application/json` (else 415): a form or
     /// text/plain body is what a cross-site page can send without asking.
     static var takesJSONBody: Bool { get }
+    /// Answers paths beyond its mount (`PATH_INFO`); a route does not: `/settings/extra` is 404.
+    static var servesSubpaths: Bool { get }
     var dependencies: Dependencies { get }
     init(dependencies: Dependencies)
     func handle(_ request: CGIRequest) throws -> CGIResponse
@@ -28,6 +30,7 @@ package protocol DirectlyRunnable: Handler {
 extension Handler {
     package static var maxBodyBytes: Int { 64 * 1024 }
     package static var takesJSONBody: Bool { false }
+    package static var servesSubpaths: Bool { false }
 
     /// HEAD is served wherever GET is.
     package static func allows(_ method: String) -> Bool {
@@ -37,6 +40,7 @@ extension Handler {
     /// The whole exchange in-process: the method check, the handler, and any error answered by
     /// the one rule (`APIError.answer(for:logger:)`).
     package func respond(to request: CGIRequest) -> CGIResponse {
+        guard Self.servesSubpaths || request.pathInfo.isEmpty else { return .error(.notFound) }
         guard Self.allows(request.method) else { return .error(.methodNotAllowed(Self.methods)) }
         if Self.takesJSONBody && !request.body.isEmpty && !request.hasJSONContentType {
             return .error(.unsupportedMediaType)

@@ -9,7 +9,7 @@ import CompassStorage
 /// stdout as `Status:`, headers, blank line, body.
 package enum CGIAdapter {
     static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
-        let outcome = respond(H.self, environment: process.environment, workingDirectory: process.workingDirectory, input: 0)
+        let outcome = respond(H.self, environment: process.environment, input: 0)
         let bytes = outcome.bytes
         bytes.withUnsafeBytes { buffer in
             var offset = 0
@@ -32,16 +32,16 @@ package enum CGIAdapter {
     /// One process, one request: the configuration and the services from the same environment
     /// that carries the request. Everything but the process itself: testable with any
     /// environment and descriptor.
-    package static func respond<H: Handler>(_ handler: H.Type, environment: [String: String], workingDirectory: String,
-                                            input: Int32) -> Outcome {
+    package static func respond<H: Handler>(_ handler: H.Type, environment: [String: String], input: Int32) -> Outcome {
         let config: Config
         do {
-            config = try Config.load(from: environment, workingDirectory: workingDirectory)
+            // Under a host the working directory is the host's choice: no default store there.
+            config = try Config.load(from: environment, workingDirectory: nil)
         } catch {
             let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
             return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
         }
-        let services = Result { () throws(StoreError) in try Services.live(config: config) }
+        let services = Result { try Services.live(config: config) }
         return respond(H.self, request: environment, input: input, services: services,
                        logger: Logger(function: H.name, level: config.logLevel))
     }
@@ -49,7 +49,7 @@ package enum CGIAdapter {
     /// One request served with services built before it (once per process in a host that
     /// stays warm): head, method check, body, handler, a log line.
     package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], input: Int32,
-                                            services: Result<Services, StoreError>, logger: Logger) -> Outcome {
+                                            services: Result<Services, any Error>, logger: Logger) -> Outcome {
         let started = monotonicMilliseconds()
         var request: CGIRequest
         do {
@@ -64,8 +64,12 @@ package enum CGIAdapter {
                                                        limits: .init(maxBodyBytes: H.maxBodyBytes))
             } catch {
                 logger.info("request_rejected", ["code": .string(error.code)])
+                CGIRequest.drainBody(environment: environment, descriptor: input)
                 return Outcome(response: .error(error), isHead: request.isHead)
             }
+        } else {
+            // Answered without reading the body (405): read it away so the host gets the answer.
+            CGIRequest.drainBody(environment: environment, descriptor: input)
         }
         let response: CGIResponse
         switch services {

@@ -65,7 +65,7 @@ package struct Services: Sendable {
     package var clock: any Clock
     package var random: any RandomSource
 
-    package static func live(config: Config) throws(StoreError) -> Services {
+    package static func live(config: Config) throws -> Services {
         Services(config: config, store: try config.openStore(), http: CurlTransport(), clock: SystemClock(), random: SecureRandom())
     }
 

@@ -29,7 +29,7 @@ package struct FileStore: KeyValueStore {
     /// never touches the store) creates nothing. A root on a filesystem that does not tell
     /// upper from lower case is refused: tenants `Acme` and `acme` would share records.
     package init(root: String, clock: any Clock = SystemClock(),
-                 isCaseSensitive: @escaping @Sendable (String) -> Bool? = FileStore.isCaseSensitive) throws(StoreError) {
+                 isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) }) throws(StoreError) {
         guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock

@@ -1,9 +1,12 @@
 import CompassPlatform
 
 extension Config {
-    /// The store that `STORE_URL` names, with the etcd credentials and CA file configured.
-    package func openStore() throws(StoreError) -> any KeyValueStore {
+    /// The store that `STORE_URL` names, with the etcd credentials and CA file configured;
+    /// `Config.Error` when no store is named where one must be.
+    package func openStore() throws -> any KeyValueStore {
         switch store {
+        case .unset:
+            throw Config.Error(variable: "STORE_URL", problem: "is not set (a host runs the functions in a folder of its choosing: name the store)")
         case .files(let root):
             return try FileStore(root: root)
         case .etcd(let endpoints, let namespace):

@@ -67,11 +67,12 @@ package struct LighttpdConfig {
         }
         if sandbox {
             // META_GRAPH_URL: the development functions serve only when the Graph is the sandbox.
-            let graphVariables = ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "LOG_LEVEL"]
+            let graphVariables = ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "STORE_URL",
+                                  "LOG_LEVEL"]
             lines.append(block(match: #"=~ "^/graph(/|$)""#, alias: "/graph", executable: "graph-sandbox", timeout: 60,
                                variables: graphVariables, maxRequestKB: 32 * 1024))
             let consoleVariables = ["COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
-                                    "SANDBOX_BASE_URL", "LOG_LEVEL"]
+                                    "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL"]
             for path in ["/", "/settings/integrations", "/dev/login", "/dev/logout"] {
                 lines.append(block(match: "== \(quote(path))", alias: path, executable: "dev-console", timeout: 10,
                                    variables: consoleVariables, maxRequestKB: 64))

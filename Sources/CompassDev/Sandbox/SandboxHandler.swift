@@ -9,6 +9,7 @@ package struct SandboxHandler: Handler {
     package static let name = "graph-sandbox"
     package static let methods = ["GET", "POST", "DELETE"]
     package static let maxBodyBytes = 32 << 20
+    package static let servesSubpaths = true
     package let dependencies: Dependencies
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {

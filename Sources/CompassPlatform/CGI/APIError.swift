@@ -23,6 +23,7 @@ package struct APIError: Error, Equatable, Sendable {
     package static let notConnected = APIError(404, "not_connected", "Meta is not connected for this tenant.")
     package static let storeUnavailable = APIError(503, "store_unavailable", "The credential store is unavailable; try again shortly.")
     package static let internalError = APIError(500, "internal_error", "An internal error occurred.")
+    package static let notFound = APIError(404, "not_found", "No such route.")
     package static let unsupportedMediaType = APIError(415, "unsupported_media_type", "The body must be sent as Content-Type: application/json.")
 
     package static func methodNotAllowed(_ allowed: [String]) -> APIError {

@@ -5,16 +5,20 @@ import Glibc
 /// A request as a CGI host hands it over (RFC 3875): meta-variables and a body on stdin.
 package struct CGIRequest: Sendable {
     package var method: String
+    /// The path as the host decoded it (`SCRIPT_NAME` + `PATH_INFO`).
     package var path: String
+    /// What the host found beyond the mount it ran the program for; empty for an exact route.
+    package var pathInfo: String
     package var query: QueryParameters
     /// Header names lower-cased with `-`, as in `authorization`, `x-forwarded-for`.
     package var headers: [String: String]
     package var body: [UInt8]
 
-    package init(method: String, path: String, query: QueryParameters = QueryParameters(),
+    package init(method: String, path: String, pathInfo: String = "", query: QueryParameters = QueryParameters(),
          headers: [String: String] = [:], body: [UInt8] = []) {
         self.method = method
         self.path = path
+        self.pathInfo = pathInfo
         self.query = query
         self.headers = headers
         self.body = body
@@ -45,13 +49,20 @@ package struct CGIRequest: Sendable {
         if let type = environment["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
         // httpoxy: a `Proxy:` request header arrives as HTTP_PROXY; it means nothing here.
         headers["proxy"] = nil
-        return CGIRequest(method: method, path: requestPath(environment),
+        let (path, pathInfo) = requestPath(environment)
+        return CGIRequest(method: method, path: path, pathInfo: pathInfo,
                           query: QueryParameters(parsing: environment["QUERY_STRING"] ?? ""),
                           headers: headers)
     }
 
-    /// The body, exactly CONTENT_LENGTH bytes from `descriptor`, bounded in size and time.
+    /// The body, exactly CONTENT_LENGTH bytes from `descriptor`, bounded in size and time. A
+    /// chunked request some hosts pass on without CONTENT_LENGTH (Apache sets
+    /// HTTP_TRANSFER_ENCODING) is read to its end, within the same limits.
     package static func readBody(environment: [String: String], descriptor: Int32, limits: Limits) throws(APIError) -> [UInt8] {
+        if (environment["CONTENT_LENGTH"] ?? "").isEmpty,
+           environment["HTTP_TRANSFER_ENCODING"]?.lowercased().contains("chunked") == true {
+            return try readToEnd(descriptor, limits: limits)
+        }
         let length = try contentLength(environment["CONTENT_LENGTH"], limit: limits.maxBodyBytes)
         guard length > 0 else { return [] }
         var body = [UInt8](repeating: 0, count: length)
@@ -88,12 +99,78 @@ package struct CGIRequest: Sendable {
     private static let incompleteBody = APIError.badRequest(
         "incomplete_body", "The request body ended before Content-Length bytes arrived.")
 
-    /// The path the client asked for, without the query.
-    private static func requestPath(_ environment: [String: String]) -> String {
-        if let uri = environment["REQUEST_URI"], uri.hasPrefix("/") {
-            return String(uri.prefix { $0 != "?" })
+    private static func readToEnd(_ descriptor: Int32, limits: Limits) throws(APIError) -> [UInt8] {
+        var body: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        let deadline = monotonicMilliseconds() + Int64(limits.bodyDeadlineMilliseconds)
+        while true {
+            let count = try readSome(descriptor, into: &chunk, deadline: deadline)
+            if count == 0 { return body }
+            guard body.count + count <= limits.maxBodyBytes else {
+                throw APIError(413, "body_too_large", "The request body is larger than \(limits.maxBodyBytes) bytes.")
+            }
+            body += chunk[0..<count]
         }
-        return (environment["SCRIPT_NAME"] ?? "") + (environment["PATH_INFO"] ?? "")
+    }
+
+    /// Reads and discards what the client still sends (at most `limit` bytes, within the
+    /// deadline), for a request answered without its body (405, 413): a host that is still
+    /// writing the body to the program would otherwise lose the answer.
+    package static func drainBody(environment: [String: String], descriptor: Int32, limit: Int = 16 << 20,
+                                  deadlineMilliseconds: Int = 1_000) {
+        let declared = Int(environment["CONTENT_LENGTH"] ?? "") ?? 0
+        let chunked = environment["HTTP_TRANSFER_ENCODING"]?.lowercased().contains("chunked") == true
+        guard declared > 0 || chunked else { return }
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        let deadline = monotonicMilliseconds() + Int64(deadlineMilliseconds)
+        var drained = 0
+        while drained < limit, let count = try? readSome(descriptor, into: &chunk, deadline: deadline), count > 0 {
+            drained += count
+            if declared > 0 && drained >= declared { return }
+        }
+    }
+
+    /// One read of up to `buffer.count` bytes; 0 at the end of input.
+    private static func readSome(_ descriptor: Int32, into buffer: inout [UInt8], deadline: Int64) throws(APIError) -> Int {
+        while true {
+            let remaining = deadline - monotonicMilliseconds()
+            guard remaining > 0 else { throw incompleteBody }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(remaining))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { throw incompleteBody }
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard count >= 0 else { throw incompleteBody }
+            return count
+        }
+    }
+
+    /// The path the client asked for and what lies beyond the program's mount. A host decodes
+    /// and normalizes `SCRIPT_NAME` and `PATH_INFO` (`%72eplay` is `replay`); only without them is
+    /// REQUEST_URI's path used, decoded and normalized the same way.
+    private static func requestPath(_ environment: [String: String]) -> (path: String, pathInfo: String) {
+        let info = environment["PATH_INFO"] ?? ""
+        if let script = environment["SCRIPT_NAME"], script.hasPrefix("/") {
+            return (script + info, info)
+        }
+        if let uri = environment["REQUEST_URI"], uri.hasPrefix("/") {
+            return (normalizedPath(QueryParameters.decodePath(uri.prefix { $0 != "?" })), "")
+        }
+        return (info.isEmpty ? "/" : info, info)
+    }
+
+    /// Without empty, `.` and `..` segments, as a host resolves them.
+    package static func normalizedPath(_ path: String) -> String {
+        var segments: [Substring] = []
+        for segment in path.split(separator: "/") {
+            switch segment {
+            case ".": continue
+            case "..": _ = segments.popLast()
+            default: segments.append(segment)
+            }
+        }
+        return "/" + segments.joined(separator: "/")
     }
 
     // MARK: Reading

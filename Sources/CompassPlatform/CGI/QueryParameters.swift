@@ -54,6 +54,11 @@ package struct QueryParameters: Sendable, Equatable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// A URL path percent-decoded (`+` stays a plus sign, as in a path it is one).
+    package static func decodePath(_ text: some StringProtocol) -> String {
+        decode(String(text).replacing("+", with: "%2B"))
+    }
+
     package static func decode(_ text: some StringProtocol) -> String {
         let bytes = Array(text.utf8)
         var out = [UInt8]()

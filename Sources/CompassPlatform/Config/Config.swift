@@ -8,6 +8,8 @@ package struct Config: Sendable {
     }
 
     package enum StoreLocation: Sendable, Equatable {
+        /// No `STORE_URL` where the working directory means nothing (a CGI host chooses it).
+        case unset
         case files(root: String)
         /// `namespace` prefixes every key (from the URL's path), so several deployments can share a cluster.
         case etcd(endpoints: [String], namespace: String)
@@ -74,7 +76,9 @@ package struct Config: Sendable {
         }
     }
 
-    package static func load(from environment: [String: String], workingDirectory: String) throws(Config.Error) -> Config {
+    /// `workingDirectory` is where the development default store goes (`.data`) when
+    /// `STORE_URL` is unset; nil under a host, where a store must be named.
+    package static func load(from environment: [String: String], workingDirectory: String?) throws(Config.Error) -> Config {
         func value(_ name: String) -> String? {
             guard let raw = environment[name]?.trimmed, !raw.isEmpty else { return nil }
             return raw
@@ -220,8 +224,8 @@ package struct Config: Sendable {
         return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
     }
 
-    private static func storeLocation(_ raw: String?, workingDirectory: String) throws(Config.Error) -> StoreLocation {
-        guard let raw else { return .files(root: workingDirectory + "/.data") }
+    private static func storeLocation(_ raw: String?, workingDirectory: String?) throws(Config.Error) -> StoreLocation {
+        guard let raw else { return workingDirectory.map { .files(root: $0 + "/.data") } ?? .unset }
         if raw.hasPrefix("file://") {
             let path = String(raw.dropFirst("file://".count))
             guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {

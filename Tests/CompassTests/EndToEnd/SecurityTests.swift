@@ -184,8 +184,11 @@ extension CGIWorld {
 /// Security review finding 4: with a real Meta app, `POST /dev/login` handed out a session for
 /// any tenant because the console was gated by `COMPASS_DEV_CONSOLE=1` alone.
 @Suite struct DevelopmentFunctionTests {
+    let folder = TemporaryFolder()
+
     func run(_ function: String, _ method: String, _ path: String, body: String, extra: [String: String]) throws -> CGIWorld.Response {
         var env = [
+            "STORE_URL": "file://" + folder.path + "/store",
             "META_APP_ID": "123456789", "META_APP_SECRET": "a-real-app-secret-0123456789", "COMPASS_DEV_CONSOLE": "1",
             "COMPASS_JWT_SECRET": World.jwtSecret, "OAUTH_REDIRECT_BASE_URL": World.base, "SANDBOX_STATE_DIR": "/nonexistent",
             "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method, "REQUEST_URI": path,
