@@ -42,13 +42,20 @@ package enum CGIAdapter {
             return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
         }
         let services = Result { try Services.live(config: config) }
-        return respond(H.self, request: environment, input: input, services: services,
+        return respond(H.self, request: environment, body: .descriptor(input), services: services,
                        logger: Logger(function: H.name, level: config.logLevel))
+    }
+
+    /// Where a request's body comes from: the program's stdin (CGI), or what the host already
+    /// received (FastCGI's STDIN records: the bytes kept, and how many arrived).
+    package enum Body {
+        case descriptor(Int32)
+        case received([UInt8], total: Int)
     }
 
     /// One request served with services built before it (once per process in a host that
     /// stays warm): head, method check, body, handler, a log line.
-    package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], input: Int32,
+    package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], body: Body,
                                             services: Result<Services, any Error>, logger: Logger) -> Outcome {
         let started = monotonicMilliseconds()
         var request: CGIRequest
@@ -58,16 +65,21 @@ package enum CGIAdapter {
             logger.info("request_rejected", ["code": .string(error.code)])
             return Outcome(response: .error(error), isHead: false)
         }
+        let limits = CGIRequest.Limits(maxBodyBytes: H.maxBodyBytes)
         if H.allows(request.method) {
             do {
-                request.body = try CGIRequest.readBody(environment: environment, descriptor: input,
-                                                       limits: .init(maxBodyBytes: H.maxBodyBytes))
+                switch body {
+                case .descriptor(let input):
+                    request.body = try CGIRequest.readBody(environment: environment, descriptor: input, limits: limits)
+                case .received(let bytes, let total):
+                    request.body = try CGIRequest.checkBody(bytes, total: total, environment: environment, limits: limits)
+                }
             } catch {
                 logger.info("request_rejected", ["code": .string(error.code)])
-                CGIRequest.drainBody(environment: environment, descriptor: input)
+                if case .descriptor(let input) = body { CGIRequest.drainBody(environment: environment, descriptor: input) }
                 return Outcome(response: .error(error), isHead: request.isHead)
             }
-        } else {
+        } else if case .descriptor(let input) = body {
             // Answered without reading the body (405): read it away so the host gets the answer.
             CGIRequest.drainBody(environment: environment, descriptor: input)
         }

@@ -7,7 +7,7 @@ import Foundation
 let usage = """
 usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request file
        compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
-       compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox]
+       compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
                                               print a lighttpd config (values from the environment)
        compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
        compass-dev key                        print a new CREDENTIALS_KEY
@@ -40,7 +40,8 @@ case "lighttpd-config":
     do {
         print(try DevTools.lighttpdConfig(manifestPath: arguments[1], binDirectory: arguments[2], dataDirectory: arguments[3],
                                           port: port, environment: ProcessInfo.processInfo.environment,
-                                          sandbox: arguments.contains("--sandbox")), terminator: "")
+                                          sandbox: arguments.contains("--sandbox"), fastCGI: arguments.contains("--fastcgi")),
+              terminator: "")
     } catch {
         fail("cannot read \(arguments[1]): \(error)")
     }

@@ -41,11 +41,25 @@ package struct LighttpdConfig {
     package var environment: [String: String]
     /// Mount the Graph sandbox at /graph and the development console.
     package var sandbox: Bool
+    /// Keep the programs warm under mod_fastcgi (lighttpd spawns them) instead of a process per request.
+    package var fastCGI: Bool = false
+
+    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
+                 environment: [String: String], sandbox: Bool, fastCGI: Bool = false) {
+        self.manifest = manifest
+        self.binDirectory = binDirectory
+        self.dataDirectory = dataDirectory
+        self.port = port
+        self.environment = environment
+        self.sandbox = sandbox
+        self.fastCGI = fastCGI
+    }
 
     package func render() -> String {
         var lines = [
             "# Generated from functions.json by compass-dev lighttpd-config. Do not edit.",
-            #"server.modules += ("mod_alias", "mod_cgi", "mod_setenv", "mod_accesslog")"#,
+            fastCGI ? #"server.modules += ("mod_alias", "mod_fastcgi", "mod_setenv", "mod_accesslog")"#
+                : #"server.modules += ("mod_alias", "mod_cgi", "mod_setenv", "mod_accesslog")"#,
             #"server.bind = "127.0.0.1""#,
             "server.port = \(port)",
             "server.document-root = \(quote(dataDirectory + "/www"))",
@@ -60,9 +74,10 @@ package struct LighttpdConfig {
         ]
         for function in manifest.functions where function.planned != true {
             for path in function.paths {
+                // A little above the program's own limit: a body past it gets the program's JSON 413.
                 lines.append(block(match: "== \(quote(path))", alias: path, executable: function.executable,
                                    timeout: function.timeoutSeconds, variables: function.environment,
-                                   maxRequestKB: function.name == "send-event" ? 16 * 1024 : 1024))
+                                   maxRequestKB: function.maxBodyBytes / 1024 + 64))
             }
         }
         if sandbox {
@@ -85,6 +100,24 @@ package struct LighttpdConfig {
                        maxRequestKB: Int) -> String {
         var env = variables.compactMap { name in environment[name].map { "\(quote(name)) => \(quote($0))" } }
         env.append(#""SWIFT_BACKTRACE" => "enable=no""#)
+        if fastCGI {
+            // One process group per mount (two per function with two paths), each on its own socket;
+            // the programs see only their own variables (bin-copy-environment copies none).
+            let socket = dataDirectory + "/fastcgi/" + executable + "-" + Hex.encode(Crypto.sha256(alias).prefix(4)) + ".sock"
+            return """
+                $HTTP["url"] \(match) {
+                    server.max-request-size = \(maxRequestKB)
+                    fastcgi.server = (\(quote(alias)) => ((
+                        "socket" => \(quote(socket)),
+                        "bin-path" => \(quote(binDirectory + "/" + executable)),
+                        "bin-environment" => (\(env.joined(separator: ", "))),
+                        "bin-copy-environment" => ("PATH"),
+                        "max-procs" => 2,
+                        "check-local" => "disable"
+                    )))
+                }
+                """
+        }
         return """
             $HTTP["url"] \(match) {
                 alias.url = (\(quote(alias)) => \(quote(binDirectory + "/" + executable)))

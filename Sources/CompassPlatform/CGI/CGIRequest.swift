@@ -96,6 +96,20 @@ package struct CGIRequest: Sendable {
         return length
     }
 
+    /// The body a host has already read (FastCGI's STDIN records): `total` bytes arrived, of
+    /// which at most the limit and one more are kept. Checked against CONTENT_LENGTH as if read.
+    package static func checkBody(_ bytes: [UInt8], total: Int, environment: [String: String], limits: Limits) throws(APIError) -> [UInt8] {
+        if !(environment["CONTENT_LENGTH"] ?? "").isEmpty {
+            let length = try contentLength(environment["CONTENT_LENGTH"], limit: limits.maxBodyBytes)
+            guard total >= length else { throw incompleteBody }
+            return Array(bytes.prefix(length))
+        }
+        guard total <= limits.maxBodyBytes else {
+            throw APIError(413, "body_too_large", "The request body is larger than \(limits.maxBodyBytes) bytes.")
+        }
+        return bytes
+    }
+
     private static let incompleteBody = APIError.badRequest(
         "incomplete_body", "The request body ended before Content-Length bytes arrived.")
 

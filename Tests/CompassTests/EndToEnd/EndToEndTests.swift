@@ -12,8 +12,11 @@ import Testing
 @Suite(.serialized) struct EndToEndTests {
     func location(_ response: HTTPResponse) -> String { response.headers["location"] ?? "" }
 
-    @Test func connectPickAPixelAndDisconnect() throws {
-        let host = try LighttpdHost()
+    /// The whole flow as CGI (a process per request) and as FastCGI (the same executables kept
+    /// warm by lighttpd's mod_fastcgi), then an event and refresh-cron over HTTP.
+    @Test(arguments: [false, true])
+    func connectPickAPixelAndDisconnect(fastCGI: Bool) throws {
+        let host = try LighttpdHost(fastCGI: fastCGI)
         let cookie = try host.login("tenant_e2e")
         #expect(cookie.hasPrefix("compass_session="))
         let session = [("Cookie", cookie)]
@@ -44,6 +47,16 @@ import Testing
         #expect(put.status == 200)
         let saved = try host.send("GET", "/api/connect/meta/settings", headers: session)
         #expect(String(decoding: saved.body, as: UTF8.self).contains(#""pixelId":"2000102""#))
+
+        let event = try host.events(bearer, LighttpdHost.lead("e2e-\(fastCGI)"))
+        #expect(event.status == 200 && event.json["eventsReceived"] as? Int == 1)
+        #expect(try host.deliveredIds(pixel: "2000102") == ["e2e-\(fastCGI)"])
+        let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+        #expect(cron.status == 200, "\(String(decoding: cron.body, as: UTF8.self))")
+        // A path beyond a route, and a body to a GET-only route, answered with their JSON errors.
+        #expect(try host.send("GET", "/api/connect/meta/settings/extra", headers: bearer).status == 404)
+        let big = try host.send("POST", "/api/connect/meta", headers: bearer, body: String(repeating: "x", count: 100_000))
+        #expect(big.status == 405 && String(decoding: big.body, as: UTF8.self).contains("method_not_allowed"))
 
         let disconnect = try host.send("POST", "/api/connect/meta/disconnect", headers: session + [("Origin", host.base)])
         #expect(disconnect.status == 200)

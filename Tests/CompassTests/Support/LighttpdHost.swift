@@ -29,12 +29,12 @@ final class LighttpdHost: @unchecked Sendable {
 
     /// Starts on a free port; should another process take the port between the choice and
     /// lighttpd's bind, lighttpd says so in its log and exits, and another port is tried.
-    convenience init(extra: [String: String] = [:]) throws {
+    convenience init(extra: [String: String] = [:], fastCGI: Bool = false) throws {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                try self.init(port: try Self.freePort(), extra: extra)
+                try self.init(port: try Self.freePort(), extra: extra, fastCGI: fastCGI)
                 return
             } catch Failure.portTaken where attempt < 5 {
                 continue
@@ -42,7 +42,7 @@ final class LighttpdHost: @unchecked Sendable {
         }
     }
 
-    private init(port: Int, extra: [String: String]) throws {
+    private init(port: Int, extra: [String: String], fastCGI: Bool) throws {
         guard let lighttpd = Self.binary else { throw Failure.notInstalled }
         self.port = port
         let base = "http://127.0.0.1:\(port)"
@@ -56,10 +56,10 @@ final class LighttpdHost: @unchecked Sendable {
         ]
         env.merge(extra) { _, new in new }
         environment = env
-        for sub in ["www", "tmp"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        for sub in ["www", "tmp", "fastcgi"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
         let config = LighttpdConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                                    port: port, environment: env, sandbox: true).render()
+                                    port: port, environment: env, sandbox: true, fastCGI: fastCGI).render()
         let configPath = folder.path + "/lighttpd.conf"
         try config.write(toFile: configPath, atomically: false, encoding: .utf8)
         errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")
