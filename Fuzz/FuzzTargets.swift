@@ -1,10 +1,11 @@
 // libFuzzer targets, linked by scripts/fuzz with the layers built as modules
 // (swiftc -sanitize=fuzzer,address -parse-as-library, one module per layer).
-// FUZZ_TARGET picks the target: cgi, session, event, signed_request, graph, etcd.
+// FUZZ_TARGET picks the target: cgi, session, event, signed_request, graph, etcd, fastcgi.
 #if canImport(Glibc)
 import Glibc
 #endif
 import CompassHandlers
+import CompassHosts
 import CompassMeta
 import CompassPlatform
 import CompassStorage
@@ -52,6 +53,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             for kv in range.kvs ?? [] { _ = try? kv.versioned() }
         }
         if let txn = try? JSON.decode(EtcdStore.TxnAnswer.self, from: bytes) { _ = try? txn.header.revisionNumber() }
+    case "fastcgi":
+        // A web server's byte stream: records, name-value pairs, a request put together.
+        var reader = FastCGI.RecordReader()
+        reader.append(bytes)
+        var request: FastCGIRequestBuilder?
+        while let record = try? reader.next() {
+            if record.type == FastCGI.RecordType.beginRequest.rawValue {
+                request = try? FastCGIRequestBuilder(begin: record, maxBody: 1 << 16)
+            } else if record.type == FastCGI.RecordType.getValues.rawValue {
+                _ = try? FastCGI.decodePairs(record.content)
+            } else if var current = request {
+                if (try? current.add(record)) == nil { break }
+                request = current
+            }
+        }
+        _ = FastCGI.answer(requestId: 1, stdout: Array(bytes.prefix(70_000)))
     default:
         fatalError("unknown FUZZ_TARGET \(fuzzTarget)")
     }
