@@ -10,6 +10,8 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
                                               print a lighttpd config (values from the environment)
        compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
+       compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi]
+                                              print an nginx config (values from the environment)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -41,6 +43,16 @@ case "lighttpd-config":
         print(try DevTools.lighttpdConfig(manifestPath: arguments[1], binDirectory: arguments[2], dataDirectory: arguments[3],
                                           port: port, environment: ProcessInfo.processInfo.environment,
                                           sandbox: arguments.contains("--sandbox"), fastCGI: arguments.contains("--fastcgi")),
+              terminator: "")
+    } catch {
+        fail("cannot read \(arguments[1]): \(error)")
+    }
+case "nginx-config":
+    guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
+    do {
+        let manifest = try FunctionsManifest.load(path: arguments[1])
+        print(NginxConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
+                          environment: ProcessInfo.processInfo.environment, fastCGI: arguments.contains("--fastcgi")).render(),
               terminator: "")
     } catch {
         fail("cannot read \(arguments[1]): \(error)")

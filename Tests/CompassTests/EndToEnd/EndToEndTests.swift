@@ -318,3 +318,43 @@ extension LighttpdHost {
         #expect(try host.send("GET", "/api/connect/meta/settings", headers: bearer).status == 404)
     }
 }
+
+/// The whole flow through nginx: with fcgiwrap (CGI) and with the executables as FastCGI
+/// processes, each from the configuration `NginxConfig` generates from functions.json.
+@Suite(.serialized) struct NginxEndToEndTests {
+    func location(_ response: HTTPResponse) -> String { response.headers["location"] ?? "" }
+
+    @Test(.enabled(if: NginxHost.available, "nginx or fcgiwrap is not installed (scripts/setup installs them)"),
+          arguments: [false, true])
+    func theWholeFlowThroughNginx(fastCGI: Bool) throws {
+        let host = try NginxHost(fastCGI: fastCGI)
+        let token = SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_nginx", expiresAt: Date().unixSeconds + 600)
+        let cookie = [("Cookie", "compass_session=" + token)], bearer = [("Authorization", "Bearer " + token)]
+        let connect = try host.send("GET", "/api/connect/meta", headers: cookie)
+        #expect(connect.status == 302, "\(String(decoding: connect.body, as: UTF8.self))")
+        let approved = try CurlTransport().send(HTTPRequest(method: "GET", url: location(connect) + "&sandbox_action=approve"))
+        let back = location(approved)
+        let query = String(back.split(separator: "?", maxSplits: 1).last ?? "")
+        let callback = try host.send("GET", "/api/connect/meta/callback?" + query, headers: cookie)
+        #expect(location(callback) == host.base + "/settings/integrations?connected=meta")
+        #expect(try host.send("GET", "/api/connect/meta/settings?adAccountId=act_1000001", headers: bearer).status == 200)
+        let put = try host.send("PUT", "/api/connect/meta/settings", headers: cookie + [("Origin", host.base)],
+                                body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        #expect(put.status == 200, "\(String(decoding: put.body, as: UTF8.self))")
+        let event = try host.send("POST", "/api/connect/meta/events", headers: bearer, body: LighttpdHost.lead("nginx-\(fastCGI)"))
+        #expect(event.status == 200, "\(String(decoding: event.body, as: UTF8.self))")
+        let delivered = try CurlTransport().send(HTTPRequest(method: "GET", url: host.server.baseURL + "/sandbox/events?pixel=2000101"))
+        #expect(String(decoding: delivered.body, as: UTF8.self).contains("nginx-\(fastCGI)"))
+        let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+        #expect(cron.status == 200, "\(String(decoding: cron.body, as: UTF8.self))")
+        // nginx passes a chunked body on as a whole; a body to a GET-only route gets its JSON error.
+        let chunked = try host.send("POST", "/api/connect/meta/events", headers: bearer + [("Transfer-Encoding", "chunked")],
+                                    body: LighttpdHost.lead("nginx-chunked-\(fastCGI)"))
+        #expect(chunked.status == 200, "\(String(decoding: chunked.body, as: UTF8.self))")
+        let big = try host.send("POST", "/api/connect/meta", headers: bearer, body: String(repeating: "x", count: 100_000))
+        #expect(big.status == 405 && String(decoding: big.body, as: UTF8.self).contains("method_not_allowed"))
+        let disconnect = try host.send("POST", "/api/connect/meta/disconnect", headers: cookie + [("Origin", host.base)])
+        #expect(disconnect.status == 200)
+        #expect(try host.send("GET", "/api/connect/meta/settings", headers: bearer).status == 404)
+    }
+}

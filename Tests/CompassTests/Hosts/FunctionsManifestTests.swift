@@ -124,3 +124,32 @@ import Testing
         #expect(config.contains("graph-sandbox") && config.contains("dev-console"))
     }
 }
+
+@Suite struct NginxConfigTests {
+    func render(fastCGI: Bool) throws -> String {
+        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
+        return NginxConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                           environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
+                           fastCGI: fastCGI).render()
+    }
+
+    @Test func eachRouteGetsOnlyItsOwnVariablesAndLimits() throws {
+        let config = try render(fastCGI: false)
+        let connect = try #require(config.components(separatedBy: "location = /api/connect/meta {").dropFirst().first)
+        let block = try #require(connect.components(separatedBy: "\n        }").first)
+        #expect(block.contains(#"fastcgi_param META_APP_ID "1";"#))
+        #expect(!block.contains("CRON_SECRET"))
+        #expect(block.contains("client_max_body_size \(65_536 + 65_536);"))
+        #expect(block.contains(#"fastcgi_param SCRIPT_FILENAME "/srv/bin/connect";"#))
+        // Literal values cannot end the string early or be read as nginx variables.
+        #expect(block.contains(#"fastcgi_param COMPASS_JWT_SECRET "s\"e${dollar}c\\ret";"#))
+        #expect(block.contains(#"fastcgi_param HTTP_PROXY "";"#))
+        #expect(config.contains("location = /api/connect/meta/events/replay {"))
+    }
+
+    @Test func fastCGIPutsNoSecretInTheConfig() throws {
+        let config = try render(fastCGI: true)
+        #expect(!config.contains("COMPASS_JWT_SECRET") && !config.contains("SCRIPT_FILENAME"))
+        #expect(config.contains("fastcgi_pass unix:/srv/data/fastcgi/send-event.sock;"))
+    }
+}

@@ -1,0 +1,94 @@
+import CompassPlatform
+
+/// An nginx configuration serving every built function of the manifest, generated from
+/// `functions.json` alone. CGI: every route goes to one fcgiwrap (`fcgiwrap.sock` in the data
+/// folder), which runs the executable `SCRIPT_FILENAME` names, a process per request; the
+/// function's variables travel as FastCGI parameters. FastCGI: each function has its own
+/// socket (`fastcgi/<function>.sock`), where its executable, started by a process manager with
+/// its variables in the environment, stays warm.
+package struct NginxConfig {
+    package var manifest: FunctionsManifest
+    package var binDirectory: String
+    package var dataDirectory: String
+    package var port: Int
+    /// Values for the functions' variables; each function gets only those it lists.
+    package var environment: [String: String]
+    package var fastCGI: Bool
+
+    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
+                 environment: [String: String], fastCGI: Bool) {
+        self.manifest = manifest
+        self.binDirectory = binDirectory
+        self.dataDirectory = dataDirectory
+        self.port = port
+        self.environment = environment
+        self.fastCGI = fastCGI
+    }
+
+    /// Where the function's FastCGI processes listen (FastCGI mode).
+    package func socket(for function: FunctionsManifest.Function) -> String {
+        dataDirectory + "/fastcgi/" + function.executable + ".sock"
+    }
+
+    package var fcgiwrapSocket: String { dataDirectory + "/fcgiwrap.sock" }
+
+    package func render() -> String {
+        var lines = [
+            "# Generated from functions.json by compass-dev nginx-config. Do not edit.",
+            "pid \(dataDirectory)/nginx.pid;",
+            "error_log \(dataDirectory)/nginx-error.log warn;",
+            "events { worker_connections 512; }",
+            "http {",
+            "    access_log off;",
+            "    geo $dollar { default \"$\"; }",
+            "    client_body_temp_path \(dataDirectory)/tmp/body;",
+            "    fastcgi_temp_path \(dataDirectory)/tmp/fastcgi;",
+            "    proxy_temp_path \(dataDirectory)/tmp/proxy;",
+            "    uwsgi_temp_path \(dataDirectory)/tmp/uwsgi;",
+            "    scgi_temp_path \(dataDirectory)/tmp/scgi;",
+            "    server {",
+            "        listen 127.0.0.1:\(port);",
+        ]
+        for function in manifest.functions where function.planned != true {
+            for path in function.paths {
+                lines += location(path, function)
+            }
+        }
+        lines += ["    }", "}"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func location(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
+        var block = [
+            "        location = \(path) {",
+            // A little above the program's own limit: a larger body gets the program's JSON 413.
+            "            client_max_body_size \(function.maxBodyBytes + 64 * 1024);",
+            "            fastcgi_read_timeout \(function.timeoutSeconds)s;",
+            "            fastcgi_pass unix:\(fastCGI ? socket(for: function) : fcgiwrapSocket);",
+        ]
+        let parameters: [(String, String)] = [
+            ("GATEWAY_INTERFACE", "CGI/1.1"), ("SERVER_PROTOCOL", "$server_protocol"), ("REQUEST_METHOD", "$request_method"),
+            ("QUERY_STRING", "$query_string"), ("CONTENT_TYPE", "$content_type"), ("CONTENT_LENGTH", "$content_length"),
+            ("SCRIPT_NAME", "$uri"), ("REQUEST_URI", "$request_uri"), ("REMOTE_ADDR", "$remote_addr"),
+            ("SERVER_NAME", "$server_name"), ("SERVER_PORT", "$server_port"),
+            // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a program.
+            ("HTTP_PROXY", ""),
+        ]
+        for (name, value) in parameters { block.append("            fastcgi_param \(name) \"\(value)\";") }
+        if !fastCGI {
+            block.append("            fastcgi_param SCRIPT_FILENAME \(literal(binDirectory + "/" + function.executable));")
+            block.append("            fastcgi_param SWIFT_BACKTRACE \"enable=no\";")
+            for name in function.environment {
+                if let value = environment[name] { block.append("            fastcgi_param \(name) \(literal(value));") }
+            }
+        }
+        block.append("        }")
+        return block
+    }
+
+    /// A literal nginx string: quoted, `"` and `\` escaped, and `$` written as `${dollar}`
+    /// (defined in the http block) so that no value is read as a variable.
+    private func literal(_ text: String) -> String {
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("$", with: "${dollar}") + "\""
+    }
+}

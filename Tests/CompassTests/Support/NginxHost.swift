@@ -1,0 +1,167 @@
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassPlatform
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real nginx on a free loopback port, configured by `NginxConfig` from functions.json, with
+/// the built executables behind it: through fcgiwrap (CGI, a process per request) or kept warm as
+/// FastCGI processes on a socket per function. Meta is the Graph sandbox on its own loopback port.
+final class NginxHost: @unchecked Sendable {
+    let folder = TemporaryFolder()
+    private(set) var port = 0
+    let sandbox: GraphSandbox
+    let server: LoopbackServer
+    private(set) var environment: [String: String] = [:]
+    private var pids: [pid_t] = []
+    private var listeners: [Int32] = []
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    static var available: Bool { ["/usr/sbin/nginx", "/usr/sbin/fcgiwrap"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } }
+
+    enum Failure: Error { case didNotStart(String), portTaken }
+
+    init(fastCGI: Bool) throws {
+        (sandbox, server) = try GraphSandbox.serve(folder: folder.path + "/sandbox")
+        for sub in ["tmp", "fastcgi"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        var chosen = 0
+        var env: [String: String] = [:]
+        for attempt in 1...5 {
+            let port = try LighttpdHost.freePort()
+            env = [
+                "META_APP_ID": World.appId, "META_APP_SECRET": World.appSecret, "META_GRAPH_URL": server.baseURL,
+                "META_DIALOG_URL": server.baseURL, "OAUTH_REDIRECT_BASE_URL": "http://127.0.0.1:\(port)",
+                "COMPASS_JWT_SECRET": World.jwtSecret, "CREDENTIALS_KEY": Data(Crypto.randomBytes(32)).base64EncodedString(),
+                "CRON_SECRET": "cron-secret-for-tests-0123456789", "STORE_URL": "file://\(folder.path)/store", "LOG_LEVEL": "debug",
+            ]
+            do {
+                try start(port: port, environment: env, fastCGI: fastCGI)
+                chosen = port
+                break
+            } catch Failure.portTaken where attempt < 5 {
+                stopAll()
+            }
+        }
+        port = chosen
+        environment = env
+    }
+
+    deinit {
+        stopAll()
+        server.stop()
+    }
+
+    private func stopAll() {
+        for pid in pids {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            for _ in 0..<100 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
+            if waitpid(pid, &status, WNOHANG) == 0 {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+        }
+        pids = []
+        for listener in listeners { close(listener) }
+        listeners = []
+    }
+
+    private func start(port: Int, environment: [String: String], fastCGI: Bool) throws {
+        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
+        let config = NginxConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+                                 port: port, environment: environment, fastCGI: fastCGI)
+        let path = folder.path + "/nginx.conf"
+        try config.render().write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o600)
+        if fastCGI {
+            // Each function's processes on its socket, each with only its own variables.
+            for function in manifest.functions where function.planned != true {
+                let socketPath = config.socket(for: function)
+                unlink(socketPath)
+                let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                var address = FastCGIProcess.address(socketPath)
+                let bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+                guard bound == 0, listen(listener, 64) == 0 else { throw Failure.didNotStart("cannot listen on \(socketPath)") }
+                listeners.append(listener)
+                var variables = function.environment.reduce(into: ["SWIFT_BACKTRACE": "enable=no"]) { result, name in
+                    if let value = environment[name] { result[name] = value }
+                }
+                variables["PATH"] = "/usr/bin:/bin"
+                for _ in 0..<2 {
+                    pids.append(try Self.spawn([Executables.url(function.executable).path], standardInput: listener,
+                                               environment: variables, stderr: folder.path + "/\(function.executable).log"))
+                }
+            }
+        } else {
+            pids.append(try Self.spawn(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
+                                       environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log"))
+        }
+        let nginx = try Self.spawn(["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"], standardInput: nil,
+                                   environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/nginx-stderr.log")
+        pids.append(nginx)
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            var status: Int32 = 0
+            if waitpid(nginx, &status, WNOHANG) == nginx {
+                pids.removeLast()
+                let log = ((try? String(contentsOfFile: folder.path + "/nginx-error.log", encoding: .utf8)) ?? "")
+                    + ((try? String(contentsOfFile: folder.path + "/nginx-stderr.log", encoding: .utf8)) ?? "")
+                throw log.contains("Address already in use") ? Failure.portTaken : Failure.didNotStart(log)
+            }
+            let ready = LighttpdHost.accepts(port) && (fastCGI || FileManager.default.fileExists(atPath: config.fcgiwrapSocket))
+            if ready { return }
+            guard Date() < deadline else { throw Failure.didNotStart("nginx did not start") }
+            usleep(20_000)
+        }
+    }
+
+    /// posix_spawn with signals at their defaults, the given environment only, and no
+    /// descriptor of the test process but an optional listening socket as standard input.
+    static func spawn(_ argv: [String], standardInput: Int32?, environment: [String: String], stderr: String) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        let closing = spawnCloseFrom(&actions, 3)
+        guard closing == 0 else { throw POSIXError(POSIXErrorCode(rawValue: closing) ?? .EINVAL) }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EINVAL) }
+        return pid
+    }
+
+    func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
+        var all = headers
+        if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
+        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
+                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
+    }
+}
+
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
