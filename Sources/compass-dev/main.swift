@@ -11,7 +11,8 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
                                               print a lighttpd config (values from the environment)
        compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
        compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi]
-                                              print an nginx config (values from the environment)
+       compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi]
+                                              print an nginx or Apache config (values from the environment)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -47,12 +48,16 @@ case "lighttpd-config":
     } catch {
         fail("cannot read \(arguments[1]): \(error)")
     }
-case "nginx-config":
+case "nginx-config", "apache-config":
     guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
     do {
         let manifest = try FunctionsManifest.load(path: arguments[1])
-        print(NginxConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
-                          environment: ProcessInfo.processInfo.environment, fastCGI: arguments.contains("--fastcgi")).render(),
+        let environment = ProcessInfo.processInfo.environment, fastCGI = arguments.contains("--fastcgi")
+        print(arguments[0] == "nginx-config"
+              ? NginxConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
+                            environment: environment, fastCGI: fastCGI).render()
+              : ApacheConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
+                             environment: environment, fastCGI: fastCGI).render(),
               terminator: "")
     } catch {
         fail("cannot read \(arguments[1]): \(error)")

@@ -327,11 +327,20 @@ extension LighttpdHost {
     @Test(.enabled(if: NginxHost.available, "nginx or fcgiwrap is not installed (scripts/setup installs them)"),
           arguments: [false, true])
     func theWholeFlowThroughNginx(fastCGI: Bool) throws {
-        let host = try NginxHost(fastCGI: fastCGI)
+        try theWholeFlow(try NginxHost(fastCGI: fastCGI), fastCGI: fastCGI)
+    }
+
+    @Test(.enabled(if: NginxHost.apacheAvailable, "apache2 is not installed (scripts/setup installs it)"),
+          arguments: [false, true])
+    func theWholeFlowThroughApache(fastCGI: Bool) throws {
+        try theWholeFlow(try NginxHost(fastCGI: fastCGI, server: .apache), fastCGI: fastCGI)
+    }
+
+    func theWholeFlow(_ host: NginxHost, fastCGI: Bool) throws {
         let token = SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_nginx", expiresAt: Date().unixSeconds + 600)
         let cookie = [("Cookie", "compass_session=" + token)], bearer = [("Authorization", "Bearer " + token)]
         let connect = try host.send("GET", "/api/connect/meta", headers: cookie)
-        #expect(connect.status == 302, "\(String(decoding: connect.body, as: UTF8.self))")
+        #expect(connect.status == 302, "\(String(decoding: connect.body, as: UTF8.self)) \(host.log.suffix(1500))")
         let approved = try CurlTransport().send(HTTPRequest(method: "GET", url: location(connect) + "&sandbox_action=approve"))
         let back = location(approved)
         let query = String(back.split(separator: "?", maxSplits: 1).last ?? "")

@@ -153,3 +153,25 @@ import Testing
         #expect(config.contains("fastcgi_pass unix:/srv/data/fastcgi/send-event.sock;"))
     }
 }
+
+@Suite struct ApacheConfigTests {
+    @Test func exactRoutesAuthorizationAndOwnVariables() throws {
+        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
+        let config = ApacheConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                                  environment: ["META_APP_ID": "1", "CRON_SECRET": "c\"x"], fastCGI: false).render()
+        // Anchored: `/api/connect/meta` is a prefix of every other route.
+        #expect(config.contains(#"ScriptAliasMatch "^/api/connect/meta$" "/srv/bin/connect""#))
+        let cron = try #require(config.components(separatedBy: #"<LocationMatch "^/api/cron/meta/refresh$">"#).dropFirst().first)
+        let block = try #require(cron.components(separatedBy: "</LocationMatch>").first)
+        #expect(block.contains("CGIPassAuth On"))
+        #expect(block.contains(#"SetEnv CRON_SECRET "c\"x""#))
+        let connect = try #require(config.components(separatedBy: #"<LocationMatch "^/api/connect/meta$">"#).dropFirst().first)
+        #expect(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("META_APP_ID"))
+        #expect(!(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("CRON_SECRET")))
+        #expect(config.contains("RequestHeader unset Proxy early"))
+        let fastCGI = ApacheConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                                   environment: ["CRON_SECRET": "c"], fastCGI: true).render()
+        #expect(!fastCGI.contains("CRON_SECRET"))
+        #expect(fastCGI.contains(#""unix:/srv/data/fastcgi/send-event.sock|fcgi://compass-send-event/""#))
+    }
+}

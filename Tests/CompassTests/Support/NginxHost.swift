@@ -8,10 +8,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// A real nginx on a free loopback port, configured by `NginxConfig` from functions.json, with
-/// the built executables behind it: through fcgiwrap (CGI, a process per request) or kept warm as
-/// FastCGI processes on a socket per function. Meta is the Graph sandbox on its own loopback port.
+/// A real nginx or Apache on a free loopback port, configured by `NginxConfig` or `ApacheConfig`
+/// from functions.json, with the built executables behind it: as CGI (nginx through fcgiwrap,
+/// Apache with mod_cgid, programs running as www-data) or kept warm as FastCGI processes on a
+/// socket per function. Meta is the Graph sandbox on its own loopback port.
 final class NginxHost: @unchecked Sendable {
+    enum Server { case nginx, apache }
     let folder = TemporaryFolder()
     private(set) var port = 0
     let sandbox: GraphSandbox
@@ -23,12 +25,21 @@ final class NginxHost: @unchecked Sendable {
     var base: String { "http://127.0.0.1:\(port)" }
 
     static var available: Bool { ["/usr/sbin/nginx", "/usr/sbin/fcgiwrap"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } }
+    static var apacheAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/apache2") }
 
     enum Failure: Error { case didNotStart(String), portTaken }
 
-    init(fastCGI: Bool) throws {
+    init(fastCGI: Bool, server kind: Server = .nginx) throws {
         (sandbox, server) = try GraphSandbox.serve(folder: folder.path + "/sandbox")
-        for sub in ["tmp", "fastcgi"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        for sub in ["tmp", "fastcgi", "store"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        if kind == .apache {
+            // Apache runs CGI programs as www-data: the store must be theirs.
+            chmod(folder.path, 0o755)
+            var user = passwd(), found: UnsafeMutablePointer<passwd>? = nil
+            var scratch = [CChar](repeating: 0, count: 4096)
+            getpwnam_r("www-data", &user, &scratch, scratch.count, &found)
+            if found != nil { chown(folder.path + "/store", user.pw_uid, user.pw_gid) }
+        }
         var chosen = 0
         var env: [String: String] = [:]
         for attempt in 1...5 {
@@ -40,7 +51,7 @@ final class NginxHost: @unchecked Sendable {
                 "CRON_SECRET": "cron-secret-for-tests-0123456789", "STORE_URL": "file://\(folder.path)/store", "LOG_LEVEL": "debug",
             ]
             do {
-                try start(port: port, environment: env, fastCGI: fastCGI)
+                try start(port: port, environment: env, fastCGI: fastCGI, kind: kind)
                 chosen = port
                 break
             } catch Failure.portTaken where attempt < 5 {
@@ -49,6 +60,12 @@ final class NginxHost: @unchecked Sendable {
         }
         port = chosen
         environment = env
+    }
+
+    /// What the server and the programs logged.
+    var log: String {
+        ["/nginx-error.log", "/nginx-stderr.log", "/apache-error.log", "/fcgiwrap.log"]
+            .map { (try? String(contentsOfFile: folder.path + $0, encoding: .utf8)) ?? "" }.joined(separator: "\n")
     }
 
     deinit {
@@ -71,12 +88,14 @@ final class NginxHost: @unchecked Sendable {
         listeners = []
     }
 
-    private func start(port: Int, environment: [String: String], fastCGI: Bool) throws {
+    private func start(port: Int, environment: [String: String], fastCGI: Bool, kind: Server) throws {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
         let config = NginxConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
                                  port: port, environment: environment, fastCGI: fastCGI)
-        let path = folder.path + "/nginx.conf"
-        try config.render().write(toFile: path, atomically: false, encoding: .utf8)
+        let apache = ApacheConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+                                  port: port, environment: environment, fastCGI: fastCGI)
+        let path = folder.path + (kind == .nginx ? "/nginx.conf" : "/apache.conf")
+        try (kind == .nginx ? config.render() : apache.render()).write(toFile: path, atomically: false, encoding: .utf8)
         chmod(path, 0o600)
         if fastCGI {
             // Each function's processes on its socket, each with only its own variables.
@@ -89,6 +108,7 @@ final class NginxHost: @unchecked Sendable {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
                 }
                 guard bound == 0, listen(listener, 64) == 0 else { throw Failure.didNotStart("cannot listen on \(socketPath)") }
+                chmod(socketPath, 0o666)
                 listeners.append(listener)
                 var variables = function.environment.reduce(into: ["SWIFT_BACKTRACE": "enable=no"]) { result, name in
                     if let value = environment[name] { result[name] = value }
@@ -99,11 +119,13 @@ final class NginxHost: @unchecked Sendable {
                                                environment: variables, stderr: folder.path + "/\(function.executable).log"))
                 }
             }
-        } else {
+        } else if kind == .nginx {
             pids.append(try Self.spawn(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
                                        environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log"))
         }
-        let nginx = try Self.spawn(["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"], standardInput: nil,
+        let command = kind == .nginx ? ["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"]
+            : ["/usr/sbin/apache2", "-f", path, "-DFOREGROUND"]
+        let nginx = try Self.spawn(command, standardInput: nil,
                                    environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/nginx-stderr.log")
         pids.append(nginx)
         let deadline = Date().addingTimeInterval(10)
@@ -111,11 +133,9 @@ final class NginxHost: @unchecked Sendable {
             var status: Int32 = 0
             if waitpid(nginx, &status, WNOHANG) == nginx {
                 pids.removeLast()
-                let log = ((try? String(contentsOfFile: folder.path + "/nginx-error.log", encoding: .utf8)) ?? "")
-                    + ((try? String(contentsOfFile: folder.path + "/nginx-stderr.log", encoding: .utf8)) ?? "")
                 throw log.contains("Address already in use") ? Failure.portTaken : Failure.didNotStart(log)
             }
-            let ready = LighttpdHost.accepts(port) && (fastCGI || FileManager.default.fileExists(atPath: config.fcgiwrapSocket))
+            let ready = LighttpdHost.accepts(port) && (fastCGI || kind == .apache || FileManager.default.fileExists(atPath: config.fcgiwrapSocket))
             if ready { return }
             guard Date() < deadline else { throw Failure.didNotStart("nginx did not start") }
             usleep(20_000)

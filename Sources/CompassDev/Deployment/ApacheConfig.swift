@@ -1,0 +1,101 @@
+import CompassPlatform
+
+/// An Apache 2.4 configuration serving every built function of the manifest, generated from
+/// `functions.json` alone. CGI (`mod_cgid`): each path matched exactly (`ScriptAliasMatch` with
+/// anchors: `/api/connect/meta` is a prefix of every other route), `CGIPassAuth On` so Bearer
+/// sessions reach the programs, the function's variables with `SetEnv`, its timeout and body
+/// limit. FastCGI (`mod_proxy_fcgi`): each path proxied to the function's socket
+/// (`fastcgi/<function>.sock`), where its executable stays warm, started by a process manager
+/// with its variables in the environment.
+package struct ApacheConfig {
+    package var manifest: FunctionsManifest
+    package var binDirectory: String
+    package var dataDirectory: String
+    package var port: Int
+    /// Values for the functions' variables; each function gets only those it lists.
+    package var environment: [String: String]
+    package var fastCGI: Bool
+    /// The user the programs run as (Apache runs CGI programs as its own user).
+    package var user: String
+
+    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
+                 environment: [String: String], fastCGI: Bool, user: String = "www-data") {
+        self.manifest = manifest
+        self.binDirectory = binDirectory
+        self.dataDirectory = dataDirectory
+        self.port = port
+        self.environment = environment
+        self.fastCGI = fastCGI
+        self.user = user
+    }
+
+    package func socket(for function: FunctionsManifest.Function) -> String {
+        dataDirectory + "/fastcgi/" + function.executable + ".sock"
+    }
+
+    package func render(modules: String = "/usr/lib/apache2/modules") -> String {
+        var lines = [
+            "# Generated from functions.json by compass-dev apache-config. Do not edit.",
+            "ServerRoot \(quote(dataDirectory))",
+            "Listen 127.0.0.1:\(port)",
+            "ServerName 127.0.0.1",
+            "PidFile \(quote(dataDirectory + "/apache.pid"))",
+            "ErrorLog \(quote(dataDirectory + "/apache-error.log"))",
+            "LogLevel warn",
+            "User \(user)",
+            "Group \(user)",
+            "LoadModule mpm_event_module \(modules)/mod_mpm_event.so",
+            "LoadModule authz_core_module \(modules)/mod_authz_core.so",
+            "LoadModule alias_module \(modules)/mod_alias.so",
+            "LoadModule env_module \(modules)/mod_env.so",
+            "LoadModule headers_module \(modules)/mod_headers.so",
+        ]
+        if fastCGI {
+            lines += ["LoadModule proxy_module \(modules)/mod_proxy.so", "LoadModule proxy_fcgi_module \(modules)/mod_proxy_fcgi.so"]
+        } else {
+            lines += ["LoadModule cgid_module \(modules)/mod_cgid.so", "ScriptSock \(quote(dataDirectory + "/cgid.sock"))"]
+        }
+        // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a program.
+        lines.append("RequestHeader unset Proxy early")
+        for function in manifest.functions where function.planned != true {
+            for path in function.paths { lines += block(path, function) }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func block(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
+        let pattern = "^" + path.replacing(".", with: "\\.") + "$"
+        var lines: [String] = []
+        if fastCGI {
+            // A worker name of its own per function: Apache shares the connections of workers
+            // whose names are prefixes of each other (`fcgi://localhost/...`).
+            lines.append("ProxyPassMatch \(quote(pattern)) \(quote("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
+        } else {
+            lines.append("ScriptAliasMatch \(quote(pattern)) \(quote(binDirectory + "/" + function.executable))")
+        }
+        lines.append("<LocationMatch \(quote(pattern))>")
+        // A little above the program's own limit: a larger body gets the program's JSON 413.
+        lines.append("    LimitRequestBody \(function.maxBodyBytes + 64 * 1024)")
+        // Bearer sessions and the cron secret travel in Authorization, which Apache keeps from
+        // programs unless told (CGI and mod_proxy_fcgi alike).
+        lines.append("    CGIPassAuth On")
+        if fastCGI {
+            lines.append("    ProxyFCGISetEnvIf \"true\" SCRIPT_NAME \(quote(path))")
+            lines.append("    ProxyFCGISetEnvIf \"true\" !PATH_INFO")
+            lines.append("    ProxyFCGISetEnvIf \"true\" !SCRIPT_FILENAME")
+        } else {
+            lines.append("    CGIDScriptTimeout \(function.timeoutSeconds)")
+            lines.append("    SetEnv SWIFT_BACKTRACE enable=no")
+            for name in function.environment {
+                if let value = environment[name] { lines.append("    SetEnv \(name) \(quote(value))") }
+            }
+        }
+        lines.append("</LocationMatch>")
+        return lines
+    }
+
+    /// An Apache argument: quoted, with `"` and `\` escaped.
+    private func quote(_ text: String) -> String {
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+    }
+}
