@@ -89,35 +89,8 @@ final class LighttpdHost: @unchecked Sendable {
         }
     }
 
-    /// posix_spawn with every signal unblocked and at its default (a server started from a test
-    /// thread must not inherit that thread's blocked SIGTERM and SIGCHLD) and no descriptor but
-    /// stdin, stdout and stderr.
     static func spawn(_ argv: [String], stderr: String) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t(), all = sigset_t()
-        sigemptyset(&empty)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-        // Nothing else of the test process: a server that kept another test's pipe open (its
-        // child's stdout, say) would make that test wait for the pipe's end as long as it runs.
-        let closing = spawnActionsCloseFrom(&actions, 3)
-        guard closing == 0 else { throw POSIXError(POSIXErrorCode(rawValue: closing) ?? .EINVAL) }
-        var pid: pid_t = 0
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
-        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EINVAL) }
-        return pid
+        try Spawn.process(argv, stderr: stderr)
     }
 
     var log: String { (try? String(contentsOf: errorLog, encoding: .utf8)) ?? "" }
@@ -171,8 +144,3 @@ final class LighttpdHost: @unchecked Sendable {
         }
     }
 }
-
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which the Glibc module
-/// does not export.
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func spawnActionsCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32

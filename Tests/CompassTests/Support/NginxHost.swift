@@ -115,17 +115,17 @@ final class NginxHost: @unchecked Sendable {
                 }
                 variables["PATH"] = "/usr/bin:/bin"
                 for _ in 0..<2 {
-                    pids.append(try Self.spawn([Executables.url(function.executable).path], standardInput: listener,
+                    pids.append(try Spawn.process([Executables.url(function.executable).path], standardInput: listener,
                                                environment: variables, stderr: folder.path + "/\(function.executable).log"))
                 }
             }
         } else if kind == .nginx {
-            pids.append(try Self.spawn(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
+            pids.append(try Spawn.process(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
                                        environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log"))
         }
         let command = kind == .nginx ? ["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"]
             : ["/usr/sbin/apache2", "-f", path, "-DFOREGROUND"]
-        let nginx = try Self.spawn(command, standardInput: nil,
+        let nginx = try Spawn.process(command, standardInput: nil,
                                    environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/nginx-stderr.log")
         pids.append(nginx)
         let deadline = Date().addingTimeInterval(10)
@@ -142,39 +142,6 @@ final class NginxHost: @unchecked Sendable {
         }
     }
 
-    /// posix_spawn with signals at their defaults, the given environment only, and no
-    /// descriptor of the test process but an optional listening socket as standard input.
-    static func spawn(_ argv: [String], standardInput: Int32?, environment: [String: String], stderr: String) throws -> pid_t {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t(), all = sigset_t()
-        sigemptyset(&empty)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let standardInput {
-            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_APPEND | O_CREAT, 0o600)
-        let closing = spawnCloseFrom(&actions, 3)
-        guard closing == 0 else { throw POSIXError(POSIXErrorCode(rawValue: closing) ?? .EINVAL) }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArgs + cEnv).forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
-        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EINVAL) }
-        return pid
-    }
-
     func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
         var all = headers
         if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
@@ -182,6 +149,3 @@ final class NginxHost: @unchecked Sendable {
                                                     headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
     }
 }
-
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
