@@ -10,8 +10,8 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
                                               print a lighttpd config (values from the environment)
        compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
-       compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi]
-       compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi]
+       compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
+       compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
                                               print an nginx or Apache config (values from the environment)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
@@ -48,16 +48,28 @@ case "lighttpd-config":
     } catch {
         fail("cannot read \(arguments[1]): \(error)")
     }
+case "function-env":
+    // NAME=VALUE lines of the function's variables set in this environment (a FastCGI process
+    // manager starts the function with exactly these).
+    guard arguments.count == 3, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
+    guard let function = manifest.served(sandbox: true).first(where: { $0.name == arguments[2] }) else { fail("no function \(arguments[2])") }
+    let environment = ProcessInfo.processInfo.environment
+    for name in function.environment { if let value = environment[name] { print("\(name)=\(value)") } }
+case "functions":
+    // The names of the functions a host serves (with --sandbox, the development ones too).
+    guard arguments.count >= 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
+    for function in manifest.served(sandbox: arguments.contains("--sandbox")) { print(function.name) }
 case "nginx-config", "apache-config":
     guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
     do {
         let manifest = try FunctionsManifest.load(path: arguments[1])
         let environment = ProcessInfo.processInfo.environment, fastCGI = arguments.contains("--fastcgi")
+        let sandbox = arguments.contains("--sandbox")
         print(arguments[0] == "nginx-config"
               ? NginxConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
-                            environment: environment, fastCGI: fastCGI).render()
+                            environment: environment, fastCGI: fastCGI, sandbox: sandbox).render()
               : ApacheConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
-                             environment: environment, fastCGI: fastCGI).render(),
+                             environment: environment, fastCGI: fastCGI, sandbox: sandbox).render(),
               terminator: "")
     } catch {
         fail("cannot read \(arguments[1]): \(error)")

@@ -15,17 +15,20 @@ package struct ApacheConfig {
     /// Values for the functions' variables; each function gets only those it lists.
     package var environment: [String: String]
     package var fastCGI: Bool
+    /// Mount the Graph sandbox at /graph and the development console.
+    package var sandbox: Bool
     /// The user the programs run as (Apache runs CGI programs as its own user).
     package var user: String
 
     package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
-                 environment: [String: String], fastCGI: Bool, user: String = "www-data") {
+                 environment: [String: String], fastCGI: Bool, sandbox: Bool = false, user: String = "www-data") {
         self.manifest = manifest
         self.binDirectory = binDirectory
         self.dataDirectory = dataDirectory
         self.port = port
         self.environment = environment
         self.fastCGI = fastCGI
+        self.sandbox = sandbox
         self.user = user
     }
 
@@ -57,14 +60,14 @@ package struct ApacheConfig {
         }
         // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a program.
         lines.append("RequestHeader unset Proxy early")
-        for function in manifest.functions where function.planned != true {
+        for function in manifest.served(sandbox: sandbox) {
             for path in function.paths { lines += block(path, function) }
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     private func block(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
-        let pattern = "^" + path.replacing(".", with: "\\.") + "$"
+        let pattern = "^" + path.replacing(".", with: "\\.") + (function.servesSubpaths ? "(/.*)?$" : "$")
         var lines: [String] = []
         if fastCGI {
             // A worker name of its own per function: Apache shares the connections of workers
@@ -80,7 +83,7 @@ package struct ApacheConfig {
         // programs unless told (CGI and mod_proxy_fcgi alike).
         lines.append("    CGIPassAuth On")
         if fastCGI {
-            lines.append("    ProxyFCGISetEnvIf \"true\" SCRIPT_NAME \(quote(path))")
+            lines.append("    ProxyFCGISetEnvIf \"true\" SCRIPT_NAME \"%{REQUEST_URI}\"")
             lines.append("    ProxyFCGISetEnvIf \"true\" !PATH_INFO")
             lines.append("    ProxyFCGISetEnvIf \"true\" !SCRIPT_FILENAME")
         } else {

@@ -18,10 +18,46 @@ package struct FunctionsManifest: Codable, Sendable {
         /// The largest request body the function reads; a larger one is answered 413.
         package var maxBodyBytes: Int
         package var environment: [String]
+
+        /// Paths below this mount are its own (the Graph sandbox), not only the mount itself.
+        package var servesSubpaths: Bool { name == "graph-sandbox" }
+
+        package init(name: String, executable: String, planned: Bool?, methods: [String], paths: [String], schedule: String?,
+                     timeoutSeconds: Int, maxBodyBytes: Int, environment: [String]) {
+            self.name = name
+            self.executable = executable
+            self.planned = planned
+            self.methods = methods
+            self.paths = paths
+            self.schedule = schedule
+            self.timeoutSeconds = timeoutSeconds
+            self.maxBodyBytes = maxBodyBytes
+            self.environment = environment
+        }
     }
 
     package var description: String?
     package var functions: [Function]
+
+    /// The development functions `scripts/serve` adds without a Meta app: the Graph sandbox,
+    /// mounted at `/graph` (everything below it), and the development console. The variables
+    /// include META_GRAPH_URL and SANDBOX_BASE_URL: they serve only when the Graph is the sandbox.
+    package static let development: [Function] = [
+        Function(name: "graph-sandbox", executable: "graph-sandbox", planned: nil, methods: ["GET", "POST", "DELETE"],
+                 paths: ["/graph"], schedule: nil, timeoutSeconds: 60, maxBodyBytes: 32 << 20,
+                 environment: ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL",
+                               "STORE_URL", "LOG_LEVEL"]),
+        Function(name: "dev-console", executable: "dev-console", planned: nil, methods: ["GET", "POST"],
+                 paths: ["/", "/settings/integrations", "/dev/login", "/dev/logout"], schedule: nil, timeoutSeconds: 10,
+                 maxBodyBytes: 64 << 10,
+                 environment: ["COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
+                               "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL"]),
+    ]
+
+    /// The functions a host serves: the manifest's built ones, and with `sandbox` the development ones.
+    package func served(sandbox: Bool) -> [Function] {
+        functions.filter { $0.planned != true } + (sandbox ? Self.development : [])
+    }
 
     package static func load(path: String) throws -> FunctionsManifest {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -72,25 +108,13 @@ package struct LighttpdConfig {
             // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a handler.
             #"setenv.set-request-header = ("Proxy" => "")"#,
         ]
-        for function in manifest.functions where function.planned != true {
+        for function in manifest.served(sandbox: sandbox) {
             for path in function.paths {
                 // A little above the program's own limit: a body past it gets the program's JSON 413.
-                lines.append(block(match: "== \(quote(path))", alias: path, executable: function.executable,
+                let match = function.servesSubpaths ? "=~ \(quote("^" + path + "(/|$)"))" : "== \(quote(path))"
+                lines.append(block(match: match, alias: path, executable: function.executable,
                                    timeout: function.timeoutSeconds, variables: function.environment,
                                    maxRequestKB: function.maxBodyBytes / 1024 + 64))
-            }
-        }
-        if sandbox {
-            // META_GRAPH_URL: the development functions serve only when the Graph is the sandbox.
-            let graphVariables = ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "STORE_URL",
-                                  "LOG_LEVEL"]
-            lines.append(block(match: #"=~ "^/graph(/|$)""#, alias: "/graph", executable: "graph-sandbox", timeout: 60,
-                               variables: graphVariables, maxRequestKB: 32 * 1024))
-            let consoleVariables = ["COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
-                                    "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL"]
-            for path in ["/", "/settings/integrations", "/dev/login", "/dev/logout"] {
-                lines.append(block(match: "== \(quote(path))", alias: path, executable: "dev-console", timeout: 10,
-                                   variables: consoleVariables, maxRequestKB: 64))
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -14,15 +14,18 @@ package struct NginxConfig {
     /// Values for the functions' variables; each function gets only those it lists.
     package var environment: [String: String]
     package var fastCGI: Bool
+    /// Mount the Graph sandbox at /graph and the development console.
+    package var sandbox: Bool
 
     package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
-                 environment: [String: String], fastCGI: Bool) {
+                 environment: [String: String], fastCGI: Bool, sandbox: Bool = false) {
         self.manifest = manifest
         self.binDirectory = binDirectory
         self.dataDirectory = dataDirectory
         self.port = port
         self.environment = environment
         self.fastCGI = fastCGI
+        self.sandbox = sandbox
     }
 
     /// Where the function's FastCGI processes listen (FastCGI mode).
@@ -49,7 +52,7 @@ package struct NginxConfig {
             "    server {",
             "        listen 127.0.0.1:\(port);",
         ]
-        for function in manifest.functions where function.planned != true {
+        for function in manifest.served(sandbox: sandbox) {
             for path in function.paths {
                 lines += location(path, function)
             }
@@ -60,7 +63,7 @@ package struct NginxConfig {
 
     private func location(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
         var block = [
-            "        location = \(path) {",
+            function.servesSubpaths ? "        location ^~ \(path)/ {" : "        location = \(path) {",
             // A little above the program's own limit: a larger body gets the program's JSON 413.
             "            client_max_body_size \(function.maxBodyBytes + 64 * 1024);",
             "            fastcgi_read_timeout \(function.timeoutSeconds)s;",
