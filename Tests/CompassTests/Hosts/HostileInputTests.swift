@@ -11,13 +11,12 @@ import Testing
 /// Hostile and broken input, to every handler as a CGI host runs it: each gets a clean 4xx (or
 /// the defined redirect) within a couple of seconds, never a trap, a hang or a stack trace.
 @Suite(.serialized) struct HostileInputTests {
-    static let functions = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks"]
-    static let method = ["connect": "GET", "callback": "GET", "disconnect": "POST", "settings": "PUT", "send-event": "POST",
-                         "refresh-cron": "POST", "meta-webhooks": "POST"]
-    static let path = ["connect": "/api/connect/meta", "callback": "/api/connect/meta/callback",
-                       "disconnect": "/api/connect/meta/disconnect", "settings": "/api/connect/meta/settings",
-                       "send-event": "/api/connect/meta/events", "refresh-cron": "/api/cron/meta/refresh",
-                       "meta-webhooks": "/api/connect/meta/deauthorize"]
+    /// Every built function of functions.json, with the method that reads a body when it has one.
+    static let manifest = (try? FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path))?
+        .functions.filter { $0.planned != true } ?? []
+    static let functions = manifest.map(\.executable)
+    static let method = Dictionary(uniqueKeysWithValues: manifest.map { ($0.executable, $0.methods.last { $0 != "GET" } ?? $0.methods[0]) })
+    static let path = Dictionary(uniqueKeysWithValues: manifest.map { ($0.executable, $0.paths[0]) })
 
     func check(_ response: CGIWorld.Response, _ label: String, allowed: ClosedRange<Int> = 400...499,
                redirectOK: Bool = false, elapsed: TimeInterval) {
@@ -40,6 +39,7 @@ import Testing
     }
 
     @Test func brokenBodiesAndLengths() throws {
+        #expect(Self.functions.count >= 7, "functions.json could not be read")
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = "cron-secret-0123456789"
         let deep = String(repeating: "[", count: 300_000)
