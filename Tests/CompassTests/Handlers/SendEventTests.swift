@@ -228,6 +228,27 @@ extension World {
         #expect(try world.store.count(prefix: "meta/outbox/tenant_a/") == 0)
     }
 
+    /// A copy that finds the event claimed by another still sending waits, then is queued (and
+    /// the drain sends it unless that other copy got through); a claim whose holder died frees
+    /// itself after two minutes.
+    @Test func aCopyFindingAClaimWaitsThenQueuesAndADeadClaimExpires() throws {
+        let world = World()
+        world.readyTenant()
+        let event = try #require(try? ConversionEvent.normalize(try JSONParser.parse(Array(world.lead("held").utf8)),
+                                                               tenantId: "tenant_a", now: world.clock.now).get())
+        try world.store.put(RecordKey.sent("tenant_a", event.dedupKey), Array("claim".utf8), ttl: 120)
+        let started = Date()
+        let waited = world.send(world.lead("held"))
+        #expect(Date().timeIntervalSince(started) >= 4.5, "the copy did not wait for the claim's holder")
+        #expect(waited.status == 202 && waited.json["queued"] as? Int == 1, "\(waited.text)")
+        #expect(world.deliveredIds().isEmpty)
+        // The holder never settles: its claim runs out, and the next copy or the drain sends it.
+        world.clock.advance(121)
+        #expect(world.drain().outbox.sent == 1)
+        #expect(world.deliveredIds() == ["held"])
+        #expect(world.send(world.lead("held")).json["duplicates"] as? Int == 1)
+    }
+
     @Test func aRateLimitQueuesAndBacksOff() {
         let world = World()
         world.readyTenant()
