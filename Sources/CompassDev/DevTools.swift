@@ -65,14 +65,6 @@ extension DevTools {
     }
 }
 
-extension DevTools {
-    /// The lighttpd configuration for `scripts/serve` and the end-to-end tests.
-    package static func lighttpdConfig(manifestPath: String, binDirectory: String, dataDirectory: String, port: Int,
-                                      environment: [String: String], sandbox: Bool, fastCGI: Bool = false) throws -> String {
-        LighttpdConfig(manifest: try FunctionsManifest.load(path: manifestPath), binDirectory: binDirectory,
-                       dataDirectory: dataDirectory, port: port, environment: environment, sandbox: sandbox, fastCGI: fastCGI).render()
-    }
-}
 
 extension DevTools {
     /// Writes `count` connected tenants (integration, sealed credential) into the store and their

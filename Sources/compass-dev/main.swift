@@ -38,16 +38,6 @@ case "session":
 case "store-increment":
     guard arguments.count == 4, let times = Int(arguments[3]) else { fail("usage: compass-dev store-increment STORE_URL KEY TIMES") }
     exit(DevTools.incrementCounter(storeURL: arguments[1], key: arguments[2], times: times) ? 0 : 1)
-case "lighttpd-config":
-    guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
-    do {
-        print(try DevTools.lighttpdConfig(manifestPath: arguments[1], binDirectory: arguments[2], dataDirectory: arguments[3],
-                                          port: port, environment: ProcessInfo.processInfo.environment,
-                                          sandbox: arguments.contains("--sandbox"), fastCGI: arguments.contains("--fastcgi")),
-              terminator: "")
-    } catch {
-        fail("cannot read \(arguments[1]): \(error)")
-    }
 case "function-env":
     // NAME=VALUE lines of the function's variables set in this environment (a FastCGI process
     // manager starts the function with exactly these).
@@ -59,18 +49,17 @@ case "functions":
     // The names of the functions a host serves (with --sandbox, the development ones too).
     guard arguments.count >= 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     for function in manifest.served(sandbox: arguments.contains("--sandbox")) { print(function.name) }
-case "nginx-config", "apache-config":
+case "lighttpd-config", "nginx-config", "apache-config":
     guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
     do {
-        let manifest = try FunctionsManifest.load(path: arguments[1])
-        let environment = ProcessInfo.processInfo.environment, fastCGI = arguments.contains("--fastcgi")
-        let sandbox = arguments.contains("--sandbox")
-        print(arguments[0] == "nginx-config"
-              ? NginxConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
-                            environment: environment, fastCGI: fastCGI, sandbox: sandbox).render()
-              : ApacheConfig(manifest: manifest, binDirectory: arguments[2], dataDirectory: arguments[3], port: port,
-                             environment: environment, fastCGI: fastCGI, sandbox: sandbox).render(),
-              terminator: "")
+        let setup = HostSetup(manifest: try FunctionsManifest.load(path: arguments[1]), binDirectory: arguments[2],
+                              dataDirectory: arguments[3], port: port, environment: ProcessInfo.processInfo.environment,
+                              fastCGI: arguments.contains("--fastcgi"), sandbox: arguments.contains("--sandbox"))
+        switch arguments[0] {
+        case "lighttpd-config": print(setup.lighttpdConfig(), terminator: "")
+        case "nginx-config": print(setup.nginxConfig(), terminator: "")
+        default: print(setup.apacheConfig(), terminator: "")
+        }
     } catch {
         fail("cannot read \(arguments[1]): \(error)")
     }

@@ -7,43 +7,16 @@ import CompassPlatform
 /// limit. FastCGI (`mod_proxy_fcgi`): each path proxied to the function's socket
 /// (`fastcgi/<function>.sock`), where its executable stays warm, started by a process manager
 /// with its variables in the environment.
-package struct ApacheConfig {
-    package var manifest: FunctionsManifest
-    package var binDirectory: String
-    package var dataDirectory: String
-    package var port: Int
-    /// Values for the functions' variables; each function gets only those it lists.
-    package var environment: [String: String]
-    package var fastCGI: Bool
-    /// Mount the Graph sandbox at /graph and the development console.
-    package var sandbox: Bool
-    /// The user the programs run as (Apache runs CGI programs as its own user).
-    package var user: String
-
-    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
-                 environment: [String: String], fastCGI: Bool, sandbox: Bool = false, user: String = "www-data") {
-        self.manifest = manifest
-        self.binDirectory = binDirectory
-        self.dataDirectory = dataDirectory
-        self.port = port
-        self.environment = environment
-        self.fastCGI = fastCGI
-        self.sandbox = sandbox
-        self.user = user
-    }
-
-    package func socket(for function: FunctionsManifest.Function) -> String {
-        dataDirectory + "/fastcgi/" + function.executable + ".sock"
-    }
-
-    package func render(modules: String = "/usr/lib/apache2/modules") -> String {
+extension HostSetup {
+    /// `user`: the user Apache runs CGI programs as.
+    package func apacheConfig(user: String = "www-data", modules: String = "/usr/lib/apache2/modules") -> String {
         var lines = [
             "# Generated from functions.json by compass-dev apache-config. Do not edit.",
-            "ServerRoot \(quote(dataDirectory))",
+            "ServerRoot \(apacheQuote(dataDirectory))",
             "Listen 127.0.0.1:\(port)",
             "ServerName 127.0.0.1",
-            "PidFile \(quote(dataDirectory + "/apache.pid"))",
-            "ErrorLog \(quote(dataDirectory + "/apache-error.log"))",
+            "PidFile \(apacheQuote(dataDirectory + "/apache.pid"))",
+            "ErrorLog \(apacheQuote(dataDirectory + "/apache-error.log"))",
             "LogLevel warn",
             "User \(user)",
             "Group \(user)",
@@ -56,27 +29,27 @@ package struct ApacheConfig {
         if fastCGI {
             lines += ["LoadModule proxy_module \(modules)/mod_proxy.so", "LoadModule proxy_fcgi_module \(modules)/mod_proxy_fcgi.so"]
         } else {
-            lines += ["LoadModule cgid_module \(modules)/mod_cgid.so", "ScriptSock \(quote(dataDirectory + "/cgid.sock"))"]
+            lines += ["LoadModule cgid_module \(modules)/mod_cgid.so", "ScriptSock \(apacheQuote(dataDirectory + "/cgid.sock"))"]
         }
         // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a program.
         lines.append("RequestHeader unset Proxy early")
-        for function in manifest.served(sandbox: sandbox) {
-            for path in function.paths { lines += block(path, function) }
+        for function in functions {
+            for path in function.paths { lines += apacheBlock(path, function) }
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func block(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
+    private func apacheBlock(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
         let pattern = "^" + path.replacing(".", with: "\\.") + (function.servesSubpaths ? "(/.*)?$" : "$")
         var lines: [String] = []
         if fastCGI {
             // A worker name of its own per function: Apache shares the connections of workers
             // whose names are prefixes of each other (`fcgi://localhost/...`).
-            lines.append("ProxyPassMatch \(quote(pattern)) \(quote("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
+            lines.append("ProxyPassMatch \(apacheQuote(pattern)) \(apacheQuote("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
         } else {
-            lines.append("ScriptAliasMatch \(quote(pattern)) \(quote(binDirectory + "/" + function.executable))")
+            lines.append("ScriptAliasMatch \(apacheQuote(pattern)) \(apacheQuote(binDirectory + "/" + function.executable))")
         }
-        lines.append("<LocationMatch \(quote(pattern))>")
+        lines.append("<LocationMatch \(apacheQuote(pattern))>")
         // A little above the program's own limit: a larger body gets the program's JSON 413.
         lines.append("    LimitRequestBody \(function.maxBodyBytes + 64 * 1024)")
         // Bearer sessions and the cron secret travel in Authorization, which Apache keeps from
@@ -90,7 +63,7 @@ package struct ApacheConfig {
             lines.append("    CGIDScriptTimeout \(function.timeoutSeconds)")
             lines.append("    SetEnv SWIFT_BACKTRACE enable=no")
             for name in function.environment {
-                if let value = environment[name] { lines.append("    SetEnv \(name) \(quote(value))") }
+                if let value = environment[name] { lines.append("    SetEnv \(name) \(apacheQuote(value))") }
             }
         }
         lines.append("</LocationMatch>")
@@ -98,7 +71,7 @@ package struct ApacheConfig {
     }
 
     /// An Apache argument: quoted, with `"` and `\` escaped.
-    private func quote(_ text: String) -> String {
+    private func apacheQuote(_ text: String) -> String {
         "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

@@ -6,36 +6,8 @@ import CompassPlatform
 /// function's variables travel as FastCGI parameters. FastCGI: each function has its own
 /// socket (`fastcgi/<function>.sock`), where its executable, started by a process manager with
 /// its variables in the environment, stays warm.
-package struct NginxConfig {
-    package var manifest: FunctionsManifest
-    package var binDirectory: String
-    package var dataDirectory: String
-    package var port: Int
-    /// Values for the functions' variables; each function gets only those it lists.
-    package var environment: [String: String]
-    package var fastCGI: Bool
-    /// Mount the Graph sandbox at /graph and the development console.
-    package var sandbox: Bool
-
-    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
-                 environment: [String: String], fastCGI: Bool, sandbox: Bool = false) {
-        self.manifest = manifest
-        self.binDirectory = binDirectory
-        self.dataDirectory = dataDirectory
-        self.port = port
-        self.environment = environment
-        self.fastCGI = fastCGI
-        self.sandbox = sandbox
-    }
-
-    /// Where the function's FastCGI processes listen (FastCGI mode).
-    package func socket(for function: FunctionsManifest.Function) -> String {
-        dataDirectory + "/fastcgi/" + function.executable + ".sock"
-    }
-
-    package var fcgiwrapSocket: String { dataDirectory + "/fcgiwrap.sock" }
-
-    package func render() -> String {
+extension HostSetup {
+    package func nginxConfig() -> String {
         var lines = [
             "# Generated from functions.json by compass-dev nginx-config. Do not edit.",
             "pid \(dataDirectory)/nginx.pid;",
@@ -52,16 +24,16 @@ package struct NginxConfig {
             "    server {",
             "        listen 127.0.0.1:\(port);",
         ]
-        for function in manifest.served(sandbox: sandbox) {
+        for function in functions {
             for path in function.paths {
-                lines += location(path, function)
+                lines += nginxLocation(path, function)
             }
         }
         lines += ["    }", "}"]
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func location(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
+    private func nginxLocation(_ path: String, _ function: FunctionsManifest.Function) -> [String] {
         var block = [
             function.servesSubpaths ? "        location ^~ \(path)/ {" : "        location = \(path) {",
             // A little above the program's own limit: a larger body gets the program's JSON 413.
@@ -79,10 +51,10 @@ package struct NginxConfig {
         ]
         for (name, value) in parameters { block.append("            fastcgi_param \(name) \"\(value)\";") }
         if !fastCGI {
-            block.append("            fastcgi_param SCRIPT_FILENAME \(literal(binDirectory + "/" + function.executable));")
+            block.append("            fastcgi_param SCRIPT_FILENAME \(nginxLiteral(binDirectory + "/" + function.executable));")
             block.append("            fastcgi_param SWIFT_BACKTRACE \"enable=no\";")
             for name in function.environment {
-                if let value = environment[name] { block.append("            fastcgi_param \(name) \(literal(value));") }
+                if let value = environment[name] { block.append("            fastcgi_param \(name) \(nginxLiteral(value));") }
             }
         }
         block.append("        }")
@@ -91,7 +63,7 @@ package struct NginxConfig {
 
     /// A literal nginx string: quoted, `"` and `\` escaped, and `$` written as `${dollar}`
     /// (defined in the http block) so that no value is read as a variable.
-    private func literal(_ text: String) -> String {
+    private func nginxLiteral(_ text: String) -> String {
         "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("$", with: "${dollar}") + "\""
     }
 }

@@ -320,7 +320,8 @@ extension LighttpdHost {
 }
 
 /// The whole flow through nginx: with fcgiwrap (CGI) and with the executables as FastCGI
-/// processes, each from the configuration `NginxConfig` generates from functions.json.
+/// processes, each from the configuration `HostSetup` generates from functions.json; the same
+/// for Apache.
 @Suite(.serialized) struct NginxEndToEndTests {
     func location(_ response: HTTPResponse) -> String { response.headers["location"] ?? "" }
 

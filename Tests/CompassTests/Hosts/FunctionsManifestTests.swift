@@ -95,9 +95,9 @@ import Testing
 @Suite struct LighttpdConfigTests {
     func render(sandbox: Bool) throws -> String {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        return LighttpdConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                              environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
-                              sandbox: sandbox).render()
+        return HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                         environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
+                         sandbox: sandbox).lighttpdConfig()
     }
 
     @Test func withARealMetaAppNeitherTheSandboxNorTheDevConsoleIsServed() throws {
@@ -128,9 +128,9 @@ import Testing
 @Suite struct NginxConfigTests {
     func render(fastCGI: Bool) throws -> String {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        return NginxConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                           environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
-                           fastCGI: fastCGI).render()
+        return HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                         environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
+                           fastCGI: fastCGI).nginxConfig()
     }
 
     @Test func eachRouteGetsOnlyItsOwnVariablesAndLimits() throws {
@@ -157,8 +157,8 @@ import Testing
 @Suite struct ApacheConfigTests {
     @Test func exactRoutesAuthorizationAndOwnVariables() throws {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = ApacheConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                                  environment: ["META_APP_ID": "1", "CRON_SECRET": "c\"x"], fastCGI: false).render()
+        let config = HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                               environment: ["META_APP_ID": "1", "CRON_SECRET": "c\"x"], fastCGI: false).apacheConfig()
         // Anchored: `/api/connect/meta` is a prefix of every other route.
         #expect(config.contains(#"ScriptAliasMatch "^/api/connect/meta$" "/srv/bin/connect""#))
         let cron = try #require(config.components(separatedBy: #"<LocationMatch "^/api/cron/meta/refresh$">"#).dropFirst().first)
@@ -169,8 +169,8 @@ import Testing
         #expect(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("META_APP_ID"))
         #expect(!(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("CRON_SECRET")))
         #expect(config.contains("RequestHeader unset Proxy early"))
-        let fastCGI = ApacheConfig(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                                   environment: ["CRON_SECRET": "c"], fastCGI: true).render()
+        let fastCGI = HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+                                environment: ["CRON_SECRET": "c"], fastCGI: true).apacheConfig()
         #expect(!fastCGI.contains("CRON_SECRET"))
         #expect(fastCGI.contains(#""unix:/srv/data/fastcgi/send-event.sock|fcgi://compass-send-event/""#))
     }

@@ -58,8 +58,8 @@ final class LighttpdHost: @unchecked Sendable {
         environment = env
         for sub in ["www", "tmp", "fastcgi"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = LighttpdConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                                    port: port, environment: env, sandbox: true, fastCGI: fastCGI).render()
+        let config = HostSetup(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+                               port: port, environment: env, fastCGI: fastCGI, sandbox: true).lighttpdConfig()
         let configPath = folder.path + "/lighttpd.conf"
         try config.write(toFile: configPath, atomically: false, encoding: .utf8)
         errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")

@@ -8,7 +8,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// A real nginx or Apache on a free loopback port, configured by `NginxConfig` or `ApacheConfig`
+/// A real nginx or Apache on a free loopback port, configured by `HostSetup.nginxConfig()` or `apacheConfig()`
 /// from functions.json, with the built executables behind it: as CGI (nginx through fcgiwrap,
 /// Apache with mod_cgid, programs running as www-data) or kept warm as FastCGI processes on a
 /// socket per function. Meta is the Graph sandbox on its own loopback port.
@@ -90,12 +90,10 @@ final class NginxHost: @unchecked Sendable {
 
     private func start(port: Int, environment: [String: String], fastCGI: Bool, kind: Server) throws {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = NginxConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                                 port: port, environment: environment, fastCGI: fastCGI)
-        let apache = ApacheConfig(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                                  port: port, environment: environment, fastCGI: fastCGI)
+        let config = HostSetup(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+                               port: port, environment: environment, fastCGI: fastCGI)
         let path = folder.path + (kind == .nginx ? "/nginx.conf" : "/apache.conf")
-        try (kind == .nginx ? config.render() : apache.render()).write(toFile: path, atomically: false, encoding: .utf8)
+        try (kind == .nginx ? config.nginxConfig() : config.apacheConfig()).write(toFile: path, atomically: false, encoding: .utf8)
         chmod(path, 0o600)
         if fastCGI {
             // Each function's processes on its socket, each with only its own variables.
