@@ -29,6 +29,9 @@ package struct TokenRefresher {
         package var rotated = 0
         /// Queued and dead-lettered events sealed again under the current key.
         package var eventsRotated = 0
+        /// Credentials this run did not reach because its time budget was spent: the next run
+        /// goes on from where it stopped.
+        package var left = 0
         /// Credentials and queued events still sealed under a previous key after this run:
         /// remove `CREDENTIALS_KEY_PREVIOUS` only once this is 0.
         package var underPreviousKey = 0
@@ -43,19 +46,32 @@ package struct TokenRefresher {
 
     package var now: Date { dependencies.clock.now }
 
-    package func run() throws(StoreError) -> Summary {
+    /// Every credential, or as many as fit before `deadline`: then the place it stopped is kept
+    /// and the next run begins there.
+    package func run(until deadline: Date? = nil) throws(StoreError) -> Summary {
         let summary = Mutex(Summary())
-        var cursor: String? = nil
+        let store = dependencies.store
+        var cursor = try store.get(RecordKey.refreshCursor).map { String(decoding: $0.value, as: UTF8.self) }
+        if let saved = cursor, !StoreKey.isValidKey(saved) { cursor = nil }
+        var stoppedAt: String?? = nil
         repeat {
-            let page = try dependencies.store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
-            cursor = page.cursor
+            let page = try store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
             let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.credentialsPrefix.count)) }
             // Bounded concurrency: Meta calls overlap, memory stays one page.
             let next = Mutex(0)
+            let spent = Mutex(false)
             DispatchQueue.concurrentPerform(iterations: min(Self.concurrency, max(tenants.count, 1))) { _ in
                 while true {
-                    let index = next.withLock { value -> Int in defer { value += 1 }; return value }
-                    guard index < tenants.count else { return }
+                    let index = next.withLock { value -> Int? in
+                        guard value < tenants.count, !spent.withLock({ $0 }) else { return nil }
+                        if let deadline, dependencies.clock.now >= deadline {
+                            spent.withLock { $0 = true }
+                            return nil
+                        }
+                        defer { value += 1 }
+                        return value
+                    }
+                    guard let index else { return }
                     let (outcome, rotated, underPreviousKey) = refresh(tenants[index])
                     summary.withLock { total in
                         total.integrations += 1
@@ -72,8 +88,21 @@ package struct TokenRefresher {
                     }
                 }
             }
+            if spent.withLock({ $0 }) {
+                // Every tenant before `taken` was taken (and finished); the next run starts there.
+                let taken = next.withLock { $0 }
+                stoppedAt = .some(taken > 0 ? page.entries[taken - 1].key : cursor)
+                break
+            }
+            cursor = page.cursor
         } while cursor != nil
         var total = summary.withLock { $0 }
+        if let stoppedAt {
+            if let key = stoppedAt { try store.put(RecordKey.refreshCursor, Array(key.utf8)) } else { try store.delete(RecordKey.refreshCursor) }
+            total.left = max(0, try store.count(prefix: RecordKey.credentialsPrefix) - total.integrations)
+            return total
+        }
+        try store.delete(RecordKey.refreshCursor)
         if dependencies.config.credentialKeys?.previous != nil, let cipher = try? dependencies.cipher() {
             for root in [RecordKey.outboxRoot, RecordKey.deadRoot] {
                 let (rotated, left) = try rotateEvents(under: root, cipher: cipher)

@@ -142,6 +142,8 @@ package enum RecordKey {
     package static let noticesPrefix = "meta/notice/"
     /// Where the last cron run's sweep of expired records stopped.
     package static let sweepCursor = "meta/sweep/cursor"
+    /// Where the last refresh-cron run stopped when its time budget was spent.
+    package static let refreshCursor = "meta/refresh/cursor"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
     /// Held by the one run delivering notices to Compass.
     package static let noticesLease = "meta/lease/notices"

@@ -26,6 +26,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
         package var outbox = Outbox()
         package var notices = IntegrationLifecycle.NoticeSummary()
         package var sweep = StoreSweep.Summary()
+        /// The run stopped taking new work when its time budget (REFRESH_BUDGET_SECONDS) was spent.
+        package var budgetSpent = false
         package var durationMs = 0
     }
 
@@ -45,10 +47,14 @@ package struct RefreshCronHandler: DirectlyRunnable {
     package func run() throws(StoreError) -> Summary {
         let started = monotonicMilliseconds()
         var summary = Summary()
-        summary.tokens = try TokenRefresher(dependencies: dependencies).run()
-        try drainOutboxes(into: &summary.outbox)
-        summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices()
-        summary.sweep = try StoreSweep(store: dependencies.store).runShare(asOf: dependencies.clock.now)
+        // No new work past the budget: what is left waits for the next run (a minute later).
+        let deadline = dependencies.clock.now.addingTimeInterval(TimeInterval(dependencies.config.refreshBudgetSeconds))
+        let inBudget = { dependencies.clock.now < deadline }
+        summary.tokens = try TokenRefresher(dependencies: dependencies).run(until: deadline)
+        if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline) }
+        if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
+        if inBudget() { summary.sweep = try StoreSweep(store: dependencies.store).runShare(asOf: dependencies.clock.now) }
+        summary.budgetSpent = !inBudget() || summary.tokens.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [
             "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
@@ -59,9 +65,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
     }
 
     /// Every tenant with an outbox, one at a time, skipping from one tenant's keys to the next.
-    private func drainOutboxes(into outbox: inout Summary.Outbox) throws(StoreError) {
+    private func drainOutboxes(into outbox: inout Summary.Outbox, until deadline: Date) throws(StoreError) {
         var after: String? = nil
-        while let first = try dependencies.store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
+        while dependencies.clock.now < deadline, let first = try dependencies.store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
             let tenant = String(first.key.dropFirst(RecordKey.outboxRoot.count).prefix { $0 != "/" })
             // `~` sorts after every key character: the next key belongs to the next tenant.
             after = RecordKey.outboxPrefix(tenant) + "~"

@@ -26,7 +26,7 @@ package struct Config: Sendable {
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
     ]
@@ -56,6 +56,8 @@ package struct Config: Sendable {
     package var outboxMaxEvents: Int
     /// Renew tokens that expire within this many days.
     package var refreshWindowDays: Int
+    /// A refresh-cron run takes no new work past this many seconds (under its one-minute schedule).
+    package var refreshBudgetSeconds: Int
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
     package var webhookURL: String?
     package var webhookSecret: String?
@@ -125,6 +127,13 @@ package struct Config: Sendable {
             timeout = parsed
         }
         var window = 7
+        var budget = 50
+        if let raw = value("REFRESH_BUDGET_SECONDS") {
+            guard let seconds = Int(raw), (1...3600).contains(seconds) else {
+                throw Error(variable: "REFRESH_BUDGET_SECONDS", problem: "must be a whole number of seconds from 1 to 3600")
+            }
+            budget = seconds
+        }
         if let raw = value("REFRESH_WINDOW_DAYS") {
             guard let days = Int(raw), (1...59).contains(days) else {
                 throw Error(variable: "REFRESH_WINDOW_DAYS", problem: "must be a whole number of days from 1 to 59")
@@ -168,6 +177,7 @@ package struct Config: Sendable {
             etcdCAFile: value("ETCD_CA_FILE"),
             outboxMaxEvents: outboxMax,
             refreshWindowDays: window,
+            refreshBudgetSeconds: budget,
             webhookURL: webhookURL,
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),

@@ -156,6 +156,37 @@ extension World {
         #expect(try world.storedToken() == "EAAreconnected-token")
     }
 
+    /// A run takes no new work once its budget is spent (each Graph call here costs ten seconds
+    /// of the test's clock) and the next run goes on where it stopped: over the runs every token
+    /// is checked once.
+    @Test func aRunStopsAtItsBudgetAndTheNextGoesOn() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef", "REFRESH_BUDGET_SECONDS": "50"])
+        let tenants = (0..<20).map { "budget\($0)" }
+        for tenant in tenants { world.connectTenant(tenant, user: "1000000000\(1000 + tenants.firstIndex(of: tenant)!)") }
+        world.clock.advance(2 * 86_400)
+        world.transport.intercept.withLock {
+            $0 = { request in
+                if request.url.contains("debug_token") { world.clock.advance(10) }
+                return nil
+            }
+        }
+        var checked = 0, runs = 0
+        var sawLeft = false
+        while checked < 20 && runs < 10 {
+            let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
+            runs += 1
+            checked += summary.tokens.checked
+            if summary.tokens.left > 0 {
+                sawLeft = true
+                #expect(summary.budgetSpent)
+                #expect(summary.tokens.integrations + summary.tokens.left == 20, "\(summary.tokens)")
+            }
+        }
+        #expect(sawLeft, "the budget never stopped a run")
+        #expect(checked == 20, "\(checked) checks over \(runs) runs")
+        #expect(world.transport.paths.filter { $0.hasSuffix("debug_token") }.count == 20 + 20, "each token checked once (and once at connect)")
+    }
+
     @Test func rotationReencryptsSoTheOldKeyCanGo() throws {
         let world = World()
         world.connectTenant()
