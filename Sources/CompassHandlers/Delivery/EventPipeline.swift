@@ -86,8 +86,11 @@ package struct EventPipeline {
             } catch {
                 guard error == .alreadyExists else { throw error }
             }
-            // Released or expired in between: claim again.
-            guard let current = try dependencies.store.get(key) else { continue }
+            guard let current = try dependencies.store.get(key) else {
+                // Released or expired in between: claim again (within the wait).
+                guard monotonicMilliseconds() < deadline else { return .pending }
+                continue
+            }
             guard EventState(rawValue: String(decoding: current.value, as: UTF8.self)) == .claimed else { return .duplicate }
             guard monotonicMilliseconds() < deadline else { return .pending }
             usleep(20_000)
