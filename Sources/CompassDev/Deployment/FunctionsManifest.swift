@@ -46,7 +46,7 @@ package struct FunctionsManifest: Codable, Sendable {
         Function(name: "graph-sandbox", executable: "graph-sandbox", planned: nil, methods: ["GET", "POST", "DELETE"],
                  paths: ["/graph"], schedule: nil, timeoutSeconds: 60, maxBodyBytes: 32 << 20,
                  environment: ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL",
-                               "STORE_URL", "LOG_LEVEL"]),
+                               "SANDBOX_LATENCY_MS", "STORE_URL", "LOG_LEVEL"]),
         Function(name: "dev-console", executable: "dev-console", planned: nil, methods: ["GET", "POST"],
                  paths: ["/", "/settings/integrations", "/dev/login", "/dev/logout"], schedule: nil, timeoutSeconds: 10,
                  maxBodyBytes: 64 << 10,

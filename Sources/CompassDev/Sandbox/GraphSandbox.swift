@@ -21,6 +21,9 @@ package struct GraphSandbox: Sendable {
     package var baseURL: String
     package var clock: any Clock
     package var random: any RandomSource
+    /// What each Graph call waits before it is answered (a round trip to Meta; control calls under
+    /// /sandbox do not wait).
+    package var latencyMilliseconds: Int = 0
 
     package struct Request: Sendable {
         package var method: String
@@ -33,6 +36,7 @@ package struct GraphSandbox: Sendable {
     package func handle(_ request: Request) -> HTTPResponse {
         let segments = request.path.split(separator: "/").map(String.init)
         if segments.first == "sandbox" { return control(request, Array(segments.dropFirst())) }
+        if latencyMilliseconds > 0 { usleep(UInt32(latencyMilliseconds) * 1000) }
         guard let version = segments.first, version.isGraphVersion else {
             return graphError(400, code: 2500, type: "OAuthException", message: "Unknown path components: \(request.path)")
         }

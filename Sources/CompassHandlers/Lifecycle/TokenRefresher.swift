@@ -18,8 +18,6 @@ package struct TokenRefresher {
     package let dependencies: Dependencies
     package static let checkInterval: TimeInterval = 24 * 3600
     package static let leaseSeconds = 120
-    /// Graph calls in flight at once: they are network-bound against Meta.
-    package static let concurrency = 8
     package static let pageSize = 64
 
     package struct Summary: Codable, Sendable, Equatable {
@@ -60,7 +58,8 @@ package struct TokenRefresher {
             // Bounded concurrency: Meta calls overlap, memory stays one page.
             let next = Mutex(0)
             let spent = Mutex(false)
-            DispatchQueue.concurrentPerform(iterations: min(Self.concurrency, max(tenants.count, 1))) { _ in
+            // Graph calls in flight at once (META_CONCURRENCY): they are network-bound against Meta.
+            DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, max(tenants.count, 1))) { _ in
                 while true {
                     let index = next.withLock { value -> Int? in
                         guard value < tenants.count, !spent.withLock({ $0 }) else { return nil }

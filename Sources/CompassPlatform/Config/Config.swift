@@ -26,9 +26,9 @@ package struct Config: Sendable {
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
-        "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "COMPASS_DEV_CONSOLE",
+        "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
     ]
 
     package var metaAppID: String?
@@ -58,12 +58,16 @@ package struct Config: Sendable {
     package var refreshWindowDays: Int
     /// A refresh-cron run takes no new work past this many seconds (under its one-minute schedule).
     package var refreshBudgetSeconds: Int
+    /// Graph calls refresh-cron keeps in flight at once.
+    package var metaConcurrency: Int
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
     package var webhookURL: String?
     package var webhookSecret: String?
     /// Development only: where the Graph sandbox keeps its state and the URL it is served at.
     package var sandboxStateDirectory: String?
     package var sandboxBaseURL: String?
+    /// Development only: what each Graph sandbox call waits, as a round trip to Meta would.
+    package var sandboxLatencyMilliseconds: Int
     /// Development only: the dev login and settings stand-in are served.
     package var devConsoleEnabled: Bool
 
@@ -127,6 +131,15 @@ package struct Config: Sendable {
             timeout = parsed
         }
         var window = 7
+        func whole(_ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String) throws(Config.Error) -> Int {
+            guard let raw = value(name) else { return fallback }
+            guard let number = Int(raw), range.contains(number) else {
+                throw Error(variable: name, problem: "must be a whole number of \(unit) from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        let concurrency = try whole("META_CONCURRENCY", 1...64, default: 8, unit: "calls")
+        let latency = try whole("SANDBOX_LATENCY_MS", 0...10_000, default: 0, unit: "milliseconds")
         var budget = 50
         if let raw = value("REFRESH_BUDGET_SECONDS") {
             guard let seconds = Int(raw), (1...3600).contains(seconds) else {
@@ -178,10 +191,12 @@ package struct Config: Sendable {
             outboxMaxEvents: outboxMax,
             refreshWindowDays: window,
             refreshBudgetSeconds: budget,
+            metaConcurrency: concurrency,
             webhookURL: webhookURL,
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
             sandboxBaseURL: try value("SANDBOX_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "SANDBOX_BASE_URL") },
+            sandboxLatencyMilliseconds: latency,
             devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"
         )
     }

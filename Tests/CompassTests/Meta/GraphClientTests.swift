@@ -100,6 +100,16 @@ import Testing
         #expect(GraphFailure.transport(.connect("refused")).isRetryable)
     }
 
+    /// SANDBOX_LATENCY_MS: each Graph call waits as a round trip to Meta would; control calls do not.
+    @Test func theSandboxCanWaitLikeMeta() {
+        let world = World()
+        var sandbox = world.sandbox
+        sandbox.latencyMilliseconds = 60
+        let started = Date()
+        _ = sandbox.handle(.init(method: "GET", path: "/v26.0/me", query: QueryParameters(parsing: "access_token=x")))
+        #expect(Date().timeIntervalSince(started) >= 0.06)
+    }
+
     @Test func readsWhenMetaLetsTheAppCallAgain() {
         #expect(GraphClient.retryAfter(["retry-after": "30"]) == 30)
         #expect(GraphClient.retryAfter(["x-business-use-case-usage":

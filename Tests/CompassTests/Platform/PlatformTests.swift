@@ -166,6 +166,15 @@ import Testing
 }
 
 @Suite struct ConfigTests {
+    @Test func concurrencyAndSandboxLatencyAreBounded() throws {
+        let config = try Config.load(from: ["META_CONCURRENCY": "4", "SANDBOX_LATENCY_MS": "200"], workingDirectory: "/tmp")
+        #expect(config.metaConcurrency == 4 && config.sandboxLatencyMilliseconds == 200)
+        #expect(try Config.load(from: [:], workingDirectory: "/tmp").metaConcurrency == 8)
+        for (name, value) in [("META_CONCURRENCY", "0"), ("META_CONCURRENCY", "65"), ("SANDBOX_LATENCY_MS", "-1"), ("REFRESH_BUDGET_SECONDS", "0")] {
+            #expect(throws: Config.Error.self, "\(name)=\(value)") { try Config.load(from: [name: value], workingDirectory: "/tmp") }
+        }
+    }
+
     let key = Data(Crypto.randomBytes(32)).base64EncodedString()
 
     @Test func defaultsWhenOptionalVariablesAreAbsent() throws {
