@@ -75,6 +75,8 @@ final class NginxHost: @unchecked Sendable {
 
     private func stopAll() {
         for pid in pids {
+            // A group of its own (fcgiwrap and its workers): the whole group goes.
+            if getpgid(pid) == pid { kill(-pid, SIGTERM) }
             kill(pid, SIGTERM)
             var status: Int32 = 0
             for _ in 0..<100 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
@@ -119,7 +121,7 @@ final class NginxHost: @unchecked Sendable {
             }
         } else if kind == .nginx {
             pids.append(try Spawn.process(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
-                                       environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log"))
+                                          environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log", ownGroup: true))
         }
         let command = kind == .nginx ? ["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"]
             : ["/usr/sbin/apache2", "-f", path, "-DFOREGROUND"]

@@ -10,7 +10,10 @@ enum Spawn {
     /// (else the test process's), and no descriptor of the test process but an optional
     /// listening socket as standard input: a server that kept another test's pipe open would make
     /// that test wait for the pipe's end as long as the server runs.
-    static func process(_ argv: [String], standardInput: Int32? = nil, environment: [String: String]? = nil, stderr: String) throws -> pid_t {
+    /// With `ownGroup`, the program leads a process group of its own, so that stopping the
+    /// group stops the workers it forks too (fcgiwrap).
+    static func process(_ argv: [String], standardInput: Int32? = nil, environment: [String: String]? = nil, stderr: String,
+                        ownGroup: Bool = false) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -19,7 +22,8 @@ enum Spawn {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (ownGroup ? POSIX_SPAWN_SETPGROUP : 0)))
+        if ownGroup { posix_spawnattr_setpgroup(&attributes, 0) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
