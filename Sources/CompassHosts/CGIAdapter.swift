@@ -9,17 +9,7 @@ import CompassStorage
 /// stdout as `Status:`, headers, blank line, body.
 package enum CGIAdapter {
     static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
-        let outcome = respond(H.self, environment: process.environment, input: 0)
-        let bytes = outcome.bytes
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        Descriptor.writeAll(1, respond(H.self, environment: process.environment, input: 0).bytes)
         return 0
     }
 

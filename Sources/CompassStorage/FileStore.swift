@@ -256,19 +256,7 @@ package struct FileStore: KeyValueStore {
         let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += written
-            }
-        }
+        var failure = Descriptor.writeAll(fd, bytes)
         if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
         close(fd)
         if failure == 0 && rename(temp, file) != 0 { failure = errno }

@@ -106,17 +106,17 @@ package enum FastCGIHost {
                 let asked = try FastCGI.decodePairs(record.content).map(\.0)
                 let known = ["FCGI_MAX_CONNS": "1", "FCGI_MAX_REQS": "1", "FCGI_MPXS_CONNS": "0"]
                 let answer = asked.compactMap { name in known[name].map { (name, $0) } }
-                write(connection, FastCGI.encode(.getValuesResult, requestId: 0, FastCGI.encodePairs(answer)))
+                Descriptor.writeAll(connection, FastCGI.encode(.getValuesResult, requestId: 0, FastCGI.encodePairs(answer)))
                 return nil
             case .beginRequest:
                 if current != nil {
                     // One request at a time per connection: the process manager runs more processes.
-                    write(connection, FastCGI.endRequest(requestId: record.requestId, status: .cantMultiplexConnections))
+                    Descriptor.writeAll(connection, FastCGI.endRequest(requestId: record.requestId, status: .cantMultiplexConnections))
                     return nil
                 }
                 let begun = try FastCGIRequestBuilder(begin: record, maxBody: maxBody)
                 guard begun.role == FastCGI.responderRole else {
-                    write(connection, FastCGI.endRequest(requestId: record.requestId, status: .unknownRole))
+                    Descriptor.writeAll(connection, FastCGI.endRequest(requestId: record.requestId, status: .unknownRole))
                     return begun.keepConnection ? nil : false
                 }
                 current = begun
@@ -124,7 +124,7 @@ package enum FastCGIHost {
             case .abortRequest:
                 guard let request = current, request.requestId == record.requestId else { return nil }
                 current = nil
-                write(connection, FastCGI.endRequest(requestId: record.requestId, appStatus: 1, status: .requestComplete))
+                Descriptor.writeAll(connection, FastCGI.endRequest(requestId: record.requestId, appStatus: 1, status: .requestComplete))
                 return request.keepConnection
             case .params, .stdin, .data:
                 guard var request = current, request.requestId == record.requestId else { return nil }
@@ -134,12 +134,12 @@ package enum FastCGIHost {
                     return nil
                 }
                 current = nil
-                write(connection, FastCGI.answer(requestId: request.requestId, stdout: respond(to: request)))
+                Descriptor.writeAll(connection, FastCGI.answer(requestId: request.requestId, stdout: respond(to: request)))
                 served += 1
                 return request.keepConnection
             default:
                 if record.requestId == 0 {
-                    write(connection, FastCGI.encode(.unknownType, requestId: 0, [record.type, 0, 0, 0, 0, 0, 0, 0]))
+                    Descriptor.writeAll(connection, FastCGI.encode(.unknownType, requestId: 0, [record.type, 0, 0, 0, 0, 0, 0, 0]))
                 }
                 return nil
             }
@@ -154,18 +154,6 @@ package enum FastCGIHost {
             case .success(let config):
                 return CGIAdapter.respond(H.self, request: request.params, body: .received(request.body, total: request.bodyBytes),
                                           services: services, logger: Logger(function: H.name, level: config.logLevel)).bytes
-            }
-        }
-
-        private func write(_ connection: Int32, _ bytes: [UInt8]) {
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Glibc.write(connection, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return }
-                    offset += written
-                }
             }
         }
     }

@@ -69,16 +69,7 @@ package struct CGIRequest: Sendable {
         var received = 0
         let deadline = monotonicMilliseconds() + Int64(limits.bodyDeadlineMilliseconds)
         while received < length {
-            let remaining = deadline - monotonicMilliseconds()
-            guard remaining > 0 else { throw incompleteBody }
-            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(remaining))
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { throw incompleteBody }
-            let count = body.withUnsafeMutableBytes { buffer in
-                read(descriptor, buffer.baseAddress! + received, length - received)
-            }
-            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            let count = try readSome(descriptor, into: &body, at: received, deadline: deadline)
             guard count > 0 else { throw incompleteBody }
             received += count
         }
@@ -91,7 +82,7 @@ package struct CGIRequest: Sendable {
             throw .badRequest("bad_content_length", "Content-Length must be a non-negative whole number.")
         }
         guard length <= limit else {
-            throw APIError(413, "body_too_large", "The request body is larger than \(limit) bytes.")
+            throw bodyTooLarge(limit)
         }
         return length
     }
@@ -105,13 +96,17 @@ package struct CGIRequest: Sendable {
             return Array(bytes.prefix(length))
         }
         guard total <= limits.maxBodyBytes else {
-            throw APIError(413, "body_too_large", "The request body is larger than \(limits.maxBodyBytes) bytes.")
+            throw bodyTooLarge(limits.maxBodyBytes)
         }
         return bytes
     }
 
     private static let incompleteBody = APIError.badRequest(
         "incomplete_body", "The request body ended before Content-Length bytes arrived.")
+
+    private static func bodyTooLarge(_ limit: Int) -> APIError {
+        APIError(413, "body_too_large", "The request body is larger than \(limit) bytes.")
+    }
 
     private static func readToEnd(_ descriptor: Int32, limits: Limits) throws(APIError) -> [UInt8] {
         var body: [UInt8] = []
@@ -121,7 +116,7 @@ package struct CGIRequest: Sendable {
             let count = try readSome(descriptor, into: &chunk, deadline: deadline)
             if count == 0 { return body }
             guard body.count + count <= limits.maxBodyBytes else {
-                throw APIError(413, "body_too_large", "The request body is larger than \(limits.maxBodyBytes) bytes.")
+                throw bodyTooLarge(limits.maxBodyBytes)
             }
             body += chunk[0..<count]
         }
@@ -144,8 +139,10 @@ package struct CGIRequest: Sendable {
         }
     }
 
-    /// One read of up to `buffer.count` bytes; 0 at the end of input.
-    private static func readSome(_ descriptor: Int32, into buffer: inout [UInt8], deadline: Int64) throws(APIError) -> Int {
+    /// One read into `buffer` from `offset` to its end, waiting until `deadline` for input; 0 at
+    /// the end of input.
+    private static func readSome(_ descriptor: Int32, into buffer: inout [UInt8], at offset: Int = 0,
+                                 deadline: Int64) throws(APIError) -> Int {
         while true {
             let remaining = deadline - monotonicMilliseconds()
             guard remaining > 0 else { throw incompleteBody }
@@ -153,7 +150,7 @@ package struct CGIRequest: Sendable {
             let ready = poll(&poller, 1, Int32(remaining))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { throw incompleteBody }
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             guard count >= 0 else { throw incompleteBody }
             return count

@@ -51,16 +51,7 @@ package final class Logger: Sendable {
     }
 
     package static let standardError: Sink = { line in
-        var bytes = Array(line.utf8)
-        bytes.append(10)
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        Descriptor.writeAll(2, Array(line.utf8) + [10])
     }
 
     /// Never let this value reach a log line. Short values are ignored: they would redact noise.
