@@ -147,7 +147,7 @@ package enum FastCGI {
 }
 
 /// One request as its records arrive: BEGIN_REQUEST, PARAMS until an empty record, STDIN until
-/// an empty record. STDIN past `maxBody` is counted, not kept (the answer is a 413).
+/// an empty record. STDIN past `maxBody` (and one byte) is counted, not kept (the answer is a 413).
 package struct FastCGIRequestBuilder {
     package let requestId: UInt16
     package let role: UInt16
@@ -188,7 +188,8 @@ package struct FastCGIRequestBuilder {
                 complete = true
             } else {
                 bodyBytes += record.content.count
-                if body.count + record.content.count <= maxBody + 1 { body += record.content }
+                // The first `maxBody + 1` bytes, in order: enough to tell a body past the limit.
+                body += record.content.prefix(max(0, maxBody + 1 - body.count))
             }
         case .data:
             break

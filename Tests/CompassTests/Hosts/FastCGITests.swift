@@ -39,6 +39,21 @@ import Glibc
         wrong.append([2, 1, 0, 1, 0, 0, 0, 0])
         #expect(throws: FastCGI.Failure.self) { try wrong.next() }
     }
+
+    /// Past the limit the body is counted, and what is kept is its beginning, in order: a later
+    /// small record never lands after a skipped large one.
+    @Test func aBodyPastTheLimitKeepsItsFirstBytesInOrder() throws {
+        var request = try FastCGIRequestBuilder(begin: FastCGI.Record(type: 1, requestId: 1, content: [0, 1, 0, 0, 0, 0, 0, 0]),
+                                                maxBody: 100)
+        try request.add(FastCGI.Record(type: 4, requestId: 1, content: FastCGI.encodePairs([("CONTENT_LENGTH", "150")])))
+        try request.add(FastCGI.Record(type: 4, requestId: 1, content: []))
+        for (byte, count) in [(UInt8(1), 60), (2, 60), (3, 30)] {
+            try request.add(FastCGI.Record(type: 5, requestId: 1, content: [UInt8](repeating: byte, count: count)))
+        }
+        try request.add(FastCGI.Record(type: 5, requestId: 1, content: []))
+        #expect(request.complete && request.bodyBytes == 150)
+        #expect(request.body == [UInt8](repeating: 1, count: 60) + [UInt8](repeating: 2, count: 41))
+    }
 }
 
 /// The same executables kept warm by a FastCGI process manager: many requests, one process.
