@@ -123,49 +123,29 @@ package struct Config: Sendable {
         case "error": level = .error
         default: throw Error(variable: "LOG_LEVEL", problem: "must be debug, info, warn or error")
         }
-        var timeout = 10_000
-        if let raw = value("META_TIMEOUT_MS") {
-            guard let parsed = Int(raw), (100...120_000).contains(parsed) else {
-                throw Error(variable: "META_TIMEOUT_MS", problem: "must be milliseconds between 100 and 120000")
-            }
-            timeout = parsed
-        }
-        var window = 7
-        func whole(_ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String) throws(Config.Error) -> Int {
+        /// A whole number within `range`, `fallback` when unset.
+        func whole(_ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String?,
+                   problem: String? = nil) throws(Config.Error) -> Int {
             guard let raw = value(name) else { return fallback }
             guard let number = Int(raw), range.contains(number) else {
-                throw Error(variable: name, problem: "must be a whole number of \(unit) from \(range.lowerBound) to \(range.upperBound)")
+                throw Error(variable: name, problem: problem
+                    ?? "must be a whole number \(unit.map { "of \($0) " } ?? "")from \(range.lowerBound) to \(range.upperBound)")
             }
             return number
         }
+        let timeout = try whole("META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
+                                problem: "must be milliseconds between 100 and 120000")
         let concurrency = try whole("META_CONCURRENCY", 1...64, default: 8, unit: "calls")
         let latency = try whole("SANDBOX_LATENCY_MS", 0...10_000, default: 0, unit: "milliseconds")
-        var budget = 50
-        if let raw = value("REFRESH_BUDGET_SECONDS") {
-            guard let seconds = Int(raw), (1...3600).contains(seconds) else {
-                throw Error(variable: "REFRESH_BUDGET_SECONDS", problem: "must be a whole number of seconds from 1 to 3600")
-            }
-            budget = seconds
-        }
-        if let raw = value("REFRESH_WINDOW_DAYS") {
-            guard let days = Int(raw), (1...59).contains(days) else {
-                throw Error(variable: "REFRESH_WINDOW_DAYS", problem: "must be a whole number of days from 1 to 59")
-            }
-            window = days
-        }
+        let budget = try whole("REFRESH_BUDGET_SECONDS", 1...3600, default: 50, unit: "seconds")
+        let window = try whole("REFRESH_WINDOW_DAYS", 1...59, default: 7, unit: "days")
         let webhookURL = try value("COMPASS_WEBHOOK_URL").map { raw throws(Config.Error) in
             try baseURL(raw, variable: "COMPASS_WEBHOOK_URL")
         }
         if webhookURL != nil, value("COMPASS_WEBHOOK_SECRET") == nil {
             throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
         }
-        var outboxMax = 100_000
-        if let raw = value("OUTBOX_MAX_EVENTS") {
-            guard let count = Int(raw), (1...10_000_000).contains(count) else {
-                throw Error(variable: "OUTBOX_MAX_EVENTS", problem: "must be a whole number from 1 to 10000000")
-            }
-            outboxMax = count
-        }
+        let outboxMax = try whole("OUTBOX_MAX_EVENTS", 1...10_000_000, default: 100_000, unit: nil)
         if value("ETCD_USER") != nil, value("ETCD_PASSWORD") == nil {
             throw Error(variable: "ETCD_PASSWORD", problem: "is required when ETCD_USER is set")
         }
