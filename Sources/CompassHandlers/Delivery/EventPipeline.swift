@@ -61,6 +61,12 @@ package struct EventPipeline {
             case .sent: RecordStore.sentLifetimeSeconds
             }
         }
+
+        /// The record's value.
+        var stored: [UInt8] { Array(rawValue.utf8) }
+
+        /// The state a record holds; nil for an unknown value.
+        init?(stored: Versioned) { self.init(rawValue: String(decoding: stored.value, as: UTF8.self)) }
     }
 
     /// How long a copy waits for another copy's send to end before it queues itself instead.
@@ -82,7 +88,7 @@ package struct EventPipeline {
         let deadline = monotonicMilliseconds() + Self.claimWaitMilliseconds
         while true {
             do {
-                return .claimed(try dependencies.store.create(key, Array(EventState.claimed.rawValue.utf8), ttl: EventState.claimed.lifetimeSeconds))
+                return .claimed(try dependencies.store.create(key, EventState.claimed.stored, ttl: EventState.claimed.lifetimeSeconds))
             } catch {
                 guard error == .alreadyExists else { throw error }
             }
@@ -91,7 +97,7 @@ package struct EventPipeline {
                 guard monotonicMilliseconds() < deadline else { return .pending }
                 continue
             }
-            guard EventState(rawValue: String(decoding: current.value, as: UTF8.self)) == .claimed else { return .duplicate }
+            guard EventState(stored: current) == .claimed else { return .duplicate }
             guard monotonicMilliseconds() < deadline else { return .pending }
             usleep(20_000)
         }
@@ -103,7 +109,7 @@ package struct EventPipeline {
             let key = RecordKey.sent(tenant, event.dedupKey)
             // Losing a state only risks a resend, which Meta deduplicates by event_id.
             if let state {
-                _ = try? dependencies.store.put(key, Array(state.rawValue.utf8), ttl: state.lifetimeSeconds)
+                _ = try? dependencies.store.put(key, state.stored, ttl: state.lifetimeSeconds)
             } else {
                 _ = try? dependencies.store.delete(key)
             }
@@ -362,12 +368,12 @@ package struct EventPipeline {
     /// found another still sending) to `claimed`, unless it was sent or is being sent.
     private func claimQueued(_ dedup: String) throws(StoreError) -> Claim {
         let key = RecordKey.sent(tenant, dedup)
-        let claimed = Array(EventState.claimed.rawValue.utf8), life = EventState.claimed.lifetimeSeconds
+        let claimed = EventState.claimed.stored, life = EventState.claimed.lifetimeSeconds
         do {
             guard let current = try dependencies.store.get(key) else {
                 return .claimed(try dependencies.store.create(key, claimed, ttl: life))
             }
-            switch EventState(rawValue: String(decoding: current.value, as: UTF8.self)) {
+            switch EventState(stored: current) {
             case .sent: return .duplicate
             case .claimed: return .pending
             case .queued, nil: return .claimed(try dependencies.store.compareAndSwap(key, claimed, expected: current.version, ttl: life))
@@ -427,7 +433,7 @@ package struct EventPipeline {
                 let dedup = String(key.split(separator: "/").last!)
                 // Delivered meanwhile by another copy: nothing to bring back.
                 if let state = try dependencies.store.get(RecordKey.sent(tenant, dedup)),
-                   EventState(rawValue: String(decoding: state.value, as: UTF8.self)) == .sent {
+                   EventState(stored: state) == .sent {
                     _ = try? dependencies.store.delete(key, ifVersion: value.version)
                     summary.alreadySent += 1
                     continue
@@ -442,7 +448,7 @@ package struct EventPipeline {
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
                 // Queued again, unless a copy holds a claim (the drain then sees what became of it).
-                _ = try? dependencies.store.create(RecordKey.sent(tenant, dedup), Array(EventState.queued.rawValue.utf8),
+                _ = try? dependencies.store.create(RecordKey.sent(tenant, dedup), EventState.queued.stored,
                                                    ttl: EventState.queued.lifetimeSeconds)
                 summary.replayed += 1
                 room -= 1

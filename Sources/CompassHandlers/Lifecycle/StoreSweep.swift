@@ -26,8 +26,8 @@ package struct StoreSweep {
     /// One cron run's share: from where the last run stopped, at most `budget` keys.
     package func runShare(asOf: Date, budget: Int = StoreSweep.perRun) throws(StoreError) -> Summary {
         var summary = Summary()
-        var cursor = try store.get(RecordKey.sweepCursor).map { String(decoding: $0.value, as: UTF8.self) }
-        if let saved = cursor, !StoreKey.isValidKey(saved) { cursor = nil }
+        let records = RecordStore(store: store)
+        var cursor = try records.cursor(at: RecordKey.sweepCursor)
         while summary.visited < budget {
             let page = try store.sweepExpired(after: cursor, limit: min(Self.batch, budget - summary.visited), asOf: asOf)
             summary.visited += page.visited
@@ -38,11 +38,7 @@ package struct StoreSweep {
                 break
             }
         }
-        if let cursor {
-            try store.put(RecordKey.sweepCursor, Array(cursor.utf8))
-        } else {
-            try store.delete(RecordKey.sweepCursor)
-        }
+        try records.setCursor(cursor, at: RecordKey.sweepCursor)
         return summary
     }
 

@@ -49,26 +49,25 @@ package struct TokenRefresher {
     package func run(until deadline: Date? = nil) throws(StoreError) -> Summary {
         let summary = Mutex(Summary())
         let store = dependencies.store
-        var cursor = try store.get(RecordKey.refreshCursor).map { String(decoding: $0.value, as: UTF8.self) }
-        if let saved = cursor, !StoreKey.isValidKey(saved) { cursor = nil }
+        var cursor = try dependencies.records.cursor(at: RecordKey.refreshCursor)
         var stoppedAt: String?? = nil
         repeat {
             let page = try store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
             let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.credentialsPrefix.count)) }
             // Bounded concurrency: Meta calls overlap, memory stays one page.
-            let next = Mutex(0)
-            let spent = Mutex(false)
+            // The next tenant to take, and whether the deadline passed (then none is taken).
+            let taking = Mutex((next: 0, spent: false))
             // Graph calls in flight at once (META_CONCURRENCY): they are network-bound against Meta.
             DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, max(tenants.count, 1))) { _ in
                 while true {
-                    let index = next.withLock { value -> Int? in
-                        guard value < tenants.count, !spent.withLock({ $0 }) else { return nil }
+                    let index = taking.withLock { state -> Int? in
+                        guard state.next < tenants.count, !state.spent else { return nil }
                         if let deadline, dependencies.clock.now >= deadline {
-                            spent.withLock { $0 = true }
+                            state.spent = true
                             return nil
                         }
-                        defer { value += 1 }
-                        return value
+                        defer { state.next += 1 }
+                        return state.next
                     }
                     guard let index else { return }
                     let (outcome, rotated, underPreviousKey) = refresh(tenants[index])
@@ -87,9 +86,9 @@ package struct TokenRefresher {
                     }
                 }
             }
-            if spent.withLock({ $0 }) {
+            let (taken, spent) = taking.withLock { ($0.next, $0.spent) }
+            if spent {
                 // Every tenant before `taken` was taken (and finished); the next run starts there.
-                let taken = next.withLock { $0 }
                 stoppedAt = .some(taken > 0 ? page.entries[taken - 1].key : cursor)
                 break
             }
@@ -97,11 +96,11 @@ package struct TokenRefresher {
         } while cursor != nil
         var total = summary.withLock { $0 }
         if let stoppedAt {
-            if let key = stoppedAt { try store.put(RecordKey.refreshCursor, Array(key.utf8)) } else { try store.delete(RecordKey.refreshCursor) }
+            try dependencies.records.setCursor(stoppedAt, at: RecordKey.refreshCursor)
             total.left = max(0, try store.count(prefix: RecordKey.credentialsPrefix) - total.integrations)
             return total
         }
-        try store.delete(RecordKey.refreshCursor)
+        try dependencies.records.setCursor(nil, at: RecordKey.refreshCursor)
         if dependencies.config.credentialKeys?.previous != nil, let cipher = try? dependencies.cipher() {
             for root in [RecordKey.outboxRoot, RecordKey.deadRoot] {
                 let (rotated, left) = try rotateEvents(under: root, cipher: cipher)

@@ -215,6 +215,19 @@ package struct RecordStore: Sendable {
         try store.compareAndSwap(key, JSON.encode(value), expected: version, ttl: nil)
     }
 
+    /// Where a job that walks the store page by page (the sweep, the token walk) stopped last:
+    /// a key, or nil when none was kept or what was kept is not a key.
+    package func cursor(at key: String) throws(StoreError) -> String? {
+        guard let found = try store.get(key) else { return nil }
+        let saved = String(decoding: found.value, as: UTF8.self)
+        return StoreKey.isValidKey(saved) ? saved : nil
+    }
+
+    /// Keeps where the job stopped for its next run; nil (it reached the end) forgets it.
+    package func setCursor(_ cursor: String?, at key: String) throws(StoreError) {
+        if let cursor { try store.put(key, Array(cursor.utf8)) } else { try store.delete(key) }
+    }
+
     package init(store: any KeyValueStore) {
         self.store = store
     }

@@ -27,10 +27,8 @@ package struct DisconnectHandler: Handler {
         _ = try dependencies.config.metaApp()
         _ = try dependencies.config.credentialCipher()
 
-        let credential: IntegrationCredential?
-        let integration: Integration?
-        credential = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
-        integration = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant))?.0
+        let credential = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        let integration = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant))?.0
 
         var result = Result(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
         if let credential {

@@ -53,7 +53,9 @@ package struct SettingsHandler: Handler {
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
         let session = try dependencies.authenticate(request)
         let tenant = session.tenantId
-        guard let (integration, version) = try loadIntegration(tenant) else { throw APIError.notConnected }
+        guard let (integration, version) = try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant)) else {
+            throw APIError.notConnected
+        }
         switch request.method {
         case "PUT":
             let updated = try update(integration, version: version, body: request.body, tenant: tenant)
@@ -73,10 +75,6 @@ package struct SettingsHandler: Handler {
         }
     }
 
-    private func loadIntegration(_ tenant: String) throws -> (Integration, UInt64)? {
-        return try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))
-    }
-
     private func loadCredential(_ tenant: String) throws -> IntegrationCredential {
         let credential: IntegrationCredential? = try dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
         guard let credential else {
@@ -88,17 +86,16 @@ package struct SettingsHandler: Handler {
     private func view(_ integration: Integration, tenant: String) throws -> View {
         let records = dependencies.records
         let credential = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
-        let delivery: DeliveryView
         let stats = try records.loadUnlessCorrupt(DeliveryStats.self, at: RecordKey.deliveryStats(tenant))?.0 ?? DeliveryStats()
         var coverage: [String: Double] = [:]
         for key in ConversionEvent.matchKeysTracked {
             let share = stats.eventsSent == 0 ? 0 : Double(stats.eventsWithKey[key] ?? 0) / Double(stats.eventsSent)
             coverage[key] = (share * 1000).rounded() / 1000
         }
-        delivery = DeliveryView(queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
-                                dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
-                                eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
-                                lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
+        let delivery = DeliveryView(queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
+                                    dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
+                                    eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
+                                    lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
         return View(status: integration.status, statusReason: integration.statusReason,
                     connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
                     adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
