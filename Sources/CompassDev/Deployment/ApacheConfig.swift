@@ -12,11 +12,11 @@ extension HostSetup {
     package func apacheConfig(user: String = "www-data", modules: String = "/usr/lib/apache2/modules") -> String {
         var lines = [
             "# Generated from functions.json by compass-dev apache-config. Do not edit.",
-            "ServerRoot \(apacheQuote(dataDirectory))",
+            "ServerRoot \(quoted(dataDirectory))",
             "Listen 127.0.0.1:\(port)",
             "ServerName 127.0.0.1",
-            "PidFile \(apacheQuote(dataDirectory + "/apache.pid"))",
-            "ErrorLog \(apacheQuote(dataDirectory + "/apache-error.log"))",
+            "PidFile \(quoted(dataDirectory + "/apache.pid"))",
+            "ErrorLog \(quoted(dataDirectory + "/apache-error.log"))",
             "LogLevel warn",
             "User \(user)",
             "Group \(user)",
@@ -29,7 +29,7 @@ extension HostSetup {
         if fastCGI {
             lines += ["LoadModule proxy_module \(modules)/mod_proxy.so", "LoadModule proxy_fcgi_module \(modules)/mod_proxy_fcgi.so"]
         } else {
-            lines += ["LoadModule cgid_module \(modules)/mod_cgid.so", "ScriptSock \(apacheQuote(dataDirectory + "/cgid.sock"))"]
+            lines += ["LoadModule cgid_module \(modules)/mod_cgid.so", "ScriptSock \(quoted(dataDirectory + "/cgid.sock"))"]
         }
         // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a program.
         lines.append("RequestHeader unset Proxy early")
@@ -45,11 +45,11 @@ extension HostSetup {
         if fastCGI {
             // A worker name of its own per function: Apache shares the connections of workers
             // whose names are prefixes of each other (`fcgi://localhost/...`).
-            lines.append("ProxyPassMatch \(apacheQuote(pattern)) \(apacheQuote("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
+            lines.append("ProxyPassMatch \(quoted(pattern)) \(quoted("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
         } else {
-            lines.append("ScriptAliasMatch \(apacheQuote(pattern)) \(apacheQuote(binDirectory + "/" + function.executable))")
+            lines.append("ScriptAliasMatch \(quoted(pattern)) \(quoted(binDirectory + "/" + function.executable))")
         }
-        lines.append("<LocationMatch \(apacheQuote(pattern))>")
+        lines.append("<LocationMatch \(quoted(pattern))>")
         // A little above the program's own limit: a larger body gets the program's JSON 413.
         lines.append("    LimitRequestBody \(function.maxBodyBytes + 64 * 1024)")
         // Bearer sessions and the cron secret travel in Authorization, which Apache keeps from
@@ -63,15 +63,10 @@ extension HostSetup {
             lines.append("    CGIDScriptTimeout \(function.timeoutSeconds)")
             lines.append("    SetEnv SWIFT_BACKTRACE enable=no")
             for name in function.environment {
-                if let value = environment[name] { lines.append("    SetEnv \(name) \(apacheQuote(value))") }
+                if let value = environment[name] { lines.append("    SetEnv \(name) \(quoted(value))") }
             }
         }
         lines.append("</LocationMatch>")
         return lines
-    }
-
-    /// An Apache argument: quoted, with `"` and `\` escaped.
-    private func apacheQuote(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

@@ -36,4 +36,9 @@ package struct HostSetup: Sendable {
 
     /// The one fcgiwrap that runs every program as CGI behind nginx.
     package var fcgiwrapSocket: String { dataDirectory + "/fcgiwrap.sock" }
+
+    /// A string as lighttpd, Apache and nginx read one: in double quotes, `"` and `\` escaped.
+    func quoted(_ text: String) -> String {
+        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+    }
 }

@@ -10,8 +10,8 @@ extension HostSetup {
                 : #"server.modules += ("mod_alias", "mod_cgi", "mod_setenv", "mod_accesslog")"#,
             #"server.bind = "127.0.0.1""#,
             "server.port = \(port)",
-            "server.document-root = \(lighttpdQuote(dataDirectory + "/www"))",
-            "server.upload-dirs = (\(lighttpdQuote(dataDirectory + "/tmp")))",
+            "server.document-root = \(quoted(dataDirectory + "/www"))",
+            "server.upload-dirs = (\(quoted(dataDirectory + "/tmp")))",
             #"server.errorlog = "/dev/stderr""#,
             #"accesslog.filename = "/dev/stderr""#,
             #"server.tag = "compass""#,
@@ -23,7 +23,7 @@ extension HostSetup {
         for function in functions {
             for path in function.paths {
                 // A little above the program's own limit: a body past it gets the program's JSON 413.
-                let match = function.servesSubpaths ? "=~ \(lighttpdQuote("^" + path + "(/|$)"))" : "== \(lighttpdQuote(path))"
+                let match = function.servesSubpaths ? "=~ \(quoted("^" + path + "(/|$)"))" : "== \(quoted(path))"
                 lines.append(lighttpdBlock(match: match, alias: path, executable: function.executable,
                                    timeout: function.timeoutSeconds, variables: function.environment,
                                    maxRequestKB: function.maxBodyBytes / 1024 + 64))
@@ -34,7 +34,7 @@ extension HostSetup {
 
     private func lighttpdBlock(match: String, alias: String, executable: String, timeout: Int, variables: [String],
                        maxRequestKB: Int) -> String {
-        var env = variables.compactMap { name in environment[name].map { "\(lighttpdQuote(name)) => \(lighttpdQuote($0))" } }
+        var env = variables.compactMap { name in environment[name].map { "\(quoted(name)) => \(quoted($0))" } }
         env.append(#""SWIFT_BACKTRACE" => "enable=no""#)
         if fastCGI {
             // One process group per mount (two per function with two paths), each on its own socket;
@@ -43,9 +43,9 @@ extension HostSetup {
             return """
                 $HTTP["url"] \(match) {
                     server.max-request-size = \(maxRequestKB)
-                    fastcgi.server = (\(lighttpdQuote(alias)) => ((
-                        "socket" => \(lighttpdQuote(socket)),
-                        "bin-path" => \(lighttpdQuote(binDirectory + "/" + executable)),
+                    fastcgi.server = (\(quoted(alias)) => ((
+                        "socket" => \(quoted(socket)),
+                        "bin-path" => \(quoted(binDirectory + "/" + executable)),
                         "bin-environment" => (\(env.joined(separator: ", "))),
                         "bin-copy-environment" => ("PATH"),
                         "max-procs" => 2,
@@ -56,17 +56,12 @@ extension HostSetup {
         }
         return """
             $HTTP["url"] \(match) {
-                alias.url = (\(lighttpdQuote(alias)) => \(lighttpdQuote(binDirectory + "/" + executable)))
+                alias.url = (\(quoted(alias)) => \(quoted(binDirectory + "/" + executable)))
                 cgi.assign = ("" => "")
                 cgi.limits = ("read-timeout" => \(timeout), "write-timeout" => \(timeout))
                 server.max-request-size = \(maxRequestKB)
                 setenv.add-environment = (\(env.joined(separator: ", ")))
             }
             """
-    }
-
-    /// A lighttpd string literal.
-    private func lighttpdQuote(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

@@ -63,7 +63,5 @@ extension HostSetup {
 
     /// A literal nginx string: quoted, `"` and `\` escaped, and `$` written as `${dollar}`
     /// (defined in the http block) so that no value is read as a variable.
-    private func nginxLiteral(_ text: String) -> String {
-        "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("$", with: "${dollar}") + "\""
-    }
+    private func nginxLiteral(_ text: String) -> String { quoted(text.replacing("$", with: "${dollar}")) }
 }
