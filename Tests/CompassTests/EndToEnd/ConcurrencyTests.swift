@@ -22,10 +22,8 @@ import Glibc
     @Test func sixtySendersDuringAnOutageThenThreeCronsDeliverEachEventOnce() throws {
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = "cron-secret-0123456789"
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
-        let fault = GraphSandbox.Fault(kind: .serverError, path: "2000101/events", remaining: 1000, delayMilliseconds: nil)
-        _ = try CurlTransport().send(HTTPRequest(method: "POST", url: world.server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        try world.connectWithPixel()
+        try world.fault(.serverError, path: "2000101/events", remaining: 1000)
 
         let statuses = Mutex<[Int]>([])
         parallel(60) { index in
@@ -34,7 +32,7 @@ import Glibc
             statuses.withLock { $0.append(status) }
         }
         #expect(statuses.withLock { $0 }.allSatisfy { $0 == 202 }, "statuses: \(statuses.withLock { $0 }.sorted())")
-        _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: world.server.baseURL + "/sandbox/faults"))
+        try world.clearFaults()
 
         let env = world.configuration.filter { Config.variables.contains($0.key) }
         parallel(3) { _ in _ = try? Executables.runCGI("refresh-cron", environment: env) }
@@ -120,10 +118,8 @@ import Glibc
     @Test func parallelRequestsAndReplayNeverTakeTheOutboxPastItsBound() throws {
         let world = try CGIWorld()
         world.extra["OUTBOX_MAX_EVENTS"] = "50"
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
-        let fault = GraphSandbox.Fault(kind: .serverError, path: "2000101/events", remaining: 1000, delayMilliseconds: nil)
-        _ = try CurlTransport().send(HTTPRequest(method: "POST", url: world.server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        try world.connectWithPixel()
+        try world.fault(.serverError, path: "2000101/events", remaining: 1000)
 
         let answers = Mutex<[CGIWorld.Response]>([])
         let group = DispatchGroup()
@@ -163,8 +159,7 @@ import Glibc
     func connectedWorld() throws -> CGIWorld {
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = Self.cronSecret
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         return world
     }
 
@@ -205,8 +200,7 @@ import Glibc
         let world = try connectedWorld()
         // Meta fails the next 10 event requests, then is healthy again: copies sent around that
         // moment are sent directly, queued, or found queued or sent.
-        let fault = GraphSandbox.Fault(kind: .serverError, path: "2000101/events", remaining: 10, delayMilliseconds: nil)
-        _ = try CurlTransport().send(HTTPRequest(method: "POST", url: world.server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        try world.fault(.serverError, path: "2000101/events", remaining: 10)
         var accounted = 0, copies = 0
         for round in 0..<20 {
             let answers = sendAtOnce(world, id: "edge-\(round)", copies: 8)

@@ -40,9 +40,7 @@ import Testing
 
     @Test func sentMarkersAreGone49HoursAfterDelivery() throws {
         let world = try CGIWorld()
-        let query = try world.approvedCallbackQuery()
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         let now = Date().unixSeconds
         let events = (0..<10_000).map { #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"lead-\#($0)","userData":{"external_id":"crm-\#($0)"}}"# }
         let sent = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
@@ -62,8 +60,7 @@ extension DataLifecycleTests {
     static func busyTenant() throws -> CGIWorld {
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = "cron-secret-0123456789abcdef"
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("delivered")).status == 200)
         try world.fault(.serverError, path: "2000101/events")
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("queued")).status == 202)
@@ -104,8 +101,7 @@ extension DataLifecycleTests {
     @Test func throughAnOutageTheStoreHoldsNoPersonalDataAndAfterDisconnectNothing() throws {
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = "cron-secret-0123456789abcdef"
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         let personal = ["198.51.100.23", "2001:db8::77", "PrivateAgent/3.0 (X11)", "https://shop.example/checkout?email=max.pii@example.com",
                         "max.pii@example.com", "ana.pii@example.com", "+44 20 7946 0991"]
         let now = Date().unixSeconds
@@ -113,12 +109,11 @@ extension DataLifecycleTests {
             #"{"eventName":"Purchase","eventTime":\#(now - 30),"actionSource":"website","eventId":"pii-1","eventSourceUrl":"\#(personal[3])","userData":{"em":"\#(personal[4])","client_ip_address":"\#(personal[0])","client_user_agent":"\#(personal[2])"},"customData":{"value":10,"currency":"EUR","contact":"\#(personal[5])"}}"#,
             #"{"eventName":"Lead","eventTime":\#(now - 20),"actionSource":"website","eventId":"pii-2","eventSourceUrl":"https://shop.example/lead","userData":{"ph":"\#(personal[6])","client_ip_address":"\#(personal[1])","client_user_agent":"\#(personal[2])"}}"#,
         ]
-        let fault = GraphSandbox.Fault(kind: .serverError, path: "2000101/events", remaining: 50, delayMilliseconds: nil)
-        _ = try CurlTransport().send(HTTPRequest(method: "POST", url: world.server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        try world.fault(.serverError, path: "2000101/events", remaining: 50)
         let queued = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
         #expect(queued.status == 202 && queued.json["queued"] as? Int == 2, "\(queued.body)")
         for value in personal { #expect(!Self.storeText(world).contains(value), "stored during the outage: \(value)") }
-        _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: world.server.baseURL + "/sandbox/faults"))
+        try world.clearFaults()
         let cron = try world.run("refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
                                  headers: ["Authorization": "Bearer cron-secret-0123456789abcdef"])
         #expect(cron.status == 200)
@@ -184,8 +179,7 @@ extension DataLifecycleTests {
 
     @Test func aTenantAndAQueuedEventTakeAFewKilobytes() throws {
         let world = try CGIWorld()
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("footprint-sent")).status == 200)
         let root = world.folder.path + "/store"
         let tenant = Self.bytes(under: root)

@@ -26,8 +26,7 @@ import Glibc
         defer { umount2(mountPoint, Int32(MNT_DETACH)) }
         world.extra["STORE_URL"] = "file://" + mountPoint + "/store"
         world.extra["CRON_SECRET"] = "cron-secret-0123456789"
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        #expect(try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#).status == 200)
+        #expect(try world.connectWithPixel().status == 200)
         try world.fault(.serverError, path: "2000101/events")
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("before-full")).status == 202)
 
@@ -48,7 +47,7 @@ import Glibc
 
         // Space again: what was accepted is delivered; what was refused was never taken.
         unlink(filler)
-        _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: world.server.baseURL + "/sandbox/faults"))
+        try world.clearFaults()
         _ = try Executables.runCGI("refresh-cron", environment: world.configuration.filter { Config.variables.contains($0.key) })
         let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: world.server.baseURL + "/sandbox/events?pixel=2000101"))
         let ids = (try JSONParser.parse(answer.body)["events"]?.array ?? []).compactMap { $0["event"]?["event_id"]?.string }

@@ -15,8 +15,7 @@ import Glibc
 @Suite struct CGIContractTests {
     func connected() throws -> CGIWorld {
         let world = try CGIWorld()
-        _ = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
-        _ = try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        try world.connectWithPixel()
         return world
     }
 

@@ -81,7 +81,6 @@ final class CGIWorld: @unchecked Sendable {
                         raw: text, stderr: result.stderr)
     }
 
-    /// connect, approve in the sandbox dialog (over HTTP), and the callback query Meta sends.
     /// The world's credentials key, for records a test writes itself.
     var cipher: CredentialCipher {
         CredentialCipher(keys: try! CredentialKeys(current: credentialsKey, previous: nil), random: SecureRandom())
@@ -105,6 +104,7 @@ final class CGIWorld: @unchecked Sendable {
         return events.compactMap { $0["event"]?["event_id"]?.string }
     }
 
+    /// connect, approve in the sandbox dialog (over HTTP), and the callback query Meta sends.
     func approvedCallbackQuery(tenant: String = "tenant_a") throws -> String {
         let connect = try run("connect", "GET", "/api/connect/meta", tenant: tenant, cookie: true)
         let dialog = try #require(connect.header("Location"))
@@ -113,10 +113,24 @@ final class CGIWorld: @unchecked Sendable {
         return String(back.split(separator: "?", maxSplits: 1)[1])
     }
 
-    func fault(_ kind: GraphSandbox.Fault.Kind, path: String, delay: Int? = nil) throws {
-        let fault = GraphSandbox.Fault(kind: kind, path: path, remaining: 1, delayMilliseconds: delay)
+    /// tenant_a connected through the callback, with ad account act_1000001 and pixel 2000101
+    /// chosen; the answer to the choice.
+    @discardableResult
+    func connectWithPixel() throws -> Response {
+        _ = try run("callback", "GET", "/api/connect/meta/callback?" + approvedCallbackQuery(), cookie: true)
+        return try run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+    }
+
+    /// The sandbox fails the next `remaining` calls to `path`.
+    func fault(_ kind: GraphSandbox.Fault.Kind, path: String, remaining: Int = 1, delay: Int? = nil) throws {
+        let fault = GraphSandbox.Fault(kind: kind, path: path, remaining: remaining, delayMilliseconds: delay)
         let response = try CurlTransport().send(HTTPRequest(method: "POST", url: server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
         #expect(response.status == 201)
+    }
+
+    /// The sandbox answers every call again.
+    func clearFaults() throws {
+        _ = try CurlTransport().send(HTTPRequest(method: "DELETE", url: server.baseURL + "/sandbox/faults"))
     }
 }
 

@@ -51,7 +51,7 @@ final class EtcdCluster: @unchecked Sendable {
     }
 
     deinit {
-        for node in nodes.withLock({ $0 }) where node.pid > 0 { stop(pid: node.pid) }
+        for node in nodes.withLock({ $0 }) where node.pid > 0 { Spawn.stop(node.pid) }
     }
 
     var endpoints: [String] { nodes.withLock { $0.map { "127.0.0.1:\($0.clientPort)" } } }
@@ -92,15 +92,6 @@ final class EtcdCluster: @unchecked Sendable {
 
     func killAll() { for index in 0..<nodes.withLock({ $0.count }) { kill(index) } }
 
-    private func stop(pid: pid_t) {
-        Glibc.kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<100 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
-        if waitpid(pid, &status, WNOHANG) == 0 {
-            Glibc.kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-        }
-    }
 
     /// Until a write succeeds (a leader is elected), at most 20 seconds; at once when a node
     /// has exited (a port taken, for one).

@@ -80,13 +80,7 @@ final class LighttpdHost: @unchecked Sendable {
 
     deinit {
         guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<250 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
-        if waitpid(pid, &status, WNOHANG) == 0 {
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-        }
+        Spawn.stop(pid, graceMilliseconds: 5_000)
     }
 
     static func spawn(_ argv: [String], stderr: String) throws -> pid_t {

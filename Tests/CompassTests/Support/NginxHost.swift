@@ -76,14 +76,7 @@ final class NginxHost: @unchecked Sendable {
     private func stopAll() {
         for pid in pids {
             // A group of its own (fcgiwrap and its workers): the whole group goes.
-            if getpgid(pid) == pid { kill(-pid, SIGTERM) }
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            for _ in 0..<100 where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
-            if waitpid(pid, &status, WNOHANG) == 0 {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-            }
+            Spawn.stop(pid, group: getpgid(pid) == pid)
         }
         pids = []
         for listener in listeners { close(listener) }

@@ -46,6 +46,18 @@ enum Spawn {
         return pid
     }
 
+    /// SIGTERM (with `group`, to the process group it leads too), up to `graceMilliseconds` to
+    /// exit, then SIGKILL; reaped either way.
+    static func stop(_ pid: pid_t, group: Bool = false, graceMilliseconds: Int = 2_000) {
+        if group { kill(-pid, SIGTERM) }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<(graceMilliseconds / 20) where waitpid(pid, &status, WNOHANG) == 0 { usleep(20_000) }
+        if waitpid(pid, &status, WNOHANG) == 0 {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+        }
+    }
 }
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which the Glibc module
