@@ -28,12 +28,18 @@ package enum CGIAdapter {
             // Under a host the working directory is the host's choice: no default store there.
             config = try Config.load(from: environment, workingDirectory: nil)
         } catch {
-            let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
-            return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
+            return misconfigured(H.self, error, environment: environment)
         }
         let services = Result { try Services.live(config: config) }
         return respond(H.self, request: environment, body: .descriptor(input), services: services,
                        logger: Logger(function: H.name, level: config.logLevel))
+    }
+
+    /// The answer when the configuration itself is wrong: no request is served, and the one
+    /// rule logs which variable (at info level: there is no LOG_LEVEL to go by).
+    static func misconfigured<H: Handler>(_ handler: H.Type, _ error: Config.Error, environment: [String: String]) -> Outcome {
+        let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
+        return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
     }
 
     /// Where a request's body comes from: the program's stdin (CGI), or what the host already

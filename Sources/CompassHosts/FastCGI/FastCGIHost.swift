@@ -149,8 +149,7 @@ package enum FastCGIHost {
         private func respond(to request: FastCGIRequestBuilder) -> [UInt8] {
             switch config {
             case .failure(let error):
-                let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
-                return CGIAdapter.Outcome(response: .error(answer), isHead: request.params["REQUEST_METHOD"] == "HEAD").bytes
+                return CGIAdapter.misconfigured(H.self, error, environment: request.params).bytes
             case .success(let config):
                 return CGIAdapter.respond(H.self, request: request.params, body: .received(request.body, total: request.bodyBytes),
                                           services: services, logger: Logger(function: H.name, level: config.logLevel)).bytes
