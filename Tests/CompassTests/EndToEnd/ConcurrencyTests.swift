@@ -13,11 +13,6 @@ import Glibc
 
 /// Many handler processes at once, as a CGI host under load runs them.
 @Suite(.serialized) struct ConcurrencyTests {
-    func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let group = DispatchGroup()
-        for index in 0..<count { DispatchQueue.global().async(group: group) { body(index) } }
-        group.wait()
-    }
 
     @Test func sixtySendersDuringAnOutageThenThreeCronsDeliverEachEventOnce() throws {
         let world = try CGIWorld()
@@ -37,9 +32,7 @@ import Glibc
         let env = world.configuration.filter { Config.variables.contains($0.key) }
         parallel(3) { _ in _ = try? Executables.runCGI("refresh-cron", environment: env) }
         _ = try Executables.runCGI("refresh-cron", environment: env)
-        let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: world.server.baseURL + "/sandbox/events?pixel=2000101"))
-        let events = try JSONParser.parse(answer.body)["events"]?.array ?? []
-        let ids = events.compactMap { $0["event"]?["event_id"]?.string }
+        let ids = try world.deliveredEventIds()
         #expect(ids.count == 60)
         #expect(Set(ids).count == 60)
     }
@@ -122,15 +115,11 @@ import Glibc
         try world.fault(.serverError, path: "2000101/events", remaining: 1000)
 
         let answers = Mutex<[CGIWorld.Response]>([])
-        let group = DispatchGroup()
-        for index in 0..<4 {
-            DispatchQueue.global().async(group: group) {
-                if let answer = try? world.run("send-event", "POST", "/api/connect/meta/events", body: Self.events("p\(index)", 40)) {
-                    answers.withLock { $0.append(answer) }
-                }
+        parallel(4) { index in
+            if let answer = try? world.run("send-event", "POST", "/api/connect/meta/events", body: Self.events("p\(index)", 40)) {
+                answers.withLock { $0.append(answer) }
             }
         }
-        group.wait()
         let all = answers.withLock { $0 }
         #expect(all.count == 4)
         let queued = all.filter { $0.status == 202 }
@@ -166,15 +155,11 @@ import Glibc
     /// `copies` processes at once, each sending the event `id`: their answers.
     func sendAtOnce(_ world: CGIWorld, id: String, copies: Int) -> [CGIWorld.Response] {
         let answers = Mutex<[CGIWorld.Response]>([])
-        let group = DispatchGroup()
-        for _ in 0..<copies {
-            DispatchQueue.global().async(group: group) {
-                if let answer = try? world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead(id)) {
-                    answers.withLock { $0.append(answer) }
-                }
+        parallel(copies) { _ in
+            if let answer = try? world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead(id)) {
+                answers.withLock { $0.append(answer) }
             }
         }
-        group.wait()
         return answers.withLock { $0 }
     }
 
@@ -211,6 +196,7 @@ import Glibc
                     + (answer.json["queued"] as? Int ?? 0)
             }
         }
+        #expect(copies == 160)
         #expect(accounted == copies, "every copy is sent, queued or a duplicate")
         let cron = try Executables.runCGI("refresh-cron", environment: world.configuration.merging(["CRON_SECRET": Self.cronSecret]) { _, new in new })
         #expect(cron.status == 0, "\(cron.text)")

@@ -49,8 +49,6 @@ import Glibc
         unlink(filler)
         try world.clearFaults()
         _ = try Executables.runCGI("refresh-cron", environment: world.configuration.filter { Config.variables.contains($0.key) })
-        let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: world.server.baseURL + "/sandbox/events?pixel=2000101"))
-        let ids = (try JSONParser.parse(answer.body)["events"]?.array ?? []).compactMap { $0["event"]?["event_id"]?.string }
-        #expect(ids == ["before-full"])
+        #expect(try world.deliveredEventIds() == ["before-full"])
     }
 }

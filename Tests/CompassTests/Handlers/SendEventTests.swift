@@ -402,14 +402,10 @@ extension World {
         world.queueFault(.serverError, path: "2000101/events", count: 100)
         world.storeOverride = RendezvousStore(base: world.store, prefix: "meta/outbox/", parties: 2, waitSeconds: 1)
         let answers = Mutex<[CGIResponse]>([])
-        let group = DispatchGroup()
-        for request in 0..<2 {
-            DispatchQueue.global().async(group: group) {
-                let answer = world.send(world.batch((0..<40).map { "r\(request)-\($0)" }))
-                answers.withLock { $0.append(answer) }
-            }
+        parallel(2) { request in
+            let answer = world.send(world.batch((0..<40).map { "r\(request)-\($0)" }))
+            answers.withLock { $0.append(answer) }
         }
-        group.wait()
         let statuses = answers.withLock { $0.map(\.status).sorted() }
         #expect(statuses == [202, 503], "\(answers.withLock { $0.map(\.text) })")
         #expect(try world.store.count(prefix: "meta/outbox/tenant_a/") == 40)

@@ -15,12 +15,7 @@ final class FastCGIProcess: @unchecked Sendable {
 
     init(_ name: String, environment: [String: String], folder: String) throws {
         socketPath = folder + "/fcgi-\(UUID().uuidString.prefix(8)).sock"
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = Self.address(socketPath)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(listener, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard let listener = Self.listen(at: socketPath, backlog: 16) else { throw POSIXError(.EADDRINUSE) }
         var env = environment
         env["SWIFT_BACKTRACE"] = "enable=no"
         defer { close(listener) }
@@ -35,6 +30,21 @@ final class FastCGIProcess: @unchecked Sendable {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         unlink(socketPath)
+    }
+
+    /// A Unix socket listening at `path`, as a process manager hands one to its programs; nil
+    /// when it cannot be bound.
+    static func listen(at path: String, backlog: Int32) -> Int32? {
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = address(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, Glibc.listen(listener, backlog) == 0 else {
+            close(listener)
+            return nil
+        }
+        return listener
     }
 
     static func address(_ path: String) -> sockaddr_un {
@@ -62,6 +72,14 @@ final class FastCGIProcess: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         connection = fd
         return fd
+    }
+
+    /// Waits, at most `seconds`, until the process has read everything sent on the connection
+    /// (SIOCOUTQ, alias TIOCOUTQ: the bytes of a Unix socket its peer has not read yet).
+    func waitUntilRead(seconds: Double = 20) {
+        let deadline = Date().addingTimeInterval(seconds)
+        var unread: Int32 = 0
+        while ioctl(connection, UInt(TIOCOUTQ), &unread) == 0, unread > 0, Date() < deadline { usleep(5_000) }
     }
 
     func disconnect() {

@@ -12,7 +12,7 @@ import Glibc
 /// A real lighttpd on a free loopback port, configured from functions.json exactly as
 /// `scripts/serve` configures it, serving the built executables with a fresh store and the
 /// Graph sandbox mounted at /graph.
-final class LighttpdHost: @unchecked Sendable {
+final class LighttpdHost: WebHost, @unchecked Sendable {
     let folder = TemporaryFolder()
     let port: Int
     private var pid: pid_t = 0
@@ -89,15 +89,6 @@ final class LighttpdHost: @unchecked Sendable {
 
     var log: String { (try? String(contentsOf: errorLog, encoding: .utf8)) ?? "" }
 
-    /// One HTTP exchange with the host (no redirects followed). A body is JSON unless a
-    /// `Content-Type` says otherwise.
-    func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
-        var all = headers
-        if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
-        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
-                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
-    }
-
     /// Logs in through the development console; returns the Cookie header value.
     func login(_ tenant: String) throws -> String {
         let response = try send("POST", "/dev/login", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "tenant=\(tenant)")
@@ -136,5 +127,21 @@ final class LighttpdHost: @unchecked Sendable {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+    }
+}
+
+/// A web server under test, serving the functions at `base`.
+protocol WebHost {
+    var base: String { get }
+}
+
+extension WebHost {
+    /// One HTTP exchange with the host (no redirects followed). A body is JSON unless a
+    /// `Content-Type` says otherwise.
+    func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
+        var all = headers
+        if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
+        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
+                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
     }
 }

@@ -12,7 +12,7 @@ import Glibc
 /// from functions.json, with the built executables behind it: as CGI (nginx through fcgiwrap,
 /// Apache with mod_cgid, programs running as www-data) or kept warm as FastCGI processes on a
 /// socket per function. Meta is the Graph sandbox on its own loopback port.
-final class NginxHost: @unchecked Sendable {
+final class NginxHost: WebHost, @unchecked Sendable {
     enum Server { case nginx, apache }
     let folder = TemporaryFolder()
     private(set) var port = 0
@@ -95,12 +95,9 @@ final class NginxHost: @unchecked Sendable {
             for function in manifest.functions where function.planned != true {
                 let socketPath = config.socket(for: function)
                 unlink(socketPath)
-                let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-                var address = FastCGIProcess.address(socketPath)
-                let bound = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                guard let listener = FastCGIProcess.listen(at: socketPath, backlog: 64) else {
+                    throw Failure.didNotStart("cannot listen on \(socketPath)")
                 }
-                guard bound == 0, listen(listener, 64) == 0 else { throw Failure.didNotStart("cannot listen on \(socketPath)") }
                 chmod(socketPath, 0o666)
                 listeners.append(listener)
                 var variables = function.environment.reduce(into: ["SWIFT_BACKTRACE": "enable=no"]) { result, name in
@@ -133,12 +130,5 @@ final class NginxHost: @unchecked Sendable {
             guard Date() < deadline else { throw Failure.didNotStart("nginx did not start") }
             usleep(20_000)
         }
-    }
-
-    func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
-        var all = headers
-        if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
-        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
-                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
     }
 }

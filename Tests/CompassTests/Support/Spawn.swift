@@ -3,6 +3,13 @@ import Foundation
 import Glibc
 #endif
 
+/// Runs `body(0)` to `body(count - 1)` at once on the global queue; returns when all have.
+func parallel(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for index in 0..<count { DispatchQueue.global().async(group: group) { body(index) } }
+    group.wait()
+}
+
 /// The one way the tests start servers and long-lived programs.
 enum Spawn {
     /// posix_spawn with every signal unblocked and at its default (a server started from a test
