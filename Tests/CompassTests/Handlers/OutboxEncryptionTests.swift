@@ -83,10 +83,11 @@ struct FixedRandom: RandomSource {
         let oldKey = world.config.credentialKeys!.current.bytes
         let newKey = Crypto.randomBytes(32)
         world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
-        // A dead letter under the old key too.
+        // A record among the dead letters that is not an entry at all: passed over, not counted.
         let stored = try #require(try queued(world).first)
         let dedup = String(stored.key.split(separator: "/").last!)
         try world.store.put(RecordKey.dead("tenant_a", dedup + "0"), Array("{not an entry".utf8))
+        // A dead letter under the old key too.
         var dead = try JSON.decode(OutboxEntry.self, from: stored.value.value)
         dead.deadReason = "max_attempts"
         let deadEvent = NormalizedEvent(eventId: "r-2", eventName: "Purchase", eventTime: world.clock.now.unixSeconds, actionSource: "website",

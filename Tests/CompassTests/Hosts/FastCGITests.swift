@@ -139,7 +139,8 @@ import Glibc
         try settings.send(FastCGI.encode(.beginRequest, requestId: id, [0, 1, 1, 0, 0, 0, 0, 0])
             + FastCGI.encode(.params, requestId: id, FastCGI.encodePairs(params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a").map { ($0.key, $0.value) }))
             + FastCGI.encode(.params, requestId: id, []))
-        usleep(100_000)
+        // The process has the request's records before the signal, however slow the machine.
+        settings.waitUntilRead()
         kill(settings.pid, SIGTERM)
         usleep(100_000)
         try settings.send(FastCGI.encode(.stdin, requestId: id, []))

@@ -9,7 +9,7 @@ import Synchronization
 import Testing
 
 /// Hostile and broken input, to every handler as a CGI host runs it: each gets a clean 4xx (or
-/// the defined redirect) within a couple of seconds, never a trap, a hang or a stack trace.
+/// the defined redirect) in bounded time, never a trap, a hang or a stack trace.
 @Suite(.serialized) struct HostileInputTests {
     /// Every built function of functions.json, with the method that reads a body when it has one.
     static let manifest = (try? FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path))?

@@ -100,7 +100,7 @@ import Testing
         #expect(GraphFailure.transport(.connect("refused")).isRetryable)
     }
 
-    /// SANDBOX_LATENCY_MS: each Graph call waits as a round trip to Meta would; control calls do not.
+    /// SANDBOX_LATENCY_MS: each Graph call waits as a round trip to Meta would.
     @Test func theSandboxCanWaitLikeMeta() {
         let world = World()
         var sandbox = world.sandbox
