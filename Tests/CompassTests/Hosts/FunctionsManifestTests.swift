@@ -92,12 +92,19 @@ import Testing
     }
 }
 
-@Suite struct LighttpdConfigTests {
-    func render(sandbox: Bool) throws -> String {
+extension HostSetup {
+    /// The repository's functions.json served from /srv/bin and /srv/data on port 3000.
+    static func sample(environment: [String: String], fastCGI: Bool = false, sandbox: Bool = false) throws -> HostSetup {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
         return HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                         environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
-                         sandbox: sandbox).lighttpdConfig()
+                         environment: environment, fastCGI: fastCGI, sandbox: sandbox)
+    }
+}
+
+@Suite struct LighttpdConfigTests {
+    func render(sandbox: Bool) throws -> String {
+        try HostSetup.sample(environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
+                             sandbox: sandbox).lighttpdConfig()
     }
 
     @Test func withARealMetaAppNeitherTheSandboxNorTheDevConsoleIsServed() throws {
@@ -127,10 +134,8 @@ import Testing
 
 @Suite struct NginxConfigTests {
     func render(fastCGI: Bool) throws -> String {
-        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        return HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                         environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
-                           fastCGI: fastCGI).nginxConfig()
+        try HostSetup.sample(environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
+                             fastCGI: fastCGI).nginxConfig()
     }
 
     @Test func eachRouteGetsOnlyItsOwnVariablesAndLimits() throws {
@@ -156,9 +161,7 @@ import Testing
 
 @Suite struct ApacheConfigTests {
     @Test func exactRoutesAuthorizationAndOwnVariables() throws {
-        let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                               environment: ["META_APP_ID": "1", "CRON_SECRET": "c\"x"], fastCGI: false).apacheConfig()
+        let config = try HostSetup.sample(environment: ["META_APP_ID": "1", "CRON_SECRET": "c\"x"]).apacheConfig()
         // Anchored: `/api/connect/meta` is a prefix of every other route.
         #expect(config.contains(#"ScriptAliasMatch "^/api/connect/meta$" "/srv/bin/connect""#))
         let cron = try #require(config.components(separatedBy: #"<LocationMatch "^/api/cron/meta/refresh$">"#).dropFirst().first)
@@ -169,8 +172,7 @@ import Testing
         #expect(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("META_APP_ID"))
         #expect(!(try #require(connect.components(separatedBy: "</LocationMatch>").first).contains("CRON_SECRET")))
         #expect(config.contains("RequestHeader unset Proxy early"))
-        let fastCGI = HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                                environment: ["CRON_SECRET": "c"], fastCGI: true).apacheConfig()
+        let fastCGI = try HostSetup.sample(environment: ["CRON_SECRET": "c"], fastCGI: true).apacheConfig()
         #expect(!fastCGI.contains("CRON_SECRET"))
         #expect(fastCGI.contains(#""unix:/srv/data/fastcgi/send-event.sock|fcgi://compass-send-event/""#))
     }
