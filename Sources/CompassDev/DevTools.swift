@@ -67,42 +67,6 @@ extension DevTools {
 
 
 extension DevTools {
-    /// Writes `count` connected tenants (integration, sealed credential) into the store and their
-    /// tokens into the Graph sandbox's state, for the refresh-cron benchmark. One in ten tokens
-    /// expires within three days (renewed by the cron); the rest are checked.
-    package static func seedTenants(environment: [String: String], sandboxState: String, count: Int) -> Bool {
-        guard let config = try? Config.load(from: environment, workingDirectory: "/"),
-              let keys = config.credentialKeys,
-              let store = try? config.openStore(),
-              let sandboxStore = try? FileStore(root: sandboxState) else { return false }
-        let cipher = CredentialCipher(keys: keys, random: SecureRandom())
-        let records = RecordStore(store: store)
-        let now = Date()
-        for index in 0..<count {
-            let tenant = "bench_\(index)"
-            let token = "EAAS" + Base64URL.encode(Crypto.randomBytes(30))
-            let expiresIn: TimeInterval = index % 10 == 0 ? 3 * 86_400 : 50 * 86_400
-            let sandboxToken = GraphSandbox.TokenRecord(userId: "2\(index)", scopes: config.scopes, longLived: true,
-                                                        expiresAt: now.unixSeconds + Int64(expiresIn), issuedAt: now.unixSeconds)
-            let credential = IntegrationCredential(
-                tenantId: tenant, token: cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)),
-                expiresAt: now.addingTimeInterval(expiresIn), dataAccessExpiresAt: nil, scopes: config.scopes,
-                metaUserId: "2\(index)", updatedAt: now)
-            let integration = Integration(
-                tenantId: tenant, status: .connected, statusReason: nil, metaUserId: "2\(index)",
-                config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
-                grantedScopes: config.scopes, missingScopes: [], connectedAt: now, updatedAt: now)
-            do {
-                try sandboxStore.put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(sandboxToken))
-                try records.save(credential, at: RecordKey.credential(tenant))
-                try records.save(integration, at: RecordKey.integration(tenant))
-            } catch {
-                return false
-            }
-        }
-        return true
-    }
-
     /// put, get and compare-and-swap cycles on distinct keys for `operations` operations;
     /// prints nothing, returns operations per second.
     package static func storeBenchmark(storeURL: String, operations: Int) -> Double? {

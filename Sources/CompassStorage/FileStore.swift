@@ -16,6 +16,9 @@ import Glibc
 package struct FileStore: KeyValueStore {
     package let root: String
     package let clock: any Clock
+    /// False for bulk loads (`compass-dev seed-tenants`): no record is fsynced, so a crash
+    /// may lose the latest writes (never tear one). Handlers always write durably.
+    package let durable: Bool
     private let isCaseSensitive: @Sendable (String) -> Bool?
 
     private static let magic: [UInt8] = Array("CKV1".utf8)
@@ -28,11 +31,12 @@ package struct FileStore: KeyValueStore {
     /// The root folder is created with the first write, so a handler that only reads (or
     /// never touches the store) creates nothing. A root on a filesystem that does not tell
     /// upper from lower case is refused: tenants `Acme` and `acme` would share records.
-    package init(root: String, clock: any Clock = SystemClock(),
+    package init(root: String, clock: any Clock = SystemClock(), durable: Bool = true,
                  isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) }) throws(StoreError) {
         guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock
+        self.durable = durable
         self.isCaseSensitive = isCaseSensitive
         if access(root, F_OK) == 0 && access(root + "/" + Self.caseCheckedMarker, F_OK) != 0 {
             try Self.checkCaseSensitivity(root, isCaseSensitive)
@@ -191,7 +195,7 @@ package struct FileStore: KeyValueStore {
                 let version = nextVersion(after: current?.version)
                 let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
                 try writeAtomically(file, folder: folder, folderDescriptor: lock,
-                                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: ttl == nil)
+                                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil)
                 return version
             }
         }
@@ -350,17 +354,17 @@ package struct FileStore: KeyValueStore {
                 items.append((keyPrefix + name + "/", false))
             }
         }
-        items.sort { Array($0.sortKey.utf8).lexicographicallyPrecedes(Array($1.sortKey.utf8)) }
+        items.sort { $0.sortKey.utf8.lexicographicallyPrecedes($1.sortKey.utf8) }
         for item in items {
             if item.isRecord {
-                if let after, !Array(after.utf8).lexicographicallyPrecedes(Array(item.sortKey.utf8)) { continue }
+                if let after, !after.utf8.lexicographicallyPrecedes(item.sortKey.utf8) { continue }
                 let goOn: Bool
                 do { goOn = try visit(item.sortKey) } catch .corrupt { continue }
                 if !goOn { return false }
             } else {
                 // Skip a whole folder whose keys all sort before the cursor.
                 if let after, !after.hasPrefix(item.sortKey),
-                   Array(item.sortKey.utf8).lexicographicallyPrecedes(Array(after.utf8)) { continue }
+                   item.sortKey.utf8.lexicographicallyPrecedes(after.utf8) { continue }
                 guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
                                after: after, abandonedBefore: abandonedBefore, visit: visit) else { return false }
             }

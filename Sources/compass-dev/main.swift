@@ -10,6 +10,9 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
                                               print a lighttpd config (values from the environment)
        compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
+       compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]
+                                              write COUNT connected tenants into STORE_URL, F of them (0.1)
+                                              due now; with DIR, their tokens into the Graph sandbox
        compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
        compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
                                               print an nginx or Apache config (values from the environment)
@@ -64,8 +67,31 @@ case "lighttpd-config", "nginx-config", "apache-config":
         fail("cannot read \(arguments[1]): \(error)")
     }
 case "seed-tenants":
-    guard arguments.count == 3, let count = Int(arguments[2]) else { fail("usage: compass-dev seed-tenants SANDBOX_STATE_DIR COUNT") }
-    exit(DevTools.seedTenants(environment: ProcessInfo.processInfo.environment, sandboxState: arguments[1], count: count) ? 0 : 1)
+    let seedUsage = "usage: compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]"
+    guard arguments.count >= 2, let count = Int(arguments[1]), count >= 0 else { fail(seedUsage) }
+    var dueFraction = 0.1
+    var sandboxState: String?
+    var rest = arguments.dropFirst(2)
+    while let option = rest.popFirst() {
+        guard let value = rest.popFirst() else { fail(seedUsage) }
+        switch option {
+        case "--due-fraction":
+            guard let fraction = Double(value), (0...1).contains(fraction) else { fail("--due-fraction takes a number from 0 to 1") }
+            dueFraction = fraction
+        case "--sandbox-state":
+            guard value.hasPrefix("/") else { fail("--sandbox-state takes an absolute folder") }
+            sandboxState = value
+        default:
+            fail(seedUsage)
+        }
+    }
+    do {
+        let seeded = try DevTools.seedTenants(environment: ProcessInfo.processInfo.environment, count: count,
+                                              dueFraction: dueFraction, sandboxState: sandboxState)
+        print(#"{"seeded":\#(seeded)}"#)
+    } catch {
+        fail("seeding failed: \(error)")
+    }
 case "store-bench":
     guard arguments.count == 3, let operations = Int(arguments[2]) else { fail("usage: compass-dev store-bench STORE_URL OPERATIONS") }
     guard let rate = DevTools.storeBenchmark(storeURL: arguments[1], operations: operations) else { fail("store benchmark failed") }

@@ -162,9 +162,11 @@ package struct IntegrationLifecycle {
     /// and its Meta user's index entry.
     package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
         let store = dependencies.store
+        let dueAt = try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0.dueAt
         // The credential first: nothing may be left that still holds a live token.
         for key in RecordKey.tenantRecords(tenant) { try store.delete(key) }
         for prefix in RecordKey.tenantPrefixes(tenant) { try store.deleteAll(prefix: prefix) }
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
+        DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
     }
 }

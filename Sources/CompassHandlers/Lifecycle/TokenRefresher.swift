@@ -8,27 +8,29 @@ import Glibc
 import Dispatch
 import Synchronization
 
-/// The token job of refresh-cron: walks every stored credential page by page, renews tokens of
-/// connected integrations that expire within the window, checks the others with `debug_token`
-/// once a day, re-encrypts every credential sealed under a previous key whatever its
-/// integration's status, and turns tokens Meta refuses into `needs_reauth`.
+/// The token job of refresh-cron. The due index (`DueIndex`) says which tenants have work
+/// now: their tokens are renewed when they enter the renewal window, checked with
+/// `debug_token` about once a day otherwise, and turned into `needs_reauth` when Meta refuses
+/// them; a run reads nothing else. Only when there is more to do does a run walk every
+/// credential: to give an entry to credentials written before the index existed (once), and
+/// to re-encrypt every credential sealed under a previous key (while one is configured).
 /// A per-tenant lease and compare-and-swap on the credential keep overlapping runs from
 /// renewing a token twice.
 package struct TokenRefresher {
     package let dependencies: Dependencies
-    package static let checkInterval: TimeInterval = 24 * 3600
     package static let leaseSeconds = 120
     package static let pageSize = 64
 
     package struct Summary: Codable, Sendable, Equatable {
+        /// Entries of the due index this run took.
         package var integrations = 0
         package var renewed = 0
         package var checked = 0
         package var rotated = 0
         /// Queued and dead-lettered events sealed again under the current key.
         package var eventsRotated = 0
-        /// Credentials this run did not reach because its time budget was spent: the next run
-        /// goes on from where it stopped.
+        /// Due entries (and, during a walk, credentials) this run did not reach because its
+        /// time budget was spent: the next run goes on with them.
         package var left = 0
         /// Credentials and queued events still sealed under a previous key after this run:
         /// remove `CREDENTIALS_KEY_PREVIOUS` only once this is 0.
@@ -36,32 +38,50 @@ package struct TokenRefresher {
         package var needsReauth = 0
         package var failed = 0
         package var skipped = 0
+        /// Entries that were not their credential's own (the tenant disconnected, or was
+        /// scheduled again meanwhile): dropped without a Graph call.
+        package var stale = 0
+        /// Credentials written before the due index, given their entry by this run's walk.
+        package var indexed = 0
     }
 
     package enum Outcome: Sendable {
-        case unchanged, renewed, checked, needsReauth, failed, skipped
+        case unchanged, renewed, checked, needsReauth, failed, skipped, stale
     }
 
     package var now: Date { dependencies.clock.now }
+    private var index: DueIndex { DueIndex(store: dependencies.store) }
 
-    /// Every credential, or as many as fit before `deadline`: then the place it stopped is kept
-    /// and the next run begins there.
+    /// What is due, or as much of it as fits before `deadline`; then, if the credentials need
+    /// a walk, as much of the walk as fits.
     package func run(until deadline: Date? = nil) throws(StoreError) -> Summary {
+        var total = try runDue(until: deadline)
+        let rotating = dependencies.config.credentialKeys?.previous != nil
+        let indexed = try dependencies.store.get(RecordKey.dueIndexComplete) != nil
+        guard rotating || !indexed else { return total }
+        guard deadline.map({ now < $0 }) ?? true else {
+            // Not started: while rotating, every credential may still be under the old key.
+            if rotating { total.left += try dependencies.store.count(prefix: RecordKey.credentialsPrefix) }
+            return total
+        }
+        try walk(until: deadline, rotating: rotating, into: &total)
+        return total
+    }
+
+    /// The due entries in time order, `pageSize` at a time, the Graph calls of a page
+    /// overlapping (`META_CONCURRENCY`).
+    private func runDue(until deadline: Date?) throws(StoreError) -> Summary {
         let summary = Mutex(Summary())
-        let store = dependencies.store
-        var cursor = try dependencies.records.cursor(at: RecordKey.refreshCursor)
-        var stoppedAt: String?? = nil
-        repeat {
-            let page = try store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
-            let tenants = page.entries.map { String($0.key.dropFirst(RecordKey.credentialsPrefix.count)) }
-            // Bounded concurrency: Meta calls overlap, memory stays one page.
-            // The next tenant to take, and whether the deadline passed (then none is taken).
+        var after: String? = nil
+        while true {
+            let (entries, more) = try index.due(asOf: now, after: after, limit: Self.pageSize)
+            guard !entries.isEmpty else { break }
+            // The next entry to take, and whether the deadline passed (then none is taken).
             let taking = Mutex((next: 0, spent: false))
-            // Graph calls in flight at once (META_CONCURRENCY): they are network-bound against Meta.
-            DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, max(tenants.count, 1))) { _ in
+            DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, entries.count)) { _ in
                 while true {
-                    let index = taking.withLock { state -> Int? in
-                        guard state.next < tenants.count, !state.spent else { return nil }
+                    let position = taking.withLock { state -> Int? in
+                        guard state.next < entries.count, !state.spent else { return nil }
                         if let deadline, dependencies.clock.now >= deadline {
                             state.spent = true
                             return nil
@@ -69,46 +89,125 @@ package struct TokenRefresher {
                         defer { state.next += 1 }
                         return state.next
                     }
-                    guard let index else { return }
-                    let (outcome, rotated, underPreviousKey) = refresh(tenants[index])
+                    guard let position else { return }
+                    let entry = entries[position]
+                    let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
                     summary.withLock { total in
                         total.integrations += 1
                         if rotated { total.rotated += 1 }
-                        if underPreviousKey { total.underPreviousKey += 1 }
                         switch outcome {
                         case .renewed: total.renewed += 1
                         case .checked: total.checked += 1
                         case .needsReauth: total.needsReauth += 1
                         case .failed: total.failed += 1
                         case .skipped: total.skipped += 1
+                        case .stale: total.stale += 1
                         case .unchanged: break
                         }
                     }
                 }
             }
-            let (taken, spent) = taking.withLock { ($0.next, $0.spent) }
-            if spent {
-                // Every tenant before `taken` was taken (and finished); the next run starts there.
-                stoppedAt = .some(taken > 0 ? page.entries[taken - 1].key : cursor)
-                break
+            if taking.withLock({ $0.spent }) {
+                // Taken entries moved on or were dropped; what is still due waits for the next run.
+                var total = summary.withLock { $0 }
+                total.left = try index.countDue(asOf: now)
+                return total
+            }
+            // Entries a lease kept this run from taking stay; the listing goes on past them.
+            after = entries.last?.key
+            guard more else { break }
+        }
+        return summary.withLock { $0 }
+    }
+
+    /// Every credential page by page from where the last walk stopped: those without an
+    /// entry in the due index get one (spread over the coming day), and with a previous key
+    /// configured, those sealed under it are sealed again under the current one. The walk
+    /// ends by marking the index complete (no previous key) or by rotating queued events.
+    private func walk(until deadline: Date?, rotating: Bool, into total: inout Summary) throws(StoreError) {
+        let store = dependencies.store
+        var cursor = try dependencies.records.cursor(at: RecordKey.refreshCursor)
+        repeat {
+            if let deadline, now >= deadline {
+                try dependencies.records.setCursor(cursor, at: RecordKey.refreshCursor)
+                var rest = 0
+                var after = cursor
+                repeat {
+                    let page = try store.list(prefix: RecordKey.credentialsPrefix, after: after, limit: 500)
+                    rest += page.entries.count
+                    after = page.cursor
+                } while after != nil
+                total.left += rest
+                return
+            }
+            let page = try store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
+            for (key, _) in page.entries {
+                let tenant = String(key.dropFirst(RecordKey.credentialsPrefix.count))
+                let (indexed, rotated, underPreviousKey) = prepare(tenant, rotating: rotating)
+                if indexed { total.indexed += 1 }
+                if rotated { total.rotated += 1 }
+                if underPreviousKey { total.underPreviousKey += 1 }
             }
             cursor = page.cursor
         } while cursor != nil
-        var total = summary.withLock { $0 }
-        if let stoppedAt {
-            try dependencies.records.setCursor(stoppedAt, at: RecordKey.refreshCursor)
-            total.left = max(0, try store.count(prefix: RecordKey.credentialsPrefix) - total.integrations)
-            return total
-        }
         try dependencies.records.setCursor(nil, at: RecordKey.refreshCursor)
-        if dependencies.config.credentialKeys?.previous != nil, let cipher = try? dependencies.cipher() {
+        guard rotating else {
+            try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8))
+            return
+        }
+        if let cipher = try? dependencies.cipher() {
             for root in [RecordKey.outboxRoot, RecordKey.deadRoot] {
                 let (rotated, left) = try rotateEvents(under: root, cipher: cipher)
                 total.eventsRotated += rotated
                 total.underPreviousKey += left
             }
         }
-        return total
+    }
+
+    /// One credential of the walk, under its tenant's lease: whether it was given an entry in
+    /// the due index, whether it was sealed again, and whether it is still under a previous key.
+    private func prepare(_ tenant: String, rotating: Bool) -> (indexed: Bool, rotated: Bool, underPreviousKey: Bool) {
+        guard Tenant.isValidId(tenant), let cipher = try? dependencies.cipher() else { return (false, false, false) }
+        let store = dependencies.store, records = dependencies.records
+        let leaseKey = RecordKey.refreshLease(tenant)
+        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else {
+            let stale = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
+            return (false, false, rotating && stale.map { cipher.needsRotation($0.token) } ?? false)
+        }
+        defer { _ = try? store.delete(leaseKey, ifVersion: lease) }
+        guard let (credential, version) = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) else {
+            return (false, false, false)
+        }
+        var updated = credential
+        let connected = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0.status == .connected
+        let indexing = connected && credential.dueAt == nil
+        if indexing {
+            // Checked before (a day after that, but not in the past) or never: some time today.
+            let daily = credential.checkedAt.map { max(now, $0.addingTimeInterval(DueIndex.period)) }
+                ?? now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period)
+            let renewal = credential.expiresAt.map { max(now, $0.addingTimeInterval(-dependencies.config.renewalWindow)) }
+            updated.dueAt = min(daily, renewal ?? daily)
+        }
+        let sealing = rotating && cipher.needsRotation(credential.token)
+        if sealing {
+            do {
+                let token = try dependencies.openToken(credential, tenant: tenant)
+                updated.token = cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant))
+            } catch {
+                dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
+                return (false, false, true)
+            }
+        }
+        guard indexing || sealing else { return (false, false, false) }
+        if let dueAt = updated.dueAt, indexing {
+            guard (try? index.add(tenant, at: dueAt)) != nil else { return (false, false, sealing) }
+        }
+        updated.updatedAt = now
+        guard (try? records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil else {
+            // Written meanwhile (a reconnect, sealed and indexed anew): its writer's version wins.
+            return (false, false, false)
+        }
+        return (indexing, sealing, false)
     }
 
     /// Seals every event under `root` (`meta/outbox/`, `meta/dead/`) that an older key sealed
@@ -136,28 +235,35 @@ package struct TokenRefresher {
         return (rotated, left)
     }
 
-    /// One tenant, under its lease: the outcome, whether its credential was re-encrypted, and
-    /// whether it is still sealed under a previous key.
-    package func refresh(_ tenant: String) -> (Outcome, rotated: Bool, underPreviousKey: Bool) {
-        guard Tenant.isValidId(tenant) else { return (.skipped, false, false) }
+    /// One due entry of `tenant`, under its lease: the outcome, and whether its credential was
+    /// sealed again under the current key.
+    package func refresh(_ tenant: String, entry: String) -> (Outcome, rotated: Bool) {
+        guard Tenant.isValidId(tenant) else { return (.skipped, false) }
         let records = dependencies.records
-        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false, false) }
+        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false) }
         let store = dependencies.store
         let leaseKey = RecordKey.refreshLease(tenant)
-        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else {
-            let stale = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
-            return (.skipped, false, stale.map { cipher.needsRotation($0.token) } ?? false)
-        }
+        guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else { return (.skipped, false) }
         defer { _ = try? store.delete(leaseKey, ifVersion: lease) }
 
-        guard let (credential, version) = try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) else {
-            return (.unchanged, false, false)
+        let loaded: (IntegrationCredential, UInt64)?
+        do {
+            loaded = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))
+        } catch .corrupt {
+            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": "corrupt"])
+            record(tenant, "failed", "credential_unreadable")
+            return (.failed, false)
+        } catch {
+            return (.skipped, false)
         }
-        let stale = cipher.needsRotation(credential.token)
-        // Renewals and checks are for connected integrations; rotation is for every credential.
+        // Renewals and checks are for connected integrations with this very entry; anything
+        // else is an entry left behind, dropped without a Graph call.
         let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0
-        let connected = integration?.status == .connected
-        guard connected || stale else { return (.unchanged, false, false) }
+        guard let (credential, version) = loaded, credential.dueAt.map({ DueIndex.key(tenant, at: $0) }) == entry,
+              integration?.status == .connected else {
+            _ = try? store.delete(entry)
+            return (.stale, false)
+        }
         let lifecycle = IntegrationLifecycle(dependencies: dependencies)
         let context = IntegrationCredential.sealContext(tenantId: tenant)
         let token: String
@@ -166,63 +272,73 @@ package struct TokenRefresher {
         } catch {
             dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
             record(tenant, "failed", "credential_unreadable")
-            return (.failed, false, stale)
+            reschedule(tenant, credential, version: version, at: now.addingTimeInterval(DueIndex.period))
+            return (.failed, false)
         }
 
         var updated = credential
-        var outcome = Outcome.unchanged
-        let window = TimeInterval(dependencies.config.refreshWindowDays * 86_400)
+        let outcome: Outcome
         // Only Graph calls in here: anything else that could fail must be handled before.
         do throws(GraphFailure) {
-            // Not connected (waiting for the tenant, or disconnected): nothing to ask Meta.
-            if connected, let expires = credential.expiresAt, expires.timeIntervalSince(now) < window {
+            if let expires = credential.expiresAt, expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
                 // Meta's answer carries the new lifetime; the next daily check confirms the rest.
                 let renewed = try graph.exchangeForLongLivedToken(token)
                 updated.token = cipher.seal(renewed.accessToken, context: context)
                 updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
-                updated.checkedAt = now
                 outcome = .renewed
-            } else if connected, (credential.checkedAt ?? .distantPast).addingTimeInterval(Self.checkInterval) <= now {
+            } else {
                 let info = try graph.debugToken(token)
                 guard info.isValid else {
                     lifecycle.markNeedsReauth(tenant: tenant, reason: "token_invalid")
-                    return (.needsReauth, false, stale)
+                    _ = try? store.delete(entry)
+                    return (.needsReauth, false)
                 }
                 if let at = info.expiresAt, at > 0 { updated.expiresAt = Date(unixSeconds: at) }
                 if let data = info.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
                 if let scopes = info.scopes { updated.scopes = scopes }
-                updated.checkedAt = now
                 outcome = .checked
             }
         } catch {
             if let reason = error.reauthReason {
                 lifecycle.markNeedsReauth(tenant: tenant, reason: reason)
-                return (.needsReauth, false, stale)
+                _ = try? store.delete(entry)
+                return (.needsReauth, false)
             }
             dependencies.logger.warn("token_refresh_failed", error.logFields)
             record(tenant, "failed", "\(error.kind)")
-            return (.failed, false, stale)
+            reschedule(tenant, credential, version: version, at: now.addingTimeInterval(DueIndex.retryDelay))
+            return (.failed, false)
         }
 
         // Re-encrypt under the current key when the record was sealed under an older one.
         let rotated = outcome != .renewed && cipher.needsRotation(updated.token)
         if rotated { updated.token = cipher.seal(token, context: context) }
-        guard outcome != .unchanged || rotated else { return (.unchanged, false, false) }
+        updated.checkedAt = now
         updated.updatedAt = now
-        do {
-            try records.replace(updated, at: RecordKey.credential(tenant), version: version)
-        } catch {
+        updated.dueAt = max(now.addingTimeInterval(DueIndex.retryDelay),
+                            DueIndex.next(for: updated, now: now, renewalWindow: dependencies.config.renewalWindow,
+                                          random: dependencies.random))
+        guard (try? index.add(tenant, at: updated.dueAt!)) != nil,
+              (try? records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil else {
             // Another writer (a reconnect) changed the credential meanwhile: its token wins, and
-            // it was sealed under the current key.
-            return (.skipped, false, false)
+            // it was sealed under the current key and given its own entry.
+            return (.skipped, false)
         }
-        if outcome == .renewed || outcome == .checked {
-            record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
-            dependencies.logger.info("token_\(outcome == .renewed ? "renewed" : "checked")", [
-                "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
-            ])
-        }
-        return (outcome, rotated, false)
+        index.remove(tenant, at: credential.dueAt, keeping: updated.dueAt)
+        record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
+        dependencies.logger.info("token_\(outcome == .renewed ? "renewed" : "checked")", [
+            "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
+        ])
+        return (outcome, rotated)
+    }
+
+    /// Moves the tenant's entry to `instant` after work that could not be done now.
+    private func reschedule(_ tenant: String, _ credential: IntegrationCredential, version: UInt64, at instant: Date) {
+        var moved = credential
+        moved.dueAt = instant
+        guard (try? index.add(tenant, at: instant)) != nil,
+              (try? dependencies.records.replace(moved, at: RecordKey.credential(tenant), version: version)) != nil else { return }
+        index.remove(tenant, at: credential.dueAt, keeping: instant)
     }
 
     private func record(_ tenant: String, _ outcome: String, _ detail: String?) {

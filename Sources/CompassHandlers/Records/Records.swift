@@ -80,11 +80,14 @@ package struct IntegrationCredential: Codable, Sendable, Equatable {
     package var updatedAt: Date
     /// When Meta last confirmed the token (debug_token) or renewed it.
     package var checkedAt: Date?
+    /// When the token's next check or renewal is due: the instant of its entry in the due index
+    /// (`DueIndex`). An entry at any other instant is stale and is dropped when it comes due.
+    package var dueAt: Date?
 
     /// Associated data for the token's encryption: bound to the tenant and the key name.
     package static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
 
-    package init(tenantId: String, key: String = "access_token", token: SealedSecret, expiresAt: Date? = nil, dataAccessExpiresAt: Date? = nil, scopes: [String], metaUserId: String, updatedAt: Date, checkedAt: Date? = nil) {
+    package init(tenantId: String, key: String = "access_token", token: SealedSecret, expiresAt: Date? = nil, dataAccessExpiresAt: Date? = nil, scopes: [String], metaUserId: String, updatedAt: Date, checkedAt: Date? = nil, dueAt: Date? = nil) {
         self.tenantId = tenantId
         self.key = key
         self.token = token
@@ -94,6 +97,7 @@ package struct IntegrationCredential: Codable, Sendable, Equatable {
         self.metaUserId = metaUserId
         self.updatedAt = updatedAt
         self.checkedAt = checkedAt
+        self.dueAt = dueAt
     }
 }
 
@@ -142,8 +146,13 @@ package enum RecordKey {
     package static let noticesPrefix = "meta/notice/"
     /// Where the last cron run's sweep of expired records stopped.
     package static let sweepCursor = "meta/sweep/cursor"
-    /// Where the last refresh-cron run stopped when its time budget was spent.
+    /// Where the walk over every credential (indexing those written before the due index,
+    /// re-encryption after a key rotation) stopped when a run's time budget was spent.
     package static let refreshCursor = "meta/refresh/cursor"
+    /// Present once every credential written before the due index has an entry in it.
+    package static let dueIndexComplete = "meta/refresh/indexed"
+    /// When the next cron run sweeps expired records (a Unix time in seconds).
+    package static let sweepNext = "meta/sweep/next"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
     /// Held by the one run delivering notices to Compass.
     package static let noticesLease = "meta/lease/notices"

@@ -119,12 +119,12 @@ package struct CallbackHandler: Handler {
         } else if let seconds = longLived.expiresIn {
             expiresAt = now.addingTimeInterval(TimeInterval(seconds))
         }
-        let credential = IntegrationCredential(
+        var credential = IntegrationCredential(
             tenantId: tenantId,
             token: try dependencies.cipher().seal(token, context: IntegrationCredential.sealContext(tenantId: tenantId)),
             expiresAt: expiresAt,
             dataAccessExpiresAt: info.dataAccessExpiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil },
-            scopes: granted, metaUserId: user.id, updatedAt: now)
+            scopes: granted, metaUserId: user.id, updatedAt: now, checkedAt: now)
 
         let records = dependencies.records
         let previous = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenantId))?.0
@@ -140,8 +140,16 @@ package struct CallbackHandler: Handler {
             grantedScopes: granted, missingScopes: missing,
             connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
 
+        // Meta confirmed the token just now: its first check is a day away, its entry in the
+        // due index written before the credential that names it.
+        let due = DueIndex(store: dependencies.store)
+        credential.dueAt = DueIndex.next(for: credential, now: now, renewalWindow: dependencies.config.renewalWindow,
+                                         random: dependencies.random)
+        try due.add(tenantId, at: credential.dueAt!)
+        let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
         // The credential first: an integration record never points at a missing token.
         try records.save(credential, at: RecordKey.credential(tenantId))
+        due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)
         try dependencies.store.put(RecordKey.metaUserTenant(user.id, tenantId), Array("{}".utf8))
         if let previous, previous.metaUserId != user.id {
             _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))

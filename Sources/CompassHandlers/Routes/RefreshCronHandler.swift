@@ -53,7 +53,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
         summary.tokens = try TokenRefresher(dependencies: dependencies).run(until: deadline)
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
-        if inBudget() { summary.sweep = try StoreSweep(store: dependencies.store).runShare(asOf: dependencies.clock.now) }
+        if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
+            summary.sweep = swept
+        }
         summary.budgetSpent = !inBudget() || summary.tokens.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [

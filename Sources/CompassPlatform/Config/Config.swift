@@ -56,6 +56,8 @@ package struct Config: Sendable {
     package var outboxMaxEvents: Int
     /// Renew tokens that expire within this many days.
     package var refreshWindowDays: Int
+    /// How long before its expiry a token is renewed.
+    package var renewalWindow: TimeInterval { TimeInterval(refreshWindowDays * 86_400) }
     /// A refresh-cron run takes no new work past this many seconds (under its one-minute schedule).
     package var refreshBudgetSeconds: Int
     /// Graph calls refresh-cron keeps in flight at once.

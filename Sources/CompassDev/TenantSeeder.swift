@@ -1,0 +1,110 @@
+import CompassHandlers
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+import Dispatch
+import Synchronization
+
+/// Writes connected tenants straight into a store, as the callback leaves them, for load tests
+/// and benchmarks (`compass-dev seed-tenants`): `seed_0` to `seed_<COUNT-1>`, each with its
+/// credential (a fresh token, sealed), integration, Meta user index entry and due-index entry.
+/// A fraction of them, spread evenly over the ids, hold a token inside the renewal window and
+/// are due now; the others were checked within the last day and come due over the coming one,
+/// each about a day after its last check. With a sandbox store, every token is registered in
+/// the Graph sandbox so that checks and renewals succeed.
+package struct TenantSeeder: Sendable {
+    package let store: any KeyValueStore
+    package let sandbox: (any KeyValueStore)?
+    package let cipher: CredentialCipher
+    package let scopes: [String]
+    package let renewalWindow: TimeInterval
+    package let now: Date
+
+    package init(store: any KeyValueStore, sandbox: (any KeyValueStore)?, cipher: CredentialCipher, scopes: [String],
+                 renewalWindow: TimeInterval, now: Date) {
+        self.store = store
+        self.sandbox = sandbox
+        self.cipher = cipher
+        self.scopes = scopes
+        self.renewalWindow = renewalWindow
+        self.now = now
+    }
+
+    package static func tenant(_ index: Int) -> String { "seed_\(index)" }
+
+    /// Whether tenant `index` is one of the `fraction` due now: every 1/fraction-th id.
+    package static func isDue(_ index: Int, fraction: Double) -> Bool {
+        (Double(index + 1) * fraction).rounded(.down) > (Double(index) * fraction).rounded(.down)
+    }
+
+    /// Where in the coming day tenant `index` comes due, in [0, 1): a low-discrepancy sequence,
+    /// so that any number of tenants spreads evenly.
+    package static func dayFraction(_ index: Int) -> Double {
+        (Double(index) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
+    }
+
+    /// Seeds tenants `0..<count` on all cores; returns how many were written.
+    package func seed(count: Int, dueFraction: Double) throws(StoreError) -> Int {
+        // A store with no credential yet holds none from before the due index: nothing to walk.
+        let fresh = try store.list(prefix: RecordKey.credentialsPrefix, after: nil, limit: 1).entries.isEmpty
+        let workers = max(1, min(count, ProcessInfo.processInfo.activeProcessorCount))
+        let failure = Mutex<StoreError?>(nil)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var index = worker
+            while index < count, failure.withLock({ $0 == nil }) {
+                do throws(StoreError) {
+                    try seed(index, due: Self.isDue(index, fraction: dueFraction))
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+                index += workers
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        if fresh { try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil) }
+        return count
+    }
+
+    /// One tenant, written in the callback's order: due entry, credential, user index, integration.
+    package func seed(_ index: Int, due: Bool) throws(StoreError) {
+        let tenant = Self.tenant(index)
+        let user = String(2_000_000_000 + index)
+        let token = "EAAS" + Base64URL.encode(Crypto.randomBytes(30))
+        let dueAt = due ? now : now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period)
+        let expiresAt = due ? now.addingTimeInterval(renewalWindow / 2) : now.addingTimeInterval(renewalWindow + 40 * 86_400)
+        if let sandbox {
+            let record = GraphSandbox.TokenRecord(userId: user, scopes: scopes, longLived: true, expiresAt: expiresAt.unixSeconds,
+                                                  issuedAt: now.unixSeconds - 86_400)
+            try sandbox.put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(record), ttl: nil)
+        }
+        let credential = IntegrationCredential(
+            tenantId: tenant, token: cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)),
+            expiresAt: expiresAt, scopes: scopes, metaUserId: user, updatedAt: now,
+            checkedAt: dueAt.addingTimeInterval(-DueIndex.period), dueAt: dueAt)
+        let integration = Integration(
+            tenantId: tenant, status: .connected, metaUserId: user,
+            config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
+            grantedScopes: scopes, missingScopes: [], connectedAt: now.addingTimeInterval(-30 * 86_400), updatedAt: now)
+        let records = RecordStore(store: store)
+        try DueIndex(store: store).add(tenant, at: dueAt)
+        try records.save(credential, at: RecordKey.credential(tenant))
+        try store.put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil)
+        try records.save(integration, at: RecordKey.integration(tenant))
+    }
+}
+
+extension DevTools {
+    /// `compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]` with the store
+    /// of `STORE_URL` (a file store written without fsync) and the key of `CREDENTIALS_KEY`.
+    package static func seedTenants(environment: [String: String], count: Int, dueFraction: Double,
+                                    sandboxState: String?) throws -> Int {
+        let config = try Config.load(from: environment, workingDirectory: "/")
+        guard let keys = config.credentialKeys else { throw Config.Error(variable: "CREDENTIALS_KEY", problem: "is not set") }
+        let store: any KeyValueStore
+        if case .files(let root) = config.store { store = try FileStore(root: root, durable: false) } else { store = try config.openStore() }
+        let sandbox = try sandboxState.map { state throws(StoreError) in try FileStore(root: state, durable: false) }
+        let seeder = TenantSeeder(store: store, sandbox: sandbox, cipher: CredentialCipher(keys: keys, random: SecureRandom()),
+                                  scopes: config.scopes, renewalWindow: config.renewalWindow, now: Date())
+        return try seeder.seed(count: count, dueFraction: dueFraction)
+    }
+}
