@@ -5,15 +5,16 @@ import CompassStorage
 /// past Meta's 48 hours, leases of processes that died, ...). Reads ignore them already; the
 /// sweep frees the space they hold, so the store grows with live data only. refresh-cron sweeps
 /// a bounded share per run, run after run until it has been through the whole store, then
-/// rests for `interval`; `compass-dev sweep` goes to the end at once.
+/// rests for `interval` (six hours); `compass-dev sweep` goes to the end at once.
 package struct StoreSweep {
     package let store: any KeyValueStore
     /// Keys looked at per call to the store.
     package static let batch = 1000
     /// Keys one cron run looks at: a second or so of header reads on the file store.
     package static let perRun = 100_000
-    /// After a sweep reached the end of the store, the next one starts this much later.
-    package static let interval: TimeInterval = 3600
+    /// After a sweep reached the end of the store, the next one starts this much later: expired
+    /// records are invisible already, the sweep only frees their space.
+    package static let interval: TimeInterval = 6 * 3600
 
     package init(store: any KeyValueStore) {
         self.store = store

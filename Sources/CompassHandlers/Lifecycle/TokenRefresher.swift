@@ -18,6 +18,11 @@ import Synchronization
 /// renewing a token twice.
 package struct TokenRefresher {
     package let dependencies: Dependencies
+    /// Meta's usage figures as this run's calls report them: the run slows down, then stops
+    /// taking work, as they near Meta's limits.
+    package let usage = GraphUsage()
+    /// Waits the given seconds between calls when Meta's usage is high (a test records it).
+    package var pause: @Sendable (Double) -> Void = { seconds in usleep(UInt32(seconds * 1_000_000)) }
     package static let leaseSeconds = 120
     package static let pageSize = 64
 
@@ -43,6 +48,8 @@ package struct TokenRefresher {
         package var stale = 0
         /// Credentials written before the due index, given their entry by this run's walk.
         package var indexed = 0
+        /// The run stopped taking work because Meta's usage headers neared its limits.
+        package var throttled = false
     }
 
     package enum Outcome: Sendable {
@@ -76,8 +83,9 @@ package struct TokenRefresher {
         while true {
             let (entries, more) = try index.due(asOf: now, after: after, limit: Self.pageSize)
             guard !entries.isEmpty else { break }
-            // The next entry to take, and whether the deadline passed (then none is taken).
-            let taking = Mutex((next: 0, spent: false))
+            // The next entry to take, and whether the deadline passed or Meta's usage is near
+            // its limits (then none is taken).
+            let taking = Mutex((next: 0, spent: false, throttled: false))
             DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, entries.count)) { _ in
                 while true {
                     let position = taking.withLock { state -> Int? in
@@ -86,10 +94,16 @@ package struct TokenRefresher {
                             state.spent = true
                             return nil
                         }
+                        if usage.pauseSeconds() == nil {
+                            state.spent = true
+                            state.throttled = true
+                            return nil
+                        }
                         defer { state.next += 1 }
                         return state.next
                     }
                     guard let position else { return }
+                    if let seconds = usage.pauseSeconds(), seconds > 0 { pause(seconds) }
                     let entry = entries[position]
                     let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
                     summary.withLock { total in
@@ -111,6 +125,7 @@ package struct TokenRefresher {
                 // Taken entries moved on or were dropped; what is still due waits for the next run.
                 var total = summary.withLock { $0 }
                 total.left = try index.countDue(asOf: now)
+                total.throttled = taking.withLock { $0.throttled }
                 return total
             }
             // Entries a lease kept this run from taking stay; the listing goes on past them.
@@ -240,7 +255,8 @@ package struct TokenRefresher {
     package func refresh(_ tenant: String, entry: String) -> (Outcome, rotated: Bool) {
         guard Tenant.isValidId(tenant) else { return (.skipped, false) }
         let records = dependencies.records
-        guard let cipher = try? dependencies.cipher(), let graph = try? dependencies.graph() else { return (.failed, false) }
+        guard let cipher = try? dependencies.cipher(), var graph = try? dependencies.graph() else { return (.failed, false) }
+        graph.usage = usage
         let store = dependencies.store
         let leaseKey = RecordKey.refreshLease(tenant)
         guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else { return (.skipped, false) }

@@ -56,7 +56,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
             summary.sweep = swept
         }
-        summary.budgetSpent = !inBudget() || summary.tokens.left > 0
+        summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled)
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [
             "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),

@@ -10,6 +10,8 @@ package struct GraphClient: Sendable {
     package var timeoutMilliseconds: Int
     package var transport: any HTTPTransport
     package var logger: Logger
+    /// Where the usage headers of every answer are recorded, for a job that paces its calls.
+    package var usage: GraphUsage?
 
     package static let maxPages = 100
 
@@ -254,6 +256,7 @@ package struct GraphClient: Sendable {
             "duration_ms": .int(Int(monotonicMilliseconds() - started)),
         ]
         if let trace = response.headers["x-fb-trace-id"] { fields["fbtrace_id"] = .string(trace) }
+        usage?.record(response.headers)
         if (200..<300).contains(response.status) {
             logger.debug("graph_call", fields)
             return response

@@ -213,6 +213,38 @@ extension World {
         #expect(inFlight.withLock { $0.most } >= 1)
     }
 
+    /// Meta's usage headers on successful answers slow the run down from 75 % and stop it
+    /// taking work at 95 %, before Meta refuses; what is left waits for a later run.
+    @Test func metaUsageHeadersSlowARunDownThenStopIt() throws {
+        let world = World(environment: ["META_CONCURRENCY": "1"])
+        for index in 0..<6 { world.connectTenant("u\(index)", user: "1000000000\(4000 + index)") }
+        world.clock.advance(2 * 86_400)
+        let levels = Mutex([80, 85, 90, 96])
+        world.transport.decorate.withLock {
+            $0 = { request, answer in
+                guard request.url.contains("debug_token") else { return answer }
+                var decorated = answer
+                let level = levels.withLock { $0.isEmpty ? 99 : $0.removeFirst() }
+                if level == 90 {
+                    decorated.headers["x-business-use-case-usage"] = #"{"1234":[{"type":"ads_management","call_count":90,"total_cputime":3,"total_time":4,"estimated_time_to_regain_access":0}]}"#
+                } else {
+                    decorated.headers["x-app-usage"] = #"{"call_count":\#(level),"total_cputime":2,"total_time":3}"#
+                }
+                return decorated
+            }
+        }
+        var refresher = TokenRefresher(dependencies: world.dependencies)
+        let pauses = Mutex<[Double]>([])
+        refresher.pause = { seconds in pauses.withLock { $0.append(seconds) } }
+        let summary = try refresher.run()
+        #expect(summary.checked == 4 && summary.throttled && summary.left == 2, "\(summary)")
+        #expect(pauses.withLock { $0 }.map { ($0 * 100).rounded() / 100 } == [0.5, 1.0, 1.5])
+        // Meta naming a time to regain access stops the run too.
+        #expect(GraphUsage.highestPercentage(["x-business-use-case-usage": #"{"1":[{"call_count":5,"estimated_time_to_regain_access":12}]}"#]) == 100)
+        #expect(GraphUsage.highestPercentage(["x-ad-account-usage": #"{"acc_id_util_pct":9.67,"reset_time_duration":0}"#]) == 9.67)
+        #expect(GraphUsage.highestPercentage(["x-app-usage": "not json"]) == nil)
+    }
+
     @Test func rotationReencryptsSoTheOldKeyCanGo() throws {
         let world = World()
         world.connectTenant()

@@ -42,6 +42,8 @@ final class SandboxTransport: HTTPTransport, @unchecked Sendable {
     let sandbox: GraphSandbox
     let requests = Mutex<[HTTPRequest]>([])
     let intercept = Mutex<(@Sendable (HTTPRequest) -> HTTPResponse?)?>(nil)
+    /// Changes the sandbox's answers on their way back (headers Meta adds, for instance).
+    let decorate = Mutex<(@Sendable (HTTPRequest, HTTPResponse) -> HTTPResponse)?>(nil)
 
     init(sandbox: GraphSandbox) { self.sandbox = sandbox }
 
@@ -51,9 +53,10 @@ final class SandboxTransport: HTTPTransport, @unchecked Sendable {
         guard request.url.hasPrefix(sandbox.baseURL + "/") else { throw .connect("no route to \(request.url)") }
         let rest = request.url.dropFirst(sandbox.baseURL.count)
         let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        return sandbox.handle(.init(method: request.method, path: String(parts[0]),
-                                    query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
-                                    body: request.body ?? []))
+        let answer = sandbox.handle(.init(method: request.method, path: String(parts[0]),
+                                          query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
+                                          body: request.body ?? []))
+        return decorate.withLock { $0 }?(request, answer) ?? answer
     }
 
     var paths: [String] {
