@@ -61,7 +61,11 @@ package struct TenantSeeder: Sendable {
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        if fresh { try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil) }
+        if fresh {
+            // Nothing from before the due index, nothing expired: neither a walk nor a sweep is due.
+            try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
+            try store.put(RecordKey.sweepNext, Array(String(now.addingTimeInterval(StoreSweep.interval).unixSeconds).utf8), ttl: nil)
+        }
         return count
     }
 

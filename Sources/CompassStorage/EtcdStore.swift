@@ -5,7 +5,9 @@ import Synchronization
 /// The key-value store on an etcd v3 cluster, through its JSON gateway (`/v3/kv/range`, `put`,
 /// `deleterange`, `txn`, `/v3/lease/grant`) and the project's one HTTP client. Versions are
 /// `mod_revision`s; create-if-absent and compare-and-swap are transactions; TTLs are leases
-/// granted with the write (no keepalives: processes are short-lived). Several endpoints: a
+/// (no keepalives: processes are short-lived) shared by the records of one process that expire
+/// in the same bucket of time (`leaseBucketSeconds`), so a batch of events costs one lease, not
+/// one each, and a record may outlive its TTL by up to a bucket. Several endpoints: a
 /// refused connection, a timeout or a node without a leader moves on to the next, and the whole
 /// call gives up within `deadlineMilliseconds`.
 package final class EtcdStore: KeyValueStore, @unchecked Sendable {
@@ -20,7 +22,16 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     private struct State {
         var preferred = 0
         var token: String?
+        /// Leases granted by this process, by the instant (Unix seconds) they run out.
+        var leases: [Int64: String] = [:]
     }
+
+    /// Writes per transaction of a batch: under etcd's default `--max-txn-ops` (128).
+    package static let batchOps = 100
+
+    /// Records with a TTL run out at the end of a bucket this long (a twentieth of the TTL, at
+    /// least a second, at most a minute), so that records written together share a lease.
+    package static func leaseBucketSeconds(ttl: Int) -> Int64 { Int64(max(1, min(60, ttl / 20))) }
 
     package init(endpoints: [String], namespace: String = "", transport: any HTTPTransport,
          credentials: (user: String, password: String)? = nil, deadlineMilliseconds: Int = 9_000, attemptMilliseconds: Int = 2_000) {
@@ -162,12 +173,65 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
 
     private func putRequest(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> [String: JSONValue] {
         var request: [String: JSONValue] = ["key": .string(encode(key)), "value": .string(Base64Bytes.encode(value))]
-        if let ttl {
-            let lease: LeaseAnswer = try call("/v3/lease/grant", ["TTL": .string(String(max(ttl, 1)))])
-            guard let id = lease.ID else { throw .unavailable("etcd granted no lease") }
-            request["lease"] = .string(id)
-        }
+        if let ttl { request["lease"] = .string(try lease(for: ttl)) }
         return request
+    }
+
+    /// A lease that runs out at the end of the bucket holding now + `ttl`: one this process
+    /// granted before, or a new one.
+    private func lease(for ttl: Int) throws(StoreError) -> String {
+        let now = Date().unixSeconds
+        let bucket = Self.leaseBucketSeconds(ttl: ttl)
+        let end = (now + Int64(max(ttl, 1)) + bucket - 1) / bucket * bucket
+        let known = state.withLock { state -> String? in
+            state.leases = state.leases.filter { $0.key > now }
+            return state.leases[end]
+        }
+        if let known { return known }
+        let lease: LeaseAnswer = try call("/v3/lease/grant", ["TTL": .string(String(max(end - now, 1)))])
+        guard let id = lease.ID else { throw .unavailable("etcd granted no lease") }
+        state.withLock { $0.leases[end] = id }
+        return id
+    }
+
+    /// Batches of `batchOps` writes, one transaction each: a put is a put, a create a nested
+    /// transaction on the key's create revision (so one existing key fails only its own write).
+    /// A key written twice starts a new transaction (etcd refuses a key twice in one).
+    package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
+        for write in writes { try StoreKey.validate(write.key) }
+        var versions: [UInt64?] = []
+        versions.reserveCapacity(writes.count)
+        var start = 0
+        while start < writes.count {
+            var keys = Set<String>()
+            var operations: [JSONValue] = []
+            var end = start
+            while end < writes.count, operations.count < Self.batchOps, keys.insert(writes[end].key).inserted {
+                switch writes[end] {
+                case .put(let key, let value, let ttl):
+                    operations.append(.object(["request_put": .object(try putRequest(key, value, ttl: ttl))]))
+                case .create(let key, let value, let ttl):
+                    operations.append(.object(["request_txn": .object([
+                        "compare": .array([.object(["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"])]),
+                        "success": .array([.object(["request_put": .object(try putRequest(key, value, ttl: ttl))])]),
+                    ])]))
+                }
+                end += 1
+            }
+            let answer: BatchAnswer = try call("/v3/kv/txn", ["success": .array(operations)])
+            let revision = try answer.header.revisionNumber()
+            let responses = answer.responses ?? []
+            for (offset, write) in writes[start..<end].enumerated() {
+                if case .create = write {
+                    guard offset < responses.count else { throw .unavailable("etcd answered a batch without its responses") }
+                    versions.append(responses[offset].responseTxn?.succeeded == true ? revision : nil)
+                } else {
+                    versions.append(revision)
+                }
+            }
+            start = end
+        }
+        return versions
     }
 
     private func transaction(compare: [String: JSONValue], success: [String: JSONValue]) throws(StoreError) -> TxnAnswer {
@@ -294,6 +358,15 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         package var succeeded: Bool?
     }
     package struct LeaseAnswer: Decodable { var ID: String? }
+    package struct BatchAnswer: Decodable {
+        package struct Response: Decodable {
+            package struct Nested: Decodable { var succeeded: Bool? }
+            var responseTxn: Nested?
+            enum CodingKeys: String, CodingKey { case responseTxn = "response_txn" }
+        }
+        package var header: Header
+        package var responses: [Response]?
+    }
     package struct AuthAnswer: Decodable { var token: String? }
     package struct GatewayError: Decodable {
         package var error: String?

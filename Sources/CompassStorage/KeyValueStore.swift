@@ -33,6 +33,20 @@ package struct KeyPage: Sendable, Equatable {
     }
 }
 
+/// One write of a batch (`KeyValueStore.write`).
+package enum BatchWrite: Sendable, Equatable {
+    /// Create-if-absent, as `create`.
+    case create(String, [UInt8], ttl: Int?)
+    /// Unconditional, as `put`.
+    case put(String, [UInt8], ttl: Int?)
+
+    package var key: String {
+        switch self {
+        case .create(let key, _, _), .put(let key, _, _): key
+        }
+    }
+}
+
 package enum StoreError: Error, Equatable, Sendable {
     /// create: the key exists.
     case alreadyExists
@@ -70,6 +84,11 @@ package protocol KeyValueStore: Sendable {
     /// Deletes every key starting with `prefix` (a whole tenant's events); returns how many.
     @discardableResult
     func deleteAll(prefix: String) throws(StoreError) -> Int
+    /// Several writes, each with the meaning it has alone, in as few round trips as the backend
+    /// allows (etcd: one transaction per `EtcdStore.batchOps` writes). Returns, per write, the
+    /// new version, or nil for a create whose key existed. Not atomic as a whole: a failure
+    /// part-way leaves the earlier writes done, as the same writes one by one would.
+    func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?]
     /// Deletes the records whose time to live has run out by `asOf`, visiting at most `limit`
     /// keys in byte order after `after`. Reads ignore expired records already; this frees
     /// the space they hold. A `cursor` of nil means the whole store was visited.
@@ -91,6 +110,25 @@ package struct SweepPage: Sendable, Equatable {
 }
 
 extension KeyValueStore {
+    /// One write after the other: for backends where a write is not a round trip.
+    package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
+        var versions: [UInt64?] = []
+        versions.reserveCapacity(writes.count)
+        for write in writes {
+            switch write {
+            case .put(let key, let value, let ttl):
+                versions.append(try put(key, value, ttl: ttl))
+            case .create(let key, let value, let ttl):
+                do {
+                    versions.append(try create(key, value, ttl: ttl))
+                } catch .alreadyExists {
+                    versions.append(nil)
+                }
+            }
+        }
+        return versions
+    }
+
     /// Page by page: memory stays flat however many keys there are.
     package func count(prefix: String) throws(StoreError) -> Int {
         var total = 0

@@ -103,17 +103,29 @@ package struct EventPipeline {
         }
     }
 
-    /// Records what became of claimed events (sent, queued) or releases the claim (rejected).
-    package func settle(_ events: [NormalizedEvent], as state: EventState?) {
-        for event in events {
-            let key = RecordKey.sent(tenant, event.dedupKey)
-            // Losing a state only risks a resend, which Meta deduplicates by event_id.
-            if let state {
-                _ = try? dependencies.store.put(key, state.stored, ttl: state.lifetimeSeconds)
-            } else {
-                _ = try? dependencies.store.delete(key)
-            }
+    /// Claims every event of a request in one batch of writes; an event another copy holds
+    /// already goes through `claim` on its own (and its wait).
+    package func claimAll(_ events: [NormalizedEvent]) throws(StoreError) -> [Claim] {
+        let versions = try dependencies.store.write(events.map {
+            .create(RecordKey.sent(tenant, $0.dedupKey), EventState.claimed.stored, ttl: EventState.claimed.lifetimeSeconds)
+        })
+        var claims: [Claim] = []
+        claims.reserveCapacity(events.count)
+        for (event, version) in zip(events, versions) {
+            if let version { claims.append(.claimed(version)) } else { claims.append(try claim(event)) }
         }
+        return claims
+    }
+
+    /// Records what became of claimed events (sent, queued: one batch of writes) or releases
+    /// the claim (rejected).
+    package func settle(_ events: [NormalizedEvent], as state: EventState?) {
+        // Losing a state only risks a resend, which Meta deduplicates by event_id.
+        guard let state else {
+            for event in events { _ = try? dependencies.store.delete(RecordKey.sent(tenant, event.dedupKey)) }
+            return
+        }
+        _ = try? dependencies.store.write(events.map { .put(RecordKey.sent(tenant, $0.dedupKey), state.stored, ttl: state.lifetimeSeconds) })
     }
 
     // MARK: Outbox
@@ -203,19 +215,15 @@ package struct EventPipeline {
         return try body()
     }
 
+    /// One batch of create-if-absent writes: an event already waiting stays stored once,
+    /// however often it comes.
     private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?, cipher: CredentialCipher) throws(StoreError) -> Int {
-        var stored = 0
-        for event in events {
+        let writes: [BatchWrite] = events.map { event in
             var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error, cipher: cipher)
             if let retryAfter { entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(retryAfter)) }
-            do {
-                try records.create(entry, at: RecordKey.outbox(tenant, event.dedupKey))
-            } catch .alreadyExists {
-                // Already waiting: stored once however often it comes.
-            }
-            stored += 1
+            return .create(RecordKey.outbox(tenant, event.dedupKey), JSON.encode(entry), ttl: nil)
         }
-        return stored
+        return try dependencies.store.write(writes).count
     }
 
     package func recordDelivery(_ events: [NormalizedEvent], failure: String?) {

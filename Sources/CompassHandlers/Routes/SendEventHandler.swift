@@ -73,8 +73,8 @@ package struct SendEventHandler: Handler {
         // Of overlapping requests carrying one event, exactly one claims and sends it.
         var claimed: [(index: Int, event: NormalizedEvent)] = []
         var stillSending: [NormalizedEvent] = []
-        for item in valid {
-            switch try pipeline.claim(item.event) {
+        for (item, claim) in zip(valid, try pipeline.claimAll(valid.map(\.event))) {
+            switch claim {
             case .claimed: claimed.append(item)
             case .duplicate: result.duplicates += 1
             case .pending: stillSending.append(item.event)

@@ -115,6 +115,38 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(try store.get("ttl/short")?.value == bytes("new"))
     }
 
+    /// A batch of writes means what the same writes one by one mean: puts overwrite, creates
+    /// of existing keys fail alone (nil), a key may come twice, batches longer than one etcd
+    /// transaction go through, and records with a TTL run out.
+    @Test(arguments: backends)
+    func aBatchOfWritesMeansWhatTheWritesMeanOneByOne(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        try store.put("batch/existing", bytes("old"))
+        let versions = try store.write([
+            .create("batch/existing", bytes("not written"), ttl: nil),
+            .create("batch/new", bytes("created"), ttl: nil),
+            .put("batch/existing2", bytes("put"), ttl: nil),
+            .put("batch/new", bytes("put after create"), ttl: nil),
+            .create("batch/short", bytes("brief"), ttl: 1),
+        ])
+        #expect(versions.count == 5 && versions[0] == nil && versions[1...].allSatisfy { $0 != nil })
+        #expect(try store.get("batch/existing")?.value == bytes("old"))
+        #expect(try store.get("batch/new")?.value == bytes("put after create"))
+        #expect(try store.get("batch/new")?.version == versions[3])
+        #expect(try store.get("batch/existing2")?.value == bytes("put"))
+        // Longer than one transaction.
+        let many = (0..<(EtcdStore.batchOps * 2 + 5)).map { BatchWrite.create("many/k\(1000 + $0)", bytes("\($0)"), ttl: 3600) }
+        let created = try store.write(many)
+        #expect(created.count == many.count && created.allSatisfy { $0 != nil })
+        #expect(try store.count(prefix: "many/") == many.count)
+        #expect(try store.write(Array(many.prefix(3))) == [nil, nil, nil])
+        subject.advance(2.5)
+        #expect(try store.get("batch/short") == nil)
+        #expect(try store.get("many/k1000") != nil)
+        #expect(throws: StoreError.self) { try store.write([.put("../escape", [], ttl: nil)]) }
+    }
+
     @Test(arguments: backends)
     func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () throws -> StoreUnderTest) throws {
         let subject = try make(), store = subject.store
