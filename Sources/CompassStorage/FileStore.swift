@@ -106,6 +106,79 @@ package struct FileStore: KeyValueStore {
         return deleted
     }
 
+    /// Every record written to a temporary file first, then one `syncfs` for all of them
+    /// (instead of an fsync each), then each renamed into place under its folder's lock (where
+    /// a create finds its key taken and drops its file), then each folder synced once: as
+    /// durable and as atomic per key as the writes one by one, at a fraction of the flushes.
+    package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
+        for write in writes { try StoreKey.validate(write.key) }
+        var staged: [(temp: String, version: UInt64)] = []
+        staged.reserveCapacity(writes.count)
+        defer { for (temp, _) in staged { unlink(temp) } }
+        var needsSync = false
+        for write in writes {
+            let (value, ttl): ([UInt8], Int?)
+            switch write {
+            case .put(_, let bytes, let life), .create(_, let bytes, let life): (value, ttl) = (bytes, life)
+            }
+            let file = path(for: write.key)
+            let folder = String(file[..<file.lastIndex(of: "/")!])
+            if access(folder, F_OK) != 0 { try makeFolders(for: write.key) }
+            let version = nextVersion(after: nil)
+            let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
+            staged.append((try writeTemporary(in: folder, Self.encode(value, version: version, expiresAt: expires)), version))
+            if durable && ttl == nil { needsSync = true }
+        }
+        if needsSync {
+            let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0, flushFileSystem(fd) == 0 else {
+                if fd >= 0 { close(fd) }
+                throw .unavailable("cannot flush the store (errno \(errno))")
+            }
+            close(fd)
+        }
+        var versions: [UInt64?] = []
+        versions.reserveCapacity(writes.count)
+        var folders: Set<String> = []
+        for (index, write) in writes.enumerated() {
+            let (temp, version) = staged[index]
+            let placed = try withLockedFolder(of: write.key) { file, folder, _ throws(StoreError) -> UInt64?? in
+                var current: Versioned? = nil
+                do throws(StoreError) {
+                    current = try read(file, key: write.key)
+                } catch {
+                    guard case .corrupt = error else { throw error }
+                }
+                if case .create = write, current != nil { return .some(nil) }
+                // A version must grow; a record from a clock ahead of this one is written the slow way.
+                guard version > current?.version ?? 0 else { return nil }
+                guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
+                folders.insert(folder)
+                return .some(version)
+            }
+            switch placed {
+            case .some(let version):
+                versions.append(version)
+            case .none:
+                switch write {
+                case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
+                case .create(let key, let value, let ttl):
+                    versions.append(try? create(key, value, ttl: ttl))
+                }
+            }
+        }
+        if needsSync {
+            for folder in folders {
+                let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                if fd >= 0 {
+                    fsync(fd)
+                    close(fd)
+                }
+            }
+        }
+        return versions
+    }
+
     package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
         try StoreKey.validatePrefix(prefix)
         guard limit > 0 else { return KeyPage(entries: [], cursor: after) }
@@ -253,6 +326,20 @@ package struct FileStore: KeyValueStore {
         for byte in Crypto.randomBytes(3) { noise = noise << 8 | UInt64(byte) }
         let fresh = (nanos & ~0xF_FFFF) | (noise & 0xF_FFFF)
         return max((previous ?? 0) + 1, fresh)
+    }
+
+    /// A new temporary file in `folder` holding `bytes`, not synced; its path.
+    private func writeTemporary(in folder: String, _ bytes: [UInt8]) throws(StoreError) -> String {
+        let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create record (errno \(errno))") }
+        let failure = Descriptor.writeAll(fd, bytes)
+        close(fd)
+        guard failure == 0 else {
+            unlink(temp)
+            throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
+        }
+        return temp
     }
 
     private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
@@ -413,3 +500,8 @@ package struct FileStore: KeyValueStore {
         }
     }
 }
+
+/// `syncfs(2)`: writes out everything of the file system holding `fd` (Glibc's module map does
+/// not export it without `_GNU_SOURCE`).
+@_silgen_name("syncfs")
+private func flushFileSystem(_ fd: Int32) -> Int32
