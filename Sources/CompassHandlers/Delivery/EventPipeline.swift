@@ -103,6 +103,14 @@ package struct EventPipeline {
         }
     }
 
+    /// Makes the tenant's queued events due at the next cron run (after a reconnect or a new
+    /// pixel, when events that were waiting can go); nothing when none are queued.
+    package func outboxDueNow() {
+        guard let queued = try? dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: nil, limit: 1),
+              !queued.entries.isEmpty else { return }
+        _ = try? DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix).add(tenant, at: now)
+    }
+
     /// Claims every event of a request in one batch of writes; an event another copy holds
     /// already goes through `claim` on its own (and its wait).
     package func claimAll(_ events: [NormalizedEvent]) throws(StoreError) -> [Claim] {
@@ -187,6 +195,9 @@ package struct EventPipeline {
             }
             guard waiting + events.count <= limit else { throw .full(limit: limit) }
             do throws(StoreError) {
+                // The outbox index first: a stored event is never without an entry to drain it.
+                try DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
+                    .add(tenant, at: now.addingTimeInterval(TimeInterval(retryAfter ?? 0)))
                 return try store(events, error: error, retryAfter: retryAfter, cipher: cipher)
             } catch {
                 throw .store(error)
@@ -260,6 +271,11 @@ package struct EventPipeline {
         /// Queued copies of events delivered meanwhile by another copy: removed, not sent.
         package var duplicates = 0
         package var skipped: String?
+        /// When the earliest event left in the outbox is to be tried next; nil when none is left
+        /// (or the drain was skipped).
+        package var nextAttemptAt: Date?
+
+        mutating func next(_ instant: Date) { nextAttemptAt = min(nextAttemptAt ?? instant, instant) }
     }
 
     /// Sends what is due in the tenant's outbox, under a lease so that overlapping drains never
@@ -329,10 +345,13 @@ package struct EventPipeline {
                     case .duplicate:
                         _ = try? dependencies.store.delete(key, ifVersion: value.version)
                         summary.duplicates += 1
-                    case .pending: summary.waiting += 1
+                    case .pending:
+                        summary.waiting += 1
+                        summary.next(now.addingTimeInterval(60))
                     }
                 } else {
                     summary.waiting += 1
+                    summary.next(entry.nextAttemptAt)
                 }
             }
             guard !due.isEmpty else { continue }
@@ -362,7 +381,10 @@ package struct EventPipeline {
                     _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
                     settle([due[index].event], as: .queued)
                     summary.retried += 1
+                    summary.next(entry.nextAttemptAt)
                 }
+                // Pages not read after the failure may hold events due now: a minute from now.
+                if cursor != nil { summary.next(now.addingTimeInterval(60)) }
                 markNeedsReauthIfRefused(failure)
                 recordDelivery(report.sent.map { due[$0].event }, failure: "\(failure.kind)")
                 return summary
@@ -427,6 +449,8 @@ package struct EventPipeline {
 
     private func moveDeadLetters() throws(StoreError) -> ReplaySummary {
         var summary = ReplaySummary()
+        // Whatever comes back is due now: the outbox index says so before it is moved.
+        try DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix).add(tenant, at: now)
         var room = dependencies.config.outboxMaxEvents - (try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant)))
         var cursor: String? = nil
         repeat {

@@ -5,6 +5,8 @@ import CompassStorage
 /// due, ordered by time: `meta/due/<minute>/<tenant>`, the minute as zero-padded Unix minutes
 /// so that byte order is time order. refresh-cron lists from the start and stops at the first
 /// entry in the future: a run reads what is due and nothing else, however many tenants exist.
+/// The outbox has an index of the same shape (`meta/outbox-due/`): when a tenant's queued
+/// events are next to be tried.
 ///
 /// The store has no transaction across keys, so an entry is only a hint and the credential
 /// holds the truth: its `dueAt` names its one live entry. A change of schedule writes the new
@@ -13,8 +15,12 @@ import CompassStorage
 /// credential's own is dropped when it comes due.
 package struct DueIndex: Sendable {
     package let store: any KeyValueStore
+    package let prefix: String
 
+    /// Token checks and renewals.
     package static let prefix = "meta/due/"
+    /// Tenants whose queued events are next to be tried.
+    package static let outboxPrefix = "meta/outbox-due/"
     /// Daily work comes about this long after the last, each tenant moved by up to half an
     /// hour either way, so that tenants connected (or seeded) together spread over the day.
     package static let period: TimeInterval = 24 * 3600
@@ -23,18 +29,19 @@ package struct DueIndex: Sendable {
     /// this much later.
     package static let retryDelay: TimeInterval = 600
 
-    package init(store: any KeyValueStore) {
+    package init(store: any KeyValueStore, prefix: String = DueIndex.prefix) {
         self.store = store
+        self.prefix = prefix
     }
 
-    package static func key(_ tenant: String, at instant: Date) -> String {
+    package static func key(_ tenant: String, at instant: Date, prefix: String = DueIndex.prefix) -> String {
         let minute = max(0, instant.unixSeconds / 60)
         let digits = String(minute)
         return prefix + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + "/" + tenant
     }
 
     /// The tenant and minute of an index key, nil for anything else under the prefix.
-    package static func entry(of key: String) -> (tenant: String, minute: Int64)? {
+    package static func entry(of key: String, prefix: String = DueIndex.prefix) -> (tenant: String, minute: Int64)? {
         guard key.hasPrefix(prefix) else { return nil }
         let parts = key.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0].utf8.count == 10, let minute = Int64(parts[0]), Tenant.isValidId(parts[1]) else { return nil }
@@ -69,9 +76,9 @@ package struct DueIndex: Sendable {
         var found: [(key: String, tenant: String)] = []
         var cursor = after
         repeat {
-            let page = try store.list(prefix: Self.prefix, after: cursor, limit: limit + 1 - found.count)
+            let page = try store.list(prefix: prefix, after: cursor, limit: limit + 1 - found.count)
             for (key, _) in page.entries {
-                guard let entry = Self.entry(of: key) else {
+                guard let entry = Self.entry(of: key, prefix: prefix) else {
                     // Not an index key (written by hand?): it would block the listing forever.
                     _ = try? store.delete(key)
                     continue
@@ -91,9 +98,9 @@ package struct DueIndex: Sendable {
         var cursor: String? = nil
         let nowMinute = now.unixSeconds / 60
         repeat {
-            let page = try store.list(prefix: Self.prefix, after: cursor, limit: 500)
+            let page = try store.list(prefix: prefix, after: cursor, limit: 500)
             for (key, _) in page.entries {
-                guard let entry = Self.entry(of: key) else { continue }
+                guard let entry = Self.entry(of: key, prefix: prefix) else { continue }
                 guard entry.minute <= nowMinute else { return total }
                 total += 1
             }
@@ -104,14 +111,27 @@ package struct DueIndex: Sendable {
 
     /// Writes the entry for `tenant` at `instant` (before the credential that names it).
     package func add(_ tenant: String, at instant: Date) throws(StoreError) {
-        try store.put(Self.key(tenant, at: instant), [], ttl: nil)
+        try store.put(Self.key(tenant, at: instant, prefix: prefix), [], ttl: nil)
+    }
+
+    /// Deletes every entry of `tenant`, reading the whole index: for the outbox index (one
+    /// entry per tenant with queued events) when a tenant's data is deleted.
+    package func removeAll(of tenant: String) throws(StoreError) {
+        var cursor: String? = nil
+        repeat {
+            let page = try store.list(prefix: prefix, after: cursor, limit: 500)
+            for (key, _) in page.entries where Self.entry(of: key, prefix: prefix)?.tenant == tenant {
+                try store.delete(key)
+            }
+            cursor = page.cursor
+        } while cursor != nil
     }
 
     /// Deletes the entry at `instant` unless it is also `keeping` (the same minute).
     package func remove(_ tenant: String, at instant: Date?, keeping: Date? = nil) {
         guard let instant else { return }
-        let key = Self.key(tenant, at: instant)
-        if let keeping, Self.key(tenant, at: keeping) == key { return }
+        let key = Self.key(tenant, at: instant, prefix: prefix)
+        if let keeping, Self.key(tenant, at: keeping, prefix: prefix) == key { return }
         _ = try? store.delete(key)
     }
 }

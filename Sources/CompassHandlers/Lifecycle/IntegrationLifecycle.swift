@@ -168,5 +168,6 @@ package struct IntegrationLifecycle {
         for prefix in RecordKey.tenantPrefixes(tenant) { try store.deleteAll(prefix: prefix) }
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
+        try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
     }
 }

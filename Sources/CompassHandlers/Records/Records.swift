@@ -153,6 +153,8 @@ package enum RecordKey {
     package static let dueIndexComplete = "meta/refresh/indexed"
     /// When the next cron run sweeps expired records (a Unix time in seconds).
     package static let sweepNext = "meta/sweep/next"
+    /// Present once every tenant with queued events from before the outbox index has an entry.
+    package static let outboxIndexComplete = "meta/refresh/outbox-indexed"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
     /// Held by the one run delivering notices to Compass.
     package static let noticesLease = "meta/lease/notices"

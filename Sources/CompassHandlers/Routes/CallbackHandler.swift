@@ -155,6 +155,8 @@ package struct CallbackHandler: Handler {
             _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))
         }
         try records.save(integration, at: RecordKey.integration(tenantId))
+        // Events that waited for this connection go at the next cron run.
+        EventPipeline(dependencies: dependencies, tenant: tenantId).outboxDueNow()
         dependencies.logger.info("meta_connected", [
             "ad_accounts": .int(accounts.count), "missing_scopes": .strings(missing),
         ])

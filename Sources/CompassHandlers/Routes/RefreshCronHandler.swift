@@ -66,25 +66,60 @@ package struct RefreshCronHandler: DirectlyRunnable {
         return summary
     }
 
-    /// Every tenant with an outbox, one at a time, skipping from one tenant's keys to the next.
+    /// How long a tenant whose events cannot be sent now (no pixel, needs_reauth) waits before
+    /// its outbox is looked at again; reconnecting or choosing a pixel makes it due at once.
+    package static let waitingRecheck: TimeInterval = 3600
+
+    /// The tenants whose queued events are due (the outbox index), each drained and given its
+    /// next entry: at its earliest event still waiting, none once its outbox is empty.
     private func drainOutboxes(into outbox: inout Summary.Outbox, until deadline: Date) throws(StoreError) {
+        try indexOutboxesOnce()
+        let index = DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
         var after: String? = nil
-        while dependencies.clock.now < deadline, let first = try dependencies.store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
+        defer { dependencies.logger.setTenant(nil) }
+        while dependencies.clock.now < deadline {
+            let (entries, more) = try index.due(asOf: dependencies.clock.now, after: after, limit: 64)
+            for entry in entries where dependencies.clock.now < deadline {
+                after = entry.key
+                dependencies.logger.setTenant(entry.tenant)
+                let result = try EventPipeline(dependencies: dependencies, tenant: entry.tenant).drain()
+                let now = dependencies.clock.now
+                let next: Date?
+                if result.skipped == "another drain holds the lease" {
+                    continue
+                } else if result.skipped != nil {
+                    next = result.waiting > 0 ? now.addingTimeInterval(Self.waitingRecheck) : nil
+                } else {
+                    next = result.nextAttemptAt
+                }
+                if let next { try index.add(entry.tenant, at: max(next, now.addingTimeInterval(60))) }
+                _ = try? dependencies.store.delete(entry.key)
+                outbox.tenants += 1
+                outbox.sent += result.sent
+                outbox.retried += result.retried
+                outbox.dead += result.dead
+                outbox.waiting += result.waiting
+                outbox.duplicates += result.duplicates
+                if result.skipped != nil { outbox.skipped += 1 }
+            }
+            guard more, !entries.isEmpty else { break }
+        }
+    }
+
+    /// Gives every tenant with queued events from before the outbox index an entry due now,
+    /// once: skipping from one tenant's keys to the next.
+    private func indexOutboxesOnce() throws(StoreError) {
+        let store = dependencies.store
+        guard try store.get(RecordKey.outboxIndexComplete) == nil else { return }
+        let index = DueIndex(store: store, prefix: DueIndex.outboxPrefix)
+        var after: String? = nil
+        while let first = try store.list(prefix: RecordKey.outboxRoot, after: after, limit: 1).entries.first {
             let tenant = String(first.key.dropFirst(RecordKey.outboxRoot.count).prefix { $0 != "/" })
             // `~` sorts after every key character: the next key belongs to the next tenant.
             after = RecordKey.outboxPrefix(tenant) + "~"
-            guard Tenant.isValidId(tenant) else { continue }
-            dependencies.logger.setTenant(tenant)
-            let result = try EventPipeline(dependencies: dependencies, tenant: tenant).drain()
-            outbox.tenants += 1
-            outbox.sent += result.sent
-            outbox.retried += result.retried
-            outbox.dead += result.dead
-            outbox.waiting += result.waiting
-            outbox.duplicates += result.duplicates
-            if result.skipped != nil { outbox.skipped += 1 }
+            if Tenant.isValidId(tenant) { try index.add(tenant, at: dependencies.clock.now) }
         }
-        dependencies.logger.setTenant(nil)
+        try store.put(RecordKey.outboxIndexComplete, Array(dependencies.clock.now.formatted(.iso8601).utf8))
     }
 
     package init(dependencies: Dependencies) {

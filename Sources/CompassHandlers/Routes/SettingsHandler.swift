@@ -228,6 +228,7 @@ package struct SettingsHandler: Handler {
             guard error == .versionMismatch else { throw error }
             throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
         }
+        if settings.pixelId != nil { EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow() }
         dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
                                                       "test_mode": .bool(settings.testEventCode != nil)])
         return updated

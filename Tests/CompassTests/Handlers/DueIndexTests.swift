@@ -123,6 +123,34 @@ extension World {
 
 /// Issue 14: an idle run costs what is due, not what exists.
 @Suite struct RefreshScaleTests {
+    /// The drain reads the outbox index, not the outboxes: a tenant whose queued events are
+    /// not due yet costs no read of its outbox, and once its outbox is empty it has no entry.
+    @Test func theDrainReadsOnlyOutboxesWithEventsDue() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant("waits")
+        world.readyTenant("idle")
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("o1"), tenant: "waits").status == 202)
+        let recording = ReadRecordingStore(base: world.store)
+        world.storeOverride = recording
+        // Queued with its first retry due now: the next run tries it (Meta still says no).
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let first = world.drain()
+        #expect(first.outbox.tenants == 1 && first.outbox.retried == 1, "\(first.outbox)")
+        // Retried a minute later at the earliest: a run before that reads no outbox at all.
+        world.clock.advance(30)
+        recording.reset()
+        let early = world.drain()
+        #expect(early.outbox.tenants == 0)
+        #expect(!recording.operations.contains { $0.hasPrefix("list " + RecordKey.outboxRoot) || $0.hasPrefix("count " + RecordKey.outboxRoot) },
+                "\(recording.operations)")
+        world.clock.advance(3600)
+        let due = world.drain()
+        #expect(due.outbox.tenants == 1 && due.outbox.sent == 1, "\(due.outbox)")
+        #expect(world.deliveredIds() == ["o1"])
+        #expect(try world.store.list(prefix: DueIndex.outboxPrefix, after: nil, limit: 10).entries.isEmpty)
+    }
+
     /// With many tenants and nothing due, a run lists the due index's first entry, finds it in
     /// the future, and reads no integration or credential: no Graph call, no walk, no sweep.
     @Test func anIdleRunReadsNoIntegrationRecord() throws {
