@@ -1,4 +1,5 @@
 import CompassPlatform
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -20,6 +21,8 @@ package struct FileStore: KeyValueStore {
     /// may lose the latest writes (never tear one). Handlers always write durably.
     package let durable: Bool
     private let isCaseSensitive: @Sendable (String) -> Bool?
+    /// Sorted listings of folders, kept for `scan` (a walk over many pages in one process).
+    private let snapshots = FolderSnapshots()
 
     private static let magic: [UInt8] = Array("CKV1".utf8)
     private static let headerSize = 20
@@ -180,10 +183,20 @@ package struct FileStore: KeyValueStore {
     }
 
     package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        try page(prefix: prefix, after: after, limit: limit, snapshot: false)
+    }
+
+    /// As `list`, but each folder is read and sorted once per `FolderSnapshots.lifetime` in this
+    /// process: walking N keys page by page costs one pass over each folder, not one per page.
+    package func scan(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        try page(prefix: prefix, after: after, limit: limit, snapshot: true)
+    }
+
+    private func page(prefix: String, after: String?, limit: Int, snapshot: Bool) throws(StoreError) -> KeyPage {
         try StoreKey.validatePrefix(prefix)
         guard limit > 0 else { return KeyPage(entries: [], cursor: after) }
         var entries: [(key: String, value: Versioned)] = []
-        try walk(prefix: prefix, after: after) { key throws(StoreError) in
+        try walk(prefix: prefix, after: after, snapshot: snapshot) { key throws(StoreError) in
             if let value = try read(path(for: key), key: key) { entries.append((key, value)) }
             return entries.count <= limit
         }
@@ -405,7 +418,7 @@ package struct FileStore: KeyValueStore {
     /// until it returns false; true when it visited them all. Corrupt records are skipped.
     /// With `abandonedBefore`, temporary files last changed before that instant are deleted.
     @discardableResult
-    private func walk(prefix: String, after: String?, abandonedBefore: Int64? = nil,
+    private func walk(prefix: String, after: String?, abandonedBefore: Int64? = nil, snapshot: Bool = false,
                       visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
         let folderPart: String, partial: String
         if let slash = prefix.lastIndex(of: "/") {
@@ -416,33 +429,42 @@ package struct FileStore: KeyValueStore {
             partial = prefix
         }
         return try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after,
-                        abandonedBefore: abandonedBefore, visit: visit)
+                        abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit)
     }
 
     /// Depth-first in byte order of keys: a folder `x` sorts as `x/`, a record `x` as `x`.
-    /// Returns false once `visit` asked to stop.
+    /// Returns false once `visit` asked to stop. With `snapshot`, a folder's sorted items come
+    /// from the process's snapshot of it when there is one.
     private func walk(folder: String, keyPrefix: String, partial: String, after: String?, abandonedBefore: Int64?,
-                      visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
-        guard let names = try Self.folderEntries(folder) else { return true }
-        var items: [(sortKey: String, isRecord: Bool)] = []
-        if let abandonedBefore {
-            for name in names where name.hasPrefix(".tmp-") {
-                var status = stat()
-                if stat(folder + "/" + name, &status) == 0 && Int64(status.st_mtim.tv_sec) < abandonedBefore {
-                    unlink(folder + "/" + name)
+                      snapshot: Bool, visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
+        let items: [FolderItem]
+        if snapshot, let kept = snapshots.items(of: folder, partial: partial) {
+            items = kept
+        } else {
+            guard let names = try Self.folderEntries(folder) else { return true }
+            if let abandonedBefore {
+                for name in names where name.hasPrefix(".tmp-") {
+                    var status = stat()
+                    if stat(folder + "/" + name, &status) == 0 && Int64(status.st_mtim.tv_sec) < abandonedBefore {
+                        unlink(folder + "/" + name)
+                    }
                 }
             }
+            items = Self.sortedItems(names, keyPrefix: keyPrefix, partial: partial)
+            if snapshot { snapshots.keep(items, of: folder, partial: partial) }
         }
-        for name in names where name.hasPrefix(partial) && !name.hasPrefix(".") {
-            if name.hasSuffix(".rec") {
-                let segment = name.dropLast(4)
-                if StoreKey.isValidSegment(segment) { items.append((keyPrefix + segment, true)) }
-            } else if StoreKey.isValidSegment(name) {
-                items.append((keyPrefix + name + "/", false))
+        // Straight to the first item after the cursor (or the folder holding it).
+        var start = 0
+        if let after {
+            var low = 0, high = items.count
+            while low < high {
+                let middle = (low + high) / 2
+                if items[middle].sortKey.utf8.lexicographicallyPrecedes(after.utf8) { low = middle + 1 } else { high = middle }
             }
+            start = low
+            if start > 0, !items[start - 1].isRecord, after.hasPrefix(items[start - 1].sortKey) { start -= 1 }
         }
-        items.sort { $0.sortKey.utf8.lexicographicallyPrecedes($1.sortKey.utf8) }
-        for item in items {
+        for item in items[start...] {
             if item.isRecord {
                 if let after, !after.utf8.lexicographicallyPrecedes(item.sortKey.utf8) { continue }
                 let goOn: Bool
@@ -453,10 +475,26 @@ package struct FileStore: KeyValueStore {
                 if let after, !after.hasPrefix(item.sortKey),
                    item.sortKey.utf8.lexicographicallyPrecedes(after.utf8) { continue }
                 guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
-                               after: after, abandonedBefore: abandonedBefore, visit: visit) else { return false }
+                               after: after, abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit) else { return false }
             }
         }
         return true
+    }
+
+    /// A folder's records and sub-folders whose names start with `partial`, as keys (a
+    /// folder's with its `/`), in byte order.
+    private static func sortedItems(_ names: [String], keyPrefix: String, partial: String) -> [FolderItem] {
+        var items: [FolderItem] = []
+        for name in names where name.hasPrefix(partial) && !name.hasPrefix(".") {
+            if name.hasSuffix(".rec") {
+                let segment = name.dropLast(4)
+                if StoreKey.isValidSegment(segment) { items.append(FolderItem(sortKey: keyPrefix + segment, isRecord: true)) }
+            } else if StoreKey.isValidSegment(name) {
+                items.append(FolderItem(sortKey: keyPrefix + name + "/", isRecord: false))
+            }
+        }
+        items.sort { $0.sortKey.utf8.lexicographicallyPrecedes($1.sortKey.utf8) }
+        return items
     }
 
     private static func folderEntries(_ folder: String) throws(StoreError) -> [String]? {
@@ -505,3 +543,33 @@ package struct FileStore: KeyValueStore {
 /// not export it without `_GNU_SOURCE`).
 @_silgen_name("syncfs")
 private func flushFileSystem(_ fd: Int32) -> Int32
+
+struct FolderItem: Sendable {
+    var sortKey: String
+    var isRecord: Bool
+}
+
+/// Sorted folder listings a process keeps for a while, for walks over many pages (`scan`, the
+/// sweep): a folder of N records is read once per walk instead of once per page. A record
+/// written after its folder was read is missed by that walk; one deleted is read as absent.
+final class FolderSnapshots: Sendable {
+    /// How long a listing is kept: longer than a cron run, short against a warm process.
+    static let lifetime: Int64 = 120
+    private let kept = Mutex<[String: (taken: Int64, items: [FolderItem])]>([:])
+
+    func items(of folder: String, partial: String) -> [FolderItem]? {
+        let now = Date().unixSeconds
+        return kept.withLock { kept in
+            guard let found = kept[folder + "\u{0}" + partial], now - found.taken < Self.lifetime else { return nil }
+            return found.items
+        }
+    }
+
+    func keep(_ items: [FolderItem], of folder: String, partial: String) {
+        let now = Date().unixSeconds
+        kept.withLock { kept in
+            kept = kept.filter { now - $0.value.taken < Self.lifetime }
+            kept[folder + "\u{0}" + partial] = (now, items)
+        }
+    }
+}

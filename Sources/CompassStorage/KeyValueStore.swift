@@ -79,6 +79,10 @@ package protocol KeyValueStore: Sendable {
     func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool
     /// Keys starting with `prefix`, in byte order, strictly after `after`, at most `limit`.
     func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage
+    /// As `list`, for a walk over many pages: keys written or deleted while the walk goes on
+    /// may or may not be seen, and in exchange a page may cost less (the file store reads each
+    /// folder once per walk instead of once per page).
+    func scan(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage
     /// How many keys start with `prefix`.
     func count(prefix: String) throws(StoreError) -> Int
     /// Deletes every key starting with `prefix` (a whole tenant's events); returns how many.
@@ -110,6 +114,10 @@ package struct SweepPage: Sendable, Equatable {
 }
 
 extension KeyValueStore {
+    package func scan(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        try list(prefix: prefix, after: after, limit: limit)
+    }
+
     /// One write after the other: for backends where a write is not a round trip.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         var versions: [UInt64?] = []

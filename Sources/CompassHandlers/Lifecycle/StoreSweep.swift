@@ -8,8 +8,6 @@ import CompassStorage
 /// rests for `interval` (six hours); `compass-dev sweep` goes to the end at once.
 package struct StoreSweep {
     package let store: any KeyValueStore
-    /// Keys looked at per call to the store.
-    package static let batch = 1000
     /// Keys one cron run looks at: a second or so of header reads on the file store.
     package static let perRun = 100_000
     /// After a sweep reached the end of the store, the next one starts this much later: expired
@@ -66,7 +64,7 @@ package struct StoreSweep {
         var summary = Summary(wrapped: true)
         var cursor: String? = nil
         repeat {
-            let page = try store.sweepExpired(after: cursor, limit: Self.batch, asOf: asOf)
+            let page = try store.sweepExpired(after: cursor, limit: Self.perRun, asOf: asOf)
             summary.visited += page.visited
             summary.deleted += page.deleted
             cursor = page.cursor

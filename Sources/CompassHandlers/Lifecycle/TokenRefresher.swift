@@ -148,14 +148,14 @@ package struct TokenRefresher {
                 var rest = 0
                 var after = cursor
                 repeat {
-                    let page = try store.list(prefix: RecordKey.credentialsPrefix, after: after, limit: 500)
+                    let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: after, limit: 500)
                     rest += page.entries.count
                     after = page.cursor
                 } while after != nil
                 total.left += rest
                 return
             }
-            let page = try store.list(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
+            let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: cursor, limit: Self.pageSize)
             for (key, _) in page.entries {
                 let tenant = String(key.dropFirst(RecordKey.credentialsPrefix.count))
                 let (indexed, rotated, underPreviousKey) = prepare(tenant, rotating: rotating)
@@ -233,7 +233,7 @@ package struct TokenRefresher {
         var rotated = 0, left = 0
         var cursor: String? = nil
         repeat {
-            let page = try dependencies.store.list(prefix: root, after: cursor, limit: 500)
+            let page = try dependencies.store.scan(prefix: root, after: cursor, limit: 500)
             cursor = page.cursor
             for (key, value) in page.entries {
                 let parts = key.dropFirst(root.count).split(separator: "/")

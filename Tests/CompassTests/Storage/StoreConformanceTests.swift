@@ -147,6 +147,38 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         #expect(throws: StoreError.self) { try store.write([.put("../escape", [], ttl: nil)]) }
     }
 
+    /// A scan pages through what a listing pages through, cursor by cursor, folders and all.
+    @Test(arguments: backends)
+    func aScanPagesLikeAListing(_ make: @Sendable () throws -> StoreUnderTest) throws {
+        let subject = try make(), store = subject.store
+        defer { withExtendedLifetime(subject) {} }
+        let keys = (0..<120).map { "scan/k\($0 % 7)\($0)" } + ["scan/k1/inner", "scan/k1", "scan/a", "scan/k1-", "scan/z/y/x"]
+        _ = try store.write(keys.map { .put($0, bytes($0), ttl: nil) })
+        for (prefix, limit) in [("scan/", 7), ("scan/k1", 3), ("scan/", 500), ("scan/z", 1)] {
+            var listed: [String] = [], scanned: [String] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try store.list(prefix: prefix, after: cursor, limit: limit)
+                listed += page.entries.map(\.key)
+                cursor = page.cursor
+            } while cursor != nil
+            repeat {
+                let page = try store.scan(prefix: prefix, after: cursor, limit: limit)
+                scanned += page.entries.map(\.key)
+                #expect(page.entries.allSatisfy { $0.value.value == bytes($0.key) })
+                cursor = page.cursor
+            } while cursor != nil
+            #expect(scanned == listed, "\(prefix) by \(limit)")
+            #expect(listed == keys.filter { $0.hasPrefix(prefix) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "\(prefix)")
+        }
+        // From a cursor inside a folder and from one that is not a key.
+        let sorted = keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        for cursor in ["scan/k1/inner", "scan/k0", "scan/k1/", "scan/k1-", "scan/k6~"] {
+            let next = sorted.first { cursor.utf8.lexicographicallyPrecedes($0.utf8) }
+            #expect(try store.scan(prefix: "scan/", after: cursor, limit: 1).entries.map(\.key) == (next.map { [$0] } ?? []), "after \(cursor)")
+        }
+    }
+
     @Test(arguments: backends)
     func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () throws -> StoreUnderTest) throws {
         let subject = try make(), store = subject.store
