@@ -335,15 +335,34 @@ package struct FileStore: KeyValueStore {
     /// from before a delete cannot succeed on the new key.
     private func nextVersion(after previous: UInt64?) -> UInt64 {
         let nanos = UInt64(max(0, Date().timeIntervalSince1970) * 1_000_000_000)
-        var noise: UInt64 = 0
-        for byte in Crypto.randomBytes(3) { noise = noise << 8 | UInt64(byte) }
-        let fresh = (nanos & ~0xF_FFFF) | (noise & 0xF_FFFF)
+        let fresh = (nanos & ~0xF_FFFF) | (Self.uniqueNumber() & 0xF_FFFF)
         return max((previous ?? 0) + 1, fresh)
+    }
+
+    /// Random per process, then counted: temporary names and version noise without a call for
+    /// randomness per write.
+    private static let processNoise: (base: String, seed: UInt64) = {
+        let bytes = Crypto.randomBytes(16)
+        var seed: UInt64 = 0
+        for byte in bytes.prefix(8) { seed = seed << 8 | UInt64(byte) }
+        return (Hex.encode(Array(bytes.suffix(8))), seed)
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A number no other call in this process returns, scattered (for the low bits of versions).
+    private static func uniqueNumber() -> UInt64 {
+        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return (processNoise.seed ^ (count &* 0x9E37_79B9_7F4A_7C15)) >> 7
+    }
+
+    /// A temporary file name no other writer uses: random per process, counted within it.
+    private static func temporaryName() -> String {
+        processNoise.base + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
     }
 
     /// A new temporary file in `folder` holding `bytes`, not synced; its path.
     private func writeTemporary(in folder: String, _ bytes: [UInt8]) throws(StoreError) -> String {
-        let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
+        let temp = folder + "/.tmp-" + Self.temporaryName()
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create record (errno \(errno))") }
         let failure = Descriptor.writeAll(fd, bytes)
@@ -357,7 +376,7 @@ package struct FileStore: KeyValueStore {
 
     private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
                                  durable: Bool) throws(StoreError) {
-        let temp = folder + "/.tmp-" + Hex.encode(Crypto.randomBytes(8))
+        let temp = folder + "/.tmp-" + Self.temporaryName()
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
         var failure = Descriptor.writeAll(fd, bytes)

@@ -2,6 +2,20 @@
 package enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
+    /// Bytes in an array (digests, random bytes: nearly every caller), without the generic
+    /// sequence walk, which across the module boundary runs unspecialized.
+    package static func encode(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            bytes.withUnsafeBufferPointer { input in
+                for (index, byte) in input.enumerated() {
+                    out[2 * index] = digits[Int(byte >> 4)]
+                    out[2 * index + 1] = digits[Int(byte & 0x0f)]
+                }
+            }
+            return bytes.count * 2
+        }
+    }
+
     package static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)
