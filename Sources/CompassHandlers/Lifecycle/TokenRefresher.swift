@@ -86,7 +86,7 @@ package struct TokenRefresher {
             // The next entry to take, and whether the deadline passed or Meta's usage is near
             // its limits (then none is taken).
             let taking = Mutex((next: 0, spent: false, throttled: false))
-            DispatchQueue.concurrentPerform(iterations: min(dependencies.config.metaConcurrency, entries.count)) { _ in
+            Workers.run(min(dependencies.config.metaConcurrency, entries.count)) { _ in
                 while true {
                     let position = taking.withLock { state -> Int? in
                         guard state.next < entries.count, !state.spent else { return nil }
