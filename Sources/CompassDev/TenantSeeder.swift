@@ -37,27 +37,32 @@ package struct TenantSeeder: Sendable {
         (Double(index + 1) * fraction).rounded(.down) > (Double(index) * fraction).rounded(.down)
     }
 
-    /// Where in the coming day tenant `index` comes due, in [0, 1): a low-discrepancy sequence,
-    /// so that any number of tenants spreads evenly.
+    /// Where in the coming day tenant `index` comes due, in (0, 1): a low-discrepancy sequence,
+    /// so that any number of tenants spreads evenly (and none is due the moment it is seeded).
     package static func dayFraction(_ index: Int) -> Double {
-        (Double(index) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
+        (Double(index + 1) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
     }
 
-    /// Seeds tenants `0..<count` on all cores; returns how many were written.
+    /// Tenants written per batch of writes (four records each: one etcd transaction).
+    package static let batchTenants = 25
+
+    /// Seeds tenants `0..<count` on all cores, in batches; returns how many were written.
     package func seed(count: Int, dueFraction: Double) throws(StoreError) -> Int {
         // A store with no credential yet holds none from before the due index: nothing to walk.
         let fresh = try store.list(prefix: RecordKey.credentialsPrefix, after: nil, limit: 1).entries.isEmpty
-        let workers = max(1, min(count, ProcessInfo.processInfo.activeProcessorCount))
+        let batches = (count + Self.batchTenants - 1) / Self.batchTenants
+        let workers = max(1, min(batches, 2 * ProcessInfo.processInfo.activeProcessorCount))
         let failure = Mutex<StoreError?>(nil)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var index = worker
-            while index < count, failure.withLock({ $0 == nil }) {
+            var batch = worker
+            while batch < batches, failure.withLock({ $0 == nil }) {
+                let indices = (batch * Self.batchTenants)..<min(count, (batch + 1) * Self.batchTenants)
                 do throws(StoreError) {
-                    try seed(index, due: Self.isDue(index, fraction: dueFraction))
+                    try seed(indices.map { ($0, Self.isDue($0, fraction: dueFraction)) })
                 } catch {
                     failure.withLock { $0 = error }
                 }
-                index += workers
+                batch += workers
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
@@ -69,17 +74,31 @@ package struct TenantSeeder: Sendable {
         return count
     }
 
-    /// One tenant, written in the callback's order: due entry, credential, user index, integration.
-    package func seed(_ index: Int, due: Bool) throws(StoreError) {
+    /// Tenants, each written in the callback's order (due entry, credential, user index,
+    /// integration), as one batch of writes (and one for their sandbox tokens).
+    package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
+        var writes: [BatchWrite] = [], tokens: [BatchWrite] = []
+        for (index, due) in tenants {
+            let (records, token) = try self.records(index, due: due)
+            writes += records
+            if let token { tokens.append(token) }
+        }
+        if let sandbox, !tokens.isEmpty { _ = try sandbox.write(tokens) }
+        _ = try store.write(writes)
+    }
+
+    /// The writes of one tenant, and of its token in the sandbox when there is one.
+    private func records(_ index: Int, due: Bool) throws(StoreError) -> ([BatchWrite], BatchWrite?) {
         let tenant = Self.tenant(index)
         let user = String(2_000_000_000 + index)
         let token = "EAAS" + Base64URL.encode(Crypto.randomBytes(30))
         let dueAt = due ? now : now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period)
         let expiresAt = due ? now.addingTimeInterval(renewalWindow / 2) : now.addingTimeInterval(renewalWindow + 40 * 86_400)
-        if let sandbox {
+        var sandboxToken: BatchWrite?
+        if sandbox != nil {
             let record = GraphSandbox.TokenRecord(userId: user, scopes: scopes, longLived: true, expiresAt: expiresAt.unixSeconds,
                                                   issuedAt: now.unixSeconds - 86_400)
-            try sandbox.put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(record), ttl: nil)
+            sandboxToken = .put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(record), ttl: nil)
         }
         let credential = IntegrationCredential(
             tenantId: tenant, token: cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)),
@@ -89,11 +108,12 @@ package struct TenantSeeder: Sendable {
             tenantId: tenant, status: .connected, metaUserId: user,
             config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
             grantedScopes: scopes, missingScopes: [], connectedAt: now.addingTimeInterval(-30 * 86_400), updatedAt: now)
-        let records = RecordStore(store: store)
-        try DueIndex(store: store).add(tenant, at: dueAt)
-        try records.save(credential, at: RecordKey.credential(tenant))
-        try store.put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil)
-        try records.save(integration, at: RecordKey.integration(tenant))
+        return ([
+            .put(DueIndex.key(tenant, at: dueAt), [], ttl: nil),
+            .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
+            .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
+            .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
+        ], sandboxToken)
     }
 }
 

@@ -20,7 +20,7 @@ package struct SandboxHandler: Handler {
         }
         guard let base = config.sandboxBaseURL else { throw Config.Error(variable: "SANDBOX_BASE_URL", problem: "is not set") }
         let app = try config.metaApp()
-        let sandbox = GraphSandbox(store: try FileStore(root: folder), appId: app.id, appSecret: app.secret, baseURL: base,
+        let sandbox = GraphSandbox(store: try FileStore(root: folder, durable: false), appId: app.id, appSecret: app.secret, baseURL: base,
                                    clock: dependencies.clock, random: dependencies.random, latencyMilliseconds: config.sandboxLatencyMilliseconds)
         // The path below the sandbox's mount point (`/graph` in `http://host/graph`).
         let mount = Self.path(of: base)
