@@ -155,6 +155,29 @@ extension DataLifecycleTests {
         #expect(try world.store.get("meta/zz-keep/x") != nil)
     }
 
+    /// A sweep goes on run after run until it has been through the store, then rests for
+    /// `StoreSweep.interval` (six hours).
+    @Test func aSweepThatReachedTheEndRestsSixHours() throws {
+        let world = World()
+        for index in 0..<5 { try world.store.put("meta/oauth-state/r\(index)", [1], ttl: 600) }
+        world.clock.advance(601)
+        let sweep = StoreSweep(store: world.store)
+        let first = try #require(try sweep.runShareIfDue(asOf: world.clock.now, budget: 3))
+        #expect(!first.wrapped && first.deleted == 3)
+        // Run after run (the sweep's own records count too) until the end of the store.
+        var deleted = first.deleted, runs = 1
+        while runs < 10, let share = try sweep.runShareIfDue(asOf: world.clock.now, budget: 3) {
+            deleted += share.deleted
+            runs += 1
+            if share.wrapped { break }
+        }
+        #expect(deleted == 5 && runs > 1 && runs < 10, "\(runs) runs")
+        world.clock.advance(StoreSweep.interval - 60)
+        #expect(try sweep.runShareIfDue(asOf: world.clock.now, budget: 3) == nil)
+        world.clock.advance(60)
+        #expect(try sweep.runShareIfDue(asOf: world.clock.now, budget: 3) != nil)
+    }
+
     @Test func refreshCronReportsWhatItSwept() throws {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         for index in 0..<3 { try world.store.put("meta/lease/refresh/dead\(index)", [1], ttl: 120) }

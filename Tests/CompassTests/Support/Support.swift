@@ -187,7 +187,7 @@ extension CGIResponse {
 /// `parties` callers have arrived (or `waitSeconds` passed): several requests that all read
 /// before any writes, the race a lock or a lease must prevent, made certain instead of left to
 /// the scheduler.
-final class RendezvousStore: KeyValueStore, @unchecked Sendable {
+final class RendezvousStore: ForwardingStore, @unchecked Sendable {
     enum Operation { case count, list }
     let base: any KeyValueStore
     let operation: Operation
@@ -216,6 +216,19 @@ final class RendezvousStore: KeyValueStore, @unchecked Sendable {
         return try base.count(prefix: prefix)
     }
 
+    func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
+        meet(.list, prefix)
+        return try base.list(prefix: prefix, after: after, limit: limit)
+    }
+}
+
+/// A store that hands every operation to `base`: a test's wrapper implements only the
+/// operations it watches.
+protocol ForwardingStore: KeyValueStore {
+    var base: any KeyValueStore { get }
+}
+
+extension ForwardingStore {
     func get(_ key: String) throws(StoreError) -> Versioned? { try base.get(key) }
     func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 { try base.put(key, value, ttl: ttl) }
     func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 { try base.create(key, value, ttl: ttl) }
@@ -224,9 +237,9 @@ final class RendezvousStore: KeyValueStore, @unchecked Sendable {
     }
     func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool { try base.delete(key, ifVersion: version) }
     func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
-        meet(.list, prefix)
-        return try base.list(prefix: prefix, after: after, limit: limit)
+        try base.list(prefix: prefix, after: after, limit: limit)
     }
+    func count(prefix: String) throws(StoreError) -> Int { try base.count(prefix: prefix) }
     func deleteAll(prefix: String) throws(StoreError) -> Int { try base.deleteAll(prefix: prefix) }
     func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
         try base.sweepExpired(after: after, limit: limit, asOf: asOf)
