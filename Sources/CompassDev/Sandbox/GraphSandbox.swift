@@ -326,10 +326,11 @@ package struct GraphSandbox: Sendable {
         for event in data {
             if let problem = problem(in: event, now: now) { return invalidEvent(problem.0, problem.1, problem.2) }
         }
-        let testCode = body["test_event_code"]?.string
+        let testCode = body["test_event_code"]?.string, agent = body["partner_agent"]?.string
         for event in data {
             var stored: [String: JSONValue] = ["event": event, "received_at": .int(now)]
             if let testCode { stored["test_event_code"] = .string(testCode) }
+            if let agent { stored["partner_agent"] = .string(agent) }
             let nanos = String(UInt64(Date().timeIntervalSince1970 * 1e9))
             let key = "events/\(pixel)/" + String(repeating: "0", count: max(0, 20 - nanos.count)) + nanos + "-" + Hex.encode(random.bytes(6))
             _ = try? store.put(key, JSON.encode(JSONValue.object(stored)))

@@ -38,7 +38,7 @@ package struct EventPipeline {
             return .waiting("stored token cannot be decrypted")
         }
         let delivery = EventDelivery(graph: try dependencies.graph(), pixelId: pixel, token: token,
-                                     testEventCode: integration.config.testEventCode)
+                                     testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.partnerAgent)
         return .ready(delivery, integration)
     }
 

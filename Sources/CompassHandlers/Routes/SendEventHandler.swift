@@ -176,7 +176,7 @@ package struct SendEventHandler: Handler {
         while start < events.count {
             let end = min(start + EventDelivery.batchLimit, events.count)
             var body: [String: JSONValue] = ["data": .array(events[start..<end].map(\.payload)),
-                                             "partner_agent": .string(EventDelivery.partnerAgent)]
+                                             "partner_agent": .string(dependencies.config.partnerAgent)]
             if let code = integration?.config.testEventCode { body["test_event_code"] = .string(code) }
             payloads.append(.object(body))
             start = end

@@ -42,6 +42,8 @@ package enum ConversionEvent {
         "eventName": "event_name", "eventTime": "event_time", "actionSource": "action_source", "eventId": "event_id",
         "eventSourceUrl": "event_source_url", "referrerUrl": "referrer_url", "optOut": "opt_out", "userData": "user_data",
         "customData": "custom_data", "dataProcessingOptions": "data_processing_options", "appData": "app_data",
+        "dataProcessingOptionsCountry": "data_processing_options_country",
+        "dataProcessingOptionsState": "data_processing_options_state",
     ]
 
     private static let customDataKeys: [String: String] = [
@@ -123,9 +125,7 @@ package enum ConversionEvent {
         } else if name == "Purchase" {
             throw reject("missing_field", "Purchase events need customData.value and customData.currency.")
         }
-        if let options = fields["data_processing_options"] {
-            for (key, value) in try dataProcessingOptions(options) { payload[key] = value }
-        }
+        for (key, value) in try dataProcessingOptions(fields) { payload[key] = value }
         if let app = fields["app_data"] {
             guard app.object != nil else { throw reject("invalid_field", "appData must be an object.") }
             payload["app_data"] = app
@@ -191,8 +191,9 @@ package enum ConversionEvent {
                 output[key] = raw.array == nil ? .string(hashed[0]) : .array(hashed.map(JSONValue.string))
                 keys.insert(key)
             } else if UserDataNormalizer.plainKeys.contains(key) {
-                guard let text = raw.string?.trimmingWhitespace, !text.isEmpty, text.utf8.count <= 2048 else {
-                    throw reject("invalid_field", "userData.\(key) must be a non-empty string.")
+                let number = UserDataNormalizer.numericIdKeys.contains(key) ? raw.integer.flatMap { $0 >= 0 ? String($0) : nil } : nil
+                guard let text = number ?? raw.string?.trimmingWhitespace, !text.isEmpty, text.utf8.count <= 2048 else {
+                    throw reject("invalid_field", "userData.\(key) must be a non-empty string\(UserDataNormalizer.numericIdKeys.contains(key) ? " or a whole number" : "").")
                 }
                 if key == "client_ip_address" && !UserDataNormalizer.isIPAddress(text) {
                     warnings.append("userData.client_ip_address is not an IPv4 or IPv6 address; it was left out")
@@ -266,17 +267,38 @@ package enum ConversionEvent {
         return output
     }
 
-    private static func dataProcessingOptions(_ value: JSONValue) throws -> [String: JSONValue] {
-        guard let object = value.object, let options = object["options"]?.array,
-              options.allSatisfy({ $0.string == "LDU" }), options.count <= 1 else {
-            throw reject("invalid_field", #"dataProcessingOptions must be {"options":[] or ["LDU"],"country":n,"state":n}."#)
+    /// Limited Data Use, in Meta's shape (`data_processing_options: []` or `["LDU"]` with
+    /// `data_processing_options_country` and `_state` beside it) or in one object
+    /// (`dataProcessingOptions: {"options": [...], "country": n, "state": n}`).
+    private static func dataProcessingOptions(_ fields: [String: JSONValue]) throws -> [String: JSONValue] {
+        let country = fields["data_processing_options_country"], state = fields["data_processing_options_state"]
+        guard let value = fields["data_processing_options"] else {
+            guard country == nil && state == nil else {
+                throw reject("invalid_field", "data_processing_options_country and _state go with data_processing_options.")
+            }
+            return [:]
+        }
+        let options: [JSONValue]
+        let location: [(name: String, key: String, value: JSONValue?)]
+        if let list = value.array {
+            options = list
+            location = [("data_processing_options_country", "data_processing_options_country", country),
+                        ("data_processing_options_state", "data_processing_options_state", state)]
+        } else if let object = value.object, let list = object["options"]?.array,
+                  Set(object.keys).isSubset(of: ["options", "country", "state"]), country == nil, state == nil {
+            options = list
+            location = [("dataProcessingOptions.country", "data_processing_options_country", object["country"]),
+                        ("dataProcessingOptions.state", "data_processing_options_state", object["state"])]
+        } else {
+            throw reject("invalid_field", #"data_processing_options must be [] or ["LDU"] (with data_processing_options_country and _state), or {"options":[...],"country":n,"state":n}."#)
+        }
+        guard options.allSatisfy({ $0.string == "LDU" }), options.count <= 1 else {
+            throw reject("invalid_field", #"data_processing_options must be [] or ["LDU"]."#)
         }
         var result: [String: JSONValue] = ["data_processing_options": .array(options)]
-        for (field, key) in [("country", "data_processing_options_country"), ("state", "data_processing_options_state")] {
-            guard let item = object[field] else { continue }
-            guard let number = item.integer, number >= 0 else {
-                throw reject("invalid_field", "dataProcessingOptions.\(field) must be a whole number.")
-            }
+        for (name, key, item) in location {
+            guard let item else { continue }
+            guard let number = item.integer, number >= 0 else { throw reject("invalid_field", "\(name) must be a whole number.") }
             result[key] = .int(number)
         }
         return result

@@ -5,12 +5,13 @@ import CompassPlatform
 /// stops sending and defers what is left (the caller queues it).
 package struct EventDelivery {
     package static let batchLimit = 1000
-    package static let partnerAgent = "compass-meta-connector"
 
     package var graph: GraphClient
     package var pixelId: String
     package var token: String
     package var testEventCode: String?
+    /// `partner_agent` of every request (META_PARTNER_AGENT).
+    package var partnerAgent: String
 
     package struct Report: Sendable {
         package var sent: [Int] = []
@@ -44,7 +45,7 @@ package struct EventDelivery {
 
     /// The exact request body for these events.
     package func body(_ events: [NormalizedEvent]) -> JSONValue {
-        var body: [String: JSONValue] = ["data": .array(events.map(\.payload)), "partner_agent": .string(Self.partnerAgent)]
+        var body: [String: JSONValue] = ["data": .array(events.map(\.payload)), "partner_agent": .string(partnerAgent)]
         if let testEventCode { body["test_event_code"] = .string(testEventCode) }
         return .object(body)
     }
@@ -86,10 +87,12 @@ package struct EventDelivery {
         return "Meta gave an answer that could not be read."
     }
 
-    package init(graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil) {
+    package init(graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil,
+                 partnerAgent: String = Config.defaultPartnerAgent) {
         self.graph = graph
         self.pixelId = pixelId
         self.token = token
         self.testEventCode = testEventCode
+        self.partnerAgent = partnerAgent
     }
 }

@@ -4,11 +4,16 @@ import CompassPlatform
 /// hex; a value that already is a SHA-256 digest passes through, never hashed twice; arrays
 /// de-duplicated in order. Unhashed keys pass as given (an IP must parse).
 package enum UserDataNormalizer {
-    package static let hashedKeys: Set<String> = ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"]
+    package static let hashedKeys: Set<String> = [
+        "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+        "f5first", "f5last", "fi", "dobd", "dobm", "doby",
+    ]
     package static let plainKeys: Set<String> = [
         "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id", "lead_id",
-        "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid",
+        "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid", "app_user_id",
     ]
+    /// Plain keys Meta takes as ids that pipelines send as JSON numbers (Segment's integers).
+    package static let numericIdKeys: Set<String> = ["lead_id", "fb_login_id", "subscription_id"]
 
     /// Why a value was dropped; the event goes on without it.
     package struct Problem: Error, Equatable {
@@ -47,9 +52,33 @@ package enum UserDataNormalizer {
             if letters.isEmpty { return fail("has no letters") }
             return .success(GeoCodes.usStates[letters] ?? letters)
         case "zp":
+            // A US ZIP+4 (94025-1234, 94025 1234, 940251234) is its first five digits.
+            let digits = lowered.unicodeScalars.filter { $0 != " " && $0 != "-" }
+            if digits.count == 9, digits.allSatisfy({ ("0"..."9").contains($0) }),
+               lowered.unicodeScalars.prefix(5).allSatisfy({ ("0"..."9").contains($0) }) {
+                return .success(String(String.UnicodeScalarView(digits.prefix(5))))
+            }
             var compact = String(lowered.unicodeScalars.filter { !$0.properties.isWhitespace })
             if let dash = compact.firstIndex(of: "-") { compact = String(compact[..<dash]) }
             return compact.isEmpty ? fail("is empty") : .success(compact)
+        case "f5first", "f5last":
+            // The first five letters of the name, by the name rule (letters only, lower case).
+            let letters = lettersOnly(lowered)
+            return letters.isEmpty ? fail("has no letters") : .success(String(letters.prefix(5)))
+        case "fi":
+            let letters = lettersOnly(lowered)
+            return letters.isEmpty ? fail("has no letters") : .success(String(letters.prefix(1)))
+        case "dobd", "dobm":
+            let limit = key == "dobd" ? 31 : 12
+            guard trimmed.count <= 2, let number = Int(trimmed), (1...limit).contains(number) else {
+                return fail(key == "dobd" ? "is not a day of the month (1 to 31)" : "is not a month (1 to 12)")
+            }
+            return .success(two(number))
+        case "doby":
+            guard trimmed.count == 4, trimmed.allSatisfy(\.isASCII), let year = Int(trimmed), (1900...2100).contains(year) else {
+                return fail("is not a four-digit year")
+            }
+            return .success(trimmed)
         case "country":
             let letters = lettersOnly(lowered)
             if letters.count == 2, GeoCodes.alpha2.contains(letters) { return .success(letters) }

@@ -21,12 +21,15 @@ package struct Config: Sendable {
     }
 
     package static let defaultAPIVersion = "v26.0"
+    /// `partner_agent` on every events request when META_PARTNER_AGENT is not set.
+    package static let defaultPartnerAgent = "compass_1_0"
 
     /// Every variable any route reads (functions.json names a subset per function).
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
         "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "META_PARTNER_AGENT",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
     ]
@@ -62,6 +65,8 @@ package struct Config: Sendable {
     package var refreshBudgetSeconds: Int
     /// Graph calls refresh-cron keeps in flight at once.
     package var metaConcurrency: Int
+    /// `partner_agent` on every events request: `[partner]_[major]_[minor]`, as Meta documents it.
+    package var partnerAgent: String
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
     package var webhookURL: String?
     package var webhookSecret: String?
@@ -174,6 +179,7 @@ package struct Config: Sendable {
             refreshWindowDays: window,
             refreshBudgetSeconds: budget,
             metaConcurrency: concurrency,
+            partnerAgent: try partnerAgent(value("META_PARTNER_AGENT")),
             webhookURL: webhookURL,
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
@@ -181,6 +187,17 @@ package struct Config: Sendable {
             sandboxLatencyMilliseconds: latency,
             devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"
         )
+    }
+
+    /// `[partner]_[major]_[minor]`: letters, digits and hyphens, then two version numbers.
+    private static func partnerAgent(_ raw: String?) throws(Config.Error) -> String {
+        guard let raw else { return defaultPartnerAgent }
+        let parts = raw.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].consists(of: { ASCII.isAlphanumeric($0) || $0 == 45 }, length: 1...40),
+              parts[1].consists(of: ASCII.isDigit, length: 1...6), parts[2].consists(of: ASCII.isDigit, length: 1...6) else {
+            throw Error(variable: "META_PARTNER_AGENT", problem: "must look like partner_1_0 ([partner]_[major]_[minor])")
+        }
+        return raw
     }
 
     // MARK: Required values, asked for by the routes that need them

@@ -168,6 +168,12 @@ import Testing
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"email":"a@b.co"}}"#, "unknown_field"),
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"colour":"red"}"#, "unknown_field"),
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":{"options":["XYZ"]}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"data_processing_options":["XYZ"]}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"data_processing_options_country":1}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"data_processing_options":["LDU"],"data_processing_options_state":"CA"}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":{"options":["LDU"],"country":1},"data_processing_options_country":1}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co","lead_id":-5}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co","page_id":5}}"#, "invalid_field"),
     ]
 
     @Test(arguments: rejections)
@@ -184,6 +190,37 @@ import Testing
         let old = now.unixSeconds - 30 * 86_400
         #expect(throws: Never.self) {
             try event(#"{"eventName":"Purchase","eventTime":\#(old),"actionSource":"physical_store","userData":{"ph":"16505551212"},"customData":{"value":1,"currency":"EUR"}}"#).get()
+        }
+    }
+
+    /// Meta's own shape is taken as well as the one object: the same three fields go to Meta.
+    @Test func dataProcessingOptionsInMetasShape() throws {
+        let built = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}"#)
+        #expect(built["data_processing_options"] == .array([.string("LDU")]))
+        #expect(built["data_processing_options_country"] == .int(1))
+        #expect(built["data_processing_options_state"] == .int(1000))
+        let off = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":[]}"#)
+        #expect(off["data_processing_options"] == .array([]) && off["data_processing_options_country"] == nil)
+    }
+
+    /// The other name keys Meta lists, the parts of a date of birth, a US ZIP+4, and ids sent
+    /// as numbers: each normalized as Meta documents (and as the SDK does: `SDKParityTests`).
+    @Test func theOtherCustomerInformationKeys() throws {
+        let built = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"f5first":"Christopher","f5last":" Smithson","fi":"J.","dobd":"7","dobm":"12","doby":"1990","zp":"94025 1234","lead_id":1234567890123456,"app_user_id":"u-1"}}"#)
+        let user = try #require(built["user_data"])
+        for (key, normalized) in [("f5first", "chris"), ("f5last", "smith"), ("fi", "j"), ("dobd", "07"), ("dobm", "12"), ("doby", "1990"), ("zp", "94025")] {
+            #expect(user[key] == .string(UserDataNormalizer.hash(normalized)), "\(key)")
+        }
+        #expect(user["lead_id"] == .string("1234567890123456"))
+        #expect(user["app_user_id"] == .string("u-1"))
+        for zip in ["94025-1234", "940251234", "94025"] {
+            #expect(UserDataNormalizer.normalize("zp", zip) == .success("94025"), "\(zip)")
+        }
+        // Not a US ZIP+4: kept as before (lower case, no spaces, up to a dash).
+        #expect(UserDataNormalizer.normalize("zp", "SW1A 1AA") == .success("sw1a1aa"))
+        #expect(UserDataNormalizer.normalize("zp", "01310-100") == .success("01310"))
+        for (key, bad) in [("dobd", "32"), ("dobd", "0"), ("dobm", "13"), ("doby", "90"), ("doby", "١٩٩٠"), ("fi", "42")] {
+            #expect((try? UserDataNormalizer.normalize(key, bad).get()) == nil, "\(key) \(bad)")
         }
     }
 

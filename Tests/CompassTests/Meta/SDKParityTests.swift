@@ -27,6 +27,11 @@ import Testing
         ("zp", "94025"), ("zp", "94025-1234"), ("zp", "SW1A 1AA"),
         ("country", "us"), ("country", "US"), ("country", "United States"), ("country", "DEU"),
         ("em", "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"),
+        ("zp", "94025 1234"), ("zp", "940251234"),
+        ("f5first", "Mary"), ("f5first", "Christopher"), ("f5last", "Smithson"), ("f5first", "Mary-Ann"),
+        ("fi", "J"), ("fi", "jane"),
+        ("dobd", "7"), ("dobd", "07"), ("dobd", "31"), ("dobd", "32"), ("dobm", "2"), ("dobm", "12"), ("dobm", "13"),
+        ("doby", "1990"), ("doby", "90"),
     ]
 
     /// Where Meta's documentation goes further than the SDK: our rule, in words.
@@ -43,6 +48,9 @@ import Testing
         "st|New York": "US state names become their codes: the SDK hashes the name",
         "country|United States": "country names become alpha-2: the SDK refuses them",
         "country|DEU": "alpha-3 codes become alpha-2: the SDK refuses them",
+        "zp|94025 1234": "a US ZIP+4 becomes its first five digits: the SDK keeps all nine",
+        "zp|940251234": "a US ZIP+4 becomes its first five digits: the SDK keeps all nine",
+        "f5first|Mary-Ann": "name parts keep letters only: the SDK keeps the hyphen among the five",
     ]
 
     static func ours(_ key: String, _ value: String) -> String? {
