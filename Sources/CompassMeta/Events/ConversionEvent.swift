@@ -44,7 +44,14 @@ package enum ConversionEvent {
         "customData": "custom_data", "dataProcessingOptions": "data_processing_options", "appData": "app_data",
         "dataProcessingOptionsCountry": "data_processing_options_country",
         "dataProcessingOptionsState": "data_processing_options_state",
+        "messagingChannel": "messaging_channel", "originalEventData": "original_event_data",
+        "attributionData": "attribution_data",
     ]
+
+    /// `content_type` values Meta documents: products, and the other catalogs' items.
+    package static let contentTypes: Set<String> = ["product", "product_group", "hotel", "flight", "destination", "home_listing", "vehicle"]
+    package static let deliveryCategories: Set<String> = ["in_store", "curbside", "home_delivery"]
+    package static let messagingChannels: Set<String> = ["whatsapp", "messenger", "instagram"]
 
     private static let customDataKeys: [String: String] = [
         "contentIds": "content_ids", "contentType": "content_type", "orderId": "order_id", "numItems": "num_items",
@@ -127,8 +134,22 @@ package enum ConversionEvent {
         }
         for (key, value) in try dataProcessingOptions(fields) { payload[key] = value }
         if let app = fields["app_data"] {
-            guard app.object != nil else { throw reject("invalid_field", "appData must be an object.") }
-            payload["app_data"] = app
+            payload["app_data"] = .object(try appData(app))
+        } else if source == "app" {
+            throw reject("missing_field", "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo).")
+        }
+        if let channel = fields["messaging_channel"] {
+            guard let name = channel.string, messagingChannels.contains(name) else {
+                throw reject("invalid_field", "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", ")).")
+            }
+            payload["messaging_channel"] = .string(name)
+        } else if source == "business_messaging" {
+            throw reject("missing_field", "business_messaging events need messagingChannel.")
+        }
+        for (field, name) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
+            guard let value = fields[field] else { continue }
+            guard let object = value.object, !object.isEmpty else { throw reject("invalid_field", "\(name) must be an object.") }
+            payload[field] = value
         }
 
         let eventId: String
@@ -151,7 +172,7 @@ package enum ConversionEvent {
     private static func optionalURL(_ value: JSONValue?, _ field: String) throws -> String? {
         guard let value, value != .null else { return nil }
         guard let text = value.string?.trimmingWhitespace, text.utf8.count <= 2048,
-              text.hasPrefix("http://") || text.hasPrefix("https://") || text.hasPrefix("android-app://") else {
+              text.hasPrefix("http://") || text.hasPrefix("https://") else {
             throw reject("invalid_field", "\(field) must be an http(s) URL.")
         }
         return text
@@ -231,8 +252,11 @@ package enum ConversionEvent {
         if eventName == "Purchase" && (output["value"] == nil || output["currency"] == nil) {
             throw reject("missing_field", "Purchase events need customData.value and customData.currency.")
         }
-        if let type = output["content_type"], type.string != "product" && type.string != "product_group" {
-            throw reject("invalid_field", "customData.content_type must be product or product_group.")
+        if let type = output["content_type"], !contentTypes.contains(type.string ?? "") {
+            throw reject("invalid_field", "customData.content_type must be one of \(contentTypes.sorted().joined(separator: ", ")).")
+        }
+        if let category = output["delivery_category"], !deliveryCategories.contains(category.string ?? "") {
+            throw reject("invalid_field", "customData.delivery_category must be in_store, curbside or home_delivery.")
         }
         if let ids = output["content_ids"] {
             guard let list = ids.array, list.allSatisfy({ $0.string != nil || $0.integer != nil }) else {
@@ -256,6 +280,9 @@ package enum ConversionEvent {
                 if let price = content["item_price"], price.number?.isFinite != true {
                     throw reject("invalid_field", "customData.contents item_price must be a number.")
                 }
+                if let category = content["delivery_category"], !deliveryCategories.contains(category.string ?? "") {
+                    throw reject("invalid_field", "customData.contents delivery_category must be in_store, curbside or home_delivery.")
+                }
                 return .object(content)
             })
         }
@@ -263,6 +290,37 @@ package enum ConversionEvent {
             if let item = output[numeric], item.number?.isFinite != true {
                 throw reject("invalid_field", "customData.\(numeric) must be a number.")
             }
+        }
+        return output
+    }
+
+    /// `app_data` as Meta documents it for app events: the two tracking flags (booleans, or 0
+    /// and 1) and `extinfo`, 16 strings beginning with `a2` (Android) or `i2` (iOS); the other
+    /// keys Meta lists pass as given.
+    private static func appData(_ value: JSONValue) throws -> [String: JSONValue] {
+        guard let input = value.object else { throw reject("invalid_field", "appData must be an object.") }
+        let names = ["advertiserTrackingEnabled": "advertiser_tracking_enabled", "applicationTrackingEnabled": "application_tracking_enabled",
+                     "campaignIds": "campaign_ids", "installReferrer": "install_referrer", "installerPackage": "installer_package",
+                     "urlSchemes": "url_schemes", "windowsAttributionId": "windows_attribution_id"]
+        var output: [String: JSONValue] = [:]
+        for (key, item) in input { output[names[key] ?? key] = item }
+        let known: Set<String> = Set(names.values).union(["extinfo", "anon_id", "vendor_id"])
+        if let unknown = output.keys.sorted().first(where: { !known.contains($0) }) {
+            throw reject("unknown_field", "Unknown appData key \"\(String(unknown.prefix(40)))\".")
+        }
+        for flag in ["advertiser_tracking_enabled", "application_tracking_enabled"] {
+            guard let item = output[flag] else { throw reject("missing_field", "appData.\(flag) is required.") }
+            if let bool = item.bool {
+                output[flag] = .bool(bool)
+            } else if let number = item.integer, number == 0 || number == 1 {
+                output[flag] = .bool(number == 1)
+            } else {
+                throw reject("invalid_field", "appData.\(flag) must be true or false.")
+            }
+        }
+        guard let extinfo = output["extinfo"]?.array, extinfo.count == 16, extinfo.allSatisfy({ $0.string != nil }),
+              ["a2", "i2"].contains(extinfo[0].string!) else {
+            throw reject("invalid_field", "appData.extinfo must be 16 strings, the first a2 (Android) or i2 (iOS).")
         }
         return output
     }

@@ -107,15 +107,11 @@ package enum UserDataNormalizer {
 
     /// Digits only: spaces, `+`, `-`, `(`, `)`, `.` and `/` dropped, letters refused, leading
     /// zeros (an international prefix) removed. 7 to 15 digits, as E.164 allows.
+    /// Digits only, as Meta says: symbols and letters removed (`+1 (650) 555-1212 ext` is
+    /// 16505551212), then leading zeros; 7 to 15 digits, else not a phone number.
     package static func phone(_ text: String) -> String? {
         var digits = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "0"..."9": digits.unicodeScalars.append(scalar)
-            case " ", "+", "-", "(", ")", ".", "/", "\t", "\u{00A0}": continue
-            default: return nil
-            }
-        }
+        for scalar in text.unicodeScalars where ("0"..."9").contains(scalar) { digits.unicodeScalars.append(scalar) }
         while digits.hasPrefix("0") { digits.removeFirst() }
         return (7...15).contains(digits.count) ? digits : nil
     }

@@ -33,7 +33,9 @@ import Testing
         ("ph", "+44 20 7946 0958", "442079460958"),
         ("ph", "001 650 555 1212", "16505551212"),
         ("ph", "1.650.555.1212", "16505551212"),
-        ("ph", "(650) 555-1212 ext", nil),
+        ("ph", "+1 (650) 555-1212 ext", "16505551212"),
+        ("ph", "tel:+1-650-555-1212", "16505551212"),
+        ("ph", "call me", nil),
         ("ph", "12345", nil),
         ("fn", "  Mary-Ann ", "maryann"),
         ("fn", "Émilie", "émilie"),
@@ -173,6 +175,16 @@ import Testing
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"data_processing_options":["LDU"],"data_processing_options_state":"CA"}"#, "invalid_field"),
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":{"options":["LDU"],"country":1},"data_processing_options_country":1}"#, "invalid_field"),
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co","lead_id":-5}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"content_type":"car"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"deliveryCategory":"drone"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"eventSourceUrl":"android-app://com.shop/x"}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"business_messaging","userData":{"em":"a@b.co"}}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"business_messaging","messagingChannel":"sms","userData":{"em":"a@b.co"}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"app","userData":{"em":"a@b.co"}}"#, "missing_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"app","userData":{"em":"a@b.co"},"appData":{"advertiserTrackingEnabled":true,"applicationTrackingEnabled":1,"extinfo":["a2"]}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"app","userData":{"em":"a@b.co"},"appData":{"advertiserTrackingEnabled":"yes","applicationTrackingEnabled":1,"extinfo":["a2","","","","","","","","","","","","","","",""]}}"#, "invalid_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"app","userData":{"em":"a@b.co"},"appData":{"colour":1}}"#, "unknown_field"),
+        (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"originalEventData":"Purchase"}"#, "invalid_field"),
         (#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co","page_id":5}}"#, "invalid_field"),
     ]
 
@@ -201,6 +213,22 @@ import Testing
         #expect(built["data_processing_options_state"] == .int(1000))
         let off = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"email","userData":{"em":"a@b.co"},"dataProcessingOptions":[]}"#)
         #expect(off["data_processing_options"] == .array([]) && off["data_processing_options_country"] == nil)
+    }
+
+    /// The rest of Meta's event: app events with their app data, business messaging with its
+    /// channel, the original event and attribution data passed through, the other catalogs'
+    /// content types and the delivery category.
+    @Test func theRestOfMetasEvent() throws {
+        let extinfo = #"["i2","com.shop","1.0","1.0 (1)","17.0","iPhone15,2","en_US","GMT-8","Carrier","390","844","3","6","256","128","America/Los_Angeles"]"#
+        let app = try payload(#"{"eventName":"Purchase","eventTime":1789999900,"actionSource":"app","userData":{"madid":"38400000-8cf0-11bd-b23e-10b96e40000d"},"customData":{"value":5,"currency":"USD","contentType":"vehicle","deliveryCategory":"curbside"},"appData":{"advertiserTrackingEnabled":1,"applicationTrackingEnabled":false,"extinfo":\#(extinfo),"campaignIds":"abc"}}"#)
+        let data = try #require(app["app_data"])
+        #expect(data["advertiser_tracking_enabled"] == .bool(true) && data["application_tracking_enabled"] == .bool(false))
+        #expect(data["extinfo"]?.array?.count == 16 && data["campaign_ids"] == .string("abc"))
+        #expect(app["custom_data"]?["content_type"] == .string("vehicle") && app["custom_data"]?["delivery_category"] == .string("curbside"))
+        let messaging = try payload(#"{"eventName":"Lead","eventTime":1789999900,"actionSource":"business_messaging","messaging_channel":"whatsapp","userData":{"ctwa_clid":"ARAk..."},"original_event_data":{"event_name":"Lead","event_time":1789999000},"attributionData":{"ad_id":"120200000000"}}"#)
+        #expect(messaging["messaging_channel"] == .string("whatsapp"))
+        #expect(messaging["original_event_data"]?["event_name"] == .string("Lead"))
+        #expect(messaging["attribution_data"]?["ad_id"] == .string("120200000000"))
     }
 
     /// The other name keys Meta lists, the parts of a date of birth, a US ZIP+4, and ids sent
