@@ -20,6 +20,8 @@ package struct SendEventHandler: Handler {
             package var eventId: String?
             package var code: String
             package var message: String
+            /// Each problem with its field, when the connector checked the event (not Meta).
+            package var problems: [EventRejection.Problem]? = nil
         }
         package struct Warning: Encodable {
             package var index: Int
@@ -64,7 +66,8 @@ package struct SendEventHandler: Handler {
                 valid.append((index, event))
             case .failure(let rejection):
                 result.rejected.append(.init(index: index, eventId: input["eventId"]?.string ?? input["event_id"]?.string,
-                                             code: rejection.code, message: rejection.message))
+                                             code: rejection.code, message: rejection.message,
+                                             problems: rejection.problems.isEmpty ? nil : rejection.problems))
             }
         }
 
@@ -187,6 +190,11 @@ package struct SendEventHandler: Handler {
                 var item: [String: JSONValue] = ["index": .int(Int64(rejection.index)), "code": .string(rejection.code),
                                                  "message": .string(rejection.message)]
                 if let id = rejection.eventId { item["eventId"] = .string(id) }
+                if let problems = rejection.problems {
+                    item["problems"] = .array(problems.map {
+                        .object(["field": .string($0.field), "code": .string($0.code), "message": .string($0.message)])
+                    })
+                }
                 return .object(item)
             }),
             "warnings": .array(result.warnings.map { .object(["index": .int(Int64($0.index)), "message": .string($0.message)]) }),

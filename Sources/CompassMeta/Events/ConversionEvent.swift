@@ -28,8 +28,29 @@ package struct NormalizedEvent: Sendable, Equatable {
 }
 
 package struct EventRejection: Error, Equatable, Sendable {
+    /// One thing wrong with an event, under the event field it is in.
+    package struct Problem: Equatable, Sendable, Encodable {
+        package var field: String
+        package var code: String
+        package var message: String
+    }
+
+    /// The first problem's code, and every problem's message.
     package var code: String
     package var message: String
+    /// Every problem the event has (empty for a rejection that is not about one field).
+    package var problems: [Problem] = []
+
+    package init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    package init(problems: [Problem]) {
+        self.code = problems.first?.code ?? "invalid_event"
+        self.message = problems.map(\.message).joined(separator: " ")
+        self.problems = problems
+    }
 }
 
 package enum ConversionEvent {
@@ -72,98 +93,150 @@ package enum ConversionEvent {
 
     private static func reject(_ code: String, _ message: String) -> EventRejection { EventRejection(code: code, message: message) }
 
+    /// Every field is checked even after one fails, so a rejected event lists all its problems.
     private static func build(_ raw: JSONValue, tenantId: String, now: Date) throws -> NormalizedEvent {
         guard let input = raw.object else { throw reject("invalid_event", "An event must be a JSON object.") }
+        var problems: [EventRejection.Problem] = []
+        /// One field's checks: a problem is noted under `field` and the other fields go on.
+        func check<T>(_ field: String, _ body: () throws -> T) -> T? {
+            do {
+                return try body()
+            } catch let rejection as EventRejection {
+                problems.append(.init(field: field, code: rejection.code, message: rejection.message))
+            } catch {
+                problems.append(.init(field: field, code: "invalid_field", message: "\(field) could not be read."))
+            }
+            return nil
+        }
+
         var fields: [String: JSONValue] = [:]
-        for (key, value) in input {
+        for key in input.keys.sorted() {
             guard let canonical = topLevelKeys[key] ?? (topLevelKeys.values.contains(key) ? key : nil) else {
-                throw reject("unknown_field", "Unknown event field \"\(String(key.prefix(40)))\".")
+                let shown = String(key.prefix(40))
+                problems.append(.init(field: shown, code: "unknown_field", message: "Unknown event field \"\(shown)\"."))
+                continue
             }
-            guard fields[canonical] == nil else { throw reject("invalid_field", "\(canonical) is given twice.") }
-            fields[canonical] = value
+            guard fields[canonical] == nil else {
+                problems.append(.init(field: canonical, code: "invalid_field", message: "\(canonical) is given twice."))
+                continue
+            }
+            fields[canonical] = input[key]
         }
 
-        guard let name = fields["event_name"]?.string?.trimmingWhitespace, !name.isEmpty, name.count <= 100 else {
-            throw reject("missing_field", "eventName is required (1 to 100 characters).")
+        let name = check("eventName") { () throws -> String in
+            guard let name = fields["event_name"]?.string?.trimmingWhitespace, !name.isEmpty, name.count <= 100 else {
+                throw reject("missing_field", "eventName is required (1 to 100 characters).")
+            }
+            return name
         }
-        guard let source = fields["action_source"]?.string, actionSources.contains(source) else {
-            throw reject("invalid_field", "actionSource must be one of \(actionSources.sorted().joined(separator: ", ")).")
+        let source = check("actionSource") { () throws -> String in
+            guard let source = fields["action_source"]?.string, actionSources.contains(source) else {
+                throw reject("invalid_field", "actionSource must be one of \(actionSources.sorted().joined(separator: ", ")).")
+            }
+            return source
         }
-        guard let time = fields["event_time"]?.integer else {
-            throw reject("missing_field", "eventTime is required: Unix time in seconds.")
-        }
-        let current = now.unixSeconds
-        if time > 100_000_000_000 { throw reject("invalid_field", "eventTime looks like milliseconds; Meta wants seconds.") }
-        if time > current + futureToleranceSeconds { throw reject("event_in_future", "eventTime is in the future.") }
-        let windowDays: Int64 = source == "physical_store" ? 62 : 7
-        if time < current - windowDays * 86_400 {
-            throw reject("event_too_old", "eventTime is older than Meta's \(windowDays)-day window.")
+        let time = check("eventTime") { () throws -> Int64 in
+            guard let time = fields["event_time"]?.integer else {
+                throw reject("missing_field", "eventTime is required: Unix time in seconds.")
+            }
+            let current = now.unixSeconds
+            if time > 100_000_000_000 { throw reject("invalid_field", "eventTime looks like milliseconds; Meta wants seconds.") }
+            if time > current + futureToleranceSeconds { throw reject("event_in_future", "eventTime is in the future.") }
+            let windowDays: Int64 = source == "physical_store" ? 62 : 7
+            if time < current - windowDays * 86_400 {
+                throw reject("event_too_old", "eventTime is older than Meta's \(windowDays)-day window.")
+            }
+            return time
         }
 
-        var payload: [String: JSONValue] = ["event_name": .string(name), "event_time": .int(time), "action_source": .string(source)]
+        var payload: [String: JSONValue] = [:]
         var warnings: [String] = []
-
-        let sourceURL = try optionalURL(fields["event_source_url"], "eventSourceUrl")
-        if let sourceURL { payload["event_source_url"] = .string(sourceURL) }
-        if let referrer = try optionalURL(fields["referrer_url"], "referrerUrl") { payload["referrer_url"] = .string(referrer) }
+        let sourceURL = check("eventSourceUrl") { try optionalURL(fields["event_source_url"], "eventSourceUrl") }
+        if let url = sourceURL ?? nil { payload["event_source_url"] = .string(url) }
+        if let referrer = check("referrerUrl", { try optionalURL(fields["referrer_url"], "referrerUrl") }) ?? nil {
+            payload["referrer_url"] = .string(referrer)
+        }
         if let optOut = fields["opt_out"] {
-            guard let flag = optOut.bool else { throw reject("invalid_field", "optOut must be true or false.") }
-            payload["opt_out"] = .bool(flag)
-        }
-
-        var (userData, keys) = try normalizeUserData(fields["user_data"], warnings: &warnings)
-        if userData["fbc"] == nil, let sourceURL, let fbclid = fbclid(in: sourceURL) {
-            userData["fbc"] = .string("fb.1.\(time * 1000).\(fbclid)")
-            keys.insert("fbc")
-        }
-        guard !userData.isEmpty else {
-            throw reject("no_user_data", "userData needs at least one customer information key Meta can match on.")
-        }
-        if source == "website" {
-            guard sourceURL != nil else { throw reject("missing_field", "Website events need eventSourceUrl.") }
-            guard userData["client_user_agent"] != nil else {
-                throw reject("missing_field", "Website events need userData.client_user_agent.")
+            _ = check("optOut") { () throws in
+                guard let flag = optOut.bool else { throw reject("invalid_field", "optOut must be true or false.") }
+                payload["opt_out"] = .bool(flag)
             }
         }
-        payload["user_data"] = .object(userData)
+
+        var keys: Set<String> = []
+        if var (userData, found) = check("userData", { try normalizeUserData(fields["user_data"], warnings: &warnings) }) {
+            if userData["fbc"] == nil, let url = sourceURL ?? nil, let time, let fbclid = fbclid(in: url) {
+                userData["fbc"] = .string("fb.1.\(time * 1000).\(fbclid)")
+                found.insert("fbc")
+            }
+            keys = found
+            _ = check("userData") { () throws in
+                guard !userData.isEmpty else {
+                    throw reject("no_user_data", "userData needs at least one customer information key Meta can match on.")
+                }
+                if source == "website" && userData["client_user_agent"] == nil {
+                    throw reject("missing_field", "Website events need userData.client_user_agent.")
+                }
+            }
+            payload["user_data"] = .object(userData)
+        }
+        if source == "website", case .some(nil) = sourceURL {
+            problems.append(.init(field: "eventSourceUrl", code: "missing_field", message: "Website events need eventSourceUrl."))
+        }
 
         if let custom = fields["custom_data"] {
-            payload["custom_data"] = .object(try normalizeCustomData(custom, eventName: name))
+            if let normalized = check("customData", { try normalizeCustomData(custom, eventName: name ?? "") }) {
+                payload["custom_data"] = .object(normalized)
+            }
         } else if name == "Purchase" {
-            throw reject("missing_field", "Purchase events need customData.value and customData.currency.")
+            problems.append(.init(field: "customData", code: "missing_field", message: "Purchase events need customData.value and customData.currency."))
         }
-        for (key, value) in try dataProcessingOptions(fields) { payload[key] = value }
+        let limitedDataUse: [String: JSONValue] = check("dataProcessingOptions", { try dataProcessingOptions(fields) }) ?? [:]
+        payload.merge(limitedDataUse) { _, new in new }
         if let app = fields["app_data"] {
-            payload["app_data"] = .object(try appData(app))
+            if let normalized = check("appData", { try appData(app) }) { payload["app_data"] = .object(normalized) }
         } else if source == "app" {
-            throw reject("missing_field", "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo).")
+            problems.append(.init(field: "appData", code: "missing_field",
+                                  message: "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo)."))
         }
         if let channel = fields["messaging_channel"] {
-            guard let name = channel.string, messagingChannels.contains(name) else {
-                throw reject("invalid_field", "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", ")).")
+            if let name = channel.string, messagingChannels.contains(name) {
+                payload["messaging_channel"] = .string(name)
+            } else {
+                problems.append(.init(field: "messagingChannel", code: "invalid_field",
+                                      message: "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", "))."))
             }
-            payload["messaging_channel"] = .string(name)
         } else if source == "business_messaging" {
-            throw reject("missing_field", "business_messaging events need messagingChannel.")
+            problems.append(.init(field: "messagingChannel", code: "missing_field", message: "business_messaging events need messagingChannel."))
         }
-        for (field, name) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
+        for (field, label) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
             guard let value = fields[field] else { continue }
-            guard let object = value.object, !object.isEmpty else { throw reject("invalid_field", "\(name) must be an object.") }
+            guard let object = value.object, !object.isEmpty else {
+                problems.append(.init(field: label, code: "invalid_field", message: "\(label) must be an object."))
+                continue
+            }
             payload[field] = value
         }
 
-        let eventId: String
+        var eventId: String?
         if let given = fields["event_id"] {
-            guard let id = given.string?.trimmingWhitespace, !id.isEmpty, id.utf8.count <= 256 else {
-                throw reject("invalid_field", "eventId must be a string of 1 to 256 bytes.")
+            if let id = given.string?.trimmingWhitespace, !id.isEmpty, id.utf8.count <= 256 {
+                eventId = id
+            } else {
+                problems.append(.init(field: "eventId", code: "invalid_field", message: "eventId must be a string of 1 to 256 bytes."))
             }
-            eventId = id
         } else {
             // The same event content from the same tenant always gets the same id, so a
             // pipeline retry is deduplicated rather than counted twice.
             let canonical = String(decoding: JSON.encode(raw), as: UTF8.self)
             eventId = "cmp_" + String(Hex.encode(Crypto.sha256(tenantId + "\u{0}" + canonical)).prefix(32))
         }
+        guard problems.isEmpty, let name, let source, let time, let eventId else {
+            throw EventRejection(problems: problems)
+        }
+        payload["event_name"] = .string(name)
+        payload["event_time"] = .int(time)
+        payload["action_source"] = .string(source)
         payload["event_id"] = .string(eventId)
         return NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
                                payload: .object(payload), matchKeys: keys, warnings: warnings)

@@ -111,6 +111,8 @@ extension World {
         #expect(rejected?.first?["index"] as? Int == 1)
         #expect(rejected?.first?["eventId"] as? String == "old")
         #expect(rejected?.first?["code"] as? String == "event_too_old")
+        let problems = rejected?.first?["problems"] as? [[String: Any]]
+        #expect(problems?.count == 1 && problems?.first?["field"] as? String == "eventTime", "\(String(describing: problems))")
         #expect(world.deliveredIds() == ["g1", "g2"])
     }
 

@@ -215,6 +215,20 @@ import Testing
         #expect(off["data_processing_options"] == .array([]) && off["data_processing_options_country"] == nil)
     }
 
+    /// A rejected event lists every problem it has, each under its field, not only the first.
+    @Test func aRejectedEventListsEveryProblemWithItsField() throws {
+        guard case .failure(let rejection) = event(#"{"eventName":"","eventTime":1790000000000,"actionSource":"website","colour":"red","userData":{"em":"a@b.co"},"customData":{"value":"5"},"eventSourceUrl":"ftp://x","messagingChannel":"sms"}"#) else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(rejection.problems.map(\.field) == ["colour", "eventName", "eventTime", "eventSourceUrl", "userData", "customData", "messagingChannel"],
+                "\(rejection.problems)")
+        #expect(rejection.problems.map(\.code) == ["unknown_field", "missing_field", "invalid_field", "invalid_field", "missing_field", "invalid_field", "invalid_field"])
+        #expect(rejection.code == "unknown_field")
+        #expect(rejection.message.contains("eventName is required") && rejection.message.contains("customData.value must be a number"))
+        #expect(!rejection.message.contains("a@b.co"))
+    }
+
     /// The rest of Meta's event: app events with their app data, business messaging with its
     /// channel, the original event and attribution data passed through, the other catalogs'
     /// content types and the delivery category.
