@@ -397,6 +397,8 @@ package struct GraphSandbox: Sendable {
         enum Kind: String, Codable {
             case serverError = "server_error", timeout, rateLimit = "rate_limit"
             case tokenExpired = "token_expired", tokenInvalid = "token_invalid"
+            /// Code 100, subcode 33: the object (a pixel no longer shared) cannot be reached.
+            case objectUnavailable = "object_unavailable"
         }
         var kind: Kind
         /// Route below the version (`oauth/access_token`, `me/adaccounts`); nil for any.
@@ -459,6 +461,10 @@ package struct GraphSandbox: Sendable {
             return graphError(400, code: 190, type: "OAuthException", message: "Error validating access token: Session has expired.", subcode: 463)
         case .tokenInvalid:
             return graphError(400, code: 190, type: "OAuthException", message: "Invalid OAuth access token - Cannot parse access token")
+        case .objectUnavailable:
+            return graphError(400, code: 100, type: "GraphMethodException",
+                              message: "Unsupported post request. Object does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                              subcode: 33)
         }
     }
 

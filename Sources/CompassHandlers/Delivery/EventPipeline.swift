@@ -255,6 +255,34 @@ package struct EventPipeline {
         }
     }
 
+    /// When Meta says the pixel does not exist or cannot be reached, the integration says so
+    /// (settings' `pixelStatus`) and Compass is told once; a delivery that goes through clears
+    /// it. `integration` is the record as the caller read it: nothing more is read when it
+    /// already says what this outcome says.
+    package func notePixelStatus(_ failure: GraphFailure?, sent: Bool, integration: Integration) {
+        let unavailable = failure?.kind == .objectUnavailable
+        guard unavailable ? integration.pixelProblem == nil : (sent && integration.pixelProblem != nil) else { return }
+        let lifecycle = IntegrationLifecycle(dependencies: dependencies)
+        let reason = failure.map { EventDelivery.reason($0) } ?? ""
+        let changed = lifecycle.update(tenant) { integration in
+            if unavailable {
+                guard integration.pixelProblem == nil else { return false }
+                integration.pixelProblem = PixelProblem(reason: reason, since: now)
+            } else {
+                guard integration.pixelProblem != nil else { return false }
+                integration.pixelProblem = nil
+            }
+            return true
+        }
+        guard changed else { return }
+        if unavailable {
+            dependencies.logger.warn("pixel_unavailable", failure?.logFields ?? [:])
+            lifecycle.enqueueNotice(CompassNotice(type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now))
+        } else {
+            dependencies.logger.info("pixel_available_again")
+        }
+    }
+
     /// When Meta refuses the token or a permission, the tenant must connect again; events wait.
     package func markNeedsReauthIfRefused(_ failure: GraphFailure) {
         guard let reason = failure.reauthReason else { return }
@@ -367,16 +395,19 @@ package struct EventPipeline {
                 summary.dead += 1
             }
             if let failure = report.failure {
+                // A pixel Meta cannot reach is not the events' fault: they wait (hourly) without
+                // using up their attempts, until Meta's window ends.
+                let waitingForPixel = failure.kind == .objectUnavailable
                 for index in report.deferred {
                     var entry = due[index].entry
-                    entry.attempts += 1
+                    if !waitingForPixel { entry.attempts += 1 }
                     entry.lastError = "\(failure.kind)"
                     if entry.attempts >= Self.maxAttempts {
                         try deadLetter(entry, key: due[index].key, version: due[index].version, reason: "max_attempts")
                         summary.dead += 1
                         continue
                     }
-                    let backoff = min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
+                    let backoff = waitingForPixel ? 3600 : min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
                     entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
                     _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
                     settle([due[index].event], as: .queued)
@@ -386,9 +417,11 @@ package struct EventPipeline {
                 // Pages not read after the failure may hold events due now: a minute from now.
                 if cursor != nil { summary.next(now.addingTimeInterval(60)) }
                 markNeedsReauthIfRefused(failure)
+                notePixelStatus(failure, sent: !report.sent.isEmpty, integration: integration)
                 recordDelivery(report.sent.map { due[$0].event }, failure: "\(failure.kind)")
                 return summary
             }
+            notePixelStatus(nil, sent: !report.sent.isEmpty, integration: integration)
             recordDelivery(report.sent.map { due[$0].event }, failure: nil)
         } while cursor != nil
         return summary

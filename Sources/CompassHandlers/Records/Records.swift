@@ -37,6 +37,9 @@ package struct Integration: Codable, Sendable, Equatable {
     package var updatedAt: Date
     /// The last token renewal or check by refresh-cron.
     package var lastRefresh: RefreshOutcome?
+    /// Set while Meta says the chosen pixel does not exist or cannot be reached (no longer
+    /// shared): events wait in the outbox; cleared by a delivery or by choosing another pixel.
+    package var pixelProblem: PixelProblem?
 
     package init(tenantId: String, provider: String = "meta", status: IntegrationStatus, statusReason: String? = nil, metaUserId: String, config: Settings, grantedScopes: [String], missingScopes: [String], connectedAt: Date, updatedAt: Date, lastRefresh: RefreshOutcome? = nil) {
         self.tenantId = tenantId
@@ -51,6 +54,11 @@ package struct Integration: Codable, Sendable, Equatable {
         self.updatedAt = updatedAt
         self.lastRefresh = lastRefresh
     }
+}
+
+package struct PixelProblem: Codable, Sendable, Equatable {
+    package var reason: String
+    package var since: Date
 }
 
 package struct RefreshOutcome: Codable, Sendable, Equatable {

@@ -136,6 +136,7 @@ package struct SendEventHandler: Handler {
                 try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
                 pipeline.markNeedsReauthIfRefused(failure)
             }
+            pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration)
             pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
         }
         result.rejected.sort { $0.index < $1.index }

@@ -19,6 +19,9 @@ package struct SettingsHandler: Handler {
         package var adAccounts: [AdAccount]
         package var adAccountId: String?
         package var pixelId: String?
+        /// `available`, or `unavailable` while Meta says the pixel cannot be reached (events wait).
+        package var pixelStatus: String?
+        package var pixelStatusReason: String?
         package var testEventCode: String?
         package var tokenExpiresAt: Date?
         package var dataAccessExpiresAt: Date?
@@ -99,7 +102,9 @@ package struct SettingsHandler: Handler {
         return View(status: integration.status, statusReason: integration.statusReason,
                     connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
                     adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
-                    pixelId: integration.config.pixelId, testEventCode: integration.config.testEventCode,
+                    pixelId: integration.config.pixelId,
+                    pixelStatus: integration.config.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
+                    pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
                     tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
                     grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
                     lastRefresh: integration.lastRefresh, delivery: delivery)
@@ -220,6 +225,7 @@ package struct SettingsHandler: Handler {
             settings.testEventCode = code
         }
         var updated = integration
+        if updated.config.pixelId != settings.pixelId { updated.pixelProblem = nil }
         updated.config = settings
         updated.updatedAt = dependencies.clock.now
         do {

@@ -70,7 +70,7 @@ package struct EventDelivery {
             case .invalidEvent, .invalidRequest:
                 let message = Self.reason(error)
                 report.rejected += indices.map { ($0, error.kind == .invalidEvent ? "meta_invalid_event" : "meta_rejected", message) }
-            case .invalidToken, .permission, .rateLimited, .transient, .blocked:
+            case .invalidToken, .permission, .rateLimited, .transient, .blocked, .objectUnavailable:
                 report.failure = error
                 report.deferred += indices
             }

@@ -40,6 +40,9 @@ package enum GraphFailure: ResponseError, Sendable, Equatable {
     /// What to do about it, per META-API.md's table.
     package enum Kind: Sendable, Equatable {
         case invalidToken, permission, rateLimited, transient, blocked, invalidEvent, invalidRequest
+        /// Code 100, subcode 33: the object (a pixel) does not exist or this token cannot reach it
+        /// any more (no longer shared): nothing wrong with the request itself.
+        case objectUnavailable
     }
 
     package var kind: Kind {
@@ -58,6 +61,7 @@ package enum GraphFailure: ResponseError, Sendable, Equatable {
             if status == 429 { return .rateLimited }
             if code == 1 || code == 2 || error.isTransient == true || status >= 500 { return .transient }
             if code == 100, let sub = error.errorSubcode, (2_804_000...2_804_999).contains(sub) { return .invalidEvent }
+            if code == 100, error.errorSubcode == 33 { return .objectUnavailable }
             return .invalidRequest
         }
     }
@@ -110,6 +114,8 @@ package enum GraphFailure: ResponseError, Sendable, Equatable {
             APIError(503, "meta_unavailable", "Meta could not be reached; try again shortly.")
         case .invalidEvent, .invalidRequest:
             APIError(502, "meta_error", "Meta rejected the request.")
+        case .objectUnavailable:
+            APIError(502, "meta_object_unavailable", "Meta says the object does not exist or this connection can no longer reach it.")
         }
     }
 }

@@ -279,6 +279,44 @@ extension World {
         #expect(world.deliveredIds() == ["r1"])
     }
 
+    /// Meta's code 100, subcode 33 on the pixel (no longer shared, or gone): the events are not
+    /// the problem, so they wait in the outbox without using up their attempts; settings says
+    /// the pixel is unavailable and why, Compass is told once, and the first delivery that goes
+    /// through makes it available again.
+    @Test func aPixelMetaCannotReachKeepsEventsQueuedAndSettingsSaysSo() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef",
+                                        "COMPASS_WEBHOOK_URL": "https://compass.example/meta-notices",
+                                        "COMPASS_WEBHOOK_SECRET": "notice-secret-0123456789abcdef"])
+        world.readyTenant()
+        world.queueFault(.objectUnavailable, path: "2000101/events", count: 2)
+        let response = world.send(world.batch(["u1", "u2"]))
+        #expect(response.status == 202 && response.json["queued"] as? Int == 2, "\(response.text)")
+        #expect((response.json["rejected"] as? [Any])?.isEmpty == true)
+        func settings() -> [String: Any] { world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json }
+        #expect(settings()["pixelStatus"] as? String == "unavailable")
+        #expect((settings()["pixelStatusReason"] as? String)?.contains("(33)") == true)
+        func notices() throws -> [String] {
+            try world.store.list(prefix: RecordKey.noticesPrefix, after: nil, limit: 10).entries.compactMap {
+                try? JSON.decode(CompassNotice.self, from: $0.value.value).type
+            }
+        }
+        #expect(try notices() == ["integration.pixel_unavailable"])
+        // An hour later Meta still cannot reach it: the events stay queued, attempts untouched.
+        world.clock.advance(3600)
+        let still = world.drain()
+        #expect(still.outbox.retried == 2 && still.outbox.dead == 0, "\(still.outbox)")
+        let entries = try world.store.list(prefix: RecordKey.outboxPrefix("tenant_a"), after: nil, limit: 10).entries
+        #expect(entries.count == 2)
+        #expect(try entries.allSatisfy { try JSON.decode(OutboxEntry.self, from: $0.value.value).attempts == 0 })
+        #expect(try notices() == ["integration.pixel_unavailable"])
+        // Reachable again: delivered, and the pixel is available.
+        world.clock.advance(3600)
+        #expect(world.drain().outbox.sent == 2)
+        #expect(world.deliveredIds().sorted() == ["u1", "u2"])
+        #expect(settings()["pixelStatus"] as? String == "available")
+        #expect(settings()["pixelStatusReason"] == nil)
+    }
+
     @Test func anExpiredTokenMarksNeedsReauthAndEventsWait() {
         let world = World()
         world.readyTenant()

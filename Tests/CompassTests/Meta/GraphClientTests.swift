@@ -86,7 +86,7 @@ import Testing
         (#"{"error":{"code":2}}"#, 503, .transient),
         (#"{"error":{"code":100,"is_transient":true}}"#, 400, .transient),
         (#"{"error":{"code":100,"error_subcode":2804016}}"#, 400, .invalidEvent),
-        (#"{"error":{"code":100,"error_subcode":33}}"#, 400, .invalidRequest),
+        (#"{"error":{"code":100,"error_subcode":33}}"#, 400, .objectUnavailable),
     ]
 
     @Test(arguments: classification)
