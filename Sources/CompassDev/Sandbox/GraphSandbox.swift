@@ -60,6 +60,16 @@ package struct GraphSandbox: Sendable {
             if request.method == "GET", parts.count == 2, parts[1] == "owned_pixels", parts[0] == SandboxData.businessId {
                 return withUser(request) { token in ownedPixels(request, token: token, version: version) }
             }
+            if request.method == "GET", parts.count == 2, parts[1] == "client_pixels", parts[0] == SandboxData.businessId {
+                return withUser(request) { token in
+                    guard token.scopes.contains("business_management") else {
+                        return graphError(403, code: 200, type: "OAuthException", message: "(#200) Requires business_management permission to manage the object")
+                    }
+                    let shared = JSONValue.object(["id": .string(SandboxData.sharedPixel), "name": .string("Partner's Shared Pixel"),
+                                                   "is_unavailable": .bool(false)])
+                    return page([shared], request, path: "\(version)/\(SandboxData.businessId)/client_pixels")
+                }
+            }
             if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(parts[0]) {
                 return withUser(request) { _ in events(pixel: String(parts[0]), request) }
             }
@@ -311,7 +321,8 @@ package struct GraphSandbox: Sendable {
 
     /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
-        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) }) || pixel == SandboxData.businessOnlyPixel else {
+        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })
+                || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel].contains(pixel) else {
             return graphError(400, code: 100, type: "GraphMethodException",
                               message: "Unsupported post request. Object with ID '\(pixel)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
                               subcode: 33)

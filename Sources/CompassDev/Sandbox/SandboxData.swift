@@ -10,6 +10,8 @@ package enum SandboxData {
     package static let businessId = "3000001"
     /// Owned by the business, attached to no ad account: only the business's list shows it.
     package static let businessOnlyPixel = "3000901"
+    /// Owned by another business and shared with this one: only `client_pixels` shows it.
+    package static let sharedPixel = "3000902"
 
     package struct Account {
         package var number: Int

@@ -122,15 +122,22 @@ package struct SettingsHandler: Handler {
         }
         let business = integration.config.adAccounts.first { $0.id == accountId }?.business?.id
         if let business, business.consists(of: ASCII.isDigit, length: 1...32) {
-            do {
-                for pixel in try graph.ownedPixels(businessId: business, token: token) where !views.contains(where: { $0.id == pixel.id }) {
-                    views.append(PixelView(id: pixel.id, name: pixel.name, lastFiredTime: pixel.lastFiredTime, source: "business"))
+            // The business's own pixels, then those other businesses share with it.
+            let lists: [(source: String, fetch: () throws(GraphFailure) -> [GraphClient.Pixel])] = [
+                ("business", { () throws(GraphFailure) in try graph.ownedPixels(businessId: business, token: token) }),
+                ("shared", { () throws(GraphFailure) in try graph.clientPixels(businessId: business, token: token) }),
+            ]
+            for list in lists {
+                do throws(GraphFailure) {
+                    for pixel in try list.fetch() where !views.contains(where: { $0.id == pixel.id }) {
+                        views.append(PixelView(id: pixel.id, name: pixel.name, lastFiredTime: pixel.lastFiredTime, source: list.source))
+                    }
+                } catch {
+                    // Without business_management (or with the business's list unavailable) the
+                    // account's own pixels are still a complete answer to "which pixels can I pick".
+                    if error.kind == .invalidToken { throw error.apiError }
+                    dependencies.logger.info("\(list.source == "business" ? "owned" : "shared")_pixels_unavailable", error.logFields)
                 }
-            } catch {
-                // Without business_management (or with the business's list unavailable) the
-                // account's own pixels are still a complete answer to "which pixels can I pick".
-                if error.kind == .invalidToken { throw error.apiError }
-                dependencies.logger.info("owned_pixels_unavailable", error.logFields)
             }
         }
         return views

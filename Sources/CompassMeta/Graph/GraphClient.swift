@@ -150,6 +150,11 @@ package struct GraphClient: Sendable {
         try pixelList("\(businessId)/owned_pixels", token: token)
     }
 
+    /// The pixels other businesses share with a business (needs business_management).
+    package func clientPixels(businessId: String, token: String) throws(GraphFailure) -> [Pixel] {
+        try pixelList("\(businessId)/client_pixels", token: token)
+    }
+
     private func pixelList(_ path: String, token: String) throws(GraphFailure) -> [Pixel] {
         struct Row: Decodable {
             var id: String

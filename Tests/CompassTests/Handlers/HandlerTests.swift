@@ -373,9 +373,20 @@ import Testing
         #expect(pixels.first?["lastFiredTime"] as? String == "2026-11-20T10:00:00+0000")
         // The business's own pixels follow, once each, including one attached to no account.
         let business = pixels.dropFirst(2)
-        #expect(business.allSatisfy { $0["source"] as? String == "business" })
-        #expect(business.contains { $0["id"] as? String == SandboxData.businessOnlyPixel })
+        #expect(business.allSatisfy { ["business", "shared"].contains($0["source"] as? String) })
+        #expect(business.filter { $0["source"] as? String == "business" }.contains { $0["id"] as? String == SandboxData.businessOnlyPixel })
+        // Then the pixels other businesses share with it.
+        #expect(pixels.last?["id"] as? String == SandboxData.sharedPixel && pixels.last?["source"] as? String == "shared")
         #expect(Set(pixels.compactMap { $0["id"] as? String }).count == pixels.count)
+    }
+
+    /// A pixel another business shares with the tenant's business can be chosen and receives events.
+    @Test func acceptsAPixelSharedWithTheBusiness() {
+        let world = World()
+        world.connectTenant()
+        #expect(put(world, #"{"adAccountId":"act_1000001","pixelId":"\#(SandboxData.sharedPixel)"}"#).status == 200)
+        #expect(world.send(world.lead("to-shared-pixel")).status == 200)
+        #expect(world.deliveredIds(pixel: SandboxData.sharedPixel) == ["to-shared-pixel"])
     }
 
     @Test func refusesAccountsThatAreNotTheTenants() {
