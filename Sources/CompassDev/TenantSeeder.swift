@@ -43,8 +43,8 @@ package struct TenantSeeder: Sendable {
         (Double(index + 1) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
     }
 
-    /// Tenants written per batch of writes (four records each: one etcd transaction).
-    package static let batchTenants = 25
+    /// Tenants written per batch of writes (five records each: one etcd transaction).
+    package static let batchTenants = 20
 
     /// Seeds tenants `0..<count` on all cores, in batches; returns how many were written.
     package func seed(count: Int, dueFraction: Double) throws(StoreError) -> Int {
@@ -70,11 +70,12 @@ package struct TenantSeeder: Sendable {
             // Nothing from before the due index, nothing expired: neither a walk nor a sweep is due.
             try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(RecordKey.sweepNext, Array(String(now.addingTimeInterval(StoreSweep.interval).unixSeconds).utf8), ttl: nil)
+            try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
         }
         return count
     }
 
-    /// Tenants, each written in the callback's order (due entry, credential, user index,
+    /// Tenants, each written in the callback's order (due entries, credential, user index,
     /// integration), as one batch of writes (and one for their sandbox tokens).
     package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
         var writes: [BatchWrite] = [], tokens: [BatchWrite] = []
@@ -108,8 +109,11 @@ package struct TenantSeeder: Sendable {
             tenantId: tenant, status: .connected, metaUserId: user,
             config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
             grantedScopes: scopes, missingScopes: [], connectedAt: now.addingTimeInterval(-30 * 86_400), updatedAt: now)
+        // Its pixel's match quality was fetched with its last check: due again at the same time.
         return ([
             .put(DueIndex.key(tenant, at: dueAt), [], ttl: nil),
+            .put(DueIndex.key(tenant, at: due ? now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period) : dueAt,
+                              prefix: DueIndex.qualityPrefix), [], ttl: nil),
             .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
             .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
             .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),

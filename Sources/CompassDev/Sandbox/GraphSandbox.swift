@@ -47,6 +47,7 @@ package struct GraphSandbox: Sendable {
         switch (request.method, route) {
         case ("GET", "oauth/access_token"): return accessToken(request.query)
         case ("GET", "debug_token"): return debugToken(request.query)
+        case ("GET", "dataset_quality"): return withUser(request) { _ in datasetQuality(request.query) }
         case ("GET", "me"):
             return withUser(request) { token in json(["id": .string(token.userId), "name": .string("Sandbox User")]) }
         case ("GET", "me/adaccounts"): return withUser(request) { _ in adAccounts(request, version: version) }
@@ -320,6 +321,56 @@ package struct GraphSandbox: Sendable {
     // MARK: Conversions API
 
     /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
+    /// The Dataset Quality API in Meta's shape, with figures from the events this sandbox
+    /// received for the pixel: per event name, the share of events carrying each match key, and
+    /// a composite score that grows with them (a plausible stand-in for Meta's model).
+    private func datasetQuality(_ query: QueryParameters) -> HTTPResponse {
+        guard let pixel = query.single("dataset_id"), PixelId.isValid(pixel) else {
+            return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter dataset_id is required")
+        }
+        guard let agent = query.single("agent_name"), !agent.isEmpty else {
+            return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter agent_name is required")
+        }
+        let names: [(key: String, identifier: String)] = [("em", "email"), ("ph", "phone"), ("external_id", "external_id"),
+                                                           ("fbp", "fbp"), ("fbc", "fbc"), ("client_ip_address", "ip_address"),
+                                                           ("client_user_agent", "user_agent")]
+        var counts: [String: (events: Int, keys: [String: Int])] = [:]
+        var cursor: String? = nil
+        repeat {
+            guard let page = try? store.list(prefix: "events/\(pixel)/", after: cursor, limit: 500) else { break }
+            for (_, value) in page.entries {
+                guard let stored = try? JSON.decode(JSONValue.self, from: value.value), let event = stored["event"],
+                      let name = event["event_name"]?.string else { continue }
+                var entry = counts[name] ?? (0, [:])
+                entry.events += 1
+                for (key, _) in names where event["user_data"]?[key] != nil { entry.keys[key, default: 0] += 1 }
+                counts[name] = entry
+            }
+            cursor = page.cursor
+        } while cursor != nil
+        var rows: [JSONValue] = []
+        for name in counts.keys.sorted() {
+            let entry = counts[name]!
+            var feedback: [JSONValue] = []
+            var contactShare = 0.0
+            for (index, (key, identifier)) in names.enumerated() {
+                let share = Double(entry.keys[key] ?? 0) / Double(entry.events)
+                if index < 3 { contactShare += share / 3 }
+                guard share > 0 else { continue }
+                let percentage = (share * 1000).rounded() / 10
+                feedback.append(.object(["identifier": .string(identifier), "coverage": .object(["percentage": .double(percentage)])]))
+            }
+            let score: Double = ((2 + 8 * contactShare) * 10).rounded() / 10
+            let quality: JSONValue = .object(["composite_score": .double(score), "match_key_feedback": .array(feedback)])
+            rows.append(.object([
+                "event_name": .string(name), "event_match_quality": quality,
+                "event_coverage": .object(["percentage": .double(100)]),
+                "data_freshness": .object(["upload_frequency": .string("real_time")]),
+            ]))
+        }
+        return json(["web": .array(rows)])
+    }
+
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
         guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })
                 || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel].contains(pixel) else {

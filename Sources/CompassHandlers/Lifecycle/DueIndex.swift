@@ -21,6 +21,8 @@ package struct DueIndex: Sendable {
     package static let prefix = "meta/due/"
     /// Tenants whose queued events are next to be tried.
     package static let outboxPrefix = "meta/outbox-due/"
+    /// Tenants whose pixel's Event Match Quality is next to be fetched from Meta.
+    package static let qualityPrefix = "meta/quality-due/"
     /// Daily work comes about this long after the last, each tenant moved by up to half an
     /// hour either way, so that tenants connected (or seeded) together spread over the day.
     package static let period: TimeInterval = 24 * 3600

@@ -169,5 +169,6 @@ package struct IntegrationLifecycle {
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
+        try DueIndex(store: store, prefix: DueIndex.qualityPrefix).removeAll(of: tenant)
     }
 }

@@ -161,6 +161,10 @@ package enum RecordKey {
     package static let dueIndexComplete = "meta/refresh/indexed"
     /// When the next cron run sweeps expired records (a Unix time in seconds).
     package static let sweepNext = "meta/sweep/next"
+    /// Meta's Event Match Quality figures for the tenant's pixel, as last fetched.
+    package static func quality(_ tenant: String) -> String { "meta/quality/\(tenant)" }
+    /// Present once every tenant with a pixel from before the quality index has an entry.
+    package static let qualityIndexComplete = "meta/refresh/quality-indexed"
     /// Present once every tenant with queued events from before the outbox index has an entry.
     package static let outboxIndexComplete = "meta/refresh/outbox-indexed"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }
@@ -177,7 +181,8 @@ package enum RecordKey {
     /// the user's id), OAuth states (keyed by the state's hash; they expire within 10 minutes)
     /// and notices to Compass (about this very tenant, kept until Compass has them).
     package static func tenantRecords(_ tenant: String) -> [String] {
-        [credential(tenant), integration(tenant), deliveryStats(tenant), refreshLease(tenant), drainLease(tenant), outboxLock(tenant)]
+        [credential(tenant), integration(tenant), deliveryStats(tenant), refreshLease(tenant), drainLease(tenant), outboxLock(tenant),
+         quality(tenant)]
     }
 
     package static func tenantPrefixes(_ tenant: String) -> [String] {

@@ -25,6 +25,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
         package var tokens = TokenRefresher.Summary()
         package var outbox = Outbox()
         package var notices = IntegrationLifecycle.NoticeSummary()
+        /// Meta's Event Match Quality figures fetched for the tenants due.
+        package var quality = QualityFetcher.Summary()
         package var sweep = StoreSweep.Summary()
         /// The run stopped taking new work when its time budget (REFRESH_BUDGET_SECONDS) was spent.
         package var budgetSpent = false
@@ -52,11 +54,12 @@ package struct RefreshCronHandler: DirectlyRunnable {
         let inBudget = { dependencies.clock.now < deadline }
         summary.tokens = try TokenRefresher(dependencies: dependencies).run(until: deadline)
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline) }
+        if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
         if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
             summary.sweep = swept
         }
-        summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled)
+        summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled) || summary.quality.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
         dependencies.logger.info("cron_finished", [
             "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),

@@ -32,6 +32,8 @@ package struct SettingsHandler: Handler {
         package var delivery: DeliveryView
         /// Present when `?adAccountId=` asked for the account's pixels.
         package var pixels: [PixelView]?
+        /// Meta's Event Match Quality for the chosen pixel, as refresh-cron last fetched it.
+        package var eventMatchQuality: MatchQuality?
     }
 
     package struct DeliveryView: Encodable {
@@ -99,6 +101,7 @@ package struct SettingsHandler: Handler {
                                     dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
                                     eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
                                     lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
+        let quality = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
         return View(status: integration.status, statusReason: integration.statusReason,
                     connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
                     adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
@@ -107,7 +110,8 @@ package struct SettingsHandler: Handler {
                     pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
                     tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
                     grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
-                    lastRefresh: integration.lastRefresh, delivery: delivery)
+                    lastRefresh: integration.lastRefresh, delivery: delivery,
+                    eventMatchQuality: quality?.pixelId == integration.config.pixelId ? quality : nil)
     }
 
     /// The account's pixels and, when the account belongs to a business, the pixels that business
@@ -242,6 +246,8 @@ package struct SettingsHandler: Handler {
             throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
         }
         if settings.pixelId != nil { EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow() }
+        // A newly chosen pixel's Event Match Quality is fetched at the next cron run, then daily.
+        if let pixel = settings.pixelId, pixel != integration.config.pixelId { QualityFetcher.dueNow(tenant, dependencies: dependencies) }
         dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
                                                       "test_mode": .bool(settings.testEventCode != nil)])
         return updated

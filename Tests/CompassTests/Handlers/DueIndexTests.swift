@@ -227,6 +227,7 @@ extension World {
         world.storeOverride = recording
         for _ in 0..<1440 {
             let due = Set(try DueIndex(store: world.store).due(asOf: world.clock.now, limit: 10_000).entries.map(\.tenant))
+                .union(try DueIndex(store: world.store, prefix: DueIndex.qualityPrefix).due(asOf: world.clock.now, limit: 10_000).entries.map(\.tenant))
             recording.reset()
             let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
             #expect(!summary.budgetSpent && summary.tokens.failed == 0, "\(summary.tokens)")

@@ -1,0 +1,162 @@
+import CompassMeta
+import CompassPlatform
+import CompassStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Meta's Event Match Quality for a tenant's pixel, as last fetched (`meta/quality/<tenant>`).
+package struct MatchQuality: Codable, Sendable, Equatable {
+    package var pixelId: String
+    package var fetchedAt: Date
+    package var events: [EventQuality]
+}
+
+/// refresh-cron's daily fetch of Meta's dataset quality figures: each tenant with a chosen pixel
+/// has an entry in the quality index (`meta/quality-due/<minute>/<tenant>`), due at once when a
+/// pixel is saved and then about daily; a run fetches what is due (META_CONCURRENCY at once),
+/// keeps the figures for settings, and moves the entry a day on (an hour on after a failure).
+package struct QualityFetcher {
+    package let dependencies: Dependencies
+    package static let retryDelay: TimeInterval = 3600
+
+    package struct Summary: Codable, Sendable, Equatable {
+        package var fetched = 0
+        package var failed = 0
+        /// Entries of tenants without a pixel (or disconnected) any more, or fetched less than a
+        /// day ago: dropped.
+        package var stale = 0
+        /// Due entries this run did not reach (its time budget was spent).
+        package var left = 0
+    }
+
+    private enum Outcome { case fetched, failed, stale, skipped }
+
+    package var now: Date { dependencies.clock.now }
+    private var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix) }
+
+    package init(dependencies: Dependencies) {
+        self.dependencies = dependencies
+    }
+
+    /// Makes the tenant's figures due at the next run (a pixel was just chosen).
+    package static func dueNow(_ tenant: String, dependencies: Dependencies) {
+        _ = try? DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix).add(tenant, at: dependencies.clock.now)
+    }
+
+    package func run(until deadline: Date?) throws(StoreError) -> Summary {
+        try indexOnce()
+        let summary = Mutex(Summary())
+        var after: String? = nil
+        while true {
+            let (listed, more) = try index.due(asOf: now, after: after, limit: 64)
+            guard !listed.isEmpty else { break }
+            after = listed.last?.key
+            // One fetch per tenant: a second entry of a tenant in the page is an extra one.
+            var seen: Set<String> = []
+            var unique: [(key: String, tenant: String)] = []
+            for entry in listed {
+                if seen.insert(entry.tenant).inserted {
+                    unique.append(entry)
+                } else {
+                    _ = try? dependencies.store.delete(entry.key)
+                    summary.withLock { $0.stale += 1 }
+                }
+            }
+            let entries = unique
+            let taking = Mutex((next: 0, spent: false))
+            Workers.run(min(dependencies.config.metaConcurrency, entries.count)) { _ in
+                while true {
+                    let position = taking.withLock { state -> Int? in
+                        guard state.next < entries.count, !state.spent else { return nil }
+                        if let deadline, dependencies.clock.now >= deadline {
+                            state.spent = true
+                            return nil
+                        }
+                        defer { state.next += 1 }
+                        return state.next
+                    }
+                    guard let position else { return }
+                    let outcome = fetch(entries[position].tenant, entry: entries[position].key)
+                    summary.withLock { total in
+                        switch outcome {
+                        case .fetched: total.fetched += 1
+                        case .failed: total.failed += 1
+                        case .stale: total.stale += 1
+                        case .skipped: break
+                        }
+                    }
+                }
+            }
+            if taking.withLock({ $0.spent }) {
+                var total = summary.withLock { $0 }
+                total.left = try index.countDue(asOf: now)
+                return total
+            }
+            guard more else { break }
+        }
+        return summary.withLock { $0 }
+    }
+
+    /// One tenant: its figures fetched and kept, its entry moved on.
+    private func fetch(_ tenant: String, entry: String) -> Outcome {
+        let records = dependencies.records
+        guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
+              integration.status == .connected, let pixel = integration.config.pixelId else {
+            _ = try? dependencies.store.delete(entry)
+            return .stale
+        }
+        // Fetched less than a day ago for this pixel: an extra entry (from the one-time walk,
+        // or a writer that died between its two writes), dropped without a Graph call.
+        if let kept = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0, kept.pixelId == pixel,
+           now.timeIntervalSince(kept.fetchedAt) < DueIndex.period - 2 * DueIndex.jitter {
+            _ = try? dependencies.store.delete(entry)
+            return .stale
+        }
+        let next: Date
+        let outcome: Outcome
+        do {
+            guard let credential = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0 else {
+                _ = try? dependencies.store.delete(entry)
+                return .stale
+            }
+            let token = try dependencies.openToken(credential, tenant: tenant)
+            let events = try dependencies.graph().datasetQuality(pixelId: pixel, agentName: dependencies.config.partnerAgent, token: token)
+            try records.save(MatchQuality(pixelId: pixel, fetchedAt: now, events: events), at: RecordKey.quality(tenant))
+            dependencies.logger.info("match_quality_fetched", ["tenant": .string(tenant), "events": .int(events.count)])
+            next = DueIndex.nextDaily(after: now, random: dependencies.random)
+            outcome = .fetched
+        } catch let failure as GraphFailure {
+            dependencies.logger.warn("match_quality_failed", failure.logFields.merging(["tenant": .string(tenant)]) { a, _ in a })
+            next = now.addingTimeInterval(Self.retryDelay)
+            outcome = .failed
+        } catch {
+            dependencies.logger.warn("match_quality_failed", ["tenant": .string(tenant), "error": .string("\(error)")])
+            next = now.addingTimeInterval(Self.retryDelay)
+            outcome = .failed
+        }
+        guard (try? index.add(tenant, at: next)) != nil else { return .skipped }
+        if DueIndex.key(tenant, at: next, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
+        return outcome
+    }
+
+    /// Gives every tenant that chose a pixel before the quality index existed an entry, spread
+    /// over the coming day, once.
+    private func indexOnce() throws(StoreError) {
+        let store = dependencies.store
+        guard try store.get(RecordKey.qualityIndexComplete) == nil else { return }
+        var cursor: String? = nil
+        repeat {
+            let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
+            for (key, value) in page.entries {
+                guard let integration = try? JSON.decode(Integration.self, from: value.value), integration.config.pixelId != nil else { continue }
+                let tenant = String(key.dropFirst(RecordKey.integrationsPrefix.count))
+                try index.add(tenant, at: now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period))
+            }
+            cursor = page.cursor
+        } while cursor != nil
+        try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8))
+    }
+}
