@@ -26,9 +26,25 @@ package struct EventDelivery {
     private struct Answer: Decodable {
         var eventsReceived: Int?
         var fbtraceId: String?
+        var messages: [JSONValue]?
         enum CodingKeys: String, CodingKey {
             case eventsReceived = "events_received"
             case fbtraceId = "fbtrace_id"
+            case messages
+        }
+    }
+
+    /// Meta's messages about an accepted batch, for the log: at most five, each shortened, with
+    /// anything shaped like an email address or a long number masked.
+    package static func loggable(_ messages: [JSONValue]) -> [String] {
+        messages.prefix(5).map { message in
+            let text = message.string ?? String(decoding: message.serialized, as: UTF8.self)
+            let words = text.prefix(200).split(separator: " ", omittingEmptySubsequences: false).map { word -> String in
+                if word.contains("@") { return "[masked]" }
+                if word.filter(\.isNumber).count >= 5 { return "[masked]" }
+                return String(word)
+            }
+            return words.joined(separator: " ")
         }
     }
 
@@ -60,6 +76,10 @@ package struct EventDelivery {
             report.sent += indices
             report.eventsReceived += answer.eventsReceived ?? indices.count
             if let trace = answer.fbtraceId { report.fbtraceIds.append(trace) }
+            var fields: [String: LogValue] = ["events": .int(indices.count), "events_received": .int(answer.eventsReceived ?? 0)]
+            if let trace = answer.fbtraceId { fields["fbtrace_id"] = .string(trace) }
+            if let messages = answer.messages, !messages.isEmpty { fields["meta_messages"] = .strings(Self.loggable(messages)) }
+            graph.logger.info("events_delivered", fields)
         } catch {
             if let trace = error.fbtraceId { report.fbtraceIds.append(trace) }
             switch error.kind {

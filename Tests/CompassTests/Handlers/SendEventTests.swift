@@ -68,6 +68,24 @@ extension World {
         #expect(!world.logs.text.contains("John_Smith"))
     }
 
+    /// Each accepted batch is logged with Meta's fbtrace_id and its messages, masked.
+    @Test func anAcceptedBatchIsLoggedWithItsTraceAndMessages() {
+        let world = World()
+        world.readyTenant()
+        world.transport.decorate.withLock {
+            $0 = { request, answer in
+                guard request.url.contains("/events?") else { return answer }
+                var decorated = answer
+                decorated.body = Array(#"{"events_received":1,"messages":["Parameter em for jane@example.com looks unhashed","Too many events from 16505551212"],"fbtrace_id":"AbC123"}"#.utf8)
+                return decorated
+            }
+        }
+        #expect(world.send(world.lead("m1", email: "jane@example.com")).status == 200)
+        let line = world.logs.all.first { $0.contains("\"events_delivered\"") } ?? ""
+        #expect(line.contains("AbC123") && line.contains("Parameter em for [masked] looks unhashed"), "\(line)")
+        #expect(!world.logs.text.contains("jane@example.com") && !world.logs.text.contains("16505551212"))
+    }
+
     @Test func sendsTheTestEventCodeWhenSet() {
         let world = World()
         world.readyTenant(testEventCode: "TEST123")
