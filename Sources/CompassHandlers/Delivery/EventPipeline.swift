@@ -456,7 +456,7 @@ package struct EventPipeline {
         _ = try? dependencies.store.delete(key, ifVersion: version)
         // Not queued any more: a new copy from the pipeline may be sent.
         _ = try? dependencies.store.delete(RecordKey.sent(tenant, dedup))
-        dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(reason)])
+        dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(EventDelivery.masked(reason))])
     }
 
     package struct ReplaySummary: Encodable, Sendable, Equatable {

@@ -37,15 +37,16 @@ package struct EventDelivery {
     /// Meta's messages about an accepted batch, for the log: at most five, each shortened, with
     /// anything shaped like an email address or a long number masked.
     package static func loggable(_ messages: [JSONValue]) -> [String] {
-        messages.prefix(5).map { message in
-            let text = message.string ?? String(decoding: message.serialized, as: UTF8.self)
-            let words = text.prefix(200).split(separator: " ", omittingEmptySubsequences: false).map { word -> String in
-                if word.contains("@") { return "[masked]" }
-                if word.filter(\.isNumber).count >= 5 { return "[masked]" }
-                return String(word)
-            }
-            return words.joined(separator: " ")
-        }
+        messages.prefix(5).map { message in masked(message.string ?? String(decoding: message.serialized, as: UTF8.self)) }
+    }
+
+    /// Meta's words for a log line: shortened, anything shaped like an email address or a long
+    /// number (a phone, an id) masked, in case Meta quoted a value back.
+    package static func masked(_ text: String) -> String {
+        text.prefix(200).split(separator: " ", omittingEmptySubsequences: false).map { word -> String in
+            if word.contains("@") || word.filter(\.isNumber).count >= 5 { return "[masked]" }
+            return String(word)
+        }.joined(separator: " ")
     }
 
     package func deliver(_ events: [NormalizedEvent]) -> Report {

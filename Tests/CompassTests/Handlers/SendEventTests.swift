@@ -84,6 +84,7 @@ extension World {
         let line = world.logs.all.first { $0.contains("\"events_delivered\"") } ?? ""
         #expect(line.contains("AbC123") && line.contains("Parameter em for [masked] looks unhashed"), "\(line)")
         #expect(!world.logs.text.contains("jane@example.com") && !world.logs.text.contains("16505551212"))
+        #expect(EventDelivery.masked("Invalid value 4155550123 for ph (2804050)") == "Invalid value [masked] for ph [masked]")
     }
 
     @Test func sendsTheTestEventCodeWhenSet() {
