@@ -1,5 +1,6 @@
 import CompassPlatform
 import CompassStorage
+import Synchronization
 
 /// When each connected integration's next piece of periodic work (a token check or renewal) is
 /// due, ordered by time: `meta/due/<minute>/<tenant>`, the minute as zero-padded Unix minutes
@@ -114,6 +115,37 @@ package struct DueIndex: Sendable {
     /// Writes the entry for `tenant` at `instant` (before the credential that names it).
     package func add(_ tenant: String, at instant: Date) throws(StoreError) {
         try store.put(Self.key(tenant, at: instant, prefix: prefix), [], ttl: nil)
+    }
+
+    /// Why `takeEach` stopped taking entries before the last.
+    package enum Stop: Sendable { case none, deadline, refused }
+
+    /// Runs `work` for each entry, `concurrency` at once on threads of their own (the work
+    /// waits on Meta), taking no new entry once `deadline` has passed or `refuse()` says so.
+    package static func takeEach(_ entries: [(key: String, tenant: String)], concurrency: Int, clock: any Clock, deadline: Date?,
+                                 refuse: @escaping @Sendable () -> Bool = { false },
+                                 _ work: @escaping @Sendable ((key: String, tenant: String)) -> Void) -> Stop {
+        let taking = Mutex((next: 0, stop: Stop.none))
+        Workers.run(min(concurrency, entries.count)) { _ in
+            while true {
+                let position = taking.withLock { state -> Int? in
+                    guard state.next < entries.count, case .none = state.stop else { return nil }
+                    if let deadline, clock.now >= deadline {
+                        state.stop = .deadline
+                        return nil
+                    }
+                    if refuse() {
+                        state.stop = .refused
+                        return nil
+                    }
+                    defer { state.next += 1 }
+                    return state.next
+                }
+                guard let position else { return }
+                work(entries[position])
+            }
+        }
+        return taking.withLock { $0.stop }
     }
 
     /// Deletes every entry of `tenant`, reading the whole index: for the outbox index (one

@@ -66,31 +66,19 @@ package struct QualityFetcher {
                 }
             }
             let entries = unique
-            let taking = Mutex((next: 0, spent: false))
-            Workers.run(min(dependencies.config.metaConcurrency, entries.count)) { _ in
-                while true {
-                    let position = taking.withLock { state -> Int? in
-                        guard state.next < entries.count, !state.spent else { return nil }
-                        if let deadline, dependencies.clock.now >= deadline {
-                            state.spent = true
-                            return nil
-                        }
-                        defer { state.next += 1 }
-                        return state.next
-                    }
-                    guard let position else { return }
-                    let outcome = fetch(entries[position].tenant, entry: entries[position].key)
-                    summary.withLock { total in
-                        switch outcome {
-                        case .fetched: total.fetched += 1
-                        case .failed: total.failed += 1
-                        case .stale: total.stale += 1
-                        case .skipped: break
-                        }
+            let stop = DueIndex.takeEach(entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
+                                         deadline: deadline) { entry in
+                let outcome = fetch(entry.tenant, entry: entry.key)
+                summary.withLock { total in
+                    switch outcome {
+                    case .fetched: total.fetched += 1
+                    case .failed: total.failed += 1
+                    case .stale: total.stale += 1
+                    case .skipped: break
                     }
                 }
             }
-            if taking.withLock({ $0.spent }) {
+            if stop != .none {
                 var total = summary.withLock { $0 }
                 total.left = try index.countDue(asOf: now)
                 return total

@@ -83,49 +83,30 @@ package struct TokenRefresher {
         while true {
             let (entries, more) = try index.due(asOf: now, after: after, limit: Self.pageSize)
             guard !entries.isEmpty else { break }
-            // The next entry to take, and whether the deadline passed or Meta's usage is near
-            // its limits (then none is taken).
-            let taking = Mutex((next: 0, spent: false, throttled: false))
-            Workers.run(min(dependencies.config.metaConcurrency, entries.count)) { _ in
-                while true {
-                    let position = taking.withLock { state -> Int? in
-                        guard state.next < entries.count, !state.spent else { return nil }
-                        if let deadline, dependencies.clock.now >= deadline {
-                            state.spent = true
-                            return nil
-                        }
-                        if usage.pauseSeconds() == nil {
-                            state.spent = true
-                            state.throttled = true
-                            return nil
-                        }
-                        defer { state.next += 1 }
-                        return state.next
-                    }
-                    guard let position else { return }
-                    if let seconds = usage.pauseSeconds(), seconds > 0 { pause(seconds) }
-                    let entry = entries[position]
-                    let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
-                    summary.withLock { total in
-                        total.integrations += 1
-                        if rotated { total.rotated += 1 }
-                        switch outcome {
-                        case .renewed: total.renewed += 1
-                        case .checked: total.checked += 1
-                        case .needsReauth: total.needsReauth += 1
-                        case .failed: total.failed += 1
-                        case .skipped: total.skipped += 1
-                        case .stale: total.stale += 1
-                        case .unchanged: break
-                        }
+            // No new entry once the deadline passed or Meta's usage is near its limits.
+            let stop = DueIndex.takeEach(entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
+                                         deadline: deadline, refuse: { usage.pauseSeconds() == nil }) { entry in
+                if let seconds = usage.pauseSeconds(), seconds > 0 { pause(seconds) }
+                let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
+                summary.withLock { total in
+                    total.integrations += 1
+                    if rotated { total.rotated += 1 }
+                    switch outcome {
+                    case .renewed: total.renewed += 1
+                    case .checked: total.checked += 1
+                    case .needsReauth: total.needsReauth += 1
+                    case .failed: total.failed += 1
+                    case .skipped: total.skipped += 1
+                    case .stale: total.stale += 1
+                    case .unchanged: break
                     }
                 }
             }
-            if taking.withLock({ $0.spent }) {
+            if stop != .none {
                 // Taken entries moved on or were dropped; what is still due waits for the next run.
                 var total = summary.withLock { $0 }
                 total.left = try index.countDue(asOf: now)
-                total.throttled = taking.withLock { $0.throttled }
+                total.throttled = stop == .refused
                 return total
             }
             // Entries a lease kept this run from taking stay; the listing goes on past them.
