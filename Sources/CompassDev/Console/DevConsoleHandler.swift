@@ -101,6 +101,15 @@ package struct DevConsoleHandler: Handler {
         <label>Test event code <input id="test-code" placeholder="none (production)"></label>
         <p><button id="save">Save</button> <span id="saved"></span></p>
         <p><a id="reconnect" class="button" href="/api/connect/meta">Reconnect</a> <button id="disconnect">Disconnect</button></p>
+        <h2>Delivery</h2>
+        <p>Pixel <strong id="pixel-status">not chosen</strong> <span id="pixel-reason"></span></p>
+        <p>Sent <strong id="sent">0</strong>, queued <strong id="queued">0</strong>, dead-lettered <strong id="dead">0</strong>;
+        last delivery <span id="last-delivery">never</span>; last failure <span id="last-failure">none</span></p>
+        <p><button id="send-test">Send test event</button> <span id="test-result"></span></p>
+        <table id="coverage"><thead><tr><th>Match key</th><th>Share of our events</th></tr></thead><tbody></tbody></table>
+        <h2>Event Match Quality (from Meta)</h2>
+        <p id="emq-none">Not fetched yet: refresh-cron asks Meta once a pixel is chosen, then daily.</p>
+        <table id="emq" hidden><thead><tr><th>Event</th><th>Score (0 to 10)</th><th>Match keys (% of events)</th></tr></thead><tbody></tbody></table>
         </div>
         <script>
         const $ = (id) => document.getElementById(id);
@@ -117,7 +126,7 @@ package struct DevConsoleHandler: Handler {
           const r = await fetch(api + '?adAccountId=' + encodeURIComponent(accountId));
           const body = await r.json();
           if (!r.ok) { select.replaceChildren(option('', body.error.message)); return; }
-          select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')' + (p.source === 'business' ? ', owned by the business' : ''))));
+          select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')' + (p.source === 'business' ? ', owned by the business' : p.source === 'shared' ? ', shared with the business' : ''))));
           if (selected) select.value = selected;
         }
         async function load() {
@@ -142,8 +151,33 @@ package struct DevConsoleHandler: Handler {
           $('account').replaceChildren(option('', 'Choose...'), ...s.adAccounts.map((a) => option(a.id, (a.name || a.id) + ' (' + a.id + ')')));
           $('account').value = s.adAccountId || '';
           $('test-code').value = s.testEventCode || '';
+          $('pixel-status').textContent = s.pixelStatus || 'not chosen';
+          $('pixel-reason').textContent = s.pixelStatusReason || '';
+          const d = s.delivery;
+          $('sent').textContent = d.eventsSent; $('queued').textContent = d.queued; $('dead').textContent = d.dead;
+          $('last-delivery').textContent = d.lastDeliveryAt || 'never';
+          $('last-failure').textContent = d.lastFailure ? d.lastFailure + ' at ' + d.lastFailureAt : 'none';
+          $('coverage').tBodies[0].replaceChildren(...Object.keys(d.matchKeyCoverage).sort().map((k) => row([k, Math.round(d.matchKeyCoverage[k] * 100) + ' %'])));
+          const q = s.eventMatchQuality;
+          $('emq-none').hidden = !!q; $('emq').hidden = !q;
+          if (q) $('emq').tBodies[0].replaceChildren(...q.events.map((e) => row([e.eventName, e.compositeScore == null ? '-' : String(e.compositeScore),
+            Object.keys(e.matchKeyCoverage).sort().map((k) => k + ' ' + e.matchKeyCoverage[k]).join(', ')])));
           await loadPixels(s.adAccountId, s.pixelId);
         }
+        function row(values) {
+          const tr = document.createElement('tr');
+          for (const v of values) { const td = document.createElement('td'); td.textContent = v; tr.appendChild(td); }
+          return tr;
+        }
+        $('send-test').addEventListener('click', async () => {
+          const event = {eventName: 'Lead', eventTime: Math.floor(Date.now() / 1000), actionSource: 'system_generated',
+                         eventId: 'console-test-' + Date.now(), userData: {em: 'test.lead@example.com', external_id: 'console-test'}};
+          const r = await fetch('/api/connect/meta/events', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(event)});
+          const s = await r.json();
+          $('test-result').textContent = r.ok ? 'Test event ' + s.status + (s.fbtraceIds.length ? ' (fbtrace_id ' + s.fbtraceIds[0] + ')' : '') : s.error.message;
+          $('test-result').className = r.ok && s.status === 'sent' ? 'ok' : 'error';
+          await load();
+        });
         $('account').addEventListener('change', (e) => loadPixels(e.target.value));
         $('save').addEventListener('click', async () => {
           const body = {adAccountId: $('account').value || null, pixelId: $('pixel').value || null, testEventCode: $('test-code').value || null};

@@ -170,6 +170,17 @@ struct WebDriver {
         try browser.click("#save")
         #expect(try browser.waitForText("#saved", containing: "Saved") == "Saved: act_1000002 / pixel 2000202")
 
+        // A test event from the page, then refresh-cron's fetch of Meta's match quality: the
+        // page shows the delivery, the pixel's status and the figures.
+        try browser.click("#send-test")
+        #expect(try browser.waitForText("#test-result", containing: "Test event") .hasPrefix("Test event sent"))
+        #expect(try browser.waitForText("#sent", containing: "1") == "1")
+        #expect(try browser.text("#pixel-status") == "available")
+        let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+        #expect(cron.status == 200)
+        try browser.go(host.base + "/settings/integrations")
+        #expect(try browser.waitForText("#emq", containing: "Lead").contains("email 100"))
+
         try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
         try browser.screenshot().write(to: Self.artifacts.appendingPathComponent("browser-settings.png"))
 
