@@ -49,7 +49,17 @@ package struct GraphSandbox: Sendable {
         case ("GET", "debug_token"): return debugToken(request.query)
         case ("GET", "dataset_quality"): return withUser(request) { _ in datasetQuality(request.query) }
         case ("GET", "me"):
-            return withUser(request) { token in json(["id": .string(token.userId), "name": .string("Sandbox User")]) }
+            return withUser(request) { token in
+                // A system user's /me names the client's business (`fields=client_business_id`).
+                guard token.systemUser == true else { return json(["id": .string(token.userId), "name": .string("Sandbox User")]) }
+                var answer: [String: JSONValue] = ["id": .string(token.userId)]
+                if request.query.single("fields")?.contains("client_business_id") == true {
+                    answer["client_business_id"] = .string(SandboxData.businessId)
+                } else {
+                    answer["name"] = .string("Compass System User")
+                }
+                return json(answer)
+            }
         case ("GET", "me/adaccounts"): return withUser(request) { _ in adAccounts(request, version: version) }
         case ("DELETE", "me/permissions"):
             return withUser(request) { token in revoke(token) }
@@ -95,9 +105,14 @@ package struct GraphSandbox: Sendable {
         case "approve":
             let code = "AQ" + Base64URL.encode(random.bytes(24))
             let declined = (query.single("sandbox_decline") ?? "").split(separator: ",").map(String.init)
-            let scopes = (query.single("scope") ?? "").split(separator: ",").map(String.init).filter { !declined.contains($0) }
-            let grant = CodeGrant(redirectURI: redirect, userId: query.single("sandbox_user") ?? SandboxData.defaultUserId,
-                                  scopes: scopes)
+            // A Facebook Login for Business configuration fixes the permissions; this sandbox's
+            // configurations grant ads_read and business_management.
+            let asked = query.single("config_id") != nil ? "ads_read,business_management" : (query.single("scope") ?? "")
+            let scopes = asked.split(separator: ",").map(String.init).filter { !declined.contains($0) }
+            let systemUser = query.single("config_id") != nil && query.single("sandbox_token_type") == "system_user"
+            let grant = CodeGrant(redirectURI: redirect,
+                                  userId: systemUser ? SandboxData.systemUserId : (query.single("sandbox_user") ?? SandboxData.defaultUserId),
+                                  scopes: scopes, systemUser: systemUser ? true : nil)
             _ = try? store.put("codes/" + digest(code), JSON.encode(grant), ttl: 600)
             var back = QueryParameters()
             back.append("code", code)
@@ -134,6 +149,8 @@ package struct GraphSandbox: Sendable {
         var redirectURI: String
         var userId: String
         var scopes: [String]
+        /// Facebook Login for Business with a configuration that gives a system-user token.
+        var systemUser: Bool? = nil
     }
 
     struct TokenRecord: Codable {
@@ -143,6 +160,7 @@ package struct GraphSandbox: Sendable {
         var expiresAt: Int64
         var issuedAt: Int64
         var revoked: Bool = false
+        var systemUser: Bool? = nil
     }
 
     private func accessToken(_ query: QueryParameters) -> HTTPResponse {
@@ -160,6 +178,9 @@ package struct GraphSandbox: Sendable {
             }
             guard !record.revoked else { return tokenError(record) }
             guard record.expiresAt > now else { return tokenError(record) }
+            guard record.systemUser != true else {
+                return graphError(400, code: 100, type: "OAuthException", message: "(#100) A system user access token cannot be exchanged")
+            }
             return issueToken(userId: record.userId, scopes: record.scopes, longLived: true)
         }
         guard let code = query.single("code"), code.hasPrefix("AQ") else {
@@ -178,15 +199,18 @@ package struct GraphSandbox: Sendable {
         guard (try? store.delete(key, ifVersion: found.version)) == true else {
             return graphError(400, code: 100, type: "OAuthException", message: "This authorization code has been used.", subcode: 36009)
         }
-        return issueToken(userId: grant.userId, scopes: grant.scopes, longLived: false)
+        return issueToken(userId: grant.userId, scopes: grant.scopes, longLived: false, systemUser: grant.systemUser == true)
     }
 
-    private func issueToken(userId: String, scopes: [String], longLived: Bool) -> HTTPResponse {
+    private func issueToken(userId: String, scopes: [String], longLived: Bool, systemUser: Bool = false) -> HTTPResponse {
         let token = "EAAS" + Base64URL.encode(random.bytes(30))
         let now = clock.now.unixSeconds
-        let lifetime: Int64 = longLived ? settings.longLivedTokenSeconds : 3_600
-        let record = TokenRecord(userId: userId, scopes: scopes, longLived: longLived, expiresAt: now + lifetime, issuedAt: now)
+        // A system-user token does not expire: kept a century here, and no expires_in.
+        let lifetime: Int64 = systemUser ? 100 * 365 * 86_400 : longLived ? settings.longLivedTokenSeconds : 3_600
+        let record = TokenRecord(userId: userId, scopes: scopes, longLived: longLived || systemUser, expiresAt: now + lifetime,
+                                 issuedAt: now, systemUser: systemUser ? true : nil)
         _ = try? store.put("tokens/" + digest(token), JSON.encode(record))
+        if systemUser { return json(["access_token": .string(token), "token_type": .string("bearer")]) }
         return json(["access_token": .string(token), "token_type": .string("bearer"), "expires_in": .int(lifetime)])
     }
 
@@ -233,13 +257,20 @@ package struct GraphSandbox: Sendable {
             ])])])
         }
         let valid = !record.revoked && record.expiresAt > clock.now.unixSeconds
-        return json(["data": .object([
-            "app_id": .string(appId), "type": .string("USER"), "application": .string("Compass Sandbox"),
-            "is_valid": .bool(valid), "expires_at": .int(record.expiresAt),
-            "data_access_expires_at": .int(record.issuedAt + 7_776_000),
+        let systemUser = record.systemUser == true
+        var data: [String: JSONValue] = [
+            "app_id": .string(appId), "type": .string(systemUser ? "SYSTEM_USER" : "USER"), "application": .string("Compass Sandbox"),
+            "is_valid": .bool(valid), "expires_at": .int(systemUser ? 0 : record.expiresAt),
+            "data_access_expires_at": .int(systemUser ? 0 : record.issuedAt + 7_776_000),
             "issued_at": .int(record.issuedAt), "user_id": .string(record.userId),
             "scopes": .array(record.scopes.map { .string($0) }),
-        ])])
+        ]
+        if systemUser {
+            data["granular_scopes"] = .array(record.scopes.map { scope in
+                .object(["scope": .string(scope), "target_ids": .array(SandboxData.accounts.prefix(2).map { .string($0.accountId) })])
+            })
+        }
+        return json(["data": .object(data)])
     }
 
     private func revoke(_ record: TokenRecord) -> HTTPResponse {

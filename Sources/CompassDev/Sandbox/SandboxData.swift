@@ -7,6 +7,8 @@ import CompassStorage
 /// The fixed world of the Graph sandbox: one business, five ad accounts, two pixels each.
 package enum SandboxData {
     package static let defaultUserId = "10000000000001"
+    /// The system user a Facebook Login for Business configuration gives a token for.
+    package static let systemUserId = "61000000000001"
     package static let businessId = "3000001"
     /// Owned by the business, attached to no ad account: only the business's list shows it.
     package static let businessOnlyPixel = "3000901"

@@ -277,7 +277,9 @@ package struct TokenRefresher {
         let outcome: Outcome
         // Only Graph calls in here: anything else that could fail must be handled before.
         do throws(GraphFailure) {
-            if let expires = credential.expiresAt, expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
+            // A system-user token is never exchanged (it does not expire): only checked.
+            if credential.tokenType != "system_user", let expires = credential.expiresAt,
+               expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
                 // Meta's answer carries the new lifetime; the next daily check confirms the rest.
                 let renewed = try graph.exchangeForLongLivedToken(token)
                 updated.token = cipher.seal(renewed.accessToken, context: context)

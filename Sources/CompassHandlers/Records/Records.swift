@@ -37,6 +37,11 @@ package struct Integration: Codable, Sendable, Equatable {
     package var updatedAt: Date
     /// The last token renewal or check by refresh-cron.
     package var lastRefresh: RefreshOutcome?
+    /// `user`, or `system_user` for a Business Integration System User token (Facebook Login
+    /// for Business): such a token does not expire and is never exchanged, only checked.
+    package var tokenType: String?
+    /// The client's business, for a system-user token.
+    package var clientBusinessId: String?
     /// Set while Meta says the chosen pixel does not exist or cannot be reached (no longer
     /// shared): events wait in the outbox; cleared by a delivery or by choosing another pixel.
     package var pixelProblem: PixelProblem?
@@ -88,6 +93,8 @@ package struct IntegrationCredential: Codable, Sendable, Equatable {
     package var updatedAt: Date
     /// When Meta last confirmed the token (debug_token) or renewed it.
     package var checkedAt: Date?
+    /// `system_user` for a token that is never exchanged (see `Integration.tokenType`).
+    package var tokenType: String?
     /// When the token's next check or renewal is due: the instant of its entry in the due index
     /// (`DueIndex`). An entry at any other instant is stale and is dropped when it comes due.
     package var dueAt: Date?

@@ -101,9 +101,13 @@ package struct CallbackHandler: Handler {
         let config = dependencies.config
         let graph = try dependencies.graph()
         let shortLived = try graph.exchangeCode(code, redirectURI: try config.callbackURL())
-        let longLived = try graph.exchangeForLongLivedToken(shortLived.accessToken)
+        // With Facebook Login for Business the configuration may give a system-user token:
+        // it does not expire and is not exchanged.
+        let systemUser = try config.loginConfigId != nil && graph.debugToken(shortLived.accessToken).type == "SYSTEM_USER"
+        let longLived = systemUser ? shortLived : try graph.exchangeForLongLivedToken(shortLived.accessToken)
         let token = longLived.accessToken
         let user = try graph.me(token: token)
+        let clientBusiness = systemUser ? try graph.clientBusinessId(token: token) : nil
         let info = try graph.debugToken(token)
         guard info.isValid, info.appId == nil || info.appId == graph.app.id else {
             throw GraphFailure.badResponse(status: 200, reason: "debug_token says the token is not valid for this app")
@@ -125,6 +129,11 @@ package struct CallbackHandler: Handler {
             expiresAt: expiresAt,
             dataAccessExpiresAt: info.dataAccessExpiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil },
             scopes: granted, metaUserId: user.id, updatedAt: now, checkedAt: now)
+        if systemUser {
+            credential.tokenType = "system_user"
+            credential.expiresAt = nil
+            credential.dataAccessExpiresAt = nil
+        }
 
         let records = dependencies.records
         let previous = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenantId))?.0
@@ -139,6 +148,9 @@ package struct CallbackHandler: Handler {
             tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: user.id, config: settings,
             grantedScopes: granted, missingScopes: missing,
             connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
+        var connected = integration
+        connected.tokenType = systemUser ? "system_user" : "user"
+        connected.clientBusinessId = clientBusiness
 
         // Meta confirmed the token just now: its first check is a day away, its entry in the
         // due index written before the credential that names it.
@@ -154,7 +166,7 @@ package struct CallbackHandler: Handler {
         if let previous, previous.metaUserId != user.id {
             _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))
         }
-        try records.save(integration, at: RecordKey.integration(tenantId))
+        try records.save(connected, at: RecordKey.integration(tenantId))
         // Events that waited for this connection go at the next cron run.
         EventPipeline(dependencies: dependencies, tenant: tenantId).outboxDueNow()
         dependencies.logger.info("meta_connected", [

@@ -27,7 +27,7 @@ package struct ConnectHandler: Handler {
         let graph = GraphClient(config: config, app: app, transport: dependencies.http, logger: dependencies.logger)
         dependencies.logger.info("connect_started", ["rerequest": .bool(rerequest)])
         return .redirect(to: graph.authorizationURL(state: nonce, redirectURI: redirectURI,
-                                                    scopes: config.scopes, rerequest: rerequest))
+                                                    scopes: config.scopes, rerequest: rerequest, configId: config.loginConfigId))
     }
 
     package init(dependencies: Dependencies) {

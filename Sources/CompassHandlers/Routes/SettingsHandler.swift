@@ -25,6 +25,9 @@ package struct SettingsHandler: Handler {
         package var testEventCode: String?
         package var tokenExpiresAt: Date?
         package var dataAccessExpiresAt: Date?
+        /// `user` or `system_user` (Facebook Login for Business), and the client's business.
+        package var tokenType: String?
+        package var clientBusinessId: String?
         package var grantedScopes: [String]
         package var missingScopes: [String]
         /// The last renewal or check of the token by refresh-cron, and its outcome.
@@ -109,6 +112,7 @@ package struct SettingsHandler: Handler {
                     pixelStatus: integration.config.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
                     pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
                     tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
+                    tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
                     grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
                     lastRefresh: integration.lastRefresh, delivery: delivery,
                     eventMatchQuality: quality?.pixelId == integration.config.pixelId ? quality : nil)

@@ -35,12 +35,20 @@ package struct GraphClient: Sendable {
 
     // MARK: OAuth
 
-    package func authorizationURL(state: String, redirectURI: String, scopes: [String], rerequest: Bool) -> String {
+    /// The OAuth dialog: classic login asks for `scope`; Facebook Login for Business names its
+    /// configuration (`config_id`, which fixes permissions, assets and the token type) instead.
+    package func authorizationURL(state: String, redirectURI: String, scopes: [String], rerequest: Bool,
+                                  configId: String? = nil) -> String {
         var query = QueryParameters()
         query.append("client_id", app.id)
         query.append("redirect_uri", redirectURI)
         query.append("state", state)
-        query.append("scope", scopes.joined(separator: ","))
+        if let configId {
+            query.append("config_id", configId)
+            query.append("override_default_response_type", "true")
+        } else {
+            query.append("scope", scopes.joined(separator: ","))
+        }
         query.append("response_type", "code")
         if rerequest { query.append("auth_type", "rerequest") }
         return "\(dialogURL)/\(version)/dialog/oauth?\(query.encoded)"
@@ -74,6 +82,8 @@ package struct GraphClient: Sendable {
 
     package struct TokenInfo: Decodable, Sendable {
         package var appId: String?
+        /// `USER`, or `SYSTEM_USER` for a Business Integration System User token.
+        package var type: String?
         package var isValid: Bool
         package var expiresAt: Int64?
         package var dataAccessExpiresAt: Int64?
@@ -81,6 +91,7 @@ package struct GraphClient: Sendable {
         package var userId: String?
         package enum CodingKeys: String, CodingKey {
             case appId = "app_id"
+            case type
             case isValid = "is_valid"
             case expiresAt = "expires_at"
             case dataAccessExpiresAt = "data_access_expires_at"
@@ -100,6 +111,16 @@ package struct GraphClient: Sendable {
 
     package struct MetaUser: Decodable, Sendable {
         package var id: String
+    }
+
+    /// The business of the client that installed the app (a system user's `/me`).
+    package func clientBusinessId(token: String) throws(GraphFailure) -> String? {
+        struct Answer: Decodable {
+            var clientBusinessId: String?
+            enum CodingKeys: String, CodingKey { case clientBusinessId = "client_business_id" }
+        }
+        let answer: Answer = try get("me", [("fields", "client_business_id")], token: token)
+        return answer.clientBusinessId.flatMap { $0.consists(of: ASCII.isDigit, length: 1...32) ? $0 : nil }
     }
 
     package func me(token: String) throws(GraphFailure) -> MetaUser {

@@ -29,7 +29,7 @@ package struct Config: Sendable {
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
         "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
-        "META_PARTNER_AGENT",
+        "META_PARTNER_AGENT", "META_LOGIN_CONFIG_ID",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
     ]
@@ -67,6 +67,8 @@ package struct Config: Sendable {
     package var metaConcurrency: Int
     /// `partner_agent` on every events request: `[partner]_[major]_[minor]`, as Meta documents it.
     package var partnerAgent: String
+    /// A Facebook Login for Business configuration: the dialog takes it instead of `scope`.
+    package var loginConfigId: String?
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.
     package var webhookURL: String?
     package var webhookSecret: String?
@@ -180,6 +182,12 @@ package struct Config: Sendable {
             refreshBudgetSeconds: budget,
             metaConcurrency: concurrency,
             partnerAgent: try partnerAgent(value("META_PARTNER_AGENT")),
+            loginConfigId: try value("META_LOGIN_CONFIG_ID").map { raw throws(Config.Error) in
+                guard raw.consists(of: ASCII.isDigit, length: 1...32) else {
+                    throw Error(variable: "META_LOGIN_CONFIG_ID", problem: "must be the configuration's id (digits)")
+                }
+                return raw
+            },
             webhookURL: webhookURL,
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),

@@ -143,12 +143,13 @@ final class World: @unchecked Sendable {
 
     /// connect -> dialog approve -> callback; returns the callback's Location.
     @discardableResult
-    func connectTenant(_ tenant: String = "tenant_a", decline: String? = nil, user: String? = nil) -> String {
+    func connectTenant(_ tenant: String = "tenant_a", decline: String? = nil, user: String? = nil, approve extra: String = "") -> String {
         let connect = run(ConnectHandler.self, request("GET", "/api/connect/meta", tenant: tenant, cookie: true))
         guard let dialog = connect.header("Location") else { return "connect failed: \(connect.status)" }
         var approve = dialog + "&sandbox_action=approve"
         if let decline { approve += "&sandbox_decline=\(decline)" }
         if let user { approve += "&sandbox_user=\(user)" }
+        approve += extra
         guard let answer = try? transport.send(HTTPRequest(method: "GET", url: approve)), let back = answer.headers["location"],
               let query = back.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) else {
             Issue.record("the sandbox dialog did not redirect back")
