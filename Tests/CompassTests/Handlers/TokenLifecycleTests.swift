@@ -428,6 +428,19 @@ extension World {
         #expect(world.send(world.lead("bisu-1")).status == 200)
     }
 
+    /// Meta's deauthorize callback and disconnect (with the revoke at Meta) as for a user token.
+    @Test func aSystemUserConnectionIsDeauthorizedAndDisconnectedAsAUserOne() throws {
+        let world = World(environment: ["META_LOGIN_CONFIG_ID": Self.configId])
+        world.connectTenant("bisu_a", approve: "&sandbox_token_type=system_user")
+        let disconnect = world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect", tenant: "bisu_a"))
+        #expect(disconnect.status == 200 && disconnect.json["revokedAtMeta"] as? Bool == true, "\(disconnect.text)")
+        world.connectTenant("bisu_b", approve: "&sandbox_token_type=system_user")
+        let deauthorize = world.metaCallback("/api/connect/meta/deauthorize", world.signedRequest(user: SandboxData.systemUserId))
+        #expect(deauthorize.status == 200)
+        #expect(world.integration("bisu_b")?.status == .disconnected)
+        #expect(world.integration("bisu_b")?.statusReason == "deauthorized_at_meta")
+    }
+
     /// The same configuration flow with a user token: exchanged for a long-lived one as before.
     @Test func aUserTokenThroughAConfigurationIsExchangedAsBefore() throws {
         let world = World(environment: ["META_LOGIN_CONFIG_ID": Self.configId])
