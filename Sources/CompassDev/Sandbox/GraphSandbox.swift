@@ -65,6 +65,9 @@ package struct GraphSandbox: Sendable {
             return withUser(request) { token in revoke(token) }
         default:
             let parts = route.split(separator: "/")
+            if request.method == "GET", parts.count == 1, let account = SandboxData.account(String(parts[0])) {
+                return withUser(request) { _ in json(Self.row(account)) }
+            }
             if request.method == "GET", parts.count == 2, parts[1] == "adspixels", AdAccountId.isValid(parts[0]) {
                 return withUser(request) { _ in pixels(String(parts[0]), request, version: version) }
             }
@@ -291,14 +294,14 @@ package struct GraphSandbox: Sendable {
     // MARK: Ad accounts and pixels
 
     private func adAccounts(_ request: Request, version: String) -> HTTPResponse {
-        let rows: [JSONValue] = SandboxData.accounts.map { account in
-            .object([
-                "id": .string(account.id), "account_id": .string(account.accountId), "name": .string(account.name),
-                "currency": .string(account.currency), "account_status": .int(Int64(account.status)),
-                "business": .object(["id": .string(SandboxData.businessId), "name": .string("Sandbox Business")]),
-            ])
-        }
+        let rows: [JSONValue] = SandboxData.accounts.map { .object(Self.row($0)) }
         return page(rows, request, path: "\(version)/me/adaccounts")
+    }
+
+    private static func row(_ account: SandboxData.Account) -> [String: JSONValue] {
+        ["id": .string(account.id), "account_id": .string(account.accountId), "name": .string(account.name),
+         "currency": .string(account.currency), "account_status": .int(Int64(account.status)),
+         "business": .object(["id": .string(SandboxData.businessId), "name": .string("Sandbox Business")])]
     }
 
     private func pixels(_ accountId: String, _ request: Request, version: String) -> HTTPResponse {

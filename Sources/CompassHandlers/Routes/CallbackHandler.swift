@@ -112,7 +112,10 @@ package struct CallbackHandler: Handler {
         guard info.isValid, info.appId == nil || info.appId == graph.app.id else {
             throw GraphFailure.badResponse(status: 200, reason: "debug_token says the token is not valid for this app")
         }
-        let accounts = try graph.adAccounts(token: token)
+        // A configuration's grant names its ad accounts; without one, the listing endpoint.
+        let grantedAccounts = systemUser ? info.grantedAdAccounts : []
+        let accounts = grantedAccounts.isEmpty ? try graph.adAccounts(token: token)
+            : try grantedAccounts.map { id throws(GraphFailure) in try graph.adAccount(id, token: token) }
 
         let now = dependencies.clock.now
         let granted = info.scopes ?? config.scopes

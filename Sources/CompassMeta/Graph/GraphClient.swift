@@ -89,8 +89,29 @@ package struct GraphClient: Sendable {
         package var dataAccessExpiresAt: Int64?
         package var scopes: [String]?
         package var userId: String?
+        /// Per permission, the assets the client granted it on (a configuration's assets).
+        package var granularScopes: [GranularScope]?
+        package struct GranularScope: Decodable, Sendable {
+            package var scope: String
+            package var targetIds: [String]?
+            package enum CodingKeys: String, CodingKey {
+                case scope
+                case targetIds = "target_ids"
+            }
+        }
+        /// The ad accounts (`act_<id>`) the client granted `ads_read` or `ads_management` on.
+        package var grantedAdAccounts: [String] {
+            var ids: [String] = []
+            for grant in granularScopes ?? [] where ["ads_read", "ads_management"].contains(grant.scope) {
+                for target in grant.targetIds ?? [] where target.consists(of: ASCII.isDigit, length: 1...32) && !ids.contains("act_" + target) {
+                    ids.append("act_" + target)
+                }
+            }
+            return ids
+        }
         package enum CodingKeys: String, CodingKey {
             case appId = "app_id"
+            case granularScopes = "granular_scopes"
             case type
             case isValid = "is_valid"
             case expiresAt = "expires_at"
@@ -143,6 +164,13 @@ package struct GraphClient: Sendable {
     }
 
     // MARK: Ad accounts and pixels
+
+    /// One ad account by id (the accounts a configuration granted).
+    package func adAccount(_ id: String, token: String) throws(GraphFailure) -> AdAccount {
+        let row: AdAccount.GraphRow = try get(id, [("fields", "id,account_id,name,currency,account_status,business{id,name}")], token: token)
+        guard row.id == id else { throw .badResponse(status: 200, reason: "ad account id does not match") }
+        return AdAccount(row)
+    }
 
     package func adAccounts(token: String) throws(GraphFailure) -> [AdAccount] {
         let rows: [AdAccount.GraphRow] = try allPages("me/adaccounts", [

@@ -411,6 +411,9 @@ extension World {
         #expect(credential.metaUserId == SandboxData.systemUserId)
         #expect(world.integration()?.tokenType == "system_user")
         #expect(world.integration()?.clientBusinessId == SandboxData.businessId)
+        // The ad accounts are the ones the configuration's grant names, not every listed one.
+        #expect(world.integration()?.config.adAccounts.map(\.id) == ["act_1000001", "act_1000002"])
+        #expect(!world.transport.paths.contains { $0.hasSuffix("me/adaccounts") })
         let settings = world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json
         #expect(settings["tokenType"] as? String == "system_user")
         #expect(settings["clientBusinessId"] as? String == SandboxData.businessId)
