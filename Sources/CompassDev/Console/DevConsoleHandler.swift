@@ -94,7 +94,7 @@ package struct DevConsoleHandler: Handler {
         <a id="connect" class="button" href="/api/connect/meta">Connect Meta</a></div>
         <div id="connected" hidden>
         <p>Status: <strong id="status"></strong> <span id="status-reason"></span></p>
-        <p>Token expires <span id="expires"></span>; scopes <code id="scopes"></code></p>
+        <p>Token expires <span id="expires"></span>; scopes <code id="scopes"></code>; type <span id="token-type"></span><span id="client-business"></span></p>
         <table id="accounts"><thead><tr><th>Ad account</th><th>Name</th><th>Currency</th><th>Status</th></tr></thead><tbody></tbody></table>
         <label>Ad account <select id="account"><option value="">Choose...</option></select></label>
         <label>Pixel <select id="pixel"><option value="">Choose an ad account first</option></select></label>
@@ -140,6 +140,8 @@ package struct DevConsoleHandler: Handler {
           $('status-reason').textContent = s.statusReason || '';
           $('expires').textContent = s.tokenExpiresAt || 'never';
           $('scopes').textContent = s.grantedScopes.join(', ');
+          $('token-type').textContent = s.tokenType === 'system_user' ? 'system user (Facebook Login for Business)' : 'user';
+          $('client-business').textContent = s.clientBusinessId ? ', client business ' + s.clientBusinessId : '';
           const rows = s.adAccounts.map((a) => {
             const tr = document.createElement('tr');
             for (const v of [a.id, a.name || '', a.currency || '', statuses[a.status] || String(a.status)]) {

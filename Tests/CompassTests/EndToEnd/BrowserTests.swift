@@ -176,6 +176,7 @@ struct WebDriver {
         #expect(try browser.waitForText("#test-result", containing: "Test event") .hasPrefix("Test event sent"))
         #expect(try browser.waitForText("#sent", containing: "1") == "1")
         #expect(try browser.text("#pixel-status") == "available")
+        #expect(try browser.text("#token-type") == "user")
         let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
         #expect(cron.status == 200)
         try browser.go(host.base + "/settings/integrations")
