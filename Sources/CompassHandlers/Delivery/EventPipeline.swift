@@ -11,6 +11,8 @@ import Glibc
 package struct EventPipeline {
     package let dependencies: Dependencies
     package let tenant: String
+    /// Where the usage headers of Meta's answers go, when a job paces its calls by them.
+    package var usage: GraphUsage? = nil
 
     package static let maxAttempts = 20
     package static let leaseSeconds = 300
@@ -37,7 +39,9 @@ package struct EventPipeline {
             dependencies.logger.error("credential_unreadable", ["error": .string("\(error)")])
             return .waiting("stored token cannot be decrypted")
         }
-        let delivery = EventDelivery(graph: try dependencies.graph(), pixelId: pixel, token: token,
+        var graph = try dependencies.graph()
+        graph.usage = usage
+        let delivery = EventDelivery(graph: graph, pixelId: pixel, token: token,
                                      testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.partnerAgent)
         return .ready(delivery, integration)
     }

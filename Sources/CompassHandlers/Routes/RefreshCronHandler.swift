@@ -2,6 +2,10 @@ import CompassMeta
 import CompassPlatform
 import CompassStorage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The scheduled job (`refresh-cron`): renews and checks tokens, re-encrypts credentials after
 /// a key rotation, drains every tenant's outbox and delivers notices to Compass. Over HTTP
 /// (POST /api/cron/meta/refresh) it needs `Authorization: Bearer $CRON_SECRET`; run directly
@@ -21,6 +25,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
             /// Queued copies of events another copy delivered meanwhile: removed, not sent.
             package var duplicates = 0
             package var skipped = 0
+            /// Draining stopped because Meta's usage headers neared its limits; the rest waits.
+            package var throttled = false
         }
         package var tokens = TokenRefresher.Summary()
         package var outbox = Outbox()
@@ -79,13 +85,22 @@ package struct RefreshCronHandler: DirectlyRunnable {
         try indexOutboxesOnce()
         let index = DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
         var after: String? = nil
+        // Meta's usage headers, successful answers included, pace the drain as the token job.
+        let usage = GraphUsage()
         defer { dependencies.logger.setTenant(nil) }
         while dependencies.clock.now < deadline {
             let (entries, more) = try index.due(asOf: dependencies.clock.now, after: after, limit: 64)
             for entry in entries where dependencies.clock.now < deadline {
+                guard let pause = usage.pauseSeconds() else {
+                    outbox.throttled = true
+                    return
+                }
+                if pause > 0 { usleep(UInt32(pause * 1_000_000)) }
                 after = entry.key
                 dependencies.logger.setTenant(entry.tenant)
-                let result = try EventPipeline(dependencies: dependencies, tenant: entry.tenant).drain()
+                var pipeline = EventPipeline(dependencies: dependencies, tenant: entry.tenant)
+                pipeline.usage = usage
+                let result = try pipeline.drain()
                 let now = dependencies.clock.now
                 let next: Date?
                 if result.skipped == "another drain holds the lease" {

@@ -336,6 +336,31 @@ extension World {
         #expect(settings()["pixelStatusReason"] == nil)
     }
 
+    /// Meta's usage headers on successful deliveries stop the drain before Meta refuses: the
+    /// next tenant's events wait for the next run.
+    @Test func metasUsageHeadersOnDeliveriesStopTheDrainBeforeMetaRefuses() {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant("ua")
+        world.readyTenant("ub")
+        world.queueFault(.serverError, path: "2000101/events", count: 2)
+        #expect(world.send(world.lead("u-a"), tenant: "ua").status == 202)
+        #expect(world.send(world.lead("u-b"), tenant: "ub").status == 202)
+        world.transport.decorate.withLock {
+            $0 = { request, answer in
+                guard request.url.contains("/events?"), answer.status == 200 else { return answer }
+                var decorated = answer
+                decorated.headers["x-app-usage"] = #"{"call_count":96,"total_cputime":10,"total_time":12}"#
+                return decorated
+            }
+        }
+        let first = world.drain()
+        #expect(first.outbox.sent == 1 && first.outbox.throttled, "\(first.outbox)")
+        world.transport.decorate.withLock { $0 = nil }
+        let second = world.drain()
+        #expect(second.outbox.sent == 1 && !second.outbox.throttled, "\(second.outbox)")
+        #expect(world.deliveredIds().sorted() == ["u-a", "u-b"])
+    }
+
     @Test func anExpiredTokenMarksNeedsReauthAndEventsWait() {
         let world = World()
         world.readyTenant()
