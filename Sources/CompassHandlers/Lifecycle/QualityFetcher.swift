@@ -111,7 +111,7 @@ package struct QualityFetcher {
                 return .stale
             }
             let token = try dependencies.openToken(credential, tenant: tenant)
-            let events = try dependencies.graph().datasetQuality(pixelId: pixel, agentName: dependencies.config.partnerAgent, token: token)
+            let events = try dependencies.graph().datasetQuality(pixelId: pixel, agentName: dependencies.config.agentName, token: token)
             try records.save(MatchQuality(pixelId: pixel, fetchedAt: now, events: events), at: RecordKey.quality(tenant))
             dependencies.logger.info("match_quality_fetched", ["tenant": .string(tenant), "events": .int(events.count)])
             next = DueIndex.nextDaily(after: now, random: dependencies.random)

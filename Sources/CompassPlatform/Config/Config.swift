@@ -67,6 +67,8 @@ package struct Config: Sendable {
     package var metaConcurrency: Int
     /// `partner_agent` on every events request: `[partner]_[major]_[minor]`, as Meta documents it.
     package var partnerAgent: String
+    /// The Dataset Quality API's `agent_name`: the partner part of `partnerAgent`, lower-cased.
+    package var agentName: String { String(partnerAgent.prefix { $0 != "_" }).lowercased() }
     /// A Facebook Login for Business configuration: the dialog takes it instead of `scope`.
     package var loginConfigId: String?
     /// Where Compass wants notices (`integration.needs_reauth`), and the HMAC key that signs them.

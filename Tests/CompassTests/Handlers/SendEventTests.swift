@@ -527,7 +527,8 @@ extension World {
         #expect(events.first?["compositeScore"] as? Double ?? 0 > 2)
         #expect((events.first?["matchKeyCoverage"] as? [String: Double])?["email"] == 100)
         let asked = world.transport.requests.withLock { $0.map(\.url) }.filter { $0.contains("/dataset_quality?") }
-        #expect(asked.count == 1 && asked[0].contains("dataset_id=2000101") && asked[0].contains("agent_name=\(Config.defaultPartnerAgent)"))
+        // agent_name is the partner part of partner_agent, lower-cased.
+        #expect(asked.count == 1 && asked[0].contains("dataset_id=2000101") && asked[0].contains("agent_name=compass&"))
         // Daily: nothing right after, again a day later.
         #expect(world.drain().quality.fetched == 0)
         world.clock.advance(DueIndex.period + DueIndex.jitter + 60)
