@@ -45,12 +45,14 @@ package struct DisconnectHandler: Handler {
 
     /// Revokes the app's permissions for the Meta user, unless another tenant still uses a
     /// grant of the same Meta user: Meta's revoke is per user and would cut that tenant off too.
+    /// A system user (Facebook Login for Business) belongs to one connection and is never
+    /// treated as shared.
     private func revoke(_ credential: IntegrationCredential, tenant: String) -> Result {
         var result = Result(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
         let logger = dependencies.logger
         do {
             let others = try dependencies.store.list(prefix: RecordKey.metaUserPrefix(credential.metaUserId), after: nil, limit: 2)
-            if others.entries.contains(where: { !$0.key.hasSuffix("/" + tenant) }) {
+            if credential.tokenType != "system_user", others.entries.contains(where: { !$0.key.hasSuffix("/" + tenant) }) {
                 result.revokeSkipped = "grant_shared_with_another_tenant"
                 return result
             }

@@ -435,6 +435,9 @@ extension World {
     @Test func aSystemUserConnectionIsDeauthorizedAndDisconnectedAsAUserOne() throws {
         let world = World(environment: ["META_LOGIN_CONFIG_ID": Self.configId])
         world.connectTenant("bisu_a", approve: "&sandbox_token_type=system_user")
+        // Another tenant connected through the same system user: a system user is never
+        // treated as a shared grant, so the disconnect revokes it anyway.
+        world.connectTenant("bisu_c", approve: "&sandbox_token_type=system_user")
         let disconnect = world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect", tenant: "bisu_a"))
         #expect(disconnect.status == 200 && disconnect.json["revokedAtMeta"] as? Bool == true, "\(disconnect.text)")
         world.connectTenant("bisu_b", approve: "&sandbox_token_type=system_user")
