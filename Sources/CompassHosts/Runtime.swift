@@ -6,18 +6,21 @@ import CompassPlatform
 import CompassStorage
 
 /// What a route's `main.swift` calls: reads the process once, finds out which host started it
-/// and serves the handler that way: a FastCGI process manager (a listening socket on standard
-/// input: many requests), a CGI host (one request, RFC 3875) or, for a handler that also runs
-/// without a request, cron (no CGI variables at all).
+/// and serves the handler that way: AWS Lambda (`AWS_LAMBDA_RUNTIME_API`: many invocations), a
+/// FastCGI process manager (a listening socket on standard input: many requests), a CGI host
+/// (one request, RFC 3875) or, for a handler that also runs without a request, cron (no CGI
+/// variables at all).
 package enum Runtime {
     package static func run<H: Handler>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
         if FastCGIHost.startedByProcessManager { exit(FastCGIHost.serve(H.self, process: process)) }
         exit(CGIAdapter.serve(H.self, process: process))
     }
 
     package static func run<H: DirectlyRunnable>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
         if FastCGIHost.startedByProcessManager { exit(FastCGIHost.serve(H.self, process: process)) }
         exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
     }

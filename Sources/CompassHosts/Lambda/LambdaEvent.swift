@@ -1,0 +1,113 @@
+import CompassPlatform
+import CompassStorage
+
+/// What a Lambda invocation carries, turned into what the other hosts give a handler: an HTTP
+/// event becomes the CGI meta-variables and body a CGI host would have passed (so the request
+/// the handler sees is the same), and the handler's answer goes back in the event's own shape.
+package enum LambdaEvent: Equatable {
+    /// API Gateway HTTP API and function URLs (payload 2.0), REST APIs (1.0) and load balancers.
+    package enum Shape: Equatable, Sendable { case httpV2, restV1(multiValue: Bool), loadBalancer(multiValue: Bool) }
+
+    case http(environment: [String: String], body: [UInt8], shape: Shape)
+    /// An EventBridge schedule (`aws.events` or `aws.scheduler`, `Scheduled Event`).
+    case schedule
+    /// Anything else: an invocation error naming what was missing.
+    case unknown(String)
+
+    package static func parse(_ bytes: [UInt8]) -> LambdaEvent {
+        guard let event = try? JSONParser.parse(bytes), event.object != nil else { return .unknown("the event is not a JSON object") }
+        if let source = event["source"]?.string, ["aws.events", "aws.scheduler"].contains(source),
+           event["detail-type"]?.string == "Scheduled Event" {
+            return .schedule
+        }
+        if event["version"]?.string == "2.0", let http = event["requestContext"]?["http"], let method = http["method"]?.string {
+            var headers: [(String, String)] = []
+            for (name, value) in event["headers"]?.object ?? [:] { if let text = value.string { headers.append((name, text)) } }
+            if let cookies = event["cookies"]?.array?.compactMap(\.string), !cookies.isEmpty {
+                headers.removeAll { $0.0.lowercased() == "cookie" }
+                headers.append(("cookie", cookies.joined(separator: "; ")))
+            }
+            return httpEvent(method: method, path: event["rawPath"]?.string ?? "/", query: event["rawQueryString"]?.string ?? "",
+                        headers: headers, body: event, sourceIp: http["sourceIp"]?.string, shape: .httpV2)
+        }
+        if let method = event["httpMethod"]?.string {
+            let multi = event["multiValueHeaders"]?.object != nil
+            var headers: [(String, String)] = []
+            if let values = event["multiValueHeaders"]?.object {
+                for (name, list) in values { headers.append((name, (list.array ?? []).compactMap(\.string).joined(separator: ", "))) }
+            } else {
+                for (name, value) in event["headers"]?.object ?? [:] { if let text = value.string { headers.append((name, text)) } }
+            }
+            var query = QueryParameters()
+            if let values = event["multiValueQueryStringParameters"]?.object {
+                for name in values.keys.sorted() { for item in values[name]?.array ?? [] { if let text = item.string { query.append(name, text) } } }
+            } else {
+                for name in (event["queryStringParameters"]?.object ?? [:]).keys.sorted() {
+                    if let text = event["queryStringParameters"]?[name]?.string { query.append(name, text) }
+                }
+            }
+            let loadBalancer = event["requestContext"]?["elb"] != nil
+            return httpEvent(method: method, path: event["path"]?.string ?? "/", query: query.encoded, headers: headers, body: event,
+                        sourceIp: event["requestContext"]?["identity"]?["sourceIp"]?.string,
+                        shape: loadBalancer ? .loadBalancer(multiValue: multi) : .restV1(multiValue: multi))
+        }
+        return .unknown("neither an HTTP event (API Gateway, function URL, load balancer) nor an EventBridge schedule")
+    }
+
+    private static func httpEvent(method: String, path: String, query: String, headers: [(String, String)], body event: JSONValue,
+                             sourceIp: String?, shape: Shape) -> LambdaEvent {
+        var body: [UInt8] = []
+        if let text = event["body"]?.string {
+            if event["isBase64Encoded"]?.bool == true {
+                guard let decoded = Base64Bytes.decode(text) else { return .unknown("the body is marked base64 but is not") }
+                body = decoded
+            } else {
+                body = Array(text.utf8)
+            }
+        }
+        var environment = ["GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method.uppercased(),
+                           "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
+                           "CONTENT_LENGTH": String(body.count), "SERVER_PROTOCOL": "HTTP/1.1"]
+        if let sourceIp { environment["REMOTE_ADDR"] = sourceIp }
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            guard lower.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || $0 == 45 }) else { continue }
+            if lower == "content-type" { environment["CONTENT_TYPE"] = value; continue }
+            if lower == "content-length" { continue }
+            environment["HTTP_" + lower.uppercased().replacing("-", with: "_")] = value
+        }
+        return .http(environment: environment, body: body, shape: shape)
+    }
+
+    /// The answer in the event's shape: text bodies as text, others base64; `Set-Cookie` in
+    /// `cookies` (2.0) or `multiValueHeaders` (when the request used them).
+    package static func response(_ response: CGIResponse, shape: Shape, isHead: Bool) -> [UInt8] {
+        let body = isHead ? [] : response.body
+        let type = response.headers.first { $0.0.lowercased() == "content-type" }?.1.lowercased() ?? ""
+        let isText = type.hasPrefix("text/") || type.contains("json") || body.isEmpty
+        var answer: [String: JSONValue] = [
+            "statusCode": .int(Int64(response.status)),
+            "body": .string(isText ? String(decoding: body, as: UTF8.self) : Base64Bytes.encode(body)),
+            "isBase64Encoded": .bool(!isText),
+        ]
+        let cookies = response.headers.filter { $0.0.lowercased() == "set-cookie" }.map(\.1)
+        let others = response.headers.filter { $0.0.lowercased() != "set-cookie" }
+        switch shape {
+        case .httpV2:
+            answer["headers"] = .object(Dictionary(others.map { ($0.0, JSONValue.string($0.1)) }) { first, _ in first })
+            if !cookies.isEmpty { answer["cookies"] = .array(cookies.map(JSONValue.string)) }
+        case .restV1(let multi), .loadBalancer(let multi):
+            if multi {
+                var grouped: [String: [JSONValue]] = [:]
+                for (name, value) in response.headers { grouped[name, default: []].append(.string(value)) }
+                answer["multiValueHeaders"] = .object(grouped.mapValues(JSONValue.array))
+            } else {
+                var single = Dictionary(others.map { ($0.0, JSONValue.string($0.1)) }) { first, _ in first }
+                if let cookie = cookies.first { single["Set-Cookie"] = .string(cookie) }
+                answer["headers"] = .object(single)
+            }
+            if case .loadBalancer = shape { answer["statusDescription"] = .string("\(response.status) \(response.status < 400 ? "OK" : "Error")") }
+        }
+        return JSONValue.object(answer).serialized
+    }
+}

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CompassHandlers
+import CompassPlatform
+import CompassStorage
+
+/// AWS Lambda's custom runtime: with `AWS_LAMBDA_RUNTIME_API` set, the executable (packaged as
+/// `bootstrap`) loops over the Runtime API (2018-06-01): the next invocation, then its response
+/// or its error. The services are built once; every invocation gets its own logger, as under
+/// FastCGI. An HTTP event is served as the same CGI request another host would pass.
+package enum LambdaHost {
+    package static let version = "2018-06-01"
+
+    static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String) -> Int32 {
+        loop(H.self, process: process, runtimeAPI: runtimeAPI, scheduled: nil)
+    }
+
+    static func serve<H: DirectlyRunnable>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String) -> Int32 {
+        loop(H.self, process: process, runtimeAPI: runtimeAPI) { dependencies in
+            try JSON.encode(H(dependencies: dependencies).run())
+        }
+    }
+
+    /// `scheduled` runs the handler's job for an EventBridge schedule (refresh-cron).
+    static func loop<H: Handler>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String,
+                                 scheduled: ((Dependencies) throws -> [UInt8])?) -> Int32 {
+        let transport = CurlTransport()
+        let base = "http://\(runtimeAPI)/\(version)/runtime"
+        let services: Services
+        let config: Config
+        do {
+            config = try Config.load(from: process.environment, workingDirectory: nil)
+            if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
+                throw Config.Error(variable: "STORE_URL", problem: "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)")
+            }
+            services = try Services.live(config: config)
+        } catch {
+            let message = (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"
+            _ = try? transport.send(post(base + "/init/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
+                                         errorType: "Runtime.ConfigurationError"))
+            Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
+            return 1
+        }
+        var failures = 0
+        while true {
+            let next: HTTPResponse
+            do {
+                // A long poll: Lambda answers when an invocation comes (the process is frozen meanwhile).
+                next = try transport.send(HTTPRequest(method: "GET", url: base + "/invocation/next", timeoutMilliseconds: 24 * 3_600_000,
+                                                      maxResponseBytes: 7 << 20))
+                failures = 0
+            } catch {
+                failures += 1
+                if failures >= 5 { return 1 }
+                usleep(100_000)
+                continue
+            }
+            guard next.status == 200, let id = next.headers["lambda-runtime-aws-request-id"],
+                  id.utf8.allSatisfy({ ASCII.isIdentifier($0) || $0 == 45 }), !id.isEmpty else { continue }
+            if let trace = next.headers["lambda-runtime-trace-id"] { setenv("_X_AMZN_TRACE_ID", trace, 1) } else { unsetenv("_X_AMZN_TRACE_ID") }
+            let logger = Logger(function: H.name, level: config.logLevel)
+            let target = base + "/invocation/\(id)"
+            switch LambdaEvent.parse(next.body) {
+            case .http(let environment, let body, let shape):
+                let outcome = CGIAdapter.respond(H.self, request: environment, body: .received(body, total: body.count),
+                                                 services: .success(services), logger: logger)
+                _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
+                                                    body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
+            case .schedule:
+                guard let scheduled else {
+                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name) does not run on a schedule"),
+                                                                      "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
+                    continue
+                }
+                do {
+                    let summary = try scheduled(services.dependencies(logger: logger))
+                    _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response",
+                                                        headers: [("Content-Type", "application/json")], body: summary))
+                } catch {
+                    let answer = APIError.answer(for: error, logger: logger)
+                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string(String(decoding: answer.body, as: UTF8.self)),
+                                                                      "errorType": "Runtime.JobFailed"], errorType: "Runtime.JobFailed"))
+                }
+            case .unknown(let reason):
+                logger.warn("lambda_event_refused", ["reason": .string(reason)])
+                _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name): \(reason)"),
+                                                                  "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
+            }
+        }
+    }
+
+    private static func post(_ url: String, _ body: [String: JSONValue], errorType: String) -> HTTPRequest {
+        HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", errorType)],
+                    body: JSONValue.object(body).serialized)
+    }
+}
