@@ -88,8 +88,8 @@ struct LambdaFunction {
     static let jwtSecret = "lambda-jwt-secret-0123456789abcdef0123"
 
     static func start(_ name: String, emulator: LambdaEmulator, store: String? = nil) throws -> LambdaFunction {
-        // Not under /tmp: a Lambda host refuses a file store there (not shared, not kept).
-        let folder = FunctionsManifestTests.root.appendingPathComponent(".build/lambda-tests/\(UUID().uuidString)")
+        // Not under /tmp (where a clone may live too): a Lambda host refuses a file store there.
+        let folder = URL(fileURLWithPath: "/var/tmp/compass-lambda-tests/\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = Executables.url(name)
