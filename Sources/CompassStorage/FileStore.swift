@@ -568,12 +568,13 @@ struct FolderItem: Sendable {
     var isRecord: Bool
 }
 
-/// Sorted folder listings a process keeps for a while, for walks over many pages (`scan`, the
-/// sweep): a folder of N records is read once per walk instead of once per page. A record
-/// written after its folder was read is missed by that walk; one deleted is read as absent.
+/// Sorted folder listings a process keeps for a while, for walks over many pages (`scan`): a
+/// folder of N records is read once per walk instead of once per page. A record written after
+/// its folder was read is missed by that walk; one deleted is read as absent.
 final class FolderSnapshots: Sendable {
-    /// How long a listing is kept: longer than a cron run, short against a warm process.
-    static let lifetime: Int64 = 120
+    /// How long a listing is kept: shorter than refresh-cron's one-minute schedule, so that two
+    /// runs in one warm process (FastCGI, Lambda) never share one; a longer walk reads again.
+    static let lifetime: Int64 = 30
     private let kept = Mutex<[String: (taken: Int64, items: [FolderItem])]>([:])
 
     func items(of folder: String, partial: String) -> [FolderItem]? {
