@@ -249,9 +249,12 @@ package struct SettingsHandler: Handler {
             guard error == .versionMismatch else { throw error }
             throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
         }
-        if settings.pixelId != nil { EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow() }
-        // A newly chosen pixel's Event Match Quality is fetched at the next cron run, then daily.
-        if let pixel = settings.pixelId, pixel != integration.config.pixelId { QualityFetcher.dueNow(tenant, dependencies: dependencies) }
+        // A newly chosen pixel: events that waited for it go at the next cron run, and its Event
+        // Match Quality is fetched then, then daily.
+        if let pixel = settings.pixelId, pixel != integration.config.pixelId {
+            EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow()
+            QualityFetcher.dueNow(tenant, dependencies: dependencies)
+        }
         dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
                                                       "test_mode": .bool(settings.testEventCode != nil)])
         return updated
