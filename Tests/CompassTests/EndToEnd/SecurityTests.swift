@@ -129,14 +129,8 @@ extension CGIWorld {
 @Suite struct CrossSiteTests {
     static let purchase = #"{"eventName":"Purchase","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"forged-1","userData":{"external_id":"x"},"customData":{"value":99999,"currency":"USD"}}"#
 
-    func connectedWorld() throws -> CGIWorld {
-        let world = try CGIWorld()
-        try world.connectWithPixel()
-        return world
-    }
-
     @Test func aForgedCookiePostIsRefusedAndNothingIsSent() throws {
-        let world = try connectedWorld()
+        let world = try CGIWorld.connected()
         let forgeries: [[String: String?]] = [
             // The finding: a form-shaped text/plain body, Origin null, no Sec-Fetch-Site.
             ["CONTENT_TYPE": "text/plain", "HTTP_ORIGIN": "null"],
@@ -166,7 +160,7 @@ extension CGIWorld {
     }
 
     @Test func aJSONRouteRefusesAnyOtherBodyType() throws {
-        let world = try connectedWorld()
+        let world = try CGIWorld.connected()
         for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", nil] {
             let answer = try world.run("send-event", "POST", "/api/connect/meta/events", body: Self.purchase,
                                        environment: ["CONTENT_TYPE": type])

@@ -13,14 +13,8 @@ import Glibc
 /// RFC 3875 as hosts really behave (Apache, nginx with fcgiwrap, lighttpd), through the built
 /// executables.
 @Suite struct CGIContractTests {
-    func connected() throws -> CGIWorld {
-        let world = try CGIWorld()
-        try world.connectWithPixel()
-        return world
-    }
-
     @Test func aPathBeyondTheRouteIsNotFound() throws {
-        let world = try connected()
+        let world = try CGIWorld.connected()
         // A prefix mount (Apache ScriptAlias) hands the rest over as PATH_INFO.
         let extra = try world.run("settings", "GET", "/api/connect/meta/settings/extra",
                                   environment: ["SCRIPT_NAME": "/api/connect/meta/settings", "PATH_INFO": "/extra"])
@@ -31,7 +25,7 @@ import Glibc
     }
 
     @Test func theRouteIsTheOneTheHostDecoded() throws {
-        let world = try connected()
+        let world = try CGIWorld.connected()
         // The host matched the decoded path to the replay mount; the raw REQUEST_URI still says %72.
         let replay = try world.run("send-event", "POST", "/api/connect/meta/events/%72eplay",
                                    environment: ["SCRIPT_NAME": "/api/connect/meta/events/replay"])
@@ -43,7 +37,7 @@ import Glibc
     }
 
     @Test func aChunkedBodyWithoutContentLengthIsReadToItsEnd() throws {
-        let world = try connected()
+        let world = try CGIWorld.connected()
         let event = LighttpdHost.lead("chunked-1")
         let answer = try world.run("send-event", "POST", "/api/connect/meta/events", body: event,
                                    environment: ["CONTENT_LENGTH": nil, "HTTP_TRANSFER_ENCODING": "chunked"])

@@ -113,6 +113,13 @@ final class CGIWorld: @unchecked Sendable {
         return String(back.split(separator: "?", maxSplits: 1)[1])
     }
 
+    /// A world whose tenant_a is connected with a pixel chosen.
+    static func connected() throws -> CGIWorld {
+        let world = try CGIWorld()
+        try world.connectWithPixel()
+        return world
+    }
+
     /// tenant_a connected through the callback, with ad account act_1000001 and pixel 2000101
     /// chosen; the answer to the choice.
     @discardableResult
