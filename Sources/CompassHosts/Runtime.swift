@@ -76,6 +76,18 @@ package struct Services: Sendable {
         Services(config: config, store: try config.openStore(), http: CurlTransport(), clock: SystemClock(), random: SecureRandom())
     }
 
+    /// The same services for one request that must be answered by `deadline`
+    /// (`monotonicMilliseconds()`): every Graph and store call ends by then, and refresh-cron's
+    /// budget ends a second before.
+    package func bounded(byDeadline deadline: Int64) -> Services {
+        var bounded = self
+        bounded.http = DeadlineTransport(base: http, deadline: deadline)
+        bounded.store = store.bounded(byDeadline: deadline)
+        let seconds = Int((deadline - monotonicMilliseconds()) / 1000) - 1
+        bounded.config.refreshBudgetSeconds = max(0, min(config.refreshBudgetSeconds, seconds))
+        return bounded
+    }
+
     package func dependencies(logger: Logger) -> Dependencies {
         Dependencies(config: config, store: store, http: http, clock: clock, random: random, logger: logger)
     }

@@ -17,7 +17,13 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     package let credentials: (user: String, password: String)?
     package let deadlineMilliseconds: Int
     package let attemptMilliseconds: Int
-    private let state = Mutex(State())
+    /// Shared by the copies `bounded(byDeadline:)` makes: one preferred node, token and set of
+    /// leases per process.
+    private let shared: Shared
+
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
 
     private struct State {
         var preferred = 0
@@ -41,6 +47,21 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         self.credentials = credentials
         self.deadlineMilliseconds = deadlineMilliseconds
         self.attemptMilliseconds = attemptMilliseconds
+        self.shared = Shared()
+    }
+
+    private init(_ store: EtcdStore, transport: any HTTPTransport) {
+        endpoints = store.endpoints
+        namespace = store.namespace
+        self.transport = transport
+        credentials = store.credentials
+        deadlineMilliseconds = store.deadlineMilliseconds
+        attemptMilliseconds = store.attemptMilliseconds
+        shared = store.shared
+    }
+
+    package func bounded(byDeadline deadline: Int64) -> any KeyValueStore {
+        EtcdStore(self, transport: DeadlineTransport(base: transport, deadline: deadline))
     }
 
     // MARK: KeyValueStore
@@ -183,14 +204,14 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         let now = Date().unixSeconds
         let bucket = Self.leaseBucketSeconds(ttl: ttl)
         let end = (now + Int64(max(ttl, 1)) + bucket - 1) / bucket * bucket
-        let known = state.withLock { state -> String? in
+        let known = shared.state.withLock { state -> String? in
             state.leases = state.leases.filter { $0.key > now }
             return state.leases[end]
         }
         if let known { return known }
         let lease: LeaseAnswer = try call("/v3/lease/grant", ["TTL": .string(String(max(end - now, 1)))])
         guard let id = lease.ID else { throw .unavailable("etcd granted no lease") }
-        state.withLock { $0.leases[end] = id }
+        shared.state.withLock { $0.leases[end] = id }
         return id
     }
 
@@ -261,7 +282,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         while attempt < endpoints.count * 2 {
             let remaining = Int(deadline - monotonicMilliseconds())
             guard remaining > 50 else { break }
-            let index = state.withLock { ($0.preferred + attempt) % endpoints.count }
+            let index = shared.state.withLock { ($0.preferred + attempt) % endpoints.count }
             attempt += 1
             var headers = [("Content-Type", "application/json")]
             if credentials != nil {
@@ -278,7 +299,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
                 continue
             }
             if (200..<300).contains(response.status) {
-                state.withLock { $0.preferred = index }
+                shared.state.withLock { $0.preferred = index }
                 do {
                     return try JSON.decode(T.self, from: response.body)
                 } catch {
@@ -303,7 +324,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     }
 
     private func authenticate(endpoint: String, force: Bool, remaining: Int) throws(StoreError) -> String? {
-        if !force, let token = state.withLock({ $0.token }) { return token }
+        if !force, let token = shared.state.withLock({ $0.token }) { return token }
         guard let credentials else { return nil }
         let body = JSON.encode(JSONValue.object(["name": .string(credentials.user), "password": .string(credentials.password)]))
         guard let response = try? transport.send(HTTPRequest(method: "POST", url: endpoint + "/v3/auth/authenticate",
@@ -313,7 +334,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
               let token = answer.token else {
             throw .unavailable("etcd refused the credentials in ETCD_USER/ETCD_PASSWORD")
         }
-        state.withLock { $0.token = token }
+        shared.state.withLock { $0.token = token }
         return token
     }
 

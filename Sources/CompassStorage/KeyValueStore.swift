@@ -97,6 +97,9 @@ package protocol KeyValueStore: Sendable {
     /// keys in byte order after `after`. Reads ignore expired records already; this frees
     /// the space they hold. A `cursor` of nil means the whole store was visited.
     func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage
+    /// The same store, every call of which ends by `deadline` (`monotonicMilliseconds()`), as
+    /// a host with a deadline per request needs (Lambda). A local backend has no call to bound.
+    func bounded(byDeadline deadline: Int64) -> any KeyValueStore
 }
 
 /// One batch of `sweepExpired`.
@@ -114,6 +117,8 @@ package struct SweepPage: Sendable, Equatable {
 }
 
 extension KeyValueStore {
+    package func bounded(byDeadline deadline: Int64) -> any KeyValueStore { self }
+
     package func scan(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
         try list(prefix: prefix, after: after, limit: limit)
     }

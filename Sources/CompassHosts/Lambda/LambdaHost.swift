@@ -25,6 +25,14 @@ package enum LambdaHost {
     /// `scheduled` runs the handler's job for an EventBridge schedule (refresh-cron).
     static func loop<H: Handler>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String,
                                  scheduled: ((Dependencies) throws -> [UInt8])?) -> Int32 {
+        // Lambda sends SIGTERM only between invocations, at shutdown: the default action (exit) is
+        // right, and it must reach the process even if whatever started it blocked the signal.
+        signal(SIGTERM, SIG_DFL)
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &unblock, nil)
+        signal(SIGPIPE, SIG_IGN)
         let transport = CurlTransport()
         let base = "http://\(runtimeAPI)/\(version)/runtime"
         let services: Services
@@ -61,10 +69,12 @@ package enum LambdaHost {
             if let trace = next.headers["lambda-runtime-trace-id"] { setenv("_X_AMZN_TRACE_ID", trace, 1) } else { unsetenv("_X_AMZN_TRACE_ID") }
             let logger = Logger(function: H.name, level: config.logLevel)
             let target = base + "/invocation/\(id)"
+            let invocation = deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
+                .map { services.bounded(byDeadline: $0) } ?? services
             switch LambdaEvent.parse(next.body) {
             case .http(let environment, let body, let shape):
                 let outcome = CGIAdapter.respond(H.self, request: environment, body: .received(body, total: body.count),
-                                                 services: .success(services), logger: logger)
+                                                 services: .success(invocation), logger: logger)
                 _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
                                                     body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
             case .schedule:
@@ -74,7 +84,7 @@ package enum LambdaHost {
                     continue
                 }
                 do {
-                    let summary = try scheduled(services.dependencies(logger: logger))
+                    let summary = try scheduled(invocation.dependencies(logger: logger))
                     _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response",
                                                         headers: [("Content-Type", "application/json")], body: summary))
                 } catch {
@@ -88,6 +98,17 @@ package enum LambdaHost {
                                                                   "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
             }
         }
+    }
+
+    /// Time kept back from an invocation's deadline to post its answer.
+    static let answerReserveMilliseconds: Int64 = 250
+
+    /// The instant (`monotonicMilliseconds()`) by which the invocation's calls must end, from
+    /// `Lambda-Runtime-Deadline-Ms` (Unix milliseconds); nil without a usable header.
+    static func deadline(_ header: String?, now: Date) -> Int64? {
+        guard let header, let epoch = Int64(header), epoch > 0 else { return nil }
+        let remaining = epoch - Int64((now.timeIntervalSince1970 * 1000).rounded(.down))
+        return monotonicMilliseconds() + max(0, remaining - answerReserveMilliseconds)
     }
 
     private static func post(_ url: String, _ body: [String: JSONValue], errorType: String) -> HTTPRequest {
