@@ -39,8 +39,11 @@ let package = Package(
             dependencies: ["CCurl"],
             linkerSettings: [.linkedLibrary("dl")]
         ),
+        /// hypotf under a name older glibc versions have (GlibcCompat/hypotf.c): the release
+        /// executables need no glibc newer than 2.34, so they start on Amazon Linux 2023.
+        .target(name: "GlibcCompat"),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
-        .target(name: "CompassPlatform", dependencies: ["CCrypto", "CurlBridge"], swiftSettings: strict),
+        .target(name: "CompassPlatform", dependencies: ["CCrypto", "CurlBridge", "GlibcCompat"], swiftSettings: strict),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
         .target(name: "CompassStorage", dependencies: ["CompassPlatform"], swiftSettings: strict),
         /// Graph client, Conversions API events, normalization and hashing.

@@ -16,6 +16,7 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
        compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
                                               print an nginx or Apache config (values from the environment)
+       compass-dev sam-template FUNCTIONS_JSON print the AWS SAM template of the production functions
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -52,6 +53,9 @@ case "functions":
     // The names of the functions a host serves (with --sandbox, the development ones too).
     guard arguments.count >= 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     for function in manifest.served(sandbox: arguments.contains("--sandbox")) { print(function.name) }
+case "sam-template":
+    guard arguments.count == 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
+    print(SAMTemplate(manifest: manifest).render(), terminator: "")
 case "lighttpd-config", "nginx-config", "apache-config":
     guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
     do {

@@ -40,3 +40,13 @@ load_dev_env() {
     export OAUTH_REDIRECT_BASE_URL="${OAUTH_REDIRECT_BASE_URL:-http://127.0.0.1:${PORT:-3000}}"
     export STORE_URL="${STORE_URL:-file://$DATA_DIR/store}"
 }
+
+# cfn-lint (PyPI) in a virtual environment under .build, installed once; prints its path.
+ensure_cfn_lint() {
+    local venv="$ROOT/.build/python/cfn-lint"
+    if [ ! -x "$venv/bin/cfn-lint" ]; then
+        ensure_packages python3-venv >&2
+        python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q cfn-lint >&2
+    fi
+    echo "$venv/bin/cfn-lint"
+}

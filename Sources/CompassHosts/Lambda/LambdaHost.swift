@@ -39,6 +39,9 @@ package enum LambdaHost {
         let config: Config
         do {
             config = try Config.load(from: process.environment, workingDirectory: nil)
+            if config.store == .unset {
+                throw Config.Error(variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
+            }
             if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
                 throw Config.Error(variable: "STORE_URL", problem: "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)")
             }
