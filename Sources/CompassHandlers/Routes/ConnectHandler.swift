@@ -16,9 +16,13 @@ package struct ConnectHandler: Handler {
         let records = dependencies.records
 
         // Declined permissions are asked for again only when the last connection lacked some.
+        // Only that field is read, with the one-pass parser: decoding the whole record through
+        // Decodable costs a start-up of its own (type metadata, a calendar for the dates). A
+        // record that cannot be read counts as absent, as for any caller about to replace it.
         var rerequest = false
-        if let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(session.tenantId)) {
-            rerequest = !integration.missingScopes.isEmpty
+        if let found = try dependencies.store.get(RecordKey.integration(session.tenantId)),
+           let missing = (try? JSONParser.parse(found.value))?["missingScopes"]?.array {
+            rerequest = !missing.isEmpty
         }
 
         let nonce = Base64URL.encode(dependencies.random.bytes(32))

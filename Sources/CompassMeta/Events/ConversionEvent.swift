@@ -110,6 +110,7 @@ package enum ConversionEvent {
         }
 
         var fields: [String: JSONValue] = [:]
+        fields.reserveCapacity(input.count)
         for key in input.keys.sorted() {
             guard let canonical = topLevelKeys[key] ?? (topLevelKeys.values.contains(key) ? key : nil) else {
                 let shown = String(key.prefix(40))
@@ -150,6 +151,7 @@ package enum ConversionEvent {
         }
 
         var payload: [String: JSONValue] = [:]
+        payload.reserveCapacity(fields.count + 4)
         var warnings: [String] = []
         let sourceURL = check("eventSourceUrl") { try optionalURL(fields["event_source_url"], "eventSourceUrl") }
         if let url = sourceURL ?? nil { payload["event_source_url"] = .string(url) }
@@ -252,8 +254,13 @@ package enum ConversionEvent {
     }
 
     package static func fbclid(in url: String) -> String? {
-        guard let question = url.firstIndex(of: "?") else { return nil }
-        let query = url[url.index(after: question)...].prefix { $0 != "#" }
+        let beforeFragment = url.prefix { $0 != "#" }
+        guard let question = beforeFragment.firstIndex(of: "?") else { return nil }
+        let query = beforeFragment[beforeFragment.index(after: question)...]
+        // Most URLs carry no click id: skip parsing their query at all.
+        let needle = Array("fbclid=".utf8), bytes = Array(query.utf8)
+        guard bytes.count >= needle.count,
+              (0...(bytes.count - needle.count)).contains(where: { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }) else { return nil }
         guard let value = QueryParameters(parsing: query).values("fbclid").first, !value.isEmpty, value.utf8.count <= 500,
               value.consists(of: { ASCII.isIdentifier($0) || $0 == 46 }, length: 1...500) else { return nil }
         return value
@@ -263,7 +270,9 @@ package enum ConversionEvent {
         guard let value else { return ([:], []) }
         guard let input = value.object else { throw reject("invalid_field", "userData must be an object.") }
         var output: [String: JSONValue] = [:]
+        output.reserveCapacity(input.count + 1)
         var keys: Set<String> = []
+        keys.reserveCapacity(input.count + 1)
         for key in input.keys.sorted() {
             let raw = input[key]!
             if UserDataNormalizer.hashedKeys.contains(key) {
@@ -305,6 +314,7 @@ package enum ConversionEvent {
     private static func normalizeCustomData(_ value: JSONValue, eventName: String) throws -> [String: JSONValue] {
         guard let input = value.object else { throw reject("invalid_field", "customData must be an object.") }
         var output: [String: JSONValue] = [:]
+        output.reserveCapacity(input.count)
         for (key, item) in input {
             let canonical = customDataKeys[key] ?? key
             guard output[canonical] == nil else { throw reject("invalid_field", "customData.\(canonical) is given twice.") }

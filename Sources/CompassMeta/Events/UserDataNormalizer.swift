@@ -110,10 +110,10 @@ package enum UserDataNormalizer {
     /// Digits only, as Meta says: symbols and letters removed (`+1 (650) 555-1212 ext` is
     /// 16505551212), then leading zeros; 7 to 15 digits, else not a phone number.
     package static func phone(_ text: String) -> String? {
-        var digits = ""
-        for scalar in text.unicodeScalars where ("0"..."9").contains(scalar) { digits.unicodeScalars.append(scalar) }
-        while digits.hasPrefix("0") { digits.removeFirst() }
-        return (7...15).contains(digits.count) ? digits : nil
+        // An ASCII digit is one UTF-8 byte, and no byte of a longer character is one.
+        var digits: [UInt8] = []
+        for byte in text.utf8 where ASCII.isDigit(byte) && !(digits.isEmpty && byte == 48) { digits.append(byte) }
+        return (7...15).contains(digits.count) ? String(decoding: digits, as: UTF8.self) : nil
     }
 
     /// `YYYYMMDD` from `YYYYMMDD`, `YYYY-MM-DD` (or `/`, `.`), or `MM/DD/YYYY` and `DD/MM/YYYY`
@@ -153,7 +153,14 @@ package enum UserDataNormalizer {
 
     /// Letters of any script, lower-cased; digits, spaces and punctuation removed.
     package static func lettersOnly(_ text: String) -> String {
-        String(text.unicodeScalars.filter { $0.properties.isAlphabetic }.map { Character($0) }).lowercased()
+        // ASCII text (most names and cities): its letters are A-Z and a-z, lower-cased by byte.
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            var letters: [UInt8] = []
+            letters.reserveCapacity(text.utf8.count)
+            for byte in text.utf8 where ASCII.isLower(byte) || ASCII.isUpper(byte) { letters.append(byte | 0x20) }
+            return String(decoding: letters, as: UTF8.self)
+        }
+        return String(text.unicodeScalars.filter { $0.properties.isAlphabetic }.map { Character($0) }).lowercased()
     }
 
     /// Latin letters without their accents, for matching country names (`Côte d'Ivoire`).
@@ -216,6 +223,16 @@ package enum UserDataNormalizer {
 extension String {
     /// Without leading and trailing Unicode whitespace.
     package var trimmingWhitespace: String {
+        // Fast path: the ends are ASCII (whitespace there is tab to carriage return and space).
+        let bytes = utf8
+        let isSpace: (UInt8) -> Bool = { $0 == 32 || (9...13).contains($0) }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
+        while start < end, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        if start == end { return "" }
+        if bytes[start] < 0x80, bytes[bytes.index(before: end)] < 0x80 {
+            return start == bytes.startIndex && end == bytes.endIndex ? self : String(self[start..<end])
+        }
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }

@@ -1,9 +1,19 @@
 import CCrypto
+import GlibcCompat
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// The cryptography this product needs, all of it from OpenSSL's libcrypto.
 package enum Crypto {
+    /// libcrypto set up once, for what a route uses: no configuration file read (the product
+    /// configures nothing through it) and no clean-up at exit (the process ends; freeing every
+    /// table first costs the start of each CGI process a measurable share).
+    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT), nil) == 1
+
     package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        _ = initialized
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         withPointer(bytes) { pointer, count in
@@ -15,6 +25,7 @@ package enum Crypto {
     package static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 
     package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        _ = initialized
         var mac = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         withPointer(key) { keyPointer, keyCount in
@@ -44,8 +55,18 @@ package enum Crypto {
     package static func randomBytes(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         guard count > 0 else { return bytes }
-        // RAND_bytes only fails when the OS gives no entropy; nothing safe can go on then.
-        guard RAND_bytes(&bytes, Int32(count)) == 1 else { fatalError("libcrypto RAND_bytes failed") }
+        // The kernel's CSPRNG (getrandom(2), which blocks only until the pool is first seeded):
+        // what OpenSSL's DRBG seeds itself from, without setting the DRBG up in every process.
+        var filled = 0
+        while filled < count {
+            let got = bytes.withUnsafeMutableBytes { getrandom($0.baseAddress! + filled, count - filled, 0) }
+            if got > 0 {
+                filled += got
+            } else if got < 0 && errno != EINTR {
+                // Only without any source of entropy; nothing safe can go on then.
+                fatalError("getrandom failed")
+            }
+        }
         return bytes
     }
 
@@ -56,6 +77,7 @@ package enum Crypto {
 
     /// AES-256-GCM with a 96-bit nonce and a 128-bit tag.
     package static func aesGCMSeal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> Sealed? {
+        _ = initialized
         guard key.count == 32, nonce.count == 12, let context = EVP_CIPHER_CTX_new() else { return nil }
         defer { EVP_CIPHER_CTX_free(context) }
         var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
@@ -83,6 +105,7 @@ package enum Crypto {
 
     /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered.
     package static func aesGCMOpen(key: [UInt8], nonce: [UInt8], sealed: Sealed, aad: [UInt8]) -> [UInt8]? {
+        _ = initialized
         guard key.count == 32, nonce.count == 12, sealed.tag.count == 16,
               let context = EVP_CIPHER_CTX_new() else { return nil }
         defer { EVP_CIPHER_CTX_free(context) }

@@ -1,7 +1,8 @@
 #ifndef COMPASS_GLIBC_COMPAT_H
 #define COMPASS_GLIBC_COMPAT_H
 
-// Nothing to call: this target only defines symbols the linker takes in place of newer glibc
-// versions of them (see hypotf.c).
+// What the Swift Glibc module does not bring: getrandom(2) (sys/random.h). The target also
+// defines symbols the linker takes in place of newer glibc versions of them (see hypotf.c).
+#include <sys/random.h>
 
 #endif

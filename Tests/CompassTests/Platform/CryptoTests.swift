@@ -89,6 +89,14 @@ import Testing
         #expect(Crypto.constantTimeEquals([], []))
     }
 
+    @Test func randomBytesOfEveryLengthFromTheKernel() {
+        for count in [0, 1, 12, 32, 4096, 1 << 20] {
+            let bytes = Crypto.randomBytes(count)
+            #expect(bytes.count == count)
+            if count >= 32 { #expect(Set(bytes).count > 8 && bytes != Crypto.randomBytes(count)) }
+        }
+    }
+
     @Test func randomBytesDiffer() {
         #expect(Crypto.randomBytes(32) != Crypto.randomBytes(32))
         #expect(Crypto.randomBytes(0).isEmpty)
