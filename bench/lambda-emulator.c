@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 16
-#define BUFFER (1 << 20)
+#define MAX_CLIENTS 4
+#define BUFFER (8 << 20)
 
 static double now(void) {
     struct timespec t;
@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
     int yes = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (event_length == sizeof event) { fprintf(stderr, "lambda-emulator: the event is over %d bytes\n", BUFFER); return 2; }
     if (bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 16) != 0) { perror("listen"); return 2; }
 
     struct pollfd fds[MAX_CLIENTS + 1] = {{.fd = listener, .events = POLLIN}};
