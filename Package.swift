@@ -42,10 +42,12 @@ let package = Package(
         /// hypotf under a name older glibc versions have (GlibcCompat/hypotf.c): the release
         /// executables need no glibc newer than 2.34, so they start on Amazon Linux 2023.
         .target(name: "GlibcCompat"),
+        // libpq, loaded with dlopen by the PostgreSQL store on first use: no other store maps it.
+        .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
         .target(name: "CompassPlatform", dependencies: ["CCrypto", "CurlBridge", "GlibcCompat"], swiftSettings: strict),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
-        .target(name: "CompassStorage", dependencies: ["CompassPlatform"], swiftSettings: strict),
+        .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge"], swiftSettings: strict),
         /// Graph client, Conversions API events, normalization and hashing.
         .target(name: "CompassMeta", dependencies: ["CompassPlatform"], swiftSettings: strict),
         /// Records, the integration's lifecycle, event delivery and one handler per route.

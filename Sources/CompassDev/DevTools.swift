@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CompassHandlers
 import CompassHosts
 import CompassMeta
@@ -36,6 +39,27 @@ extension DevTools {
         let config = try Config.load(from: environment, workingDirectory: "/")
         let summary = try StoreSweep(store: try config.openStore()).runToEnd(asOf: asOf)
         return String(decoding: JSON.encode(summary), as: UTF8.self)
+    }
+
+    /// `compass-dev migrate`: the PostgreSQL schema of `STORE_URL` created or brought up to
+    /// date (the store also does it on first use); other stores have none. Exit status 0 or 1.
+    package static func migrate(environment: [String: String]) -> Int32 {
+        func report(_ message: String) { _ = message.withCString { write(2, $0, strlen($0)) } }
+        do {
+            let config = try Config.load(from: environment, workingDirectory: nil)
+            guard case .postgres(_, let schema) = config.store, let store = try config.openStore() as? PostgresStore else {
+                print(#"{"migrated":false,"reason":"STORE_URL is not a PostgreSQL store: there is no schema to migrate"}"#)
+                return 0
+            }
+            try store.migrate()
+            print(#"{"migrated":true,"schema":"\#(schema)","version":\#(PostgresStore.schemaVersion)}"#)
+            return 0
+        } catch let error as Config.Error {
+            report("\(error.variable) \(error.problem)\n")
+        } catch {
+            report("migration failed: \(error)\n")
+        }
+        return 1
     }
 
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the

@@ -13,6 +13,8 @@ extension Config {
             let credentials = etcdUser.flatMap { user in etcdPassword.map { (user: user, password: $0) } }
             return EtcdStore(endpoints: endpoints, namespace: namespace, transport: CurlTransport(caFile: etcdCAFile),
                              credentials: credentials)
+        case .postgres(let url, let schema):
+            return PostgresStore(url: url, schema: schema)
         }
     }
 }

@@ -17,6 +17,7 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
                                               print an nginx or Apache config (values from the environment)
        compass-dev sam-template FUNCTIONS_JSON print the AWS SAM template of the production functions
+       compass-dev migrate                    create or upgrade the PostgreSQL schema of STORE_URL (idempotent)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -53,6 +54,8 @@ case "functions":
     // The names of the functions a host serves (with --sandbox, the development ones too).
     guard arguments.count >= 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     for function in manifest.served(sandbox: arguments.contains("--sandbox")) { print(function.name) }
+case "migrate":
+    exit(DevTools.migrate(environment: ProcessInfo.processInfo.environment))
 case "sam-template":
     guard arguments.count == 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     print(SAMTemplate(manifest: manifest).render(), terminator: "")

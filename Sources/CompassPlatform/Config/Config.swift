@@ -13,6 +13,9 @@ package struct Config: Sendable {
         case files(root: String)
         /// `namespace` prefixes every key (from the URL's path), so several deployments can share a cluster.
         case etcd(endpoints: [String], namespace: String)
+        /// A libpq connection URI (`postgres://` or `postgresql://`, passed as libpq takes it:
+        /// it may hold a password, so it is never logged) and the schema of the tables.
+        case postgres(url: String, schema: String)
     }
 
     package enum LogLevel: Int, Sendable, Comparable {
@@ -28,7 +31,7 @@ package struct Config: Sendable {
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "CRON_SECRET", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         "META_PARTNER_AGENT", "META_LOGIN_CONFIG_ID",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
@@ -173,7 +176,7 @@ package struct Config: Sendable {
             jwtIssuer: value("COMPASS_JWT_ISSUER"),
             credentialKeys: keys,
             cronSecret: value("CRON_SECRET"),
-            store: try storeLocation(value("STORE_URL"), workingDirectory: workingDirectory),
+            store: try storeLocation(value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), workingDirectory: workingDirectory),
             logLevel: level,
             metaTimeoutMilliseconds: timeout,
             etcdUser: value("ETCD_USER"),
@@ -258,8 +261,18 @@ package struct Config: Sendable {
         return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
     }
 
-    private static func storeLocation(_ raw: String?, workingDirectory: String?) throws(Config.Error) -> StoreLocation {
+    private static func storeLocation(_ raw: String?, schema: String?, workingDirectory: String?) throws(Config.Error) -> StoreLocation {
         guard let raw else { return workingDirectory.map { .files(root: $0 + "/.data") } ?? .unset }
+        if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
+            let name = schema ?? "compass_meta"
+            guard name.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 95 }, length: 1...63), !ASCII.isDigit(name.utf8.first!) else {
+                throw Error(variable: "COMPASS_PG_SCHEMA", problem: "must be a lower-case SQL name (a-z, 0-9, _; 63 at most)")
+            }
+            guard !raw.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
+                throw Error(variable: "STORE_URL", problem: "must be postgres://[user[:password]@]host[:port]/dbname[?sslmode=...]")
+            }
+            return .postgres(url: raw, schema: name)
+        }
         if raw.hasPrefix("file://") {
             let path = String(raw.dropFirst("file://".count))
             guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
@@ -278,6 +291,6 @@ package struct Config: Sendable {
             return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
                          namespace: path.map { $0 + "/" }.joined())
         }
-        throw Error(variable: "STORE_URL", problem: "must start with file:// or etcd://")
+        throw Error(variable: "STORE_URL", problem: "must start with file://, etcd:// or postgres://")
     }
 }

@@ -33,12 +33,19 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         return StoreUnderTest(name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
                               advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
     }
+
+    /// A database of its own on the shared PostgreSQL server; expiry follows the test clock.
+    static func postgresStore() throws -> StoreUnderTest {
+        guard let server = PostgresServer.shared else { throw PostgresServer.Failure.didNotStart("PostgreSQL could not be started: is postgresql installed?") }
+        let url = try server.createDatabase(), clock = TestClock(Date())
+        return StoreUnderTest(name: "PostgresStore", url: url, store: PostgresStore(url: url, clock: clock), advance: { clock.advance($0) })
+    }
 }
 
 /// The behaviour every backend of `KeyValueStore` must have (DESIGN section 6). Each test
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
-    static let backends: [@Sendable () throws -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore]
+    static let backends: [@Sendable () throws -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 

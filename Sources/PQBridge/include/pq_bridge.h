@@ -1,0 +1,32 @@
+#ifndef COMPASS_PQ_BRIDGE_H
+#define COMPASS_PQ_BRIDGE_H
+
+// libpq, opened with dlopen the first time a PostgreSQL store is used: an executable whose
+// store is files or etcd never maps libpq or its dependencies. Connections and results are
+// opaque pointers (PGconn *, PGresult *).
+
+/// 1 when libpq could be loaded.
+int compass_pq_load(void);
+/// A connection (check compass_pq_connected), or NULL when libpq is missing or out of memory.
+void *compass_pq_connect(const char *conninfo);
+int compass_pq_connected(void *conn);
+/// The connection's last error message (libpq's words; no password is in them).
+const char *compass_pq_connection_error(void *conn);
+void compass_pq_finish(void *conn);
+/// One statement with parameters (NULL value: SQL NULL; format 1: binary), results in binary.
+/// NULL when the connection failed before an answer.
+void *compass_pq_exec(void *conn, const char *sql, int count, const char *const *values, const int *lengths,
+                      const int *formats);
+/// 1 for a command or rows answered, 0 for an error.
+int compass_pq_succeeded(void *result);
+/// The SQLSTATE of an error ("" if none) and its primary message.
+const char *compass_pq_sqlstate(void *result);
+const char *compass_pq_message(void *result);
+int compass_pq_rows(void *result);
+int compass_pq_columns(void *result);
+int compass_pq_is_null(void *result, int row, int column);
+int compass_pq_length(void *result, int row, int column);
+const char *compass_pq_value(void *result, int row, int column);
+void compass_pq_clear(void *result);
+
+#endif

@@ -1,0 +1,82 @@
+@testable import CompassPlatform
+@testable import CompassStorage
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL server (Debian's postgresql): `initdb` and `pg_ctl` under a folder of
+/// its own, on a free loopback port, trusting local connections. PostgreSQL refuses to run as
+/// root, so under root it runs as the `postgres` user the package creates.
+final class PostgresServer: @unchecked Sendable {
+    let folder: String
+    let port: Int
+
+    enum Failure: Error { case notInstalled, didNotStart(String) }
+
+    static var binaries: String? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
+            .map { "/usr/lib/postgresql/\($0)/bin" }.flatMap { FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") ? $0 : nil }
+    }
+
+    init() throws {
+        guard let bin = Self.binaries else { throw Failure.notInstalled }
+        folder = "/var/tmp/compass-pg-\(UUID().uuidString.prefix(8))"
+        port = try LighttpdHost.freePort()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        if getuid() == 0 { _ = try Self.run(["/bin/chown", "postgres:postgres", folder], log: "/dev/null") }
+        _ = try run([bin + "/initdb", "-D", folder + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        let options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        _ = try run([bin + "/pg_ctl", "-D", folder + "/data", "-l", folder + "/server.log", "-o", options, "-w", "-t", "30", "start"])
+    }
+
+    deinit { stop() }
+
+    var url: String { url(database: "postgres") }
+
+    func url(database: String) -> String { "postgresql://postgres@127.0.0.1:\(port)/\(database)?connect_timeout=5" }
+
+    /// A fresh database, so that other processes (with the default schema) see the same store.
+    func createDatabase() throws -> String {
+        let name = "t" + UUID().uuidString.prefix(12).lowercased().replacing("-", with: "")
+        try run([Self.binaries! + "/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-q", "-c", "CREATE DATABASE \(name)"])
+        return url(database: name)
+    }
+
+    func stop() {
+        guard let bin = Self.binaries else { return }
+        _ = try? run([bin + "/pg_ctl", "-D", folder + "/data", "-m", "immediate", "-w", "stop"])
+    }
+
+    func start() throws {
+        guard let bin = Self.binaries else { throw Failure.notInstalled }
+        let options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        _ = try run([bin + "/pg_ctl", "-D", folder + "/data", "-l", folder + "/server.log", "-o", options, "-w", "-t", "30", "start"])
+    }
+
+    /// A command as the server's user, to its end; `didNotStart` with its output if it failed.
+    @discardableResult
+    func run(_ argv: [String]) throws -> String {
+        try Self.run(getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv : argv, log: folder + "/commands.log")
+    }
+
+    /// Through `Spawn` (no descriptor of the test process is inherited: the server `pg_ctl start`
+    /// leaves running holds none of ours), its output appended to `log`.
+    @discardableResult
+    static func run(_ argv: [String], log: String) throws -> String {
+        let before = (try? Data(contentsOf: URL(fileURLWithPath: log)).count) ?? 0
+        let pid = try Spawn.process(argv, stderr: log)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = String(decoding: ((try? Data(contentsOf: URL(fileURLWithPath: log))) ?? Data()).dropFirst(before), as: UTF8.self)
+        guard status == 0 else { throw Failure.didNotStart("\(argv.joined(separator: " ")): \(output.suffix(2000))") }
+        return output
+    }
+
+    /// One server for the whole test run, for suites that only need a store; stopped at exit.
+    static let shared: PostgresServer? = {
+        let server = try? PostgresServer()
+        atexit { PostgresServer.shared?.stop() }
+        return server
+    }()
+}
