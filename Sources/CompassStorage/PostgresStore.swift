@@ -50,26 +50,76 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     @discardableResult
     package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        let rows = try query("""
-            INSERT INTO \(table) (key, value, version, expires_at) VALUES ($1, $2, nextval('\(schema).versions'), \(expiry("$3")))
-            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at
-            RETURNING version
-            """, [.text(key), .bytes(value), expiresAt(ttl)])
+        let rows = try query(putSQL, putParameters(key, value, ttl))
         return try Self.version(rows.first?[0], key)
     }
 
     @discardableResult
     package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        // An expired record does not count: it is replaced as if absent.
-        let rows = try query("""
-            INSERT INTO \(table) AS r (key, value, version, expires_at) VALUES ($1, $2, nextval('\(schema).versions'), \(expiry("$3")))
-            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at
-            WHERE r.expires_at IS NOT NULL AND r.expires_at <= to_timestamp($4::float8)
-            RETURNING version
-            """, [.text(key), .bytes(value), expiresAt(ttl), .text(now)])
-        guard let row = rows.first else { throw .alreadyExists }
+        guard let row = try query(createSQL, createParameters(key, value, ttl)).first else { throw .alreadyExists }
         return try Self.version(row[0], key)
+    }
+
+    /// The writes in one transaction (one commit for the batch): all of them, or on a failure
+    /// none, which is one of the outcomes the same writes one by one could have.
+    package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
+        for write in writes { try StoreKey.validate(write.key) }
+        guard !writes.isEmpty else { return [] }
+        return try withConnection { open -> Result<[UInt64?], StoreError> in
+            if case .failure(let error) = run(open, "BEGIN", []) { return .failure(error) }
+            var versions: [UInt64?] = []
+            versions.reserveCapacity(writes.count)
+            for write in writes {
+                let result: Result<[[[UInt8]?]], StoreError>
+                switch write {
+                case .put(let key, let value, let ttl): result = run(open, putSQL, putParameters(key, value, ttl))
+                case .create(let key, let value, let ttl): result = run(open, createSQL, createParameters(key, value, ttl))
+                }
+                switch result {
+                case .success(let rows):
+                    guard let row = rows.first else {
+                        if case .create = write { versions.append(nil); continue }
+                        _ = run(open, "ROLLBACK", [])
+                        return .failure(.unavailable("PostgreSQL answered a write without its version"))
+                    }
+                    do throws(StoreError) {
+                        versions.append(try Self.version(row[0], write.key))
+                    } catch {
+                        _ = run(open, "ROLLBACK", [])
+                        return .failure(error)
+                    }
+                case .failure(let error):
+                    _ = run(open, "ROLLBACK", [])
+                    return .failure(error)
+                }
+            }
+            return run(open, "COMMIT", []).map { _ in versions }
+        }
+    }
+
+    private var putSQL: String {
+        """
+        INSERT INTO \(table) (key, value, version, expires_at) VALUES ($1, $2, nextval('\(schema).versions'), \(expiry("$3")))
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at
+        RETURNING version
+        """
+    }
+
+    private func putParameters(_ key: String, _ value: [UInt8], _ ttl: Int?) -> [Parameter] { [.text(key), .bytes(value), expiresAt(ttl)] }
+
+    /// An expired record does not count: it is replaced as if absent. No row back: the key exists.
+    private var createSQL: String {
+        """
+        INSERT INTO \(table) AS r (key, value, version, expires_at) VALUES ($1, $2, nextval('\(schema).versions'), \(expiry("$3")))
+        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at
+        WHERE r.expires_at IS NOT NULL AND r.expires_at <= to_timestamp($4::float8)
+        RETURNING version
+        """
+    }
+
+    private func createParameters(_ key: String, _ value: [UInt8], _ ttl: Int?) -> [Parameter] {
+        [.text(key), .bytes(value), expiresAt(ttl), .text(now)]
     }
 
     @discardableResult
@@ -204,7 +254,13 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     /// One statement on the process's connection (opened, with the schema, on first use); rows
     /// of cells in binary, nil for SQL NULL.
     private func query(_ sql: String, _ parameters: [Parameter]) throws(StoreError) -> [[[UInt8]?]] {
-        let outcome: Result<[[[UInt8]?]], StoreError> = connection.withLock { open in
+        try withConnection { open in run(open, sql, parameters) }
+    }
+
+    /// `body` on the process's connection, opened (with the schema) if there is none or it
+    /// broke; a connection that broke during `body` is dropped, so the next call opens another.
+    private func withConnection<T: Sendable>(_ body: @Sendable (UnsafeMutableRawPointer) -> Result<T, StoreError>) throws(StoreError) -> T {
+        let outcome: Result<T, StoreError> = connection.withLock { open in
             if open == nil || compass_pq_connected(open) == 0 {
                 if let stale = open { compass_pq_finish(stale) }
                 open = nil
@@ -213,7 +269,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 case .failure(let error): return .failure(error)
                 }
             }
-            let result = run(open!, sql, parameters)
+            let result = body(open!)
             if case .failure(.unavailable) = result, compass_pq_connected(open) == 0 {
                 compass_pq_finish(open)
                 open = nil
