@@ -13,7 +13,7 @@ import Synchronization
 /// process, opened by the first call (a handler that never touches the store never connects),
 /// kept, and opened again after a failure; calls on it take turns. Every statement ends within
 /// `statementTimeoutMilliseconds`; a failure is `.unavailable`, never a partial write (each
-/// write is one statement).
+/// write is one statement, a batch one transaction).
 package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package let schema: String
     package let statementTimeoutMilliseconds: Int
@@ -37,28 +37,29 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     private var table: String { "\(schema).records" }
     private var now: String { String(clock.now.timeIntervalSince1970) }
-    private var live: String { "(expires_at IS NULL OR expires_at > to_timestamp($NOW::float8))" }
+    /// The condition of a record that has not expired by the instant in parameter `now`.
+    private func live(_ now: String) -> String { "(expires_at IS NULL OR expires_at > \(expiry(now)))" }
 
     // MARK: KeyValueStore
 
     package func get(_ key: String) throws(StoreError) -> Versioned? {
         try StoreKey.validate(key)
-        let rows = try query("SELECT value, version FROM \(table) WHERE key = $1 AND \(live.replacing("$NOW", with: "$2"))", [.text(key), .text(now)])
-        return try rows.first.map { row throws(StoreError) in Versioned(value: row[0] ?? [], version: try Self.version(row[1], key)) }
+        let rows = try query("SELECT value, version FROM \(table) WHERE key = $1 AND \(live("$2"))", [.text(key), .text(now)])
+        return try rows.first.map { row throws(StoreError) in Versioned(value: row[0] ?? [], version: try Self.bigint(row[1], key)) }
     }
 
     @discardableResult
     package func put(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         let rows = try query(putSQL, putParameters(key, value, ttl))
-        return try Self.version(rows.first?[0], key)
+        return try Self.bigint(rows.first?[0], key)
     }
 
     @discardableResult
     package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         guard let row = try query(createSQL, createParameters(key, value, ttl)).first else { throw .alreadyExists }
-        return try Self.version(row[0], key)
+        return try Self.bigint(row[0], key)
     }
 
     /// The writes in one transaction (one commit for the batch): all of them, or on a failure
@@ -84,7 +85,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                         return .failure(.unavailable("PostgreSQL answered a write without its version"))
                     }
                     do throws(StoreError) {
-                        versions.append(try Self.version(row[0], write.key))
+                        versions.append(try Self.bigint(row[0], write.key))
                     } catch {
                         _ = run(open, "ROLLBACK", [])
                         return .failure(error)
@@ -113,7 +114,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         """
         INSERT INTO \(table) AS r (key, value, version, expires_at) VALUES ($1, $2, nextval('\(schema).versions'), \(expiry("$3")))
         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version, expires_at = EXCLUDED.expires_at
-        WHERE r.expires_at IS NOT NULL AND r.expires_at <= to_timestamp($4::float8)
+        WHERE r.expires_at IS NOT NULL AND r.expires_at <= \(expiry("$4"))
         RETURNING version
         """
     }
@@ -127,24 +128,24 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         try StoreKey.validate(key)
         let rows = try query("""
             UPDATE \(table) SET value = $2, version = nextval('\(schema).versions'), expires_at = \(expiry("$3"))
-            WHERE key = $1 AND version = $4::bigint AND \(live.replacing("$NOW", with: "$5"))
+            WHERE key = $1 AND version = $4::bigint AND \(live("$5"))
             RETURNING version
             """, [.text(key), .bytes(value), expiresAt(ttl), .text(String(version)), .text(now)])
         guard let row = rows.first else { throw .versionMismatch }
-        return try Self.version(row[0], key)
+        return try Self.bigint(row[0], key)
     }
 
     @discardableResult
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         try StoreKey.validate(key)
         if let version {
-            let rows = try query("DELETE FROM \(table) WHERE key = $1 AND version = $2::bigint AND \(live.replacing("$NOW", with: "$3")) RETURNING 1",
+            let rows = try query("DELETE FROM \(table) WHERE key = $1 AND version = $2::bigint AND \(live("$3")) RETURNING 1",
                                  [.text(key), .text(String(version)), .text(now)])
             guard !rows.isEmpty else { throw .versionMismatch }
             return true
         }
         // An expired record goes too, but was not there to delete.
-        let rows = try query("DELETE FROM \(table) WHERE key = $1 RETURNING \(live.replacing("$NOW", with: "$2"))", [.text(key), .text(now)])
+        let rows = try query("DELETE FROM \(table) WHERE key = $1 RETURNING \(live("$2"))", [.text(key), .text(now)])
         return rows.first?[0] == [1]
     }
 
@@ -153,23 +154,23 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         guard limit > 0 else { return KeyPage(entries: [], cursor: nil) }
         let rows = try query("""
             SELECT key, value, version FROM \(table)
-            WHERE key >= $1 AND starts_with(key, $1) AND key > $2 AND \(live.replacing("$NOW", with: "$3"))
+            WHERE key >= $1 AND starts_with(key, $1) AND key > $2 AND \(live("$3"))
             ORDER BY key LIMIT $4::bigint
             """, [.text(prefix), .text(after ?? ""), .text(now), .text(String(limit + 1))])
         var entries: [(key: String, value: Versioned)] = []
         entries.reserveCapacity(rows.count)
         for row in rows {
             let key = String(decoding: row[0] ?? [], as: UTF8.self)
-            entries.append((key, Versioned(value: row[1] ?? [], version: try Self.version(row[2], key))))
+            entries.append((key, Versioned(value: row[1] ?? [], version: try Self.bigint(row[2], key))))
         }
         return KeyPage(upTo: limit, of: entries)
     }
 
     package func count(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
-        let rows = try query("SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live.replacing("$NOW", with: "$2"))",
+        let rows = try query("SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live("$2"))",
                              [.text(prefix), .text(now)])
-        return Int(try Self.version(rows.first?[0], prefix))
+        return Int(try Self.bigint(rows.first?[0], prefix))
     }
 
     @discardableResult
@@ -177,20 +178,20 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         try StoreKey.validatePrefix(prefix)
         let rows = try query("""
             WITH gone AS (DELETE FROM \(table) WHERE key >= $1 AND starts_with(key, $1) RETURNING expires_at)
-            SELECT count(*) FROM gone WHERE expires_at IS NULL OR expires_at > to_timestamp($2::float8)
+            SELECT count(*) FROM gone WHERE \(live("$2"))
             """, [.text(prefix), .text(now)])
-        return Int(try Self.version(rows.first?[0], prefix))
+        return Int(try Self.bigint(rows.first?[0], prefix))
     }
 
     package func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
         guard limit > 0 else { return SweepPage(visited: 0, deleted: 0, cursor: after) }
         let rows = try query("""
             WITH page AS (SELECT key, expires_at FROM \(table) WHERE key > $1 ORDER BY key LIMIT $2::bigint),
-                 gone AS (DELETE FROM \(table) r USING page p WHERE r.key = p.key AND r.expires_at <= to_timestamp($3::float8) RETURNING 1)
+                 gone AS (DELETE FROM \(table) r USING page p WHERE r.key = p.key AND r.expires_at <= \(expiry("$3")) RETURNING 1)
             SELECT (SELECT count(*) FROM page), (SELECT count(*) FROM gone), (SELECT max(key) FROM page)
             """, [.text(after ?? ""), .text(String(limit)), .text(String(asOf.timeIntervalSince1970))])
         guard let row = rows.first else { throw .unavailable("PostgreSQL gave no answer to a sweep") }
-        let visited = Int(try Self.version(row[0], "sweep")), deleted = Int(try Self.version(row[1], "sweep"))
+        let visited = Int(try Self.bigint(row[0], "sweep")), deleted = Int(try Self.bigint(row[1], "sweep"))
         let last = row[2].map { String(decoding: $0, as: UTF8.self) }
         return SweepPage(visited: visited, deleted: deleted, cursor: visited < limit ? nil : last)
     }
@@ -243,11 +244,12 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         return .text(String(clock.now.timeIntervalSince1970 + Double(ttl)))
     }
 
+    /// An instant given as Unix seconds in a parameter, as a timestamp.
     private func expiry(_ placeholder: String) -> String { "to_timestamp(\(placeholder)::float8)" }
 
-    /// A bigint answered in binary (8 bytes, big-endian).
-    private static func version(_ cell: [UInt8]?, _ key: String) throws(StoreError) -> UInt64 {
-        guard let cell, cell.count == 8 else { throw .unavailable("PostgreSQL answered \(key) in an unexpected shape") }
+    /// A bigint (a version, a count) answered in binary: 8 bytes, big-endian.
+    private static func bigint(_ cell: [UInt8]?, _ what: String) throws(StoreError) -> UInt64 {
+        guard let cell, cell.count == 8 else { throw .unavailable("PostgreSQL answered \(what) in an unexpected shape") }
         return cell.reduce(0) { $0 << 8 | UInt64($1) }
     }
 

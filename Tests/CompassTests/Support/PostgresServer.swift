@@ -26,8 +26,7 @@ final class PostgresServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if getuid() == 0 { _ = try Self.run(["/bin/chown", "postgres:postgres", folder], log: "/dev/null") }
         _ = try run([bin + "/initdb", "-D", folder + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
-        let options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-        _ = try run([bin + "/pg_ctl", "-D", folder + "/data", "-l", folder + "/server.log", "-o", options, "-w", "-t", "30", "start"])
+        try start()
     }
 
     deinit { stop() }
@@ -48,6 +47,7 @@ final class PostgresServer: @unchecked Sendable {
         _ = try? run([bin + "/pg_ctl", "-D", folder + "/data", "-m", "immediate", "-w", "stop"])
     }
 
+    /// Starts the server (again), on the same port and folder.
     func start() throws {
         guard let bin = Self.binaries else { throw Failure.notInstalled }
         let options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
