@@ -53,11 +53,7 @@ package enum FastCGIHost {
         action.sa_flags = 0
         sigaction(SIGTERM, &action, nil)
         // A manager may start the program with SIGTERM blocked (inherited): it must reach us.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &unblock, nil)
-        signal(SIGPIPE, SIG_IGN)
+        ProcessSignals.unblockTerminationAndIgnoreBrokenPipes()
     }
 
     /// What lives for the whole process; `serve(connection:)` handles one connection.

@@ -25,14 +25,9 @@ package enum LambdaHost {
     /// `scheduled` runs the handler's job for an EventBridge schedule (refresh-cron).
     static func loop<H: Handler>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String,
                                  scheduled: ((Dependencies) throws -> [UInt8])?) -> Int32 {
-        // Lambda sends SIGTERM only between invocations, at shutdown: the default action (exit) is
-        // right, and it must reach the process even if whatever started it blocked the signal.
+        // Lambda sends SIGTERM only between invocations, at shutdown: the default action (exit) is right.
         signal(SIGTERM, SIG_DFL)
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGTERM)
-        sigprocmask(SIG_UNBLOCK, &unblock, nil)
-        signal(SIGPIPE, SIG_IGN)
+        ProcessSignals.unblockTerminationAndIgnoreBrokenPipes()
         let transport = CurlTransport()
         let base = "http://\(runtimeAPI)/\(version)/runtime"
         let services: Services
