@@ -5,7 +5,8 @@ import Glibc
 #endif
 import Synchronization
 
-/// The cryptography this product needs, all of it from OpenSSL's libcrypto.
+/// The cryptography this product needs: digests, MACs and AES-GCM from OpenSSL's libcrypto,
+/// random bytes from the kernel's CSPRNG (`randomBytes`).
 package enum Crypto {
     /// libcrypto set up once, for what a route uses: no configuration file read (the product
     /// configures nothing through it) and no clean-up at exit (the process ends; freeing every
