@@ -11,29 +11,60 @@ import Synchronization
 /// "C"`, so a prefix is an index range), values as bytes, versions from one sequence, expiry as a
 /// timestamp compared with this process's clock, as the file store does. One connection per
 /// process, opened by the first call (a handler that never touches the store never connects),
-/// kept, and opened again after a failure; calls on it take turns. Every statement ends within
-/// `statementTimeoutMilliseconds`; a failure is `.unavailable`, never a partial write (each
-/// write is one statement, a batch one transaction).
+/// kept, and opened again after a failure; calls on it take turns.
+///
+/// Every call, connecting included, ends within `callTimeoutMilliseconds` (and by the deadline of
+/// a `bounded(byDeadline:)` copy): libpq is driven without blocking and given up when the time
+/// runs out, however the server or the network fails; the server's own `statement_timeout` is
+/// the same, so a statement given up does not hold its locks for longer. A failure is
+/// `.unavailable`, never a partial write (each write is one statement, a batch one transaction).
+/// A read on a kept connection that turns out broken (the server restarted since) is tried once
+/// more on a new one; a write is not, since it may have been done before the answer was lost.
 package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package let schema: String
-    package let statementTimeoutMilliseconds: Int
+    package let callTimeoutMilliseconds: Int
     private let url: String
     private let clock: any Clock
-    private let connection = Mutex<UnsafeMutableRawPointer?>(nil)
+    /// The end (`monotonicMilliseconds()`) every call of this copy keeps to, if any.
+    private let deadline: Int64?
+    /// Shared by the copies `bounded(byDeadline:)` makes: one connection per process.
+    private let connection: Shared
+
+    private final class Shared: Sendable {
+        let link = Mutex<Link?>(nil)
+    }
+
+    /// An open libpq connection, finished when dropped.
+    private final class Link: @unchecked Sendable {
+        let handle: UnsafeMutableRawPointer
+        /// Set when a statement was given up or the connection failed: it must not be used again.
+        var broken = false
+        init(_ handle: UnsafeMutableRawPointer) { self.handle = handle }
+        deinit { compass_pq_finish(handle) }
+    }
 
     /// The schema's version this build writes; `migrate` brings an older one up to it.
     package static let schemaVersion = 1
 
-    package init(url: String, schema: String = "compass_meta", clock: any Clock = SystemClock(), statementTimeoutMilliseconds: Int = 9_000) {
+    package init(url: String, schema: String = "compass_meta", clock: any Clock = SystemClock(), callTimeoutMilliseconds: Int = 9_000) {
         self.url = url
         self.schema = schema
         self.clock = clock
-        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
+        self.callTimeoutMilliseconds = callTimeoutMilliseconds
+        self.deadline = nil
+        self.connection = Shared()
     }
 
-    deinit {
-        connection.withLock { if let open = $0 { compass_pq_finish(open) } }
+    private init(_ store: PostgresStore, deadline: Int64) {
+        url = store.url
+        schema = store.schema
+        clock = store.clock
+        callTimeoutMilliseconds = store.callTimeoutMilliseconds
+        self.deadline = min(deadline, store.deadline ?? .max)
+        connection = store.connection
     }
+
+    package func bounded(byDeadline deadline: Int64) -> any KeyValueStore { PostgresStore(self, deadline: deadline) }
 
     private var table: String { "\(schema).records" }
     private var now: String { String(clock.now.timeIntervalSince1970) }
@@ -44,7 +75,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     package func get(_ key: String) throws(StoreError) -> Versioned? {
         try StoreKey.validate(key)
-        let rows = try query("SELECT value, version FROM \(table) WHERE key = $1 AND \(live("$2"))", [.text(key), .text(now)])
+        let rows = try query(idempotent: true, "SELECT value, version FROM \(table) WHERE key = $1 AND \(live("$2"))", [.text(key), .text(now)])
         return try rows.first.map { row throws(StoreError) in Versioned(value: row[0] ?? [], version: try Self.bigint(row[1], key)) }
     }
 
@@ -67,36 +98,41 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
         guard !writes.isEmpty else { return [] }
-        return try withConnection { open -> Result<[UInt64?], StoreError> in
-            if case .failure(let error) = run(open, "BEGIN", []) { return .failure(error) }
+        return try withConnection(idempotent: false) { link, end -> Result<[UInt64?], StoreError> in
+            if case .failure(let error) = run(link, "BEGIN", [], end) { return .failure(error) }
             var versions: [UInt64?] = []
             versions.reserveCapacity(writes.count)
             for write in writes {
                 let result: Result<[[[UInt8]?]], StoreError>
                 switch write {
-                case .put(let key, let value, let ttl): result = run(open, putSQL, putParameters(key, value, ttl))
-                case .create(let key, let value, let ttl): result = run(open, createSQL, createParameters(key, value, ttl))
+                case .put(let key, let value, let ttl): result = run(link, putSQL, putParameters(key, value, ttl), end)
+                case .create(let key, let value, let ttl): result = run(link, createSQL, createParameters(key, value, ttl), end)
                 }
                 switch result {
                 case .success(let rows):
                     guard let row = rows.first else {
                         if case .create = write { versions.append(nil); continue }
-                        _ = run(open, "ROLLBACK", [])
+                        rollBack(link, end)
                         return .failure(.unavailable("PostgreSQL answered a write without its version"))
                     }
                     do throws(StoreError) {
                         versions.append(try Self.bigint(row[0], write.key))
                     } catch {
-                        _ = run(open, "ROLLBACK", [])
+                        rollBack(link, end)
                         return .failure(error)
                     }
                 case .failure(let error):
-                    _ = run(open, "ROLLBACK", [])
+                    rollBack(link, end)
                     return .failure(error)
                 }
             }
-            return run(open, "COMMIT", []).map { _ in versions }
+            return run(link, "COMMIT", [], end).map { _ in versions }
         }
+    }
+
+    /// Ends a failed batch's transaction; a connection that cannot is not used again.
+    private func rollBack(_ link: Link, _ end: Int64) {
+        if case .failure = run(link, "ROLLBACK", [], end) { link.broken = true }
     }
 
     private var putSQL: String {
@@ -152,7 +188,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
         try StoreKey.validatePrefix(prefix)
         guard limit > 0 else { return KeyPage(entries: [], cursor: nil) }
-        let rows = try query("""
+        let rows = try query(idempotent: true, """
             SELECT key, value, version FROM \(table)
             WHERE key >= $1 AND starts_with(key, $1) AND key > $2 AND \(live("$3"))
             ORDER BY key LIMIT $4::bigint
@@ -168,7 +204,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     package func count(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
-        let rows = try query("SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live("$2"))",
+        let rows = try query(idempotent: true, "SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live("$2"))",
                              [.text(prefix), .text(now)])
         return Int(try Self.bigint(rows.first?[0], prefix))
     }
@@ -201,7 +237,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     /// Creates or upgrades the schema (idempotent; several processes at once take turns under an
     /// advisory lock), and the `integrations` view the product's own code can read.
     package func migrate() throws(StoreError) {
-        _ = try query(migrationSQL, [])
+        _ = try query(idempotent: true, migrationSQL, [])
     }
 
     private var migrationSQL: String {
@@ -254,54 +290,71 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     }
 
     /// One statement on the process's connection (opened, with the schema, on first use); rows
-    /// of cells in binary, nil for SQL NULL.
-    private func query(_ sql: String, _ parameters: [Parameter]) throws(StoreError) -> [[[UInt8]?]] {
-        try withConnection { open in run(open, sql, parameters) }
+    /// of cells in binary, nil for SQL NULL. `idempotent`: may be sent again on a new connection
+    /// when the kept one turns out broken.
+    private func query(idempotent: Bool = false, _ sql: String, _ parameters: [Parameter]) throws(StoreError) -> [[[UInt8]?]] {
+        try withConnection(idempotent: idempotent) { link, end in run(link, sql, parameters, end) }
     }
 
     /// `body` on the process's connection, opened (with the schema) if there is none or it
-    /// broke; a connection that broke during `body` is dropped, so the next call opens another.
-    private func withConnection<T: Sendable>(_ body: @Sendable (UnsafeMutableRawPointer) -> Result<T, StoreError>) throws(StoreError) -> T {
-        let outcome: Result<T, StoreError> = connection.withLock { open in
-            if open == nil || compass_pq_connected(open) == 0 {
-                if let stale = open { compass_pq_finish(stale) }
-                open = nil
-                switch connect() {
-                case .success(let fresh): open = fresh
-                case .failure(let error): return .failure(error)
+    /// broke, with the instant (`monotonicMilliseconds()`) the call must end by. A connection that
+    /// broke during `body` is dropped, so the next call opens another; an idempotent `body` that
+    /// failed on a kept connection which broke runs once more on a new one, within the same time.
+    private func withConnection<T: Sendable>(idempotent: Bool, _ body: @Sendable (Link, Int64) -> Result<T, StoreError>) throws(StoreError) -> T {
+        let started = monotonicMilliseconds()
+        let end = min(started + Int64(callTimeoutMilliseconds), deadline ?? .max)
+        guard end > started else { throw .unavailable("PostgreSQL not asked: the request's time had run out") }
+        let outcome: Result<T, StoreError> = connection.link.withLock { kept in
+            for attempt in 0..<2 {
+                let reused = kept != nil
+                if kept == nil {
+                    switch connect(until: end) {
+                    case .success(let fresh): kept = fresh
+                    case .failure(let error): return .failure(error)
+                    }
                 }
+                let link = kept!
+                let result = body(link, end)
+                if compass_pq_connected(link.handle) == 0 { link.broken = true }
+                guard link.broken else { return result }
+                kept = nil
+                guard case .failure = result, idempotent, reused, attempt == 0, monotonicMilliseconds() < end else { return result }
             }
-            let result = body(open!)
-            if case .failure(.unavailable) = result, compass_pq_connected(open) == 0 {
-                compass_pq_finish(open)
-                open = nil
-            }
-            return result
+            return .failure(.unavailable("PostgreSQL unavailable"))
         }
         return try outcome.get()
     }
 
-    private func connect() -> Result<UnsafeMutableRawPointer, StoreError> {
-        guard let open = compass_pq_connect(url) else {
+    /// A new connection, with the schema made if missing and the server's statement timeout set.
+    private func connect(until end: Int64) -> Result<Link, StoreError> {
+        var timedOut: Int32 = 0
+        let budget = Int32(clamping: max(0, end - monotonicMilliseconds()))
+        guard let handle = compass_pq_connect(url, budget, &timedOut) else {
             return .failure(.unavailable("PostgreSQL unavailable: libpq (libpq.so.5) could not be loaded"))
         }
-        guard compass_pq_connected(open) != 0 else {
+        let link = Link(handle)
+        guard compass_pq_connected(handle) != 0 else {
+            if timedOut != 0 { return .failure(.unavailable("PostgreSQL unavailable: no connection within \(budget) ms")) }
             // libpq's own words name the server and the user, never the password.
-            let message = String(cString: compass_pq_connection_error(open)).split(separator: "\n").first.map(String.init) ?? ""
-            compass_pq_finish(open)
+            let message = String(cString: compass_pq_connection_error(handle)).split(separator: "\n").first.map(String.init) ?? ""
             return .failure(.unavailable("PostgreSQL unavailable: \(message.prefix(200))"))
         }
-        let ready = run(open, "SELECT set_config('statement_timeout', $1, false)", [.text(String(statementTimeoutMilliseconds))])
-            .flatMap { _ in run(open, "SELECT version FROM \(schema).schema_version", []) }
-        if case .failure = ready, case .failure(let error) = run(open, migrationSQL, []) {
-            // The schema was missing and could not be made (a read-only user, say).
-            compass_pq_finish(open)
-            return .failure(error)
+        // One round trip when the schema is there: the timeout set and the schema's version read.
+        let setUp = "SELECT set_config('statement_timeout', $1, false), (SELECT version FROM \(schema).schema_version LIMIT 1)"
+        let timeout = [Parameter.text(String(callTimeoutMilliseconds))]
+        if case .failure = run(link, setUp, timeout, end) {
+            guard !link.broken else { return .failure(.unavailable("PostgreSQL unavailable: the connection failed while it was set up")) }
+            // The schema was missing (the failed statement set nothing): made, then the timeout set.
+            if case .failure(let error) = run(link, migrationSQL, [], end).flatMap({ _ in run(link, setUp, timeout, end) }) {
+                return .failure(error)
+            }
         }
-        return .success(open)
+        return .success(link)
     }
 
-    private func run(_ open: UnsafeMutableRawPointer, _ sql: String, _ parameters: [Parameter]) -> Result<[[[UInt8]?]], StoreError> {
+    /// One statement, answered by `end` or given up (the connection then marked broken).
+    private func run(_ link: Link, _ sql: String, _ parameters: [Parameter], _ end: Int64) -> Result<[[[UInt8]?]], StoreError> {
+        guard !link.broken else { return .failure(.unavailable("PostgreSQL unavailable: the connection failed")) }
         var storage: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -327,13 +380,20 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         }
         defer { for pointer in storage { free(pointer) } }
         let values = storage.map { UnsafePointer($0) }
+        var timedOut: Int32 = 0
+        let budget = Int32(clamping: max(0, end - monotonicMilliseconds()))
         let result = values.withUnsafeBufferPointer { valuePointer in
-            compass_pq_exec(open, sql, Int32(parameters.count), valuePointer.baseAddress, lengths, formats)
+            compass_pq_exec(link.handle, sql, Int32(parameters.count), valuePointer.baseAddress, lengths, formats, budget, &timedOut)
         }
         defer { compass_pq_clear(result) }
-        guard let result, compass_pq_succeeded(result) != 0 else {
-            let state = result.map { String(cString: compass_pq_sqlstate($0)) } ?? ""
-            let message = result.map { String(cString: compass_pq_message($0)) } ?? "no answer"
+        guard let result else {
+            link.broken = true
+            if timedOut != 0 { return .failure(.unavailable("PostgreSQL did not answer within \(budget) ms")) }
+            let message = String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? ""
+            return .failure(.unavailable("PostgreSQL unavailable: \(message.isEmpty ? "the connection failed" : String(message.prefix(200)))"))
+        }
+        guard compass_pq_succeeded(result) != 0 else {
+            let state = String(cString: compass_pq_sqlstate(result)), message = String(cString: compass_pq_message(result))
             return .failure(.unavailable("PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(message.prefix(200))"))
         }
         var rows: [[[UInt8]?]] = []

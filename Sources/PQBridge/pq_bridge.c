@@ -1,16 +1,27 @@
 #include "pq_bridge.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 // The few libpq functions used, by the signatures libpq-fe.h gives them (enums as int).
 static struct {
-    void *(*connectdb)(const char *);
+    void *(*connect_start)(const char *);
+    int (*connect_poll)(void *);
     int (*status)(const void *);
     char *(*error_message)(const void *);
     void (*finish)(void *);
-    void *(*exec_params)(void *, const char *, int, const unsigned int *, const char *const *, const int *, const int *, int);
+    int (*socket)(const void *);
+    int (*set_nonblocking)(void *, int);
+    int (*send_query_params)(void *, const char *, int, const unsigned int *, const char *const *, const int *, const int *, int);
+    int (*flush)(void *);
+    int (*consume_input)(void *);
+    int (*is_busy)(void *);
+    void *(*get_result)(void *);
     int (*result_status)(const void *);
     char *(*result_error_field)(const void *, int);
     int (*ntuples)(const void *);
@@ -27,11 +38,18 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void load(void) {
     void *lib = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
     if (!lib) return;
-    pq.connectdb = dlsym(lib, "PQconnectdb");
+    pq.connect_start = dlsym(lib, "PQconnectStart");
+    pq.connect_poll = dlsym(lib, "PQconnectPoll");
     pq.status = dlsym(lib, "PQstatus");
     pq.error_message = dlsym(lib, "PQerrorMessage");
     pq.finish = dlsym(lib, "PQfinish");
-    pq.exec_params = dlsym(lib, "PQexecParams");
+    pq.socket = dlsym(lib, "PQsocket");
+    pq.set_nonblocking = dlsym(lib, "PQsetnonblocking");
+    pq.send_query_params = dlsym(lib, "PQsendQueryParams");
+    pq.flush = dlsym(lib, "PQflush");
+    pq.consume_input = dlsym(lib, "PQconsumeInput");
+    pq.is_busy = dlsym(lib, "PQisBusy");
+    pq.get_result = dlsym(lib, "PQgetResult");
     pq.result_status = dlsym(lib, "PQresultStatus");
     pq.result_error_field = dlsym(lib, "PQresultErrorField");
     pq.ntuples = dlsym(lib, "PQntuples");
@@ -40,8 +58,10 @@ static void load(void) {
     pq.getlength = dlsym(lib, "PQgetlength");
     pq.getvalue = dlsym(lib, "PQgetvalue");
     pq.clear = dlsym(lib, "PQclear");
-    pq.loaded = pq.connectdb && pq.status && pq.error_message && pq.finish && pq.exec_params && pq.result_status &&
-                pq.result_error_field && pq.ntuples && pq.nfields && pq.getisnull && pq.getlength && pq.getvalue && pq.clear;
+    pq.loaded = pq.connect_start && pq.connect_poll && pq.status && pq.error_message && pq.finish && pq.socket &&
+                pq.set_nonblocking && pq.send_query_params && pq.flush && pq.consume_input && pq.is_busy &&
+                pq.get_result && pq.result_status && pq.result_error_field && pq.ntuples && pq.nfields &&
+                pq.getisnull && pq.getlength && pq.getvalue && pq.clear;
 }
 
 int compass_pq_load(void) {
@@ -49,8 +69,49 @@ int compass_pq_load(void) {
     return pq.loaded;
 }
 
-void *compass_pq_connect(const char *conninfo) {
-    return compass_pq_load() ? pq.connectdb(conninfo) : NULL;
+static int64_t now_ms(void) {
+    struct timespec spec;
+    clock_gettime(CLOCK_MONOTONIC, &spec);
+    return (int64_t)spec.tv_sec * 1000 + spec.tv_nsec / 1000000;
+}
+
+// Waits until the connection's socket is ready for `events` or `end` (monotonic ms) passes:
+// 1 ready, 0 the time is up, -1 the socket failed.
+static int wait_for(void *conn, short events, int64_t end) {
+    int fd = pq.socket(conn);
+    if (fd < 0) return -1;
+    for (;;) {
+        int64_t left = end - now_ms();
+        if (left <= 0) return 0;
+        struct pollfd entry = {.fd = fd, .events = events};
+        int ready = poll(&entry, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (ready > 0) return 1;
+        if (ready == 0) return 0;
+        if (errno != EINTR) return -1;
+    }
+}
+
+void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out) {
+    *timed_out = 0;
+    if (!compass_pq_load()) return NULL;
+    int64_t end = now_ms() + timeout_ms;
+    void *conn = pq.connect_start(conninfo);
+    if (!conn) return NULL;
+    int state = 2; // PGRES_POLLING_WRITING: the first wait is for the socket to be writable
+    while (pq.status(conn) != 1 /* CONNECTION_BAD */) {
+        if (state == 1 /* PGRES_POLLING_READING */ || state == 2 /* PGRES_POLLING_WRITING */) {
+            int ready = wait_for(conn, state == 2 ? POLLOUT : POLLIN, end);
+            if (ready == 0) { *timed_out = 1; break; }
+            if (ready < 0) break;
+        }
+        state = pq.connect_poll(conn);
+        if (state == 0 /* PGRES_POLLING_FAILED */) break;
+        if (state == 3 /* PGRES_POLLING_OK */) {
+            if (pq.set_nonblocking(conn, 1) != 0) break;
+            return conn;
+        }
+    }
+    return conn; // not connected: the caller reads the error and finishes it
 }
 
 int compass_pq_connected(void *conn) { return conn && pq.status(conn) == 0; /* CONNECTION_OK */ }
@@ -64,8 +125,40 @@ const char *compass_pq_connection_error(void *conn) {
 void compass_pq_finish(void *conn) { if (conn) pq.finish(conn); }
 
 void *compass_pq_exec(void *conn, const char *sql, int count, const char *const *values, const int *lengths,
-                      const int *formats) {
-    return pq.exec_params(conn, sql, count, NULL, values, lengths, formats, 1);
+                      const int *formats, int timeout_ms, int *timed_out) {
+    *timed_out = 0;
+    int64_t end = now_ms() + timeout_ms;
+    if (!pq.send_query_params(conn, sql, count, NULL, values, lengths, formats, 1)) return NULL;
+    // Send everything (the connection is non-blocking), reading what the server answers meanwhile.
+    for (;;) {
+        int pending = pq.flush(conn);
+        if (pending == 0) break;
+        if (pending < 0) return NULL;
+        int ready = wait_for(conn, POLLIN | POLLOUT, end);
+        if (ready <= 0) { *timed_out = ready == 0; return NULL; }
+        if (!pq.consume_input(conn)) return NULL;
+    }
+    while (pq.is_busy(conn)) {
+        int ready = wait_for(conn, POLLIN, end);
+        if (ready <= 0) { *timed_out = ready == 0; return NULL; }
+        if (!pq.consume_input(conn)) return NULL;
+    }
+    // The statement's result; an error among several wins, the others are cleared.
+    void *kept = NULL;
+    for (void *result; (result = pq.get_result(conn)) != NULL;) {
+        if (!kept || (compass_pq_succeeded(kept) && !compass_pq_succeeded(result))) {
+            if (kept) pq.clear(kept);
+            kept = result;
+        } else {
+            pq.clear(result);
+        }
+        while (pq.is_busy(conn)) {
+            int ready = wait_for(conn, POLLIN, end);
+            if (ready <= 0) { *timed_out = ready == 0; if (kept) pq.clear(kept); return NULL; }
+            if (!pq.consume_input(conn)) { if (kept) pq.clear(kept); return NULL; }
+        }
+    }
+    return kept;
 }
 
 int compass_pq_succeeded(void *result) {

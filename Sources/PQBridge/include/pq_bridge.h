@@ -8,15 +8,17 @@
 /// 1 when libpq could be loaded.
 int compass_pq_load(void);
 /// A connection (check compass_pq_connected), or NULL when libpq is missing or out of memory.
-void *compass_pq_connect(const char *conninfo);
+/// Made within `timeout_ms` (`*timed_out` set to 1 when that ran out), then non-blocking.
+void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out);
 int compass_pq_connected(void *conn);
 /// The connection's last error message (libpq's words; no password is in them).
 const char *compass_pq_connection_error(void *conn);
 void compass_pq_finish(void *conn);
-/// One statement with parameters (NULL value: SQL NULL; format 1: binary), results in binary.
-/// NULL when the connection failed before an answer.
+/// One statement with parameters (NULL value: SQL NULL; format 1: binary), results in binary,
+/// answered within `timeout_ms` or given up. NULL when the connection failed before an answer or
+/// the time ran out (`*timed_out` 1): the connection is then in an unknown state; finish it.
 void *compass_pq_exec(void *conn, const char *sql, int count, const char *const *values, const int *lengths,
-                      const int *formats);
+                      const int *formats, int timeout_ms, int *timed_out);
 /// 1 for a command or rows answered, 0 for an error.
 int compass_pq_succeeded(void *result);
 /// The SQLSTATE of an error ("" if none) and its primary message.

@@ -62,4 +62,36 @@ import Testing
         #expect(sent.status == 200, "\(sent.json)")
         #expect(try host.deliveredIds().contains("pg-gap-1"))
     }
+
+    @Test func aFastCGIProcessKeepsOneConnectionAndOpensAnotherAfterARestart() throws {
+        let server = try PostgresServer()
+        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        let world = try CGIWorld()
+        world.extra["STORE_URL"] = url
+        try world.connectWithPixel()
+        let settings = try FastCGIProcess("settings", environment: world.configuration.merging(["STORE_URL": url + "&application_name=fcgi_settings"]) { _, new in new },
+                                          folder: world.folder.path)
+        let get = FastCGIHostTests().params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a")
+        for _ in 0..<5 {
+            let answer = try settings.request(get)
+            #expect(answer.status == 200 && answer.json["pixelId"] as? String == "2000101", "\(answer.body.prefix(300))")
+        }
+        let connections = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fcgi_settings'"
+        #expect(try server.psql(database, connections).hasPrefix("1"), "five requests, one connection")
+
+        // Restarted between two requests: the kept connection is found broken and the read made
+        // again on a new one, so the first request after the restart is served.
+        server.stop()
+        try server.start()
+        let afterRestart = try settings.request(get)
+        #expect(afterRestart.status == 200, "\(afterRestart.body.prefix(300))")
+        // Down during a request: 503, and the process serves again once the server is back.
+        server.stop()
+        let during = try settings.request(get)
+        #expect(during.status == 503 && during.errorCode == "store_unavailable", "\(during.status) \(during.body.prefix(300))")
+        try server.start()
+        #expect(try settings.request(get).status == 200)
+        #expect(settings.isRunning)
+        #expect(try server.psql(database, connections).hasPrefix("1"))
+    }
 }

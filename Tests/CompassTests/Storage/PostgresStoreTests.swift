@@ -30,11 +30,8 @@ import Testing
         let server = try server()
         let url = try server.createDatabase()
         try PostgresStore(url: url).put("meta/integration/tenant_sql", Array(#"{"status":"active","config":{"pixelId":"2000101"}}"#.utf8), ttl: nil)
-        let database = String(url.split(separator: "/").last!.split(separator: "?")[0])
-        let output = server.folder + "/answer-\(UUID().uuidString).txt"
-        try server.run([PostgresServer.binaries! + "/psql", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres", "-d", database,
-                        "-At", "-o", output, "-c", "SELECT tenant_id, record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations"])
-        let answer = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        let answer = try server.psql(PostgresServer.database(of: url),
+                                     "SELECT tenant_id, record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations")
         #expect(answer.contains("tenant_sql|active|2000101"), "\(answer)")
     }
 
@@ -78,5 +75,71 @@ import Testing
         } catch {
             #expect(!"\(error)".contains("secret-pw"), "\(error)")
         }
+    }
+
+    /// The time `body` took, in milliseconds.
+    func milliseconds(_ body: () -> Void) -> Int64 {
+        let started = monotonicMilliseconds()
+        body()
+        return monotonicMilliseconds() - started
+    }
+
+    @Test func aStatementThatCannotEndIsGivenUpByTheDeadlineAndTheNextCallWorks() throws {
+        let server = try server()
+        let base = try server.createDatabase(), database = PostgresServer.database(of: base)
+        let url = base + "&application_name=deadline_test"
+        let store = PostgresStore(url: url, callTimeoutMilliseconds: 60_000)
+        try store.put("held/key", [1], ttl: nil)
+        // Another session holds the table; psql keeps its transaction open for 20 s.
+        let holder = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
+                                        "-p", String(server.port), "-U", "postgres", "-d", database,
+                                        "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
+                                       stderr: server.folder + "/holder.log")
+        defer { kill(holder, SIGKILL); var status: Int32 = 0; waitpid(holder, &status, 0) }
+        var held = false
+        for _ in 0..<200 where !held {
+            held = try server.psql(database, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass")
+                .hasPrefix("1")
+            if !held { usleep(50_000) }
+        }
+        #expect(held)
+
+        // A copy bounded by a deadline 1 s away gives up by then, not after the 60 s of the call.
+        let bounded = store.bounded(byDeadline: monotonicMilliseconds() + 1_000)
+        var failure: StoreError?
+        let took = milliseconds { do { _ = try bounded.get("held/key") } catch { failure = error as? StoreError } }
+        guard case .unavailable(let message) = failure else { Issue.record("a blocked read answered: \(String(describing: failure))"); return }
+        #expect(message.contains("did not answer within"), "\(message)")
+        #expect(took < 15_000, "given up after \(took) ms")
+        // A copy whose deadline has passed does not even ask.
+        #expect(throws: StoreError.self) { try store.bounded(byDeadline: monotonicMilliseconds() - 1).get("held/key") }
+
+        _ = try server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
+        #expect(try store.get("held/key")?.value == [1])
+        #expect(try store.bounded(byDeadline: monotonicMilliseconds() + 5_000).get("held/key")?.value == [1])
+        // The copies share the process's one connection.
+        #expect(try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'deadline_test'").hasPrefix("1"))
+    }
+
+    @Test func aServerThatStopsAnsweringCostsOneCallTimeoutNotAHang() throws {
+        let server = try PostgresServer()
+        let url = try server.createDatabase()
+        let store = PostgresStore(url: url, callTimeoutMilliseconds: 2_000)
+        try store.put("frozen/key", [7], ttl: nil)
+        let processes = server.processes()
+        #expect(processes.count > 1)
+        for pid in processes { kill(pid, SIGSTOP) }
+        var kept: StoreError?, fresh: StoreError?
+        // The kept connection's statement, then a new store's connection attempt, each given up.
+        let tookKept = milliseconds { do { _ = try store.get("frozen/key") } catch { kept = error as? StoreError } }
+        let tookFresh = milliseconds { do { _ = try PostgresStore(url: url, callTimeoutMilliseconds: 2_000).get("frozen/key") } catch { fresh = error as? StoreError } }
+        for pid in processes { kill(pid, SIGCONT) }
+        guard case .unavailable = kept, case .unavailable(let message) = fresh else {
+            Issue.record("a frozen server answered: \(String(describing: kept)) \(String(describing: fresh))")
+            return
+        }
+        #expect(message.contains("no connection within"), "\(message)")
+        #expect(tookKept < 15_000 && tookFresh < 15_000, "given up after \(tookKept) and \(tookFresh) ms")
+        #expect(try store.get("frozen/key")?.value == [7])
     }
 }

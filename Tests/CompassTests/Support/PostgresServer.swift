@@ -42,6 +42,30 @@ final class PostgresServer: @unchecked Sendable {
         return url(database: name)
     }
 
+    /// What psql prints (unaligned, tuples only) for `sql` in `database`.
+    func psql(_ database: String, _ sql: String) throws -> String {
+        let output = folder + "/answer-\(UUID().uuidString).txt"
+        try run([Self.binaries! + "/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-At", "-o", output, "-c", sql])
+        defer { unlink(output) }
+        return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    }
+
+    /// The database a URL of `url(database:)` names.
+    static func database(of url: String) -> String { String(url.split(separator: "/").last!.split(separator: "?")[0]) }
+
+    /// The processes of the server (the postmaster and its children), for stopping them in place.
+    func processes() -> [pid_t] {
+        guard let text = try? String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8),
+              let postmaster = text.split(separator: "\n").first.flatMap({ pid_t($0) }) else { return [] }
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && pid_t(fields[1]) == postmaster
+        }
+        return [postmaster] + children
+    }
+
     func stop() {
         guard let bin = Self.binaries else { return }
         _ = try? run([bin + "/pg_ctl", "-D", folder + "/data", "-m", "immediate", "-w", "stop"])
