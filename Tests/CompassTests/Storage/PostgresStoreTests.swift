@@ -142,4 +142,33 @@ import Testing
         #expect(tookKept < 15_000 && tookFresh < 15_000, "given up after \(tookKept) and \(tookFresh) ms")
         #expect(try store.get("frozen/key")?.value == [7])
     }
+
+    /// The message of the `.unavailable` a first call of `store` fails with ("" if it did not).
+    func unavailableMessage(_ store: PostgresStore) -> String {
+        do {
+            _ = try store.get("tls/key")
+            return ""
+        } catch {
+            guard case .unavailable(let message) = error else { return "" }
+            return message
+        }
+    }
+
+    @Test func tlsWithVerifyFullAndACAFileIsUsedAndChecked() throws {
+        let server = try PostgresServer(tls: true)
+        let database = PostgresServer.database(of: try server.createDatabase()), ca = try #require(server.caFile)
+        let url = { (host: String, options: String) in "postgresql://postgres@\(host):\(server.port)/\(database)?connect_timeout=5&\(options)" }
+        let store = PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(ca)"))
+        try store.put("tls/key", [5], ttl: nil)
+        #expect(try store.get("tls/key")?.value == [5])
+        // The server refuses TCP without TLS: the answers above came over TLS.
+        let plain = unavailableMessage(PostgresStore(url: url("localhost", "sslmode=disable")))
+        #expect(plain.contains("no encryption"), "\(plain)")
+        // verify-full checks the name: the certificate is for localhost, not 127.0.0.1.
+        let otherName = unavailableMessage(PostgresStore(url: url("127.0.0.1", "sslmode=verify-full&sslrootcert=\(ca)")))
+        #expect(otherName.contains("does not match host name"), "\(otherName)")
+        // A certificate that the given CA did not sign is refused.
+        let otherCA = unavailableMessage(PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(server.folder)/tls/other-ca.pem")))
+        #expect(otherCA.contains("certificate verify failed"), "\(otherCA)")
+    }
 }

@@ -19,14 +19,38 @@ final class PostgresServer: @unchecked Sendable {
             .map { "/usr/lib/postgresql/\($0)/bin" }.flatMap { FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") ? $0 : nil }
     }
 
-    init() throws {
+    /// Set when the server takes TLS connections only: its CA's certificate (and beside it
+    /// `other-ca.pem`, a CA that signed nothing of the server's).
+    private(set) var caFile: String?
+
+    /// `tls`: connections over TCP must use TLS, with a certificate for `localhost` (only) signed
+    /// by a CA of the test's own (`caFile`).
+    init(tls: Bool = false) throws {
         guard let bin = Self.binaries else { throw Failure.notInstalled }
         folder = "/var/tmp/compass-pg-\(UUID().uuidString.prefix(8))"
         port = try LighttpdHost.freePort()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         if getuid() == 0 { _ = try Self.run(["/bin/chown", "postgres:postgres", folder], log: "/dev/null") }
         _ = try run([bin + "/initdb", "-D", folder + "/data", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        if tls { try makeCertificates() }
         try start()
+    }
+
+    /// A CA and a server certificate for `localhost` (files owned by the server's user, the key
+    /// readable by it alone), and a client authentication file that refuses TCP without TLS.
+    private func makeCertificates() throws {
+        let tls = folder + "/tls"
+        let openssl = "/usr/bin/openssl", curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try run(["/bin/mkdir", tls])
+        try run([openssl, "req", "-x509"] + curve + ["-keyout", tls + "/ca.key", "-out", tls + "/ca.pem", "-days", "2", "-subj", "/CN=compass-test-ca"])
+        try run([openssl, "req"] + curve + ["-keyout", tls + "/server.key", "-out", tls + "/server.csr", "-subj", "/CN=localhost"])
+        try run(["/bin/sh", "-c", "printf 'subjectAltName=DNS:localhost\\n' > \(tls)/san.ext"])
+        try run([openssl, "x509", "-req", "-in", tls + "/server.csr", "-CA", tls + "/ca.pem", "-CAkey", tls + "/ca.key", "-CAcreateserial",
+                 "-out", tls + "/server.pem", "-days", "2", "-extfile", tls + "/san.ext"])
+        try run([openssl, "req", "-x509"] + curve + ["-keyout", tls + "/other-ca.key", "-out", tls + "/other-ca.pem", "-days", "2", "-subj", "/CN=another-ca"])
+        try run(["/bin/chmod", "600", tls + "/server.key"])
+        try run(["/bin/sh", "-c", "printf 'local all all trust\\nhostssl all all 127.0.0.1/32 trust\\nhost all all 0.0.0.0/0 reject\\n' > \(folder)/data/pg_hba.conf"])
+        caFile = tls + "/ca.pem"
     }
 
     deinit { stop() }
@@ -74,7 +98,8 @@ final class PostgresServer: @unchecked Sendable {
     /// Starts the server (again), on the same port and folder.
     func start() throws {
         guard let bin = Self.binaries else { throw Failure.notInstalled }
-        let options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        var options = "-p \(port) -k \(folder) -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        if caFile != nil { options += " -c ssl=on -c ssl_cert_file=\(folder)/tls/server.pem -c ssl_key_file=\(folder)/tls/server.key" }
         _ = try run([bin + "/pg_ctl", "-D", folder + "/data", "-l", folder + "/server.log", "-o", options, "-w", "-t", "30", "start"])
     }
 
