@@ -17,6 +17,7 @@ static struct {
     void (*finish)(void *);
     int (*socket)(const void *);
     int (*set_nonblocking)(void *, int);
+    void *(*set_notice_processor)(void *, void (*)(void *, const char *), void *);
     int (*send_query_params)(void *, const char *, int, const unsigned int *, const char *const *, const int *, const int *, int);
     int (*flush)(void *);
     int (*consume_input)(void *);
@@ -45,6 +46,7 @@ static void load(void) {
     pq.finish = dlsym(lib, "PQfinish");
     pq.socket = dlsym(lib, "PQsocket");
     pq.set_nonblocking = dlsym(lib, "PQsetnonblocking");
+    pq.set_notice_processor = dlsym(lib, "PQsetNoticeProcessor");
     pq.send_query_params = dlsym(lib, "PQsendQueryParams");
     pq.flush = dlsym(lib, "PQflush");
     pq.consume_input = dlsym(lib, "PQconsumeInput");
@@ -59,7 +61,7 @@ static void load(void) {
     pq.getvalue = dlsym(lib, "PQgetvalue");
     pq.clear = dlsym(lib, "PQclear");
     pq.loaded = pq.connect_start && pq.connect_poll && pq.status && pq.error_message && pq.finish && pq.socket &&
-                pq.set_nonblocking && pq.send_query_params && pq.flush && pq.consume_input && pq.is_busy &&
+                pq.set_nonblocking && pq.set_notice_processor && pq.send_query_params && pq.flush && pq.consume_input && pq.is_busy &&
                 pq.get_result && pq.result_status && pq.result_error_field && pq.ntuples && pq.nfields &&
                 pq.getisnull && pq.getlength && pq.getvalue && pq.clear;
 }
@@ -91,12 +93,17 @@ static int wait_for(void *conn, short events, int64_t end) {
     }
 }
 
+// The server's notices (a migration's "already exists, skipping") are not errors, and the
+// process's standard error is its log of JSON lines: they are dropped, not printed there.
+static void ignore_notice(void *argument, const char *message) { (void)argument; (void)message; }
+
 void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out) {
     *timed_out = 0;
     if (!compass_pq_load()) return NULL;
     int64_t end = now_ms() + timeout_ms;
     void *conn = pq.connect_start(conninfo);
     if (!conn) return NULL;
+    pq.set_notice_processor(conn, ignore_notice, NULL);
     int state = 2; // PGRES_POLLING_WRITING: the first wait is for the socket to be writable
     while (pq.status(conn) != 1 /* CONNECTION_BAD */) {
         if (state == 1 /* PGRES_POLLING_READING */ || state == 2 /* PGRES_POLLING_WRITING */) {

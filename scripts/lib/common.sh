@@ -50,3 +50,17 @@ ensure_cfn_lint() {
     fi
     echo "$venv/bin/cfn-lint"
 }
+
+# A throwaway PostgreSQL cluster in the empty folder DIR (Debian's postgresql; the server
+# refuses root, so under root it runs as the postgres user): trust authentication, no TCP, its
+# Unix socket in DIR. Prints the STORE_URL that reaches it; stop it with stop_throwaway_postgres.
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+postgres_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+start_throwaway_postgres() {
+    local dir="$1" bin; bin="$(postgres_bin)"
+    [ "$(id -u)" -ne 0 ] || chown postgres "$dir"
+    as_postgres "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/data.log" -o "-k $dir -c listen_addresses= -c fsync=off" -w start >/dev/null
+    echo "postgresql://postgres@/postgres?host=$dir"
+}
+stop_throwaway_postgres() { as_postgres "$(postgres_bin)/pg_ctl" -D "$1/data" -m immediate -w stop >/dev/null 2>&1 || true; }

@@ -42,12 +42,16 @@ import Testing
             process.executableURL = Executables.url("compass-dev")
             process.arguments = ["migrate"]
             process.environment = ["STORE_URL": url, "SWIFT_BACKTRACE": "enable=no"]
-            let pipe = Pipe()
+            let pipe = Pipe(), errors = Pipe()
             process.standardOutput = pipe
+            process.standardError = errors
             try process.run()
             let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let logged = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
             #expect(process.terminationStatus == 0 && output.contains(#""migrated":true,"schema":"compass_meta","version":1"#), "\(output)")
+            // The second run's "already exists, skipping" notices are not printed into the log.
+            #expect(logged.isEmpty, "\(logged)")
         }
         #expect(try PostgresStore(url: url).count(prefix: "") == 0)
     }
