@@ -53,7 +53,13 @@ final class PostgresServer: @unchecked Sendable {
         caFile = tls + "/ca.pem"
     }
 
-    deinit { stop() }
+    /// Stopped, and its folder (the cluster's data) removed.
+    deinit { discard() }
+
+    func discard() {
+        stop()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
 
     var url: String { url(database: "postgres") }
 
@@ -125,7 +131,7 @@ final class PostgresServer: @unchecked Sendable {
     /// One server for the whole test run, for suites that only need a store; stopped at exit.
     static let shared: PostgresServer? = {
         let server = try? PostgresServer()
-        atexit { PostgresServer.shared?.stop() }
+        atexit { PostgresServer.shared?.discard() }
         return server
     }()
 }
