@@ -39,7 +39,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         eventName = event.eventName
         eventTime = event.eventTime
         actionSource = event.actionSource
-        sealedEvent = cipher.seal(String(decoding: event.payload.serialized, as: UTF8.self),
+        sealedEvent = cipher.seal(String(decoding: event.payloadJSON, as: UTF8.self),
                                   context: Self.sealContext(tenant: tenantId, dedupKey: event.dedupKey))
         matchKeys = event.matchKeys.sorted()
         queuedAt = now
@@ -52,11 +52,12 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     /// altered or moved under another tenant or event.
     package func event(tenant: String, dedupKey: String, cipher: CredentialCipher) throws(CredentialCipher.Failure) -> NormalizedEvent {
         let text = try cipher.open(sealedEvent, context: Self.sealContext(tenant: tenant, dedupKey: dedupKey))
-        guard let payload = try? JSONParser.parse(Array(text.utf8)), let eventId = payload["event_id"]?.string else {
+        let bytes = Array(text.utf8)
+        guard let payload = try? JSONParser.parse(bytes), let eventId = payload["event_id"]?.string else {
             throw .unreadable
         }
         let event = NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
-                                    payload: payload, matchKeys: Set(matchKeys), warnings: [])
+                                    payloadJSON: bytes, matchKeys: Set(matchKeys), warnings: [])
         guard event.dedupKey == dedupKey else { throw .unreadable }
         return event
     }

@@ -7,21 +7,30 @@ package struct NormalizedEvent: Sendable, Equatable {
     package var eventName: String
     package var eventTime: Int64
     package var actionSource: String
-    /// The event exactly as it goes to Meta (snake_case, hashed user data). No raw PII.
-    package var payload: JSONValue
+    /// The event exactly as it goes to Meta (snake_case, hashed user data), as compact JSON with
+    /// its keys sorted: what a request body or an outbox record holds, byte for byte. No raw PII.
+    package var payloadJSON: [UInt8]
     /// Which match keys the event carries, for the tenant's coverage figures.
     package var matchKeys: Set<String>
     package var warnings: [String]
+
+    /// The payload as a value (parsed from `payloadJSON`).
+    package var payload: JSONValue { (try? JSONParser.parse(payloadJSON)) ?? .null }
 
     /// Stable per (event_id, event_name), the pair Meta deduplicates on: a store key segment.
     package var dedupKey: String { Hex.encode(Crypto.sha256(eventName + "\u{0}" + eventId)) }
 
     package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payload: JSONValue, matchKeys: Set<String>, warnings: [String]) {
+        self.init(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource, payloadJSON: payload.serialized,
+                  matchKeys: matchKeys, warnings: warnings)
+    }
+
+    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payloadJSON: [UInt8], matchKeys: Set<String>, warnings: [String]) {
         self.eventId = eventId
         self.eventName = eventName
         self.eventTime = eventTime
         self.actionSource = actionSource
-        self.payload = payload
+        self.payloadJSON = payloadJSON
         self.matchKeys = matchKeys
         self.warnings = warnings
     }

@@ -60,11 +60,32 @@ package struct EventDelivery {
         return report
     }
 
-    /// The exact request body for these events.
-    package func body(_ events: [NormalizedEvent]) -> JSONValue {
-        var body: [String: JSONValue] = ["data": .array(events.map(\.payload)), "partner_agent": .string(partnerAgent)]
-        if let testEventCode { body["test_event_code"] = .string(testEventCode) }
-        return .object(body)
+    /// The exact request body for these events: their payloads as they are, keys sorted.
+    package func body(_ events: some Collection<NormalizedEvent>) -> [UInt8] {
+        Self.body(events, partnerAgent: partnerAgent, testEventCode: testEventCode)
+    }
+
+    /// `{"data":[...],"partner_agent":...,"test_event_code":...}`, the payloads copied in.
+    package static func body(_ events: some Collection<NormalizedEvent>, partnerAgent: String, testEventCode: String?) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(events.reduce(64) { $0 + $1.payloadJSON.count + 1 })
+        write(events, partnerAgent: partnerAgent, testEventCode: testEventCode, into: &out)
+        return out
+    }
+
+    package static func write(_ events: some Collection<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8]) {
+        out.append(contentsOf: #"{"data":["#.utf8)
+        for (index, event) in events.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: event.payloadJSON)
+        }
+        out.append(contentsOf: #"],"partner_agent":"#.utf8)
+        JSONText.appendQuoted(partnerAgent, to: &out)
+        if let testEventCode {
+            out.append(contentsOf: #","test_event_code":"#.utf8)
+            JSONText.appendQuoted(testEventCode, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     private func send(_ indices: [Int], of events: [NormalizedEvent], into report: inout Report) {
@@ -73,7 +94,7 @@ package struct EventDelivery {
             return
         }
         do {
-            let answer: Answer = try graph.post("\(pixelId)/events", body: JSON.encode(body(indices.map { events[$0] })), token: token)
+            let answer: Answer = try graph.post("\(pixelId)/events", body: body(indices.map { events[$0] }), token: token)
             report.sent += indices
             report.eventsReceived += answer.eventsReceived ?? indices.count
             if let trace = answer.fbtraceId { report.fbtraceIds.append(trace) }

@@ -25,6 +25,25 @@ package enum Crypto {
 
     package static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 
+    /// SHA-256 fetched from the default provider once: a digest through it skips the look-up
+    /// that `EVP_sha256()` makes on every call.
+    nonisolated(unsafe) private static let fetchedSHA256: OpaquePointer? = {
+        _ = initialized
+        return EVP_MD_fetch(nil, "SHA256", nil)
+    }()
+
+    /// The SHA-256 of `bytes`, appended to `out` as 64 lower-case hex digits, with no buffer
+    /// made for the digest: the event pipeline hashes every match key this way.
+    package static func appendSHA256Hex(of bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var length: UInt32 = 0
+        withUnsafeMutableBytes(of: &digest) { raw in
+            _ = EVP_Digest(bytes.baseAddress, bytes.count, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length,
+                           fetchedSHA256 ?? EVP_sha256(), nil)
+            Hex.append(UnsafeRawBufferPointer(raw), to: &out)
+        }
+    }
+
     package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         _ = initialized
         var mac = [UInt8](repeating: 0, count: 32)
