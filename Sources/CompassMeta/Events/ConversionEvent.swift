@@ -89,6 +89,9 @@ package enum ConversionEvent {
         "contentCategory": "content_category", "deliveryCategory": "delivery_category",
     ]
 
+    /// The snake_case name of a `customData` key (given either way).
+    package static func customDataName(_ key: String) -> String { customDataKeys[key] ?? key }
+
     /// Checks and normalizes `raw`. `tenantId` seeds the generated event id when none is given.
     package static func normalize(_ raw: JSONValue, tenantId: String, now: Date) -> Result<NormalizedEvent, EventRejection> {
         do {

@@ -1,0 +1,314 @@
+import CompassPlatform
+
+/// The common event normalized straight from the request's bytes into the bytes Meta gets:
+/// fields read from a `JSONTape`, match keys normalized byte by byte in ASCII and hashed into the
+/// output, the payload written with its keys sorted, no value tree built.
+///
+/// It takes the events pipelines send every day and declines (nil) everything else: a field it
+/// does not handle, a value that is not plain ASCII where a rule reads it, any value that would
+/// be dropped with a warning, and every event with a problem. `ConversionEvent.normalize` then
+/// takes the event; it holds every rule, and for an event this path takes it gives the same
+/// `NormalizedEvent`, byte for byte (`EventFastPathTests` compares the two on generated events).
+package enum EventFastPath {
+    private enum Field: Int, CaseIterable {
+        case eventName, eventTime, actionSource, eventId, eventSourceURL, userData, customData
+    }
+
+    private static func field(_ tape: JSONTape, _ name: Int) -> Field? {
+        switch Int(tape.tokens[name].end - tape.tokens[name].start) {
+        case 7: return tape.isString(name, "eventId") ? .eventId : nil
+        case 8: return tape.isString(name, "event_id") ? .eventId : tape.isString(name, "userData") ? .userData : nil
+        case 9:
+            if tape.isString(name, "eventName") { return .eventName }
+            if tape.isString(name, "eventTime") { return .eventTime }
+            if tape.isString(name, "user_data") { return .userData }
+            return nil
+        case 10:
+            if tape.isString(name, "event_name") { return .eventName }
+            if tape.isString(name, "event_time") { return .eventTime }
+            if tape.isString(name, "customData") { return .customData }
+            return nil
+        case 11: return tape.isString(name, "custom_data") ? .customData : nil
+        case 12: return tape.isString(name, "actionSource") ? .actionSource : nil
+        case 13: return tape.isString(name, "action_source") ? .actionSource : nil
+        case 14: return tape.isString(name, "eventSourceUrl") ? .eventSourceURL : nil
+        case 16: return tape.isString(name, "event_source_url") ? .eventSourceURL : nil
+        default: return nil
+        }
+    }
+
+    /// The event at token `index` of `tape`, or nil for the general path.
+    package static func normalize(_ tape: JSONTape, at index: Int, now: Date) -> NormalizedEvent? {
+        guard tape.tokens[index].kind == .object else { return nil }
+        var found = [Int](repeating: -1, count: Field.allCases.count)
+        for (name, value) in tape.members(of: index) {
+            guard let field = field(tape, name), found[field.rawValue] < 0 else { return nil }
+            found[field.rawValue] = value
+        }
+        func at(_ field: Field) -> Int? { found[field.rawValue] >= 0 ? found[field.rawValue] : nil }
+        guard let nameToken = at(.eventName), let timeToken = at(.eventTime), let sourceToken = at(.actionSource),
+              let idToken = at(.eventId), let userToken = at(.userData) else { return nil }
+
+        guard let name = trimmedASCII(tape, nameToken), (1...100).contains(name.count) else { return nil }
+        let eventName = String(decoding: tape.bytes[name], as: UTF8.self)
+        guard tape.tokens[sourceToken].kind == .string else { return nil }
+        let source = tape.string(sourceToken)
+        guard ConversionEvent.actionSources.contains(source), source != "app", source != "business_messaging" else { return nil }
+        guard tape.tokens[timeToken].kind == .number, case .int(let time) = tape.number(timeToken) else { return nil }
+        let current = now.unixSeconds, windowDays: Int64 = source == "physical_store" ? 62 : 7
+        guard time <= 100_000_000_000, time <= current + ConversionEvent.futureToleranceSeconds,
+              time >= current - windowDays * 86_400 else { return nil }
+        guard let id = trimmedASCII(tape, idToken), (1...256).contains(id.count) else { return nil }
+        var url: Range<Int>?
+        if let urlToken = at(.eventSourceURL) {
+            guard let text = trimmedASCII(tape, urlToken), text.count <= 2048,
+                  tape.bytes[text].starts(with: "http://".utf8) || tape.bytes[text].starts(with: "https://".utf8) else { return nil }
+            url = text
+        }
+        if source == "website" && url == nil { return nil }
+
+        var out: [UInt8] = []
+        out.reserveCapacity(tape.text(index).count + 800)
+        out.append(contentsOf: #"{"action_source":"#.utf8)
+        JSONText.appendQuoted(source, to: &out)
+        if let customToken = at(.customData) {
+            out.append(contentsOf: #","custom_data":"#.utf8)
+            guard writeCustomData(tape, customToken, eventName: eventName, into: &out) else { return nil }
+        } else if eventName == "Purchase" {
+            return nil
+        }
+        out.append(contentsOf: #","event_id":""#.utf8)
+        out.append(contentsOf: tape.bytes[id])
+        out.append(contentsOf: #"","event_name":""#.utf8)
+        out.append(contentsOf: tape.bytes[name])
+        out.append(UInt8(ascii: "\""))
+        if let url {
+            out.append(contentsOf: #","event_source_url":""#.utf8)
+            out.append(contentsOf: tape.bytes[url])
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(contentsOf: #","event_time":"#.utf8)
+        out.append(contentsOf: String(time).utf8)
+        out.append(contentsOf: #","user_data":"#.utf8)
+        let urlText = url.map { String(decoding: tape.bytes[$0], as: UTF8.self) }
+        guard let keys = writeUserData(tape, userToken, source: source, url: urlText, time: time, into: &out) else { return nil }
+        out.append(UInt8(ascii: "}"))
+        return NormalizedEvent(eventId: String(decoding: tape.bytes[id], as: UTF8.self), eventName: eventName, eventTime: time,
+                               actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
+    }
+
+    /// A string token's bytes without ASCII whitespace at either end; nil when it is not a
+    /// string or not ASCII (the Unicode rules are the general path's).
+    private static func trimmedASCII(_ tape: JSONTape, _ index: Int) -> Range<Int>? {
+        let token = tape.tokens[index]
+        guard token.kind == .string, token.isASCII else { return nil }
+        var start = Int(token.start), end = Int(token.end)
+        while start < end, isSpace(tape.bytes[start]) { start += 1 }
+        while start < end, isSpace(tape.bytes[end - 1]) { end -= 1 }
+        return start..<end
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 32 || (9...13).contains(byte) }
+
+    // MARK: user_data
+
+    /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
+    private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: String?, time: Int64,
+                                      into out: inout [UInt8]) -> Set<String>? {
+        guard tape.tokens[index].kind == .object else { return nil }
+        var members: [(key: String, value: [UInt8])] = []
+        members.reserveCapacity(Int(tape.tokens[index].count) + 1)
+        var scratch: [UInt8] = []
+        for (nameToken, valueToken) in tape.members(of: index) {
+            let key = tape.string(nameToken)
+            var value: [UInt8] = []
+            if UserDataNormalizer.hashedKeys.contains(key) {
+                guard writeHashed(tape, valueToken, key: key, scratch: &scratch, into: &value) else { return nil }
+            } else if UserDataNormalizer.plainKeys.contains(key) {
+                guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
+                if key == "client_ip_address" && !UserDataNormalizer.isIPAddress(String(decoding: tape.bytes[text], as: UTF8.self)) {
+                    return nil
+                }
+                value.append(UInt8(ascii: "\""))
+                value.append(contentsOf: tape.bytes[text])
+                value.append(UInt8(ascii: "\""))
+            } else {
+                return nil
+            }
+            members.append((key, value))
+        }
+        if !members.contains(where: { $0.key == "fbc" }), let url, let fbclid = ConversionEvent.fbclid(in: url) {
+            var value: [UInt8] = []
+            JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &value)
+            members.append(("fbc", value))
+        }
+        guard !members.isEmpty else { return nil }
+        if source == "website" && !members.contains(where: { $0.key == "client_user_agent" }) { return nil }
+        members.sort { $0.key < $1.key }
+        out.append(UInt8(ascii: "{"))
+        for (position, member) in members.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendQuoted(member.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: member.value)
+        }
+        out.append(UInt8(ascii: "}"))
+        return Set(members.map(\.key))
+    }
+
+    /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
+    /// in order, in the shape it came in; false to decline.
+    private static func writeHashed(_ tape: JSONTape, _ index: Int, key: String, scratch: inout [UInt8], into out: inout [UInt8]) -> Bool {
+        let isArray = tape.tokens[index].kind == .array
+        let items = isArray ? tape.elements(of: index) : [index]
+        var digests: [Range<Int>] = []
+        out.append(contentsOf: isArray ? #"[""#.utf8 : #"""#.utf8)
+        for item in items {
+            guard tape.tokens[item].kind == .string else { return false }
+            scratch.removeAll(keepingCapacity: true)
+            guard normalize(tape, item, key: key, into: &scratch) else { return false }
+            let start = out.count + (digests.isEmpty ? 0 : 3)
+            var digest: [UInt8] = []
+            digest.reserveCapacity(64)
+            if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
+                digest = scratch
+            } else {
+                scratch.withUnsafeBytes { Crypto.appendSHA256Hex(of: $0, to: &digest) }
+            }
+            if digests.contains(where: { out[$0].elementsEqual(digest) }) { continue }
+            if !digests.isEmpty { out.append(contentsOf: #"",""#.utf8) }
+            out.append(contentsOf: digest)
+            digests.append(start..<(start + 64))
+        }
+        guard !digests.isEmpty else { return false }
+        out.append(contentsOf: isArray ? #""]"#.utf8 : #"""#.utf8)
+        return true
+    }
+
+    /// One value by `UserDataNormalizer.normalize`'s rule for `key`, into `out`: byte by byte for
+    /// ASCII text and the keys every event has, through the rule itself for the others.
+    private static func normalize(_ tape: JSONTape, _ index: Int, key: String, into out: inout [UInt8]) -> Bool {
+        guard let trimmed = trimmedASCII(tape, index) else {
+            guard case .success(let normalized) = UserDataNormalizer.normalize(key, tape.string(index)) else { return false }
+            out.append(contentsOf: normalized.utf8)
+            return true
+        }
+        let bytes = tape.bytes[trimmed]
+        // A digest passes as it is, lower-cased.
+        if bytes.count == 64 && bytes.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }) {
+            out.append(contentsOf: bytes.lazy.map { $0 | 0x20 })
+            return true
+        }
+        func lower(_ byte: UInt8) -> UInt8 { ASCII.isUpper(byte) ? byte | 0x20 : byte }
+        func letters() { for byte in bytes where ASCII.isLower(byte) || ASCII.isUpper(byte) { out.append(byte | 0x20) } }
+        switch key {
+        case "em":
+            // `.+@.+\..+` without spaces, lower-cased.
+            guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at != bytes.startIndex, !bytes.contains(32) else { return false }
+            let domain = bytes[(at + 1)...]
+            guard let dot = domain.lastIndex(of: UInt8(ascii: ".")), dot != domain.startIndex, dot + 1 != domain.endIndex else { return false }
+            out.append(contentsOf: bytes.lazy.map(lower))
+        case "ph":
+            for byte in bytes where ASCII.isDigit(byte) && !(out.isEmpty && byte == 48) { out.append(byte) }
+            guard (7...15).contains(out.count) else { return false }
+        case "fn", "ln", "ct":
+            letters()
+            guard !out.isEmpty else { return false }
+        case "st":
+            letters()
+            guard !out.isEmpty else { return false }
+            if let code = GeoCodes.usStates[String(decoding: out, as: UTF8.self)] {
+                out.removeAll(keepingCapacity: true)
+                out.append(contentsOf: code.utf8)
+            }
+        case "country":
+            letters()
+            let letters = String(decoding: out, as: UTF8.self)
+            if out.count == 2, GeoCodes.alpha2.contains(letters) { return true }
+            guard let code = GeoCodes.countries[letters] else { return false }
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: code.utf8)
+        case "external_id":
+            guard !bytes.isEmpty else { return false }
+            out.append(contentsOf: bytes)
+        default:
+            guard case .success(let normalized) = UserDataNormalizer.normalize(key, String(decoding: bytes, as: UTF8.self)) else { return false }
+            out.append(contentsOf: normalized.utf8)
+        }
+        return true
+    }
+
+    // MARK: custom_data
+
+    /// `custom_data` with its keys sorted, the general path's rules applied; false to decline.
+    private static func writeCustomData(_ tape: JSONTape, _ index: Int, eventName: String, into out: inout [UInt8]) -> Bool {
+        guard tape.tokens[index].kind == .object else { return false }
+        var members: [(key: String, value: [UInt8])] = []
+        members.reserveCapacity(Int(tape.tokens[index].count))
+        for (nameToken, valueToken) in tape.members(of: index) {
+            let given = tape.string(nameToken)
+            let key = ConversionEvent.customDataName(given)
+            guard !members.contains(where: { $0.key == key }) else { return false }
+            var value: [UInt8] = []
+            let token = tape.tokens[valueToken]
+            switch key {
+            case "value":
+                guard token.kind == .number else { return false }
+                let number = tape.number(valueToken)
+                guard let double = number.number, double.isFinite, abs(double) < 1e12 else { return false }
+                (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &value)
+            case "currency":
+                guard let code = trimmedASCII(tape, valueToken), code.count == 3,
+                      tape.bytes[code].allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
+                value.append(UInt8(ascii: "\""))
+                value.append(contentsOf: tape.bytes[code].lazy.map { $0 | 0x20 })
+                value.append(UInt8(ascii: "\""))
+            case "content_type", "delivery_category":
+                guard token.kind == .string else { return false }
+                let text = tape.string(valueToken)
+                guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else { return false }
+                JSONText.appendQuoted(text, to: &value)
+            case "content_ids":
+                guard token.kind == .array else { return false }
+                value.append(UInt8(ascii: "["))
+                for (position, item) in tape.elements(of: valueToken).enumerated() {
+                    if position > 0 { value.append(UInt8(ascii: ",")) }
+                    switch tape.tokens[item].kind {
+                    case .string: JSONText.appendQuoted(tape.string(item), to: &value)
+                    case .number:
+                        guard case .int(let number) = tape.number(item) else { return false }
+                        JSONText.appendQuoted(String(number), to: &value)
+                    default: return false
+                    }
+                }
+                value.append(UInt8(ascii: "]"))
+            case "contents":
+                return false
+            case "num_items", "predicted_ltv":
+                guard token.kind == .number else { return false }
+                tape.number(valueToken).write(into: &value)
+            default:
+                switch token.kind {
+                case .string: JSONText.appendQuoted(tape.string(valueToken), to: &value)
+                case .number: tape.number(valueToken).write(into: &value)
+                case .true: value.append(contentsOf: "true".utf8)
+                case .false: value.append(contentsOf: "false".utf8)
+                case .null: value.append(contentsOf: "null".utf8)
+                case .object, .array: return false
+                }
+            }
+            members.append((key, value))
+        }
+        if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) { return false }
+        members.sort { $0.key < $1.key }
+        out.append(UInt8(ascii: "{"))
+        for (position, member) in members.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendQuoted(member.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: member.value)
+        }
+        out.append(UInt8(ascii: "}"))
+        return true
+    }
+}

@@ -1,0 +1,275 @@
+/// JSON text parsed once into a flat list of tokens that point into its bytes: no value built,
+/// no string copied, one array for the whole text. For the event pipeline, which reads a few
+/// fields of thousands of objects and copies most of their bytes through.
+///
+/// It takes a narrower language than `JSONParser`, never a wider one: text it takes, the parser
+/// takes with the same meaning. It declines (nil) any text with a backslash escape, a member
+/// name that is not ASCII (the parser compares names as Swift strings, by canonical
+/// equivalence), more than 64 members in an object, nesting deeper than 64, or anything the
+/// parser would refuse; the caller then parses with `JSONParser`, whose answer (a value or a
+/// precise error) stands.
+package struct JSONTape: Sendable {
+    package enum Kind: UInt8, Sendable {
+        case object, array, string, number, `true`, `false`, null
+    }
+
+    package struct Token: Sendable {
+        package var kind: Kind
+        /// 1 for an integer of at most 18 digits (no fraction, no exponent).
+        package var isInteger: Bool
+        /// 1 for a string with a byte outside ASCII (valid UTF-8, checked).
+        package var isASCII: Bool
+        /// A string: its text without the quotes; a number or literal: its text; an object or
+        /// array: the whole value, brackets included.
+        package var start: Int32
+        package var end: Int32
+        /// The token after this value and everything in it.
+        package var next: Int32
+        /// Members of an object, elements of an array.
+        package var count: Int32
+    }
+
+    package let bytes: [UInt8]
+    package private(set) var tokens: [Token] = []
+
+    package static let maxMembers = 64
+    package static let maxDepth = 64
+
+    package init?(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        guard bytes.count < Int(Int32.max) else { return nil }
+        tokens.reserveCapacity(bytes.count / 8 + 4)
+        let parsed: Bool = bytes.withUnsafeBufferPointer { buffer in
+            var reader = Reader(bytes: buffer)
+            reader.skipWhitespace()
+            guard reader.value(into: &tokens, depth: 0) else { return false }
+            reader.skipWhitespace()
+            return reader.index == buffer.count
+        }
+        guard parsed else { return nil }
+    }
+
+    // MARK: Reading
+
+    /// The (name, value) token indices of an object's members, in order.
+    package func members(of object: Int) -> [(name: Int, value: Int)] {
+        var out: [(name: Int, value: Int)] = []
+        out.reserveCapacity(Int(tokens[object].count))
+        var index = object + 1
+        for _ in 0..<tokens[object].count {
+            out.append((index, index + 1))
+            index = Int(tokens[index + 1].next)
+        }
+        return out
+    }
+
+    /// The token indices of an array's elements, in order.
+    package func elements(of array: Int) -> [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(Int(tokens[array].count))
+        var index = array + 1
+        for _ in 0..<tokens[array].count {
+            out.append(index)
+            index = Int(tokens[index].next)
+        }
+        return out
+    }
+
+    /// The value's text (a string's without its quotes).
+    package func text(_ index: Int) -> ArraySlice<UInt8> { bytes[Int(tokens[index].start)..<Int(tokens[index].end)] }
+
+    /// A string token's text as a String.
+    package func string(_ index: Int) -> String {
+        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[Int(tokens[index].start)..<Int(tokens[index].end)]), as: UTF8.self) }
+    }
+
+    /// True when the token is the string `name` (ASCII).
+    package func isString(_ index: Int, _ name: StaticString) -> Bool {
+        let token = tokens[index]
+        guard token.kind == .string, Int(token.end - token.start) == name.utf8CodeUnitCount else { return false }
+        let start = Int(token.start)
+        for offset in 0..<name.utf8CodeUnitCount where bytes[start + offset] != name.utf8Start[offset] { return false }
+        return true
+    }
+
+    /// The whole value's bytes, as `JSONParser` takes them.
+    package func valueBytes(_ index: Int) -> [UInt8] {
+        let token = tokens[index]
+        switch token.kind {
+        case .string: return Array(bytes[Int(token.start - 1)..<Int(token.end + 1)])
+        default: return Array(bytes[Int(token.start)..<Int(token.end)])
+        }
+    }
+
+    // MARK: Parsing
+
+    private struct Reader {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+
+        mutating func skipWhitespace() {
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+                index += 1
+            }
+        }
+
+        mutating func value(into tokens: inout [Token], depth: Int) -> Bool {
+            guard depth < JSONTape.maxDepth, index < bytes.count else { return false }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): return object(into: &tokens, depth: depth)
+            case UInt8(ascii: "["): return array(into: &tokens, depth: depth)
+            case UInt8(ascii: "\""): return string(into: &tokens)
+            case UInt8(ascii: "t"): return literal("true", .true, into: &tokens)
+            case UInt8(ascii: "f"): return literal("false", .false, into: &tokens)
+            case UInt8(ascii: "n"): return literal("null", .null, into: &tokens)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return number(into: &tokens)
+            default: return false
+            }
+        }
+
+        mutating func literal(_ word: StaticString, _ kind: Kind, into tokens: inout [Token]) -> Bool {
+            let count = word.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
+            tokens.append(Token(kind: kind, isInteger: false, isASCII: true, start: Int32(index), end: Int32(index + count),
+                                next: Int32(tokens.count + 1), count: 0))
+            index += count
+            return true
+        }
+
+        mutating func object(into tokens: inout [Token], depth: Int) -> Bool {
+            let at = tokens.count, start = index
+            tokens.append(Token(kind: .object, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
+            index += 1
+            var names: [Int] = []
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return close(at, start: start, count: 0, into: &tokens)
+            }
+            while true {
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), string(into: &tokens) else { return false }
+                let name = tokens.count - 1
+                // Names compared as bytes mean what the parser's string comparison means only in ASCII.
+                guard tokens[name].isASCII, names.count < JSONTape.maxMembers else { return false }
+                for other in names where same(tokens[other], tokens[name]) { return false }
+                names.append(name)
+                skipWhitespace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
+                index += 1
+                skipWhitespace()
+                guard value(into: &tokens, depth: depth + 1) else { return false }
+                skipWhitespace()
+                guard index < bytes.count else { return false }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "}") else { return false }
+                index += 1
+                return close(at, start: start, count: names.count, into: &tokens)
+            }
+        }
+
+        func same(_ a: Token, _ b: Token) -> Bool {
+            guard a.end - a.start == b.end - b.start else { return false }
+            for offset in 0..<Int(a.end - a.start) where bytes[Int(a.start) + offset] != bytes[Int(b.start) + offset] { return false }
+            return true
+        }
+
+        mutating func array(into tokens: inout [Token], depth: Int) -> Bool {
+            let at = tokens.count, start = index
+            tokens.append(Token(kind: .array, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
+            index += 1
+            var count = 0
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return close(at, start: start, count: 0, into: &tokens)
+            }
+            while true {
+                skipWhitespace()
+                guard value(into: &tokens, depth: depth + 1) else { return false }
+                count += 1
+                skipWhitespace()
+                guard index < bytes.count else { return false }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                guard bytes[index] == UInt8(ascii: "]") else { return false }
+                index += 1
+                return close(at, start: start, count: count, into: &tokens)
+            }
+        }
+
+        func close(_ at: Int, start: Int, count: Int, into tokens: inout [Token]) -> Bool {
+            tokens[at].end = Int32(index)
+            tokens[at].next = Int32(tokens.count)
+            tokens[at].count = Int32(count)
+            return true
+        }
+
+        mutating func string(into tokens: inout [Token]) -> Bool {
+            index += 1
+            let start = index
+            var ascii = true
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") { break }
+                // Escapes are left to the parser; so are control characters (an error there).
+                if byte == UInt8(ascii: "\\") || byte < 0x20 { return false }
+                if byte >= 0x80 { ascii = false }
+                index += 1
+            }
+            guard index < bytes.count else { return false }
+            if !ascii, String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) == nil { return false }
+            tokens.append(Token(kind: .string, isInteger: false, isASCII: ascii, start: Int32(start), end: Int32(index),
+                                next: Int32(tokens.count + 1), count: 0))
+            index += 1
+            return true
+        }
+
+        mutating func number(into tokens: inout [Token]) -> Bool {
+            let start = index
+            var integer = true
+            if bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
+            if bytes[index] == UInt8(ascii: "0") {
+                index += 1
+            } else {
+                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                integer = false
+                index += 1
+                guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
+                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                integer = false
+                index += 1
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
+                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
+            }
+            let digits = index - start - (bytes[start] == UInt8(ascii: "-") ? 1 : 0)
+            if integer && digits > 18 { integer = false }
+            // The parser refuses a number whose double is not finite (1e999).
+            if !integer {
+                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                guard let double = Double(text), double.isFinite else { return false }
+            }
+            tokens.append(Token(kind: .number, isInteger: integer, isASCII: true, start: Int32(start), end: Int32(index),
+                                next: Int32(tokens.count + 1), count: 0))
+            return true
+        }
+    }
+}
+
+extension JSONTape {
+    /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
+    package func number(_ index: Int) -> JSONValue {
+        let text = String(decoding: self.text(index), as: UTF8.self)
+        if tokens[index].isInteger, let integer = Int64(text) { return .int(integer) }
+        if let integer = Int64(text) { return .int(integer) }
+        return .double(Double(text) ?? 0)
+    }
+}
