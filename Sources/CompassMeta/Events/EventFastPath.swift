@@ -90,8 +90,7 @@ package enum EventFastPath {
         out.append(contentsOf: #","event_time":"#.utf8)
         out.append(contentsOf: String(time).utf8)
         out.append(contentsOf: #","user_data":"#.utf8)
-        let urlText = url.map { String(decoding: tape.bytes[$0], as: UTF8.self) }
-        guard let keys = writeUserData(tape, userToken, source: source, url: urlText, time: time, into: &out) else { return nil }
+        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, into: &out) else { return nil }
         out.append(UInt8(ascii: "}"))
         return NormalizedEvent(eventId: String(decoding: tape.bytes[id], as: UTF8.self), eventName: eventName, eventTime: time,
                                actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
@@ -113,34 +112,44 @@ package enum EventFastPath {
     // MARK: user_data
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
-    private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: String?, time: Int64,
+    private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: Range<Int>?, time: Int64,
                                       into out: inout [UInt8]) -> Set<String>? {
         guard tape.tokens[index].kind == .object else { return nil }
-        var members: [(key: String, value: [UInt8])] = []
+        // Each member's value is written once into `values`; the members are then sorted by key.
+        var members: [(key: String, range: Range<Int>)] = []
         members.reserveCapacity(Int(tape.tokens[index].count) + 1)
+        var values: [UInt8] = []
+        values.reserveCapacity(Int(tape.tokens[index].count) * 72)
         var scratch: [UInt8] = []
-        for (nameToken, valueToken) in tape.members(of: index) {
-            let key = tape.string(nameToken)
-            var value: [UInt8] = []
+        scratch.reserveCapacity(128)
+        var name = index + 1
+        for _ in 0..<tape.tokens[index].count {
+            let valueToken = name + 1
+            defer { name = Int(tape.tokens[valueToken].next) }
+            let key = tape.string(name), start = values.count
             if UserDataNormalizer.hashedKeys.contains(key) {
-                guard writeHashed(tape, valueToken, key: key, scratch: &scratch, into: &value) else { return nil }
+                guard writeHashed(tape, valueToken, key: key, scratch: &scratch, into: &values) else { return nil }
             } else if UserDataNormalizer.plainKeys.contains(key) {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
-                if key == "client_ip_address" && !UserDataNormalizer.isIPAddress(String(decoding: tape.bytes[text], as: UTF8.self)) {
+                if key == "client_ip_address" && !isIPv4(tape.bytes[text])
+                    && !UserDataNormalizer.isIPAddress(String(decoding: tape.bytes[text], as: UTF8.self)) {
                     return nil
                 }
-                value.append(UInt8(ascii: "\""))
-                value.append(contentsOf: tape.bytes[text])
-                value.append(UInt8(ascii: "\""))
+                values.append(UInt8(ascii: "\""))
+                values.append(contentsOf: tape.bytes[text])
+                values.append(UInt8(ascii: "\""))
             } else {
                 return nil
             }
-            members.append((key, value))
+            members.append((key, start..<values.count))
         }
-        if !members.contains(where: { $0.key == "fbc" }), let url, let fbclid = ConversionEvent.fbclid(in: url) {
-            var value: [UInt8] = []
-            JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &value)
-            members.append(("fbc", value))
+        // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
+        // reads the URL only when the bytes "fbclid=" are in it).
+        if let url, !members.contains(where: { $0.key == "fbc" }), contains(tape.bytes[url], "fbclid="),
+           let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.bytes[url], as: UTF8.self)) {
+            let start = values.count
+            JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &values)
+            members.append(("fbc", start..<values.count))
         }
         guard !members.isEmpty else { return nil }
         if source == "website" && !members.contains(where: { $0.key == "client_user_agent" }) { return nil }
@@ -148,39 +157,80 @@ package enum EventFastPath {
         out.append(UInt8(ascii: "{"))
         for (position, member) in members.enumerated() {
             if position > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(member.key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: member.value)
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: member.key.utf8)
+            out.append(contentsOf: #"":"#.utf8)
+            out.append(contentsOf: values[member.range])
         }
         out.append(UInt8(ascii: "}"))
-        return Set(members.map(\.key))
+        var keys = Set<String>(minimumCapacity: members.count)
+        for member in members { keys.insert(member.key) }
+        return keys
+    }
+
+    private static func contains(_ bytes: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
+        let count = needle.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        var start = bytes.startIndex
+        while start + count <= bytes.endIndex {
+            var offset = 0
+            while offset < count && bytes[start + offset] == needle.utf8Start[offset] { offset += 1 }
+            if offset == count { return true }
+            start += 1
+        }
+        return false
+    }
+
+    /// A dotted quad as `UserDataNormalizer.isIPv4` takes it (each part 0 to 255, no leading
+    /// zero), read from bytes; false sends the text to the full rule (IPv6 included).
+    private static func isIPv4(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var parts = 0, value = 0, digits = 0, first: UInt8 = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                parts += 1
+                (value, digits) = (0, 0)
+                continue
+            }
+            guard ASCII.isDigit(byte), digits < 3 else { return false }
+            if digits == 0 { first = byte } else if first == UInt8(ascii: "0") { return false }
+            value = value * 10 + Int(byte - 48)
+            guard value <= 255 else { return false }
+            digits += 1
+        }
+        return parts == 3 && digits > 0
     }
 
     /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
     /// in order, in the shape it came in; false to decline.
     private static func writeHashed(_ tape: JSONTape, _ index: Int, key: String, scratch: inout [UInt8], into out: inout [UInt8]) -> Bool {
         let isArray = tape.tokens[index].kind == .array
-        let items = isArray ? tape.elements(of: index) : [index]
-        var digests: [Range<Int>] = []
+        let count = isArray ? Int(tape.tokens[index].count) : 1
+        var item = isArray ? index + 1 : index
+        var written = 0, first = 0
         out.append(contentsOf: isArray ? #"[""#.utf8 : #"""#.utf8)
-        for item in items {
+        for _ in 0..<count {
+            defer { item = Int(tape.tokens[item].next) }
             guard tape.tokens[item].kind == .string else { return false }
             scratch.removeAll(keepingCapacity: true)
             guard normalize(tape, item, key: key, into: &scratch) else { return false }
-            let start = out.count + (digests.isEmpty ? 0 : 3)
-            var digest: [UInt8] = []
-            digest.reserveCapacity(64)
+            if written > 0 { out.append(contentsOf: #"",""#.utf8) }
+            let start = out.count
+            if written == 0 { first = start }
             if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
-                digest = scratch
+                out.append(contentsOf: scratch)
             } else {
-                scratch.withUnsafeBytes { Crypto.appendSHA256Hex(of: $0, to: &digest) }
+                scratch.withUnsafeBytes { Crypto.appendSHA256Hex(of: $0, to: &out) }
             }
-            if digests.contains(where: { out[$0].elementsEqual(digest) }) { continue }
-            if !digests.isEmpty { out.append(contentsOf: #"",""#.utf8) }
-            out.append(contentsOf: digest)
-            digests.append(start..<(start + 64))
+            // De-duplicated in order: a digest already written is taken back.
+            let repeated = (0..<written).contains { out[(first + $0 * 67)..<(first + $0 * 67 + 64)].elementsEqual(out[start..<(start + 64)]) }
+            if repeated {
+                out.removeLast(written > 0 ? 67 : 64)
+            } else {
+                written += 1
+            }
         }
-        guard !digests.isEmpty else { return false }
+        guard written > 0 else { return false }
         out.append(contentsOf: isArray ? #""]"#.utf8 : #"""#.utf8)
         return true
     }
@@ -228,6 +278,18 @@ package enum EventFastPath {
             guard let code = GeoCodes.countries[letters] else { return false }
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: code.utf8)
+        case "zp":
+            // A US ZIP+4 is its first five digits; else without spaces, cut at the first "-".
+            let kept = bytes.lazy.filter { $0 != 32 && $0 != 45 }
+            if kept.count == 9, kept.allSatisfy(ASCII.isDigit), bytes.prefix(5).allSatisfy(ASCII.isDigit) {
+                out.append(contentsOf: kept.prefix(5))
+                return true
+            }
+            for byte in bytes where byte != 32 {
+                if byte == 45 { break }
+                out.append(lower(byte))
+            }
+            guard !out.isEmpty else { return false }
         case "external_id":
             guard !bytes.isEmpty else { return false }
             out.append(contentsOf: bytes)

@@ -18,9 +18,15 @@ package enum Hex {
 
     /// `bytes` as lower-case hex digits at the end of `out`.
     package static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: bytes.count * 2))
+        out.withUnsafeMutableBufferPointer { buffer in
+            digits.withUnsafeBufferPointer { digits in
+                for (index, byte) in bytes.enumerated() {
+                    buffer[start + 2 * index] = digits[Int(byte >> 4)]
+                    buffer[start + 2 * index + 1] = digits[Int(byte & 0x0f)]
+                }
+            }
         }
     }
 
