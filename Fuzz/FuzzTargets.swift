@@ -33,7 +33,23 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         let verifier = SessionVerifier(secret: Array("fuzz-secret-0123456789abcdef0123456789".utf8))
         _ = try? verifier.verify(text, now: fuzzNow)
     case "event":
-        guard let value = try? JSONParser.parse(bytes) else { return 0 }
+        let parsed = try? JSONParser.parse(bytes)
+        if let tape = JSONTape(bytes) {
+            // The tape takes no text the parser refuses, and the byte-level path gives what
+            // every rule gives for each event it takes.
+            precondition(parsed != nil, "the tape took text the parser refuses")
+            var tokens = [0]
+            if tape.tokens[0].kind == .object, let events = tape.members(of: 0).first(where: { tape.isString($0.name, "events") }),
+               tape.tokens[events.value].kind == .array {
+                tokens = tape.elements(of: events.value)
+            }
+            for token in tokens.prefix(50) {
+                guard let fast = EventFastPath.normalize(tape, at: token, now: fuzzNow) else { continue }
+                let general = ConversionEvent.normalize((try? JSONParser.parse(tape.valueBytes(token))) ?? .null, tenantId: "t", now: fuzzNow)
+                precondition(general == .success(fast), "the byte-level path and the rules disagree")
+            }
+        }
+        guard let value = parsed else { return 0 }
         let events = value["events"]?.array ?? [value]
         for event in events.prefix(50) {
             if case .success(let normalized) = ConversionEvent.normalize(event, tenantId: "t", now: fuzzNow) {

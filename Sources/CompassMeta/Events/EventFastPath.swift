@@ -38,7 +38,7 @@ package enum EventFastPath {
     }
 
     /// The event at token `index` of `tape`, or nil for the general path.
-    package static func normalize(_ tape: JSONTape, at index: Int, now: Date) -> NormalizedEvent? {
+    package static func normalize(_ tape: JSONTape, at index: Int, now: Date, hasher: Crypto.SHA256Hasher = Crypto.SHA256Hasher()) -> NormalizedEvent? {
         guard tape.tokens[index].kind == .object else { return nil }
         var found = [Int](repeating: -1, count: Field.allCases.count)
         for (name, value) in tape.members(of: index) {
@@ -90,7 +90,7 @@ package enum EventFastPath {
         out.append(contentsOf: #","event_time":"#.utf8)
         out.append(contentsOf: String(time).utf8)
         out.append(contentsOf: #","user_data":"#.utf8)
-        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, into: &out) else { return nil }
+        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: hasher, into: &out) else { return nil }
         out.append(UInt8(ascii: "}"))
         return NormalizedEvent(eventId: String(decoding: tape.bytes[id], as: UTF8.self), eventName: eventName, eventTime: time,
                                actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
@@ -113,7 +113,7 @@ package enum EventFastPath {
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
     private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: Range<Int>?, time: Int64,
-                                      into out: inout [UInt8]) -> Set<String>? {
+                                      hasher: Crypto.SHA256Hasher, into out: inout [UInt8]) -> Set<String>? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
         var members: [(key: String, range: Range<Int>)] = []
@@ -128,7 +128,7 @@ package enum EventFastPath {
             defer { name = Int(tape.tokens[valueToken].next) }
             let key = tape.string(name), start = values.count
             if UserDataNormalizer.hashedKeys.contains(key) {
-                guard writeHashed(tape, valueToken, key: key, scratch: &scratch, into: &values) else { return nil }
+                guard writeHashed(tape, valueToken, key: key, hasher: hasher, scratch: &scratch, into: &values) else { return nil }
             } else if UserDataNormalizer.plainKeys.contains(key) {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
                 if key == "client_ip_address" && !isIPv4(tape.bytes[text])
@@ -203,7 +203,8 @@ package enum EventFastPath {
 
     /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
     /// in order, in the shape it came in; false to decline.
-    private static func writeHashed(_ tape: JSONTape, _ index: Int, key: String, scratch: inout [UInt8], into out: inout [UInt8]) -> Bool {
+    private static func writeHashed(_ tape: JSONTape, _ index: Int, key: String, hasher: Crypto.SHA256Hasher, scratch: inout [UInt8],
+                                    into out: inout [UInt8]) -> Bool {
         let isArray = tape.tokens[index].kind == .array
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
@@ -220,7 +221,7 @@ package enum EventFastPath {
             if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
                 out.append(contentsOf: scratch)
             } else {
-                scratch.withUnsafeBytes { Crypto.appendSHA256Hex(of: $0, to: &out) }
+                scratch.withUnsafeBytes { hasher.appendHex(of: $0, to: &out) }
             }
             // De-duplicated in order: a digest already written is taken back.
             let repeated = (0..<written).contains { out[(first + $0 * 67)..<(first + $0 * 67 + 64)].elementsEqual(out[start..<(start + 64)]) }
@@ -305,13 +306,16 @@ package enum EventFastPath {
     /// `custom_data` with its keys sorted, the general path's rules applied; false to decline.
     private static func writeCustomData(_ tape: JSONTape, _ index: Int, eventName: String, into out: inout [UInt8]) -> Bool {
         guard tape.tokens[index].kind == .object else { return false }
-        var members: [(key: String, value: [UInt8])] = []
+        // Each member's value is written once into `value`; the members are then sorted by key.
+        var members: [(key: String, range: Range<Int>)] = []
         members.reserveCapacity(Int(tape.tokens[index].count))
+        var value: [UInt8] = []
+        value.reserveCapacity(tape.text(index).count + 16)
         for (nameToken, valueToken) in tape.members(of: index) {
             let given = tape.string(nameToken)
             let key = ConversionEvent.customDataName(given)
             guard !members.contains(where: { $0.key == key }) else { return false }
-            var value: [UInt8] = []
+            let start = value.count
             let token = tape.tokens[valueToken]
             switch key {
             case "value":
@@ -359,7 +363,7 @@ package enum EventFastPath {
                 case .object, .array: return false
                 }
             }
-            members.append((key, value))
+            members.append((key, start..<value.count))
         }
         if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) { return false }
         members.sort { $0.key < $1.key }
@@ -368,7 +372,7 @@ package enum EventFastPath {
             if position > 0 { out.append(UInt8(ascii: ",")) }
             JSONText.appendQuoted(member.key, to: &out)
             out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: member.value)
+            out.append(contentsOf: value[member.range])
         }
         out.append(UInt8(ascii: "}"))
         return true

@@ -44,6 +44,33 @@ package enum Crypto {
         }
     }
 
+    /// One SHA-256 context used again digest after digest (the event pipeline hashes a dozen
+    /// values an event): no context made and freed for each. One thread at a time.
+    package final class SHA256Hasher {
+        private let context: OpaquePointer?
+
+        package init() {
+            _ = initialized
+            context = EVP_MD_CTX_new()
+        }
+
+        deinit { EVP_MD_CTX_free(context) }
+
+        /// The SHA-256 of `bytes`, appended to `out` as 64 lower-case hex digits.
+        package func appendHex(of bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+            var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            var length: UInt32 = 0
+            let done = withUnsafeMutableBytes(of: &digest) { raw -> Bool in
+                guard let context, EVP_DigestInit_ex2(context, fetchedSHA256 ?? EVP_sha256(), nil) == 1,
+                      bytes.isEmpty || EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1,
+                      EVP_DigestFinal_ex(context, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1 else { return false }
+                Hex.append(UnsafeRawBufferPointer(raw), to: &out)
+                return true
+            }
+            if !done { Crypto.appendSHA256Hex(of: bytes, to: &out) }
+        }
+    }
+
     package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         _ = initialized
         var mac = [UInt8](repeating: 0, count: 32)

@@ -267,8 +267,15 @@ package struct JSONTape: Sendable {
 extension JSONTape {
     /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
     package func number(_ index: Int) -> JSONValue {
+        // At most 18 digits fit an Int64 whatever they are: read them without a String.
+        if tokens[index].isInteger {
+            let digits = text(index)
+            let negative = digits.first == UInt8(ascii: "-")
+            var value: Int64 = 0
+            for byte in digits.dropFirst(negative ? 1 : 0) { value = value * 10 + Int64(byte - 48) }
+            return .int(negative ? -value : value)
+        }
         let text = String(decoding: self.text(index), as: UTF8.self)
-        if tokens[index].isInteger, let integer = Int64(text) { return .int(integer) }
         if let integer = Int64(text) { return .int(integer) }
         return .double(Double(text) ?? 0)
     }
