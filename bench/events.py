@@ -1,4 +1,6 @@
-"""Writes N events in the send-event shape (the same inputs for our handler and Meta's SDK)."""
+"""Writes N events in the send-event shape (the same inputs for our handler and Meta's SDK).
+With --general each event also carries "optOut": false, a field the byte-level path leaves to
+the full rules, so that every event takes the general path."""
 import json, sys, time
 n = int(sys.argv[1])
 now = int(time.time()) - 30
@@ -14,4 +16,7 @@ for i in range(n):
         "customData": {"value": 19.99 + i % 50, "currency": "USD", "contentIds": [f"sku-{i % 97}"], "contentType": "product",
                        "orderId": f"order-{i}", "numItems": 1 + i % 3},
     })
+if "--general" in sys.argv[2:]:
+    for event in events:
+        event["optOut"] = False
 json.dump({"events": events}, sys.stdout)
