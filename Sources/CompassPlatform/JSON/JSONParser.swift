@@ -173,29 +173,36 @@ package struct JSONParser {
         return value
     }
 
-    private mutating func number() throws(Failure) -> JSONValue {
-        let start = index
-        var isInteger = true
-        if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw fail("invalid number") }
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-        } else {
-            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
-        }
+    /// RFC 8259's number grammar from `start`: where the number ends (or, when it is not one,
+    /// where it went wrong) and whether it has neither a fraction nor an exponent.
+    package static func scanNumber(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isInteger: Bool, valid: Bool) {
+        var index = start, isInteger = true
+        func digits() { while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 } }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return (index, false, false) }
+        if bytes[index] == UInt8(ascii: "0") { index += 1 } else { digits() }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             isInteger = false
             index += 1
-            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
+            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return (index, false, false) }
+            digits()
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             isInteger = false
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { throw fail("invalid number") }
-            while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
+            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return (index, false, false) }
+            digits()
         }
+        return (index, isInteger, true)
+    }
+
+    private mutating func number() throws(Failure) -> JSONValue {
+        let start = index
+        let scanned = Self.scanNumber(bytes, from: start)
+        index = scanned.end
+        guard scanned.valid else { throw fail("invalid number") }
+        let isInteger = scanned.isInteger
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let integer = Int64(text) { return .int(integer) }
         guard let double = Double(text), double.isFinite else { throw fail("number out of range") }

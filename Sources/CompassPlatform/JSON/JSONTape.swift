@@ -139,16 +139,23 @@ package struct JSONTape: Sendable {
             return true
         }
 
-        mutating func object(into tokens: inout [Token], depth: Int) -> Bool {
+        /// A container's token, opened at its bracket (its end, next and count set by `close`);
+        /// `empty` when the closing bracket follows at once (then already closed).
+        mutating func open(_ kind: Kind, closer: UInt8, into tokens: inout [Token]) -> (at: Int, start: Int, empty: Bool) {
             let at = tokens.count, start = index
-            tokens.append(Token(kind: .object, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
+            tokens.append(Token(kind: kind, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
             index += 1
-            var names: [Int] = []
             skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                index += 1
-                return close(at, start: start, count: 0, into: &tokens)
-            }
+            guard index < bytes.count, bytes[index] == closer else { return (at, start, false) }
+            index += 1
+            _ = close(at, start: start, count: 0, into: &tokens)
+            return (at, start, true)
+        }
+
+        mutating func object(into tokens: inout [Token], depth: Int) -> Bool {
+            let (at, start, empty) = open(.object, closer: UInt8(ascii: "}"), into: &tokens)
+            if empty { return true }
+            var names: [Int] = []
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), string(into: &tokens) else { return false }
@@ -178,15 +185,9 @@ package struct JSONTape: Sendable {
         }
 
         mutating func array(into tokens: inout [Token], depth: Int) -> Bool {
-            let at = tokens.count, start = index
-            tokens.append(Token(kind: .array, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
-            index += 1
+            let (at, start, empty) = open(.array, closer: UInt8(ascii: "]"), into: &tokens)
+            if empty { return true }
             var count = 0
-            skipWhitespace()
-            if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                index += 1
-                return close(at, start: start, count: 0, into: &tokens)
-            }
             while true {
                 skipWhitespace()
                 guard value(into: &tokens, depth: depth + 1) else { return false }
@@ -229,27 +230,10 @@ package struct JSONTape: Sendable {
 
         mutating func number(into tokens: inout [Token]) -> Bool {
             let start = index
-            var integer = true
-            if bytes[index] == UInt8(ascii: "-") { index += 1 }
-            guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
-            if bytes[index] == UInt8(ascii: "0") {
-                index += 1
-            } else {
-                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
-            }
-            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-                integer = false
-                index += 1
-                guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
-                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
-            }
-            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
-                integer = false
-                index += 1
-                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
-                guard index < bytes.count, ASCII.isDigit(bytes[index]) else { return false }
-                while index < bytes.count, ASCII.isDigit(bytes[index]) { index += 1 }
-            }
+            let scanned = JSONParser.scanNumber(bytes, from: start)
+            index = scanned.end
+            guard scanned.valid else { return false }
+            var integer = scanned.isInteger
             let digits = index - start - (bytes[start] == UInt8(ascii: "-") ? 1 : 0)
             if integer && digits > 18 { integer = false }
             // The parser refuses a number whose double is not finite (1e999).
