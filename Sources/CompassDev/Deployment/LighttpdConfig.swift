@@ -14,6 +14,9 @@ extension HostSetup {
             "server.upload-dirs = (\(quoted(dataDirectory + "/tmp")))",
             #"server.errorlog = "/dev/stderr""#,
             #"accesslog.filename = "/dev/stderr""#,
+            // The path without its query: an OAuth code and state, and the Graph sandbox's
+            // access tokens and app secret, travel in query strings and stay out of the log.
+            #"accesslog.format = "%h %V %u %t \"%m %U %H\" %>s %b""#,
             #"server.tag = "compass""#,
             "server.max-request-size = 1024",
             #"mimetype.assign = (".html" => "text/html; charset=utf-8")"#,

@@ -64,6 +64,16 @@ import Testing
         let calls = String(decoding: try host.send("GET", "/graph/sandbox/calls").body, as: UTF8.self)
         #expect(calls.contains(#""method":"DELETE","parameters":["access_token","appsecret_proof"],"path":"me/permissions""#))
         #expect(try host.send("GET", "/api/connect/meta/settings", headers: session).status == 404)
+        // The host's log has each request's path, never its query: no OAuth code or state, no
+        // token or app secret of the Graph calls the sandbox served.
+        // (lighttpd writes its access log in batches: wait for the callback's line.)
+        var log = host.log
+        for _ in 0..<100 where !log.contains("GET /api/connect/meta/callback HTTP/1.1") {
+            usleep(100_000)
+            log = host.log
+        }
+        #expect(log.contains("GET /api/connect/meta/callback HTTP/1.1"), "\(log.suffix(2000))")
+        for secret in ["code=", "state=", "access_token=", "client_secret=", "EAAS"] { #expect(!log.contains(secret), "\(secret)") }
     }
 
     @Test func theDenyPath() throws {
