@@ -154,6 +154,21 @@ struct LambdaFunction {
         #expect(encoded["isBase64Encoded"] as? Bool == true && encoded["body"] as? String == "AP8=")
     }
 
+    @Test func aTextBodyQuotedFromItsBytesIsTheSameAnswerAsAString() throws {
+        // ASCII JSON with every character that needs an escape, and a body outside ASCII.
+        for text in ["{\"a\":\"q\\\"b\\c\",\"n\":\"x\ny\tz\u{1}\",\"u\":\"/\"}", "{\"name\":\"Zoë\"}", ""] {
+            var response = CGIResponse(status: 207, headers: [("Content-Type", "application/json"), ("X-A", "1")], body: Array(text.utf8))
+            response.headers.append(("Set-Cookie", "a=b"))
+            for shape in [LambdaEvent.Shape.httpV2, .restV1(multiValue: false), .loadBalancer(multiValue: true)] {
+                let answer = LambdaEvent.response(response, shape: shape, isHead: false)
+                let parsed = try JSONParser.parse(answer)
+                #expect(parsed["body"] == .string(text))
+                // The same bytes as the whole answer serialized as one value.
+                #expect(answer == parsed.serialized, "\(String(decoding: answer, as: UTF8.self))")
+            }
+        }
+    }
+
     @Test func restAndLoadBalancerEventsSchedulesAndTheRest() throws {
         let rest = #"{"httpMethod":"GET","path":"/api/connect/meta/settings","multiValueHeaders":{"Cookie":["compass_session=abc"]},"multiValueQueryStringParameters":{"adAccountId":["act_1"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#
         guard case .http(let environment, _, let shape) = LambdaEvent.parse(Array(rest.utf8)) else {
