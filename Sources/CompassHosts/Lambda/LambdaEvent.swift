@@ -85,14 +85,11 @@ package enum LambdaEvent: Equatable {
         let body = isHead ? [] : response.body
         let type = response.headers.first { $0.0.lowercased() == "content-type" }?.1.lowercased() ?? ""
         let isText = type.hasPrefix("text/") || type.contains("json") || body.isEmpty
-        // An ASCII text body (every JSON answer of ours) is quoted from its bytes straight into
-        // the answer, as its first member ("body" sorts first); any other goes in as a string.
-        let asciiText = isText && !body.contains { $0 >= 0x80 }
         var answer: [String: JSONValue] = [
             "statusCode": .int(Int64(response.status)),
+            "body": .string(isText ? String(decoding: body, as: UTF8.self) : Base64Bytes.encode(body)),
             "isBase64Encoded": .bool(!isText),
         ]
-        if !asciiText { answer["body"] = .string(isText ? String(decoding: body, as: UTF8.self) : Base64Bytes.encode(body)) }
         let cookies = response.headers.filter { $0.0.lowercased() == "set-cookie" }.map(\.1)
         let others = response.headers.filter { $0.0.lowercased() != "set-cookie" }
         switch shape {
@@ -111,14 +108,6 @@ package enum LambdaEvent: Equatable {
             }
             if case .loadBalancer = shape { answer["statusDescription"] = .string("\(response.status) \(response.status < 400 ? "OK" : "Error")") }
         }
-        let rest = JSONValue.object(answer).serialized
-        guard asciiText else { return rest }
-        var out: [UInt8] = []
-        out.reserveCapacity(body.count + rest.count + 16)
-        out.append(contentsOf: #"{"body":"#.utf8)
-        body.withUnsafeBufferPointer { JSONText.appendQuoted(utf8: $0, to: &out) }
-        out.append(UInt8(ascii: ","))
-        out.append(contentsOf: rest.dropFirst())
-        return out
+        return JSONValue.object(answer).serialized
     }
 }
