@@ -112,11 +112,30 @@ package enum EventFastPath {
     // MARK: user_data
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
+    /// The user_data keys in the order the payload lists them (sorted), each with its bytes:
+    /// a key is read by finding it here, and members sort by their place in this list.
+    private static let userDataKeys: [(name: String, bytes: [UInt8], hashed: Bool)] =
+        UserDataNormalizer.hashedKeys.union(UserDataNormalizer.plainKeys).sorted().map {
+            ($0, Array($0.utf8), UserDataNormalizer.hashedKeys.contains($0))
+        }
+    private static let fbcRank = userDataKeys.firstIndex { $0.name == "fbc" }!
+    private static let userAgentRank = userDataKeys.firstIndex { $0.name == "client_user_agent" }!
+
+    /// The place in `userDataKeys` of the member name at token `name`, or nil for another key.
+    private static func userDataRank(_ tape: JSONTape, _ name: Int) -> Int? {
+        let token = tape.tokens[name], length = Int(token.end - token.start), start = Int(token.start)
+        return userDataKeys.firstIndex { key in
+            key.bytes.count == length && key.bytes.withUnsafeBufferPointer { bytes in
+                (0..<length).allSatisfy { bytes[$0] == tape.bytes[start + $0] }
+            }
+        }
+    }
+
     private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: Range<Int>?, time: Int64,
                                       hasher: Crypto.SHA256Hasher, into out: inout [UInt8]) -> Set<String>? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
-        var members: [(key: String, range: Range<Int>)] = []
+        var members: [(rank: Int, range: Range<Int>)] = []
         members.reserveCapacity(Int(tape.tokens[index].count) + 1)
         var values: [UInt8] = []
         values.reserveCapacity(Int(tape.tokens[index].count) * 72)
@@ -126,10 +145,11 @@ package enum EventFastPath {
         for _ in 0..<tape.tokens[index].count {
             let valueToken = name + 1
             defer { name = Int(tape.tokens[valueToken].next) }
-            let key = tape.string(name), start = values.count
-            if UserDataNormalizer.hashedKeys.contains(key) {
+            guard let rank = userDataRank(tape, name) else { return nil }
+            let key = userDataKeys[rank].name, start = values.count
+            if userDataKeys[rank].hashed {
                 guard writeHashed(tape, valueToken, key: key, hasher: hasher, scratch: &scratch, into: &values) else { return nil }
-            } else if UserDataNormalizer.plainKeys.contains(key) {
+            } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
                 if key == "client_ip_address" && !isIPv4(tape.bytes[text])
                     && !UserDataNormalizer.isIPAddress(String(decoding: tape.bytes[text], as: UTF8.self)) {
@@ -138,33 +158,31 @@ package enum EventFastPath {
                 values.append(UInt8(ascii: "\""))
                 values.append(contentsOf: tape.bytes[text])
                 values.append(UInt8(ascii: "\""))
-            } else {
-                return nil
             }
-            members.append((key, start..<values.count))
+            members.append((rank, start..<values.count))
         }
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
-        if let url, !members.contains(where: { $0.key == "fbc" }), contains(tape.bytes[url], "fbclid="),
+        if let url, !members.contains(where: { $0.rank == fbcRank }), contains(tape.bytes[url], "fbclid="),
            let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.bytes[url], as: UTF8.self)) {
             let start = values.count
             JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &values)
-            members.append(("fbc", start..<values.count))
+            members.append((fbcRank, start..<values.count))
         }
         guard !members.isEmpty else { return nil }
-        if source == "website" && !members.contains(where: { $0.key == "client_user_agent" }) { return nil }
-        members.sort { $0.key < $1.key }
+        if source == "website" && !members.contains(where: { $0.rank == userAgentRank }) { return nil }
+        members.sort { $0.rank < $1.rank }
         out.append(UInt8(ascii: "{"))
+        var keys = Set<String>(minimumCapacity: members.count)
         for (position, member) in members.enumerated() {
             if position > 0 { out.append(UInt8(ascii: ",")) }
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: member.key.utf8)
+            out.append(contentsOf: userDataKeys[member.rank].bytes)
             out.append(contentsOf: #"":"#.utf8)
             out.append(contentsOf: values[member.range])
+            keys.insert(userDataKeys[member.rank].name)
         }
         out.append(UInt8(ascii: "}"))
-        var keys = Set<String>(minimumCapacity: members.count)
-        for member in members { keys.insert(member.key) }
         return keys
     }
 
