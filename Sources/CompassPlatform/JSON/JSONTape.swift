@@ -15,9 +15,9 @@ package struct JSONTape: Sendable {
 
     package struct Token: Sendable {
         package var kind: Kind
-        /// 1 for an integer of at most 18 digits (no fraction, no exponent).
+        /// True for an integer of at most 18 digits (no fraction, no exponent).
         package var isInteger: Bool
-        /// 1 for a string with a byte outside ASCII (valid UTF-8, checked).
+        /// False for a string with a byte outside ASCII (its UTF-8 checked valid).
         package var isASCII: Bool
         /// A string: its text without the quotes; a number or literal: its text; an object or
         /// array: the whole value, brackets included.
@@ -141,19 +141,19 @@ package struct JSONTape: Sendable {
 
         /// A container's token, opened at its bracket (its end, next and count set by `close`);
         /// `empty` when the closing bracket follows at once (then already closed).
-        mutating func open(_ kind: Kind, closer: UInt8, into tokens: inout [Token]) -> (at: Int, start: Int, empty: Bool) {
+        mutating func open(_ kind: Kind, closer: UInt8, into tokens: inout [Token]) -> (at: Int, empty: Bool) {
             let at = tokens.count, start = index
             tokens.append(Token(kind: kind, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
             index += 1
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == closer else { return (at, start, false) }
+            guard index < bytes.count, bytes[index] == closer else { return (at, false) }
             index += 1
-            _ = close(at, start: start, count: 0, into: &tokens)
-            return (at, start, true)
+            _ = close(at, count: 0, into: &tokens)
+            return (at, true)
         }
 
         mutating func object(into tokens: inout [Token], depth: Int) -> Bool {
-            let (at, start, empty) = open(.object, closer: UInt8(ascii: "}"), into: &tokens)
+            let (at, empty) = open(.object, closer: UInt8(ascii: "}"), into: &tokens)
             if empty { return true }
             var names: [Int] = []
             while true {
@@ -174,7 +174,7 @@ package struct JSONTape: Sendable {
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
                 guard bytes[index] == UInt8(ascii: "}") else { return false }
                 index += 1
-                return close(at, start: start, count: names.count, into: &tokens)
+                return close(at, count: names.count, into: &tokens)
             }
         }
 
@@ -185,7 +185,7 @@ package struct JSONTape: Sendable {
         }
 
         mutating func array(into tokens: inout [Token], depth: Int) -> Bool {
-            let (at, start, empty) = open(.array, closer: UInt8(ascii: "]"), into: &tokens)
+            let (at, empty) = open(.array, closer: UInt8(ascii: "]"), into: &tokens)
             if empty { return true }
             var count = 0
             while true {
@@ -197,11 +197,11 @@ package struct JSONTape: Sendable {
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
                 guard bytes[index] == UInt8(ascii: "]") else { return false }
                 index += 1
-                return close(at, start: start, count: count, into: &tokens)
+                return close(at, count: count, into: &tokens)
             }
         }
 
-        func close(_ at: Int, start: Int, count: Int, into tokens: inout [Token]) -> Bool {
+        func close(_ at: Int, count: Int, into tokens: inout [Token]) -> Bool {
             tokens[at].end = Int32(index)
             tokens[at].next = Int32(tokens.count)
             tokens[at].count = Int32(count)
