@@ -14,9 +14,12 @@ import Synchronization
 /// kept, and opened again after a failure; calls on it take turns.
 ///
 /// Every call, connecting included, ends within `callTimeoutMilliseconds` (and by the deadline of
-/// a `bounded(byDeadline:)` copy): libpq is driven without blocking and given up when the time
-/// runs out, however the server or the network fails; the server's own `statement_timeout` is
-/// the same, so a statement given up does not hold its locks for longer. A failure is
+/// a `bounded(byDeadline:)` copy), counted from the call's start: libpq is driven without
+/// blocking and given up when the time runs out, however the server or the network fails (a
+/// host name is resolved by libpq before it connects, outside that bound: `hostaddr=` avoids
+/// it). A call whose time ran out while it waited its turn sends nothing. A statement given up
+/// closes the connection; the server cancels it when it notices (within a second on PostgreSQL
+/// 14 and later) or at its `statement_timeout`, the same as the call's. A failure is
 /// `.unavailable`, never a partial write (each write is one statement, a batch one transaction).
 /// A read on a kept connection that turns out broken (the server restarted since) is tried once
 /// more on a new one; a write is not, since it may have been done before the answer was lost.
@@ -39,6 +42,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         let handle: UnsafeMutableRawPointer
         /// Set when a statement was given up or the connection failed: it must not be used again.
         var broken = false
+        /// The SQLSTATE of the last statement the server refused ("" if none).
+        var lastState = ""
         init(_ handle: UnsafeMutableRawPointer) { self.handle = handle }
         deinit { compass_pq_finish(handle) }
     }
@@ -244,6 +249,10 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         """
         DO $migrate$ BEGIN
           PERFORM pg_advisory_xact_lock(hashtext('compass_meta_migrate:\(schema)'));
+          -- A schema at this version already: nothing to lock or make.
+          IF to_regclass('\(schema).schema_version') IS NOT NULL THEN
+            IF EXISTS (SELECT 1 FROM \(schema).schema_version WHERE version >= \(Self.schemaVersion)) THEN RETURN; END IF;
+          END IF;
           CREATE SCHEMA IF NOT EXISTS \(schema);
           CREATE SEQUENCE IF NOT EXISTS \(schema).versions;
           CREATE TABLE IF NOT EXISTS \(schema).records (
@@ -252,11 +261,16 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
             version bigint NOT NULL,
             expires_at timestamptz
           );
-          CREATE INDEX IF NOT EXISTS records_expires_at ON \(schema).records (expires_at) WHERE expires_at IS NOT NULL;
-          CREATE TABLE IF NOT EXISTS \(schema).schema_version (version integer NOT NULL);
-          IF NOT EXISTS (SELECT 1 FROM \(schema).schema_version) THEN
-            INSERT INTO \(schema).schema_version VALUES (\(Self.schemaVersion));
+          IF to_regclass('\(schema).records_expires_at') IS NULL THEN
+            CREATE INDEX records_expires_at ON \(schema).records (expires_at) WHERE expires_at IS NOT NULL;
           END IF;
+          CREATE TABLE IF NOT EXISTS \(schema).schema_version (version integer NOT NULL);
+          -- One row, whatever the isolation level: a second insert fails and is skipped.
+          CREATE UNIQUE INDEX IF NOT EXISTS schema_version_one_row ON \(schema).schema_version ((true));
+          BEGIN
+            INSERT INTO \(schema).schema_version VALUES (\(Self.schemaVersion));
+          EXCEPTION WHEN unique_violation THEN NULL;
+          END;
           CREATE OR REPLACE VIEW \(schema).integrations AS
             SELECT substr(key, length('meta/integration/') + 1) AS tenant_id,
                    convert_from(value, 'UTF8')::jsonb AS record, version
@@ -305,6 +319,10 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         let end = min(started + Int64(callTimeoutMilliseconds), deadline ?? .max)
         guard end > started else { throw .unavailable("PostgreSQL not asked: the request's time had run out") }
         let outcome: Result<T, StoreError> = connection.link.withLock { kept in
+            // Calls take turns: one whose time ran out while it waited sends nothing.
+            guard monotonicMilliseconds() < end else {
+                return .failure(.unavailable("PostgreSQL not asked: the call's time ran out while it waited for the connection"))
+            }
             for attempt in 0..<2 {
                 let reused = kept != nil
                 if kept == nil {
@@ -327,27 +345,39 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     /// A new connection, with the schema made if missing and the server's statement timeout set.
     private func connect(until end: Int64) -> Result<Link, StoreError> {
+        guard compass_pq_load() != 0 else { return .failure(.unavailable("PostgreSQL unavailable: libpq (libpq.so.5) could not be loaded")) }
         var timedOut: Int32 = 0
         let budget = Int32(clamping: max(0, end - monotonicMilliseconds()))
         guard let handle = compass_pq_connect(url, budget, &timedOut) else {
-            return .failure(.unavailable("PostgreSQL unavailable: libpq (libpq.so.5) could not be loaded"))
+            return .failure(.unavailable("PostgreSQL unavailable: libpq could not start a connection"))
         }
         let link = Link(handle)
-        guard compass_pq_connected(handle) != 0 else {
+        guard compass_pq_connected(link.handle) != 0 else {
             if timedOut != 0 { return .failure(.unavailable("PostgreSQL unavailable: no connection within \(budget) ms")) }
             // libpq's own words name the server and the user, never the password.
-            let message = String(cString: compass_pq_connection_error(handle)).split(separator: "\n").first.map(String.init) ?? ""
+            let message = String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? ""
             return .failure(.unavailable("PostgreSQL unavailable: \(message.prefix(200))"))
         }
-        // One round trip when the schema is there: the timeout set and the schema's version read.
-        let setUp = "SELECT set_config('statement_timeout', $1, false), (SELECT version FROM \(schema).schema_version LIMIT 1)"
+        // One round trip when the schema is there: the statement timeout set, the server told to
+        // notice a client gone within a second (PostgreSQL 14 and later: a statement whose call
+        // was given up is then cancelled, its locks freed), and the schema's version read.
+        let setUp = """
+            SELECT set_config('statement_timeout', $1, false),
+                   (SELECT set_config('client_connection_check_interval', '1000', false)
+                    WHERE current_setting('server_version_num')::int >= 140000),
+                   (SELECT version FROM \(schema).schema_version LIMIT 1)
+            """
         let timeout = [Parameter.text(String(callTimeoutMilliseconds))]
-        if case .failure = run(link, setUp, timeout, end) {
+        if case .failure(let error) = run(link, setUp, timeout, end) {
             guard !link.broken else { return .failure(.unavailable("PostgreSQL unavailable: the connection failed while it was set up")) }
-            // The schema was missing (the failed statement set nothing): made, then the timeout set.
-            if case .failure(let error) = run(link, migrationSQL, [], end).flatMap({ _ in run(link, setUp, timeout, end) }) {
-                return .failure(error)
-            }
+            // Only a missing schema or table is made here (undefined_table, invalid_schema_name);
+            // any other refusal (a permission, say) is the answer. The timeout first, so that the
+            // migration is bounded on the server too; then the set-up again.
+            guard ["42P01", "3F000"].contains(link.lastState) else { return .failure(error) }
+            let made = run(link, "SELECT set_config('statement_timeout', $1, false)", timeout, end)
+                .flatMap { _ in run(link, migrationSQL, [], end) }
+                .flatMap { _ in run(link, setUp, timeout, end) }
+            if case .failure(let error) = made { return .failure(error) }
         }
         return .success(link)
     }
@@ -355,6 +385,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     /// One statement, answered by `end` or given up (the connection then marked broken).
     private func run(_ link: Link, _ sql: String, _ parameters: [Parameter], _ end: Int64) -> Result<[[[UInt8]?]], StoreError> {
         guard !link.broken else { return .failure(.unavailable("PostgreSQL unavailable: the connection failed")) }
+        // Nothing is sent once the time is spent: the connection stays usable.
+        guard monotonicMilliseconds() < end else { return .failure(.unavailable("PostgreSQL not asked: the call's time ran out")) }
         var storage: [UnsafeMutablePointer<CChar>?] = []
         var lengths: [Int32] = []
         var formats: [Int32] = []
@@ -394,6 +426,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         }
         guard compass_pq_succeeded(result) != 0 else {
             let state = String(cString: compass_pq_sqlstate(result)), message = String(cString: compass_pq_message(result))
+            link.lastState = state
             return .failure(.unavailable("PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(message.prefix(200))"))
         }
         var rows: [[[UInt8]?]] = []

@@ -114,8 +114,10 @@ void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out) {
         state = pq.connect_poll(conn);
         if (state == 0 /* PGRES_POLLING_FAILED */) break;
         if (state == 3 /* PGRES_POLLING_OK */) {
-            if (pq.set_nonblocking(conn, 1) != 0) break;
-            return conn;
+            if (pq.set_nonblocking(conn, 1) == 0) return conn;
+            // A connection that would block cannot be bounded: none.
+            pq.finish(conn);
+            return NULL;
         }
     }
     return conn; // not connected: the caller reads the error and finishes it

@@ -7,8 +7,9 @@
 
 /// 1 when libpq could be loaded.
 int compass_pq_load(void);
-/// A connection (check compass_pq_connected), or NULL when libpq is missing or out of memory.
-/// Made within `timeout_ms` (`*timed_out` set to 1 when that ran out), then non-blocking.
+/// A connection (check compass_pq_connected), or NULL when libpq is missing, out of memory, or
+/// the connection could not be made non-blocking. Made within `timeout_ms` (`*timed_out` set to
+/// 1 when that ran out; a host name is resolved before, outside it), then non-blocking.
 void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out);
 int compass_pq_connected(void *conn);
 /// The connection's last error message (libpq's words; no password is in them).

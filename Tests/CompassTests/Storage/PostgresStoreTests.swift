@@ -12,7 +12,10 @@ import Testing
     }
 
     @Test func theSchemaIsMadeOnceWhenSixStoresStartTogether() throws {
-        let url = try server().createDatabase()
+        let server = try server()
+        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        // Each transaction's snapshot taken before it waits for the migration lock.
+        _ = try server.psql(database, "ALTER DATABASE \(database) SET default_transaction_isolation TO 'repeatable read'")
         let failures = LogCapture()
         parallel(6) { index in
             do {
@@ -24,6 +27,28 @@ import Testing
         #expect(failures.all.isEmpty, "\(failures.text)")
         #expect(try PostgresStore(url: url).count(prefix: "race/") == 6)
         try PostgresStore(url: url).migrate()
+        #expect(try server.psql(database, "SELECT count(*) FROM compass_meta.schema_version").hasPrefix("1\n"))
+    }
+
+    @Test func aCurrentSchemaIsNotMigratedAgainSoAHeldTableDoesNotBlockIt() throws {
+        let server = try server()
+        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        try PostgresStore(url: url).put("held/key", [1], ttl: nil)
+        let holder = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
+                                        "-p", String(server.port), "-U", "postgres", "-d", database,
+                                        "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
+                                       stderr: server.folder + "/holder-migrate.log")
+        defer { kill(holder, SIGKILL); var status: Int32 = 0; waitpid(holder, &status, 0) }
+        var held = false
+        for _ in 0..<200 where !held {
+            held = try server.psql(database, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass")
+                .hasPrefix("1")
+            if !held { usleep(50_000) }
+        }
+        #expect(held)
+        // A new process's store connects and migrates without touching the held table.
+        try PostgresStore(url: url, callTimeoutMilliseconds: 3_000).migrate()
+        _ = try server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
     }
 
     @Test func theProductReadsAnIntegrationWithSQL() throws {
