@@ -34,21 +34,10 @@ import Testing
         let server = try server()
         let url = try server.createDatabase(), database = PostgresServer.database(of: url)
         try PostgresStore(url: url).put("held/key", [1], ttl: nil)
-        let holder = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
-                                        "-p", String(server.port), "-U", "postgres", "-d", database,
-                                        "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
-                                       stderr: server.folder + "/holder-migrate.log")
-        defer { kill(holder, SIGKILL); var status: Int32 = 0; waitpid(holder, &status, 0) }
-        var held = false
-        for _ in 0..<200 where !held {
-            held = try server.psql(database, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass")
-                .hasPrefix("1")
-            if !held { usleep(50_000) }
-        }
-        #expect(held)
+        let hold = try RecordsHold(server, database)
+        defer { hold.release() }
         // A new process's store connects and migrates without touching the held table.
         try PostgresStore(url: url, callTimeoutMilliseconds: 3_000).migrate()
-        _ = try server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
     }
 
     @Test func theProductReadsAnIntegrationWithSQL() throws {
@@ -139,18 +128,8 @@ import Testing
         let store = PostgresStore(url: url, callTimeoutMilliseconds: 60_000)
         try store.put("held/key", [1], ttl: nil)
         // Another session holds the table; psql keeps its transaction open for 20 s.
-        let holder = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
-                                        "-p", String(server.port), "-U", "postgres", "-d", database,
-                                        "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
-                                       stderr: server.folder + "/holder.log")
-        defer { kill(holder, SIGKILL); var status: Int32 = 0; waitpid(holder, &status, 0) }
-        var held = false
-        for _ in 0..<200 where !held {
-            held = try server.psql(database, "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass")
-                .hasPrefix("1")
-            if !held { usleep(50_000) }
-        }
-        #expect(held)
+        let hold = try RecordsHold(server, database)
+        defer { hold.release() }
 
         // A copy bounded by a deadline 1 s away gives up by then, not after the 60 s of the call.
         let bounded = store.bounded(byDeadline: monotonicMilliseconds() + 1_000)
@@ -162,7 +141,7 @@ import Testing
         // A copy whose deadline has passed does not even ask.
         #expect(throws: StoreError.self) { try store.bounded(byDeadline: monotonicMilliseconds() - 1).get("held/key") }
 
-        _ = try server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
+        hold.release()
         #expect(try store.get("held/key")?.value == [1])
         #expect(try store.bounded(byDeadline: monotonicMilliseconds() + 5_000).get("held/key")?.value == [1])
         // The copies share the process's one connection.

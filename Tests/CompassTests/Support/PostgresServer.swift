@@ -135,3 +135,40 @@ final class PostgresServer: @unchecked Sendable {
         return server
     }()
 }
+
+/// Another session holding `compass_meta.records` locked (ACCESS EXCLUSIVE) in a transaction of
+/// up to 20 s: from when the lock is held until `release()` or the end of the value.
+final class RecordsHold {
+    let server: PostgresServer
+    let database: String
+    private let pid: pid_t
+    private var released = false
+
+    init(_ server: PostgresServer, _ database: String) throws {
+        self.server = server
+        self.database = database
+        pid = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
+                                 "-p", String(server.port), "-U", "postgres", "-d", database,
+                                 "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
+                                stderr: server.folder + "/hold-\(UUID().uuidString.prefix(8)).log")
+        let locks = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass"
+        for _ in 0..<200 {
+            if try server.psql(database, locks).hasPrefix("1") { return }
+            usleep(50_000)
+        }
+        release()
+        throw PostgresServer.Failure.didNotStart("the records table was not locked within 10 s")
+    }
+
+    /// Ends the holding session (its backend terminated, psql stopped).
+    func release() {
+        guard !released else { return }
+        released = true
+        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    deinit { release() }
+}
