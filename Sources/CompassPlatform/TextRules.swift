@@ -20,6 +20,22 @@ package enum ASCII {
     /// `[A-Za-z0-9_-]`: tenant ids, nonces, key segments.
     package static func isIdentifier(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == 95 || b == 45 }
     package static func isLowerOrUnderscore(_ b: UInt8) -> Bool { isLower(b) || b == 95 }
+    /// Tab to carriage return and space: the whitespace of ASCII text.
+    package static func isWhitespace(_ b: UInt8) -> Bool { b == 32 || (9...13).contains(b) }
+
+    /// True when `needle` (ASCII) stands somewhere in `bytes`.
+    package static func contains(_ bytes: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
+        let count = needle.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        var start = bytes.startIndex
+        while start + count <= bytes.endIndex {
+            var offset = 0
+            while offset < count && bytes[start + offset] == needle.utf8Start[offset] { offset += 1 }
+            if offset == count { return true }
+            start += 1
+        }
+        return false
+    }
 }
 
 /// One segment of a storage key (and of an etcd namespace in `STORE_URL`): `[A-Za-z0-9_-]{1,255}`,

@@ -270,9 +270,7 @@ package enum ConversionEvent {
         guard let question = beforeFragment.firstIndex(of: "?") else { return nil }
         let query = beforeFragment[beforeFragment.index(after: question)...]
         // Most URLs carry no click id: skip parsing their query at all.
-        let needle = Array("fbclid=".utf8), bytes = Array(query.utf8)
-        guard bytes.count >= needle.count,
-              (0...(bytes.count - needle.count)).contains(where: { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }) else { return nil }
+        guard ASCII.contains(Array(query.utf8)[...], "fbclid=") else { return nil }
         guard let value = QueryParameters(parsing: query).values("fbclid").first, !value.isEmpty, value.utf8.count <= 500,
               value.consists(of: { ASCII.isIdentifier($0) || $0 == 46 }, length: 1...500) else { return nil }
         return value

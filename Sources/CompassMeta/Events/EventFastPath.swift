@@ -102,12 +102,11 @@ package enum EventFastPath {
         let token = tape.tokens[index]
         guard token.kind == .string, token.isASCII else { return nil }
         var start = Int(token.start), end = Int(token.end)
-        while start < end, isSpace(tape.bytes[start]) { start += 1 }
-        while start < end, isSpace(tape.bytes[end - 1]) { end -= 1 }
+        while start < end, ASCII.isWhitespace(tape.bytes[start]) { start += 1 }
+        while start < end, ASCII.isWhitespace(tape.bytes[end - 1]) { end -= 1 }
         return start..<end
     }
 
-    private static func isSpace(_ byte: UInt8) -> Bool { byte == 32 || (9...13).contains(byte) }
 
     // MARK: user_data
 
@@ -163,7 +162,7 @@ package enum EventFastPath {
         }
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
-        if let url, !members.contains(where: { $0.rank == fbcRank }), contains(tape.bytes[url], "fbclid="),
+        if let url, !members.contains(where: { $0.rank == fbcRank }), ASCII.contains(tape.bytes[url], "fbclid="),
            let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.bytes[url], as: UTF8.self)) {
             let start = values.count
             JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &values)
@@ -184,19 +183,6 @@ package enum EventFastPath {
         }
         out.append(UInt8(ascii: "}"))
         return keys
-    }
-
-    private static func contains(_ bytes: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
-        let count = needle.utf8CodeUnitCount
-        guard bytes.count >= count else { return false }
-        var start = bytes.startIndex
-        while start + count <= bytes.endIndex {
-            var offset = 0
-            while offset < count && bytes[start + offset] == needle.utf8Start[offset] { offset += 1 }
-            if offset == count { return true }
-            start += 1
-        }
-        return false
     }
 
     /// A dotted quad as `UserDataNormalizer.isIPv4` takes it (each part 0 to 255, no leading

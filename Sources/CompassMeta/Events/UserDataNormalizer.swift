@@ -225,10 +225,9 @@ extension String {
     package var trimmingWhitespace: String {
         // Fast path: the ends are ASCII (whitespace there is tab to carriage return and space).
         let bytes = utf8
-        let isSpace: (UInt8) -> Bool = { $0 == 32 || (9...13).contains($0) }
         var start = bytes.startIndex, end = bytes.endIndex
-        while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
-        while start < end, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        while start < end, ASCII.isWhitespace(bytes[start]) { start = bytes.index(after: start) }
+        while start < end, ASCII.isWhitespace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
         if start == end { return "" }
         if bytes[start] < 0x80, bytes[bytes.index(before: end)] < 0x80 {
             return start == bytes.startIndex && end == bytes.endIndex ? self : String(self[start..<end])
