@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassHandlers
 import CompassHosts
 import CompassMeta
@@ -42,24 +39,14 @@ extension DevTools {
     }
 
     /// `compass-dev migrate`: the PostgreSQL schema of `STORE_URL` created or brought up to
-    /// date (the store also does it on first use); other stores have none. Exit status 0 or 1.
-    package static func migrate(environment: [String: String]) -> Int32 {
-        func report(_ message: String) { _ = message.withCString { write(2, $0, strlen($0)) } }
-        do {
-            let config = try Config.load(from: environment, workingDirectory: nil)
-            guard case .postgres(_, let schema) = config.store, let store = try config.openStore() as? PostgresStore else {
-                print(#"{"migrated":false,"reason":"STORE_URL is not a PostgreSQL store: there is no schema to migrate"}"#)
-                return 0
-            }
-            try store.migrate()
-            print(#"{"migrated":true,"schema":"\#(schema)","version":\#(PostgresStore.schemaVersion)}"#)
-            return 0
-        } catch let error as Config.Error {
-            report("\(error.variable) \(error.problem)\n")
-        } catch {
-            report("migration failed: \(error)\n")
+    /// date (the store also does it on first use), as a JSON line; other stores have none.
+    package static func migrate(environment: [String: String]) throws -> String {
+        let config = try Config.load(from: environment, workingDirectory: nil)
+        guard case .postgres(_, let schema) = config.store, let store = try config.openStore() as? PostgresStore else {
+            return #"{"migrated":false,"reason":"STORE_URL is not a PostgreSQL store: there is no schema to migrate"}"#
         }
-        return 1
+        try store.migrate()
+        return #"{"migrated":true,"schema":"\#(schema)","version":\#(PostgresStore.schemaVersion)}"#
     }
 
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the

@@ -22,9 +22,9 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
        compass-dev secret                     print a new random secret
 """
 
-func fail(_ message: String) -> Never {
+func fail(_ message: String, status: Int32 = 2) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
-    exit(2)
+    exit(status)
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -55,7 +55,13 @@ case "functions":
     guard arguments.count >= 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     for function in manifest.served(sandbox: arguments.contains("--sandbox")) { print(function.name) }
 case "migrate":
-    exit(DevTools.migrate(environment: ProcessInfo.processInfo.environment))
+    do {
+        print(try DevTools.migrate(environment: ProcessInfo.processInfo.environment))
+    } catch let error as Config.Error {
+        fail("\(error.variable) \(error.problem)", status: 1)
+    } catch {
+        fail("migration failed: \(error)", status: 1)
+    }
 case "sam-template":
     guard arguments.count == 2, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
     print(SAMTemplate(manifest: manifest).render(), terminator: "")

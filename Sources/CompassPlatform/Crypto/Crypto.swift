@@ -32,18 +32,6 @@ package enum Crypto {
         return EVP_MD_fetch(nil, "SHA256", nil)
     }()
 
-    /// The SHA-256 of `bytes`, appended to `out` as 64 lower-case hex digits, with no buffer
-    /// made for the digest: the event pipeline hashes every match key this way.
-    package static func appendSHA256Hex(of bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var length: UInt32 = 0
-        withUnsafeMutableBytes(of: &digest) { raw in
-            _ = EVP_Digest(bytes.baseAddress, bytes.count, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length,
-                           fetchedSHA256 ?? EVP_sha256(), nil)
-            Hex.append(UnsafeRawBufferPointer(raw), to: &out)
-        }
-    }
-
     /// One SHA-256 context used again digest after digest (the event pipeline hashes a dozen
     /// values an event): no context made and freed for each. One thread at a time.
     package final class SHA256Hasher {
@@ -67,7 +55,7 @@ package enum Crypto {
                 Hex.append(UnsafeRawBufferPointer(raw), to: &out)
                 return true
             }
-            if !done { Crypto.appendSHA256Hex(of: bytes, to: &out) }
+            if !done { Crypto.sha256(Array(bytes)).withUnsafeBytes { Hex.append($0, to: &out) } }
         }
     }
 
