@@ -198,4 +198,16 @@ import Testing
         let otherCA = unavailableMessage(PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(server.folder)/tls/other-ca.pem")))
         #expect(otherCA.contains("certificate verify failed"), "\(otherCA)")
     }
+
+    @Test func aWriteOnAConnectionARestartBrokeIsNotSentAgain() throws {
+        let server = try PostgresServer()
+        let store = PostgresStore(url: try server.createDatabase())
+        let first = try store.put("restart/key", [1], ttl: nil)
+        server.stop()
+        try server.start()
+        // The kept connection is broken: a read is made again on a new one, a write is not.
+        #expect(throws: StoreError.self) { try store.put("restart/key", [2], ttl: nil) }
+        #expect(try store.get("restart/key")?.value == [1])
+        #expect(try store.put("restart/key", [3], ttl: nil) > first)
+    }
 }
