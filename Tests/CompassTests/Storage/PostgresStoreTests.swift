@@ -127,7 +127,7 @@ import Testing
         let url = base + "&application_name=deadline_test"
         let store = PostgresStore(url: url, callTimeoutMilliseconds: 60_000)
         try store.put("held/key", [1], ttl: nil)
-        // Another session holds the table; psql keeps its transaction open for 20 s.
+        // Another session holds the table until it is released.
         let hold = try RecordsHold(server, database)
         defer { hold.release() }
 

@@ -137,7 +137,8 @@ final class PostgresServer: @unchecked Sendable {
 }
 
 /// Another session holding `compass_meta.records` locked (ACCESS EXCLUSIVE) in a transaction of
-/// up to 20 s: from when the lock is held until `release()` or the end of the value.
+/// up to two minutes (far longer than a test under load takes to use it): from when the lock is
+/// held until `release()` or the end of the value.
 final class RecordsHold {
     let server: PostgresServer
     let database: String
@@ -149,7 +150,7 @@ final class RecordsHold {
         self.database = database
         pid = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
                                  "-p", String(server.port), "-U", "postgres", "-d", database,
-                                 "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT"],
+                                 "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT"],
                                 stderr: server.folder + "/hold-\(UUID().uuidString.prefix(8)).log")
         let locks = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass"
         for _ in 0..<200 {
@@ -164,7 +165,7 @@ final class RecordsHold {
     func release() {
         guard !released else { return }
         released = true
-        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")
+        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()")
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
