@@ -23,6 +23,13 @@ package enum ASCII {
     /// Tab to carriage return and space: the whitespace of ASCII text.
     package static func isWhitespace(_ b: UInt8) -> Bool { b == 32 || (9...13).contains(b) }
 
+    /// True when every byte is below 0x80 (then the bytes are also valid UTF-8).
+    package static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var high: UInt8 = 0
+        for byte in bytes { high |= byte }
+        return high < 0x80
+    }
+
     /// True when `needle` (ASCII) stands somewhere in `bytes`.
     package static func contains(_ bytes: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
         let count = needle.utf8CodeUnitCount

@@ -28,7 +28,7 @@ package struct JSONParser {
     private func fail(_ reason: String) -> Failure { Failure(offset: index, reason: reason) }
 
     private mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
     }
 
     private mutating func value(depth: Int) throws(Failure) -> JSONValue {
@@ -96,18 +96,19 @@ package struct JSONParser {
         index += 1
         let start = index
         // Fast path: no escapes.
-        while index < bytes.count {
+        let plain = Self.scanPlainString(bytes, from: start)
+        index = plain.end
+        if index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else {
+                let text = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                guard let text = plain.isASCII ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self) else {
                     throw fail("invalid UTF-8 in a string")
                 }
                 index += 1
                 return text
             }
-            if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw fail("control character in a string") }
-            index += 1
         }
         var out = Array(bytes[start..<index])
         while index < bytes.count {
@@ -171,6 +172,33 @@ package struct JSONParser {
             index += 1
         }
         return value
+    }
+
+    /// Where the plain text of a string starting at `start` ends: the first quote, backslash or
+    /// control character (or the end of the bytes), and whether all bytes before it are ASCII.
+    /// Eight bytes at a time while none of them is one of those (the usual text of a string).
+    package static func scanPlainString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isASCII: Bool) {
+        guard let base = bytes.baseAddress else { return (start, true) }
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs = ones &* 0x80
+        var index = start, high: UInt64 = 0
+        while index + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+            // A byte that is zero in `quote` or `backslash`, or below 0x20 in `word`, sets its
+            // high bit here (each test is exact for "is there such a byte in the word").
+            let found = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & highs
+            guard found == 0 else { break }
+            high |= word
+            index += 8
+        }
+        var ascii = high & highs == 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            if byte >= 0x80 { ascii = false }
+            index += 1
+        }
+        return (index, ascii)
     }
 
     /// RFC 8259's number grammar from `start`: where the number ends (or, when it is not one,

@@ -211,16 +211,11 @@ package struct JSONTape: Sendable {
         mutating func string(into tokens: inout [Token]) -> Bool {
             index += 1
             let start = index
-            var ascii = true
-            while index < bytes.count {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") { break }
-                // Escapes are left to the parser; so are control characters (an error there).
-                if byte == UInt8(ascii: "\\") || byte < 0x20 { return false }
-                if byte >= 0x80 { ascii = false }
-                index += 1
-            }
-            guard index < bytes.count else { return false }
+            let plain = JSONParser.scanPlainString(bytes, from: start)
+            index = plain.end
+            let ascii = plain.isASCII
+            // Escapes are left to the parser; so are control characters (an error there).
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return false }
             if !ascii, String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) == nil { return false }
             tokens.append(Token(kind: .string, isInteger: false, isASCII: ascii, start: Int32(start), end: Int32(index),
                                 next: Int32(tokens.count + 1), count: 0))

@@ -169,6 +169,12 @@ struct LambdaFunction {
         }
     }
 
+    @Test func aTextBodyThatIsNotUTF8IsRepairedNotPassedThrough() throws {
+        let response = CGIResponse(status: 200, headers: [("Content-Type", "text/plain")], body: [0x61, 0xFF, 0x62, 0xC3])
+        let answer = LambdaEvent.response(response, shape: .httpV2, isHead: false)
+        #expect(try JSONParser.parse(answer)["body"] == .string("a\u{FFFD}b\u{FFFD}"))
+    }
+
     @Test func restAndLoadBalancerEventsSchedulesAndTheRest() throws {
         let rest = #"{"httpMethod":"GET","path":"/api/connect/meta/settings","multiValueHeaders":{"Cookie":["compass_session=abc"]},"multiValueQueryStringParameters":{"adAccountId":["act_1"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#
         guard case .http(let environment, _, let shape) = LambdaEvent.parse(Array(rest.utf8)) else {
