@@ -41,7 +41,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         actionSource = event.actionSource
         sealedEvent = cipher.seal(String(decoding: event.payloadJSON, as: UTF8.self),
                                   context: Self.sealContext(tenant: tenantId, dedupKey: event.dedupKey))
-        matchKeys = event.matchKeys.sorted()
+        matchKeys = Array(event.matchKeys)
         queuedAt = now
         attempts = 0
         nextAttemptAt = now
@@ -57,7 +57,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
             throw .unreadable
         }
         let event = NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
-                                    payloadJSON: bytes, matchKeys: Set(matchKeys), warnings: [])
+                                    payloadJSON: bytes, matchKeys: MatchKeys(matchKeys), warnings: [])
         guard event.dedupKey == dedupKey else { throw .unreadable }
         return event
     }

@@ -11,7 +11,7 @@ package struct NormalizedEvent: Sendable, Equatable {
     /// its keys sorted: what a request body or an outbox record holds, byte for byte. No raw PII.
     package var payloadJSON: [UInt8]
     /// Which match keys the event carries, for the tenant's coverage figures.
-    package var matchKeys: Set<String>
+    package var matchKeys: MatchKeys
     package var warnings: [String]
 
     /// The payload as a value (parsed from `payloadJSON`).
@@ -20,12 +20,12 @@ package struct NormalizedEvent: Sendable, Equatable {
     /// Stable per (event_id, event_name), the pair Meta deduplicates on: a store key segment.
     package var dedupKey: String { Hex.encode(Crypto.sha256(eventName + "\u{0}" + eventId)) }
 
-    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payload: JSONValue, matchKeys: Set<String>, warnings: [String]) {
+    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payload: JSONValue, matchKeys: MatchKeys, warnings: [String]) {
         self.init(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource, payloadJSON: payload.serialized,
                   matchKeys: matchKeys, warnings: warnings)
     }
 
-    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payloadJSON: [UInt8], matchKeys: Set<String>, warnings: [String]) {
+    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payloadJSON: [UInt8], matchKeys: MatchKeys, warnings: [String]) {
         self.eventId = eventId
         self.eventName = eventName
         self.eventTime = eventTime
@@ -177,7 +177,7 @@ package enum ConversionEvent {
             }
         }
 
-        var keys: Set<String> = []
+        var keys = MatchKeys()
         if var (userData, found) = check("userData", { try normalizeUserData(fields["user_data"], warnings: &warnings) }) {
             if userData["fbc"] == nil, let url = sourceURL ?? nil, let time, let fbclid = fbclid(in: url) {
                 userData["fbc"] = .string("fb.1.\(time * 1000).\(fbclid)")
@@ -276,13 +276,12 @@ package enum ConversionEvent {
         return value
     }
 
-    private static func normalizeUserData(_ value: JSONValue?, warnings: inout [String]) throws -> ([String: JSONValue], Set<String>) {
+    private static func normalizeUserData(_ value: JSONValue?, warnings: inout [String]) throws -> ([String: JSONValue], MatchKeys) {
         guard let value else { return ([:], []) }
         guard let input = value.object else { throw reject("invalid_field", "userData must be an object.") }
         var output: [String: JSONValue] = [:]
         output.reserveCapacity(input.count + 1)
-        var keys: Set<String> = []
-        keys.reserveCapacity(input.count + 1)
+        var keys = MatchKeys()
         for key in input.keys.sorted() {
             let raw = input[key]!
             if UserDataNormalizer.hashedKeys.contains(key) {

@@ -110,28 +110,39 @@ package enum EventFastPath {
 
     // MARK: user_data
 
-    /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
-    /// The user_data keys in the order the payload lists them (sorted), each with its bytes:
-    /// a key is read by finding it here, and members sort by their place in this list.
-    private static let userDataKeys: [(name: String, bytes: [UInt8], hashed: Bool)] =
-        UserDataNormalizer.hashedKeys.union(UserDataNormalizer.plainKeys).sorted().map {
-            ($0, Array($0.utf8), UserDataNormalizer.hashedKeys.contains($0))
-        }
+    /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`), each
+    /// with its bytes: a key is read by finding it here, members sort by their place in this
+    /// list, and that place is the key's bit in `MatchKeys`.
+    private static let userDataKeys: [(name: String, bytes: [UInt8], hashed: Bool)] = MatchKeys.names.map {
+        ($0, Array($0.utf8), UserDataNormalizer.hashedKeys.contains($0))
+    }
+    /// The places of the keys of each length, so that a name is compared with few keys.
+    private static let placesByLength: [[Int]] = (0...32).map { length in
+        userDataKeys.indices.filter { userDataKeys[$0].bytes.count == length }
+    }
     private static let fbcRank = userDataKeys.firstIndex { $0.name == "fbc" }!
     private static let userAgentRank = userDataKeys.firstIndex { $0.name == "client_user_agent" }!
 
     /// The place in `userDataKeys` of the member name at token `name`, or nil for another key.
     private static func userDataRank(_ tape: JSONTape, _ name: Int) -> Int? {
         let token = tape.tokens[name], length = Int(token.end - token.start), start = Int(token.start)
-        return userDataKeys.firstIndex { key in
-            key.bytes.count == length && key.bytes.withUnsafeBufferPointer { bytes in
-                (0..<length).allSatisfy { bytes[$0] == tape.bytes[start + $0] }
+        guard length < placesByLength.count else { return nil }
+        return tape.bytes.withUnsafeBufferPointer { bytes in
+            for place in placesByLength[length] {
+                let found = userDataKeys[place].bytes.withUnsafeBufferPointer { key in
+                    var offset = 0
+                    while offset < length && key[offset] == bytes[start + offset] { offset += 1 }
+                    return offset == length
+                }
+                if found { return place }
             }
+            return nil
         }
     }
 
+    /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
     private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: Range<Int>?, time: Int64,
-                                      hasher: Crypto.SHA256Hasher, into out: inout [UInt8]) -> Set<String>? {
+                                      hasher: Crypto.SHA256Hasher, into out: inout [UInt8]) -> MatchKeys? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
         var members: [(rank: Int, range: Range<Int>)] = []
@@ -172,14 +183,14 @@ package enum EventFastPath {
         if source == "website" && !members.contains(where: { $0.rank == userAgentRank }) { return nil }
         members.sort { $0.rank < $1.rank }
         out.append(UInt8(ascii: "{"))
-        var keys = Set<String>(minimumCapacity: members.count)
+        var keys = MatchKeys()
         for (position, member) in members.enumerated() {
             if position > 0 { out.append(UInt8(ascii: ",")) }
             out.append(UInt8(ascii: "\""))
             out.append(contentsOf: userDataKeys[member.rank].bytes)
             out.append(contentsOf: #"":"#.utf8)
             out.append(contentsOf: values[member.range])
-            keys.insert(userDataKeys[member.rank].name)
+            keys.insert(place: member.rank)
         }
         out.append(UInt8(ascii: "}"))
         return keys
