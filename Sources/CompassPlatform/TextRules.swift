@@ -31,11 +31,11 @@ package enum ASCII {
     }
 
     /// True when `needle` (ASCII) stands somewhere in `bytes`.
-    package static func contains(_ bytes: ArraySlice<UInt8>, _ needle: StaticString) -> Bool {
+    package static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
         let count = needle.utf8CodeUnitCount
         guard bytes.count >= count else { return false }
-        var start = bytes.startIndex
-        while start + count <= bytes.endIndex {
+        var start = 0
+        while start + count <= bytes.count {
             var offset = 0
             while offset < count && bytes[start + offset] == needle.utf8Start[offset] { offset += 1 }
             if offset == count { return true }

@@ -158,7 +158,7 @@ package struct SendEventHandler: Handler {
         var tape: JSONTape?
         var tokens: [Int] = []
         var values: [JSONValue] = []
-        let hasher = Crypto.SHA256Hasher()
+        let workspace = EventFastPath.Workspace()
 
         init(_ body: [UInt8]) throws {
             if let tape = JSONTape(body), tape.tokens[0].kind == .object {
@@ -184,7 +184,7 @@ package struct SendEventHandler: Handler {
         /// The event at `index` normalized, and its value when the general path read it.
         func normalize(_ index: Int, tenantId: String, now: Date) -> (Swift.Result<NormalizedEvent, EventRejection>, JSONValue?) {
             if let tape {
-                if let event = EventFastPath.normalize(tape, at: tokens[index], now: now, hasher: hasher) { return (.success(event), nil) }
+                if let event = EventFastPath.normalize(tape, at: tokens[index], now: now, workspace: workspace) { return (.success(event), nil) }
                 let value = (try? JSONParser.parse(tape.valueBytes(tokens[index]))) ?? .null
                 return (ConversionEvent.normalize(value, tenantId: tenantId, now: now), value)
             }

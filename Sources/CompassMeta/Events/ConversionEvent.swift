@@ -270,7 +270,7 @@ package enum ConversionEvent {
         guard let question = beforeFragment.firstIndex(of: "?") else { return nil }
         let query = beforeFragment[beforeFragment.index(after: question)...]
         // Most URLs carry no click id: skip parsing their query at all.
-        guard ASCII.contains(Array(query.utf8)[...], "fbclid=") else { return nil }
+        guard Array(query.utf8).withUnsafeBufferPointer({ ASCII.contains($0, "fbclid=") }) else { return nil }
         guard let value = QueryParameters(parsing: query).values("fbclid").first, !value.isEmpty, value.utf8.count <= 500,
               value.consists(of: { ASCII.isIdentifier($0) || $0 == 46 }, length: 1...500) else { return nil }
         return value

@@ -14,7 +14,7 @@ package enum EventFastPath {
         case eventName, eventTime, actionSource, eventId, eventSourceURL, userData, customData
     }
 
-    private static func field(_ tape: JSONTape, _ name: Int) -> Field? {
+    private static func field(_ tape: JSONTape.View, _ name: Int) -> Field? {
         switch Int(tape.tokens[name].end - tape.tokens[name].start) {
         case 7: return tape.isString(name, "eventId") ? .eventId : nil
         case 8: return tape.isString(name, "event_id") ? .eventId : tape.isString(name, "userData") ? .userData : nil
@@ -37,10 +37,34 @@ package enum EventFastPath {
         }
     }
 
+    /// What the events of one request share, one at a time: the SHA-256 context and the buffers
+    /// an event's parts are written in, kept from event to event instead of made for each.
+    package final class Workspace {
+        let hasher = Crypto.SHA256Hasher()
+        fileprivate var buffers = Buffers()
+
+        package init() {}
+    }
+
+    /// An event's parts before they are sorted into its payload.
+    fileprivate struct Buffers {
+        var values: [UInt8] = [], custom: [UInt8] = [], scratch: [UInt8] = []
+        var members: [(rank: Int, range: Range<Int>)] = [], customMembers: [(key: String, range: Range<Int>)] = []
+    }
+
     /// The event at token `index` of `tape`, or nil for the general path.
-    package static func normalize(_ tape: JSONTape, at index: Int, now: Date, hasher: Crypto.SHA256Hasher = Crypto.SHA256Hasher()) -> NormalizedEvent? {
+    package static func normalize(_ tape: JSONTape, at index: Int, now: Date, workspace: Workspace = Workspace()) -> NormalizedEvent? {
+        tape.withView { normalize($0, at: index, now: now, workspace: workspace) }
+    }
+
+    private static func normalize(_ tape: JSONTape.View, at index: Int, now: Date, workspace: Workspace) -> NormalizedEvent? {
         guard tape.tokens[index].kind == .object else { return nil }
-        var found = [Int](repeating: -1, count: Field.allCases.count)
+        // The buffers are the workspace's again when the event is done (taken out, they are
+        // written without an access check of the class's property per append).
+        var buffers = workspace.buffers
+        workspace.buffers = Buffers()
+        defer { workspace.buffers = buffers }
+        var found = SIMD8<Int>(repeating: -1)
         for (name, value) in tape.members(of: index) {
             guard let field = field(tape, name), found[field.rawValue] < 0 else { return nil }
             found[field.rawValue] = value
@@ -50,10 +74,10 @@ package enum EventFastPath {
               let idToken = at(.eventId), let userToken = at(.userData) else { return nil }
 
         guard let name = trimmedASCII(tape, nameToken), (1...100).contains(name.count) else { return nil }
-        let eventName = String(decoding: tape.bytes[name], as: UTF8.self)
+        let eventName = String(decoding: tape.span(name), as: UTF8.self)
         guard tape.tokens[sourceToken].kind == .string else { return nil }
         let source = tape.string(sourceToken)
-        guard ConversionEvent.actionSources.contains(source), source != "app", source != "business_messaging" else { return nil }
+        guard actionSources.contains(source) else { return nil }
         guard tape.tokens[timeToken].kind == .number, case .int(let time) = tape.number(timeToken) else { return nil }
         let current = now.unixSeconds, windowDays: Int64 = source == "physical_store" ? 62 : 7
         guard time <= 100_000_000_000, time <= current + ConversionEvent.futureToleranceSeconds,
@@ -62,7 +86,7 @@ package enum EventFastPath {
         var url: Range<Int>?
         if let urlToken = at(.eventSourceURL) {
             guard let text = trimmedASCII(tape, urlToken), text.count <= 2048,
-                  tape.bytes[text].starts(with: "http://".utf8) || tape.bytes[text].starts(with: "https://".utf8) else { return nil }
+                  tape.span(text).starts(with: "http://".utf8) || tape.span(text).starts(with: "https://".utf8) else { return nil }
             url = text
         }
         if source == "website" && url == nil { return nil }
@@ -73,32 +97,37 @@ package enum EventFastPath {
         JSONText.appendQuoted(source, to: &out)
         if let customToken = at(.customData) {
             out.append(contentsOf: #","custom_data":"#.utf8)
-            guard writeCustomData(tape, customToken, eventName: eventName, into: &out) else { return nil }
+            guard writeCustomData(tape, customToken, eventName: eventName, buffers: &buffers, into: &out) else { return nil }
         } else if eventName == "Purchase" {
             return nil
         }
         out.append(contentsOf: #","event_id":""#.utf8)
-        out.append(contentsOf: tape.bytes[id])
+        out.append(contentsOf: tape.span(id))
         out.append(contentsOf: #"","event_name":""#.utf8)
-        out.append(contentsOf: tape.bytes[name])
+        out.append(contentsOf: tape.span(name))
         out.append(UInt8(ascii: "\""))
         if let url {
             out.append(contentsOf: #","event_source_url":""#.utf8)
-            out.append(contentsOf: tape.bytes[url])
+            out.append(contentsOf: tape.span(url))
             out.append(UInt8(ascii: "\""))
         }
         out.append(contentsOf: #","event_time":"#.utf8)
         out.append(contentsOf: String(time).utf8)
         out.append(contentsOf: #","user_data":"#.utf8)
-        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: hasher, into: &out) else { return nil }
+        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: workspace.hasher,
+                                       buffers: &buffers, into: &out) else { return nil }
         out.append(UInt8(ascii: "}"))
-        return NormalizedEvent(eventId: String(decoding: tape.bytes[id], as: UTF8.self), eventName: eventName, eventTime: time,
+        return NormalizedEvent(eventId: String(decoding: tape.span(id), as: UTF8.self), eventName: eventName, eventTime: time,
                                actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
     }
 
+    /// The action sources this path takes (all but those whose events need fields it leaves to
+    /// the general path), compared as strings rather than hashed into a set.
+    private static let actionSources = ConversionEvent.actionSources.subtracting(["app", "business_messaging"]).sorted()
+
     /// A string token's bytes without ASCII whitespace at either end; nil when it is not a
     /// string or not ASCII (the Unicode rules are the general path's).
-    private static func trimmedASCII(_ tape: JSONTape, _ index: Int) -> Range<Int>? {
+    private static func trimmedASCII(_ tape: JSONTape.View, _ index: Int) -> Range<Int>? {
         let token = tape.tokens[index]
         guard token.kind == .string, token.isASCII else { return nil }
         var start = Int(token.start), end = Int(token.end)
@@ -110,11 +139,26 @@ package enum EventFastPath {
 
     // MARK: user_data
 
+    /// How a hashed key's ASCII value is normalized here (`UserDataNormalizer.normalize`'s rules
+    /// for the keys every event has; the rule itself for the others).
+    private enum Rule { case email, phone, letters, state, country, zip, externalId, other }
+
     /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`), each
     /// with its bytes: a key is read by finding it here, members sort by their place in this
-    /// list, and that place is the key's bit in `MatchKeys`.
-    private static let userDataKeys: [(name: String, bytes: [UInt8], hashed: Bool)] = MatchKeys.names.map {
-        ($0, Array($0.utf8), UserDataNormalizer.hashedKeys.contains($0))
+    /// list, and that place is the key's bit in `MatchKeys`. Hashed keys have a rule.
+    private static let userDataKeys: [(name: String, bytes: [UInt8], rule: Rule?)] = MatchKeys.names.map { name in
+        let rule: Rule? = switch name {
+        case _ where !UserDataNormalizer.hashedKeys.contains(name): nil
+        case "em": .email
+        case "ph": .phone
+        case "fn", "ln", "ct": .letters
+        case "st": .state
+        case "country": .country
+        case "zp": .zip
+        case "external_id": .externalId
+        default: .other
+        }
+        return (name, Array(name.utf8), rule)
     }
     /// The places of the keys of each length, so that a name is compared with few keys.
     private static let placesByLength: [[Int]] = (0...32).map { length in
@@ -122,75 +166,69 @@ package enum EventFastPath {
     }
     private static let fbcRank = userDataKeys.firstIndex { $0.name == "fbc" }!
     private static let userAgentRank = userDataKeys.firstIndex { $0.name == "client_user_agent" }!
+    private static let ipAddressRank = userDataKeys.firstIndex { $0.name == "client_ip_address" }!
 
     /// The place in `userDataKeys` of the member name at token `name`, or nil for another key.
-    private static func userDataRank(_ tape: JSONTape, _ name: Int) -> Int? {
+    private static func userDataRank(_ tape: JSONTape.View, _ name: Int) -> Int? {
         let token = tape.tokens[name], length = Int(token.end - token.start), start = Int(token.start)
         guard length < placesByLength.count else { return nil }
-        return tape.bytes.withUnsafeBufferPointer { bytes in
-            for place in placesByLength[length] {
-                let found = userDataKeys[place].bytes.withUnsafeBufferPointer { key in
-                    var offset = 0
-                    while offset < length && key[offset] == bytes[start + offset] { offset += 1 }
-                    return offset == length
-                }
-                if found { return place }
+        for place in placesByLength[length] {
+            let found = userDataKeys[place].bytes.withUnsafeBufferPointer { key in
+                var offset = 0
+                while offset < length && key[offset] == tape.bytes[start + offset] { offset += 1 }
+                return offset == length
             }
-            return nil
+            if found { return place }
         }
+        return nil
     }
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
-    private static func writeUserData(_ tape: JSONTape, _ index: Int, source: String, url: Range<Int>?, time: Int64,
-                                      hasher: Crypto.SHA256Hasher, into out: inout [UInt8]) -> MatchKeys? {
+    private static func writeUserData(_ tape: JSONTape.View, _ index: Int, source: String, url: Range<Int>?, time: Int64,
+                                      hasher: Crypto.SHA256Hasher, buffers: inout Buffers, into out: inout [UInt8]) -> MatchKeys? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
-        var members: [(rank: Int, range: Range<Int>)] = []
-        members.reserveCapacity(Int(tape.tokens[index].count) + 1)
-        var values: [UInt8] = []
-        values.reserveCapacity(Int(tape.tokens[index].count) * 72)
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(128)
-        var name = index + 1
-        for _ in 0..<tape.tokens[index].count {
-            let valueToken = name + 1
-            defer { name = Int(tape.tokens[valueToken].next) }
+        buffers.members.removeAll(keepingCapacity: true)
+        buffers.values.removeAll(keepingCapacity: true)
+        for (name, valueToken) in tape.members(of: index) {
             guard let rank = userDataRank(tape, name) else { return nil }
-            let key = userDataKeys[rank].name, start = values.count
-            if userDataKeys[rank].hashed {
-                guard writeHashed(tape, valueToken, key: key, hasher: hasher, scratch: &scratch, into: &values) else { return nil }
+            let start = buffers.values.count
+            if let rule = userDataKeys[rank].rule {
+                guard writeHashed(tape, valueToken, key: userDataKeys[rank].name, rule: rule, hasher: hasher, buffers: &buffers) else { return nil }
             } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
-                if key == "client_ip_address" && !isIPv4(tape.bytes[text])
-                    && !UserDataNormalizer.isIPAddress(String(decoding: tape.bytes[text], as: UTF8.self)) {
+                if rank == ipAddressRank && !isIPv4(tape.span(text))
+                    && !UserDataNormalizer.isIPAddress(String(decoding: tape.span(text), as: UTF8.self)) {
                     return nil
                 }
-                values.append(UInt8(ascii: "\""))
-                values.append(contentsOf: tape.bytes[text])
-                values.append(UInt8(ascii: "\""))
+                buffers.values.append(UInt8(ascii: "\""))
+                buffers.values.append(contentsOf: tape.span(text))
+                buffers.values.append(UInt8(ascii: "\""))
             }
-            members.append((rank, start..<values.count))
+            buffers.members.append((rank, start..<buffers.values.count))
         }
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
-        if let url, !members.contains(where: { $0.rank == fbcRank }), ASCII.contains(tape.bytes[url], "fbclid="),
-           let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.bytes[url], as: UTF8.self)) {
-            let start = values.count
-            JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &values)
-            members.append((fbcRank, start..<values.count))
+        if let url, !buffers.members.contains(where: { $0.rank == fbcRank }), ASCII.contains(tape.span(url), "fbclid="),
+           let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.span(url), as: UTF8.self)) {
+            let start = buffers.values.count
+            JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &buffers.values)
+            buffers.members.append((fbcRank, start..<buffers.values.count))
         }
-        guard !members.isEmpty else { return nil }
-        if source == "website" && !members.contains(where: { $0.rank == userAgentRank }) { return nil }
-        members.sort { $0.rank < $1.rank }
+        guard !buffers.members.isEmpty else { return nil }
+        if source == "website" && !buffers.members.contains(where: { $0.rank == userAgentRank }) { return nil }
+        buffers.members.sort { $0.rank < $1.rank }
         out.append(UInt8(ascii: "{"))
         var keys = MatchKeys()
-        for (position, member) in members.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: userDataKeys[member.rank].bytes)
-            out.append(contentsOf: #"":"#.utf8)
-            out.append(contentsOf: values[member.range])
-            keys.insert(place: member.rank)
+        buffers.values.withUnsafeBufferPointer { values in
+            for (position, member) in buffers.members.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: userDataKeys[member.rank].bytes)
+                out.append(contentsOf: #"":"#.utf8)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
+                keys.insert(place: member.rank)
+            }
         }
         out.append(UInt8(ascii: "}"))
         return keys
@@ -198,7 +236,7 @@ package enum EventFastPath {
 
     /// A dotted quad as `UserDataNormalizer.isIPv4` takes it (each part 0 to 255, no leading
     /// zero), read from bytes; false sends the text to the full rule (IPv6 included).
-    private static func isIPv4(_ bytes: ArraySlice<UInt8>) -> Bool {
+    private static func isIPv4(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var parts = 0, value = 0, digits = 0, first: UInt8 = 0
         for byte in bytes {
             if byte == UInt8(ascii: ".") {
@@ -217,49 +255,59 @@ package enum EventFastPath {
     }
 
     /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
-    /// in order, in the shape it came in; false to decline.
-    private static func writeHashed(_ tape: JSONTape, _ index: Int, key: String, hasher: Crypto.SHA256Hasher, scratch: inout [UInt8],
-                                    into out: inout [UInt8]) -> Bool {
+    /// in order, in the shape it came in, into `buffers.values`; false to decline.
+    private static func writeHashed(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, hasher: Crypto.SHA256Hasher,
+                                    buffers: inout Buffers) -> Bool {
         let isArray = tape.tokens[index].kind == .array
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
         var written = 0, first = 0
-        out.append(contentsOf: isArray ? #"[""#.utf8 : #"""#.utf8)
+        buffers.values.append(contentsOf: isArray ? #"[""#.utf8 : #"""#.utf8)
         for _ in 0..<count {
             defer { item = Int(tape.tokens[item].next) }
             guard tape.tokens[item].kind == .string else { return false }
-            scratch.removeAll(keepingCapacity: true)
-            guard normalize(tape, item, key: key, into: &scratch) else { return false }
-            if written > 0 { out.append(contentsOf: #"",""#.utf8) }
-            let start = out.count
+            buffers.scratch.removeAll(keepingCapacity: true)
+            guard normalize(tape, item, key: key, rule: rule, into: &buffers.scratch) else { return false }
+            if written > 0 { buffers.values.append(contentsOf: #"",""#.utf8) }
+            let start = buffers.values.count
             if written == 0 { first = start }
-            if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
-                out.append(contentsOf: scratch)
-            } else {
-                scratch.withUnsafeBytes { hasher.appendHex(of: $0, to: &out) }
+            buffers.scratch.withUnsafeBufferPointer { scratch in
+                if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
+                    buffers.values.append(contentsOf: scratch)
+                } else {
+                    hasher.appendHex(of: UnsafeRawBufferPointer(scratch), to: &buffers.values)
+                }
             }
             // De-duplicated in order: a digest already written is taken back.
-            let repeated = (0..<written).contains { out[(first + $0 * 67)..<(first + $0 * 67 + 64)].elementsEqual(out[start..<(start + 64)]) }
+            let repeated = buffers.values.withUnsafeBytes { values in
+                (0..<written).contains { other in
+                    let earlier = first + other * 67
+                    return (0..<8).allSatisfy { word in
+                        values.loadUnaligned(fromByteOffset: earlier + word * 8, as: UInt64.self)
+                            == values.loadUnaligned(fromByteOffset: start + word * 8, as: UInt64.self)
+                    }
+                }
+            }
             if repeated {
-                out.removeLast(written > 0 ? 67 : 64)
+                buffers.values.removeLast(written > 0 ? 67 : 64)
             } else {
                 written += 1
             }
         }
         guard written > 0 else { return false }
-        out.append(contentsOf: isArray ? #""]"#.utf8 : #"""#.utf8)
+        buffers.values.append(contentsOf: isArray ? #""]"#.utf8 : #"""#.utf8)
         return true
     }
 
     /// One value by `UserDataNormalizer.normalize`'s rule for `key`, into `out`: byte by byte for
     /// ASCII text and the keys every event has, through the rule itself for the others.
-    private static func normalize(_ tape: JSONTape, _ index: Int, key: String, into out: inout [UInt8]) -> Bool {
+    private static func normalize(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, into out: inout [UInt8]) -> Bool {
         guard let trimmed = trimmedASCII(tape, index) else {
             guard case .success(let normalized) = UserDataNormalizer.normalize(key, tape.string(index)) else { return false }
             out.append(contentsOf: normalized.utf8)
             return true
         }
-        let bytes = tape.bytes[trimmed]
+        let bytes = tape.span(trimmed)
         // A digest passes as it is, lower-cased.
         if bytes.count == 64 && bytes.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }) {
             out.append(contentsOf: bytes.lazy.map { $0 | 0x20 })
@@ -267,34 +315,34 @@ package enum EventFastPath {
         }
         func lower(_ byte: UInt8) -> UInt8 { ASCII.isUpper(byte) ? byte | 0x20 : byte }
         func letters() { for byte in bytes where ASCII.isLower(byte) || ASCII.isUpper(byte) { out.append(byte | 0x20) } }
-        switch key {
-        case "em":
+        switch rule {
+        case .email:
             // `.+@.+\..+` without spaces, lower-cased.
             guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at != bytes.startIndex, !bytes.contains(32) else { return false }
             let domain = bytes[(at + 1)...]
             guard let dot = domain.lastIndex(of: UInt8(ascii: ".")), dot != domain.startIndex, dot + 1 != domain.endIndex else { return false }
             out.append(contentsOf: bytes.lazy.map(lower))
-        case "ph":
+        case .phone:
             for byte in bytes where ASCII.isDigit(byte) && !(out.isEmpty && byte == 48) { out.append(byte) }
             guard (7...15).contains(out.count) else { return false }
-        case "fn", "ln", "ct":
+        case .letters:
             letters()
             guard !out.isEmpty else { return false }
-        case "st":
+        case .state:
             letters()
             guard !out.isEmpty else { return false }
             if let code = GeoCodes.usStates[String(decoding: out, as: UTF8.self)] {
                 out.removeAll(keepingCapacity: true)
                 out.append(contentsOf: code.utf8)
             }
-        case "country":
+        case .country:
             letters()
             let letters = String(decoding: out, as: UTF8.self)
             if out.count == 2, GeoCodes.alpha2.contains(letters) { return true }
             guard let code = GeoCodes.countries[letters] else { return false }
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: code.utf8)
-        case "zp":
+        case .zip:
             // A US ZIP+4 is its first five digits; else without spaces, cut at the first "-".
             let kept = bytes.lazy.filter { $0 != 32 && $0 != 45 }
             if kept.count == 9, kept.allSatisfy(ASCII.isDigit), bytes.prefix(5).allSatisfy(ASCII.isDigit) {
@@ -306,10 +354,10 @@ package enum EventFastPath {
                 out.append(lower(byte))
             }
             guard !out.isEmpty else { return false }
-        case "external_id":
+        case .externalId:
             guard !bytes.isEmpty else { return false }
             out.append(contentsOf: bytes)
-        default:
+        case .other:
             guard case .success(let normalized) = UserDataNormalizer.normalize(key, String(decoding: bytes, as: UTF8.self)) else { return false }
             out.append(contentsOf: normalized.utf8)
         }
@@ -319,13 +367,15 @@ package enum EventFastPath {
     // MARK: custom_data
 
     /// `custom_data` with its keys sorted, the general path's rules applied; false to decline.
-    private static func writeCustomData(_ tape: JSONTape, _ index: Int, eventName: String, into out: inout [UInt8]) -> Bool {
+    private static func writeCustomData(_ tape: JSONTape.View, _ index: Int, eventName: String, buffers: inout Buffers,
+                                        into out: inout [UInt8]) -> Bool {
         guard tape.tokens[index].kind == .object else { return false }
         // Each member's value is written once into `value`; the members are then sorted by key.
-        var members: [(key: String, range: Range<Int>)] = []
-        members.reserveCapacity(Int(tape.tokens[index].count))
-        var value: [UInt8] = []
-        value.reserveCapacity(tape.text(index).count + 16)
+        var members = buffers.customMembers, value = buffers.custom
+        (buffers.customMembers, buffers.custom) = ([], [])
+        members.removeAll(keepingCapacity: true)
+        value.removeAll(keepingCapacity: true)
+        defer { (buffers.customMembers, buffers.custom) = (members, value) }
         for (nameToken, valueToken) in tape.members(of: index) {
             let given = tape.string(nameToken)
             let key = ConversionEvent.customDataName(given)
@@ -340,9 +390,9 @@ package enum EventFastPath {
                 (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &value)
             case "currency":
                 guard let code = trimmedASCII(tape, valueToken), code.count == 3,
-                      tape.bytes[code].allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
+                      tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
                 value.append(UInt8(ascii: "\""))
-                value.append(contentsOf: tape.bytes[code].lazy.map { $0 | 0x20 })
+                value.append(contentsOf: tape.span(code).lazy.map { $0 | 0x20 })
                 value.append(UInt8(ascii: "\""))
             case "content_type", "delivery_category":
                 guard token.kind == .string else { return false }
@@ -355,7 +405,7 @@ package enum EventFastPath {
                 for (position, item) in tape.elements(of: valueToken).enumerated() {
                     if position > 0 { value.append(UInt8(ascii: ",")) }
                     switch tape.tokens[item].kind {
-                    case .string: JSONText.appendQuoted(tape.string(item), to: &value)
+                    case .string: JSONText.appendQuoted(utf8: tape.text(item), to: &value)
                     case .number:
                         guard case .int(let number) = tape.number(item) else { return false }
                         JSONText.appendQuoted(String(number), to: &value)
@@ -370,7 +420,8 @@ package enum EventFastPath {
                 tape.number(valueToken).write(into: &value)
             default:
                 switch token.kind {
-                case .string: JSONText.appendQuoted(tape.string(valueToken), to: &value)
+                // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
+                case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &value)
                 case .number: tape.number(valueToken).write(into: &value)
                 case .true: value.append(contentsOf: "true".utf8)
                 case .false: value.append(contentsOf: "false".utf8)

@@ -16,17 +16,16 @@ package enum Hex {
         }
     }
 
-    /// `bytes` as lower-case hex digits at the end of `out`.
+    /// `bytes` as lower-case hex digits at the end of `out`: written on the stack, appended
+    /// in one copy.
     package static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: bytes.count * 2))
-        out.withUnsafeMutableBufferPointer { buffer in
-            digits.withUnsafeBufferPointer { digits in
-                for (index, byte) in bytes.enumerated() {
-                    buffer[start + 2 * index] = digits[Int(byte >> 4)]
-                    buffer[start + 2 * index + 1] = digits[Int(byte & 0x0f)]
-                }
+        let digits: StaticString = "0123456789abcdef"
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count * 2) { buffer in
+            for (index, byte) in bytes.enumerated() {
+                buffer[2 * index] = digits.utf8Start[Int(byte >> 4)]
+                buffer[2 * index + 1] = digits.utf8Start[Int(byte & 0x0f)]
             }
+            out.append(contentsOf: buffer)
         }
     }
 

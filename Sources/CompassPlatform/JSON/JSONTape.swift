@@ -52,45 +52,22 @@ package struct JSONTape: Sendable {
     // MARK: Reading
 
     /// The (name, value) token indices of an object's members, in order.
-    package func members(of object: Int) -> [(name: Int, value: Int)] {
-        var out: [(name: Int, value: Int)] = []
-        out.reserveCapacity(Int(tokens[object].count))
-        var index = object + 1
-        for _ in 0..<tokens[object].count {
-            out.append((index, index + 1))
-            index = Int(tokens[index + 1].next)
-        }
-        return out
-    }
+    package func members(of object: Int) -> [(name: Int, value: Int)] { withView { Array($0.members(of: object)) } }
 
     /// The token indices of an array's elements, in order.
-    package func elements(of array: Int) -> [Int] {
-        var out: [Int] = []
-        out.reserveCapacity(Int(tokens[array].count))
-        var index = array + 1
-        for _ in 0..<tokens[array].count {
-            out.append(index)
-            index = Int(tokens[index].next)
-        }
-        return out
-    }
+    package func elements(of array: Int) -> [Int] { withView { Array($0.elements(of: array)) } }
 
     /// The value's text (a string's without its quotes).
     package func text(_ index: Int) -> ArraySlice<UInt8> { bytes[Int(tokens[index].start)..<Int(tokens[index].end)] }
 
     /// A string token's text as a String.
-    package func string(_ index: Int) -> String {
-        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[Int(tokens[index].start)..<Int(tokens[index].end)]), as: UTF8.self) }
-    }
+    package func string(_ index: Int) -> String { withView { $0.string(index) } }
 
     /// True when the token is the string `name` (ASCII).
-    package func isString(_ index: Int, _ name: StaticString) -> Bool {
-        let token = tokens[index]
-        guard token.kind == .string, Int(token.end - token.start) == name.utf8CodeUnitCount else { return false }
-        let start = Int(token.start)
-        for offset in 0..<name.utf8CodeUnitCount where bytes[start + offset] != name.utf8Start[offset] { return false }
-        return true
-    }
+    package func isString(_ index: Int, _ name: StaticString) -> Bool { withView { $0.isString(index, name) } }
+
+    /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
+    package func number(_ index: Int) -> JSONValue { withView { $0.number(index) } }
 
     /// The whole value's bytes, as `JSONParser` takes them.
     package func valueBytes(_ index: Int) -> [UInt8] {
@@ -99,6 +76,80 @@ package struct JSONTape: Sendable {
         case .string: return Array(bytes[Int(token.start - 1)..<Int(token.end + 1)])
         default: return Array(bytes[Int(token.start)..<Int(token.end)])
         }
+    }
+
+    /// The tape through pointers, for code that reads many tokens of it: no array retained and
+    /// released, no member list allocated, per read. Valid only inside `withView`'s closure.
+    package struct View {
+        package let bytes: UnsafeBufferPointer<UInt8>
+        package let tokens: UnsafeBufferPointer<Token>
+
+        /// The bytes of `range`.
+        package func span(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[range]) }
+
+        /// The value's text (a string's without its quotes).
+        package func text(_ index: Int) -> UnsafeBufferPointer<UInt8> { span(Int(tokens[index].start)..<Int(tokens[index].end)) }
+
+        package func string(_ index: Int) -> String { String(decoding: text(index), as: UTF8.self) }
+
+        package func isString(_ index: Int, _ name: StaticString) -> Bool {
+            let token = tokens[index]
+            guard token.kind == .string, Int(token.end - token.start) == name.utf8CodeUnitCount else { return false }
+            let start = Int(token.start)
+            for offset in 0..<name.utf8CodeUnitCount where bytes[start + offset] != name.utf8Start[offset] { return false }
+            return true
+        }
+
+        package func number(_ index: Int) -> JSONValue {
+            // At most 18 digits fit an Int64 whatever they are: read them without a String.
+            let digits = text(index)
+            if tokens[index].isInteger {
+                let negative = digits.first == UInt8(ascii: "-")
+                var value: Int64 = 0
+                for byte in digits.dropFirst(negative ? 1 : 0) { value = value * 10 + Int64(byte - 48) }
+                return .int(negative ? -value : value)
+            }
+            let text = String(decoding: digits, as: UTF8.self)
+            if let integer = Int64(text) { return .int(integer) }
+            return .double(Double(text) ?? 0)
+        }
+
+        package func members(of object: Int) -> Members { Members(tokens: tokens, object: object) }
+        package func elements(of array: Int) -> Elements { Elements(tokens: tokens, array: array) }
+
+        /// An object's members as (name, value) token indices, in order.
+        package struct Members: Sequence, IteratorProtocol {
+            let tokens: UnsafeBufferPointer<Token>
+            var left: Int, name: Int
+            init(tokens: UnsafeBufferPointer<Token>, object: Int) {
+                (self.tokens, left, name) = (tokens, Int(tokens[object].count), object + 1)
+            }
+            package var underestimatedCount: Int { left }
+            package mutating func next() -> (name: Int, value: Int)? {
+                guard left > 0 else { return nil }
+                defer { (left, name) = (left - 1, Int(tokens[name + 1].next)) }
+                return (name, name + 1)
+            }
+        }
+
+        /// An array's elements as token indices, in order.
+        package struct Elements: Sequence, IteratorProtocol {
+            let tokens: UnsafeBufferPointer<Token>
+            var left: Int, item: Int
+            init(tokens: UnsafeBufferPointer<Token>, array: Int) {
+                (self.tokens, left, item) = (tokens, Int(tokens[array].count), array + 1)
+            }
+            package var underestimatedCount: Int { left }
+            package mutating func next() -> Int? {
+                guard left > 0 else { return nil }
+                defer { (left, item) = (left - 1, Int(tokens[item].next)) }
+                return item
+            }
+        }
+    }
+
+    package func withView<Result>(_ body: (View) -> Result) -> Result {
+        bytes.withUnsafeBufferPointer { bytes in tokens.withUnsafeBufferPointer { tokens in body(View(bytes: bytes, tokens: tokens)) } }
     }
 
     // MARK: Parsing
@@ -240,22 +291,5 @@ package struct JSONTape: Sendable {
                                 next: Int32(tokens.count + 1), count: 0))
             return true
         }
-    }
-}
-
-extension JSONTape {
-    /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
-    package func number(_ index: Int) -> JSONValue {
-        // At most 18 digits fit an Int64 whatever they are: read them without a String.
-        if tokens[index].isInteger {
-            let digits = text(index)
-            let negative = digits.first == UInt8(ascii: "-")
-            var value: Int64 = 0
-            for byte in digits.dropFirst(negative ? 1 : 0) { value = value * 10 + Int64(byte - 48) }
-            return .int(negative ? -value : value)
-        }
-        let text = String(decoding: self.text(index), as: UTF8.self)
-        if let integer = Int64(text) { return .int(integer) }
-        return .double(Double(text) ?? 0)
     }
 }

@@ -18,48 +18,51 @@ package enum JSONText {
         }
     }
 
-    /// `bytes`, valid UTF-8, as a string literal. Two passes over a table, without a branch per
-    /// byte in the first: the escapes' length is summed, the literal's room made once, then each
-    /// byte written once (in JSON text quoted again there is a quote every few bytes, and
-    /// appending a run per escape cost most of the time).
+    /// `bytes`, valid UTF-8, as a string literal. The escapes are found through a table, and
+    /// the literal is written on the stack a chunk at a time, each chunk appended in one copy (in
+    /// JSON text quoted again there is a quote every few bytes, and appending a run per escape
+    /// cost most of the time). Text without escapes is appended as it is.
     package static func appendQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
         escapeLength.withUnsafeBufferPointer { table in
             var extra = 0
             for byte in bytes { extra &+= Int(table[Int(byte)]) }
-            let start = out.count
-            out.append(contentsOf: repeatElement(UInt8(ascii: "\""), count: bytes.count + extra + 2))
-            out.withUnsafeMutableBufferPointer { buffer in
-                guard let base = buffer.baseAddress, let source = bytes.baseAddress else { return }
-                let target = base + start + 1
-                guard extra > 0 else {
-                    target.update(from: source, count: bytes.count)
-                    return
-                }
+            guard extra > 0 else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
                 var at = 0
                 for byte in bytes {
-                    target[at] = byte
+                    if at > chunk.count - 6 {
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[..<at]))
+                        at = 0
+                    }
+                    chunk[at] = byte
                     guard table[Int(byte)] > 0 else {
                         at += 1
                         continue
                     }
-                    target[at] = UInt8(ascii: "\\")
+                    chunk[at] = UInt8(ascii: "\\")
                     switch byte {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): target[at + 1] = byte
-                    case 0x0A: target[at + 1] = UInt8(ascii: "n")
-                    case 0x0D: target[at + 1] = UInt8(ascii: "r")
-                    case 0x09: target[at + 1] = UInt8(ascii: "t")
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): chunk[at + 1] = byte
+                    case 0x0A: chunk[at + 1] = UInt8(ascii: "n")
+                    case 0x0D: chunk[at + 1] = UInt8(ascii: "r")
+                    case 0x09: chunk[at + 1] = UInt8(ascii: "t")
                     default:
-                        target[at + 1] = UInt8(ascii: "u")
-                        target[at + 2] = 48
-                        target[at + 3] = 48
-                        target[at + 4] = hex[Int(byte >> 4)]
-                        target[at + 5] = hex[Int(byte & 15)]
+                        chunk[at + 1] = UInt8(ascii: "u")
+                        chunk[at + 2] = 48
+                        chunk[at + 3] = 48
+                        chunk[at + 4] = hex[Int(byte >> 4)]
+                        chunk[at + 5] = hex[Int(byte & 15)]
                         at += 4
                     }
                     at += 2
                 }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[..<at]))
             }
         }
+        out.append(UInt8(ascii: "\""))
     }
 
     package static func quoted(_ text: String) -> String {

@@ -417,6 +417,13 @@ import Testing
                 #expect(out.count == text.count + escapes + 4, "byte \(byte)")
             }
         }
+        // Longer than the chunks the literal is written in, with escapes across their ends.
+        for unit in ["ab\"", "\u{1}xyz", "é\\\n"] {
+            let text = String(repeating: unit, count: 5_000)
+            var out: [UInt8] = []
+            JSONText.appendQuoted(text, to: &out)
+            #expect(try JSONParser.parse(out) == .string(text))
+        }
     }
 
     @Test func serializationRoundTripsWithSortedKeys() throws {
