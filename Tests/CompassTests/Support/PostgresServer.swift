@@ -148,24 +148,35 @@ final class RecordsHold {
     init(_ server: PostgresServer, _ database: String) throws {
         self.server = server
         self.database = database
+        let log = server.folder + "/hold-\(UUID().uuidString.prefix(8)).log"
         pid = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
                                  "-p", String(server.port), "-U", "postgres", "-d", database,
                                  "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT"],
-                                stderr: server.folder + "/hold-\(UUID().uuidString.prefix(8)).log")
+                                stderr: log)
         let locks = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass"
-        for _ in 0..<200 {
+        // Ten seconds by the clock (each look is a psql process, slow on a loaded machine); the
+        // holding psql ending first is an answer too, with its reason.
+        let deadline = monotonicMilliseconds() + 10_000
+        while monotonicMilliseconds() < deadline {
             if try server.psql(database, locks).hasPrefix("1") { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                released = true
+                let reason = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw PostgresServer.Failure.didNotStart("the session to hold the records table ended: \(reason)")
+            }
             usleep(50_000)
         }
         release()
         throw PostgresServer.Failure.didNotStart("the records table was not locked within 10 s")
     }
 
-    /// Ends the holding session (its backend terminated, psql stopped).
+    /// Ends the holding session (its backend terminated, psql stopped). Only this database's:
+    /// tests on the same server hold their own databases' tables at the same time.
     func release() {
         guard !released else { return }
         released = true
-        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()")
+        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND datname = current_database() AND pid <> pg_backend_pid()")
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
