@@ -9,7 +9,12 @@ import CompassStorage
 /// stdout as `Status:`, headers, blank line, body.
 package enum CGIAdapter {
     static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
-        Descriptor.writeAll(1, respond(H.self, environment: process.environment, input: 0).bytes)
+        // The head and the body written one after the other: a dry run's body is a megabyte,
+        // not copied again behind its headers.
+        let outcome = respond(H.self, environment: process.environment, input: 0)
+        if Descriptor.writeAll(1, outcome.response.head(forHead: outcome.isHead)) == 0, !outcome.isHead {
+            Descriptor.writeAll(1, outcome.response.body)
+        }
         return 0
     }
 

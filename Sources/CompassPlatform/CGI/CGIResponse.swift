@@ -30,6 +30,13 @@ package struct CGIResponse: Sendable {
     /// The bytes a CGI host expects on stdout. No body for HEAD. Header values lose any CR or
     /// LF so that nothing can inject a header.
     package func rendered(forHead isHead: Bool = false) -> [UInt8] {
+        var bytes = head(forHead: isHead)
+        if !isHead { bytes += body }
+        return bytes
+    }
+
+    /// The status line and headers of `rendered`, through the blank line; the body follows.
+    package func head(forHead isHead: Bool = false) -> [UInt8] {
         var text = "Status: \(status) \(Self.reason(status))\r\n"
         var all = headers
         if !all.contains(where: { $0.0.equalsIgnoringCase("Cache-Control") }) {
@@ -42,9 +49,7 @@ package struct CGIResponse: Sendable {
             text += "\(name): \(clean)\r\n"
         }
         text += "\r\n"
-        var bytes = Array(text.utf8)
-        if !isHead { bytes += body }
-        return bytes
+        return Array(text.utf8)
     }
 
     package static func reason(_ status: Int) -> String {
