@@ -61,9 +61,49 @@ package struct Integration: Codable, Sendable, Equatable {
     }
 }
 
+extension Integration: JSONFastDecodable {
+    package init?(fastJSON json: JSONValue) {
+        do throws(JSONFields.Decline) {
+            let fields = try JSONFields(json)
+            self.init(tenantId: try fields.string("tenantId"), provider: try fields.string("provider"),
+                      status: try fields.value("status", IntegrationStatus.self), statusReason: try fields.optionalString("statusReason"),
+                      metaUserId: try fields.string("metaUserId"), config: try fields.object("config", Settings.self),
+                      grantedScopes: try fields.strings("grantedScopes"), missingScopes: try fields.strings("missingScopes"),
+                      connectedAt: try fields.date("connectedAt"), updatedAt: try fields.date("updatedAt"),
+                      lastRefresh: try fields.optionalObject("lastRefresh", RefreshOutcome.self))
+            tokenType = try fields.optionalString("tokenType")
+            clientBusinessId = try fields.optionalString("clientBusinessId")
+            pixelProblem = try fields.optionalObject("pixelProblem", PixelProblem.self)
+        } catch {
+            return nil
+        }
+    }
+}
+
+extension Integration.Settings: JSONFastDecodable {
+    package init?(fastJSON json: JSONValue) {
+        do throws(JSONFields.Decline) {
+            let fields = try JSONFields(json)
+            self.init(adAccounts: try fields.objects("adAccounts", AdAccount.self), adAccountId: try fields.optionalString("adAccountId"),
+                      pixelId: try fields.optionalString("pixelId"), testEventCode: try fields.optionalString("testEventCode"))
+        } catch {
+            return nil
+        }
+    }
+}
+
 package struct PixelProblem: Codable, Sendable, Equatable {
     package var reason: String
     package var since: Date
+}
+
+extension PixelProblem: JSONFastDecodable {
+    package init?(fastJSON json: JSONValue) {
+        guard let fields = try? JSONFields(json), let reason = try? fields.string("reason"), let since = try? fields.date("since") else {
+            return nil
+        }
+        self.init(reason: reason, since: since)
+    }
 }
 
 package struct RefreshOutcome: Codable, Sendable, Equatable {
@@ -71,6 +111,17 @@ package struct RefreshOutcome: Codable, Sendable, Equatable {
     package var outcome: String
     package var at: Date
     package var detail: String?
+}
+
+extension RefreshOutcome: JSONFastDecodable {
+    package init?(fastJSON json: JSONValue) {
+        do throws(JSONFields.Decline) {
+            let fields = try JSONFields(json)
+            self.init(outcome: try fields.string("outcome"), at: try fields.date("at"), detail: try fields.optionalString("detail"))
+        } catch {
+            return nil
+        }
+    }
 }
 
 /// A notice for Compass (`COMPASS_WEBHOOK_URL`), kept until Compass accepts it.
@@ -210,6 +261,15 @@ package struct RecordStore: Sendable {
         }
     }
 
+    package func load<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        guard let found = try store.get(key) else { return nil }
+        do {
+            return (try JSON.decode(type, from: found.value), found.version)
+        } catch {
+            throw .corrupt(key)
+        }
+    }
+
     package func load<T: JSONValueConvertible>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
         guard let found = try store.get(key) else { return nil }
         guard let json = try? JSONParser.parse(found.value), let value = T(jsonValue: json) else { throw .corrupt(key) }
@@ -224,6 +284,14 @@ package struct RecordStore: Sendable {
     /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
     /// overwrite or delete it, where a corrupt record must not block the repair.
     package func loadUnlessCorrupt<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        do {
+            return try load(type, at: key)
+        } catch .corrupt {
+            return nil
+        }
+    }
+
+    package func loadUnlessCorrupt<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
         do {
             return try load(type, at: key)
         } catch .corrupt {

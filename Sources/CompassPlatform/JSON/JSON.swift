@@ -23,4 +23,10 @@ package enum JSON {
         if type == JSONValue.self { return try JSONParser.parse(bytes) as! T }
         return try decoder().decode(type, from: Data(bytes))
     }
+
+    /// A record with a reader of its own: that reader first, `JSONDecoder` for what it declines.
+    package static func decode<T: JSONFastDecodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        if let json = try? JSONParser.parse(bytes), let value = T(fastJSON: json) { return value }
+        return try decoder().decode(type, from: Data(bytes))
+    }
 }
