@@ -74,15 +74,15 @@ package struct EventDelivery {
     }
 
     package static func write(_ events: some Collection<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8]) {
-        out.append(contentsOf: #"{"data":["#.utf8)
+        out.append(literal: #"{"data":["#)
         for (index, event) in events.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: event.payloadJSON)
         }
-        out.append(contentsOf: #"],"partner_agent":"#.utf8)
+        out.append(literal: #"],"partner_agent":"#)
         JSONText.appendQuoted(partnerAgent, to: &out)
         if let testEventCode {
-            out.append(contentsOf: #","test_event_code":"#.utf8)
+            out.append(literal: #","test_event_code":"#)
             JSONText.appendQuoted(testEventCode, to: &out)
         }
         out.append(UInt8(ascii: "}"))

@@ -93,27 +93,27 @@ package enum EventFastPath {
 
         var out: [UInt8] = []
         out.reserveCapacity(tape.text(index).count + 800)
-        out.append(contentsOf: #"{"action_source":"#.utf8)
+        out.append(literal: #"{"action_source":"#)
         JSONText.appendQuoted(source, to: &out)
         if let customToken = at(.customData) {
-            out.append(contentsOf: #","custom_data":"#.utf8)
+            out.append(literal: #","custom_data":"#)
             guard writeCustomData(tape, customToken, eventName: eventName, buffers: &buffers, into: &out) else { return nil }
         } else if eventName == "Purchase" {
             return nil
         }
-        out.append(contentsOf: #","event_id":""#.utf8)
+        out.append(literal: #","event_id":""#)
         out.append(contentsOf: tape.span(id))
-        out.append(contentsOf: #"","event_name":""#.utf8)
+        out.append(literal: #"","event_name":""#)
         out.append(contentsOf: tape.span(name))
         out.append(UInt8(ascii: "\""))
         if let url {
-            out.append(contentsOf: #","event_source_url":""#.utf8)
+            out.append(literal: #","event_source_url":""#)
             out.append(contentsOf: tape.span(url))
             out.append(UInt8(ascii: "\""))
         }
-        out.append(contentsOf: #","event_time":"#.utf8)
+        out.append(literal: #","event_time":"#)
         out.append(contentsOf: String(time).utf8)
-        out.append(contentsOf: #","user_data":"#.utf8)
+        out.append(literal: #","user_data":"#)
         guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: workspace.hasher,
                                        buffers: &buffers, into: &out) else { return nil }
         out.append(UInt8(ascii: "}"))
@@ -225,7 +225,7 @@ package enum EventFastPath {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(UInt8(ascii: "\""))
                 out.append(contentsOf: userDataKeys[member.rank].bytes)
-                out.append(contentsOf: #"":"#.utf8)
+                out.append(literal: #"":"#)
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
                 keys.insert(place: member.rank)
             }
@@ -262,13 +262,13 @@ package enum EventFastPath {
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
         var written = 0, first = 0
-        buffers.values.append(contentsOf: isArray ? #"[""#.utf8 : #"""#.utf8)
+        buffers.values.append(literal: isArray ? #"[""# : #"""#)
         for _ in 0..<count {
             defer { item = Int(tape.tokens[item].next) }
             guard tape.tokens[item].kind == .string else { return false }
             buffers.scratch.removeAll(keepingCapacity: true)
             guard normalize(tape, item, key: key, rule: rule, into: &buffers.scratch) else { return false }
-            if written > 0 { buffers.values.append(contentsOf: #"",""#.utf8) }
+            if written > 0 { buffers.values.append(literal: #"",""#) }
             let start = buffers.values.count
             if written == 0 { first = start }
             buffers.scratch.withUnsafeBufferPointer { scratch in
@@ -295,7 +295,7 @@ package enum EventFastPath {
             }
         }
         guard written > 0 else { return false }
-        buffers.values.append(contentsOf: isArray ? #""]"#.utf8 : #"""#.utf8)
+        buffers.values.append(literal: isArray ? #""]"# : #"""#)
         return true
     }
 
@@ -378,7 +378,8 @@ package enum EventFastPath {
         defer { (buffers.customMembers, buffers.custom) = (members, value) }
         for (nameToken, valueToken) in tape.members(of: index) {
             let given = tape.string(nameToken)
-            let key = ConversionEvent.customDataName(given)
+            // Only camelCase names are renamed: a name without a capital is looked up nowhere.
+            let key = tape.text(nameToken).contains(where: ASCII.isUpper) ? ConversionEvent.customDataName(given) : given
             guard !members.contains(where: { $0.key == key }) else { return false }
             let start = value.count
             let token = tape.tokens[valueToken]
@@ -423,9 +424,9 @@ package enum EventFastPath {
                 // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
                 case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &value)
                 case .number: tape.number(valueToken).write(into: &value)
-                case .true: value.append(contentsOf: "true".utf8)
-                case .false: value.append(contentsOf: "false".utf8)
-                case .null: value.append(contentsOf: "null".utf8)
+                case .true: value.append(literal: "true")
+                case .false: value.append(literal: "false")
+                case .null: value.append(literal: "null")
                 case .object, .array: return false
                 }
             }
