@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CompassHandlers
 import CompassPlatform
+import GlibcCompat
 import CompassStorage
 
 /// The CGI adapter (RFC 3875): the request from the meta-variables and stdin, the answer on
@@ -11,6 +12,12 @@ package enum CGIAdapter {
     static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
         // The head and the body written one after the other: a dry run's body is a megabyte,
         // not copied again behind its headers.
+        // A body of hundreds of kilobytes (a batch of events) takes several times its size in
+        // memory: the heap is grown for it at once, on huge pages where the kernel offers them
+        // (GlibcCompat/heap.c; about 1,100 fewer page faults for 1000 events, see BENCHMARKS.md).
+        if let length = process.environment["CONTENT_LENGTH"].flatMap(Int.init), length >= 256 << 10, length <= H.maxBodyBytes {
+            compass_prepare_heap(min(length * 12, 64 << 20))
+        }
         let outcome = respond(H.self, environment: process.environment, input: 0)
         if Descriptor.writeAll(1, outcome.response.head(forHead: outcome.isHead)) == 0, !outcome.isHead {
             Descriptor.writeAll(1, outcome.response.body)

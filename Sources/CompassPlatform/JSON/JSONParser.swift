@@ -179,19 +179,14 @@ package struct JSONParser {
     /// Eight bytes at a time while none of them is one of those (the usual text of a string).
     package static func scanPlainString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isASCII: Bool) {
         guard let base = bytes.baseAddress else { return (start, true) }
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs = ones &* 0x80
         var index = start, high: UInt64 = 0
         while index + 8 <= bytes.count {
             let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-            let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-            // A byte that is zero in `quote` or `backslash`, or below 0x20 in `word`, sets its
-            // high bit here (each test is exact for "is there such a byte in the word").
-            let found = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & highs
-            guard found == 0 else { break }
+            guard isPlain(word) else { break }
             high |= word
             index += 8
         }
-        var ascii = high & highs == 0
+        var ascii = high & 0x8080_8080_8080_8080 == 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
@@ -199,6 +194,16 @@ package struct JSONParser {
             index += 1
         }
         return (index, ascii)
+    }
+
+    /// True when none of the eight bytes of `word` is a quote, a backslash or a control
+    /// character: the bytes a string holds as they are.
+    package static func isPlain(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+        // A byte that is zero in `quote` or `backslash`, or below 0x20 in `word`, sets its high
+        // bit here (each test is exact for "is there such a byte in the word").
+        return ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80) == 0
     }
 
     /// RFC 8259's number grammar from `start`: where the number ends (or, when it is not one,

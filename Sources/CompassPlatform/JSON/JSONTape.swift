@@ -206,15 +206,20 @@ package struct JSONTape: Sendable {
         mutating func object(into tokens: inout [Token], depth: Int) -> Bool {
             let (at, empty) = open(.object, closer: UInt8(ascii: "}"), into: &tokens)
             if empty { return true }
-            var names: [Int] = []
+            var count = 0
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), string(into: &tokens) else { return false }
                 let name = tokens.count - 1
                 // Names compared as bytes mean what the parser's string comparison means only in ASCII.
-                guard tokens[name].isASCII, names.count < JSONTape.maxMembers else { return false }
-                for other in names where same(tokens[other], tokens[name]) { return false }
-                names.append(name)
+                guard tokens[name].isASCII, count < JSONTape.maxMembers else { return false }
+                // The names before this one, found from the first through each value's next token.
+                var other = at + 1
+                for _ in 0..<count {
+                    if same(tokens[other], tokens[name]) { return false }
+                    other = Int(tokens[other + 1].next)
+                }
+                count += 1
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
                 index += 1
@@ -225,7 +230,7 @@ package struct JSONTape: Sendable {
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
                 guard bytes[index] == UInt8(ascii: "}") else { return false }
                 index += 1
-                return close(at, count: names.count, into: &tokens)
+                return close(at, count: count, into: &tokens)
             }
         }
 

@@ -28,7 +28,6 @@ package enum JSONText {
             out.append(UInt8(ascii: "\""))
             return
         }
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs = ones &* 0x80
         escapeLength.withUnsafeBufferPointer { table in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
                 let target = UnsafeMutableRawPointer(chunk.baseAddress!)
@@ -40,10 +39,7 @@ package enum JSONText {
                     }
                     if index + 8 <= bytes.count {
                         let word = UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self)
-                        let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
-                        // As in `JSONParser.scanPlainString`: no quote, backslash or control
-                        // character among the eight.
-                        if ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & highs == 0 {
+                        if JSONParser.isPlain(word) {
                             target.storeBytes(of: word, toByteOffset: at, as: UInt64.self)
                             index += 8
                             at += 8

@@ -7,4 +7,7 @@
 #include <malloc.h>
 #include <sys/random.h>
 
+/// Grows the heap by `bytes` for a large request, on transparent huge pages where offered (heap.c).
+void compass_prepare_heap(size_t bytes);
+
 #endif
