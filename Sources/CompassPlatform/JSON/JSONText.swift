@@ -18,8 +18,8 @@ package enum JSONText {
         }
     }
 
-    /// `bytes`, valid UTF-8, as a string literal, written on the stack a chunk at a time and
-    /// each chunk appended in one copy (in JSON text quoted again there is a quote every few
+    /// `bytes`, valid UTF-8, as a string literal, written on the stack a chunk at a time (1 KiB:
+    /// Swift gives a larger temporary buffer a heap block instead) and each chunk appended in one copy (in JSON text quoted again there is a quote every few
     /// bytes, and appending a run per escape cost most of the time). Eight bytes that need no
     /// escape are copied as one word; the others byte by byte, through a table.
     package static func appendQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
@@ -29,7 +29,7 @@ package enum JSONText {
             return
         }
         escapeLength.withUnsafeBufferPointer { table in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { chunk in
                 let target = UnsafeMutableRawPointer(chunk.baseAddress!)
                 var index = 0, at = 0
                 while index < bytes.count {
