@@ -9,16 +9,18 @@ import Synchronization
 /// random bytes from the kernel's CSPRNG (`randomBytes`).
 package enum Crypto {
     /// libcrypto set up once, for what a route uses: no configuration file read (the product
-    /// configures nothing through it) and no clean-up at exit (the process ends; freeing every
-    /// table first costs the start of each CGI process a measurable share).
-    private static let initialized: Bool = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT), nil) == 1
+    /// configures nothing through it), no error strings loaded (about a thousand allocations at
+    /// the start of every process; the product never shows OpenSSL's messages) and no clean-up
+    /// at exit (the process ends; freeing every table first costs each CGI process a share).
+    private static let initialized: Bool =
+        OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT), nil) == 1
 
     package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         _ = initialized
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         withPointer(bytes) { pointer, count in
-            _ = EVP_Digest(pointer, count, &digest, &length, EVP_sha256(), nil)
+            if compass_sha256(pointer, count, &digest) != 1 { _ = EVP_Digest(pointer, count, &digest, &length, EVP_sha256(), nil) }
         }
         return digest
     }
@@ -32,8 +34,9 @@ package enum Crypto {
         return EVP_MD_fetch(nil, "SHA256", nil)
     }()
 
-    /// One SHA-256 context used again digest after digest (the event pipeline hashes a dozen
-    /// values an event): no context made and freed for each. One thread at a time.
+    /// SHA-256 digest after digest (the event pipeline hashes a dozen values an event): through
+    /// OpenSSL's low-level SHA-256 on the stack (`compass_sha256`), or, where libcrypto lacks it,
+    /// one EVP context used again instead of one made and freed for each. One thread at a time.
     package final class SHA256Hasher {
         private let context: OpaquePointer?
 
@@ -49,9 +52,14 @@ package enum Crypto {
             var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
             var length: UInt32 = 0
             let done = withUnsafeMutableBytes(of: &digest) { raw -> Bool in
+                let into = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                if compass_sha256(bytes.baseAddress, bytes.count, into) == 1 {
+                    Hex.append(UnsafeRawBufferPointer(raw), to: &out)
+                    return true
+                }
                 guard let context, EVP_DigestInit_ex2(context, fetchedSHA256 ?? EVP_sha256(), nil) == 1,
                       bytes.isEmpty || EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1,
-                      EVP_DigestFinal_ex(context, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1 else { return false }
+                      EVP_DigestFinal_ex(context, into, &length) == 1 else { return false }
                 Hex.append(UnsafeRawBufferPointer(raw), to: &out)
                 return true
             }
