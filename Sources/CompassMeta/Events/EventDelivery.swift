@@ -61,19 +61,21 @@ package struct EventDelivery {
     }
 
     /// The exact request body for these events: their payloads as they are, keys sorted.
-    package func body(_ events: some Collection<NormalizedEvent>) -> [UInt8] {
+    package func body(_ events: [NormalizedEvent]) -> [UInt8] {
         Self.body(events, partnerAgent: partnerAgent, testEventCode: testEventCode)
     }
 
     /// `{"data":[...],"partner_agent":...,"test_event_code":...}`, the payloads copied in.
-    package static func body(_ events: some Collection<NormalizedEvent>, partnerAgent: String, testEventCode: String?) -> [UInt8] {
+    package static func body(_ events: [NormalizedEvent], partnerAgent: String, testEventCode: String?) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(64) { $0 + $1.payloadJSON.count + 1 })
-        write(events, partnerAgent: partnerAgent, testEventCode: testEventCode, into: &out)
+        write(events[...], partnerAgent: partnerAgent, testEventCode: testEventCode, into: &out)
         return out
     }
 
-    package static func write(_ events: some Collection<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8]) {
+    /// `body`'s text appended to `out`. The events come as a slice, not as any collection: a
+    /// generic walk across the module boundary runs unspecialized, with a heap buffer an event.
+    package static func write(_ events: ArraySlice<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8]) {
         out.append(literal: #"{"data":["#)
         for (index, event) in events.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }

@@ -78,7 +78,7 @@ package enum EventFastPath {
         guard tape.tokens[sourceToken].kind == .string else { return nil }
         let source = tape.string(sourceToken)
         guard actionSources.contains(source) else { return nil }
-        guard tape.tokens[timeToken].kind == .number, case .int(let time) = tape.number(timeToken) else { return nil }
+        guard tape.tokens[timeToken].kind == .number, let time = tape.integer(timeToken) else { return nil }
         let current = now.unixSeconds, windowDays: Int64 = source == "physical_store" ? 62 : 7
         guard time <= 100_000_000_000, time <= current + ConversionEvent.futureToleranceSeconds,
               time >= current - windowDays * 86_400 else { return nil }
@@ -112,7 +112,7 @@ package enum EventFastPath {
             out.append(UInt8(ascii: "\""))
         }
         out.append(literal: #","event_time":"#)
-        out.append(contentsOf: String(time).utf8)
+        out.append(decimal: time)
         out.append(literal: #","user_data":"#)
         guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: workspace.hasher,
                                        buffers: &buffers, into: &out) else { return nil }
@@ -386,6 +386,11 @@ package enum EventFastPath {
             switch key {
             case "value":
                 guard token.kind == .number else { return false }
+                if let integer = tape.integer(valueToken) {
+                    guard abs(integer) < 1_000_000_000_000 else { return false }
+                    value.append(decimal: integer)
+                    break
+                }
                 let number = tape.number(valueToken)
                 guard let double = number.number, double.isFinite, abs(double) < 1e12 else { return false }
                 (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &value)
@@ -418,12 +423,12 @@ package enum EventFastPath {
                 return false
             case "num_items", "predicted_ltv":
                 guard token.kind == .number else { return false }
-                tape.number(valueToken).write(into: &value)
+                tape.writeNumber(valueToken, into: &value)
             default:
                 switch token.kind {
                 // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
                 case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &value)
-                case .number: tape.number(valueToken).write(into: &value)
+                case .number: tape.writeNumber(valueToken, into: &value)
                 case .true: value.append(literal: "true")
                 case .false: value.append(literal: "false")
                 case .null: value.append(literal: "null")

@@ -101,17 +101,27 @@ package struct JSONTape: Sendable {
         }
 
         package func number(_ index: Int) -> JSONValue {
-            // At most 18 digits fit an Int64 whatever they are: read them without a String.
-            let digits = text(index)
-            if tokens[index].isInteger {
-                let negative = digits.first == UInt8(ascii: "-")
-                var value: Int64 = 0
-                for byte in digits.dropFirst(negative ? 1 : 0) { value = value * 10 + Int64(byte - 48) }
-                return .int(negative ? -value : value)
-            }
-            let text = String(decoding: digits, as: UTF8.self)
+            if let integer = integer(index) { return .int(integer) }
+            let text = String(decoding: text(index), as: UTF8.self)
             if let integer = Int64(text) { return .int(integer) }
             return .double(Double(text) ?? 0)
+        }
+
+        /// An integer token's value (at most 18 digits, which fit an Int64 whatever they are),
+        /// read without a String or a value built; nil for any other number.
+        package func integer(_ index: Int) -> Int64? {
+            guard tokens[index].isInteger else { return nil }
+            let digits = text(index)
+            let negative = digits.first == UInt8(ascii: "-")
+            var value: Int64 = 0
+            for byte in digits.dropFirst(negative ? 1 : 0) { value = value * 10 + Int64(byte - 48) }
+            return negative ? -value : value
+        }
+
+        /// A number token as `JSONValue.write` writes its `number`: an integer in decimal
+        /// without a value built, any other through `number`.
+        package func writeNumber(_ index: Int, into out: inout [UInt8]) {
+            if let integer = integer(index) { out.append(decimal: integer) } else { number(index).write(into: &out) }
         }
 
         package func members(of object: Int) -> Members { Members(tokens: tokens, object: object) }

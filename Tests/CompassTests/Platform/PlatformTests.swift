@@ -402,6 +402,17 @@ import Testing
         }
     }
 
+    @Test func decimalsAreWrittenAsStringWritesThem() {
+        var generator = SystemRandomNumberGenerator()
+        let values: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, 1_795_820_995, -1_000_000_000_000]
+            + (0..<1_000).map { _ in Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...62, using: &generator) }
+        for value in values {
+            var out: [UInt8] = [UInt8(ascii: "x")]
+            out.append(decimal: value)
+            #expect(out == Array("x\(value)".utf8))
+        }
+    }
+
     @Test func quotingWritesEveryByteAsTheParserReadsItBack() throws {
         // Every ASCII byte and a letter outside it, at every place of a string of 20 bytes.
         for byte in UInt8(0)...UInt8(0x7F) {
