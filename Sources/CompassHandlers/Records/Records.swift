@@ -253,18 +253,18 @@ package struct RecordStore: Sendable {
     package let store: any KeyValueStore
 
     package func load<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
-        guard let found = try store.get(key) else { return nil }
-        do {
-            return (try JSON.decode(type, from: found.value), found.version)
-        } catch {
-            throw .corrupt(key)
-        }
+        try load(at: key) { try JSON.decode(type, from: $0) }
     }
 
+    /// A record with a reader of its own (`JSONFastDecodable`): that reader, then `JSONDecoder`.
     package func load<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        try load(at: key) { try JSON.decode(type, from: $0) }
+    }
+
+    private func load<T>(at key: String, _ decode: ([UInt8]) throws -> T) throws(StoreError) -> (T, UInt64)? {
         guard let found = try store.get(key) else { return nil }
         do {
-            return (try JSON.decode(type, from: found.value), found.version)
+            return (try decode(found.value), found.version)
         } catch {
             throw .corrupt(key)
         }
@@ -284,16 +284,16 @@ package struct RecordStore: Sendable {
     /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
     /// overwrite or delete it, where a corrupt record must not block the repair.
     package func loadUnlessCorrupt<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
-        do {
-            return try load(type, at: key)
-        } catch .corrupt {
-            return nil
-        }
+        try Self.absentIfCorrupt { () throws(StoreError) in try load(type, at: key) }
     }
 
     package func loadUnlessCorrupt<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
+        try Self.absentIfCorrupt { () throws(StoreError) in try load(type, at: key) }
+    }
+
+    private static func absentIfCorrupt<T>(_ load: () throws(StoreError) -> T?) throws(StoreError) -> T? {
         do {
-            return try load(type, at: key)
+            return try load()
         } catch .corrupt {
             return nil
         }
