@@ -37,10 +37,9 @@ package enum EventFastPath {
         }
     }
 
-    /// What the events of one request share, one at a time: the SHA-256 context and the buffers
-    /// an event's parts are written in, kept from event to event instead of made for each.
+    /// What the events of one request share, one at a time: the buffers an event's parts are
+    /// written in, kept from event to event instead of made for each.
     package final class Workspace {
-        let hasher = Crypto.SHA256Hasher()
         fileprivate var buffers = Buffers()
 
         package init() {}
@@ -114,7 +113,7 @@ package enum EventFastPath {
         out.append(literal: #","event_time":"#)
         out.append(decimal: time)
         out.append(literal: #","user_data":"#)
-        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time, hasher: workspace.hasher,
+        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time,
                                        buffers: &buffers, into: &out) else { return nil }
         out.append(UInt8(ascii: "}"))
         return NormalizedEvent(eventId: String(decoding: tape.span(id), as: UTF8.self), eventName: eventName, eventTime: time,
@@ -185,7 +184,7 @@ package enum EventFastPath {
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
     private static func writeUserData(_ tape: JSONTape.View, _ index: Int, source: String, url: Range<Int>?, time: Int64,
-                                      hasher: Crypto.SHA256Hasher, buffers: inout Buffers, into out: inout [UInt8]) -> MatchKeys? {
+                                      buffers: inout Buffers, into out: inout [UInt8]) -> MatchKeys? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
         buffers.members.removeAll(keepingCapacity: true)
@@ -194,7 +193,7 @@ package enum EventFastPath {
             guard let rank = userDataRank(tape, name) else { return nil }
             let start = buffers.values.count
             if let rule = userDataKeys[rank].rule {
-                guard writeHashed(tape, valueToken, key: userDataKeys[rank].name, rule: rule, hasher: hasher, buffers: &buffers) else { return nil }
+                guard writeHashed(tape, valueToken, key: userDataKeys[rank].name, rule: rule, buffers: &buffers) else { return nil }
             } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
                 if rank == ipAddressRank && !isIPv4(tape.span(text))
@@ -256,8 +255,7 @@ package enum EventFastPath {
 
     /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
     /// in order, in the shape it came in, into `buffers.values`; false to decline.
-    private static func writeHashed(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, hasher: Crypto.SHA256Hasher,
-                                    buffers: inout Buffers) -> Bool {
+    private static func writeHashed(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, buffers: inout Buffers) -> Bool {
         let isArray = tape.tokens[index].kind == .array
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
@@ -275,7 +273,7 @@ package enum EventFastPath {
                 if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
                     buffers.values.append(contentsOf: scratch)
                 } else {
-                    hasher.appendHex(of: UnsafeRawBufferPointer(scratch), to: &buffers.values)
+                    Crypto.appendSHA256Hex(of: UnsafeRawBufferPointer(scratch), to: &buffers.values)
                 }
             }
             // De-duplicated in order: a digest already written is taken back.

@@ -16,55 +16,31 @@ package enum Crypto {
         OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT), nil) == 1
 
     package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        _ = initialized
         var digest = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        withPointer(bytes) { pointer, count in
-            if compass_sha256(pointer, count, &digest) != 1 { _ = EVP_Digest(pointer, count, &digest, &length, EVP_sha256(), nil) }
-        }
+        bytes.withUnsafeBytes { input in digest.withUnsafeMutableBufferPointer { sha256(input, into: $0.baseAddress!) } }
         return digest
     }
 
     package static func sha256(_ text: String) -> [UInt8] { sha256(Array(text.utf8)) }
 
-    /// SHA-256 fetched from the default provider once: a digest through it skips the look-up
-    /// that `EVP_sha256()` makes on every call.
-    nonisolated(unsafe) private static let fetchedSHA256: OpaquePointer? = {
+    /// The SHA-256 of `bytes`, appended to `out` as 64 lower-case hex digits: the event path's
+    /// digests, a dozen an event, without an allocation.
+    package static func appendSHA256Hex(of bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &digest) { raw in
+            sha256(bytes, into: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            Hex.append(UnsafeRawBufferPointer(raw), to: &out)
+        }
+    }
+
+    /// SHA-256 into 32 bytes at `digest`: through OpenSSL's own low-level SHA-256 on a context on
+    /// the stack (`compass_sha256`; OpenSSL 3.0's EVP interface allocates and frees a context in
+    /// the provider for every digest), through EVP where a libcrypto is built without it.
+    private static func sha256(_ bytes: UnsafeRawBufferPointer, into digest: UnsafeMutablePointer<UInt8>) {
         _ = initialized
-        return EVP_MD_fetch(nil, "SHA256", nil)
-    }()
-
-    /// SHA-256 digest after digest (the event pipeline hashes a dozen values an event): through
-    /// OpenSSL's low-level SHA-256 on the stack (`compass_sha256`), or, where libcrypto lacks it,
-    /// one EVP context used again instead of one made and freed for each. One thread at a time.
-    package final class SHA256Hasher {
-        private let context: OpaquePointer?
-
-        package init() {
-            _ = initialized
-            context = EVP_MD_CTX_new()
-        }
-
-        deinit { EVP_MD_CTX_free(context) }
-
-        /// The SHA-256 of `bytes`, appended to `out` as 64 lower-case hex digits.
-        package func appendHex(of bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-            var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-            var length: UInt32 = 0
-            let done = withUnsafeMutableBytes(of: &digest) { raw -> Bool in
-                let into = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                if compass_sha256(bytes.baseAddress, bytes.count, into) == 1 {
-                    Hex.append(UnsafeRawBufferPointer(raw), to: &out)
-                    return true
-                }
-                guard let context, EVP_DigestInit_ex2(context, fetchedSHA256 ?? EVP_sha256(), nil) == 1,
-                      bytes.isEmpty || EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1,
-                      EVP_DigestFinal_ex(context, into, &length) == 1 else { return false }
-                Hex.append(UnsafeRawBufferPointer(raw), to: &out)
-                return true
-            }
-            if !done { Crypto.sha256(Array(bytes)).withUnsafeBytes { Hex.append($0, to: &out) } }
-        }
+        guard compass_sha256(bytes.baseAddress, bytes.count, digest) != 1 else { return }
+        var length: UInt32 = 0
+        withPointer(Array(bytes)) { pointer, count in _ = EVP_Digest(pointer, count, digest, &length, EVP_sha256(), nil) }
     }
 
     package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
