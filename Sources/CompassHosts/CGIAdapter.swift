@@ -10,8 +10,6 @@ import CompassStorage
 /// stdout as `Status:`, headers, blank line, body.
 package enum CGIAdapter {
     static func serve<H: Handler>(_ handler: H.Type, process: ProcessContext) -> Int32 {
-        // The head and the body written one after the other: a dry run's body is a megabyte,
-        // not copied again behind its headers.
         // A body of hundreds of kilobytes (a batch of events) takes several times its size in
         // memory: the heap is grown for it at once, on huge pages where the kernel offers them
         // (GlibcCompat/heap.c; about 1,100 fewer page faults for 1000 events, see BENCHMARKS.md).
@@ -19,6 +17,8 @@ package enum CGIAdapter {
             compass_prepare_heap(min(length * 12, 64 << 20))
         }
         let outcome = respond(H.self, environment: process.environment, input: 0)
+        // The head and the body written one after the other: a dry run's body is a megabyte,
+        // not copied again behind its headers.
         if Descriptor.writeAll(1, outcome.response.head(forHead: outcome.isHead)) == 0, !outcome.isHead {
             Descriptor.writeAll(1, outcome.response.body)
         }

@@ -10,35 +10,21 @@ import GlibcCompat
 /// and serves the handler that way: AWS Lambda (`AWS_LAMBDA_RUNTIME_API`: many invocations), a
 /// FastCGI process manager (a listening socket on standard input: many requests), a CGI host
 /// (one request, RFC 3875) or, for a handler that also runs without a request, cron (no CGI
-/// variables at all).
+/// variables at all). A process that serves request after request keeps its heap between them
+/// (`compass_keep_heap`, GlibcCompat/heap.c).
 package enum Runtime {
     package static func run<H: Handler>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
-        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { keepHeap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
-        if FastCGIHost.startedByProcessManager { keepHeap(); exit(FastCGIHost.serve(H.self, process: process)) }
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { compass_keep_heap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
+        if FastCGIHost.startedByProcessManager { compass_keep_heap(); exit(FastCGIHost.serve(H.self, process: process)) }
         exit(CGIAdapter.serve(H.self, process: process))
     }
 
     package static func run<H: DirectlyRunnable>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
-        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { keepHeap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
-        if FastCGIHost.startedByProcessManager { keepHeap(); exit(FastCGIHost.serve(H.self, process: process)) }
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { compass_keep_heap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
+        if FastCGIHost.startedByProcessManager { compass_keep_heap(); exit(FastCGIHost.serve(H.self, process: process)) }
         exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
-    }
-}
-
-extension Runtime {
-    /// For a process that serves request after request: the memory of one request is kept in
-    /// the heap for the next instead of handed back to the kernel and faulted in again. By
-    /// default glibc gives large blocks their own mappings (unmapped when freed) and trims the
-    /// heap's free top; a warm request of 1000 events then pays about 1,100 page faults again
-    /// (`scripts/bench`, CPU per event in a warm Lambda loop). Blocks up to 32 MiB (glibc's
-    /// largest threshold) come from the heap, which is trimmed only beyond 256 MiB of free top.
-    static func keepHeap() {
-        #if canImport(Glibc)
-        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
-        #endif
     }
 }
 

@@ -1,18 +1,26 @@
-// A process about to handle a large request (a CGI process reading a body of hundreds of
-// kilobytes): its heap is grown once, by enough for the request, and the kernel is asked to back
-// it with transparent huge pages where it offers them ("madvise" mode). The few megabytes the
-// request touches then cost a handful of page faults instead of one per 4 KiB page.
+// How a process's heap serves large requests. glibc by default gives each block over 128 KiB a
+// mapping of its own, unmapped when freed, and hands a heap's free top back to the kernel: a
+// request of a thousand events then faults in its megabytes page by page, and in a process that
+// serves request after request (FastCGI, Lambda), again for every request.
 #include "glibc_compat.h"
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-void compass_prepare_heap(size_t bytes) {
-    // Blocks up to 32 MiB from the heap (not each its own mapping); the heap grown by `bytes`
-    // (a block of that size made and freed) and not trimmed.
+void compass_keep_heap(void) {
+    // Blocks up to 32 MiB (glibc's largest threshold) from the heap; its free top trimmed only
+    // beyond 256 MiB.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, (int)bytes * 4);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
+void compass_prepare_heap(size_t bytes) {
+    compass_keep_heap();
+    // The heap grown by `bytes` at once (a block of that size made and freed, kept as the free
+    // top), and that range offered to transparent huge pages where the kernel has them
+    // ("madvise" mode): the request's megabytes cost a handful of page faults.
     char *before = sbrk(0);
     void *volatile probe = malloc(bytes);  // volatile: the compiler may not drop the pair
     char *after = sbrk(0);
