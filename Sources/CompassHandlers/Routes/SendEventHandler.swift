@@ -219,7 +219,7 @@ package struct SendEventHandler: Handler {
     private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Result) -> CGIResponse {
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(256) { $0 + $1.payloadJSON.count + 1 })
-        out.append(contentsOf: #"{"payloads":["#.utf8)
+        out.append(literal: #"{"payloads":["#)
         var start = 0
         while start < events.count {
             let end = min(start + EventDelivery.batchLimit, events.count)
@@ -230,10 +230,10 @@ package struct SendEventHandler: Handler {
         }
         out.append(UInt8(ascii: "]"))
         if let pixel = integration?.config.pixelId {
-            out.append(contentsOf: #","pixelId":"#.utf8)
+            out.append(literal: #","pixelId":"#)
             JSONText.appendQuoted(pixel, to: &out)
         }
-        out.append(contentsOf: #","rejected":"#.utf8)
+        out.append(literal: #","rejected":"#)
         JSONValue.array(result.rejected.map { rejection in
             var item: [String: JSONValue] = ["index": .int(Int64(rejection.index)), "code": .string(rejection.code),
                                              "message": .string(rejection.message)]
@@ -245,7 +245,7 @@ package struct SendEventHandler: Handler {
             }
             return .object(item)
         }).write(into: &out)
-        out.append(contentsOf: #","status":"dry_run","warnings":"#.utf8)
+        out.append(literal: #","status":"dry_run","warnings":"#)
         JSONValue.array(result.warnings.map { .object(["index": .int(Int64($0.index)), "message": .string($0.message)]) }).write(into: &out)
         out.append(UInt8(ascii: "}"))
         return CGIResponse(status: 200, headers: [("Content-Type", "application/json; charset=utf-8")], body: out)

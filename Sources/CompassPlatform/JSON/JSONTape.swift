@@ -57,17 +57,8 @@ package struct JSONTape: Sendable {
     /// The token indices of an array's elements, in order.
     package func elements(of array: Int) -> [Int] { withView { Array($0.elements(of: array)) } }
 
-    /// The value's text (a string's without its quotes).
-    package func text(_ index: Int) -> ArraySlice<UInt8> { bytes[Int(tokens[index].start)..<Int(tokens[index].end)] }
-
-    /// A string token's text as a String.
-    package func string(_ index: Int) -> String { withView { $0.string(index) } }
-
     /// True when the token is the string `name` (ASCII).
     package func isString(_ index: Int, _ name: StaticString) -> Bool { withView { $0.isString(index, name) } }
-
-    /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
-    package func number(_ index: Int) -> JSONValue { withView { $0.number(index) } }
 
     /// The whole value's bytes, as `JSONParser` takes them.
     package func valueBytes(_ index: Int) -> [UInt8] {
@@ -100,6 +91,7 @@ package struct JSONTape: Sendable {
             return true
         }
 
+        /// A number token as `JSONValue` would hold it: an integer as Int64, else a double.
         package func number(_ index: Int) -> JSONValue {
             if let integer = integer(index) { return .int(integer) }
             let text = String(decoding: text(index), as: UTF8.self)
