@@ -17,6 +17,7 @@ package enum ASCII {
     package static func isLower(_ b: UInt8) -> Bool { b >= 97 && b <= 122 }
     package static func isUpper(_ b: UInt8) -> Bool { b >= 65 && b <= 90 }
     package static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || isLower(b) || isUpper(b) }
+    package static func isHexDigit(_ b: UInt8) -> Bool { isDigit(b) || (97...102).contains(b) || (65...70).contains(b) }
     /// `[A-Za-z0-9_-]`: tenant ids, nonces, key segments.
     package static func isIdentifier(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == 95 || b == 45 }
     package static func isLowerOrUnderscore(_ b: UInt8) -> Bool { isLower(b) || b == 95 }

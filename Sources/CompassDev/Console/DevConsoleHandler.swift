@@ -109,7 +109,9 @@ package struct DevConsoleHandler: Handler {
         <table id="coverage"><thead><tr><th>Match key</th><th>Share of our events</th></tr></thead><tbody></tbody></table>
         <h2>Event Match Quality (from Meta)</h2>
         <p id="emq-none">Not fetched yet: refresh-cron asks Meta once a pixel is chosen, then daily.</p>
-        <table id="emq" hidden><thead><tr><th>Event</th><th>Score (0 to 10)</th><th>Match keys (% of events)</th></tr></thead><tbody></tbody></table>
+        <p id="emq-fetched"></p>
+        <table id="emq" hidden><thead><tr><th>Event</th><th>Score (0 to 10)</th><th>Match keys (% of events)</th><th>Diagnostics</th>
+        <th>Event coverage</th><th>Browser/server dedupe</th><th>Freshness</th><th>Additional conversions</th></tr></thead><tbody></tbody></table>
         </div>
         <script>
         const $ = (id) => document.getElementById(id);
@@ -162,8 +164,15 @@ package struct DevConsoleHandler: Handler {
           $('coverage').tBodies[0].replaceChildren(...Object.keys(d.matchKeyCoverage).sort().map((k) => row([k, Math.round(d.matchKeyCoverage[k] * 100) + ' %'])));
           const q = s.eventMatchQuality;
           $('emq-none').hidden = !!q; $('emq').hidden = !q;
+          const pct = (share) => share && share.percentage != null ? share.percentage + ' %' + (share.goalPercentage != null ? ' (goal ' + share.goalPercentage + ' %)' : '') : '-';
+          $('emq-fetched').textContent = !q ? '' : (q.fetchedAt ? 'Fetched ' + q.fetchedAt + '. ' : 'Never fetched. ')
+            + (q.lastFailure ? 'The last fetch failed at ' + q.lastFailure.at + ': ' + q.lastFailure.message + ' (tried again ' + q.lastFailure.retryAt + ').' : '');
           if (q) $('emq').tBodies[0].replaceChildren(...q.events.map((e) => row([e.eventName, e.compositeScore == null ? '-' : String(e.compositeScore),
-            Object.keys(e.matchKeyCoverage).sort().map((k) => k + ' ' + e.matchKeyCoverage[k]).join(', ')])));
+            Object.keys(e.matchKeyCoverage).sort().map((k) => k + ' ' + e.matchKeyCoverage[k]).join(', '),
+            (e.diagnostics || []).map((d) => (d.name || '') + ': ' + (d.description || '') + (d.solution ? ' ' + d.solution : '')).join('; ') || 'none',
+            pct(e.eventCoverage),
+            (e.dedupeKeys || []).map((k) => k.key + ' ' + (k.browserCoverage == null ? '-' : k.browserCoverage + ' %')).join(', ') || '-',
+            e.dataFreshness ? (e.dataFreshness.uploadFrequency || '-') : '-', pct(e.additionalConversionsReported)])));
           await loadPixels(s.adAccountId, s.pixelId);
         }
         function row(values) {

@@ -41,8 +41,21 @@ package struct GraphSandbox: Sendable {
             return graphError(400, code: 2500, type: "OAuthException", message: "Unknown path components: \(request.path)")
         }
         let route = segments.dropFirst().joined(separator: "/")
-        recordCall(request, route: route)
-        if route == "dialog/oauth" { return dialog(request, version: version) }
+        if route == "dialog/oauth" {
+            recordCall(request, route: route, status: 200)
+            return dialog(request, version: version)
+        }
+        let response = graphCall(request, route: route, version: version)
+        recordCall(request, route: route, status: response.status)
+        return response
+    }
+
+    /// A Graph call: refused as Meta refuses a name it does not know (`MetaGraphSchema`), then
+    /// a queued fault, then the answer.
+    private func graphCall(_ request: Request, route: String, version: String) -> HTTPResponse {
+        if let refusal = strictCheck(request, route: route) {
+            return graphError(400, code: 100, type: "OAuthException", message: refusal.message)
+        }
         if let fault = takeFault(for: route) { return fault }
         switch (request.method, route) {
         case ("GET", "oauth/access_token"): return accessToken(request.query)
@@ -91,6 +104,43 @@ package struct GraphSandbox: Sendable {
                               message: "Unsupported \(request.method) request. Object does not exist or cannot be loaded.",
                               subcode: 33)
         }
+    }
+
+    // MARK: Meta's names
+
+    /// What Meta would refuse in this call: a parameter, a field (nested ones too) or an event
+    /// key that Meta's definitions (`MetaGraphSchema`) do not have.
+    private func strictCheck(_ request: Request, route: String) -> MetaGraphSchema.Refusal? {
+        let schema = MetaGraphSchema.shared
+        guard let (call, type, isEdge) = definition(request.method, route) else { return nil }
+        var names = request.query.pairs.map(\.name)
+        let body = request.body.isEmpty ? nil : try? JSONParser.parse(request.body)
+        names += (body?.object ?? [:]).keys.sorted()
+        if let refusal = schema.unknownParameter(names, of: call, isEdge: isEdge) { return refusal }
+        if let fields = request.query.single("fields") {
+            guard let type else { return .unknownParameter("fields") }
+            if let refusal = schema.unknownField(in: fields, of: type) { return refusal }
+        }
+        for (index, event) in (body?["data"]?.array ?? []).enumerated() {
+            if let refusal = schema.unknownEventKey(in: event, at: index) { return refusal }
+        }
+        return nil
+    }
+
+    /// The definition of a call this sandbox answers: an endpoint, an object (`me`, `act_X`), or
+    /// an edge of one; nil for a path Meta has no such thing at (answered as Meta does, below).
+    private func definition(_ method: String, _ route: String) -> (MetaGraphSchema.Edge, String?, Bool)? {
+        let schema = MetaGraphSchema.shared
+        if let endpoint = schema.endpoints[route], endpoint.method == method { return (endpoint, endpoint.returns, false) }
+        let parts = route.split(separator: "/").map(String.init)
+        if parts.count == 1, method == "GET" {
+            let type = parts[0] == "me" ? "User" : AdAccountId.isValid(parts[0]) ? "AdAccount" : nil
+            return type.map { (MetaGraphSchema.Edge(method: "GET", returns: $0, parameters: []), $0, false) }
+        }
+        guard parts.count == 2,
+              let edge = schema.edges.first(where: { $0.key.hasSuffix("/" + parts[1]) && $0.value.method == method })?.value else { return nil }
+        let returns = edge.returns == "AbstractCrudObject" ? nil : edge.returns
+        return (edge, returns, true)
     }
 
     // MARK: Dialog
@@ -395,14 +445,44 @@ package struct GraphSandbox: Sendable {
                 feedback.append(.object(["identifier": .string(identifier), "coverage": .object(["percentage": .double(percentage)])]))
             }
             let score: Double = ((2 + 8 * contactShare) * 10).rounded() / 10
-            let quality: JSONValue = .object(["composite_score": .double(score), "match_key_feedback": .array(feedback)])
+            let emailShare = Double(entry.keys["em"] ?? 0) / Double(entry.events)
+            var diagnostics: [JSONValue] = []
+            if emailShare < 0.5 {
+                diagnostics.append(.object([
+                    "name": .string("Send more email addresses"),
+                    "description": .string("Most of these events do not include an email address."),
+                    "solution": .string("Add the customer's email address (em) to your server events."),
+                    "percentage": .double(((1 - emailShare) * 1000).rounded() / 10),
+                    "affected_event_count": .int(Int64(entry.events - (entry.keys["em"] ?? 0))), "total_event_count": .int(Int64(entry.events)),
+                ]))
+            }
+            func share(_ percentage: Double, _ description: String) -> JSONValue {
+                .object(["percentage": .double(percentage), "description": .string(description)])
+            }
+            let dedupe = settings.browserDedupeCoverage
             rows.append(.object([
-                "event_name": .string(name), "event_match_quality": quality,
-                "event_coverage": .object(["percentage": .double(100)]),
-                "data_freshness": .object(["upload_frequency": .string("real_time")]),
+                "event_name": .string(name),
+                "event_match_quality": .object(["composite_score": .double(score), "match_key_feedback": .array(feedback),
+                                                "diagnostics": .array(diagnostics)]),
+                "event_coverage": .object(["percentage": .double(100), "goal_percentage": .double(75),
+                                           "description": .string("Server events cover the browser events of this name.")]),
+                "dedupe_key_feedback": .array([.object([
+                    "dedupe_key": .string("event_id"),
+                    "browser_events_with_dedupe_key": share(dedupe, "Browser events with this deduplication key."),
+                    "server_events_with_dedupe_key": share(100, "Server events with this deduplication key."),
+                    "overall_browser_coverage_from_dedupe_key": share(dedupe, "Browser events deduplicated with server events."),
+                ])]),
+                "data_freshness": .object(["upload_frequency": .string("real_time"), "description": .string("Events arrive in real time.")]),
+                "acr": share(12.5, "Additional conversions reported thanks to the Conversions API."),
+                "event_potential_aly_acr_increase": share(3, "Potential additional conversions reported."),
             ]))
         }
-        return json(["web": .array(rows)])
+        // Meta answers only the fields asked for.
+        let asked = query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
+            var parser = FieldExpansion(Array(expression.utf8))
+            return parser.parse()
+        } ?? []
+        return json(FieldExpansion.project(.object(["web": .array(rows)]), asked).object ?? [:])
     }
 
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
@@ -437,7 +517,7 @@ package struct GraphSandbox: Sendable {
 
     private static let hashedKeys: Set<String> = ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"]
     private static let matchKeys: Set<String> = ["em", "ph", "external_id", "client_ip_address", "fbc", "fbp", "subscription_id",
-                                                 "fb_login_id", "lead_id", "anon_id", "madid"]
+                                                 "fb_login_id", "lead_id", "anon_id", "madid", "ctwa_clid", "page_scoped_user_id", "ig_sid"]
 
     private func problem(in event: JSONValue, now: Int64) -> (Int, String, String)? {
         guard let name = event["event_name"]?.string, !name.isEmpty else { return (2_804_008, "Missing event_name", "event_name is required.") }
@@ -451,7 +531,15 @@ package struct GraphSandbox: Sendable {
         guard let user = event["user_data"]?.object else { return (2_804_050, "Too little customer information", "user_data is required.") }
         for (key, value) in user where Self.hashedKeys.contains(key) {
             let values = value.array ?? [value]
-            guard values.allSatisfy({ $0.string.map { Hex.isSHA256Digest($0) && $0 == $0.lowercased() } ?? false }) else {
+            // A SHA-256 digest in lower case, or as Meta's Parameter Builder library writes one.
+            let hashed = { (text: String) -> Bool in
+                switch HashedInput(Array(text.utf8)) {
+                case .digest: text == text.lowercased()
+                case .paramBuilder(let value): value == text
+                case .malformed, .plain: false
+                }
+            }
+            guard values.allSatisfy({ $0.string.map(hashed) ?? false }) else {
                 return (2_804_016, "Unhashed data", "user_data.\(key) must be hashed with SHA-256.")
             }
         }
@@ -480,6 +568,20 @@ package struct GraphSandbox: Sendable {
     /// watch renewal happen.
     struct Settings: Codable {
         var longLivedTokenSeconds: Int64 = 5_184_000
+        /// The share of browser events the Dataset Quality API reports as deduplicated with
+        /// server events (the sandbox receives no browser events to count).
+        var browserDedupeCoverage: Double = 82
+
+        init(longLivedTokenSeconds: Int64 = 5_184_000, browserDedupeCoverage: Double = 82) {
+            self.longLivedTokenSeconds = longLivedTokenSeconds
+            self.browserDedupeCoverage = browserDedupeCoverage
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            longLivedTokenSeconds = try container.decodeIfPresent(Int64.self, forKey: .longLivedTokenSeconds) ?? 5_184_000
+            browserDedupeCoverage = try container.decodeIfPresent(Double.self, forKey: .browserDedupeCoverage) ?? 82
+        }
     }
 
     private var settings: Settings {
@@ -508,10 +610,12 @@ package struct GraphSandbox: Sendable {
         var path: String
         var parameters: [String]
         var time: Date
+        /// The answer's HTTP status (400 for a name Meta does not know).
+        var status: Int?
     }
 
-    private func recordCall(_ request: Request, route: String) {
-        let call = Call(method: request.method, path: route, parameters: request.query.pairs.map(\.name), time: clock.now)
+    private func recordCall(_ request: Request, route: String, status: Int) {
+        let call = Call(method: request.method, path: route, parameters: request.query.pairs.map(\.name), time: clock.now, status: status)
         let nanos = String(UInt64(clock.now.timeIntervalSince1970 * 1e9))
         let key = "calls/" + String(repeating: "0", count: max(0, 20 - nanos.count)) + nanos + "-" + Hex.encode(random.bytes(4))
         _ = try? store.put(key, JSON.encode(call), ttl: 86_400)
@@ -573,8 +677,9 @@ package struct GraphSandbox: Sendable {
             _ = try? store.put("faults/" + Hex.encode(random.bytes(8)), JSON.encode(fault))
             return json(["queued": .bool(true)], status: 201)
         case ("POST", "settings"):
-            guard let settings = try? JSON.decode(Settings.self, from: request.body), settings.longLivedTokenSeconds > 0 else {
-                return json(["error": .string(#"expected {"longLivedTokenSeconds":n}"#)], status: 400)
+            guard let settings = try? JSON.decode(Settings.self, from: request.body), settings.longLivedTokenSeconds > 0,
+                  (0...100).contains(settings.browserDedupeCoverage) else {
+                return json(["error": .string(#"expected {"longLivedTokenSeconds":n,"browserDedupeCoverage":0-100}"#)], status: 400)
             }
             _ = try? store.put("settings", JSON.encode(settings))
             return json(["saved": .bool(true)])
@@ -589,7 +694,8 @@ package struct GraphSandbox: Sendable {
                 for entry in page.entries {
                     if let call = try? JSON.decode(Call.self, from: entry.value.value) {
                         calls.append(.object(["method": .string(call.method), "path": .string(call.path),
-                                              "parameters": .array(call.parameters.map { .string($0) })]))
+                                              "parameters": .array(call.parameters.map { .string($0) }),
+                                              "status": .int(Int64(call.status ?? 0))]))
                     }
                 }
                 cursor = page.cursor

@@ -264,7 +264,7 @@ package struct EventPipeline {
     /// it. `integration` is the record as the caller read it: nothing more is read when it
     /// already says what this outcome says.
     package func notePixelStatus(_ failure: GraphFailure?, sent: Bool, integration: Integration) {
-        let unavailable = failure?.kind == .objectUnavailable
+        let unavailable = failure?.isPixelRefusal == true
         guard unavailable ? integration.pixelProblem == nil : (sent && integration.pixelProblem != nil) else { return }
         let lifecycle = IntegrationLifecycle(dependencies: dependencies)
         let reason = failure.map { EventDelivery.reason($0) } ?? ""
@@ -287,10 +287,19 @@ package struct EventPipeline {
         }
     }
 
-    /// When Meta refuses the token or a permission, the tenant must connect again; events wait.
-    package func markNeedsReauthIfRefused(_ failure: GraphFailure) {
-        guard let reason = failure.reauthReason else { return }
-        IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: reason)
+    /// When Meta refuses the token, the tenant must connect again; events wait. A permission
+    /// error on the pixel's events is the pixel's (`notePixelStatus`), unless `debug_token` says
+    /// the token itself is no longer valid.
+    package func markNeedsReauthIfRefused(_ failure: GraphFailure, delivery: EventDelivery) {
+        switch failure.kind {
+        case .invalidToken:
+            IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: "token_invalid")
+        case .permission:
+            guard let info = try? delivery.graph.debugToken(delivery.token), !info.isValid else { return }
+            IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: "token_invalid")
+        default:
+            return
+        }
     }
 
     // MARK: Drain
@@ -401,7 +410,7 @@ package struct EventPipeline {
             if let failure = report.failure {
                 // A pixel Meta cannot reach is not the events' fault: they wait (hourly) without
                 // using up their attempts, until Meta's window ends.
-                let waitingForPixel = failure.kind == .objectUnavailable
+                let waitingForPixel = failure.isPixelRefusal
                 for index in report.deferred {
                     var entry = due[index].entry
                     if !waitingForPixel { entry.attempts += 1 }
@@ -420,7 +429,7 @@ package struct EventPipeline {
                 }
                 // Pages not read after the failure may hold events due now: a minute from now.
                 if cursor != nil { summary.next(now.addingTimeInterval(60)) }
-                markNeedsReauthIfRefused(failure)
+                markNeedsReauthIfRefused(failure, delivery: delivery)
                 notePixelStatus(failure, sent: !report.sent.isEmpty, integration: integration)
                 recordDelivery(report.sent.map { due[$0].event }, failure: "\(failure.kind)")
                 return summary

@@ -7,11 +7,46 @@ import Glibc
 #endif
 import Synchronization
 
-/// Meta's Event Match Quality for a tenant's pixel, as last fetched (`meta/quality/<tenant>`).
+/// Meta's Event Match Quality for a tenant's pixel, as last fetched (`meta/quality/<tenant>`),
+/// and the last fetch Meta refused or that did not reach Meta, if it came after.
 package struct MatchQuality: Codable, Sendable, Equatable {
     package var pixelId: String
-    package var fetchedAt: Date
+    /// When Meta last answered; nil while every fetch for this pixel has failed.
+    package var fetchedAt: Date?
     package var events: [EventQuality]
+    package var lastFailure: Failure?
+
+    package struct Failure: Codable, Sendable, Equatable {
+        package var at: Date
+        /// Meta's own message (or why Meta could not be reached); never a token.
+        package var message: String
+        /// When the fetch is tried again.
+        package var retryAt: Date
+    }
+
+    package init(pixelId: String, fetchedAt: Date?, events: [EventQuality], lastFailure: Failure? = nil) {
+        self.pixelId = pixelId
+        self.fetchedAt = fetchedAt
+        self.events = events
+        self.lastFailure = lastFailure
+    }
+
+    /// Why Compass should hear about this fetch against the one before: an event's composite
+    /// score fell by 1.0 or more, or its browser/server dedupe coverage fell under 50 %.
+    package func degradation(since earlier: MatchQuality) -> String? {
+        guard earlier.pixelId == pixelId else { return nil }
+        for event in events {
+            guard let before = earlier.events.first(where: { $0.eventName == event.eventName }) else { continue }
+            if let old = before.compositeScore, let new = event.compositeScore, old - new >= QualityFetcher.scoreDrop {
+                return "match_quality_dropped"
+            }
+            if let old = before.dedupeCoverage, let new = event.dedupeCoverage,
+               old >= QualityFetcher.dedupeFloor, new < QualityFetcher.dedupeFloor {
+                return "dedupe_coverage_low"
+            }
+        }
+        return nil
+    }
 }
 
 /// refresh-cron's daily fetch of Meta's dataset quality figures: each tenant with a chosen pixel
@@ -21,6 +56,10 @@ package struct MatchQuality: Codable, Sendable, Equatable {
 package struct QualityFetcher {
     package let dependencies: Dependencies
     package static let retryDelay: TimeInterval = 3600
+    /// A composite score this much lower than at the fetch before is a degradation.
+    package static let scoreDrop = 1.0
+    /// Browser/server dedupe coverage under this percentage is a degradation.
+    package static let dedupeFloor = 50.0
 
     package struct Summary: Codable, Sendable, Equatable {
         package var fetched = 0
@@ -98,8 +137,9 @@ package struct QualityFetcher {
         }
         // Fetched less than a day ago for this pixel: an extra entry (from the one-time walk,
         // or a writer that died between its two writes), dropped without a Graph call.
-        if let kept = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0, kept.pixelId == pixel,
-           now.timeIntervalSince(kept.fetchedAt) < DueIndex.period - 2 * DueIndex.jitter {
+        let kept = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
+        if let kept, kept.pixelId == pixel, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil,
+           now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
@@ -112,18 +152,31 @@ package struct QualityFetcher {
             }
             let token = try dependencies.openToken(credential, tenant: tenant)
             let events = try dependencies.graph().datasetQuality(pixelId: pixel, agentName: dependencies.config.agentName, token: token)
-            try records.save(MatchQuality(pixelId: pixel, fetchedAt: now, events: events), at: RecordKey.quality(tenant))
+            let fetched = MatchQuality(pixelId: pixel, fetchedAt: now, events: events)
+            try records.save(fetched, at: RecordKey.quality(tenant))
             dependencies.logger.info("match_quality_fetched", ["tenant": .string(tenant), "events": .int(events.count)])
+            if let kept, let reason = fetched.degradation(since: kept) {
+                dependencies.logger.warn("match_quality_degraded", ["tenant": .string(tenant), "reason": .string(reason)])
+                IntegrationLifecycle(dependencies: dependencies)
+                    .enqueueNotice(CompassNotice(type: "integration.quality_degraded", tenant: tenant, reason: reason, time: now))
+            }
             next = DueIndex.nextDaily(after: now, random: dependencies.random)
             outcome = .fetched
-        } catch let failure as GraphFailure {
-            dependencies.logger.warn("match_quality_failed", failure.logFields.merging(["tenant": .string(tenant)]) { a, _ in a })
-            next = now.addingTimeInterval(Self.retryDelay)
-            outcome = .failed
         } catch {
-            dependencies.logger.warn("match_quality_failed", ["tenant": .string(tenant), "error": .string("\(error)")])
             next = now.addingTimeInterval(Self.retryDelay)
             outcome = .failed
+            let message: String
+            if let failure = error as? GraphFailure {
+                dependencies.logger.warn("match_quality_failed", failure.logFields.merging(["tenant": .string(tenant)]) { a, _ in a })
+                message = EventDelivery.reason(failure)
+            } else {
+                dependencies.logger.warn("match_quality_failed", ["tenant": .string(tenant), "error": .string("\(error)")])
+                message = "The quality figures could not be fetched: the store or the token could not be read."
+            }
+            // The figures of the last good fetch stay; settings shows why the newest did not come.
+            var record = kept?.pixelId == pixel ? kept! : MatchQuality(pixelId: pixel, fetchedAt: nil, events: [])
+            record.lastFailure = .init(at: now, message: message, retryAt: next)
+            _ = try? records.save(record, at: RecordKey.quality(tenant))
         }
         guard (try? index.add(tenant, at: next)) != nil else { return .skipped }
         if DueIndex.key(tenant, at: next, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }

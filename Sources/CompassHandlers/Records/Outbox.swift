@@ -23,6 +23,10 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     package var lastError: String?
     /// Set when dead-lettered.
     package var deadReason: String?
+    /// The connector's own idempotency key of an event the caller gave no `eventId`: it is not
+    /// in the payload, so that Meta deduplicates that event with the browser pixel's copy by
+    /// `event_name` with `fbp` or `external_id` (README, "Browser and server copies").
+    package var internalEventId: String?
 
     /// Associated data of the sealed event: a record copied under another tenant or event does
     /// not open. Dead-lettering and replay keep the tenant and the event key, so the seal too.
@@ -46,6 +50,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         attempts = 0
         nextAttemptAt = now
         lastError = error
+        internalEventId = event.payloadCarriesEventId ? nil : event.eventId
     }
 
     /// The event, opened. Fails when the key that sealed it is gone, or when the record was
@@ -53,7 +58,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     package func event(tenant: String, dedupKey: String, cipher: CredentialCipher) throws(CredentialCipher.Failure) -> NormalizedEvent {
         let text = try cipher.open(sealedEvent, context: Self.sealContext(tenant: tenant, dedupKey: dedupKey))
         let bytes = Array(text.utf8)
-        guard let payload = try? JSONParser.parse(bytes), let eventId = payload["event_id"]?.string else {
+        guard let payload = try? JSONParser.parse(bytes), let eventId = payload["event_id"]?.string ?? internalEventId else {
             throw .unreadable
         }
         let event = NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,

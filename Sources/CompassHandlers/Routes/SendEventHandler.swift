@@ -135,7 +135,7 @@ package struct SendEventHandler: Handler {
             }
             if let failure = report.failure {
                 try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
-                pipeline.markNeedsReauthIfRefused(failure)
+                pipeline.markNeedsReauthIfRefused(failure, delivery: delivery)
             }
             pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration)
             pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })

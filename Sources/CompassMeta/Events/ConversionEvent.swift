@@ -13,6 +13,10 @@ package struct NormalizedEvent: Sendable, Equatable {
     /// Which match keys the event carries, for the tenant's coverage figures.
     package var matchKeys: MatchKeys
     package var warnings: [String]
+    /// False when the caller gave no `eventId`: the payload then has no `event_id`, so that Meta
+    /// deduplicates with the browser pixel by `event_name` with `fbp` or `external_id`; `eventId`
+    /// is the connector's own idempotency key.
+    package var payloadCarriesEventId = true
 
     /// The payload as a value (parsed from `payloadJSON`).
     package var payload: JSONValue { (try? JSONParser.parse(payloadJSON)) ?? .null }
@@ -75,18 +79,26 @@ package enum ConversionEvent {
         "dataProcessingOptionsCountry": "data_processing_options_country",
         "dataProcessingOptionsState": "data_processing_options_state",
         "messagingChannel": "messaging_channel", "originalEventData": "original_event_data",
-        "attributionData": "attribution_data",
+        "attributionData": "attribution_data", "advancedMeasurementTable": "advanced_measurement_table",
+        "advertiserTrackingEnabled": "advertiser_tracking_enabled",
     ]
 
     /// `content_type` values Meta documents: products, and the other catalogs' items.
     package static let contentTypes: Set<String> = ["product", "product_group", "hotel", "flight", "destination", "home_listing", "vehicle"]
     package static let deliveryCategories: Set<String> = ["in_store", "curbside", "home_delivery"]
     package static let messagingChannels: Set<String> = ["whatsapp", "messenger", "instagram"]
+    /// The event names Meta takes with `action_source: business_messaging` (Meta's Conversions
+    /// API for Business Messaging guide); any other is refused there with subcode 2804066.
+    package static let messagingEventNames: Set<String> = [
+        "Purchase", "LeadSubmitted", "InitiateCheckout", "AddToCart", "ViewContent", "OrderCreated", "OrderShipped",
+        "OrderDelivered", "OrderCanceled", "OrderReturned", "CartAbandoned", "QualifiedLead", "RatingProvided", "ReviewProvided",
+    ]
 
     private static let customDataKeys: [String: String] = [
         "contentIds": "content_ids", "contentType": "content_type", "orderId": "order_id", "numItems": "num_items",
         "predictedLtv": "predicted_ltv", "searchString": "search_string", "contentName": "content_name",
-        "contentCategory": "content_category", "deliveryCategory": "delivery_category",
+        "contentCategory": "content_category", "deliveryCategory": "delivery_category", "netRevenue": "net_revenue",
+        "itemNumber": "item_number",
     ]
 
     /// The snake_case name of a `customData` key (given either way).
@@ -223,6 +235,24 @@ package enum ConversionEvent {
         } else if source == "business_messaging" {
             problems.append(.init(field: "messagingChannel", code: "missing_field", message: "business_messaging events need messagingChannel."))
         }
+        if source == "business_messaging", let name, !messagingEventNames.contains(name) {
+            problems.append(.init(field: "eventName", code: "invalid_field",
+                                  message: "business_messaging events take only the event names Meta accepts for messaging: \(messagingEventNames.sorted().joined(separator: ", "))."))
+        }
+        if let table = fields["advanced_measurement_table"] {
+            if let text = table.string?.trimmingWhitespace, (1...256).contains(text.utf8.count) {
+                payload["advanced_measurement_table"] = .string(text)
+            } else {
+                problems.append(.init(field: "advancedMeasurementTable", code: "invalid_field", message: "advancedMeasurementTable must be a table name."))
+            }
+        }
+        if let tracking = fields["advertiser_tracking_enabled"] {
+            if let flag = tracking.bool {
+                payload["advertiser_tracking_enabled"] = .bool(flag)
+            } else {
+                problems.append(.init(field: "advertiserTrackingEnabled", code: "invalid_field", message: "advertiserTrackingEnabled must be true or false."))
+            }
+        }
         for (field, label) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
             guard let value = fields[field] else { continue }
             guard let object = value.object, !object.isEmpty else {
@@ -233,6 +263,7 @@ package enum ConversionEvent {
         }
 
         var eventId: String?
+        let callerGaveId = fields["event_id"] != nil
         if let given = fields["event_id"] {
             if let id = given.string?.trimmingWhitespace, !id.isEmpty, id.utf8.count <= 256 {
                 eventId = id
@@ -251,9 +282,11 @@ package enum ConversionEvent {
         payload["event_name"] = .string(name)
         payload["event_time"] = .int(time)
         payload["action_source"] = .string(source)
-        payload["event_id"] = .string(eventId)
-        return NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
-                               payload: .object(payload), matchKeys: keys, warnings: warnings)
+        if callerGaveId { payload["event_id"] = .string(eventId) }
+        var event = NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
+                                    payload: .object(payload), matchKeys: keys, warnings: warnings)
+        event.payloadCarriesEventId = callerGaveId
+        return event
     }
 
     private static func optionalURL(_ value: JSONValue?, _ field: String) throws -> String? {
@@ -291,6 +324,16 @@ package enum ConversionEvent {
                     guard let text = item.string ?? item.integer.map(String.init) else {
                         throw reject("invalid_field", "userData.\(key) must be a string or an array of strings.")
                     }
+                    switch HashedInput(Array(text.utf8)) {
+                    case .paramBuilder(let value):
+                        if !hashed.contains(value) { hashed.append(value) }
+                        continue
+                    case .malformed:
+                        throw reject("invalid_hash", "userData.\(key) looks hashed but is not a SHA-256 digest in a form Meta accepts "
+                                     + "(64 hex digits, or a Parameter Builder value: 64 hex digits, a dot and its suffix).")
+                    case .digest, .plain:
+                        break
+                    }
                     switch UserDataNormalizer.normalize(key, text) {
                     case .success(let normalized):
                         let digest = UserDataNormalizer.hash(normalized)
@@ -314,7 +357,8 @@ package enum ConversionEvent {
                 output[key] = .string(text)
                 keys.insert(key)
             } else {
-                throw reject("unknown_field", "Unknown userData key \"\(String(key.prefix(40)))\".")
+                // Never sent: Meta might take an unknown key's value as given, unhashed.
+                warnings.append("userData.\(String(key.prefix(40))) is not a key Meta knows; it was left out")
             }
         }
         return (output, keys)
@@ -378,7 +422,7 @@ package enum ConversionEvent {
                 return .object(content)
             })
         }
-        for numeric in ["num_items", "predicted_ltv"] {
+        for numeric in ["num_items", "predicted_ltv", "net_revenue"] {
             if let item = output[numeric], item.number?.isFinite != true {
                 throw reject("invalid_field", "customData.\(numeric) must be a number.")
             }
@@ -393,10 +437,11 @@ package enum ConversionEvent {
         guard let input = value.object else { throw reject("invalid_field", "appData must be an object.") }
         let names = ["advertiserTrackingEnabled": "advertiser_tracking_enabled", "applicationTrackingEnabled": "application_tracking_enabled",
                      "campaignIds": "campaign_ids", "installReferrer": "install_referrer", "installerPackage": "installer_package",
-                     "urlSchemes": "url_schemes", "windowsAttributionId": "windows_attribution_id"]
+                     "urlSchemes": "url_schemes", "windowsAttributionId": "windows_attribution_id", "considerViews": "consider_views",
+                     "includeDwellData": "include_dwell_data", "includeVideoData": "include_video_data", "receiptData": "receipt_data"]
         var output: [String: JSONValue] = [:]
         for (key, item) in input { output[names[key] ?? key] = item }
-        let known: Set<String> = Set(names.values).union(["extinfo", "anon_id", "vendor_id"])
+        let known: Set<String> = Set(names.values).union(["extinfo"])
         if let unknown = output.keys.sorted().first(where: { !known.contains($0) }) {
             throw reject("unknown_field", "Unknown appData key \"\(String(unknown.prefix(40)))\".")
         }

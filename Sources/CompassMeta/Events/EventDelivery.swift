@@ -108,6 +108,14 @@ package struct EventDelivery {
             if let trace = error.fbtraceId { report.fbtraceIds.append(trace) }
             switch error.kind {
             case .invalidEvent where indices.count > 1:
+                // Meta named the event: it alone is refused and the rest go again in one call.
+                if case .api(let body, _, _) = error, let bad = body.eventIndex, indices.indices.contains(bad) {
+                    report.rejected.append((indices[bad], "meta_invalid_event", Self.reason(error)))
+                    var rest = indices
+                    rest.remove(at: bad)
+                    send(rest, of: events, into: &report)
+                    return
+                }
                 let middle = indices.count / 2
                 send(Array(indices[..<middle]), of: events, into: &report)
                 send(Array(indices[middle...]), of: events, into: &report)
@@ -128,6 +136,7 @@ package struct EventDelivery {
             let code = error.errorSubcode.map { " (\($0))" } ?? ""
             return String(text.prefix(300)) + code
         }
+        if case .transport = failure { return "Meta could not be reached." }
         return "Meta gave an answer that could not be read."
     }
 

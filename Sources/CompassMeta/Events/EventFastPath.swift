@@ -306,6 +306,9 @@ package enum EventFastPath {
             return true
         }
         let bytes = tape.span(trimmed)
+        // Hex digits and a dot (a Parameter Builder value, or text that only looks hashed):
+        // the general path's `HashedInput` decides.
+        if bytes.count > 32, bytes.prefix(32).allSatisfy(ASCII.isHexDigit), bytes.contains(UInt8(ascii: ".")) { return false }
         // A digest passes as it is, lower-cased.
         if bytes.count == 64 && bytes.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }) {
             out.append(contentsOf: bytes.lazy.map { $0 | 0x20 })

@@ -11,9 +11,10 @@ package enum UserDataNormalizer {
     package static let plainKeys: Set<String> = [
         "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id", "fb_login_id", "lead_id",
         "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid", "app_user_id",
+        "whatsapp_business_account_id",
     ]
     /// Plain keys Meta takes as ids that pipelines send as JSON numbers (Segment's integers).
-    package static let numericIdKeys: Set<String> = ["lead_id", "fb_login_id", "subscription_id"]
+    package static let numericIdKeys: Set<String> = ["lead_id", "fb_login_id", "subscription_id", "whatsapp_business_account_id"]
 
     /// Why a value was dropped; the event goes on without it.
     package struct Problem: Error, Equatable {
@@ -238,3 +239,44 @@ extension String {
         return String(scalars[first...last])
     }
 }
+
+/// What a hashed key's value is before any rule applies: a SHA-256 digest (64 hex digits), a
+/// value hashed by Meta's Parameter Builder library (`facebook/capi-param-builder`,
+/// `getNormalizedAndHashedPII`: the lower-case digest, a dot, and a suffix of two letters naming
+/// the library's language or eight base64url characters), text that only looks hashed (hex
+/// digits, a dot and something else; an MD5 the library would also pass), or plain text to
+/// normalize and hash. One rule for both event paths.
+package enum HashedInput: Equatable {
+    case digest
+    /// Passed to Meta as it is, the digest lower-cased: never hashed again.
+    case paramBuilder(String)
+    case malformed
+    case plain
+
+    /// The Parameter Builder's language tokens (its `SUPPORTED_PARAM_BUILDER_LANGUAGES_TOKEN`).
+    static let languageTokens: Set<String> = ["AQ", "Ag", "Aw", "BA", "BQ", "Bg"]
+
+    package init(_ raw: some Collection<UInt8>) {
+        var bytes = Array(raw)
+        while let last = bytes.last, ASCII.isWhitespace(last) { bytes.removeLast() }
+        while let first = bytes.first, ASCII.isWhitespace(first) { bytes.removeFirst() }
+        let hexCount = bytes.prefix { ASCII.isHexDigit($0) }.count
+        if hexCount == bytes.count {
+            self = hexCount == 64 ? .digest : .plain
+            return
+        }
+        guard hexCount >= 32, bytes[hexCount] == UInt8(ascii: ".") else {
+            self = .plain
+            return
+        }
+        let suffix = String(decoding: bytes[(hexCount + 1)...], as: UTF8.self)
+        let suffixIsTheLibrarys = Self.languageTokens.contains(suffix)
+            || (suffix.utf8.count == 8 && suffix.utf8.allSatisfy { ASCII.isAlphanumeric($0) || $0 == 45 || $0 == 95 })
+        guard hexCount == 64, suffixIsTheLibrarys else {
+            self = .malformed
+            return
+        }
+        self = .paramBuilder(String(decoding: bytes[..<64].map { ASCII.isUpper($0) ? $0 | 0x20 : $0 }, as: UTF8.self) + "." + suffix)
+    }
+}
+

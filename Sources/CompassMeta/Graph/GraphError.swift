@@ -10,6 +10,9 @@ package struct GraphAPIError: Decodable, Sendable, Equatable {
     package var errorUserMsg: String?
     package var fbtraceId: String?
     package var isTransient: Bool?
+    /// The position in the request's `data` of the event Meta refused, where Meta names it
+    /// (`error_data.event_index`, as its batch uploads answer); nil when it does not.
+    package var eventIndex: Int?
 
     package enum CodingKeys: String, CodingKey {
         case message, type, code
@@ -18,6 +21,30 @@ package struct GraphAPIError: Decodable, Sendable, Equatable {
         case errorUserMsg = "error_user_msg"
         case fbtraceId = "fbtrace_id"
         case isTransient = "is_transient"
+        case errorData = "error_data"
+    }
+
+    private enum ErrorDataKeys: String, CodingKey { case eventIndex = "event_index" }
+
+    package init(message: String? = nil, type: String? = nil, code: Int? = nil, errorSubcode: Int? = nil, errorUserTitle: String? = nil,
+                 errorUserMsg: String? = nil, fbtraceId: String? = nil, isTransient: Bool? = nil, eventIndex: Int? = nil) {
+        (self.message, self.type, self.code, self.errorSubcode) = (message, type, code, errorSubcode)
+        (self.errorUserTitle, self.errorUserMsg, self.fbtraceId, self.isTransient) = (errorUserTitle, errorUserMsg, fbtraceId, isTransient)
+        self.eventIndex = eventIndex
+    }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        message = try? container.decodeIfPresent(String.self, forKey: .message)
+        type = try? container.decodeIfPresent(String.self, forKey: .type)
+        code = try? container.decodeIfPresent(Int.self, forKey: .code)
+        errorSubcode = try? container.decodeIfPresent(Int.self, forKey: .errorSubcode)
+        errorUserTitle = try? container.decodeIfPresent(String.self, forKey: .errorUserTitle)
+        errorUserMsg = try? container.decodeIfPresent(String.self, forKey: .errorUserMsg)
+        fbtraceId = try? container.decodeIfPresent(String.self, forKey: .fbtraceId)
+        isTransient = try? container.decodeIfPresent(Bool.self, forKey: .isTransient)
+        let data = try? container.nestedContainer(keyedBy: ErrorDataKeys.self, forKey: .errorData)
+        eventIndex = (try? data?.decodeIfPresent(Int.self, forKey: .eventIndex)) ?? nil
     }
 
     private struct Envelope: Decodable { var error: GraphAPIError }
@@ -67,6 +94,10 @@ package enum GraphFailure: ResponseError, Sendable, Equatable {
     }
 
     package var isRetryable: Bool { [.rateLimited, .transient, .blocked].contains(kind) }
+
+    /// Meta refused the pixel, not the event: it cannot be reached (100/33), or the token lacks
+    /// a permission on it (10, 200-299). Its events wait; settings' `pixelStatus` says why.
+    package var isPixelRefusal: Bool { kind == .objectUnavailable || kind == .permission }
 
     /// Why the tenant must connect again, when this failure means so (a refused token or a
     /// missing permission); nil for failures that pass with time.

@@ -404,7 +404,7 @@ extension LighttpdHost {
         // Meta's own event shape and the rest of the event, with every problem of a bad one.
         let bearer = [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
         let now = Date().unixSeconds - 60
-        let messaging = #"{"event_name":"Lead","event_time":\#(now),"action_source":"business_messaging","messaging_channel":"whatsapp","event_id":"wa-1","user_data":{"ph":"+1 (650) 555-1212 ext","f5first":"Christopher","zp":"94025 1234","lead_id":1234567890123},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}"#
+        let messaging = #"{"event_name":"LeadSubmitted","event_time":\#(now),"action_source":"business_messaging","messaging_channel":"whatsapp","event_id":"wa-1","user_data":{"ph":"+1 (650) 555-1212 ext","f5first":"Christopher","zp":"94025 1234","lead_id":1234567890123},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}"#
         let bad = #"{"eventName":"","eventTime":\#(now),"actionSource":"app","userData":{"em":"a@b.co"}}"#
         let sent = try host.events(bearer, #"{"events":[\#(messaging),\#(bad)]}"#)
         #expect(sent.status == 207, "\(sent.json)")
@@ -428,6 +428,6 @@ extension LighttpdHost {
         #expect(settings["tokenType"] as? String == "system_user" && settings["clientBusinessId"] as? String == "3000001")
         #expect(settings["pixelStatus"] as? String == "unavailable")
         let quality = (settings["eventMatchQuality"] as? [String: Any])?["events"] as? [[String: Any]]
-        #expect(quality?.first?["eventName"] as? String == "Lead", "\(settings)")
+        #expect(quality?.first?["eventName"] as? String == "LeadSubmitted", "\(settings)")
     }
 }
