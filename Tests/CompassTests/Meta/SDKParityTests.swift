@@ -32,6 +32,13 @@ import Testing
         ("fi", "J"), ("fi", "jane"),
         ("dobd", "7"), ("dobd", "07"), ("dobd", "31"), ("dobd", "32"), ("dobm", "2"), ("dobm", "12"), ("dobm", "13"),
         ("doby", "1990"), ("doby", "90"),
+        // Hashed input: a digest in capitals or with spaces, an MD5, and values from Meta's
+        // Parameter Builder library (the digest, a dot and the library's suffix).
+        ("ph", " E323EC626319CA94EE8BFF2E4C87CF613BE6EA19919ED1364124E16807AB3176 "),
+        ("external_id", "5d41402abc4b2a76b9719d911017c592"),
+        ("external_id", "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f.AQ"),
+        ("em", "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f.AQQCAQAA"),
+        ("external_id", "5d41402abc4b2a76b9719d911017c592.AQ"),
     ]
 
     /// Where Meta's documentation goes further than the SDK: our rule, in words.
@@ -51,11 +58,25 @@ import Testing
         "zp|94025 1234": "a US ZIP+4 becomes its first five digits: the SDK keeps all nine",
         "zp|940251234": "a US ZIP+4 becomes its first five digits: the SDK keeps all nine",
         "f5first|Mary-Ann": "name parts keep letters only: the SDK keeps the hyphen among the five",
+        "external_id|5d41402abc4b2a76b9719d911017c592":
+            "an MD5 is no form Meta's Conversions API takes: we hash the 32 digits as the id; the SDK sends the MD5 as it is",
+        "external_id|62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f.AQ":
+            "a Parameter Builder value passes as it is: the SDK hashes it again",
+        "em|62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f.AQQCAQAA":
+            "a Parameter Builder value passes as it is: the SDK refuses it as an email address",
+        "external_id|5d41402abc4b2a76b9719d911017c592.AQ":
+            "an MD5 from the Parameter Builder is refused (invalid_hash): the SDK hashes it as the id",
     ]
 
+    /// The value as the connector sends it: through the whole event path (`ConversionEvent`), so
+    /// that hashed input (`HashedInput`) is compared too; nil when the value is refused or left out.
     static func ours(_ key: String, _ value: String) -> String? {
-        if case .success(let normalized) = UserDataNormalizer.normalize(key, value) { return UserDataNormalizer.hash(normalized) }
-        return nil
+        let event: JSONValue = .object([
+            "eventName": .string("Lead"), "eventTime": .int(Date().unixSeconds - 60), "actionSource": .string("email"),
+            "eventId": .string("parity"), "userData": .object([key: .string(value)]),
+        ])
+        guard case .success(let normalized) = ConversionEvent.normalize(event, tenantId: "parity", now: Date()) else { return nil }
+        return normalized.payload["user_data"]?[key]?.string
     }
 
     static func ensureVenv() throws -> URL {
