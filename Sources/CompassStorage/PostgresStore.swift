@@ -131,7 +131,11 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                     return .failure(error)
                 }
             }
-            return run(link, "COMMIT", [], end).map { _ in versions }
+            // A COMMIT not sent (the time ran out) or not answered leaves the transaction open:
+            // that connection must not serve another call (`withConnection` checks it is idle).
+            let committed = run(link, "COMMIT", [], end)
+            if case .failure = committed { rollBack(link, end) }
+            return committed.map { _ in versions }
         }
     }
 
@@ -324,6 +328,7 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 return .failure(.unavailable("PostgreSQL not asked: the call's time ran out while it waited for the connection"))
             }
             for attempt in 0..<2 {
+                if let link = kept, compass_pq_idle(link.handle) == 0 { kept = nil }
                 let reused = kept != nil
                 if kept == nil {
                     switch connect(until: end) {
@@ -333,7 +338,9 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 }
                 let link = kept!
                 let result = body(link, end)
-                if compass_pq_connected(link.handle) == 0 { link.broken = true }
+                // Never kept inside a transaction: a later call's writes would join it, seen by no
+                // one and lost or committed with writes whose caller was told they failed.
+                if compass_pq_connected(link.handle) == 0 || compass_pq_idle(link.handle) == 0 { link.broken = true }
                 guard link.broken else { return result }
                 kept = nil
                 guard case .failure = result, idempotent, reused, attempt == 0, monotonicMilliseconds() < end else { return result }

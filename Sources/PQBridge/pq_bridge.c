@@ -31,6 +31,7 @@ static struct {
     int (*getlength)(const void *, int, int);
     char *(*getvalue)(const void *, int, int);
     void (*clear)(void *);
+    int (*transaction_status)(const void *);
     int loaded;
 } pq;
 
@@ -60,10 +61,11 @@ static void load(void) {
     pq.getlength = dlsym(lib, "PQgetlength");
     pq.getvalue = dlsym(lib, "PQgetvalue");
     pq.clear = dlsym(lib, "PQclear");
+    pq.transaction_status = dlsym(lib, "PQtransactionStatus");
     pq.loaded = pq.connect_start && pq.connect_poll && pq.status && pq.error_message && pq.finish && pq.socket &&
                 pq.set_nonblocking && pq.set_notice_processor && pq.send_query_params && pq.flush && pq.consume_input && pq.is_busy &&
                 pq.get_result && pq.result_status && pq.result_error_field && pq.ntuples && pq.nfields &&
-                pq.getisnull && pq.getlength && pq.getvalue && pq.clear;
+                pq.getisnull && pq.getlength && pq.getvalue && pq.clear && pq.transaction_status;
 }
 
 int compass_pq_load(void) {
@@ -124,6 +126,8 @@ void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out) {
 }
 
 int compass_pq_connected(void *conn) { return conn && pq.status(conn) == 0; /* CONNECTION_OK */ }
+
+int compass_pq_idle(void *conn) { return conn && pq.transaction_status(conn) == 0; /* PQTRANS_IDLE */ }
 
 const char *compass_pq_connection_error(void *conn) {
     if (!conn) return "libpq (libpq.so.5) could not be loaded";

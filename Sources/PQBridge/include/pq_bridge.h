@@ -12,6 +12,9 @@ int compass_pq_load(void);
 /// 1 when that ran out; a host name is resolved before, outside it), then non-blocking.
 void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out);
 int compass_pq_connected(void *conn);
+/// 1 when the connection is idle outside any transaction (PQtransactionStatus is PQTRANS_IDLE):
+/// the only state in which a kept connection may serve the next call.
+int compass_pq_idle(void *conn);
 /// The connection's last error message (libpq's words; no password is in them).
 const char *compass_pq_connection_error(void *conn);
 void compass_pq_finish(void *conn);

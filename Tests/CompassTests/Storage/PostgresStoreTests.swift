@@ -114,6 +114,38 @@ import Testing
         }
     }
 
+    /// A batch whose time runs out between its BEGIN and its COMMIT leaves no transaction open on
+    /// the kept connection: every later write of the same process is seen at once by another
+    /// session (before, one in a few dozen such batches left the connection `idle in transaction`
+    /// and the next writes "stored" inside it, invisible elsewhere).
+    @Test func aBatchCutOffBeforeItsCommitLeavesNoTransactionOpen() throws {
+        let server = try server()
+        let base = try server.createDatabase(), database = PostgresServer.database(of: base)
+        let store = PostgresStore(url: base + "&application_name=commit_test")
+        let other = PostgresStore(url: base)
+        try store.put("warm/up", [0], ttl: nil)
+        var lost: [Int] = [], cutOff = 0
+        for trial in 0..<300 {
+            let bounded = store.bounded(byDeadline: monotonicMilliseconds() + Int64(1 + trial % 3))
+            do {
+                _ = try bounded.write([.put("batch/\(trial)/a", [1], ttl: nil), .put("batch/\(trial)/b", [2], ttl: nil)])
+            } catch {
+                cutOff += 1
+            }
+            try store.put("after/\(trial)", [UInt8(trial % 256)], ttl: nil)
+            if try other.get("after/\(trial)") == nil { lost.append(trial) }
+        }
+        #expect(lost.isEmpty, "writes not seen by another session after trials \(lost.prefix(10)) (\(cutOff) batches cut off)")
+        let open = try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'commit_test' AND state LIKE 'idle in transaction%'")
+        #expect(open.hasPrefix("0"), "\(open)")
+        // A batch is whole or absent, never half.
+        let halves = try server.psql(database, """
+            SELECT count(*) FROM (SELECT split_part(key, '/', 2) AS trial, count(*) AS n FROM compass_meta.records
+            WHERE key LIKE 'batch/%' GROUP BY 1) parts WHERE n <> 2
+            """)
+        #expect(halves.hasPrefix("0"), "\(halves)")
+    }
+
     /// The time `body` took, in milliseconds.
     func milliseconds(_ body: () -> Void) -> Int64 {
         let started = monotonicMilliseconds()
