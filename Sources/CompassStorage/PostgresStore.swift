@@ -48,6 +48,44 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         deinit { compass_pq_finish(handle) }
     }
 
+    /// What of the URL must never reach a message: libpq's errors quote the password, or the whole
+    /// URI, when they cannot parse it (a `%` or a `[` in the password is enough).
+    private var secrets: [String] { Self.secrets(in: url) }
+
+    /// The URL itself, its user-info part, and the password as written and percent-decoded, and
+    /// each `password=` value of its query: longest first, so that a part is not left behind.
+    static func secrets(in url: String) -> [String] {
+        var found = [url]
+        let rest = url.split(separator: "://", maxSplits: 1).dropFirst().first.map(String.init) ?? url
+        if let at = rest.lastIndex(of: "@") {
+            let userInfo = String(rest[..<at])
+            found.append(userInfo)
+            if let colon = userInfo.firstIndex(of: ":") {
+                let password = String(userInfo[userInfo.index(after: colon)...])
+                found.append(password)
+                found.append(QueryParameters.decodePath(password))
+            }
+        }
+        for part in url.split(whereSeparator: { "?&".contains($0) }) where part.hasPrefix("password=") {
+            let value = String(part.dropFirst("password=".count))
+            found.append(value)
+            found.append(QueryParameters.decodePath(value))
+        }
+        return found.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
+    }
+
+    /// `text` with every secret of the URL, and any `password=...` libpq quotes, masked.
+    static func masked(_ text: String, secrets: [String]) -> String {
+        var text = text
+        for secret in secrets { text = text.replacing(secret, with: "[redacted]") }
+        var out = "", rest = Substring(text)
+        while let range = rest.firstRange(of: "password=") {
+            out += rest[..<range.upperBound] + "[redacted]"
+            rest = rest[range.upperBound...].drop { !$0.isWhitespace && $0 != "&" && $0 != "\"" && $0 != "'" }
+        }
+        return out + rest
+    }
+
     /// The schema's version this build writes; `migrate` brings an older one up to it.
     package static let schemaVersion = 1
 
@@ -356,14 +394,15 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         var timedOut: Int32 = 0
         let budget = Int32(clamping: max(0, end - monotonicMilliseconds()))
         guard let handle = compass_pq_connect(url, budget, &timedOut) else {
+            // NULL also when libpq cannot parse the URL at all; its words are not read then.
             return .failure(.unavailable("PostgreSQL unavailable: libpq could not start a connection"))
         }
         let link = Link(handle)
         guard compass_pq_connected(link.handle) != 0 else {
             if timedOut != 0 { return .failure(.unavailable("PostgreSQL unavailable: no connection within \(budget) ms")) }
-            // libpq's own words name the server and the user, never the password.
+            // libpq's own words, with anything of the URL masked: they can quote the password.
             let message = String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? ""
-            return .failure(.unavailable("PostgreSQL unavailable: \(message.prefix(200))"))
+            return .failure(.unavailable("PostgreSQL unavailable: \(Self.masked(String(message.prefix(300)), secrets: secrets).prefix(200))"))
         }
         // One round trip when the schema is there: the statement timeout set, the server told to
         // notice a client gone within a second (PostgreSQL 14 and later: a statement whose call
@@ -428,13 +467,14 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         guard let result else {
             link.broken = true
             if timedOut != 0 { return .failure(.unavailable("PostgreSQL did not answer within \(budget) ms")) }
-            let message = String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? ""
+            let message = Self.masked(String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? "",
+                                      secrets: secrets)
             return .failure(.unavailable("PostgreSQL unavailable: \(message.isEmpty ? "the connection failed" : String(message.prefix(200)))"))
         }
         guard compass_pq_succeeded(result) != 0 else {
             let state = String(cString: compass_pq_sqlstate(result)), message = String(cString: compass_pq_message(result))
             link.lastState = state
-            return .failure(.unavailable("PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(message.prefix(200))"))
+            return .failure(.unavailable("PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(Self.masked(String(message.prefix(200)), secrets: secrets))"))
         }
         var rows: [[[UInt8]?]] = []
         let count = compass_pq_rows(result)

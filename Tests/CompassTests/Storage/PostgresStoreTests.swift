@@ -146,6 +146,33 @@ import Testing
         #expect(halves.hasPrefix("0"), "\(halves)")
     }
 
+    /// libpq quotes the password, or the whole URI, when it cannot parse one (a `%` or a `[` in
+    /// the password is enough): neither reaches an error, a log line or an answer.
+    @Test(arguments: [
+        "postgresql://compass:p%zz[Secret-Pw-1@127.0.0.1:9/db",
+        "postgresql://compass:Se[cret%41Pw-1@[::1/db",
+        "postgres://compass:Secret-Pw-1@bad host name/db?password=Secret-Pw-2&connect_timeout=2",
+    ])
+    func thePasswordIsInNoMessageWhateverLibpqSays(url: String) throws {
+        let secrets = ["Secret-Pw", "SecretPw", "Se[cret", "p%zz", "ecret", url]
+        let config = try Config.load(from: ["STORE_URL": url], workingDirectory: nil)
+        var message = ""
+        do {
+            _ = try config.openStore().get("a/b")
+        } catch {
+            message = "\(error)"
+        }
+        #expect(message.hasPrefix("unavailable"), "\(message)")
+        for secret in secrets { #expect(!message.contains(secret), "\(message)") }
+        // The same through an executable: its answer and its stderr (the store_failed line).
+        let world = try CGIWorld()
+        world.extra["STORE_URL"] = url
+        let answer = try world.run("settings", "GET", "/api/connect/meta/settings")
+        #expect(answer.status == 503, "\(answer.raw)")
+        #expect(answer.stderr.contains("store_failed"), "\(answer.stderr)")
+        for secret in secrets { #expect(!answer.raw.contains(secret) && !answer.stderr.contains(secret), "\(answer.raw)\n\(answer.stderr)") }
+    }
+
     /// The time `body` took, in milliseconds.
     func milliseconds(_ body: () -> Void) -> Int64 {
         let started = monotonicMilliseconds()
