@@ -15,6 +15,11 @@ package struct HostSetup: Sendable {
     /// Mount the Graph sandbox at /graph and the development console.
     package var sandbox: Bool
 
+    /// FastCGI responders a function (lighttpd's `max-procs`, `spawn-fcgi -F` in scripts/serve):
+    /// one serves one connection at a time and gives a slow or stalled one up only after
+    /// `FASTCGI_REQUEST_SECONDS`, so the others answer meanwhile.
+    package static let responders = 4
+
     package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
                  environment: [String: String], fastCGI: Bool = false, sandbox: Bool = false) {
         self.manifest = manifest

@@ -51,7 +51,7 @@ extension HostSetup {
                         "bin-path" => \(quoted(binDirectory + "/" + executable)),
                         "bin-environment" => (\(env.joined(separator: ", "))),
                         "bin-copy-environment" => ("PATH"),
-                        "max-procs" => 2,
+                        "max-procs" => \(Self.responders),
                         "check-local" => "disable"
                     )))
                 }

@@ -5,6 +5,7 @@
 @testable import CompassPlatform
 @testable import CompassStorage
 import Foundation
+import Synchronization
 import Testing
 
 /// Every route over real HTTP through a real CGI host (lighttpd), with Meta played by the Graph
@@ -345,6 +346,57 @@ extension LighttpdHost {
           arguments: [false, true])
     func theWholeFlowThroughApache(fastCGI: Bool) throws {
         try theWholeFlow(try NginxHost(fastCGI: fastCGI, server: .apache), fastCGI: fastCGI)
+    }
+
+    /// Through Apache's `mod_proxy_fcgi`, which streams a body to the responder as it comes: a
+    /// client sending its body a byte at a time holds one responder, never the others, and only
+    /// until the responder's limit (5 s here), not for Apache's timeout.
+    @Test(.enabled(if: NginxHost.apacheAvailable, "apache2 is not installed (scripts/setup installs it)"))
+    func aSlowBodyThroughApacheHoldsOneResponderAndOnlyUntilTheLimit() throws {
+        let host = try NginxHost(fastCGI: true, server: .apache)
+        let session = "Bearer " + SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_b", expiresAt: Date().unixSeconds + 600)
+        func slowPut() throws -> Int32 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(host.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+            let head = "PUT /api/connect/meta/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(session)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{"
+            _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            return fd
+        }
+        let trickling = Atomic<Bool>(true)
+        let slow = [try slowPut(), try slowPut()]
+        defer { for fd in slow { close(fd) } }
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            var space: UInt8 = 32
+            let started = Date()
+            while trickling.load(ordering: .relaxed), Date().timeIntervalSince(started) < 20 {
+                for fd in slow { _ = send(fd, &space, 1, Int32(MSG_NOSIGNAL)) }
+                usleep(200_000)
+            }
+            done.signal()
+        }
+        defer { trickling.store(false, ordering: .relaxed); done.wait() }
+        usleep(700_000)
+        // Both responders of settings are held; a tenant's request is answered once the first
+        // slow client is given up (5 s), well before Apache's own timeout.
+        let start = Date()
+        let answer = try host.send("GET", "/api/connect/meta/settings", headers: [("Authorization", session)])
+        let waited = Date().timeIntervalSince(start)
+        #expect(answer.status == 404, "\(answer.status)")
+        #expect(waited < 8, "a tenant waited \(waited) s behind two slow bodies")
+        // With a responder free, a tenant waits for nobody.
+        usleep(500_000)
+        let again = Date()
+        #expect(try host.send("GET", "/api/connect/meta/settings", headers: [("Authorization", session)]).status == 404)
+        #expect(Date().timeIntervalSince(again) < 1)
     }
 
     func theWholeFlow(_ host: NginxHost, fastCGI: Bool) throws {

@@ -98,12 +98,16 @@ final class NginxHost: WebHost, @unchecked Sendable {
                 guard let listener = FastCGIProcess.listen(at: socketPath, backlog: 64) else {
                     throw Failure.didNotStart("cannot listen on \(socketPath)")
                 }
-                chmod(socketPath, 0o666)
+                // Reachable by the web server's group only (Apache's workers run as www-data).
+                chmod(socketPath, 0o660)
+                if kind == .apache, let group = getgrnam("www-data") { chown(socketPath, 0, group.pointee.gr_gid) }
                 listeners.append(listener)
                 var variables = function.environment.reduce(into: ["SWIFT_BACKTRACE": "enable=no"]) { result, name in
                     if let value = environment[name] { result[name] = value }
                 }
                 variables["PATH"] = "/usr/bin:/bin"
+                // A request not whole in 5 s (or an answer not read) is given up.
+                variables["FASTCGI_REQUEST_SECONDS"] = "5"
                 for _ in 0..<2 {
                     pids.append(try Spawn.process([Executables.url(function.executable).path], standardInput: listener,
                                                environment: variables, stderr: folder.path + "/\(function.executable).log"))
