@@ -137,8 +137,13 @@ package struct EventPipeline {
             for event in events { _ = try? dependencies.store.delete(RecordKey.sent(tenant, event.dedupKey)) }
             return
         }
+        // A send that was at Meta when the tenant's purge began writes nothing of it afterwards.
+        guard !events.isEmpty, !isBeingPurged else { return }
         _ = try? dependencies.store.write(events.map { .put(RecordKey.sent(tenant, $0.dedupKey), state.stored, ttl: state.lifetimeSeconds) })
     }
+
+    /// True while the tenant's purge marker stands (`RecordKey.purging`).
+    package var isBeingPurged: Bool { (try? dependencies.store.get(RecordKey.purging(tenant))) != nil }
 
     // MARK: Outbox
 
@@ -149,9 +154,13 @@ package struct EventPipeline {
         case store(StoreError)
         /// No key to seal the queued events with.
         case misconfigured(Config.Error)
+        /// The tenant's connection was removed (its purge began) while the events were sent.
+        case disconnected
 
         package var apiError: APIError {
             switch self {
+            case .disconnected:
+                APIError(404, "not_connected", "This tenant's Meta connection was removed while the events were sent; nothing was stored.")
             case .full(let limit):
                 APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
             case .busy:
@@ -167,6 +176,7 @@ package struct EventPipeline {
             switch self {
             case .full(let limit): LogEntry(.error, "outbox_full", ["limit": .int(limit)])
             case .busy: LogEntry(.warn, "outbox_busy")
+            case .disconnected: LogEntry(.warn, "outbox_tenant_purged")
             case .store(let error): error.logEntry
             case .misconfigured(let error): error.logEntry
             }
@@ -190,6 +200,7 @@ package struct EventPipeline {
             throw .misconfigured(error)
         }
         return try withOutboxLock { () throws(QueueFailure) in
+            guard !isBeingPurged else { throw .disconnected }
             let limit = dependencies.config.outboxMaxEvents
             let waiting: Int
             do throws(StoreError) {
@@ -211,7 +222,7 @@ package struct EventPipeline {
 
     /// Runs `body` holding the tenant's outbox lock (a create-if-absent record with a TTL, so a
     /// holder that died frees it), waiting briefly for another holder.
-    private func withOutboxLock<T>(_ body: () throws(QueueFailure) -> T) throws(QueueFailure) -> T {
+    package func withOutboxLock<T>(_ body: () throws(QueueFailure) -> T) throws(QueueFailure) -> T {
         let key = RecordKey.outboxLock(tenant)
         let deadline = monotonicMilliseconds() + Self.outboxLockWaitMilliseconds
         var pause: UInt32 = 2_000
@@ -242,6 +253,7 @@ package struct EventPipeline {
     }
 
     package func recordDelivery(_ events: [NormalizedEvent], failure: String?) {
+        guard !isBeingPurged else { return }
         records.updateStats(tenant) { stats in
             if !events.isEmpty {
                 stats.eventsSent += events.count
@@ -312,6 +324,8 @@ package struct EventPipeline {
         /// Queued copies of events delivered meanwhile by another copy: removed, not sent.
         package var duplicates = 0
         package var skipped: String?
+        /// Queued or dead-lettered events of a tenant without an integration: deleted.
+        package var removed = 0
         /// When the earliest event left in the outbox is to be tried next; nil when none is left
         /// (or the drain was skipped).
         package var nextAttemptAt: Date?
@@ -334,8 +348,11 @@ package struct EventPipeline {
         defer { _ = try? dependencies.store.delete(leaseKey, ifVersion: lease) }
 
         guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
+            // Left by a send or a drain that raced a disconnect or a data deletion: nothing of a
+            // tenant without an integration is kept, and it is not drained again.
             summary.skipped = "not connected"
-            summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
+            summary.removed = try removeEvents()
+            if summary.removed > 0 { dependencies.logger.warn("events_of_disconnected_tenant_removed", ["events": .int(summary.removed)]) }
             return summary
         }
         let delivery: EventDelivery
@@ -461,11 +478,55 @@ package struct EventPipeline {
         }
     }
 
+    /// Every queued and dead-lettered event of the tenant deleted, under its outbox lock.
+    package func removeEvents() throws(StoreError) -> Int {
+        do {
+            return try withOutboxLock { () throws(QueueFailure) in
+                do throws(StoreError) {
+                    return try dependencies.store.deleteAll(prefix: RecordKey.outboxPrefix(tenant))
+                        + dependencies.store.deleteAll(prefix: RecordKey.deadPrefix(tenant))
+                } catch {
+                    throw .store(error)
+                }
+            }
+        } catch {
+            if case .store(let error) = error { throw error }
+            throw .unavailable("the outbox of the tenant is held by another request")
+        }
+    }
+
+    /// How long a dead letter is kept: a day past Meta's window for the event (no replay could
+    /// send it later), at least a day.
+    package func deadLetterSeconds(_ entry: OutboxEntry) -> Int {
+        let days: Int64 = entry.actionSource == "physical_store" ? 62 : 7
+        return Int(max(86_400, entry.eventTime + days * 86_400 + 86_400 - now.unixSeconds))
+    }
+
     private func deadLetter(_ entry: OutboxEntry, key: String, version: UInt64, reason: String) throws(StoreError) {
         var dead = entry
         dead.deadReason = reason
         let dedup = String(key.split(separator: "/").last!)
-        try records.save(dead, at: RecordKey.dead(tenant, dedup))
+        // Under the outbox lock, and never for a tenant whose purge began.
+        let written: Bool
+        do {
+            written = try withOutboxLock { () throws(QueueFailure) in
+                guard !isBeingPurged else { return false }
+                do throws(StoreError) {
+                    try records.save(dead, at: RecordKey.dead(tenant, dedup), ttl: deadLetterSeconds(entry))
+                } catch {
+                    throw .store(error)
+                }
+                return true
+            }
+        } catch {
+            if case .store(let error) = error { throw error }
+            // The outbox is busy: the entry stays queued and is dead-lettered at the next drain.
+            return
+        }
+        guard written else {
+            _ = try? dependencies.store.delete(key, ifVersion: version)
+            return
+        }
         _ = try? dependencies.store.delete(key, ifVersion: version)
         // Not queued any more: a new copy from the pipeline may be sent.
         _ = try? dependencies.store.delete(RecordKey.sent(tenant, dedup))

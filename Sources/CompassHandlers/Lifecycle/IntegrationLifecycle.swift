@@ -158,13 +158,23 @@ package struct IntegrationLifecycle {
         return tenants.count
     }
 
+    /// Meta's longest window (62 days, physical stores) and a day: no event sent before the
+    /// purge can still be queued after the marker is gone.
+    package static let purgeMarkerSeconds = 63 * 86_400
+
     /// Deletes everything stored of `tenant` (`RecordKey.tenantRecords` and `tenantPrefixes`)
     /// and its Meta user's index entry.
     package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
         let store = dependencies.store
         let dueAt = try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0.dueAt
+        // The marker first: a send or a drain under way writes no event of the tenant after it
+        // (checked under the outbox lock), and whatever raced it is removed by the next drain.
+        try store.put(RecordKey.purging(tenant), Array(now.formatted(.iso8601).utf8), ttl: Self.purgeMarkerSeconds)
         // The credential first: nothing may be left that still holds a live token.
         for key in RecordKey.tenantRecords(tenant) { try store.delete(key) }
+        // The outbox under its lock: a queueing request that checked the marker before it was
+        // written finishes first, and its events are deleted here.
+        _ = try? EventPipeline(dependencies: dependencies, tenant: tenant).removeEvents()
         for prefix in RecordKey.tenantPrefixes(tenant) { try store.deleteAll(prefix: prefix) }
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)

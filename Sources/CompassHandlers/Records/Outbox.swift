@@ -101,6 +101,11 @@ extension RecordKey {
     package static func outboxLock(_ tenant: String) -> String { "meta/lease/outbox/\(tenant)" }
     /// Held by the one process draining a tenant's outbox.
     package static func drainLease(_ tenant: String) -> String { "meta/lease/drain/\(tenant)" }
+    /// Written when a purge of the tenant begins (disconnect, data deletion) and kept through
+    /// Meta's longest window: no outbox entry, dead letter, sent marker or delivery figure of the
+    /// tenant is written while it stands. A new connection (the callback) removes it. Named by
+    /// a digest of the tenant id: nothing of the tenant is readable in it.
+    package static func purging(_ tenant: String) -> String { "meta/purging/" + Hex.encode(Crypto.sha256("purging\u{0}" + tenant).prefix(16)) }
 }
 
 extension RecordStore {

@@ -164,6 +164,8 @@ package struct CallbackHandler: Handler {
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
         // The credential first: an integration record never points at a missing token.
         try records.save(credential, at: RecordKey.credential(tenantId))
+        // A new consent: the tenant's events may be queued again.
+        try dependencies.store.delete(RecordKey.purging(tenantId))
         due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)
         try dependencies.store.put(RecordKey.metaUserTenant(user.id, tenantId), Array("{}".utf8))
         if let previous, previous.metaUserId != user.id {
