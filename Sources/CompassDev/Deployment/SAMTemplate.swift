@@ -4,7 +4,11 @@ import CompassPlatform
 /// `AWS::Serverless::Function` per function on `provided.al2023` (its zip from
 /// `scripts/package-lambda`, with the executable as `bootstrap`), an HTTP API event per path
 /// and method, an EventBridge rule (`aws.events`, `Scheduled Event`) where the manifest has one, and every variable a
-/// parameter (the secrets `NoEcho`). Written as YAML whose every scalar is quoted.
+/// parameter. A secret (`secrets`, `STORE_URL` among them) is no environment variable: its
+/// parameter is the ARN of a Secrets Manager secret, the function gets `<VARIABLE>_SECRET_ID`,
+/// the AWS Parameters and Secrets Lambda Extension as a layer, and the right to read those secrets
+/// only (`LambdaSecrets` reads it at the first invocation). Written as YAML whose every scalar
+/// is quoted.
 package struct SAMTemplate {
     package var manifest: FunctionsManifest
 
@@ -12,11 +16,25 @@ package struct SAMTemplate {
     package static let required: Set<String> = [
         "META_APP_ID", "META_APP_SECRET", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CRON_SECRET", "STORE_URL",
     ]
-    /// Variables CloudFormation must not show back (`NoEcho`).
+    /// Variables kept in Secrets Manager, never in the functions' environment (`STORE_URL` can
+    /// hold the database's password).
     package static let secrets: Set<String> = [
         "META_APP_SECRET", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS", "CRON_SECRET", "ETCD_PASSWORD",
-        "COMPASS_WEBHOOK_SECRET",
+        "COMPASS_WEBHOOK_SECRET", "STORE_URL",
     ]
+
+    /// `MetaAppSecretSecretArn` for `META_APP_SECRET`: the ARN of the secret holding it.
+    package static func secretParameterName(_ variable: String) -> String { parameterName(variable) + "SecretArn" }
+
+    /// The parameter of a variable: its value, or for a secret the ARN of the secret holding it.
+    package static func parameter(for variable: String) -> String {
+        secrets.contains(variable) ? secretParameterName(variable) : parameterName(variable)
+    }
+
+    /// The name the function's environment has for a variable (`<VARIABLE>_SECRET_ID` for a secret).
+    package static func environmentName(for variable: String) -> String {
+        secrets.contains(variable) ? variable + "_SECRET_ID" : variable
+    }
     /// API Gateway ends an HTTP API integration after 30 s: a function that only answers HTTP
     /// stops a second before, so its invocation deadline bounds its calls to Meta and the store.
     package static let httpTimeoutSeconds = 29
@@ -56,14 +74,30 @@ package struct SAMTemplate {
             "Parameters:",
         ]
         for variable in variables {
-            lines.append("  \(Self.parameterName(variable)):")
+            lines.append("  \(Self.parameter(for: variable)):")
             lines.append("    Type: \"String\"")
-            lines.append("    Description: \(quoted(variable))")
-            if Self.secrets.contains(variable) { lines.append("    NoEcho: true") }
+            if Self.secrets.contains(variable) {
+                lines.append("    Description: \(quoted("ARN of the Secrets Manager secret whose string is \(variable)"))")
+            } else {
+                lines.append("    Description: \(quoted(variable))")
+            }
             if Self.required.contains(variable) {
                 lines.append("    MinLength: 1")
             } else {
                 lines.append("    Default: \"\"")
+            }
+        }
+        lines += [
+            "  SecretsExtensionLayerArn:",
+            "    Type: \"String\"",
+            "    Description: \(quoted("ARN of the AWS Parameters and Secrets Lambda Extension layer for the region and x86_64 (AWS's list: https://docs.aws.amazon.com/secretsmanager/latest/userguide/retrieving-secrets_lambda.html)"))",
+            "    MinLength: 1",
+        ]
+        let optionalSecrets = variables.filter { Self.secrets.contains($0) && !Self.required.contains($0) }
+        if !optionalSecrets.isEmpty {
+            lines.append("Conditions:")
+            for variable in optionalSecrets {
+                lines.append("  Has\(Self.secretParameterName(variable)): !Not [!Equals [!Ref \(Self.secretParameterName(variable)), \"\"]]")
             }
         }
         lines += [
@@ -90,7 +124,24 @@ package struct SAMTemplate {
                 "        Variables:",
             ]
             for variable in function.environment {
-                lines.append("          \(variable): !Ref \(Self.parameterName(variable))")
+                lines.append("          \(Self.environmentName(for: variable)): !Ref \(Self.parameter(for: variable))")
+            }
+            let secrets = function.environment.filter { Self.secrets.contains($0) }
+            if !secrets.isEmpty {
+                lines += [
+                    "      Layers:",
+                    "        - !Ref SecretsExtensionLayerArn",
+                    "      Policies:",
+                    "        - Statement:",
+                    "            - Effect: \"Allow\"",
+                    "              Action: \"secretsmanager:GetSecretValue\"",
+                    "              Resource:",
+                ]
+                for variable in secrets {
+                    let name = Self.secretParameterName(variable)
+                    lines.append(Self.required.contains(variable) ? "                - !Ref \(name)"
+                                 : "                - !If [Has\(name), !Ref \(name), !Ref \"AWS::NoValue\"]")
+                }
             }
             lines.append("      Events:")
             var index = 0

@@ -30,23 +30,19 @@ package enum LambdaHost {
         ProcessSignals.unblockTerminationAndIgnoreBrokenPipes()
         let transport = CurlTransport()
         let base = "http://\(runtimeAPI)/\(version)/runtime"
-        let services: Services
-        let config: Config
-        do {
-            config = try Config.load(from: process.environment, workingDirectory: nil)
-            if config.store == .unset {
-                throw Config.Error(variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
+        // Secrets in Secrets Manager or Parameter Store are read at the first invocation (the
+        // extension that reads them answers only then); without any, everything is built now.
+        var prepared: (config: Config, services: Services)? = nil
+        if LambdaSecrets.references(in: process.environment).isEmpty {
+            switch prepare(process.environment) {
+            case .success(let ready): prepared = ready
+            case .failure(let failure):
+                let message = failure.message
+                _ = try? transport.send(post(base + "/init/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
+                                             errorType: "Runtime.ConfigurationError"))
+                Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
+                return 1
             }
-            if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
-                throw Config.Error(variable: "STORE_URL", problem: "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)")
-            }
-            services = try Services.live(config: config)
-        } catch {
-            let message = (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"
-            _ = try? transport.send(post(base + "/init/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
-                                         errorType: "Runtime.ConfigurationError"))
-            Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
-            return 1
         }
         var failures = 0
         while true {
@@ -65,8 +61,23 @@ package enum LambdaHost {
             guard next.status == 200, let id = next.headers["lambda-runtime-aws-request-id"],
                   id.utf8.allSatisfy({ ASCII.isIdentifier($0) || $0 == 45 }), !id.isEmpty else { continue }
             if let trace = next.headers["lambda-runtime-trace-id"] { setenv("_X_AMZN_TRACE_ID", trace, 1) } else { unsetenv("_X_AMZN_TRACE_ID") }
-            let logger = Logger(function: H.name, level: config.logLevel)
             let target = base + "/invocation/\(id)"
+            if prepared == nil {
+                let ready = LambdaSecrets.resolve(process.environment, transport: transport)
+                    .mapError { InitFailure(message: "\($0.variable) \($0.problem)") }.flatMap(prepare)
+                switch ready {
+                case .success(let ready): prepared = ready
+                case .failure(let failure):
+                    let message = failure.message
+                    // The invocation fails with the reason and the process ends: Lambda starts another.
+                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
+                                                 errorType: "Runtime.ConfigurationError"))
+                    Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
+                    return 1
+                }
+            }
+            let (config, services) = prepared!
+            let logger = Logger(function: H.name, level: config.logLevel)
             let invocation = deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
                 .map { services.bounded(byDeadline: $0) } ?? services
             switch LambdaEvent.parse(next.body) {
@@ -95,6 +106,25 @@ package enum LambdaHost {
                 _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name): \(reason)"),
                                                                   "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
             }
+        }
+    }
+
+    /// Why a process cannot serve (no secret in it).
+    struct InitFailure: Error { var message: String }
+
+    /// The configuration and the services from `environment`, or why not.
+    private static func prepare(_ environment: [String: String]) -> Result<(config: Config, services: Services), InitFailure> {
+        do {
+            let config = try Config.load(from: environment, workingDirectory: nil)
+            if config.store == .unset {
+                throw Config.Error(variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
+            }
+            if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
+                throw Config.Error(variable: "STORE_URL", problem: "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)")
+            }
+            return .success((config, try Services.live(config: config)))
+        } catch {
+            return .failure(InitFailure(message: (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
         }
     }
 

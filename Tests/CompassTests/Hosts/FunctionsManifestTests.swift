@@ -195,20 +195,31 @@ extension HostSetup {
                 }
             }
             for variable in function.environment {
-                #expect(block.contains("\(variable): !Ref \(SAMTemplate.parameterName(variable))"), "\(function.name): \(variable)")
+                #expect(block.contains("\(SAMTemplate.environmentName(for: variable)): !Ref \(SAMTemplate.parameter(for: variable))"),
+                        "\(function.name): \(variable)")
+                // A secret is never a plain environment variable: the function gets the secret's
+                // ARN, the extension that reads it, and the right to read that secret.
+                if SAMTemplate.secrets.contains(variable) {
+                    #expect(!block.contains("          \(variable): "), "\(function.name): \(variable) in the environment")
+                    #expect(block.contains("- !Ref SecretsExtensionLayerArn") && block.contains("Action: \"secretsmanager:GetSecretValue\""))
+                    #expect(block.contains("!Ref \(SAMTemplate.secretParameterName(variable))\n")
+                            || block.contains("!Ref \(SAMTemplate.secretParameterName(variable)), !Ref \"AWS::NoValue\"]"), "\(function.name): \(variable)")
+                }
             }
             #expect(block.contains("Timeout: \(function.schedule == nil ? min(function.timeoutSeconds, 29) : function.timeoutSeconds)"))
             #expect(block.contains("Type: \"Schedule\"") == (function.schedule != nil), "\(function.name)")
         }
         #expect(text.contains("Schedule: \"rate(1 minute)\""))
         for name in ["graph-sandbox", "dev-console", "GraphSandbox", "DevConsole"] { #expect(!text.contains(name)) }
-        // Every secret is NoEcho; every required variable has no default, the others default to empty.
+        // A secret's parameter is the ARN of its secret; every required variable has no default,
+        // the others default to empty.
         for variable in Set(manifest.functions.flatMap(\.environment)) {
-            let start = try #require(text.range(of: "  \(SAMTemplate.parameterName(variable)):\n"))
-            let block = text[start.upperBound...].prefix(200).split(separator: "\n").prefix(4).joined(separator: "\n")
-            #expect(block.contains("NoEcho: true") == SAMTemplate.secrets.contains(variable), "\(variable)")
+            let start = try #require(text.range(of: "  \(SAMTemplate.parameter(for: variable)):\n"))
+            let block = text[start.upperBound...].prefix(300).split(separator: "\n").prefix(4).joined(separator: "\n")
+            #expect(block.contains("ARN of the Secrets Manager secret") == SAMTemplate.secrets.contains(variable), "\(variable)")
             #expect(block.contains("Default: \"\"") != SAMTemplate.required.contains(variable), "\(variable)")
         }
+        #expect(SAMTemplate.secrets.contains("STORE_URL"))
         #expect(SAMTemplate.required.isSubset(of: Config.variables) && SAMTemplate.secrets.isSubset(of: Config.variables))
         #expect(SAMTemplate.scheduleExpression("15 3 * * *") == "cron(15 3 * * ? *)")
         #expect(SAMTemplate.scheduleExpression("0 6 * * 1") == "cron(0 6 ? * 1 *)")

@@ -98,7 +98,7 @@ struct LambdaFunction {
     static let jwtSecret = "lambda-jwt-secret-0123456789abcdef0123"
 
     static func start(_ name: String, emulator: LambdaEmulator, store: String? = nil, environment extra: [String: String] = [:],
-                      folder shared: URL? = nil) throws -> LambdaFunction {
+                      removing: [String] = [], folder shared: URL? = nil) throws -> LambdaFunction {
         // Not under /tmp (where a clone may live too): a Lambda host refuses a file store there.
         let folder = shared ?? URL(fileURLWithPath: "/var/tmp/compass-lambda-tests/\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -110,7 +110,7 @@ struct LambdaFunction {
             "META_DIALOG_URL": "https://www.facebook.com", "OAUTH_REDIRECT_BASE_URL": "https://compass.example",
             "COMPASS_JWT_SECRET": jwtSecret, "CREDENTIALS_KEY": Data(Crypto.randomBytes(32)).base64EncodedString(),
             "CRON_SECRET": "cron-secret-0123456789abcdef", "STORE_URL": store ?? "file://\(folder.path)/store", "LOG_LEVEL": "error",
-        ].merging(extra) { _, new in new }
+        ].merging(extra) { _, new in new }.filter { !removing.contains($0.key) }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -253,6 +253,93 @@ struct LambdaFunction {
         let outcomes = emulator.outcomes(["s1", "s2"])
         #expect(outcomes["s1"]?.kind == "response" && outcomes["s1"]?.json["tokens"] != nil, "\(String(describing: outcomes["s1"]))")
         #expect(outcomes["s2"]?.json["statusCode"] as? Int == 401)
+    }
+
+    /// The AWS Parameters and Secrets Lambda Extension as AWS documents it: `GET
+    /// /secretsmanager/get?secretId=ID` and `GET /systemsmanager/parameters/get?name=N&withDecryption=true`
+    /// with the session token in `X-Aws-Parameters-Secrets-Token` (anything else is refused), the
+    /// answers in the shapes of GetSecretValue and GetParameter, and nothing during INIT (the
+    /// extension answers only while an invocation runs).
+    final class SecretsExtension: @unchecked Sendable {
+        let server: LoopbackServer
+        let invoking = Mutex(false)
+        let calls = Mutex(0)
+        init(token: String, secrets: [String: String], parameters: [String: String]) throws {
+            let box = Box()
+            server = try LoopbackServer(headers: { method, target, headers, _ in
+                let extensionState = box.value!
+                extensionState.calls.withLock { $0 += 1 }
+                guard extensionState.invoking.withLock({ $0 }) else { return HTTPResponse(status: 400, body: Array("not ready: INIT".utf8)) }
+                guard method == "GET", headers["x-aws-parameters-secrets-token"] == token else {
+                    return HTTPResponse(status: 401, body: Array("missing or wrong X-Aws-Parameters-Secrets-Token".utf8))
+                }
+                let parts = target.split(separator: "?", maxSplits: 1)
+                let query = QueryParameters(parsing: parts.count > 1 ? parts[1] : "")
+                switch parts.first {
+                case "/secretsmanager/get":
+                    guard let id = query.single("secretId"), let value = secrets[id] else { return HTTPResponse(status: 400, body: Array("ResourceNotFoundException".utf8)) }
+                    return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: JSON.encode(JSONValue.object([
+                        "ARN": .string(id), "Name": .string(String(id.split(separator: ":").last ?? "")), "SecretString": .string(value),
+                        "VersionId": "v1", "VersionStages": .array(["AWSCURRENT"]), "CreatedDate": "2026-12-01T00:00:00Z",
+                    ])))
+                case "/systemsmanager/parameters/get":
+                    guard query.single("withDecryption") == "true", let name = query.single("name"), let value = parameters[name] else {
+                        return HTTPResponse(status: 400, body: Array("ParameterNotFound".utf8))
+                    }
+                    return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: JSON.encode(JSONValue.object([
+                        "Parameter": .object(["Name": .string(name), "Type": "SecureString", "Value": .string(value), "Version": .int(1)]),
+                    ])))
+                default:
+                    return HTTPResponse(status: 404, body: [])
+                }
+            })
+            box.value = self
+        }
+        private final class Box: @unchecked Sendable { var value: SecretsExtension? }
+    }
+
+    /// Secrets from Secrets Manager and Parameter Store, never in the function's environment: read
+    /// at the first invocation through the extension; a refused read fails that invocation naming
+    /// the variable, never a value.
+    @Test func secretsAreReadThroughTheExtensionAtTheFirstInvocation() throws {
+        let storeFolder = "/var/tmp/compass-lambda-tests/secrets-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: storeFolder) }
+        let arn = "arn:aws:secretsmanager:eu-west-1:000000000000:secret:compass/meta-app-secret-AbCdEf"
+        let extensionServer = try SecretsExtension(token: "session-token-1", secrets: [arn: World.appSecret],
+                                                   parameters: ["/compass/store-url": "file://\(storeFolder)/store"])
+        defer { extensionServer.server.stop() }
+        let environment = ["META_APP_SECRET_SECRET_ID": arn, "STORE_URL_SECRET_ID": "ssm:/compass/store-url",
+                           "AWS_SESSION_TOKEN": "session-token-1", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": String(extensionServer.server.port)]
+        let emulator = try LambdaEmulator()
+        defer { emulator.server.stop() }
+        let function = try LambdaFunction.start("connect", emulator: emulator, environment: environment, removing: ["META_APP_SECRET", "STORE_URL"])
+        defer { function.stop() }
+        usleep(300_000)
+        #expect(emulator.initError == nil && function.process.isRunning, "\(emulator.initError ?? "")")
+        extensionServer.invoking.withLock { $0 = true }
+        emulator.invoke("k1", Self.httpEvent("GET", "/api/connect/meta", tenant: "tenant_one"))
+        emulator.invoke("k2", Self.httpEvent("GET", "/api/connect/meta", tenant: "tenant_two"))
+        let outcomes = emulator.outcomes(["k1", "k2"])
+        #expect(outcomes["k1"]?.json["statusCode"] as? Int == 302, "\(String(describing: outcomes["k1"]))")
+        #expect(outcomes["k2"]?.json["statusCode"] as? Int == 302)
+        // Read once for the process, and the states are in the store the parameter names.
+        #expect(extensionServer.calls.withLock { $0 } == 2)
+        #expect(FileManager.default.fileExists(atPath: storeFolder + "/store"))
+
+        // A token the extension refuses: the first invocation fails naming the variable.
+        let refused = try LambdaEmulator()
+        defer { refused.server.stop() }
+        let other = try LambdaFunction.start("settings", emulator: refused, environment: environment.merging(["AWS_SESSION_TOKEN": "stale"]) { _, new in new },
+                                             removing: ["META_APP_SECRET", "STORE_URL"])
+        defer { other.stop() }
+        refused.invoke("r1", Self.httpEvent("GET", "/api/connect/meta/settings", tenant: "tenant_one"))
+        let failed = refused.outcome("r1")
+        #expect(failed?.kind == "error" && failed?.json["errorType"] as? String == "Runtime.ConfigurationError", "\(String(describing: failed))")
+        #expect((failed?.json["errorMessage"] as? String)?.contains("_SECRET_ID could not be read: the Parameters and Secrets extension answered HTTP 401") == true,
+                "\(String(describing: failed))")
+        #expect(failed?.body.contains(World.appSecret) == false)
+        other.process.waitUntilExit()
+        #expect(other.process.terminationStatus == 1)
     }
 
     @Test func anUnusableConfigurationIsAnInitError() throws {

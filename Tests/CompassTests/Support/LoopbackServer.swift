@@ -13,12 +13,18 @@ import Glibc
 /// in-process Graph sandbox on the network so the built executables reach it with libcurl.
 final class LoopbackServer: @unchecked Sendable {
     typealias Handler = @Sendable (_ method: String, _ target: String, _ body: [UInt8]) -> HTTPResponse
+    /// A handler that sees the request's headers too (names lower-cased).
+    typealias HeaderHandler = @Sendable (_ method: String, _ target: String, _ headers: [String: String], _ body: [UInt8]) -> HTTPResponse
 
     let port: Int
     private let listener: Int32
-    private let handler: Handler
+    private let handler: HeaderHandler
 
-    init(handler: @escaping Handler) throws {
+    convenience init(handler: @escaping Handler) throws {
+        try self.init(headers: { method, target, _, body in handler(method, target, body) })
+    }
+
+    init(headers handler: @escaping HeaderHandler) throws {
         self.handler = handler
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
@@ -72,17 +78,19 @@ final class LoopbackServer: @unchecked Sendable {
         let lines = head.components(separatedBy: "\r\n")
         let requestLine = lines[0].split(separator: " ")
         guard requestLine.count >= 2 else { return }
-        let length = lines.dropFirst().compactMap { line -> Int? in
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
             let parts = line.split(separator: ":", maxSplits: 1)
-            return parts.count == 2 && parts[0].lowercased() == "content-length" ? Int(parts[1].trimmed) : nil
-        }.first ?? 0
+            if parts.count == 2 { headers[parts[0].lowercased()] = String(parts[1]).trimmed }
+        }
+        let length = headers["content-length"].flatMap { Int($0) } ?? 0
         var body = Array(buffer[(headerEnd! + 4)...])
         while body.count < length {
             let count = recv(client, &chunk, chunk.count, 0)
             if count <= 0 { return }
             body += chunk[0..<count]
         }
-        let response = handler(String(requestLine[0]), String(requestLine[1]), body)
+        let response = handler(String(requestLine[0]), String(requestLine[1]), headers, body)
         var text = "HTTP/1.1 \(response.status) \(CGIResponse.reason(response.status))\r\nConnection: close\r\n"
         for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
         text += "Content-Length: \(response.body.count)\r\n\r\n"
