@@ -86,6 +86,14 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         return out + rest
     }
 
+    /// A connection to another machine without TLS (libpq's default `sslmode=prefer` falls back
+    /// to plain text when the server offers no TLS): worth a warning at start. A Unix socket's
+    /// folder or a loopback address is this machine.
+    static func warnsOfPlainText(host: String, encrypted: Bool) -> Bool {
+        guard !encrypted, !host.isEmpty, !host.hasPrefix("/") else { return false }
+        return host != "localhost" && !host.hasPrefix("127.") && host != "::1"
+    }
+
     /// The schema's version this build writes; `migrate` brings an older one up to it.
     package static let schemaVersion = 1
 
@@ -424,6 +432,11 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 .flatMap { _ in run(link, migrationSQL, [], end) }
                 .flatMap { _ in run(link, setUp, timeout, end) }
             if case .failure(let error) = made { return .failure(error) }
+        }
+        let host = String(cString: compass_pq_host(link.handle))
+        if Self.warnsOfPlainText(host: host, encrypted: compass_pq_ssl_in_use(link.handle) != 0) {
+            // Once a connection: the password and every record would cross the network in clear.
+            Logger(function: "store", level: .warn).warn("postgres_without_tls", ["host": .string(host)])
         }
         return .success(link)
     }

@@ -32,6 +32,8 @@ static struct {
     char *(*getvalue)(const void *, int, int);
     void (*clear)(void *);
     int (*transaction_status)(const void *);
+    int (*ssl_in_use)(const void *);
+    char *(*host)(const void *);
     int loaded;
 } pq;
 
@@ -62,10 +64,12 @@ static void load(void) {
     pq.getvalue = dlsym(lib, "PQgetvalue");
     pq.clear = dlsym(lib, "PQclear");
     pq.transaction_status = dlsym(lib, "PQtransactionStatus");
+    pq.ssl_in_use = dlsym(lib, "PQsslInUse");
+    pq.host = dlsym(lib, "PQhost");
     pq.loaded = pq.connect_start && pq.connect_poll && pq.status && pq.error_message && pq.finish && pq.socket &&
                 pq.set_nonblocking && pq.set_notice_processor && pq.send_query_params && pq.flush && pq.consume_input && pq.is_busy &&
                 pq.get_result && pq.result_status && pq.result_error_field && pq.ntuples && pq.nfields &&
-                pq.getisnull && pq.getlength && pq.getvalue && pq.clear && pq.transaction_status;
+                pq.getisnull && pq.getlength && pq.getvalue && pq.clear && pq.transaction_status && pq.ssl_in_use && pq.host;
 }
 
 int compass_pq_load(void) {
@@ -128,6 +132,13 @@ void *compass_pq_connect(const char *conninfo, int timeout_ms, int *timed_out) {
 int compass_pq_connected(void *conn) { return conn && pq.status(conn) == 0; /* CONNECTION_OK */ }
 
 int compass_pq_idle(void *conn) { return conn && pq.transaction_status(conn) == 0; /* PQTRANS_IDLE */ }
+
+int compass_pq_ssl_in_use(void *conn) { return conn && pq.ssl_in_use(conn); }
+
+const char *compass_pq_host(void *conn) {
+    const char *host = conn ? pq.host(conn) : NULL;
+    return host ? host : "";
+}
 
 const char *compass_pq_connection_error(void *conn) {
     if (!conn) return "libpq (libpq.so.5) could not be loaded";

@@ -11,7 +11,8 @@ extension HostSetup {
         var lines = [
             "# Generated from functions.json by compass-dev nginx-config. Do not edit.",
             "pid \(dataDirectory)/nginx.pid;",
-            "error_log \(dataDirectory)/nginx-error.log warn;",
+            // At `crit`: nginx's errors quote the request line, with the callback's code and state.
+            "error_log \(dataDirectory)/nginx-error.log crit;",
             "events { worker_connections 512; }",
             "http {",
             "    access_log off;",

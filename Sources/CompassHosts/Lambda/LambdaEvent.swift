@@ -38,15 +38,21 @@ package enum LambdaEvent: Equatable {
             } else {
                 for (name, value) in event["headers"]?.object ?? [:] { if let text = value.string { headers.append((name, text)) } }
             }
+            // API Gateway decodes the query's names and values; a load balancer passes them as
+            // the client sent them, percent-encoded (AWS's "Lambda functions as targets"), so
+            // they are decoded here first.
+            let loadBalancer = event["requestContext"]?["elb"] != nil
+            func plain(_ text: String) -> String { loadBalancer ? QueryParameters.decode(text) : text }
             var query = QueryParameters()
             if let values = event["multiValueQueryStringParameters"]?.object {
-                for name in values.keys.sorted() { for item in values[name]?.array ?? [] { if let text = item.string { query.append(name, text) } } }
+                for name in values.keys.sorted() {
+                    for item in values[name]?.array ?? [] { if let text = item.string { query.append(plain(name), plain(text)) } }
+                }
             } else {
                 for name in (event["queryStringParameters"]?.object ?? [:]).keys.sorted() {
-                    if let text = event["queryStringParameters"]?[name]?.string { query.append(name, text) }
+                    if let text = event["queryStringParameters"]?[name]?.string { query.append(plain(name), plain(text)) }
                 }
             }
-            let loadBalancer = event["requestContext"]?["elb"] != nil
             return httpEvent(method: method, path: event["path"]?.string ?? "/", query: query.encoded, headers: headers, body: event,
                         sourceIp: event["requestContext"]?["identity"]?["sourceIp"]?.string,
                         shape: loadBalancer ? .loadBalancer(multiValue: multi) : .restV1(multiValue: multi))

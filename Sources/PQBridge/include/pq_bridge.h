@@ -15,6 +15,10 @@ int compass_pq_connected(void *conn);
 /// 1 when the connection is idle outside any transaction (PQtransactionStatus is PQTRANS_IDLE):
 /// the only state in which a kept connection may serve the next call.
 int compass_pq_idle(void *conn);
+/// 1 when the connection is encrypted (PQsslInUse).
+int compass_pq_ssl_in_use(void *conn);
+/// The host the connection reached (PQhost: a name, an address, or a Unix socket's folder).
+const char *compass_pq_host(void *conn);
 /// The connection's last error message (libpq's words; no password is in them).
 const char *compass_pq_connection_error(void *conn);
 void compass_pq_finish(void *conn);

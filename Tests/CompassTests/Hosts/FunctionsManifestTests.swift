@@ -157,6 +157,15 @@ extension HostSetup {
         #expect(!config.contains("COMPASS_JWT_SECRET") && !config.contains("SCRIPT_FILENAME"))
         #expect(config.contains("fastcgi_pass unix:/srv/data/fastcgi/send-event.sock;"))
     }
+
+    /// nginx's errors quote the request line (the callback's code and state in its query): its
+    /// error log keeps only what is critical, and it has no access log.
+    @Test func theLogsHoldNoQueryString() throws {
+        for fastCGI in [false, true] {
+            let config = try render(fastCGI: fastCGI)
+            #expect(config.contains("/nginx-error.log crit;") && config.contains("access_log off;"))
+        }
+    }
 }
 
 @Suite struct ApacheConfigTests {

@@ -191,6 +191,17 @@ struct LambdaFunction {
             return
         }
         #expect(albShape == .loadBalancer(multiValue: false))
+        // A load balancer passes the query as the client sent it, percent-encoded; API Gateway
+        // decodes it. Both become the same CGI query string.
+        let encodedByClient = #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a%2Bb%20c","e%3Dx":"1"},"requestContext":{"elb":{"targetGroupArn":"arn"}},"body":"","isBase64Encoded":false}"#
+        let decodedByGateway = #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a+b c","e=x":"1"},"requestContext":{"identity":{}},"body":null,"isBase64Encoded":false}"#
+        guard case .http(let fromALB, _, _) = LambdaEvent.parse(Array(encodedByClient.utf8)),
+              case .http(let fromGateway, _, _) = LambdaEvent.parse(Array(decodedByGateway.utf8)) else {
+            Issue.record("not HTTP events")
+            return
+        }
+        #expect(fromALB["QUERY_STRING"] == fromGateway["QUERY_STRING"], "\(fromALB["QUERY_STRING"] ?? "") vs \(fromGateway["QUERY_STRING"] ?? "")")
+        #expect(QueryParameters(parsing: fromALB["QUERY_STRING"] ?? "").single("q") == "a+b c")
         #expect(LambdaEvent.parse(Array(#"{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}"#.utf8)) == .schedule)
         #expect(LambdaEvent.parse(Array(#"{"source":"aws.scheduler","detail-type":"Scheduled Event"}"#.utf8)) == .schedule)
         guard case .unknown = LambdaEvent.parse(Array(#"{"Records":[{"eventSource":"aws:sqs"}]}"#.utf8)) else {

@@ -173,6 +173,17 @@ import Testing
         for secret in secrets { #expect(!answer.raw.contains(secret) && !answer.stderr.contains(secret), "\(answer.raw)\n\(answer.stderr)") }
     }
 
+    /// A connection to another machine in plain text is worth a warning line at start; this
+    /// machine (a Unix socket, loopback) or TLS is not.
+    @Test func plainTextToAnotherHostIsWarnedOf() throws {
+        #expect(PostgresStore.warnsOfPlainText(host: "db.internal.example", encrypted: false))
+        #expect(PostgresStore.warnsOfPlainText(host: "10.1.2.3", encrypted: false))
+        #expect(!PostgresStore.warnsOfPlainText(host: "db.internal.example", encrypted: true))
+        for local in ["127.0.0.1", "localhost", "::1", "/var/run/postgresql"] {
+            #expect(!PostgresStore.warnsOfPlainText(host: local, encrypted: false), "\(local)")
+        }
+    }
+
     /// The time `body` took, in milliseconds.
     func milliseconds(_ body: () -> Void) -> Int64 {
         let started = monotonicMilliseconds()
