@@ -100,3 +100,44 @@ extension DevTools {
         return Double(done) / max(elapsed, 0.001)
     }
 }
+
+extension DevTools {
+    /// `compass-dev audit TENANT`: what the store (`STORE_URL`) holds of the tenant's events, as
+    /// a JSON line: the events still queued and the dead letters (their event ids, opened with
+    /// the credentials key), and how many records could not be read: an outbox entry or dead
+    /// letter that does not decode or open, an integration or credential that does not decode.
+    /// `scripts/soak` counts an accepted event as lost only when it is neither delivered nor here.
+    package static func audit(tenant: String, environment: [String: String]) throws -> String {
+        let config = try Config.load(from: environment, workingDirectory: "/")
+        let records = RecordStore(store: try config.openStore())
+        let cipher = CredentialCipher(keys: try config.credentialCipher(), random: SecureRandom())
+        var corrupt = 0
+        func eventIds(_ prefix: String) throws -> [String] {
+            var ids: [String] = []
+            var cursor: String? = nil
+            repeat {
+                let page = try records.store.list(prefix: prefix, after: cursor, limit: 500)
+                for (key, value) in page.entries {
+                    let dedup = String(key.dropFirst(prefix.count))
+                    guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value),
+                          let event = try? entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher) else {
+                        corrupt += 1
+                        continue
+                    }
+                    ids.append(event.eventId)
+                }
+                cursor = page.cursor
+            } while cursor != nil
+            return ids
+        }
+        let queued = try eventIds(RecordKey.outboxPrefix(tenant)), dead = try eventIds(RecordKey.deadPrefix(tenant))
+        let integration = Result { () throws(StoreError) in try records.load(Integration.self, at: RecordKey.integration(tenant)) }
+        let credential = Result { () throws(StoreError) in try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) }
+        for failure in [integration.map { _ in () }, credential.map { _ in () }] {
+            if case .failure(.corrupt) = failure { corrupt += 1 }
+        }
+        return String(decoding: JSON.encode(JSONValue.object([
+            "queued": .array(queued.map(JSONValue.string)), "dead": .array(dead.map(JSONValue.string)), "corrupt": .int(Int64(corrupt)),
+        ])), as: UTF8.self)
+    }
+}

@@ -18,6 +18,8 @@ usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request
                                               print an nginx or Apache config (values from the environment)
        compass-dev sam-template FUNCTIONS_JSON print the AWS SAM template of the production functions
        compass-dev migrate                    create or upgrade the PostgreSQL schema of STORE_URL (idempotent)
+       compass-dev audit TENANT               the tenant's queued and dead-lettered event ids and unreadable
+                                              records in STORE_URL, as JSON (scripts/soak)
        compass-dev key                        print a new CREDENTIALS_KEY
        compass-dev secret                     print a new random secret
 """
@@ -121,6 +123,13 @@ case "sweep":
         print(try DevTools.sweep(environment: ProcessInfo.processInfo.environment, asOf: asOf))
     } catch {
         fail("sweep failed: \(error)")
+    }
+case "audit":
+    guard arguments.count == 2 else { fail(usage) }
+    do {
+        print(try DevTools.audit(tenant: arguments[1], environment: ProcessInfo.processInfo.environment))
+    } catch {
+        fail("audit failed: \(error)")
     }
 case "key":
     print(DevTools.newCredentialsKey())
