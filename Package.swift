@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Layers, one target each; SwiftPM keeps the arrows one-way (README, "How the code is laid out"):
+// Layers, one target each; SwiftPM keeps the arrows one-way (docs/architecture.md):
 //
 //   route executables -> CompassHosts -> CompassHandlers -> CompassMeta    -> CompassPlatform
 //                                                         -> CompassStorage -> CompassPlatform

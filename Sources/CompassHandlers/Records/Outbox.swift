@@ -25,7 +25,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     package var deadReason: String?
     /// The connector's own idempotency key of an event the caller gave no `eventId`: it is not
     /// in the payload, so that Meta deduplicates that event with the browser pixel's copy by
-    /// `event_name` with `fbp` or `external_id` (README, "Browser and server copies").
+    /// `event_name` with `fbp` or `external_id` (docs/api.md, "Browser and server copies").
     package var internalEventId: String?
 
     /// Associated data of the sealed event: a record copied under another tenant or event does

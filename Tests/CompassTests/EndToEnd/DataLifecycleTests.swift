@@ -189,7 +189,7 @@ extension DataLifecycleTests {
     }
 }
 
-/// What the file store holds per tenant and per queued event, measured (README, Storage).
+/// What the file store holds per tenant and per queued event, measured (docs/storage.md).
 @Suite struct StorageFootprintTests {
     static func bytes(under folder: String) -> (bytes: Int, files: Int) {
         let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []

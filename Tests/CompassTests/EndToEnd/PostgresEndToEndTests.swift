@@ -29,7 +29,7 @@ import Testing
         #expect(sent.status == 200, "\(sent.json)")
         #expect(try host.deliveredIds().contains("pg-flow-1"))
         #expect(try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")]).status == 200)
-        // The product's own code reads the integration with SQL, as the README shows.
+        // The product's own code reads the integration with SQL, as docs/storage.md shows.
         let row = try server.psql(PostgresServer.database(of: url), """
             SELECT record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations WHERE tenant_id = 'tenant_pg'
             """)
