@@ -25,7 +25,7 @@ package enum CGIAdapter {
         return 0
     }
 
-    package struct Outcome {
+    package struct Answer {
         package var response: CGIResponse
         package var isHead: Bool
         package var bytes: [UInt8] { response.rendered(forHead: isHead) }
@@ -34,7 +34,7 @@ package enum CGIAdapter {
     /// One process, one request: the configuration and the services from the same environment
     /// that carries the request. Everything but the process itself: testable with any
     /// environment and descriptor.
-    package static func respond<H: Handler>(_ handler: H.Type, environment: [String: String], input: Int32) -> Outcome {
+    package static func respond<H: Handler>(_ handler: H.Type, environment: [String: String], input: Int32) -> Answer {
         let config: Config
         do {
             // Under a host the working directory is the host's choice: no default store there.
@@ -49,9 +49,9 @@ package enum CGIAdapter {
 
     /// The answer when the configuration itself is wrong: no request is served, and the one
     /// rule logs which variable (at info level: there is no LOG_LEVEL to go by).
-    static func misconfigured<H: Handler>(_ handler: H.Type, _ error: Config.Error, environment: [String: String]) -> Outcome {
+    static func misconfigured<H: Handler>(_ handler: H.Type, _ error: Config.Error, environment: [String: String]) -> Answer {
         let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
-        return Outcome(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
+        return Answer(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
     }
 
     /// Where a request's body comes from: the program's stdin (CGI), or what the host already
@@ -64,14 +64,14 @@ package enum CGIAdapter {
     /// One request served with services built before it (once per process in a host that
     /// stays warm): head, method check, body, handler, a log line.
     package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], body: Body,
-                                            services: Result<Services, any Error>, logger: Logger) -> Outcome {
+                                            services: Result<Services, any Error>, logger: Logger) -> Answer {
         let started = monotonicMilliseconds()
         var request: CGIRequest
         do {
             request = try CGIRequest.head(from: environment)
         } catch {
             logger.info("request_rejected", ["code": .string(error.code)])
-            return Outcome(response: .error(error), isHead: false)
+            return Answer(response: .error(error), isHead: false)
         }
         let limits = CGIRequest.Limits(maxBodyBytes: H.maxBodyBytes)
         if H.allows(request.method) {
@@ -85,7 +85,7 @@ package enum CGIAdapter {
             } catch {
                 logger.info("request_rejected", ["code": .string(error.code)])
                 if case .descriptor(let input) = body { CGIRequest.drainBody(environment: environment, descriptor: input) }
-                return Outcome(response: .error(error), isHead: request.isHead)
+                return Answer(response: .error(error), isHead: request.isHead)
             }
         } else if case .descriptor(let input) = body {
             // Answered without reading the body (405): read it away so the host gets the answer.
@@ -102,6 +102,6 @@ package enum CGIAdapter {
             "method": .string(request.method), "status": .int(response.status),
             "duration_ms": .int(Int(monotonicMilliseconds() - started)),
         ])
-        return Outcome(response: response, isHead: request.isHead)
+        return Answer(response: response, isHead: request.isHead)
     }
 }

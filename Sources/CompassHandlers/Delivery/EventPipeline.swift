@@ -316,14 +316,37 @@ package struct EventPipeline {
 
     // MARK: Drain
 
-    package struct DrainSummary: Codable, Sendable, Equatable {
+    package struct DrainSummary: Encodable, Sendable, Equatable {
+        /// Why a drain sent nothing; in an answer, as words.
+        package enum Skip: Encodable, Sendable, Equatable {
+            /// Another drain of the tenant holds the lease: it sends, this one leaves it alone.
+            case leaseHeld
+            /// No integration: the tenant's leftover events were deleted.
+            case notConnected
+            /// Connected, but its events must wait (needs_reauth, no pixel, no readable token).
+            case waiting(String)
+
+            package var reason: String {
+                switch self {
+                case .leaseHeld: "another drain holds the lease"
+                case .notConnected: "not connected"
+                case .waiting(let why): why
+                }
+            }
+
+            package func encode(to encoder: any Encoder) throws {
+                var container = encoder.singleValueContainer()
+                try container.encode(reason)
+            }
+        }
+
         package var sent = 0
         package var retried = 0
         package var dead = 0
         package var waiting = 0
         /// Queued copies of events delivered meanwhile by another copy: removed, not sent.
         package var duplicates = 0
-        package var skipped: String?
+        package var skipped: Skip?
         /// Queued or dead-lettered events of a tenant without an integration: deleted.
         package var removed = 0
         /// When the earliest event left in the outbox is to be tried next; nil when none is left
@@ -342,7 +365,7 @@ package struct EventPipeline {
         do {
             lease = try dependencies.store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds)
         } catch .alreadyExists {
-            summary.skipped = "another drain holds the lease"
+            summary.skipped = .leaseHeld
             return summary
         }
         defer { _ = try? dependencies.store.delete(leaseKey, ifVersion: lease) }
@@ -350,7 +373,7 @@ package struct EventPipeline {
         guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
             // Left by a send or a drain that raced a disconnect or a data deletion: nothing of a
             // tenant without an integration is kept, and it is not drained again.
-            summary.skipped = "not connected"
+            summary.skipped = .notConnected
             summary.removed = try removeEvents()
             if summary.removed > 0 { dependencies.logger.warn("events_of_disconnected_tenant_removed", ["events": .int(summary.removed)]) }
             return summary
@@ -361,7 +384,7 @@ package struct EventPipeline {
             cipher = try dependencies.cipher()
             switch try context(for: integration) {
             case .waiting(let why):
-                summary.skipped = why
+                summary.skipped = .waiting(why)
                 summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
                 return summary
             case .ready(let ready, _):
@@ -370,7 +393,7 @@ package struct EventPipeline {
         } catch let error as StoreError {
             throw error
         } catch {
-            summary.skipped = "cannot send: \(error)"
+            summary.skipped = .waiting("cannot send: \(error)")
             return summary
         }
 

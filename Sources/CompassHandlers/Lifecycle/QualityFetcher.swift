@@ -71,7 +71,8 @@ package struct QualityFetcher {
         package var left = 0
     }
 
-    private enum Outcome { case fetched, failed, stale, skipped }
+    /// What became of one tenant's due entry.
+    private enum TenantFetch { case fetched, failed, stale, skipped }
 
     package var now: Date { dependencies.clock.now }
     private var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix) }
@@ -128,7 +129,7 @@ package struct QualityFetcher {
     }
 
     /// One tenant: its figures fetched and kept, its entry moved on.
-    private func fetch(_ tenant: String, entry: String) -> Outcome {
+    private func fetch(_ tenant: String, entry: String) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
               integration.status == .connected, let pixel = integration.config.pixelId else {
@@ -144,7 +145,7 @@ package struct QualityFetcher {
             return .stale
         }
         let next: Date
-        let outcome: Outcome
+        let outcome: TenantFetch
         do {
             guard let credential = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0 else {
                 _ = try? dependencies.store.delete(entry)

@@ -52,7 +52,8 @@ package struct TokenRefresher {
         package var throttled = false
     }
 
-    package enum Outcome: Sendable {
+    /// What became of one tenant's token in a run.
+    package enum Renewal: Sendable {
         case unchanged, renewed, checked, needsReauth, failed, skipped, stale
     }
 
@@ -233,7 +234,7 @@ package struct TokenRefresher {
 
     /// One due entry of `tenant`, under its lease: the outcome, and whether its credential was
     /// sealed again under the current key.
-    package func refresh(_ tenant: String, entry: String) -> (Outcome, rotated: Bool) {
+    package func refresh(_ tenant: String, entry: String) -> (Renewal, rotated: Bool) {
         guard Tenant.isValidId(tenant) else { return (.skipped, false) }
         let records = dependencies.records
         guard let cipher = try? dependencies.cipher(), var graph = try? dependencies.graph() else { return (.failed, false) }
@@ -274,7 +275,7 @@ package struct TokenRefresher {
         }
 
         var updated = credential
-        let outcome: Outcome
+        let outcome: Renewal
         // Only Graph calls in here: anything else that could fail must be handled before.
         do throws(GraphFailure) {
             // A system-user token is never exchanged (it does not expire): only checked.

@@ -10,7 +10,8 @@ package struct CallbackHandler: Handler {
     package static let methods = ["GET"]
     package let dependencies: Dependencies
 
-    package enum Outcome: String {
+    /// Where the browser lands: `?connected=meta`, or `?error=` with the raw value.
+    package enum Landing: String {
         case connected
         case denied = "meta_denied"
         case stateInvalid = "meta_state_invalid"
@@ -29,7 +30,7 @@ package struct CallbackHandler: Handler {
         return .redirect(to: "\(base)/settings/integrations?\(query)")
     }
 
-    private func complete(_ request: CGIRequest) -> Outcome {
+    private func complete(_ request: CGIRequest) -> Landing {
         let logger = dependencies.logger
         let session: Session
         do {

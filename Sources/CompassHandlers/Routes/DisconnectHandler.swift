@@ -10,7 +10,7 @@ package struct DisconnectHandler: Handler {
     package static let methods = ["POST"]
     package let dependencies: Dependencies
 
-    package struct Result: Encodable, Equatable {
+    package struct Answer: Encodable, Equatable {
         package var disconnected: Bool
         package var revokedAtMeta: Bool
         /// Why the token was not revoked, when it was not.
@@ -30,7 +30,7 @@ package struct DisconnectHandler: Handler {
         let credential = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
         let integration = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant))?.0
 
-        var result = Result(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
+        var result = Answer(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
         if let credential {
             result = revoke(credential, tenant: tenant)
         } else {
@@ -47,8 +47,8 @@ package struct DisconnectHandler: Handler {
     /// grant of the same Meta user: Meta's revoke is per user and would cut that tenant off too.
     /// A system user (Facebook Login for Business) belongs to one connection and is never
     /// treated as shared.
-    private func revoke(_ credential: IntegrationCredential, tenant: String) -> Result {
-        var result = Result(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
+    private func revoke(_ credential: IntegrationCredential, tenant: String) -> Answer {
+        var result = Answer(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
         let logger = dependencies.logger
         do {
             let others = try dependencies.store.list(prefix: RecordKey.metaUserPrefix(credential.metaUserId), after: nil, limit: 2)

@@ -103,7 +103,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
                 let result = try pipeline.drain()
                 let now = dependencies.clock.now
                 let next: Date?
-                if result.skipped == "another drain holds the lease" {
+                if result.skipped == .leaseHeld {
                     continue
                 } else if result.skipped != nil {
                     next = result.waiting > 0 ? now.addingTimeInterval(Self.waitingRecheck) : nil

@@ -14,7 +14,7 @@ package struct SendEventHandler: Handler {
     package static let maxEvents = 10_000
     package let dependencies: Dependencies
 
-    package struct Result: Encodable {
+    package struct Answer: Encodable {
         package struct Rejection: Encodable {
             package var index: Int
             package var eventId: String?
@@ -51,7 +51,7 @@ package struct SendEventHandler: Handler {
             }
         }
 
-        var result = Result(status: "sent")
+        var result = Answer(status: "sent")
         var valid: [(index: Int, event: NormalizedEvent)] = []
         var seen: Set<String> = []
         let now = dependencies.clock.now
@@ -59,7 +59,7 @@ package struct SendEventHandler: Handler {
             let (outcome, input) = inputs.normalize(index, tenantId: tenant, now: now)
             switch outcome {
             case .success(let event):
-                result.warnings += event.warnings.map { Result.Warning(index: index, message: $0) }
+                result.warnings += event.warnings.map { Answer.Warning(index: index, message: $0) }
                 if !dryRun && !seen.insert(event.dedupKey).inserted {
                     result.duplicates += 1
                     continue
@@ -100,7 +100,7 @@ package struct SendEventHandler: Handler {
     }
 
     private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
-                      into result: inout Result) throws {
+                      into result: inout Answer) throws {
         let events = items.map(\.event)
         // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry, and the
         // claims are released so that the retry can send.
@@ -143,7 +143,7 @@ package struct SendEventHandler: Handler {
         result.rejected.sort { $0.index < $1.index }
     }
 
-    package static func status(_ result: Result, total: Int) -> (name: String, http: Int) {
+    package static func status(_ result: Answer, total: Int) -> (name: String, http: Int) {
         if result.queued > 0 { return ("queued", 202) }
         if !result.rejected.isEmpty {
             return result.rejected.count == total ? ("rejected", 422) : ("partial", 207)
@@ -182,7 +182,7 @@ package struct SendEventHandler: Handler {
         var count: Int { tape == nil ? values.count : tokens.count }
 
         /// The event at `index` normalized, and its value when the general path read it.
-        func normalize(_ index: Int, tenantId: String, now: Date) -> (Swift.Result<NormalizedEvent, EventRejection>, JSONValue?) {
+        func normalize(_ index: Int, tenantId: String, now: Date) -> (Result<NormalizedEvent, EventRejection>, JSONValue?) {
             if let tape {
                 if let event = EventFastPath.normalize(tape, at: tokens[index], now: now, workspace: workspace) { return (.success(event), nil) }
                 let value = (try? JSONParser.parse(tape.valueBytes(tokens[index]))) ?? .null
@@ -216,7 +216,7 @@ package struct SendEventHandler: Handler {
 
     /// The exact request bodies that would go to Meta, the events' payload bytes copied in: a
     /// large batch costs one pass over its bytes. Keys in sorted order, as every answer has them.
-    private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Result) -> CGIResponse {
+    private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Answer) -> CGIResponse {
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(256) { $0 + $1.payloadJSON.count + 1 })
         out.append(literal: #"{"payloads":["#)
