@@ -369,104 +369,17 @@ package struct EventPipeline {
             return summary
         }
         defer { _ = try? dependencies.store.delete(leaseKey, ifVersion: lease) }
-
-        guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
-            // Left by a send or a drain that raced a disconnect or a data deletion: nothing of a
-            // tenant without an integration is kept, and it is not drained again.
-            summary.skipped = .notConnected
-            summary.removed = try removeEvents()
-            if summary.removed > 0 { dependencies.logger.warn("events_of_disconnected_tenant_removed", ["events": .int(summary.removed)]) }
-            return summary
-        }
-        let delivery: EventDelivery
-        let cipher: CredentialCipher
-        do {
-            cipher = try dependencies.cipher()
-            switch try context(for: integration) {
-            case .waiting(let why):
-                summary.skipped = .waiting(why)
-                summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
-                return summary
-            case .ready(let ready, _):
-                delivery = ready
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            summary.skipped = .waiting("cannot send: \(error)")
-            return summary
-        }
-
+        guard let (delivery, integration, cipher) = try drainContext(&summary) else { return summary }
         var cursor: String? = nil
         repeat {
             let page = try dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: cursor, limit: EventDelivery.batchLimit)
             cursor = page.cursor
-            var due: [(key: String, version: UInt64, entry: OutboxEntry, event: NormalizedEvent)] = []
-            for (key, value) in page.entries {
-                let dedup = String(key.dropFirst(RecordKey.outboxPrefix(tenant).count))
-                guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value) else {
-                    dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key)])
-                    continue
-                }
-                if entry.isOutsideMetaWindow(now: now) {
-                    try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
-                    summary.dead += 1
-                } else if entry.nextAttemptAt <= now {
-                    let event: NormalizedEvent
-                    do {
-                        event = try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)
-                    } catch {
-                        // Sealed under a key no longer configured, or altered: it stays for an operator.
-                        dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key), "error": .string("\(error)")])
-                        continue
-                    }
-                    // The same claim as a direct send: a copy delivered meanwhile is not sent again.
-                    switch try claimQueued(dedup) {
-                    case .claimed: due.append((key, value.version, entry, event))
-                    case .duplicate:
-                        _ = try? dependencies.store.delete(key, ifVersion: value.version)
-                        summary.duplicates += 1
-                    case .pending:
-                        summary.waiting += 1
-                        summary.next(now.addingTimeInterval(60))
-                    }
-                } else {
-                    summary.waiting += 1
-                    summary.next(entry.nextAttemptAt)
-                }
-            }
+            let due = try takeDue(page.entries, cipher: cipher, into: &summary)
             guard !due.isEmpty else { continue }
             let report = delivery.deliver(due.map(\.event))
-            for index in report.sent {
-                _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
-            }
-            settle(report.sent.map { due[$0].event }, as: .sent)
-            summary.sent += report.sent.count
-            for rejection in report.rejected {
-                try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
-                               reason: "\(rejection.code): \(rejection.message)")
-                summary.dead += 1
-            }
+            try settleDelivered(report, of: due, into: &summary)
             if let failure = report.failure {
-                // A pixel Meta cannot reach is not the events' fault: they wait (hourly) without
-                // using up their attempts, until Meta's window ends.
-                let waitingForPixel = failure.isPixelRefusal
-                for index in report.deferred {
-                    var entry = due[index].entry
-                    if !waitingForPixel { entry.attempts += 1 }
-                    entry.lastError = "\(failure.kind)"
-                    if entry.attempts >= Self.maxAttempts {
-                        try deadLetter(entry, key: due[index].key, version: due[index].version, reason: "max_attempts")
-                        summary.dead += 1
-                        continue
-                    }
-                    let backoff = waitingForPixel ? 3600 : min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
-                    entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
-                    _ = try? records.replace(entry, at: due[index].key, version: due[index].version)
-                    settle([due[index].event], as: .queued)
-                    summary.retried += 1
-                    summary.next(entry.nextAttemptAt)
-                }
+                try deferAfter(failure, report.deferred.map { due[$0] }, into: &summary)
                 // Pages not read after the failure may hold events due now: a minute from now.
                 if cursor != nil { summary.next(now.addingTimeInterval(60)) }
                 markNeedsReauthIfRefused(failure, delivery: delivery)
@@ -478,6 +391,115 @@ package struct EventPipeline {
             recordDelivery(report.sent.map { due[$0].event }, failure: nil)
         } while cursor != nil
         return summary
+    }
+
+    /// A queued event taken by a drain: its record, the version read, and the event opened.
+    private typealias DueEvent = (key: String, version: UInt64, entry: OutboxEntry, event: NormalizedEvent)
+
+    /// What the drain sends with, or nil with `summary` saying why it sends nothing. A tenant
+    /// without an integration (left by a send or a drain that raced a disconnect or a data
+    /// deletion) keeps nothing and is not drained again.
+    private func drainContext(_ summary: inout DrainSummary) throws(StoreError) -> (EventDelivery, Integration, CredentialCipher)? {
+        guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
+            summary.skipped = .notConnected
+            summary.removed = try removeEvents()
+            if summary.removed > 0 { dependencies.logger.warn("events_of_disconnected_tenant_removed", ["events": .int(summary.removed)]) }
+            return nil
+        }
+        do {
+            let cipher = try dependencies.cipher()
+            switch try context(for: integration) {
+            case .waiting(let why):
+                summary.skipped = .waiting(why)
+                summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
+                return nil
+            case .ready(let delivery, _):
+                return (delivery, integration, cipher)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            summary.skipped = .waiting("cannot send: \(error)")
+            return nil
+        }
+    }
+
+    /// The entries of one page that are due, opened and claimed; the others counted as waiting,
+    /// dead-lettered (past Meta's window) or removed (a copy was delivered meanwhile).
+    private func takeDue(_ entries: [(key: String, value: Versioned)], cipher: CredentialCipher,
+                         into summary: inout DrainSummary) throws(StoreError) -> [DueEvent] {
+        var due: [DueEvent] = []
+        for (key, value) in entries {
+            let dedup = String(key.dropFirst(RecordKey.outboxPrefix(tenant).count))
+            guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value) else {
+                dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key)])
+                continue
+            }
+            if entry.isOutsideMetaWindow(now: now) {
+                try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
+                summary.dead += 1
+            } else if entry.nextAttemptAt <= now {
+                let event: NormalizedEvent
+                do {
+                    event = try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)
+                } catch {
+                    // Sealed under a key no longer configured, or altered: it stays for an operator.
+                    dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key), "error": .string("\(error)")])
+                    continue
+                }
+                // The same claim as a direct send: a copy delivered meanwhile is not sent again.
+                switch try claimQueued(dedup) {
+                case .claimed: due.append((key, value.version, entry, event))
+                case .duplicate:
+                    _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                    summary.duplicates += 1
+                case .pending:
+                    summary.waiting += 1
+                    summary.next(now.addingTimeInterval(60))
+                }
+            } else {
+                summary.waiting += 1
+                summary.next(entry.nextAttemptAt)
+            }
+        }
+        return due
+    }
+
+    /// The events Meta took leave the outbox as sent; those it refused are dead-lettered.
+    private func settleDelivered(_ report: EventDelivery.Report, of due: [DueEvent], into summary: inout DrainSummary) throws(StoreError) {
+        for index in report.sent {
+            _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
+        }
+        settle(report.sent.map { due[$0].event }, as: .sent)
+        summary.sent += report.sent.count
+        for rejection in report.rejected {
+            try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
+                           reason: "\(rejection.code): \(rejection.message)")
+            summary.dead += 1
+        }
+    }
+
+    /// Events a failure deferred wait with a backoff, or are dead-lettered after their last
+    /// attempt. A pixel Meta cannot reach is not the events' fault: they wait (hourly) without
+    /// using up their attempts, until Meta's window ends.
+    private func deferAfter(_ failure: GraphFailure, _ deferred: [DueEvent], into summary: inout DrainSummary) throws(StoreError) {
+        let waitingForPixel = failure.isPixelRefusal
+        for taken in deferred {
+            var entry = taken.entry
+            if !waitingForPixel { entry.attempts += 1 }
+            entry.lastError = "\(failure.kind)"
+            if entry.attempts >= Self.maxAttempts {
+                try deadLetter(entry, key: taken.key, version: taken.version, reason: "max_attempts")
+                summary.dead += 1
+                continue
+            }
+            let backoff = waitingForPixel ? 3600 : min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
+            entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
+            _ = try? records.replace(entry, at: taken.key, version: taken.version)
+            settle([taken.event], as: .queued)
+            summary.retried += 1
+            summary.next(entry.nextAttemptAt)
+        }
     }
 
     /// The drain's claim of a queued event: from `queued` (or no state: queued by a copy that

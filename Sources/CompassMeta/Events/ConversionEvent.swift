@@ -120,173 +120,220 @@ package enum ConversionEvent {
     /// Every field is checked even after one fails, so a rejected event lists all its problems.
     private static func build(_ raw: JSONValue, tenantId: String, now: Date) throws -> NormalizedEvent {
         guard let input = raw.object else { throw reject("invalid_event", "An event must be a JSON object.") }
+        var draft = Draft(input)
+        let (name, source, time) = draft.core(now: now)
+        let sourceURL = draft.pageFields()
+        draft.userData(source: source, sourceURL: sourceURL, time: time)
+        draft.dataParts(name: name, source: source)
+        draft.messaging(name: name, source: source)
+        draft.otherFields()
+        let eventId = draft.eventId(raw, tenantId: tenantId)
+        guard draft.problems.isEmpty, let name, let source, let time, let eventId else {
+            throw EventRejection(problems: draft.problems)
+        }
+        draft.payload["event_name"] = .string(name)
+        draft.payload["event_time"] = .int(time)
+        draft.payload["action_source"] = .string(source)
+        let callerGaveId = draft.fields["event_id"] != nil
+        if callerGaveId { draft.payload["event_id"] = .string(eventId) }
+        var event = NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
+                                    payload: .object(draft.payload), matchKeys: draft.keys, warnings: draft.warnings)
+        event.payloadCarriesEventId = callerGaveId
+        return event
+    }
+
+    /// An event being checked: its fields by Meta's names, Meta's payload as it grows, and every
+    /// problem found so far, in the order the fields are checked.
+    private struct Draft {
+        var fields: [String: JSONValue] = [:]
         var problems: [EventRejection.Problem] = []
+        var payload: [String: JSONValue] = [:]
+        var warnings: [String] = []
+        var keys = MatchKeys()
+
+        /// The event's fields under Meta's names (either spelling taken); an unknown or
+        /// repeated one is a problem.
+        init(_ input: [String: JSONValue]) {
+            fields.reserveCapacity(input.count)
+            for key in input.keys.sorted() {
+                guard let canonical = topLevelKeys[key] ?? (topLevelKeys.values.contains(key) ? key : nil) else {
+                    let shown = String(key.prefix(40))
+                    problem(shown, "unknown_field", "Unknown event field \"\(shown)\".")
+                    continue
+                }
+                guard fields[canonical] == nil else {
+                    problem(canonical, "invalid_field", "\(canonical) is given twice.")
+                    continue
+                }
+                fields[canonical] = input[key]
+            }
+            payload.reserveCapacity(fields.count + 4)
+        }
+
+        mutating func problem(_ field: String, _ code: String, _ message: String) {
+            problems.append(.init(field: field, code: code, message: message))
+        }
+
         /// One field's checks: a problem is noted under `field` and the other fields go on.
-        func check<T>(_ field: String, _ body: () throws -> T) -> T? {
+        mutating func check<T>(_ field: String, _ body: (inout Draft) throws -> T) -> T? {
             do {
-                return try body()
+                return try body(&self)
             } catch let rejection as EventRejection {
-                problems.append(.init(field: field, code: rejection.code, message: rejection.message))
+                problem(field, rejection.code, rejection.message)
             } catch {
-                problems.append(.init(field: field, code: "invalid_field", message: "\(field) could not be read."))
+                problem(field, "invalid_field", "\(field) could not be read.")
             }
             return nil
         }
 
-        var fields: [String: JSONValue] = [:]
-        fields.reserveCapacity(input.count)
-        for key in input.keys.sorted() {
-            guard let canonical = topLevelKeys[key] ?? (topLevelKeys.values.contains(key) ? key : nil) else {
-                let shown = String(key.prefix(40))
-                problems.append(.init(field: shown, code: "unknown_field", message: "Unknown event field \"\(shown)\"."))
-                continue
-            }
-            guard fields[canonical] == nil else {
-                problems.append(.init(field: canonical, code: "invalid_field", message: "\(canonical) is given twice."))
-                continue
-            }
-            fields[canonical] = input[key]
-        }
-
-        let name = check("eventName") { () throws -> String in
-            guard let name = fields["event_name"]?.string?.trimmingWhitespace, !name.isEmpty, name.count <= 100 else {
-                throw reject("missing_field", "eventName is required (1 to 100 characters).")
-            }
-            return name
-        }
-        let source = check("actionSource") { () throws -> String in
-            guard let source = fields["action_source"]?.string, actionSources.contains(source) else {
-                throw reject("invalid_field", "actionSource must be one of \(actionSources.sorted().joined(separator: ", ")).")
-            }
-            return source
-        }
-        let time = check("eventTime") { () throws -> Int64 in
-            guard let time = fields["event_time"]?.integer else {
-                throw reject("missing_field", "eventTime is required: Unix time in seconds.")
-            }
-            let current = now.unixSeconds
-            if time > 100_000_000_000 { throw reject("invalid_field", "eventTime looks like milliseconds; Meta wants seconds.") }
-            if time > current + futureToleranceSeconds { throw reject("event_in_future", "eventTime is in the future.") }
-            let windowDays: Int64 = source == "physical_store" ? 62 : 7
-            if time < current - windowDays * 86_400 {
-                throw reject("event_too_old", "eventTime is older than Meta's \(windowDays)-day window.")
-            }
-            return time
-        }
-
-        var payload: [String: JSONValue] = [:]
-        payload.reserveCapacity(fields.count + 4)
-        var warnings: [String] = []
-        let sourceURL = check("eventSourceUrl") { try optionalURL(fields["event_source_url"], "eventSourceUrl") }
-        if let url = sourceURL ?? nil { payload["event_source_url"] = .string(url) }
-        if let referrer = check("referrerUrl", { try optionalURL(fields["referrer_url"], "referrerUrl") }) ?? nil {
-            payload["referrer_url"] = .string(referrer)
-        }
-        if let optOut = fields["opt_out"] {
-            _ = check("optOut") { () throws in
-                guard let flag = optOut.bool else { throw reject("invalid_field", "optOut must be true or false.") }
-                payload["opt_out"] = .bool(flag)
-            }
-        }
-
-        var keys = MatchKeys()
-        if var (userData, found) = check("userData", { try normalizeUserData(fields["user_data"], warnings: &warnings) }) {
-            if userData["fbc"] == nil, let url = sourceURL ?? nil, let time, let fbclid = fbclid(in: url) {
-                userData["fbc"] = .string("fb.1.\(time * 1000).\(fbclid)")
-                found.insert("fbc")
-            }
-            keys = found
-            _ = check("userData") { () throws in
-                guard !userData.isEmpty else {
-                    throw reject("no_user_data", "userData needs at least one customer information key Meta can match on.")
+        /// The name, the action source and the time, each checked (Meta's window by source).
+        mutating func core(now: Date) -> (String?, String?, Int64?) {
+            let name = check("eventName") { draft throws -> String in
+                guard let name = draft.fields["event_name"]?.string?.trimmingWhitespace, !name.isEmpty, name.count <= 100 else {
+                    throw reject("missing_field", "eventName is required (1 to 100 characters).")
                 }
-                if source == "website" && userData["client_user_agent"] == nil {
-                    throw reject("missing_field", "Website events need userData.client_user_agent.")
+                return name
+            }
+            let source = check("actionSource") { draft throws -> String in
+                guard let source = draft.fields["action_source"]?.string, actionSources.contains(source) else {
+                    throw reject("invalid_field", "actionSource must be one of \(actionSources.sorted().joined(separator: ", ")).")
+                }
+                return source
+            }
+            let time = check("eventTime") { draft throws -> Int64 in
+                guard let time = draft.fields["event_time"]?.integer else {
+                    throw reject("missing_field", "eventTime is required: Unix time in seconds.")
+                }
+                let current = now.unixSeconds
+                if time > 100_000_000_000 { throw reject("invalid_field", "eventTime looks like milliseconds; Meta wants seconds.") }
+                if time > current + futureToleranceSeconds { throw reject("event_in_future", "eventTime is in the future.") }
+                let windowDays: Int64 = source == "physical_store" ? 62 : 7
+                if time < current - windowDays * 86_400 {
+                    throw reject("event_too_old", "eventTime is older than Meta's \(windowDays)-day window.")
+                }
+                return time
+            }
+            return (name, source, time)
+        }
+
+        /// The page's URL and referrer and the opt-out flag; the page's URL when readable
+        /// (`.some(nil)` when absent, nil when it was a problem).
+        mutating func pageFields() -> String?? {
+            let sourceURL = check("eventSourceUrl") { try optionalURL($0.fields["event_source_url"], "eventSourceUrl") }
+            if let url = sourceURL ?? nil { payload["event_source_url"] = .string(url) }
+            if let referrer = check("referrerUrl", { try optionalURL($0.fields["referrer_url"], "referrerUrl") }) ?? nil {
+                payload["referrer_url"] = .string(referrer)
+            }
+            if let optOut = fields["opt_out"] {
+                _ = check("optOut") { draft throws in
+                    guard let flag = optOut.bool else { throw reject("invalid_field", "optOut must be true or false.") }
+                    draft.payload["opt_out"] = .bool(flag)
                 }
             }
-            payload["user_data"] = .object(userData)
-        }
-        if source == "website", case .some(nil) = sourceURL {
-            problems.append(.init(field: "eventSourceUrl", code: "missing_field", message: "Website events need eventSourceUrl."))
+            return sourceURL
         }
 
-        if let custom = fields["custom_data"] {
-            if let normalized = check("customData", { try normalizeCustomData(custom, eventName: name ?? "") }) {
-                payload["custom_data"] = .object(normalized)
+        /// `user_data` normalized and hashed, `fbc` built from a click id in the page's URL, and
+        /// the website rules (a user agent and the page's URL).
+        mutating func userData(source: String?, sourceURL: String??, time: Int64?) {
+            let value = fields["user_data"]
+            if var (userData, found) = check("userData", { draft in try normalizeUserData(value, warnings: &draft.warnings) }) {
+                if userData["fbc"] == nil, let url = sourceURL ?? nil, let time, let fbclid = fbclid(in: url) {
+                    userData["fbc"] = .string("fb.1.\(time * 1000).\(fbclid)")
+                    found.insert("fbc")
+                }
+                keys = found
+                _ = check("userData") { _ throws in
+                    guard !userData.isEmpty else {
+                        throw reject("no_user_data", "userData needs at least one customer information key Meta can match on.")
+                    }
+                    if source == "website" && userData["client_user_agent"] == nil {
+                        throw reject("missing_field", "Website events need userData.client_user_agent.")
+                    }
+                }
+                payload["user_data"] = .object(userData)
             }
-        } else if name == "Purchase" {
-            problems.append(.init(field: "customData", code: "missing_field", message: "Purchase events need customData.value and customData.currency."))
-        }
-        let limitedDataUse: [String: JSONValue] = check("dataProcessingOptions", { try dataProcessingOptions(fields) }) ?? [:]
-        payload.merge(limitedDataUse) { _, new in new }
-        if let app = fields["app_data"] {
-            if let normalized = check("appData", { try appData(app) }) { payload["app_data"] = .object(normalized) }
-        } else if source == "app" {
-            problems.append(.init(field: "appData", code: "missing_field",
-                                  message: "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo)."))
-        }
-        if let channel = fields["messaging_channel"] {
-            if let name = channel.string, messagingChannels.contains(name) {
-                payload["messaging_channel"] = .string(name)
-            } else {
-                problems.append(.init(field: "messagingChannel", code: "invalid_field",
-                                      message: "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", "))."))
+            if source == "website", case .some(nil) = sourceURL {
+                problem("eventSourceUrl", "missing_field", "Website events need eventSourceUrl.")
             }
-        } else if source == "business_messaging" {
-            problems.append(.init(field: "messagingChannel", code: "missing_field", message: "business_messaging events need messagingChannel."))
-        }
-        if source == "business_messaging", let name, !messagingEventNames.contains(name) {
-            problems.append(.init(field: "eventName", code: "invalid_field",
-                                  message: "business_messaging events take only the event names Meta accepts for messaging: \(messagingEventNames.sorted().joined(separator: ", "))."))
-        }
-        if let table = fields["advanced_measurement_table"] {
-            if let text = table.string?.trimmingWhitespace, (1...256).contains(text.utf8.count) {
-                payload["advanced_measurement_table"] = .string(text)
-            } else {
-                problems.append(.init(field: "advancedMeasurementTable", code: "invalid_field", message: "advancedMeasurementTable must be a table name."))
-            }
-        }
-        if let tracking = fields["advertiser_tracking_enabled"] {
-            if let flag = tracking.bool {
-                payload["advertiser_tracking_enabled"] = .bool(flag)
-            } else {
-                problems.append(.init(field: "advertiserTrackingEnabled", code: "invalid_field", message: "advertiserTrackingEnabled must be true or false."))
-            }
-        }
-        for (field, label) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
-            guard let value = fields[field] else { continue }
-            guard let object = value.object, !object.isEmpty else {
-                problems.append(.init(field: label, code: "invalid_field", message: "\(label) must be an object."))
-                continue
-            }
-            payload[field] = value
         }
 
-        var eventId: String?
-        let callerGaveId = fields["event_id"] != nil
-        if let given = fields["event_id"] {
-            if let id = given.string?.trimmingWhitespace, !id.isEmpty, id.utf8.count <= 256 {
-                eventId = id
-            } else {
-                problems.append(.init(field: "eventId", code: "invalid_field", message: "eventId must be a string of 1 to 256 bytes."))
+        /// `custom_data` (Purchase needs it), Limited Data Use, and `app_data` (app events need it).
+        mutating func dataParts(name: String?, source: String?) {
+            if let custom = fields["custom_data"] {
+                if let normalized = check("customData", { _ in try normalizeCustomData(custom, eventName: name ?? "") }) {
+                    payload["custom_data"] = .object(normalized)
+                }
+            } else if name == "Purchase" {
+                problem("customData", "missing_field", "Purchase events need customData.value and customData.currency.")
             }
-        } else {
-            // The same event content from the same tenant always gets the same id, so a
-            // pipeline retry is deduplicated rather than counted twice.
-            let canonical = String(decoding: JSON.encode(raw), as: UTF8.self)
-            eventId = "cmp_" + String(Hex.encode(Crypto.sha256(tenantId + "\u{0}" + canonical)).prefix(32))
+            let limitedDataUse: [String: JSONValue] = check("dataProcessingOptions", { try dataProcessingOptions($0.fields) }) ?? [:]
+            payload.merge(limitedDataUse) { _, new in new }
+            if let app = fields["app_data"] {
+                if let normalized = check("appData", { _ in try appData(app) }) { payload["app_data"] = .object(normalized) }
+            } else if source == "app" {
+                problem("appData", "missing_field", "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo).")
+            }
         }
-        guard problems.isEmpty, let name, let source, let time, let eventId else {
-            throw EventRejection(problems: problems)
+
+        /// Business messaging: a channel Meta knows, required, and only Meta's messaging event names.
+        mutating func messaging(name: String?, source: String?) {
+            if let channel = fields["messaging_channel"] {
+                if let name = channel.string, messagingChannels.contains(name) {
+                    payload["messaging_channel"] = .string(name)
+                } else {
+                    problem("messagingChannel", "invalid_field",
+                            "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", ")).")
+                }
+            } else if source == "business_messaging" {
+                problem("messagingChannel", "missing_field", "business_messaging events need messagingChannel.")
+            }
+            if source == "business_messaging", let name, !messagingEventNames.contains(name) {
+                problem("eventName", "invalid_field",
+                        "business_messaging events take only the event names Meta accepts for messaging: \(messagingEventNames.sorted().joined(separator: ", ")).")
+            }
         }
-        payload["event_name"] = .string(name)
-        payload["event_time"] = .int(time)
-        payload["action_source"] = .string(source)
-        if callerGaveId { payload["event_id"] = .string(eventId) }
-        var event = NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
-                                    payload: .object(payload), matchKeys: keys, warnings: warnings)
-        event.payloadCarriesEventId = callerGaveId
-        return event
+
+        /// The SDK's other event fields: the measurement table, the tracking flag, and the
+        /// original event and attribution data (objects, passed as given).
+        mutating func otherFields() {
+            if let table = fields["advanced_measurement_table"] {
+                if let text = table.string?.trimmingWhitespace, (1...256).contains(text.utf8.count) {
+                    payload["advanced_measurement_table"] = .string(text)
+                } else {
+                    problem("advancedMeasurementTable", "invalid_field", "advancedMeasurementTable must be a table name.")
+                }
+            }
+            if let tracking = fields["advertiser_tracking_enabled"] {
+                if let flag = tracking.bool {
+                    payload["advertiser_tracking_enabled"] = .bool(flag)
+                } else {
+                    problem("advertiserTrackingEnabled", "invalid_field", "advertiserTrackingEnabled must be true or false.")
+                }
+            }
+            for (field, label) in [("original_event_data", "originalEventData"), ("attribution_data", "attributionData")] {
+                guard let value = fields[field] else { continue }
+                guard let object = value.object, !object.isEmpty else {
+                    problem(label, "invalid_field", "\(label) must be an object.")
+                    continue
+                }
+                payload[field] = value
+            }
+        }
+
+        /// The caller's id, or one derived from the tenant and the event's content, so that a
+        /// pipeline's retry is deduplicated rather than counted twice.
+        mutating func eventId(_ raw: JSONValue, tenantId: String) -> String? {
+            guard let given = fields["event_id"] else {
+                let canonical = String(decoding: JSON.encode(raw), as: UTF8.self)
+                return "cmp_" + String(Hex.encode(Crypto.sha256(tenantId + "\u{0}" + canonical)).prefix(32))
+            }
+            guard let id = given.string?.trimmingWhitespace, !id.isEmpty, id.utf8.count <= 256 else {
+                problem("eventId", "invalid_field", "eventId must be a string of 1 to 256 bytes.")
+                return nil
+            }
+            return id
+        }
     }
 
     private static func optionalURL(_ value: JSONValue?, _ field: String) throws -> String? {
