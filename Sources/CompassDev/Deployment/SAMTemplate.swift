@@ -71,35 +71,8 @@ package struct SAMTemplate {
             "AWSTemplateFormatVersion: \"2010-09-09\"",
             "Transform: \"AWS::Serverless-2016-10-31\"",
             "Description: \(quoted("Compass Meta connector: one custom-runtime function per route of functions.json"))",
-            "Parameters:",
         ]
-        for variable in variables {
-            lines.append("  \(Self.parameter(for: variable)):")
-            lines.append("    Type: \"String\"")
-            if Self.secrets.contains(variable) {
-                lines.append("    Description: \(quoted("ARN of the Secrets Manager secret whose string is \(variable)"))")
-            } else {
-                lines.append("    Description: \(quoted(variable))")
-            }
-            if Self.required.contains(variable) {
-                lines.append("    MinLength: 1")
-            } else {
-                lines.append("    Default: \"\"")
-            }
-        }
-        lines += [
-            "  SecretsExtensionLayerArn:",
-            "    Type: \"String\"",
-            "    Description: \(quoted("ARN of the AWS Parameters and Secrets Lambda Extension layer for the region and x86_64 (AWS's list: https://docs.aws.amazon.com/secretsmanager/latest/userguide/retrieving-secrets_lambda.html)"))",
-            "    MinLength: 1",
-        ]
-        let optionalSecrets = variables.filter { Self.secrets.contains($0) && !Self.required.contains($0) }
-        if !optionalSecrets.isEmpty {
-            lines.append("Conditions:")
-            for variable in optionalSecrets {
-                lines.append("  Has\(Self.secretParameterName(variable)): !Not [!Equals [!Ref \(Self.secretParameterName(variable)), \"\"]]")
-            }
-        }
+        lines += parameters(variables) + conditions(variables)
         lines += [
             "Globals:",
             "  Function:",
@@ -112,61 +85,7 @@ package struct SAMTemplate {
             "  HttpApi:",
             "    Type: \"AWS::Serverless::HttpApi\"",
         ]
-        for function in functions {
-            let httpOnly = function.schedule == nil
-            lines += [
-                "  \(Self.resourceName(function.name)):",
-                "    Type: \"AWS::Serverless::Function\"",
-                "    Properties:",
-                "      CodeUri: \(quoted(function.name + ".zip"))",
-                "      Timeout: \(httpOnly ? min(function.timeoutSeconds, Self.httpTimeoutSeconds) : function.timeoutSeconds)",
-                "      Environment:",
-                "        Variables:",
-            ]
-            for variable in function.environment {
-                lines.append("          \(Self.environmentName(for: variable)): !Ref \(Self.parameter(for: variable))")
-            }
-            let secrets = function.environment.filter { Self.secrets.contains($0) }
-            if !secrets.isEmpty {
-                lines += [
-                    "      Layers:",
-                    "        - !Ref SecretsExtensionLayerArn",
-                    "      Policies:",
-                    "        - Statement:",
-                    "            - Effect: \"Allow\"",
-                    "              Action: \"secretsmanager:GetSecretValue\"",
-                    "              Resource:",
-                ]
-                for variable in secrets {
-                    let name = Self.secretParameterName(variable)
-                    lines.append(Self.required.contains(variable) ? "                - !Ref \(name)"
-                                 : "                - !If [Has\(name), !Ref \(name), !Ref \"AWS::NoValue\"]")
-                }
-            }
-            lines.append("      Events:")
-            var index = 0
-            for path in function.paths {
-                for method in function.methods {
-                    index += 1
-                    lines += [
-                        "        Http\(index):",
-                        "          Type: \"HttpApi\"",
-                        "          Properties:",
-                        "            ApiId: !Ref HttpApi",
-                        "            Path: \(quoted(path))",
-                        "            Method: \(quoted(method))",
-                    ]
-                }
-            }
-            if let schedule = function.schedule, let expression = Self.scheduleExpression(schedule) {
-                lines += [
-                    "        Schedule:",
-                    "          Type: \"Schedule\"",
-                    "          Properties:",
-                    "            Schedule: \(quoted(expression))",
-                ]
-            }
-        }
+        for function in functions { lines += resource(function) }
         lines += [
             "Outputs:",
             "  ApiUrl:",
@@ -174,6 +93,99 @@ package struct SAMTemplate {
             "    Value: !Sub \"https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}\"",
         ]
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A parameter per variable (for a secret, the ARN of its secret) and the extension's layer.
+    private func parameters(_ variables: [String]) -> [String] {
+        var lines = ["Parameters:"]
+        for variable in variables {
+            lines.append("  \(Self.parameter(for: variable)):")
+            lines.append("    Type: \"String\"")
+            if Self.secrets.contains(variable) {
+                lines.append("    Description: \(quoted("ARN of the Secrets Manager secret whose string is \(variable)"))")
+            } else {
+                lines.append("    Description: \(quoted(variable))")
+            }
+            lines.append(Self.required.contains(variable) ? "    MinLength: 1" : "    Default: \"\"")
+        }
+        return lines + [
+            "  SecretsExtensionLayerArn:",
+            "    Type: \"String\"",
+            "    Description: \(quoted("ARN of the AWS Parameters and Secrets Lambda Extension layer for the region and x86_64 (AWS's list: https://docs.aws.amazon.com/secretsmanager/latest/userguide/retrieving-secrets_lambda.html)"))",
+            "    MinLength: 1",
+        ]
+    }
+
+    /// A condition per optional secret: its ARN is in the policy only when given.
+    private func conditions(_ variables: [String]) -> [String] {
+        let optionalSecrets = variables.filter { Self.secrets.contains($0) && !Self.required.contains($0) }
+        guard !optionalSecrets.isEmpty else { return [] }
+        return ["Conditions:"] + optionalSecrets.map { variable in
+            "  Has\(Self.secretParameterName(variable)): !Not [!Equals [!Ref \(Self.secretParameterName(variable)), \"\"]]"
+        }
+    }
+
+    /// One function: its package, timeout, variables, secrets' layer and policy, and events.
+    private func resource(_ function: FunctionsManifest.Function) -> [String] {
+        let httpOnly = function.schedule == nil
+        var lines = [
+            "  \(Self.resourceName(function.name)):",
+            "    Type: \"AWS::Serverless::Function\"",
+            "    Properties:",
+            "      CodeUri: \(quoted(function.name + ".zip"))",
+            "      Timeout: \(httpOnly ? min(function.timeoutSeconds, Self.httpTimeoutSeconds) : function.timeoutSeconds)",
+            "      Environment:",
+            "        Variables:",
+        ]
+        for variable in function.environment {
+            lines.append("          \(Self.environmentName(for: variable)): !Ref \(Self.parameter(for: variable))")
+        }
+        let secrets = function.environment.filter { Self.secrets.contains($0) }
+        if !secrets.isEmpty {
+            lines += [
+                "      Layers:",
+                "        - !Ref SecretsExtensionLayerArn",
+                "      Policies:",
+                "        - Statement:",
+                "            - Effect: \"Allow\"",
+                "              Action: \"secretsmanager:GetSecretValue\"",
+                "              Resource:",
+            ]
+            for variable in secrets {
+                let name = Self.secretParameterName(variable)
+                lines.append(Self.required.contains(variable) ? "                - !Ref \(name)"
+                             : "                - !If [Has\(name), !Ref \(name), !Ref \"AWS::NoValue\"]")
+            }
+        }
+        return lines + events(function)
+    }
+
+    /// An HTTP API event per path and method, and the schedule where the manifest has one.
+    private func events(_ function: FunctionsManifest.Function) -> [String] {
+        var lines = ["      Events:"]
+        var index = 0
+        for path in function.paths {
+            for method in function.methods {
+                index += 1
+                lines += [
+                    "        Http\(index):",
+                    "          Type: \"HttpApi\"",
+                    "          Properties:",
+                    "            ApiId: !Ref HttpApi",
+                    "            Path: \(quoted(path))",
+                    "            Method: \(quoted(method))",
+                ]
+            }
+        }
+        if let schedule = function.schedule, let expression = Self.scheduleExpression(schedule) {
+            lines += [
+                "        Schedule:",
+                "          Type: \"Schedule\"",
+                "          Properties:",
+                "            Schedule: \(quoted(expression))",
+            ]
+        }
+        return lines
     }
 
     /// A double-quoted YAML scalar (JSON's escaping is YAML's).

@@ -236,71 +236,28 @@ package struct TokenRefresher {
     /// sealed again under the current key.
     package func refresh(_ tenant: String, entry: String) -> (Renewal, rotated: Bool) {
         guard Tenant.isValidId(tenant) else { return (.skipped, false) }
-        let records = dependencies.records
         guard let cipher = try? dependencies.cipher(), var graph = try? dependencies.graph() else { return (.failed, false) }
         graph.usage = usage
         let store = dependencies.store
         let leaseKey = RecordKey.refreshLease(tenant)
         guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else { return (.skipped, false) }
         defer { _ = try? store.delete(leaseKey, ifVersion: lease) }
-
-        let loaded: (IntegrationCredential, UInt64)?
-        do {
-            loaded = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))
-        } catch .corrupt {
-            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": "corrupt"])
-            record(tenant, "failed", "credential_unreadable")
-            return (.failed, false)
-        } catch {
-            return (.skipped, false)
+        let (credential, version, token): (IntegrationCredential, UInt64, String)
+        switch dueCredential(tenant, entry: entry) {
+        case .finished(let outcome): return (outcome, false)
+        case .ready(let found, let foundVersion, let opened): (credential, version, token) = (found, foundVersion, opened)
         }
-        // Renewals and checks are for connected integrations with this very entry; anything
-        // else is an entry left behind, dropped without a Graph call.
-        let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0
-        guard let (credential, version) = loaded, credential.dueAt.map({ DueIndex.key(tenant, at: $0) }) == entry,
-              integration?.status == .connected else {
-            _ = try? store.delete(entry)
-            return (.stale, false)
-        }
-        let lifecycle = IntegrationLifecycle(dependencies: dependencies)
-        let context = IntegrationCredential.sealContext(tenantId: tenant)
-        let token: String
-        do {
-            token = try dependencies.openToken(credential, tenant: tenant)
-        } catch {
-            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
-            record(tenant, "failed", "credential_unreadable")
-            reschedule(tenant, credential, version: version, at: now.addingTimeInterval(DueIndex.period))
-            return (.failed, false)
-        }
-
-        var updated = credential
-        let outcome: Renewal
-        // Only Graph calls in here: anything else that could fail must be handled before.
+        let asked: (IntegrationCredential, Renewal)
         do throws(GraphFailure) {
-            // A system-user token is never exchanged (it does not expire): only checked.
-            if credential.tokenType != "system_user", let expires = credential.expiresAt,
-               expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
-                // Meta's answer carries the new lifetime; the next daily check confirms the rest.
-                let renewed = try graph.exchangeForLongLivedToken(token)
-                updated.token = cipher.seal(renewed.accessToken, context: context)
-                updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
-                outcome = .renewed
-            } else {
-                let info = try graph.debugToken(token)
-                guard info.isValid else {
-                    lifecycle.markNeedsReauth(tenant: tenant, reason: "token_invalid")
-                    _ = try? store.delete(entry)
-                    return (.needsReauth, false)
-                }
-                if let at = info.expiresAt, at > 0 { updated.expiresAt = Date(unixSeconds: at) }
-                if let data = info.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
-                if let scopes = info.scopes { updated.scopes = scopes }
-                outcome = .checked
+            guard let answer = try askMeta(graph, tenant, credential, token: token, cipher: cipher) else {
+                IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: "token_invalid")
+                _ = try? store.delete(entry)
+                return (.needsReauth, false)
             }
+            asked = answer
         } catch {
             if let reason = error.reauthReason {
-                lifecycle.markNeedsReauth(tenant: tenant, reason: reason)
+                IntegrationLifecycle(dependencies: dependencies).markNeedsReauth(tenant: tenant, reason: reason)
                 _ = try? store.delete(entry)
                 return (.needsReauth, false)
             }
@@ -309,17 +266,81 @@ package struct TokenRefresher {
             reschedule(tenant, credential, version: version, at: now.addingTimeInterval(DueIndex.retryDelay))
             return (.failed, false)
         }
+        return save(tenant, asked.0, outcome: asked.1, replacing: credential, version: version, token: token, cipher: cipher)
+    }
 
-        // Re-encrypt under the current key when the record was sealed under an older one.
+    private enum DueCredential {
+        case ready(IntegrationCredential, UInt64, token: String)
+        case finished(Renewal)
+    }
+
+    /// The tenant's credential and its token, when this entry is its due entry and the
+    /// integration is connected; otherwise what became of the entry (an entry left behind is
+    /// dropped without a Graph call; an unreadable credential is a failure, recorded).
+    private func dueCredential(_ tenant: String, entry: String) -> DueCredential {
+        let records = dependencies.records
+        let loaded: (IntegrationCredential, UInt64)?
+        do {
+            loaded = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))
+        } catch .corrupt {
+            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": "corrupt"])
+            record(tenant, "failed", "credential_unreadable")
+            return .finished(.failed)
+        } catch {
+            return .finished(.skipped)
+        }
+        let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0
+        guard let (credential, version) = loaded, credential.dueAt.map({ DueIndex.key(tenant, at: $0) }) == entry,
+              integration?.status == .connected else {
+            _ = try? dependencies.store.delete(entry)
+            return .finished(.stale)
+        }
+        do {
+            return .ready(credential, version, token: try dependencies.openToken(credential, tenant: tenant))
+        } catch {
+            dependencies.logger.error("credential_unreadable", ["tenant": .string(tenant), "error": .string("\(error)")])
+            record(tenant, "failed", "credential_unreadable")
+            reschedule(tenant, credential, version: version, at: now.addingTimeInterval(DueIndex.period))
+            return .finished(.failed)
+        }
+    }
+
+    /// Meta's word on the token: renewed when it nears its end (a system-user token never is:
+    /// it does not expire), otherwise checked with `debug_token`. Nil when Meta says the token
+    /// is no longer valid. Only Graph calls in here.
+    private func askMeta(_ graph: GraphClient, _ tenant: String, _ credential: IntegrationCredential, token: String,
+                         cipher: CredentialCipher) throws(GraphFailure) -> (IntegrationCredential, Renewal)? {
+        var updated = credential
+        if credential.tokenType != "system_user", let expires = credential.expiresAt,
+           expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
+            // Meta's answer carries the new lifetime; the next daily check confirms the rest.
+            let renewed = try graph.exchangeForLongLivedToken(token)
+            updated.token = cipher.seal(renewed.accessToken, context: IntegrationCredential.sealContext(tenantId: tenant))
+            updated.expiresAt = renewed.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
+            return (updated, .renewed)
+        }
+        let info = try graph.debugToken(token)
+        guard info.isValid else { return nil }
+        if let at = info.expiresAt, at > 0 { updated.expiresAt = Date(unixSeconds: at) }
+        if let data = info.dataAccessExpiresAt, data > 0 { updated.dataAccessExpiresAt = Date(unixSeconds: data) }
+        if let scopes = info.scopes { updated.scopes = scopes }
+        return (updated, .checked)
+    }
+
+    /// The renewed or checked credential written back with its next due time (sealed again
+    /// under the current key if an older one sealed it), and its entry moved.
+    private func save(_ tenant: String, _ checked: IntegrationCredential, outcome: Renewal, replacing credential: IntegrationCredential,
+                      version: UInt64, token: String, cipher: CredentialCipher) -> (Renewal, rotated: Bool) {
+        var updated = checked
         let rotated = outcome != .renewed && cipher.needsRotation(updated.token)
-        if rotated { updated.token = cipher.seal(token, context: context) }
+        if rotated { updated.token = cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)) }
         updated.checkedAt = now
         updated.updatedAt = now
         updated.dueAt = max(now.addingTimeInterval(DueIndex.retryDelay),
                             DueIndex.next(for: updated, now: now, renewalWindow: dependencies.config.renewalWindow,
                                           random: dependencies.random))
         guard (try? index.add(tenant, at: updated.dueAt!)) != nil,
-              (try? records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil else {
+              (try? dependencies.records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil else {
             // Another writer (a reconnect) changed the credential meanwhile: its token wins, and
             // it was sealed under the current key and given its own entry.
             return (.skipped, false)

@@ -96,14 +96,62 @@ package struct CallbackHandler: Handler {
         return state
     }
 
+    /// What Meta granted: the long-lived (or system-user) token and what Meta says of it.
+    private struct Grant {
+        var token: String
+        var expiresIn: Int?
+        var systemUser: Bool
+        var metaUserId: String
+        var clientBusinessId: String?
+        var info: GraphClient.TokenInfo
+        var accounts: [AdAccount]
+    }
+
     /// Everything Meta is asked happens before anything is written, so a failure part-way
     /// leaves the tenant's previous records exactly as they were.
     private func connect(tenantId: String, code: String) throws {
+        let grant = try askMeta(code: code)
+        let now = dependencies.clock.now
+        let granted = grant.info.scopes ?? dependencies.config.scopes
+        var credential = IntegrationCredential(
+            tenantId: tenantId,
+            token: try dependencies.cipher().seal(grant.token, context: IntegrationCredential.sealContext(tenantId: tenantId)),
+            expiresAt: grant.info.expiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil }
+                ?? grant.expiresIn.map { now.addingTimeInterval(TimeInterval($0)) },
+            dataAccessExpiresAt: grant.info.dataAccessExpiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil },
+            scopes: granted, metaUserId: grant.metaUserId, updatedAt: now, checkedAt: now)
+        if grant.systemUser {
+            credential.tokenType = "system_user"
+            credential.expiresAt = nil
+            credential.dataAccessExpiresAt = nil
+        }
+        let previous = try dependencies.records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenantId))?.0
+        var settings = Integration.Settings(adAccounts: grant.accounts)
+        // A reconnect keeps the tenant's choices while the chosen account is still granted.
+        if let previous, let chosen = previous.config.adAccountId, grant.accounts.contains(where: { $0.id == chosen }) {
+            settings.adAccountId = chosen
+            settings.pixelId = previous.config.pixelId
+        }
+        settings.testEventCode = previous?.config.testEventCode
+        var integration = Integration(
+            tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: grant.metaUserId, config: settings,
+            grantedScopes: granted, missingScopes: dependencies.config.scopes.filter { !granted.contains($0) },
+            connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
+        integration.tokenType = grant.systemUser ? "system_user" : "user"
+        integration.clientBusinessId = grant.clientBusinessId
+        try save(credential, integration, previous: previous)
+        dependencies.logger.info("meta_connected", [
+            "ad_accounts": .int(grant.accounts.count), "missing_scopes": .strings(integration.missingScopes),
+        ])
+    }
+
+    /// The code exchanged, the token made long-lived (a system user's is not: it does not
+    /// expire), and the user, the client business, the token's facts and the ad accounts read.
+    private func askMeta(code: String) throws -> Grant {
         let config = dependencies.config
         let graph = try dependencies.graph()
         let shortLived = try graph.exchangeCode(code, redirectURI: try config.callbackURL())
-        // With Facebook Login for Business the configuration may give a system-user token:
-        // it does not expire and is not exchanged.
+        // With Facebook Login for Business the configuration may give a system-user token.
         let systemUser = try config.loginConfigId != nil && graph.debugToken(shortLived.accessToken).type == "SYSTEM_USER"
         let longLived = systemUser ? shortLived : try graph.exchangeForLongLivedToken(shortLived.accessToken)
         let token = longLived.accessToken
@@ -117,45 +165,16 @@ package struct CallbackHandler: Handler {
         let grantedAccounts = systemUser ? info.grantedAdAccounts : []
         let accounts = grantedAccounts.isEmpty ? try graph.adAccounts(token: token)
             : try grantedAccounts.map { id throws(GraphFailure) in try graph.adAccount(id, token: token) }
+        return Grant(token: token, expiresIn: longLived.expiresIn, systemUser: systemUser, metaUserId: user.id,
+                     clientBusinessId: clientBusiness, info: info, accounts: accounts)
+    }
 
-        let now = dependencies.clock.now
-        let granted = info.scopes ?? config.scopes
-        let missing = config.scopes.filter { !granted.contains($0) }
-        var expiresAt: Date?
-        if let at = info.expiresAt, at > 0 {
-            expiresAt = Date(unixSeconds: at)
-        } else if let seconds = longLived.expiresIn {
-            expiresAt = now.addingTimeInterval(TimeInterval(seconds))
-        }
-        var credential = IntegrationCredential(
-            tenantId: tenantId,
-            token: try dependencies.cipher().seal(token, context: IntegrationCredential.sealContext(tenantId: tenantId)),
-            expiresAt: expiresAt,
-            dataAccessExpiresAt: info.dataAccessExpiresAt.flatMap { $0 > 0 ? Date(unixSeconds: $0) : nil },
-            scopes: granted, metaUserId: user.id, updatedAt: now, checkedAt: now)
-        if systemUser {
-            credential.tokenType = "system_user"
-            credential.expiresAt = nil
-            credential.dataAccessExpiresAt = nil
-        }
-
+    /// The records written: the due entry, then the credential (an integration never points at
+    /// a missing token), the purge marker lifted, the Meta user's index, then the integration.
+    private func save(_ credential: IntegrationCredential, _ integration: Integration, previous: Integration?) throws {
+        let tenantId = integration.tenantId, now = dependencies.clock.now
         let records = dependencies.records
-        let previous = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenantId))?.0
-        var settings = Integration.Settings(adAccounts: accounts)
-        // A reconnect keeps the tenant's choices while the chosen account is still granted.
-        if let previous, let chosen = previous.config.adAccountId, accounts.contains(where: { $0.id == chosen }) {
-            settings.adAccountId = chosen
-            settings.pixelId = previous.config.pixelId
-        }
-        settings.testEventCode = previous?.config.testEventCode
-        let integration = Integration(
-            tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: user.id, config: settings,
-            grantedScopes: granted, missingScopes: missing,
-            connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
-        var connected = integration
-        connected.tokenType = systemUser ? "system_user" : "user"
-        connected.clientBusinessId = clientBusiness
-
+        var credential = credential
         // Meta confirmed the token just now: its first check is a day away, its entry in the
         // due index written before the credential that names it.
         let due = DueIndex(store: dependencies.store)
@@ -163,21 +182,17 @@ package struct CallbackHandler: Handler {
                                          random: dependencies.random)
         try due.add(tenantId, at: credential.dueAt!)
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
-        // The credential first: an integration record never points at a missing token.
         try records.save(credential, at: RecordKey.credential(tenantId))
         // A new consent: the tenant's events may be queued again.
         try dependencies.store.delete(RecordKey.purging(tenantId))
         due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)
-        try dependencies.store.put(RecordKey.metaUserTenant(user.id, tenantId), Array("{}".utf8))
-        if let previous, previous.metaUserId != user.id {
+        try dependencies.store.put(RecordKey.metaUserTenant(integration.metaUserId, tenantId), Array("{}".utf8))
+        if let previous, previous.metaUserId != integration.metaUserId {
             _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))
         }
-        try records.save(connected, at: RecordKey.integration(tenantId))
+        try records.save(integration, at: RecordKey.integration(tenantId))
         // Events that waited for this connection go at the next cron run.
         EventPipeline(dependencies: dependencies, tenant: tenantId).outboxDueNow()
-        dependencies.logger.info("meta_connected", [
-            "ad_accounts": .int(accounts.count), "missing_scopes": .strings(missing),
-        ])
     }
 
     package init(dependencies: Dependencies) {

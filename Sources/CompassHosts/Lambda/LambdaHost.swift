@@ -77,35 +77,42 @@ package enum LambdaHost {
                 }
             }
             let (config, services) = prepared!
-            let logger = Logger(function: H.name, level: config.logLevel)
             let invocation = deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
                 .map { services.bounded(byDeadline: $0) } ?? services
-            switch LambdaEvent.parse(next.body) {
-            case .http(let environment, let body, let shape):
-                let outcome = CGIAdapter.respond(H.self, request: environment, body: .received(body, total: body.count),
-                                                 services: .success(invocation), logger: logger)
-                _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
-                                                    body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
-            case .schedule:
-                guard let scheduled else {
-                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name) does not run on a schedule"),
-                                                                      "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
-                    continue
-                }
-                do {
-                    let summary = try scheduled(invocation.dependencies(logger: logger))
-                    _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response",
-                                                        headers: [("Content-Type", "application/json")], body: summary))
-                } catch {
-                    let answer = APIError.answer(for: error, logger: logger)
-                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string(String(decoding: answer.body, as: UTF8.self)),
-                                                                      "errorType": "Runtime.JobFailed"], errorType: "Runtime.JobFailed"))
-                }
-            case .unknown(let reason):
-                logger.warn("lambda_event_refused", ["reason": .string(reason)])
-                _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name): \(reason)"),
+            answer(H.self, next.body, at: target, services: invocation, logger: Logger(function: H.name, level: config.logLevel),
+                   transport: transport, scheduled: scheduled)
+        }
+    }
+
+    /// One invocation's event served and its answer posted: an HTTP event as a CGI request, a
+    /// schedule as the handler's job, anything else as an invocation error.
+    private static func answer<H: Handler>(_ handler: H.Type, _ event: [UInt8], at target: String, services: Services, logger: Logger,
+                                           transport: CurlTransport, scheduled: ((Dependencies) throws -> [UInt8])?) {
+        switch LambdaEvent.parse(event) {
+        case .http(let environment, let body, let shape):
+            let outcome = CGIAdapter.respond(H.self, request: environment, body: .received(body, total: body.count),
+                                             services: .success(services), logger: logger)
+            _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
+                                                body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
+        case .schedule:
+            guard let scheduled else {
+                _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name) does not run on a schedule"),
                                                                   "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
+                return
             }
+            do {
+                let summary = try scheduled(services.dependencies(logger: logger))
+                _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response",
+                                                    headers: [("Content-Type", "application/json")], body: summary))
+            } catch {
+                let answer = APIError.answer(for: error, logger: logger)
+                _ = try? transport.send(post(target + "/error", ["errorMessage": .string(String(decoding: answer.body, as: UTF8.self)),
+                                                                  "errorType": "Runtime.JobFailed"], errorType: "Runtime.JobFailed"))
+            }
+        case .unknown(let reason):
+            logger.warn("lambda_event_refused", ["reason": .string(reason)])
+            _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name): \(reason)"),
+                                                              "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
         }
     }
 

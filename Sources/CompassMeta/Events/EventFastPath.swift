@@ -383,59 +383,7 @@ package enum EventFastPath {
             let key = tape.text(nameToken).contains(where: ASCII.isUpper) ? ConversionEvent.customDataName(given) : given
             guard !members.contains(where: { $0.key == key }) else { return false }
             let start = value.count
-            let token = tape.tokens[valueToken]
-            switch key {
-            case "value":
-                guard token.kind == .number else { return false }
-                if let integer = tape.integer(valueToken) {
-                    guard abs(integer) < 1_000_000_000_000 else { return false }
-                    value.append(decimal: integer)
-                    break
-                }
-                let number = tape.number(valueToken)
-                guard let double = number.number, double.isFinite, abs(double) < 1e12 else { return false }
-                (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &value)
-            case "currency":
-                guard let code = trimmedASCII(tape, valueToken), code.count == 3,
-                      tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
-                value.append(UInt8(ascii: "\""))
-                value.append(contentsOf: tape.span(code).lazy.map { $0 | 0x20 })
-                value.append(UInt8(ascii: "\""))
-            case "content_type", "delivery_category":
-                guard token.kind == .string else { return false }
-                let text = tape.string(valueToken)
-                guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else { return false }
-                JSONText.appendQuoted(text, to: &value)
-            case "content_ids":
-                guard token.kind == .array else { return false }
-                value.append(UInt8(ascii: "["))
-                for (position, item) in tape.elements(of: valueToken).enumerated() {
-                    if position > 0 { value.append(UInt8(ascii: ",")) }
-                    switch tape.tokens[item].kind {
-                    case .string: JSONText.appendQuoted(utf8: tape.text(item), to: &value)
-                    case .number:
-                        guard case .int(let number) = tape.number(item) else { return false }
-                        JSONText.appendQuoted(String(number), to: &value)
-                    default: return false
-                    }
-                }
-                value.append(UInt8(ascii: "]"))
-            case "contents":
-                return false
-            case "num_items", "predicted_ltv":
-                guard token.kind == .number else { return false }
-                tape.writeNumber(valueToken, into: &value)
-            default:
-                switch token.kind {
-                // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
-                case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &value)
-                case .number: tape.writeNumber(valueToken, into: &value)
-                case .true: value.append(literal: "true")
-                case .false: value.append(literal: "false")
-                case .null: value.append(literal: "null")
-                case .object, .array: return false
-                }
-            }
+            guard writeCustomValue(tape, valueToken, key: key, into: &value) else { return false }
             members.append((key, start..<value.count))
         }
         if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) { return false }
@@ -448,6 +396,65 @@ package enum EventFastPath {
             out.append(contentsOf: value[member.range])
         }
         out.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// One `custom_data` member's value by the general path's rule for `key`, into `out`;
+    /// false to decline.
+    private static func writeCustomValue(_ tape: JSONTape.View, _ valueToken: Int, key: String, into out: inout [UInt8]) -> Bool {
+        let token = tape.tokens[valueToken]
+        switch key {
+        case "value":
+            guard token.kind == .number else { return false }
+            if let integer = tape.integer(valueToken) {
+                guard abs(integer) < 1_000_000_000_000 else { return false }
+                out.append(decimal: integer)
+                break
+            }
+            let number = tape.number(valueToken)
+            guard let double = number.number, double.isFinite, abs(double) < 1e12 else { return false }
+            (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &out)
+        case "currency":
+            guard let code = trimmedASCII(tape, valueToken), code.count == 3,
+                  tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: tape.span(code).lazy.map { $0 | 0x20 })
+            out.append(UInt8(ascii: "\""))
+        case "content_type", "delivery_category":
+            guard token.kind == .string else { return false }
+            let text = tape.string(valueToken)
+            guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else { return false }
+            JSONText.appendQuoted(text, to: &out)
+        case "content_ids":
+            guard token.kind == .array else { return false }
+            out.append(UInt8(ascii: "["))
+            for (position, item) in tape.elements(of: valueToken).enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                switch tape.tokens[item].kind {
+                case .string: JSONText.appendQuoted(utf8: tape.text(item), to: &out)
+                case .number:
+                    guard case .int(let number) = tape.number(item) else { return false }
+                    JSONText.appendQuoted(String(number), to: &out)
+                default: return false
+                }
+            }
+            out.append(UInt8(ascii: "]"))
+        case "contents":
+            return false
+        case "num_items", "predicted_ltv", "net_revenue":
+            guard token.kind == .number else { return false }
+            tape.writeNumber(valueToken, into: &out)
+        default:
+            switch token.kind {
+            // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
+            case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &out)
+            case .number: tape.writeNumber(valueToken, into: &out)
+            case .true: out.append(literal: "true")
+            case .false: out.append(literal: "false")
+            case .null: out.append(literal: "null")
+            case .object, .array: return false
+            }
+        }
         return true
     }
 }

@@ -96,47 +96,15 @@ package struct Config: Sendable {
         }
     }
 
-    /// `workingDirectory` is where the development default store goes (`.data`) when
-    /// `STORE_URL` is unset; nil under a host, where a store must be named.
-    package static func load(from environment: [String: String], workingDirectory: String?) throws(Config.Error) -> Config {
+    /// The environment's values, trimmed; an empty one is unset.
+    private struct Reader {
+        let environment: [String: String]
+
         func value(_ name: String) -> String? {
             guard let raw = environment[name]?.trimmed, !raw.isEmpty else { return nil }
             return raw
         }
 
-        let apiVersion = value("META_API_VERSION") ?? defaultAPIVersion
-        guard apiVersion.isGraphVersion else {
-            throw Error(variable: "META_API_VERSION", problem: "must look like v26.0")
-        }
-        let scopes = (value("META_SCOPES") ?? "ads_read,business_management")
-            .split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
-        guard !scopes.isEmpty, scopes.allSatisfy({ $0.consists(of: ASCII.isLowerOrUnderscore, length: 1...64) }) else {
-            throw Error(variable: "META_SCOPES", problem: "must be comma-separated permission names")
-        }
-        if let id = value("META_APP_ID"), !id.consists(of: ASCII.isDigit, length: 1...32) {
-            throw Error(variable: "META_APP_ID", problem: "must be the numeric App ID")
-        }
-        var jwtSecret: [UInt8]?
-        if let secret = value("COMPASS_JWT_SECRET") {
-            guard secret.utf8.count >= 32 else {
-                throw Error(variable: "COMPASS_JWT_SECRET", problem: "must be at least 32 bytes (RFC 7518 section 3.2)")
-            }
-            jwtSecret = Array(secret.utf8)
-        }
-        var keys: CredentialKeys?
-        if let current = value("CREDENTIALS_KEY") {
-            keys = try CredentialKeys(current: current, previous: value("CREDENTIALS_KEY_PREVIOUS"))
-        } else if value("CREDENTIALS_KEY_PREVIOUS") != nil {
-            throw Error(variable: "CREDENTIALS_KEY", problem: "is required when CREDENTIALS_KEY_PREVIOUS is set")
-        }
-        let level: LogLevel
-        switch value("LOG_LEVEL")?.lowercased() ?? "info" {
-        case "debug": level = .debug
-        case "info": level = .info
-        case "warn", "warning": level = .warn
-        case "error": level = .error
-        default: throw Error(variable: "LOG_LEVEL", problem: "must be debug, info, warn or error")
-        }
         /// A whole number within `range`, `fallback` when unset.
         func whole(_ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String?,
                    problem: String? = nil) throws(Config.Error) -> Int {
@@ -147,59 +115,122 @@ package struct Config: Sendable {
             }
             return number
         }
-        let timeout = try whole("META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
-                                problem: "must be milliseconds between 100 and 120000")
-        let concurrency = try whole("META_CONCURRENCY", 1...64, default: 8, unit: "calls")
-        let latency = try whole("SANDBOX_LATENCY_MS", 0...10_000, default: 0, unit: "milliseconds")
-        let budget = try whole("REFRESH_BUDGET_SECONDS", 1...3600, default: 50, unit: "seconds")
-        let window = try whole("REFRESH_WINDOW_DAYS", 1...59, default: 7, unit: "days")
-        let webhookURL = try value("COMPASS_WEBHOOK_URL").map { raw throws(Config.Error) in
-            try baseURL(raw, variable: "COMPASS_WEBHOOK_URL")
+
+        /// A base URL, when set.
+        func url(_ name: String) throws(Config.Error) -> String? {
+            try value(name).map { raw throws(Config.Error) in try baseURL(raw, variable: name) }
         }
-        if webhookURL != nil, value("COMPASS_WEBHOOK_SECRET") == nil {
-            throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
-        }
-        let outboxMax = try whole("OUTBOX_MAX_EVENTS", 1...10_000_000, default: 100_000, unit: nil)
-        if value("ETCD_USER") != nil, value("ETCD_PASSWORD") == nil {
-            throw Error(variable: "ETCD_PASSWORD", problem: "is required when ETCD_USER is set")
-        }
+    }
+
+    /// `workingDirectory` is where the development default store goes (`.data`) when
+    /// `STORE_URL` is unset; nil under a host, where a store must be named.
+    package static func load(from environment: [String: String], workingDirectory: String?) throws(Config.Error) -> Config {
+        let read = Reader(environment: environment)
+        let value = read.value
+        try checkPairs(read)
         return Config(
-            metaAppID: value("META_APP_ID"),
+            metaAppID: try appID(read),
             metaAppSecret: value("META_APP_SECRET"),
-            apiVersion: apiVersion,
+            apiVersion: try apiVersion(read),
             graphURL: try baseURL(value("META_GRAPH_URL") ?? "https://graph.facebook.com", variable: "META_GRAPH_URL"),
             dialogURL: try baseURL(value("META_DIALOG_URL") ?? "https://www.facebook.com", variable: "META_DIALOG_URL"),
-            scopes: scopes,
-            redirectBaseURL: try value("OAUTH_REDIRECT_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "OAUTH_REDIRECT_BASE_URL") },
-            jwtSecret: jwtSecret,
+            scopes: try scopes(read),
+            redirectBaseURL: try read.url("OAUTH_REDIRECT_BASE_URL"),
+            jwtSecret: try jwtSecret(read),
             jwtAudience: value("COMPASS_JWT_AUDIENCE"),
             jwtIssuer: value("COMPASS_JWT_ISSUER"),
-            credentialKeys: keys,
+            credentialKeys: try credentialKeys(read),
             cronSecret: value("CRON_SECRET"),
             store: try storeLocation(value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), workingDirectory: workingDirectory),
-            logLevel: level,
-            metaTimeoutMilliseconds: timeout,
+            logLevel: try logLevel(read),
+            metaTimeoutMilliseconds: try read.whole("META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
+                                                    problem: "must be milliseconds between 100 and 120000"),
             etcdUser: value("ETCD_USER"),
             etcdPassword: value("ETCD_PASSWORD"),
             etcdCAFile: value("ETCD_CA_FILE"),
-            outboxMaxEvents: outboxMax,
-            refreshWindowDays: window,
-            refreshBudgetSeconds: budget,
-            metaConcurrency: concurrency,
+            outboxMaxEvents: try read.whole("OUTBOX_MAX_EVENTS", 1...10_000_000, default: 100_000, unit: nil),
+            refreshWindowDays: try read.whole("REFRESH_WINDOW_DAYS", 1...59, default: 7, unit: "days"),
+            refreshBudgetSeconds: try read.whole("REFRESH_BUDGET_SECONDS", 1...3600, default: 50, unit: "seconds"),
+            metaConcurrency: try read.whole("META_CONCURRENCY", 1...64, default: 8, unit: "calls"),
             partnerAgent: try partnerAgent(value("META_PARTNER_AGENT")),
-            loginConfigId: try value("META_LOGIN_CONFIG_ID").map { raw throws(Config.Error) in
-                guard raw.consists(of: ASCII.isDigit, length: 1...32) else {
-                    throw Error(variable: "META_LOGIN_CONFIG_ID", problem: "must be the configuration's id (digits)")
-                }
-                return raw
-            },
-            webhookURL: webhookURL,
+            loginConfigId: try loginConfigId(read),
+            webhookURL: try read.url("COMPASS_WEBHOOK_URL"),
             webhookSecret: value("COMPASS_WEBHOOK_SECRET"),
             sandboxStateDirectory: value("SANDBOX_STATE_DIR"),
-            sandboxBaseURL: try value("SANDBOX_BASE_URL").map { raw throws(Config.Error) in try baseURL(raw, variable: "SANDBOX_BASE_URL") },
-            sandboxLatencyMilliseconds: latency,
+            sandboxBaseURL: try read.url("SANDBOX_BASE_URL"),
+            sandboxLatencyMilliseconds: try read.whole("SANDBOX_LATENCY_MS", 0...10_000, default: 0, unit: "milliseconds"),
             devConsoleEnabled: value("COMPASS_DEV_CONSOLE") == "1"
         )
+    }
+
+    /// Variables that only work together: a webhook needs its secret, an etcd user a password,
+    /// a previous credentials key a current one.
+    private static func checkPairs(_ read: Reader) throws(Config.Error) {
+        if read.value("COMPASS_WEBHOOK_URL") != nil, read.value("COMPASS_WEBHOOK_SECRET") == nil {
+            _ = try read.url("COMPASS_WEBHOOK_URL")
+            throw Error(variable: "COMPASS_WEBHOOK_SECRET", problem: "is required when COMPASS_WEBHOOK_URL is set")
+        }
+        if read.value("ETCD_USER") != nil, read.value("ETCD_PASSWORD") == nil {
+            throw Error(variable: "ETCD_PASSWORD", problem: "is required when ETCD_USER is set")
+        }
+    }
+
+    private static func appID(_ read: Reader) throws(Config.Error) -> String? {
+        if let id = read.value("META_APP_ID"), !id.consists(of: ASCII.isDigit, length: 1...32) {
+            throw Error(variable: "META_APP_ID", problem: "must be the numeric App ID")
+        }
+        return read.value("META_APP_ID")
+    }
+
+    private static func apiVersion(_ read: Reader) throws(Config.Error) -> String {
+        let version = read.value("META_API_VERSION") ?? defaultAPIVersion
+        guard version.isGraphVersion else { throw Error(variable: "META_API_VERSION", problem: "must look like v26.0") }
+        return version
+    }
+
+    private static func scopes(_ read: Reader) throws(Config.Error) -> [String] {
+        let scopes = (read.value("META_SCOPES") ?? "ads_read,business_management")
+            .split(separator: ",").map { $0.trimmed }.filter { !$0.isEmpty }
+        guard !scopes.isEmpty, scopes.allSatisfy({ $0.consists(of: ASCII.isLowerOrUnderscore, length: 1...64) }) else {
+            throw Error(variable: "META_SCOPES", problem: "must be comma-separated permission names")
+        }
+        return scopes
+    }
+
+    private static func jwtSecret(_ read: Reader) throws(Config.Error) -> [UInt8]? {
+        guard let secret = read.value("COMPASS_JWT_SECRET") else { return nil }
+        guard secret.utf8.count >= 32 else {
+            throw Error(variable: "COMPASS_JWT_SECRET", problem: "must be at least 32 bytes (RFC 7518 section 3.2)")
+        }
+        return Array(secret.utf8)
+    }
+
+    private static func credentialKeys(_ read: Reader) throws(Config.Error) -> CredentialKeys? {
+        if let current = read.value("CREDENTIALS_KEY") {
+            return try CredentialKeys(current: current, previous: read.value("CREDENTIALS_KEY_PREVIOUS"))
+        }
+        guard read.value("CREDENTIALS_KEY_PREVIOUS") == nil else {
+            throw Error(variable: "CREDENTIALS_KEY", problem: "is required when CREDENTIALS_KEY_PREVIOUS is set")
+        }
+        return nil
+    }
+
+    private static func logLevel(_ read: Reader) throws(Config.Error) -> LogLevel {
+        switch read.value("LOG_LEVEL")?.lowercased() ?? "info" {
+        case "debug": .debug
+        case "info": .info
+        case "warn", "warning": .warn
+        case "error": .error
+        default: throw Error(variable: "LOG_LEVEL", problem: "must be debug, info, warn or error")
+        }
+    }
+
+    private static func loginConfigId(_ read: Reader) throws(Config.Error) -> String? {
+        guard let raw = read.value("META_LOGIN_CONFIG_ID") else { return nil }
+        guard raw.consists(of: ASCII.isDigit, length: 1...32) else {
+            throw Error(variable: "META_LOGIN_CONFIG_ID", problem: "must be the configuration's id (digits)")
+        }
+        return raw
     }
 
     /// `[partner]_[major]_[minor]`: letters, digits and hyphens, then two version numbers.

@@ -61,17 +61,21 @@ struct SeededGenerator: RandomNumberGenerator {
         "em": (["A@B.co", " x@y.z ", .array(["a@b.co", "A@B.CO "]), "8D969EEF6ECAD3C29A3A629280E686CF0C3F5D5A86AFF3CA12020C923ADC6C92",
                 // A value and its own digest: one entry.
                 .array(["a@b.co", .string(Hex.encode(Crypto.sha256("a@b.co")))])],
-               ["bad", "a@b", "@b.co", "a b@c.de", "ü@ex.com", .array([]), .int(5), .array(["a@b.co", .int(3)])]),
+               ["bad", "a@b", "@b.co", "a b@c.de", "ü@ex.com", .array([]), .int(5), .array(["a@b.co", .int(3)]),
+                // Meta's Parameter Builder form, an MD5 with its suffix, a digest with another suffix.
+                .string(Hex.encode(Crypto.sha256("a@b.co")).uppercased() + ".AQ"), "5d41402abc4b2a76b9719d911017c592.AQ",
+                .string(Hex.encode(Crypto.sha256("a@b.co")) + ".x")]),
         "ph": (["+1 (650) 555-0000", "0044 20 7946 0000", .array(["+1 650 555 0000", "16505550000"])], ["12", "phone", "١٢٣٤٥٦٧٨"]),
         "fn": (["Mary", "  Mary-Ann ", "MARY", .string(String(repeating: "a-", count: 64))], ["Zoë", "123", "ÉLODIE", " "]), "ln": (["Smith", "O'Neil"], ["Ñúñez"]),
         "ct": (["Menlo Park"], ["São Paulo", "..."]), "st": (["California", "ca", "CA", " new york "], ["Bavaria", "9"]),
         "zp": (["94025-1234", "94025", " 9 40 25", "9402-51234", "940 25 1234"], ["SW1A 1AA", "-"]), "country": (["US", "United States", "us"], ["Côte d'Ivoire", "zz", "u s"]),
-        "external_id": (["crm-1", " ID ", "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"], ["", "  "]),
+        "external_id": (["crm-1", " ID ", "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+                         "0123456789abcdef0123456789abcdef.x"], ["", "  ", "0123456789abcdef0123456789abcdef0123.AQ"]),
         "ge": (["F", "male"], ["x"]), "db": (["1990-01-02", "02/03/1990"], ["13/13/1990"]), "fi": (["M"], []), "doby": (["1990"], ["90"]),
         "client_ip_address": (["203.0.113.9", "::1", " 10.0.0.1 ", "0.0.0.0", "255.255.255.255"],
                               ["bad-ip", "01.2.3.4", "256.1.1.1", "1.2.3.4.", "1..2.3", "1.2.3"]), "client_user_agent": (["Mozilla/5.0"], ["", "  "]),
         "fbp": (["fb.1.1700000000000.1"], []), "fbc": (["fb.1.1700000000000.AbC"], []), "lead_id": (["456"], [.int(123)]),
-        "madid": (["ab-cd"], []), "nope": ([], ["x"]),
+        "madid": (["ab-cd"], []), "nope": ([], ["x"]), "whatsapp_business_account_id": (["1029384756"], [.int(5)]),
     ]
 
     static let customPools: [String: (good: [JSONValue], odd: [JSONValue])] = [
@@ -80,7 +84,7 @@ struct SeededGenerator: RandomNumberGenerator {
         "content_ids": ([.array(["b"])], []), "contentType": (["product", "hotel"], ["bogus"]), "orderId": (["o-1", .int(7)], []),
         "numItems": ([.int(2), .double(2.5)], ["x"]), "predictedLtv": ([.double(1.5)], []), "foo": (["bar", .bool(true), .null, "ü"], []),
         "nested": ([], [.object(["a": .int(1)])]), "contents": ([], [.array([.object(["id": "a", "quantity": .int(1)])])]),
-        "deliveryCategory": (["curbside"], ["drone"]),
+        "deliveryCategory": (["curbside"], ["drone"]), "netRevenue": ([.double(9.5), .int(3)], ["x"]), "itemNumber": (["n-1"], []),
     ]
 
     func generated(_ random: inout SeededGenerator) -> JSONValue {
