@@ -20,7 +20,7 @@ let package = Package(
     name: "compass-meta-connector",
     platforms: [.macOS(.v14)],
     products: (routes + devFunctions).map { .executable(name: $0, targets: [$0]) } + [
-        .executable(name: "compass-dev", targets: ["compass-dev"]),
+        .executable(name: "compass-dev", targets: ["compass-dev"])
     ],
     targets: [
         .systemLibrary(
@@ -53,9 +53,13 @@ let package = Package(
         /// Records, the integration's lifecycle, event delivery and one handler per route.
         .target(name: "CompassHandlers", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta"], swiftSettings: strict),
         /// Host adapters: the process (environment, stdin, stdout) in, a handler called, the answer out.
-        .target(name: "CompassHosts", dependencies: ["CompassPlatform", "CompassStorage", "CompassHandlers", "GlibcCompat"], swiftSettings: strict),
+        .target(
+            name: "CompassHosts", dependencies: ["CompassPlatform", "CompassStorage", "CompassHandlers", "GlibcCompat"],
+            swiftSettings: strict),
         /// Development only: Graph sandbox, dev console, host config generation. No route links it.
-        .target(name: "CompassDev", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts"], swiftSettings: strict),
+        .target(
+            name: "CompassDev", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts"],
+            swiftSettings: strict),
         .executableTarget(name: "compass-dev", dependencies: ["CompassDev", "CompassPlatform"], swiftSettings: strict),
         .testTarget(
             name: "CompassTests",

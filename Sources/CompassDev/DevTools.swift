@@ -18,7 +18,8 @@ package enum DevTools {
 
     /// A `signed_request` as Meta sends it to the deauthorize and data-deletion callbacks.
     package static func signedRequest(metaUserId: String, appSecret: String) -> String {
-        let payload = Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(Date().unixSeconds),"user_id":"\#(metaUserId)"}"#.utf8))
+        let payload = Base64URL.encode(
+            Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(Date().unixSeconds),"user_id":"\#(metaUserId)"}"#.utf8))
         return Base64URL.encode(Crypto.hmacSHA256(key: Array(appSecret.utf8), message: Array(payload.utf8))) + "." + payload
     }
 
@@ -53,7 +54,7 @@ extension DevTools {
     /// store conformance suite runs several of these processes at once on one key.
     package static func incrementCounter(storeURL: String, key: String, times: Int) -> Bool {
         guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
-              let store = try? config.openStore()
+            let store = try? config.openStore()
         else { return false }
         for _ in 0..<times {
             while true {
@@ -76,13 +77,12 @@ extension DevTools {
     }
 }
 
-
 extension DevTools {
     /// put, get and compare-and-swap cycles on distinct keys for `operations` operations;
     /// prints nothing, returns operations per second.
     package static func storeBenchmark(storeURL: String, operations: Int) -> Double? {
         guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
-              let store = try? config.openStore()
+            let store = try? config.openStore()
         else { return nil }
         let value = Array(repeating: UInt8(ascii: "x"), count: 512)
         let started = monotonicMilliseconds()
@@ -91,8 +91,9 @@ extension DevTools {
         while done < operations {
             let key = "bench/k\(index % 1000)"
             guard let version = try? store.put(key, value, ttl: nil),
-                  (try? store.get(key)) != nil,
-                  (try? store.compareAndSwap(key, value, expected: version, ttl: nil)) != nil else { return nil }
+                (try? store.get(key)) != nil,
+                (try? store.compareAndSwap(key, value, expected: version, ttl: nil)) != nil
+            else { return nil }
             done += 3
             index += 1
         }
@@ -120,7 +121,8 @@ extension DevTools {
                 for (key, value) in page.entries {
                     let dedup = String(key.dropFirst(prefix.count))
                     guard let entry = try? JSON.decode(OutboxEntry.self, from: value.value),
-                          let event = try? entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher) else {
+                        let event = try? entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)
+                    else {
                         corrupt += 1
                         continue
                     }
@@ -130,14 +132,18 @@ extension DevTools {
             } while cursor != nil
             return ids
         }
-        let queued = try eventIds(RecordKey.outboxPrefix(tenant)), dead = try eventIds(RecordKey.deadPrefix(tenant))
+        let queued = try eventIds(RecordKey.outboxPrefix(tenant))
+        let dead = try eventIds(RecordKey.deadPrefix(tenant))
         let integration = Result { () throws(StoreError) in try records.load(Integration.self, at: RecordKey.integration(tenant)) }
         let credential = Result { () throws(StoreError) in try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)) }
         for failure in [integration.map { _ in () }, credential.map { _ in () }] {
             if case .failure(.corrupt) = failure { corrupt += 1 }
         }
-        return String(decoding: JSON.encode(JSONValue.object([
-            "queued": .array(queued.map(JSONValue.string)), "dead": .array(dead.map(JSONValue.string)), "corrupt": .int(Int64(corrupt)),
-        ])), as: UTF8.self)
+        return String(
+            decoding: JSON.encode(
+                JSONValue.object([
+                    "queued": .array(queued.map(JSONValue.string)), "dead": .array(dead.map(JSONValue.string)),
+                    "corrupt": .int(Int64(corrupt)),
+                ])), as: UTF8.self)
     }
 }

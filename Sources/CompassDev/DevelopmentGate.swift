@@ -9,9 +9,11 @@ enum DevelopmentGate {
     static func check(_ dependencies: Dependencies) throws(APIError) {
         let config = dependencies.config
         guard let sandbox = config.sandboxBaseURL, sandbox == config.graphURL else {
-            dependencies.logger.warn("development_function_refused", [
-                "reason": "META_GRAPH_URL is not the Graph sandbox (SANDBOX_BASE_URL): a real Meta app is configured",
-            ])
+            dependencies.logger.warn(
+                "development_function_refused",
+                [
+                    "reason": "META_GRAPH_URL is not the Graph sandbox (SANDBOX_BASE_URL): a real Meta app is configured"
+                ])
             throw APIError(404, "not_found", "Not found.")
         }
     }

@@ -20,8 +20,10 @@ package struct TenantSeeder: Sendable {
     package let renewalWindow: TimeInterval
     package let now: Date
 
-    package init(store: any KeyValueStore, sandbox: (any KeyValueStore)?, cipher: CredentialCipher, scopes: [String],
-                 renewalWindow: TimeInterval, now: Date) {
+    package init(
+        store: any KeyValueStore, sandbox: (any KeyValueStore)?, cipher: CredentialCipher, scopes: [String],
+        renewalWindow: TimeInterval, now: Date
+    ) {
         self.store = store
         self.sandbox = sandbox
         self.cipher = cipher
@@ -78,7 +80,8 @@ package struct TenantSeeder: Sendable {
     /// Tenants, each written in the callback's order (due entries, credential, user index,
     /// integration), as one batch of writes (and one for their sandbox tokens).
     package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
-        var writes: [BatchWrite] = [], tokens: [BatchWrite] = []
+        var writes: [BatchWrite] = []
+        var tokens: [BatchWrite] = []
         for (index, due) in tenants {
             let (records, token) = try self.records(index, due: due)
             writes += records
@@ -97,8 +100,9 @@ package struct TenantSeeder: Sendable {
         let expiresAt = due ? now.addingTimeInterval(renewalWindow / 2) : now.addingTimeInterval(renewalWindow + 40 * 86_400)
         var sandboxToken: BatchWrite?
         if sandbox != nil {
-            let record = GraphSandbox.TokenRecord(userId: user, scopes: scopes, longLived: true, expiresAt: expiresAt.unixSeconds,
-                                                  issuedAt: now.unixSeconds - 86_400)
+            let record = GraphSandbox.TokenRecord(
+                userId: user, scopes: scopes, longLived: true, expiresAt: expiresAt.unixSeconds,
+                issuedAt: now.unixSeconds - 86_400)
             sandboxToken = .put("tokens/" + Hex.encode(Crypto.sha256(token)), JSON.encode(record), ttl: nil)
         }
         let credential = IntegrationCredential(
@@ -107,32 +111,44 @@ package struct TenantSeeder: Sendable {
             checkedAt: dueAt.addingTimeInterval(-DueIndex.period), dueAt: dueAt)
         let integration = Integration(
             tenantId: tenant, status: .connected, metaUserId: user,
-            config: .init(adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
+            config: .init(
+                adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
             grantedScopes: scopes, missingScopes: [], connectedAt: now.addingTimeInterval(-30 * 86_400), updatedAt: now)
         // Its pixel's match quality was fetched with its last check: due again at the same time.
-        return ([
-            .put(DueIndex.key(tenant, at: dueAt), [], ttl: nil),
-            .put(DueIndex.key(tenant, at: due ? now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period) : dueAt,
-                              prefix: DueIndex.qualityPrefix), [], ttl: nil),
-            .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
-            .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
-            .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
-        ], sandboxToken)
+        return (
+            [
+                .put(DueIndex.key(tenant, at: dueAt), [], ttl: nil),
+                .put(
+                    DueIndex.key(
+                        tenant, at: due ? now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period) : dueAt,
+                        prefix: DueIndex.qualityPrefix), [], ttl: nil),
+                .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
+                .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
+                .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
+            ], sandboxToken
+        )
     }
 }
 
 extension DevTools {
     /// `compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]` with the store
     /// of `STORE_URL` (a file store written without fsync) and the key of `CREDENTIALS_KEY`.
-    package static func seedTenants(environment: [String: String], count: Int, dueFraction: Double,
-                                    sandboxState: String?) throws -> Int {
+    package static func seedTenants(
+        environment: [String: String], count: Int, dueFraction: Double,
+        sandboxState: String?
+    ) throws -> Int {
         let config = try Config.load(from: environment, workingDirectory: "/")
         guard let keys = config.credentialKeys else { throw Config.Error(variable: "CREDENTIALS_KEY", problem: "is not set") }
         let store: any KeyValueStore
-        if case .files(let root) = config.store { store = try FileStore(root: root, durable: false) } else { store = try config.openStore() }
+        if case .files(let root) = config.store {
+            store = try FileStore(root: root, durable: false)
+        } else {
+            store = try config.openStore()
+        }
         let sandbox = try sandboxState.map { state throws(StoreError) in try FileStore(root: state, durable: false) }
-        let seeder = TenantSeeder(store: store, sandbox: sandbox, cipher: CredentialCipher(keys: keys, random: SecureRandom()),
-                                  scopes: config.scopes, renewalWindow: config.renewalWindow, now: Date())
+        let seeder = TenantSeeder(
+            store: store, sandbox: sandbox, cipher: CredentialCipher(keys: keys, random: SecureRandom()),
+            scopes: config.scopes, renewalWindow: config.renewalWindow, now: Date())
         return try seeder.seed(count: count, dueFraction: dueFraction)
     }
 }

@@ -11,8 +11,10 @@ package struct Dependencies: Sendable {
     package var random: any RandomSource
     package var logger: Logger
 
-    package init(config: Config, store: any KeyValueStore, http: any HTTPTransport, clock: any Clock,
-                 random: any RandomSource, logger: Logger) {
+    package init(
+        config: Config, store: any KeyValueStore, http: any HTTPTransport, clock: any Clock,
+        random: any RandomSource, logger: Logger
+    ) {
         self.config = config
         self.store = store
         self.http = http

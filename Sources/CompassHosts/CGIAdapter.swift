@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassHandlers
 import CompassPlatform
-import GlibcCompat
 import CompassStorage
+import GlibcCompat
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The CGI adapter (RFC 3875): the request from the meta-variables and stdin, the answer on
 /// stdout as `Status:`, headers, blank line, body.
@@ -43,8 +44,9 @@ package enum CGIAdapter {
             return misconfigured(H.self, error, environment: environment)
         }
         let services = Result { try Services.live(config: config) }
-        return respond(H.self, request: environment, body: .descriptor(input), services: services,
-                       logger: Logger(function: H.name, level: config.logLevel))
+        return respond(
+            H.self, request: environment, body: .descriptor(input), services: services,
+            logger: Logger(function: H.name, level: config.logLevel))
     }
 
     /// The answer when the configuration itself is wrong: no request is served, and the one
@@ -63,8 +65,10 @@ package enum CGIAdapter {
 
     /// One request served with services built before it (once per process in a host that
     /// stays warm): head, method check, body, handler, a log line.
-    package static func respond<H: Handler>(_ handler: H.Type, request environment: [String: String], body: Body,
-                                            services: Result<Services, any Error>, logger: Logger) -> Answer {
+    package static func respond<H: Handler>(
+        _ handler: H.Type, request environment: [String: String], body: Body,
+        services: Result<Services, any Error>, logger: Logger
+    ) -> Answer {
         let started = monotonicMilliseconds()
         var request: CGIRequest
         do {
@@ -98,10 +102,12 @@ package enum CGIAdapter {
         case .failure(let error):
             response = .error(APIError.answer(for: error, logger: logger))
         }
-        logger.info("request", [
-            "method": .string(request.method), "status": .int(response.status),
-            "duration_ms": .int(Int(monotonicMilliseconds() - started)),
-        ])
+        logger.info(
+            "request",
+            [
+                "method": .string(request.method), "status": .int(response.status),
+                "duration_ms": .int(Int(monotonicMilliseconds() - started)),
+            ])
         return Answer(response: response, isHead: request.isHead)
     }
 }

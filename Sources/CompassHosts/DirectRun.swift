@@ -11,8 +11,10 @@ package enum DirectRun {
         return result.status
     }
 
-    package static func outcome<H: DirectlyRunnable>(_ handler: H.Type, environment: [String: String],
-                                                     workingDirectory: String) -> (output: String, status: Int32) {
+    package static func outcome<H: DirectlyRunnable>(
+        _ handler: H.Type, environment: [String: String],
+        workingDirectory: String
+    ) -> (output: String, status: Int32) {
         var logger = Logger(function: H.name, level: .info)
         do {
             let config = try Config.load(from: environment, workingDirectory: workingDirectory)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Signal set-up of a process that serves many requests (FastCGI, Lambda).

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassHandlers
 import CompassPlatform
 import CompassStorage
 import GlibcCompat
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a route's `main.swift` calls: reads the process once, finds out which host started it
 /// and serves the handler that way: AWS Lambda (`AWS_LAMBDA_RUNTIME_API`: many invocations), a
@@ -15,15 +16,27 @@ import GlibcCompat
 package enum Runtime {
     package static func run<H: Handler>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
-        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { compass_keep_heap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
-        if FastCGIHost.startedByProcessManager { compass_keep_heap(); exit(FastCGIHost.serve(H.self, process: process)) }
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] {
+            compass_keep_heap()
+            exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api))
+        }
+        if FastCGIHost.startedByProcessManager {
+            compass_keep_heap()
+            exit(FastCGIHost.serve(H.self, process: process))
+        }
         exit(CGIAdapter.serve(H.self, process: process))
     }
 
     package static func run<H: DirectlyRunnable>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
-        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] { compass_keep_heap(); exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api)) }
-        if FastCGIHost.startedByProcessManager { compass_keep_heap(); exit(FastCGIHost.serve(H.self, process: process)) }
+        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] {
+            compass_keep_heap()
+            exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api))
+        }
+        if FastCGIHost.startedByProcessManager {
+            compass_keep_heap()
+            exit(FastCGIHost.serve(H.self, process: process))
+        }
         exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
     }
 }

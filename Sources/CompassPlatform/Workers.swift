@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Work spread over threads of its own, for work that waits on the network (Graph calls):
@@ -16,11 +16,13 @@ package enum Workers {
             var attributes = pthread_attr_t()
             pthread_attr_init(&attributes)
             pthread_attr_setstacksize(&attributes, 512 * 1024)
-            let started = pthread_create(&thread, &attributes, { job in
-                let work = Unmanaged<Job>.fromOpaque(job!).takeRetainedValue()
-                work.run()
-                return nil
-            }, job)
+            let started = pthread_create(
+                &thread, &attributes,
+                { job in
+                    let work = Unmanaged<Job>.fromOpaque(job!).takeRetainedValue()
+                    work.run()
+                    return nil
+                }, job)
             pthread_attr_destroy(&attributes)
             if started == 0 {
                 threads.append(thread)

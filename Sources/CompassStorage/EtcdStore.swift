@@ -1,5 +1,4 @@
 import CompassPlatform
-
 import Synchronization
 
 /// The key-value store on an etcd v3 cluster, through its JSON gateway (`/v3/kv/range`, `put`,
@@ -39,8 +38,10 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     /// least a second, at most a minute), so that records written together share a lease.
     package static func leaseBucketSeconds(ttl: Int) -> Int64 { Int64(max(1, min(60, ttl / 20))) }
 
-    package init(endpoints: [String], namespace: String = "", transport: any HTTPTransport,
-         credentials: (user: String, password: String)? = nil, deadlineMilliseconds: Int = 9_000, attemptMilliseconds: Int = 2_000) {
+    package init(
+        endpoints: [String], namespace: String = "", transport: any HTTPTransport,
+        credentials: (user: String, password: String)? = nil, deadlineMilliseconds: Int = 9_000, attemptMilliseconds: Int = 2_000
+    ) {
         self.endpoints = endpoints
         self.namespace = namespace
         self.transport = transport
@@ -83,8 +84,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     @discardableResult
     package func create(_ key: String, _ value: [UInt8], ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"],
-                                     success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
+        let answer = try transaction(
+            compare: ["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"],
+            success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
         guard answer.succeeded == true else { throw .alreadyExists }
         return try answer.header.revisionNumber()
     }
@@ -92,8 +94,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     @discardableResult
     package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
-                                     success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
+        let answer = try transaction(
+            compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
+            success: ["request_put": .object(try putRequest(key, value, ttl: ttl))])
         guard answer.succeeded == true else { throw .versionMismatch }
         return try answer.header.revisionNumber()
     }
@@ -105,8 +108,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
             let answer: DeleteAnswer = try call("/v3/kv/deleterange", ["key": .string(encode(key))])
             return (answer.deleted.flatMap { UInt64($0) } ?? 0) > 0
         }
-        let answer = try transaction(compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
-                                     success: ["request_delete_range": .object(["key": .string(encode(key))])])
+        let answer = try transaction(
+            compare: ["key": .string(encode(key)), "target": "MOD", "mod_revision": .string(String(version))],
+            success: ["request_delete_range": .object(["key": .string(encode(key))])])
         guard answer.succeeded == true else { throw .versionMismatch }
         return true
     }
@@ -119,12 +123,14 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         if let after, Array((namespace + after).utf8).lexicographicallyPrecedes(start) == false {
             start = Array((namespace + after).utf8) + [0]
         }
-        let answer: RangeAnswer = try call("/v3/kv/range", [
-            "key": .string(Base64Bytes.encode(start)),
-            "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(full.utf8)))),
-            "limit": .string(String(limit + 1)),
-            "sort_order": "ASCEND", "sort_target": "KEY",
-        ])
+        let answer: RangeAnswer = try call(
+            "/v3/kv/range",
+            [
+                "key": .string(Base64Bytes.encode(start)),
+                "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(full.utf8)))),
+                "limit": .string(String(limit + 1)),
+                "sort_order": "ASCEND", "sort_target": "KEY",
+            ])
         var entries: [(key: String, value: Versioned)] = []
         for kv in answer.kvs ?? [] {
             guard let raw = Base64Bytes.decode(kv.key) else { throw .corrupt("etcd key") }
@@ -138,10 +144,12 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     package func count(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
         let full = Array((namespace + prefix).utf8)
-        let answer: RangeAnswer = try call("/v3/kv/range", [
-            "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
-            "count_only": .bool(true),
-        ])
+        let answer: RangeAnswer = try call(
+            "/v3/kv/range",
+            [
+                "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
+                "count_only": .bool(true),
+            ])
         return Int(answer.count ?? "0") ?? 0
     }
 
@@ -149,9 +157,11 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     package func deleteAll(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
         let full = Array((namespace + prefix).utf8)
-        let answer: DeleteAnswer = try call("/v3/kv/deleterange", [
-            "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
-        ])
+        let answer: DeleteAnswer = try call(
+            "/v3/kv/deleterange",
+            [
+                "key": .string(Base64Bytes.encode(full)), "range_end": .string(Base64Bytes.encode(Self.prefixEnd(full))),
+            ])
         return Int(answer.deleted ?? "0") ?? 0
     }
 
@@ -163,11 +173,13 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         guard ahead > 0, limit > 0 else { return SweepPage(visited: 0, deleted: 0, cursor: nil) }
         var start = Array(namespace.utf8)
         if let after { start = Array((namespace + after).utf8) + [0] }
-        let answer: RangeAnswer = try call("/v3/kv/range", [
-            "key": .string(Base64Bytes.encode(start)),
-            "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(namespace.utf8)))),
-            "limit": .string(String(limit)), "sort_order": "ASCEND", "sort_target": "KEY", "keys_only": .bool(true),
-        ])
+        let answer: RangeAnswer = try call(
+            "/v3/kv/range",
+            [
+                "key": .string(Base64Bytes.encode(start)),
+                "range_end": .string(Base64Bytes.encode(Self.prefixEnd(Array(namespace.utf8)))),
+                "limit": .string(String(limit)), "sort_order": "ASCEND", "sort_target": "KEY", "keys_only": .bool(true),
+            ])
         let kvs = answer.kvs ?? []
         var page = SweepPage(visited: kvs.count, deleted: 0, cursor: nil)
         for kv in kvs {
@@ -176,8 +188,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
             page.cursor = String(key)
             guard let lease = kv.lease, lease != "0" else { continue }
             let life: LeaseLife = try call("/v3/lease/timetolive", ["ID": .string(lease)])
-            guard let ttl = life.TTL.flatMap({ Int64($0) }), ttl <= ahead,
-                  let version = kv.modRevision.flatMap({ UInt64($0) }) else { continue }
+            guard let ttl = life.ttl.flatMap({ Int64($0) }), ttl <= ahead,
+                let version = kv.modRevision.flatMap({ UInt64($0) })
+            else { continue }
             do {
                 if try delete(String(key), ifVersion: version) { page.deleted += 1 }
             } catch .versionMismatch {
@@ -210,7 +223,7 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         }
         if let known { return known }
         let lease: LeaseAnswer = try call("/v3/lease/grant", ["TTL": .string(String(max(end - now, 1)))])
-        guard let id = lease.ID else { throw .unavailable("etcd granted no lease") }
+        guard let id = lease.id else { throw .unavailable("etcd granted no lease") }
         shared.state.withLock { $0.leases[end] = id }
         return id
     }
@@ -232,10 +245,13 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
                 case .put(let key, let value, let ttl):
                     operations.append(.object(["request_put": .object(try putRequest(key, value, ttl: ttl))]))
                 case .create(let key, let value, let ttl):
-                    operations.append(.object(["request_txn": .object([
-                        "compare": .array([.object(["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"])]),
-                        "success": .array([.object(["request_put": .object(try putRequest(key, value, ttl: ttl))])]),
-                    ])]))
+                    operations.append(
+                        .object([
+                            "request_txn": .object([
+                                "compare": .array([.object(["key": .string(encode(key)), "target": "CREATE", "create_revision": "0"])]),
+                                "success": .array([.object(["request_put": .object(try putRequest(key, value, ttl: ttl))])]),
+                            ])
+                        ]))
                 }
                 end += 1
             }
@@ -289,8 +305,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
                 guard let token = try authenticate(endpoint: endpoints[index], force: false, remaining: remaining) else { continue }
                 headers.append(("Authorization", token))
             }
-            let request = HTTPRequest(method: "POST", url: endpoints[index] + path, headers: headers, body: payload,
-                                      timeoutMilliseconds: min(attemptMilliseconds, remaining), maxResponseBytes: 32 << 20)
+            let request = HTTPRequest(
+                method: "POST", url: endpoints[index] + path, headers: headers, body: payload,
+                timeoutMilliseconds: min(attemptMilliseconds, remaining), maxResponseBytes: 32 << 20)
             let response: HTTPResponse
             do {
                 response = try transport.send(request)
@@ -327,11 +344,16 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         if !force, let token = shared.state.withLock({ $0.token }) { return token }
         guard let credentials else { return nil }
         let body = JSON.encode(JSONValue.object(["name": .string(credentials.user), "password": .string(credentials.password)]))
-        guard let response = try? transport.send(HTTPRequest(method: "POST", url: endpoint + "/v3/auth/authenticate",
-                                                             headers: [("Content-Type", "application/json")], body: body,
-                                                             timeoutMilliseconds: min(attemptMilliseconds, remaining))) else { return nil }
+        guard
+            let response = try? transport.send(
+                HTTPRequest(
+                    method: "POST", url: endpoint + "/v3/auth/authenticate",
+                    headers: [("Content-Type", "application/json")], body: body,
+                    timeoutMilliseconds: min(attemptMilliseconds, remaining)))
+        else { return nil }
         guard (200..<300).contains(response.status), let answer = try? JSON.decode(AuthAnswer.self, from: response.body),
-              let token = answer.token else {
+            let token = answer.token
+        else {
             throw .unavailable("etcd refused the credentials in ETCD_USER/ETCD_PASSWORD")
         }
         shared.state.withLock { $0.token = token }
@@ -373,12 +395,18 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
     package struct PutAnswer: Decodable { var header: Header }
     package struct DeleteAnswer: Decodable { var deleted: String? }
     /// `TTL` is -1 for a lease that has run out already.
-    package struct LeaseLife: Decodable { var TTL: String? }
+    package struct LeaseLife: Decodable {
+        var ttl: String?
+        enum CodingKeys: String, CodingKey { case ttl = "TTL" }
+    }
     package struct TxnAnswer: Decodable {
         package var header: Header
         package var succeeded: Bool?
     }
-    package struct LeaseAnswer: Decodable { var ID: String? }
+    package struct LeaseAnswer: Decodable {
+        var id: String?
+        enum CodingKeys: String, CodingKey { case id = "ID" }
+    }
     package struct BatchAnswer: Decodable {
         package struct Response: Decodable {
             package struct Nested: Decodable { var succeeded: Bool? }

@@ -2,7 +2,7 @@ import CompassPlatform
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One file per key under a root folder: key `a/b/c` is the file `a/b/c.rec`. Key segments are
@@ -34,8 +34,10 @@ package struct FileStore: KeyValueStore {
     /// The root folder is created with the first write, so a handler that only reads (or
     /// never touches the store) creates nothing. A root on a filesystem that does not tell
     /// upper from lower case is refused: tenants `Acme` and `acme` would share records.
-    package init(root: String, clock: any Clock = SystemClock(), durable: Bool = true,
-                 isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) }) throws(StoreError) {
+    package init(
+        root: String, clock: any Clock = SystemClock(), durable: Bool = true,
+        isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) }
+    ) throws(StoreError) {
         guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock
@@ -61,7 +63,8 @@ package struct FileStore: KeyValueStore {
     private static func checkCaseSensitivity(_ root: String, _ isCaseSensitive: @Sendable (String) -> Bool?) throws(StoreError) {
         switch isCaseSensitive(root) {
         case false?:
-            throw .unavailable("the store root \(root) is on a case-insensitive filesystem; tenant ids differing only in case would share records")
+            throw .unavailable(
+                "the store root \(root) is on a case-insensitive filesystem; tenant ids differing only in case would share records")
         case true?:
             let fd = open(root + "/" + caseCheckedMarker, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             if fd >= 0 { close(fd) }
@@ -240,7 +243,8 @@ package struct FileStore: KeyValueStore {
             page.visited += 1
             last = key
             if let expires = try readRecord(path(for: key), key: key, headerOnly: true)?.expires,
-               expires != 0, expires <= cutoff, try removeIfExpired(key, by: cutoff) {
+                expires != 0, expires <= cutoff, try removeIfExpired(key, by: cutoff)
+            {
                 page.deleted += 1
             }
             return true
@@ -280,8 +284,9 @@ package struct FileStore: KeyValueStore {
             case .write(let value, let ttl):
                 let version = nextVersion(after: current?.version)
                 let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
-                try writeAtomically(file, folder: folder, folderDescriptor: lock,
-                                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil)
+                try writeAtomically(
+                    file, folder: folder, folderDescriptor: lock,
+                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil)
                 return version
             }
         }
@@ -292,7 +297,8 @@ package struct FileStore: KeyValueStore {
     private func removeIfExpired(_ key: String, by cutoff: Int64) throws(StoreError) -> Bool {
         try withLockedFolder(of: key) { file, folder, _ throws(StoreError) in
             guard let expires = try? readRecord(file, key: key, headerOnly: true)?.expires,
-                  expires != 0, expires <= cutoff, unlink(file) == 0 else { return false }
+                expires != 0, expires <= cutoff, unlink(file) == 0
+            else { return false }
             removeIfEmpty(folder)
             return true
         }
@@ -306,8 +312,10 @@ package struct FileStore: KeyValueStore {
 
     /// Runs `body` with the key's folder locked (exclusive `flock`): every change of a record
     /// happens inside, so compare-and-swap holds across processes.
-    private func withLockedFolder<T>(of key: String,
-                                     _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T) throws(StoreError) -> T {
+    private func withLockedFolder<T>(
+        of key: String,
+        _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
         let file = path(for: key)
         let folder = String(file[..<file.lastIndex(of: "/")!])
         for _ in 0..<16 {
@@ -374,8 +382,10 @@ package struct FileStore: KeyValueStore {
         return temp
     }
 
-    private func writeAtomically(_ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
-                                 durable: Bool) throws(StoreError) {
+    private func writeAtomically(
+        _ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
+        durable: Bool
+    ) throws(StoreError) {
         let temp = folder + "/.tmp-" + Self.temporaryName()
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
@@ -437,9 +447,12 @@ package struct FileStore: KeyValueStore {
     /// until it returns false; true when it visited them all. Corrupt records are skipped.
     /// With `abandonedBefore`, temporary files last changed before that instant are deleted.
     @discardableResult
-    private func walk(prefix: String, after: String?, abandonedBefore: Int64? = nil, snapshot: Bool = false,
-                      visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
-        let folderPart: String, partial: String
+    private func walk(
+        prefix: String, after: String?, abandonedBefore: Int64? = nil, snapshot: Bool = false,
+        visit: (String) throws(StoreError) -> Bool
+    ) throws(StoreError) -> Bool {
+        let folderPart: String
+        let partial: String
         if let slash = prefix.lastIndex(of: "/") {
             folderPart = String(prefix[...slash])
             partial = String(prefix[prefix.index(after: slash)...])
@@ -447,15 +460,18 @@ package struct FileStore: KeyValueStore {
             folderPart = ""
             partial = prefix
         }
-        return try walk(folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after,
-                        abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit)
+        return try walk(
+            folder: root + "/" + folderPart, keyPrefix: folderPart, partial: partial, after: after,
+            abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit)
     }
 
     /// Depth-first in byte order of keys: a folder `x` sorts as `x/`, a record `x` as `x`.
     /// Returns false once `visit` asked to stop. With `snapshot`, a folder's sorted items come
     /// from the process's snapshot of it when there is one.
-    private func walk(folder: String, keyPrefix: String, partial: String, after: String?, abandonedBefore: Int64?,
-                      snapshot: Bool, visit: (String) throws(StoreError) -> Bool) throws(StoreError) -> Bool {
+    private func walk(
+        folder: String, keyPrefix: String, partial: String, after: String?, abandonedBefore: Int64?,
+        snapshot: Bool, visit: (String) throws(StoreError) -> Bool
+    ) throws(StoreError) -> Bool {
         let items: [FolderItem]
         if snapshot, let kept = snapshots.items(of: folder, partial: partial) {
             items = kept
@@ -475,7 +491,8 @@ package struct FileStore: KeyValueStore {
         // Straight to the first item after the cursor (or the folder holding it).
         var start = 0
         if let after {
-            var low = 0, high = items.count
+            var low = 0
+            var high = items.count
             while low < high {
                 let middle = (low + high) / 2
                 if items[middle].sortKey.utf8.lexicographicallyPrecedes(after.utf8) { low = middle + 1 } else { high = middle }
@@ -492,9 +509,15 @@ package struct FileStore: KeyValueStore {
             } else {
                 // Skip a whole folder whose keys all sort before the cursor.
                 if let after, !after.hasPrefix(item.sortKey),
-                   item.sortKey.utf8.lexicographicallyPrecedes(after.utf8) { continue }
-                guard try walk(folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
-                               after: after, abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit) else { return false }
+                    item.sortKey.utf8.lexicographicallyPrecedes(after.utf8)
+                {
+                    continue
+                }
+                guard
+                    try walk(
+                        folder: root + "/" + item.sortKey, keyPrefix: item.sortKey, partial: "",
+                        after: after, abandonedBefore: abandonedBefore, snapshot: snapshot, visit: visit)
+                else { return false }
             }
         }
         return true

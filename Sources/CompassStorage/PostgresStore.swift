@@ -1,10 +1,10 @@
 import CompassPlatform
 import PQBridge
-#if canImport(Glibc)
-import Glibc
-#endif
-
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The key-value store in PostgreSQL, through libpq (loaded on first use). One table in a schema
 /// of its own (`COMPASS_PG_SCHEMA`, `compass_meta` by default): keys in byte order (`COLLATE
@@ -78,7 +78,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     static func masked(_ text: String, secrets: [String]) -> String {
         var text = text
         for secret in secrets { text = text.replacing(secret, with: "[redacted]") }
-        var out = "", rest = Substring(text)
+        var out = ""
+        var rest = Substring(text)
         while let range = rest.firstRange(of: "password=") {
             out += rest[..<range.upperBound] + "[redacted]"
             rest = rest[range.upperBound...].drop { !$0.isWhitespace && $0 != "&" && $0 != "\"" && $0 != "'" }
@@ -126,7 +127,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     package func get(_ key: String) throws(StoreError) -> Versioned? {
         try StoreKey.validate(key)
-        let rows = try query(idempotent: true, "SELECT value, version FROM \(table) WHERE key = $1 AND \(live("$2"))", [.text(key), .text(now)])
+        let rows = try query(
+            idempotent: true, "SELECT value, version FROM \(table) WHERE key = $1 AND \(live("$2"))", [.text(key), .text(now)])
         return try rows.first.map { row throws(StoreError) in Versioned(value: row[0] ?? [], version: try Self.bigint(row[1], key)) }
     }
 
@@ -162,7 +164,10 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 switch result {
                 case .success(let rows):
                     guard let row = rows.first else {
-                        if case .create = write { versions.append(nil); continue }
+                        if case .create = write {
+                            versions.append(nil)
+                            continue
+                        }
                         rollBack(link, end)
                         return .failure(.unavailable("PostgreSQL answered a write without its version"))
                     }
@@ -217,7 +222,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     @discardableResult
     package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        let rows = try query("""
+        let rows = try query(
+            """
             UPDATE \(table) SET value = $2, version = nextval('\(schema).versions'), expires_at = \(expiry("$3"))
             WHERE key = $1 AND version = $4::bigint AND \(live("$5"))
             RETURNING version
@@ -230,8 +236,9 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         try StoreKey.validate(key)
         if let version {
-            let rows = try query("DELETE FROM \(table) WHERE key = $1 AND version = $2::bigint AND \(live("$3")) RETURNING 1",
-                                 [.text(key), .text(String(version)), .text(now)])
+            let rows = try query(
+                "DELETE FROM \(table) WHERE key = $1 AND version = $2::bigint AND \(live("$3")) RETURNING 1",
+                [.text(key), .text(String(version)), .text(now)])
             guard !rows.isEmpty else { throw .versionMismatch }
             return true
         }
@@ -243,7 +250,9 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
         try StoreKey.validatePrefix(prefix)
         guard limit > 0 else { return KeyPage(entries: [], cursor: nil) }
-        let rows = try query(idempotent: true, """
+        let rows = try query(
+            idempotent: true,
+            """
             SELECT key, value, version FROM \(table)
             WHERE key >= $1 AND starts_with(key, $1) AND key > $2 AND \(live("$3"))
             ORDER BY key LIMIT $4::bigint
@@ -259,15 +268,17 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     package func count(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
-        let rows = try query(idempotent: true, "SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live("$2"))",
-                             [.text(prefix), .text(now)])
+        let rows = try query(
+            idempotent: true, "SELECT count(*) FROM \(table) WHERE key >= $1 AND starts_with(key, $1) AND \(live("$2"))",
+            [.text(prefix), .text(now)])
         return Int(try Self.bigint(rows.first?[0], prefix))
     }
 
     @discardableResult
     package func deleteAll(prefix: String) throws(StoreError) -> Int {
         try StoreKey.validatePrefix(prefix)
-        let rows = try query("""
+        let rows = try query(
+            """
             WITH gone AS (DELETE FROM \(table) WHERE key >= $1 AND starts_with(key, $1) RETURNING expires_at)
             SELECT count(*) FROM gone WHERE \(live("$2"))
             """, [.text(prefix), .text(now)])
@@ -276,13 +287,15 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     package func sweepExpired(after: String?, limit: Int, asOf: Date) throws(StoreError) -> SweepPage {
         guard limit > 0 else { return SweepPage(visited: 0, deleted: 0, cursor: after) }
-        let rows = try query("""
+        let rows = try query(
+            """
             WITH page AS (SELECT key, expires_at FROM \(table) WHERE key > $1 ORDER BY key LIMIT $2::bigint),
                  gone AS (DELETE FROM \(table) r USING page p WHERE r.key = p.key AND r.expires_at <= \(expiry("$3")) RETURNING 1)
             SELECT (SELECT count(*) FROM page), (SELECT count(*) FROM gone), (SELECT max(key) FROM page)
             """, [.text(after ?? ""), .text(String(limit)), .text(String(asOf.timeIntervalSince1970))])
         guard let row = rows.first else { throw .unavailable("PostgreSQL gave no answer to a sweep") }
-        let visited = Int(try Self.bigint(row[0], "sweep")), deleted = Int(try Self.bigint(row[1], "sweep"))
+        let visited = Int(try Self.bigint(row[0], "sweep"))
+        let deleted = Int(try Self.bigint(row[1], "sweep"))
         let last = row[2].map { String(decoding: $0, as: UTF8.self) }
         return SweepPage(visited: visited, deleted: deleted, cursor: visited < limit ? nil : last)
     }
@@ -364,7 +377,9 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
     /// broke, with the instant (`monotonicMilliseconds()`) the call must end by. A connection that
     /// broke during `body` is dropped, so the next call opens another; an idempotent `body` that
     /// failed on a kept connection which broke runs once more on a new one, within the same time.
-    private func withConnection<T: Sendable>(idempotent: Bool, _ body: @Sendable (Link, Int64) -> Result<T, StoreError>) throws(StoreError) -> T {
+    private func withConnection<T: Sendable>(idempotent: Bool, _ body: @Sendable (Link, Int64) -> Result<T, StoreError>) throws(StoreError)
+        -> T
+    {
         let started = monotonicMilliseconds()
         let end = min(started + Int64(callTimeoutMilliseconds), deadline ?? .max)
         guard end > started else { throw .unavailable("PostgreSQL not asked: the request's time had run out") }
@@ -398,7 +413,9 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
 
     /// A new connection, with the schema made if missing and the server's statement timeout set.
     private func connect(until end: Int64) -> Result<Link, StoreError> {
-        guard compass_pq_load() != 0 else { return .failure(.unavailable("PostgreSQL unavailable: libpq (libpq.so.5) could not be loaded")) }
+        guard compass_pq_load() != 0 else {
+            return .failure(.unavailable("PostgreSQL unavailable: libpq (libpq.so.5) could not be loaded"))
+        }
         var timedOut: Int32 = 0
         let budget = Int32(clamping: max(0, end - monotonicMilliseconds()))
         guard let handle = compass_pq_connect(url, budget, &timedOut) else {
@@ -410,7 +427,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
             if timedOut != 0 { return .failure(.unavailable("PostgreSQL unavailable: no connection within \(budget) ms")) }
             // libpq's own words, with anything of the URL masked: they can quote the password.
             let message = String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? ""
-            return .failure(.unavailable("PostgreSQL unavailable: \(Self.masked(String(message.prefix(300)), secrets: secrets).prefix(200))"))
+            return .failure(
+                .unavailable("PostgreSQL unavailable: \(Self.masked(String(message.prefix(300)), secrets: secrets).prefix(200))"))
         }
         // One round trip when the schema is there: the statement timeout set, the server told to
         // notice a client gone within a second (PostgreSQL 14 and later: a statement whose call
@@ -480,14 +498,20 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
         guard let result else {
             link.broken = true
             if timedOut != 0 { return .failure(.unavailable("PostgreSQL did not answer within \(budget) ms")) }
-            let message = Self.masked(String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? "",
-                                      secrets: secrets)
-            return .failure(.unavailable("PostgreSQL unavailable: \(message.isEmpty ? "the connection failed" : String(message.prefix(200)))"))
+            let message = Self.masked(
+                String(cString: compass_pq_connection_error(link.handle)).split(separator: "\n").first.map(String.init) ?? "",
+                secrets: secrets)
+            return .failure(
+                .unavailable("PostgreSQL unavailable: \(message.isEmpty ? "the connection failed" : String(message.prefix(200)))"))
         }
         guard compass_pq_succeeded(result) != 0 else {
-            let state = String(cString: compass_pq_sqlstate(result)), message = String(cString: compass_pq_message(result))
+            let state = String(cString: compass_pq_sqlstate(result))
+            let message = String(cString: compass_pq_message(result))
             link.lastState = state
-            return .failure(.unavailable("PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(Self.masked(String(message.prefix(200)), secrets: secrets))"))
+            return .failure(
+                .unavailable(
+                    "PostgreSQL refused a statement (SQLSTATE \(state.isEmpty ? "none" : state)): \(Self.masked(String(message.prefix(200)), secrets: secrets))"
+                ))
         }
         var rows: [[[UInt8]?]] = []
         let count = compass_pq_rows(result)
@@ -501,7 +525,8 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                     cells.append(nil)
                 } else {
                     let length = Int(compass_pq_length(result, row, column))
-                    cells.append(length > 0 ? Array(UnsafeRawBufferPointer(start: compass_pq_value(result, row, column), count: length)) : [])
+                    cells.append(
+                        length > 0 ? Array(UnsafeRawBufferPointer(start: compass_pq_value(result, row, column), count: length)) : [])
                 }
             }
             rows.append(cells)

@@ -6,13 +6,15 @@ extension Config {
     package func openStore() throws -> any KeyValueStore {
         switch store {
         case .unset:
-            throw Config.Error(variable: "STORE_URL", problem: "is not set (a host runs the functions in a folder of its choosing: name the store)")
+            throw Config.Error(
+                variable: "STORE_URL", problem: "is not set (a host runs the functions in a folder of its choosing: name the store)")
         case .files(let root):
             return try FileStore(root: root)
         case .etcd(let endpoints, let namespace):
             let credentials = etcdUser.flatMap { user in etcdPassword.map { (user: user, password: $0) } }
-            return EtcdStore(endpoints: endpoints, namespace: namespace, transport: CurlTransport(caFile: etcdCAFile),
-                             credentials: credentials)
+            return EtcdStore(
+                endpoints: endpoints, namespace: namespace, transport: CurlTransport(caFile: etcdCAFile),
+                credentials: credentials)
         case .postgres(let url, let schema):
             return PostgresStore(url: url, schema: schema)
         }

@@ -63,10 +63,19 @@ struct FixtureRequest {
 
     init?(_ bytes: [UInt8]) {
         // Headers end at the first blank line (CRLF or LF).
-        var headerEnd = bytes.count, bodyStart = bytes.count
+        var headerEnd = bytes.count
+        var bodyStart = bytes.count
         for index in bytes.indices {
-            if bytes[index...].starts(with: [13, 10, 13, 10]) { headerEnd = index; bodyStart = index + 4; break }
-            if bytes[index...].starts(with: [10, 10]) { headerEnd = index; bodyStart = index + 2; break }
+            if bytes[index...].starts(with: [13, 10, 13, 10]) {
+                headerEnd = index
+                bodyStart = index + 4
+                break
+            }
+            if bytes[index...].starts(with: [10, 10]) {
+                headerEnd = index
+                bodyStart = index + 2
+                break
+            }
         }
         let head = String(decoding: bytes[..<headerEnd], as: UTF8.self)
         var lines = head.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" })
@@ -98,7 +107,9 @@ struct FixtureRequest {
         for (name, value) in headers {
             switch name.lowercased() {
             case "content-type": environment["CONTENT_TYPE"] = value
-            case "content-length": environment["CONTENT_LENGTH"] = value; hasLength = true
+            case "content-length":
+                environment["CONTENT_LENGTH"] = value
+                hasLength = true
             default: environment["HTTP_" + name.uppercased().replacingOccurrences(of: "-", with: "_")] = value
             }
         }

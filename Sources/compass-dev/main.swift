@@ -5,24 +5,24 @@ import CompassPlatform
 import Foundation
 
 let usage = """
-usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request file
-       compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
-       compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
-                                              print a lighttpd config (values from the environment)
-       compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
-       compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]
-                                              write COUNT connected tenants into STORE_URL, F of them (0.1)
-                                              due now; with DIR, their tokens into the Graph sandbox
-       compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
-       compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
-                                              print an nginx or Apache config (values from the environment)
-       compass-dev sam-template FUNCTIONS_JSON print the AWS SAM template of the production functions
-       compass-dev migrate                    create or upgrade the PostgreSQL schema of STORE_URL (idempotent)
-       compass-dev audit TENANT               the tenant's queued and dead-lettered event ids and unreadable
-                                              records in STORE_URL, as JSON (scripts/soak)
-       compass-dev key                        print a new CREDENTIALS_KEY
-       compass-dev secret                     print a new random secret
-"""
+    usage: compass-dev invoke FUNCTION FIXTURE   run a handler on a raw HTTP request file
+           compass-dev session TENANT [SECONDS]   print a session token (needs COMPASS_JWT_SECRET)
+           compass-dev lighttpd-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--sandbox] [--fastcgi]
+                                                  print a lighttpd config (values from the environment)
+           compass-dev sweep [--as-of ISO8601]    delete the records of STORE_URL expired by then (default now)
+           compass-dev seed-tenants COUNT [--due-fraction F] [--sandbox-state DIR]
+                                                  write COUNT connected tenants into STORE_URL, F of them (0.1)
+                                                  due now; with DIR, their tokens into the Graph sandbox
+           compass-dev nginx-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
+           compass-dev apache-config FUNCTIONS_JSON BIN_DIR DATA_DIR PORT [--fastcgi] [--sandbox]
+                                                  print an nginx or Apache config (values from the environment)
+           compass-dev sam-template FUNCTIONS_JSON print the AWS SAM template of the production functions
+           compass-dev migrate                    create or upgrade the PostgreSQL schema of STORE_URL (idempotent)
+           compass-dev audit TENANT               the tenant's queued and dead-lettered event ids and unreadable
+                                                  records in STORE_URL, as JSON (scripts/soak)
+           compass-dev key                        print a new CREDENTIALS_KEY
+           compass-dev secret                     print a new random secret
+    """
 
 func fail(_ message: String, status: Int32 = 2) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -49,7 +49,9 @@ case "function-env":
     // NAME=VALUE lines of the function's variables set in this environment (a FastCGI process
     // manager starts the function with exactly these).
     guard arguments.count == 3, let manifest = try? FunctionsManifest.load(path: arguments[1]) else { fail(usage) }
-    guard let function = manifest.served(sandbox: true).first(where: { $0.name == arguments[2] }) else { fail("no function \(arguments[2])") }
+    guard let function = manifest.served(sandbox: true).first(where: { $0.name == arguments[2] }) else {
+        fail("no function \(arguments[2])")
+    }
     let environment = ProcessInfo.processInfo.environment
     for name in function.environment { if let value = environment[name] { print("\(name)=\(value)") } }
 case "functions":
@@ -70,9 +72,10 @@ case "sam-template":
 case "lighttpd-config", "nginx-config", "apache-config":
     guard arguments.count >= 5, let port = Int(arguments[4]) else { fail(usage) }
     do {
-        let setup = HostSetup(manifest: try FunctionsManifest.load(path: arguments[1]), binDirectory: arguments[2],
-                              dataDirectory: arguments[3], port: port, environment: ProcessInfo.processInfo.environment,
-                              fastCGI: arguments.contains("--fastcgi"), sandbox: arguments.contains("--sandbox"))
+        let setup = HostSetup(
+            manifest: try FunctionsManifest.load(path: arguments[1]), binDirectory: arguments[2],
+            dataDirectory: arguments[3], port: port, environment: ProcessInfo.processInfo.environment,
+            fastCGI: arguments.contains("--fastcgi"), sandbox: arguments.contains("--sandbox"))
         switch arguments[0] {
         case "lighttpd-config": print(setup.lighttpdConfig(), terminator: "")
         case "nginx-config": print(setup.nginxConfig(), terminator: "")
@@ -101,8 +104,9 @@ case "seed-tenants":
         }
     }
     do {
-        let seeded = try DevTools.seedTenants(environment: ProcessInfo.processInfo.environment, count: count,
-                                              dueFraction: dueFraction, sandboxState: sandboxState)
+        let seeded = try DevTools.seedTenants(
+            environment: ProcessInfo.processInfo.environment, count: count,
+            dueFraction: dueFraction, sandboxState: sandboxState)
         print(#"{"seeded":\#(seeded)}"#)
     } catch {
         fail("seeding failed: \(error)")
@@ -114,7 +118,9 @@ case "store-bench":
 case "sweep":
     var asOf = Date()
     if arguments.count == 3 && arguments[1] == "--as-of" {
-        guard let parsed = try? Date(arguments[2], strategy: .iso8601) else { fail("--as-of takes an ISO 8601 time, e.g. 2026-11-27T12:00:00Z") }
+        guard let parsed = try? Date(arguments[2], strategy: .iso8601) else {
+            fail("--as-of takes an ISO 8601 time, e.g. 2026-11-27T12:00:00Z")
+        }
         asOf = parsed
     } else if arguments.count != 1 {
         fail(usage)

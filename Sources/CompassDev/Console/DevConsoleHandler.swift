@@ -30,9 +30,12 @@ package struct DevConsoleHandler: Handler {
             }
             let lifetime: Int64 = 12 * 3600
             let token = SessionVerifier(secret: try dependencies.config.sessionSecret())
-                .mint(tenantId: tenant, expiresAt: dependencies.clock.now.unixSeconds + lifetime, issuedAt: dependencies.clock.now.unixSeconds)
+                .mint(
+                    tenantId: tenant, expiresAt: dependencies.clock.now.unixSeconds + lifetime, issuedAt: dependencies.clock.now.unixSeconds
+                )
             var response = CGIResponse.redirect(to: "/settings/integrations")
-            response.headers.append(("Set-Cookie", "\(SessionVerifier.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax; Max-Age=\(lifetime)"))
+            response.headers.append(
+                ("Set-Cookie", "\(SessionVerifier.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax; Max-Age=\(lifetime)"))
             return response
         case ("POST", "/dev/logout"):
             var response = CGIResponse.redirect(to: "/dev/login")
@@ -58,10 +61,15 @@ package struct DevConsoleHandler: Handler {
             <form method="post" action="/dev/logout" class="inline"><button id="logout">Log out</button></form></header>
             <main>\(body)</main></body></html>
             """
-        return CGIResponse(status: status, headers: [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; form-action 'self'"),
-        ], body: Array(html.utf8))
+        return CGIResponse(
+            status: status,
+            headers: [
+                ("Content-Type", "text/html; charset=utf-8"),
+                (
+                    "Content-Security-Policy",
+                    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; form-action 'self'"
+                ),
+            ], body: Array(html.utf8))
     }
 
     private func loginBody(error: String?) -> String {

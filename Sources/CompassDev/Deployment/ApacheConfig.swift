@@ -45,7 +45,9 @@ extension HostSetup {
         if fastCGI {
             // A worker name of its own per function: Apache shares the connections of workers
             // whose names are prefixes of each other (`fcgi://localhost/...`).
-            lines.append("ProxyPassMatch \(quoted(pattern)) \(quoted("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)")
+            lines.append(
+                "ProxyPassMatch \(quoted(pattern)) \(quoted("unix:" + socket(for: function) + "|fcgi://compass-" + function.executable + "/")) timeout=\(function.timeoutSeconds)"
+            )
         } else {
             lines.append("ScriptAliasMatch \(quoted(pattern)) \(quoted(binDirectory + "/" + function.executable))")
         }

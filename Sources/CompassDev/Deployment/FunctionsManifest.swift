@@ -22,8 +22,10 @@ package struct FunctionsManifest: Codable, Sendable {
         /// Paths below this mount are its own (the Graph sandbox), not only the mount itself.
         package var servesSubpaths: Bool { name == SandboxHandler.name }
 
-        package init(name: String, executable: String, planned: Bool?, methods: [String], paths: [String], schedule: String?,
-                     timeoutSeconds: Int, maxBodyBytes: Int, environment: [String]) {
+        package init(
+            name: String, executable: String, planned: Bool?, methods: [String], paths: [String], schedule: String?,
+            timeoutSeconds: Int, maxBodyBytes: Int, environment: [String]
+        ) {
             self.name = name
             self.executable = executable
             self.planned = planned
@@ -43,19 +45,28 @@ package struct FunctionsManifest: Codable, Sendable {
     /// mounted at `/graph` (everything below it), and the development console. The variables
     /// include META_GRAPH_URL and SANDBOX_BASE_URL: they serve only when the Graph is the sandbox.
     package static let development: [Function] = [
-        function(SandboxHandler.self, paths: ["/graph"], timeoutSeconds: 60,
-                 environment: ["META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL",
-                               "SANDBOX_LATENCY_MS", "STORE_URL", "LOG_LEVEL"]),
-        function(DevConsoleHandler.self, paths: ["/", "/settings/integrations", "/dev/login", "/dev/logout"], timeoutSeconds: 10,
-                 environment: ["COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
-                               "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL"]),
+        function(
+            SandboxHandler.self, paths: ["/graph"], timeoutSeconds: 60,
+            environment: [
+                "META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL",
+                "SANDBOX_LATENCY_MS", "STORE_URL", "LOG_LEVEL",
+            ]),
+        function(
+            DevConsoleHandler.self, paths: ["/", "/settings/integrations", "/dev/login", "/dev/logout"], timeoutSeconds: 10,
+            environment: [
+                "COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
+                "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL",
+            ]),
     ]
 
     /// A development function as its handler declares it: name, executable, methods, body limit.
-    private static func function<H: Handler>(_ handler: H.Type, paths: [String], timeoutSeconds: Int,
-                                             environment: [String]) -> Function {
-        Function(name: H.name, executable: H.name, planned: nil, methods: H.methods, paths: paths, schedule: nil,
-                 timeoutSeconds: timeoutSeconds, maxBodyBytes: H.maxBodyBytes, environment: environment)
+    private static func function<H: Handler>(
+        _ handler: H.Type, paths: [String], timeoutSeconds: Int,
+        environment: [String]
+    ) -> Function {
+        Function(
+            name: H.name, executable: H.name, planned: nil, methods: H.methods, paths: paths, schedule: nil,
+            timeoutSeconds: timeoutSeconds, maxBodyBytes: H.maxBodyBytes, environment: environment)
     }
 
     /// The functions a host serves: the manifest's built ones, and with `sandbox` the development ones.

@@ -20,8 +20,10 @@ package struct HostSetup: Sendable {
     /// `FASTCGI_REQUEST_SECONDS`, so the others answer meanwhile.
     package static let responders = 4
 
-    package init(manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
-                 environment: [String: String], fastCGI: Bool = false, sandbox: Bool = false) {
+    package init(
+        manifest: FunctionsManifest, binDirectory: String, dataDirectory: String, port: Int,
+        environment: [String: String], fastCGI: Bool = false, sandbox: Bool = false
+    ) {
         self.manifest = manifest
         self.binDirectory = binDirectory
         self.dataDirectory = dataDirectory

@@ -6,7 +6,8 @@ extension HostSetup {
     package func lighttpdConfig() -> String {
         var lines = [
             "# Generated from functions.json by compass-dev lighttpd-config. Do not edit.",
-            fastCGI ? #"server.modules += ("mod_alias", "mod_fastcgi", "mod_setenv", "mod_accesslog")"#
+            fastCGI
+                ? #"server.modules += ("mod_alias", "mod_fastcgi", "mod_setenv", "mod_accesslog")"#
                 : #"server.modules += ("mod_alias", "mod_cgi", "mod_setenv", "mod_accesslog")"#,
             #"server.bind = "127.0.0.1""#,
             "server.port = \(port)",
@@ -27,16 +28,20 @@ extension HostSetup {
             for path in function.paths {
                 // A little above the program's own limit: a body past it gets the program's JSON 413.
                 let match = function.servesSubpaths ? "=~ \(quoted("^" + path + "(/|$)"))" : "== \(quoted(path))"
-                lines.append(lighttpdBlock(match: match, alias: path, executable: function.executable,
-                                   timeout: function.timeoutSeconds, variables: function.environment,
-                                   maxRequestKB: function.maxBodyBytes / 1024 + 64))
+                lines.append(
+                    lighttpdBlock(
+                        match: match, alias: path, executable: function.executable,
+                        timeout: function.timeoutSeconds, variables: function.environment,
+                        maxRequestKB: function.maxBodyBytes / 1024 + 64))
             }
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func lighttpdBlock(match: String, alias: String, executable: String, timeout: Int, variables: [String],
-                       maxRequestKB: Int) -> String {
+    private func lighttpdBlock(
+        match: String, alias: String, executable: String, timeout: Int, variables: [String],
+        maxRequestKB: Int
+    ) -> String {
         var env = variables.compactMap { name in environment[name].map { "\(quoted(name)) => \(quoted($0))" } }
         env.append(#""SWIFT_BACKTRACE" => "enable=no""#)
         if fastCGI {

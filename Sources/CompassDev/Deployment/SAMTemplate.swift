@@ -120,9 +120,10 @@ package struct SAMTemplate {
     private func conditions(_ variables: [String]) -> [String] {
         let optionalSecrets = variables.filter { Self.secrets.contains($0) && !Self.required.contains($0) }
         guard !optionalSecrets.isEmpty else { return [] }
-        return ["Conditions:"] + optionalSecrets.map { variable in
-            "  Has\(Self.secretParameterName(variable)): !Not [!Equals [!Ref \(Self.secretParameterName(variable)), \"\"]]"
-        }
+        return ["Conditions:"]
+            + optionalSecrets.map { variable in
+                "  Has\(Self.secretParameterName(variable)): !Not [!Equals [!Ref \(Self.secretParameterName(variable)), \"\"]]"
+            }
     }
 
     /// One function: its package, timeout, variables, secrets' layer and policy, and events.
@@ -153,8 +154,10 @@ package struct SAMTemplate {
             ]
             for variable in secrets {
                 let name = Self.secretParameterName(variable)
-                lines.append(Self.required.contains(variable) ? "                - !Ref \(name)"
-                             : "                - !If [Has\(name), !Ref \(name), !Ref \"AWS::NoValue\"]")
+                lines.append(
+                    Self.required.contains(variable)
+                        ? "                - !Ref \(name)"
+                        : "                - !If [Has\(name), !Ref \(name), !Ref \"AWS::NoValue\"]")
             }
         }
         return lines + events(function)

@@ -5,7 +5,7 @@ import CompassPlatform
 import CompassStorage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An emulation of the parts of Meta's Graph API and OAuth dialog this product uses, faithful
@@ -90,19 +90,24 @@ package struct GraphSandbox: Sendable {
             if request.method == "GET", parts.count == 2, parts[1] == "client_pixels", parts[0] == SandboxData.businessId {
                 return withUser(request) { token in
                     guard token.scopes.contains("business_management") else {
-                        return graphError(403, code: 200, type: "OAuthException", message: "(#200) Requires business_management permission to manage the object")
+                        return graphError(
+                            403, code: 200, type: "OAuthException",
+                            message: "(#200) Requires business_management permission to manage the object")
                     }
-                    let shared = JSONValue.object(["id": .string(SandboxData.sharedPixel), "name": .string("Partner's Shared Pixel"),
-                                                   "is_unavailable": .bool(false)])
+                    let shared = JSONValue.object([
+                        "id": .string(SandboxData.sharedPixel), "name": .string("Partner's Shared Pixel"),
+                        "is_unavailable": .bool(false),
+                    ])
                     return page([shared], request, path: "\(version)/\(SandboxData.businessId)/client_pixels")
                 }
             }
             if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(parts[0]) {
                 return withUser(request) { _ in events(pixel: String(parts[0]), request) }
             }
-            return graphError(400, code: 100, type: "GraphMethodException",
-                              message: "Unsupported \(request.method) request. Object does not exist or cannot be loaded.",
-                              subcode: 33)
+            return graphError(
+                400, code: 100, type: "GraphMethodException",
+                message: "Unsupported \(request.method) request. Object does not exist or cannot be loaded.",
+                subcode: 33)
         }
     }
 
@@ -138,7 +143,8 @@ package struct GraphSandbox: Sendable {
             return type.map { (MetaGraphSchema.Edge(method: "GET", returns: $0, parameters: []), $0, false) }
         }
         guard parts.count == 2,
-              let edge = schema.edges.first(where: { $0.key.hasSuffix("/" + parts[1]) && $0.value.method == method })?.value else { return nil }
+            let edge = schema.edges.first(where: { $0.key.hasSuffix("/" + parts[1]) && $0.value.method == method })?.value
+        else { return nil }
         let returns = edge.returns == "AbstractCrudObject" ? nil : edge.returns
         return (edge, returns, true)
     }
@@ -163,9 +169,10 @@ package struct GraphSandbox: Sendable {
             let asked = query.single("config_id") != nil ? "ads_read,business_management" : (query.single("scope") ?? "")
             let scopes = asked.split(separator: ",").map(String.init).filter { !declined.contains($0) }
             let systemUser = query.single("config_id") != nil && query.single("sandbox_token_type") == "system_user"
-            let grant = CodeGrant(redirectURI: redirect,
-                                  userId: systemUser ? SandboxData.systemUserId : (query.single("sandbox_user") ?? SandboxData.defaultUserId),
-                                  scopes: scopes, systemUser: systemUser ? true : nil)
+            let grant = CodeGrant(
+                redirectURI: redirect,
+                userId: systemUser ? SandboxData.systemUserId : (query.single("sandbox_user") ?? SandboxData.defaultUserId),
+                scopes: scopes, systemUser: systemUser ? true : nil)
             _ = try? store.put("codes/" + digest(code), JSON.encode(grant), ttl: 600)
             var back = QueryParameters()
             back.append("code", code)
@@ -186,7 +193,9 @@ package struct GraphSandbox: Sendable {
                 return "\(baseURL)/\(version)/dialog/oauth?\(next.encoded)"
             }
             let scope = escapeHTML(query.single("scope") ?? "")
-            return html(200, """
+            return html(
+                200,
+                """
                 <h1>Meta sandbox: authorize Compass</h1>
                 <p>App \(escapeHTML(appId)) asks for: <code>\(scope)</code></p>
                 <p><a id="approve" class="button" href="\(escapeHTML(link("approve")))">Approve</a>
@@ -221,7 +230,8 @@ package struct GraphSandbox: Sendable {
             return graphError(400, code: 101, type: "OAuthException", message: "Error validating application. Invalid application ID.")
         }
         guard let secret = query.single("client_secret"),
-              Crypto.constantTimeEquals(Array(secret.utf8), Array(appSecret.utf8)) else {
+            Crypto.constantTimeEquals(Array(secret.utf8), Array(appSecret.utf8))
+        else {
             return graphError(400, code: 1, type: "OAuthException", message: "Error validating client secret.")
         }
         let now = clock.now.unixSeconds
@@ -244,9 +254,11 @@ package struct GraphSandbox: Sendable {
             return graphError(400, code: 100, type: "OAuthException", message: "This authorization code has been used.", subcode: 36009)
         }
         guard query.single("redirect_uri") == grant.redirectURI else {
-            return graphError(400, code: 100, type: "OAuthException",
-                              message: "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
-                              subcode: 36008)
+            return graphError(
+                400, code: 100, type: "OAuthException",
+                message:
+                    "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
+                subcode: 36008)
         }
         // A code is single-use: a second exchange fails as at Meta.
         guard (try? store.delete(key, ifVersion: found.version)) == true else {
@@ -260,8 +272,9 @@ package struct GraphSandbox: Sendable {
         let now = clock.now.unixSeconds
         // A system-user token does not expire: kept a century here, and no expires_in.
         let lifetime: Int64 = systemUser ? 100 * 365 * 86_400 : longLived ? settings.longLivedTokenSeconds : 3_600
-        let record = TokenRecord(userId: userId, scopes: scopes, longLived: longLived || systemUser, expiresAt: now + lifetime,
-                                 issuedAt: now, systemUser: systemUser ? true : nil)
+        let record = TokenRecord(
+            userId: userId, scopes: scopes, longLived: longLived || systemUser, expiresAt: now + lifetime,
+            issuedAt: now, systemUser: systemUser ? true : nil)
         _ = try? store.put("tokens/" + digest(token), JSON.encode(record))
         if systemUser { return json(["access_token": .string(token), "token_type": .string("bearer")]) }
         return json(["access_token": .string(token), "token_type": .string("bearer"), "expires_in": .int(lifetime)])
@@ -269,17 +282,20 @@ package struct GraphSandbox: Sendable {
 
     private func loadToken(_ token: String) -> (TokenRecord, UInt64)? {
         guard let found = try? store.get("tokens/" + digest(token)),
-              let record = try? JSON.decode(TokenRecord.self, from: found.value) else { return nil }
+            let record = try? JSON.decode(TokenRecord.self, from: found.value)
+        else { return nil }
         return (record, found.version)
     }
 
     private func tokenError(_ record: TokenRecord) -> HTTPResponse {
         if record.revoked {
-            return graphError(400, code: 190, type: "OAuthException",
-                              message: "Error validating access token: The user has not authorized application \(appId).", subcode: 458)
+            return graphError(
+                400, code: 190, type: "OAuthException",
+                message: "Error validating access token: The user has not authorized application \(appId).", subcode: 458)
         }
-        return graphError(400, code: 190, type: "OAuthException",
-                          message: "Error validating access token: Session has expired.", subcode: 463)
+        return graphError(
+            400, code: 190, type: "OAuthException",
+            message: "Error validating access token: Session has expired.", subcode: 463)
     }
 
     /// A user-token call: valid, unexpired, unrevoked token and a correct `appsecret_proof`.
@@ -288,8 +304,9 @@ package struct GraphSandbox: Sendable {
             return graphError(400, code: 190, type: "OAuthException", message: "Invalid OAuth access token - Cannot parse access token")
         }
         guard let proof = request.query.single("appsecret_proof") else {
-            return graphError(400, code: 100, type: "GraphMethodException",
-                              message: "API calls from the server require an appsecret_proof argument")
+            return graphError(
+                400, code: 100, type: "GraphMethodException",
+                message: "API calls from the server require an appsecret_proof argument")
         }
         let expected = GraphClient.appsecretProof(token: token, appSecret: appSecret)
         guard Crypto.constantTimeEquals(Array(proof.utf8), Array(expected.utf8)) else {
@@ -301,13 +318,19 @@ package struct GraphSandbox: Sendable {
 
     private func debugToken(_ query: QueryParameters) -> HTTPResponse {
         guard let appToken = query.single("access_token"),
-              Crypto.constantTimeEquals(Array(appToken.utf8), Array("\(appId)|\(appSecret)".utf8)) else {
+            Crypto.constantTimeEquals(Array(appToken.utf8), Array("\(appId)|\(appSecret)".utf8))
+        else {
             return graphError(400, code: 190, type: "OAuthException", message: "Invalid OAuth access token - Cannot parse access token")
         }
         guard let input = query.single("input_token"), let (record, _) = loadToken(input) else {
-            return json(["data": .object(["is_valid": .bool(false), "error": .object([
-                "code": .int(190), "message": .string("Invalid OAuth access token."),
-            ])])])
+            return json([
+                "data": .object([
+                    "is_valid": .bool(false),
+                    "error": .object([
+                        "code": .int(190), "message": .string("Invalid OAuth access token."),
+                    ]),
+                ])
+            ])
         }
         let valid = !record.revoked && record.expiresAt > clock.now.unixSeconds
         let systemUser = record.systemUser == true
@@ -319,9 +342,10 @@ package struct GraphSandbox: Sendable {
             "scopes": .array(record.scopes.map { .string($0) }),
         ]
         if systemUser {
-            data["granular_scopes"] = .array(record.scopes.map { scope in
-                .object(["scope": .string(scope), "target_ids": .array(SandboxData.accounts.prefix(2).map { .string($0.accountId) })])
-            })
+            data["granular_scopes"] = .array(
+                record.scopes.map { scope in
+                    .object(["scope": .string(scope), "target_ids": .array(SandboxData.accounts.prefix(2).map { .string($0.accountId) })])
+                })
         }
         return json(["data": .object(data)])
     }
@@ -332,7 +356,9 @@ package struct GraphSandbox: Sendable {
         repeat {
             guard let page = try? store.list(prefix: "tokens/", after: cursor, limit: 200) else { break }
             for entry in page.entries {
-                guard var other = try? JSON.decode(TokenRecord.self, from: entry.value.value), other.userId == record.userId else { continue }
+                guard var other = try? JSON.decode(TokenRecord.self, from: entry.value.value), other.userId == record.userId else {
+                    continue
+                }
                 other.revoked = true
                 _ = try? store.put(entry.key, JSON.encode(other))
             }
@@ -349,20 +375,26 @@ package struct GraphSandbox: Sendable {
     }
 
     private static func row(_ account: SandboxData.Account) -> [String: JSONValue] {
-        ["id": .string(account.id), "account_id": .string(account.accountId), "name": .string(account.name),
-         "currency": .string(account.currency), "account_status": .int(Int64(account.status)),
-         "business": .object(["id": .string(SandboxData.businessId), "name": .string("Sandbox Business")])]
+        [
+            "id": .string(account.id), "account_id": .string(account.accountId), "name": .string(account.name),
+            "currency": .string(account.currency), "account_status": .int(Int64(account.status)),
+            "business": .object(["id": .string(SandboxData.businessId), "name": .string("Sandbox Business")]),
+        ]
     }
 
     private func pixels(_ accountId: String, _ request: Request, version: String) -> HTTPResponse {
         guard let account = SandboxData.account(accountId) else {
-            return graphError(400, code: 100, type: "GraphMethodException",
-                              message: "Unsupported get request. Object with ID '\(accountId)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
-                              subcode: 33)
+            return graphError(
+                400, code: 100, type: "GraphMethodException",
+                message:
+                    "Unsupported get request. Object with ID '\(accountId)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                subcode: 33)
         }
         let rows: [JSONValue] = account.pixelIds.enumerated().map { index, id in
-            .object(["id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
-                     "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false)])
+            .object([
+                "id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
+                "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false),
+            ])
         }
         return page(rows, request, path: "\(version)/\(accountId)/adspixels")
     }
@@ -370,30 +402,39 @@ package struct GraphSandbox: Sendable {
     /// Every pixel of the business: those of its accounts and one attached to none.
     private func ownedPixels(_ request: Request, token: TokenRecord, version: String) -> HTTPResponse {
         guard token.scopes.contains("business_management") else {
-            return graphError(403, code: 200, type: "OAuthException", message: "(#200) Requires business_management permission to manage the object")
+            return graphError(
+                403, code: 200, type: "OAuthException", message: "(#200) Requires business_management permission to manage the object")
         }
         var rows: [JSONValue] = SandboxData.accounts.flatMap { account in
             account.pixelIds.enumerated().map { index, id in
-                JSONValue.object(["id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
-                                  "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false)])
+                JSONValue.object([
+                    "id": .string(id), "name": .string("\(account.name) Pixel \(index + 1)"),
+                    "last_fired_time": .string("2026-11-20T10:00:00+0000"), "is_unavailable": .bool(false),
+                ])
             }
         }
-        rows.append(.object(["id": .string(SandboxData.businessOnlyPixel), "name": .string("Sandbox Business Pixel"),
-                             "is_unavailable": .bool(false)]))
+        rows.append(
+            .object([
+                "id": .string(SandboxData.businessOnlyPixel), "name": .string("Sandbox Business Pixel"),
+                "is_unavailable": .bool(false),
+            ]))
         return page(rows, request, path: "\(version)/\(SandboxData.businessId)/owned_pixels")
     }
 
     /// Meta's paging: cursors always, `next` while more remain. The `next` link carries the
     /// access token but, as at Meta, not the `appsecret_proof`.
     private func page(_ rows: [JSONValue], _ request: Request, path: String) -> HTTPResponse {
-        let offset = request.query.single("after").flatMap { Base64URL.decode($0) }.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        let offset =
+            request.query.single("after").flatMap { Base64URL.decode($0) }.flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
         let size = min(Int(request.query.single("limit") ?? "25") ?? 25, SandboxData.pageSize)
         let start = min(max(offset, 0), rows.count)
         let end = min(start + max(size, 1), rows.count)
-        var paging: [String: JSONValue] = ["cursors": .object([
-            "before": .string(Base64URL.encode(Array(String(start).utf8))),
-            "after": .string(Base64URL.encode(Array(String(end).utf8))),
-        ])]
+        var paging: [String: JSONValue] = [
+            "cursors": .object([
+                "before": .string(Base64URL.encode(Array(String(start).utf8))),
+                "after": .string(Base64URL.encode(Array(String(end).utf8))),
+            ])
+        ]
         if end < rows.count {
             var next = QueryParameters(request.query.pairs.filter { !["after", "appsecret_proof"].contains($0.name) })
             next.append("after", Base64URL.encode(Array(String(end).utf8)))
@@ -415,16 +456,19 @@ package struct GraphSandbox: Sendable {
         guard let agent = query.single("agent_name"), !agent.isEmpty else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter agent_name is required")
         }
-        let names: [(key: String, identifier: String)] = [("em", "email"), ("ph", "phone"), ("external_id", "external_id"),
-                                                           ("fbp", "fbp"), ("fbc", "fbc"), ("client_ip_address", "ip_address"),
-                                                           ("client_user_agent", "user_agent")]
+        let names: [(key: String, identifier: String)] = [
+            ("em", "email"), ("ph", "phone"), ("external_id", "external_id"),
+            ("fbp", "fbp"), ("fbc", "fbc"), ("client_ip_address", "ip_address"),
+            ("client_user_agent", "user_agent"),
+        ]
         var counts: [String: (events: Int, keys: [String: Int])] = [:]
         var cursor: String? = nil
         repeat {
             guard let page = try? store.list(prefix: "events/\(pixel)/", after: cursor, limit: 500) else { break }
             for (_, value) in page.entries {
                 guard let stored = try? JSON.decode(JSONValue.self, from: value.value), let event = stored["event"],
-                      let name = event["event_name"]?.string else { continue }
+                    let name = event["event_name"]?.string
+                else { continue }
                 var entry = counts[name] ?? (0, [:])
                 entry.events += 1
                 for (key, _) in names where event["user_data"]?[key] != nil { entry.keys[key, default: 0] += 1 }
@@ -448,49 +492,65 @@ package struct GraphSandbox: Sendable {
             let emailShare = Double(entry.keys["em"] ?? 0) / Double(entry.events)
             var diagnostics: [JSONValue] = []
             if emailShare < 0.5 {
-                diagnostics.append(.object([
-                    "name": .string("Send more email addresses"),
-                    "description": .string("Most of these events do not include an email address."),
-                    "solution": .string("Add the customer's email address (em) to your server events."),
-                    "percentage": .double(((1 - emailShare) * 1000).rounded() / 10),
-                    "affected_event_count": .int(Int64(entry.events - (entry.keys["em"] ?? 0))), "total_event_count": .int(Int64(entry.events)),
-                ]))
+                diagnostics.append(
+                    .object([
+                        "name": .string("Send more email addresses"),
+                        "description": .string("Most of these events do not include an email address."),
+                        "solution": .string("Add the customer's email address (em) to your server events."),
+                        "percentage": .double(((1 - emailShare) * 1000).rounded() / 10),
+                        "affected_event_count": .int(Int64(entry.events - (entry.keys["em"] ?? 0))),
+                        "total_event_count": .int(Int64(entry.events)),
+                    ]))
             }
             func share(_ percentage: Double, _ description: String) -> JSONValue {
                 .object(["percentage": .double(percentage), "description": .string(description)])
             }
             let dedupe = settings.browserDedupeCoverage
-            rows.append(.object([
-                "event_name": .string(name),
-                "event_match_quality": .object(["composite_score": .double(score), "match_key_feedback": .array(feedback),
-                                                "diagnostics": .array(diagnostics)]),
-                "event_coverage": .object(["percentage": .double(100), "goal_percentage": .double(75),
-                                           "description": .string("Server events cover the browser events of this name.")]),
-                "dedupe_key_feedback": .array([.object([
-                    "dedupe_key": .string("event_id"),
-                    "browser_events_with_dedupe_key": share(dedupe, "Browser events with this deduplication key."),
-                    "server_events_with_dedupe_key": share(100, "Server events with this deduplication key."),
-                    "overall_browser_coverage_from_dedupe_key": share(dedupe, "Browser events deduplicated with server events."),
-                ])]),
-                "data_freshness": .object(["upload_frequency": .string("real_time"), "description": .string("Events arrive in real time.")]),
-                "acr": share(12.5, "Additional conversions reported thanks to the Conversions API."),
-                "event_potential_aly_acr_increase": share(3, "Potential additional conversions reported."),
-            ]))
+            rows.append(
+                .object([
+                    "event_name": .string(name),
+                    "event_match_quality": .object([
+                        "composite_score": .double(score), "match_key_feedback": .array(feedback),
+                        "diagnostics": .array(diagnostics),
+                    ]),
+                    "event_coverage": .object([
+                        "percentage": .double(100), "goal_percentage": .double(75),
+                        "description": .string("Server events cover the browser events of this name."),
+                    ]),
+                    "dedupe_key_feedback": .array([
+                        .object([
+                            "dedupe_key": .string("event_id"),
+                            "browser_events_with_dedupe_key": share(dedupe, "Browser events with this deduplication key."),
+                            "server_events_with_dedupe_key": share(100, "Server events with this deduplication key."),
+                            "overall_browser_coverage_from_dedupe_key": share(dedupe, "Browser events deduplicated with server events."),
+                        ])
+                    ]),
+                    "data_freshness": .object([
+                        "upload_frequency": .string("real_time"), "description": .string("Events arrive in real time."),
+                    ]),
+                    "acr": share(12.5, "Additional conversions reported thanks to the Conversions API."),
+                    "event_potential_aly_acr_increase": share(3, "Potential additional conversions reported."),
+                ]))
         }
         // Meta answers only the fields asked for.
-        let asked = query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
-            var parser = FieldExpansion(Array(expression.utf8))
-            return parser.parse()
-        } ?? []
+        let asked =
+            query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
+                var parser = FieldExpansion(Array(expression.utf8))
+                return parser.parse()
+            } ?? []
         return json(FieldExpansion.project(.object(["web": .array(rows)]), asked).object ?? [:])
     }
 
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
-        guard SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })
-                || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel].contains(pixel) else {
-            return graphError(400, code: 100, type: "GraphMethodException",
-                              message: "Unsupported post request. Object with ID '\(pixel)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
-                              subcode: 33)
+        guard
+            SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })
+                || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel].contains(pixel)
+        else {
+            return graphError(
+                400, code: 100, type: "GraphMethodException",
+                message:
+                    "Unsupported post request. Object with ID '\(pixel)' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                subcode: 33)
         }
         guard let body = try? JSON.decode(JSONValue.self, from: request.body), let data = body["data"]?.array else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter data is required")
@@ -502,25 +562,33 @@ package struct GraphSandbox: Sendable {
         for event in data {
             if let problem = problem(in: event, now: now) { return invalidEvent(problem.0, problem.1, problem.2) }
         }
-        let testCode = body["test_event_code"]?.string, agent = body["partner_agent"]?.string
+        let testCode = body["test_event_code"]?.string
+        let agent = body["partner_agent"]?.string
         for event in data {
             var stored: [String: JSONValue] = ["event": event, "received_at": .int(now)]
             if let testCode { stored["test_event_code"] = .string(testCode) }
             if let agent { stored["partner_agent"] = .string(agent) }
             let nanos = String(UInt64(Date().timeIntervalSince1970 * 1e9))
-            let key = "events/\(pixel)/" + String(repeating: "0", count: max(0, 20 - nanos.count)) + nanos + "-" + Hex.encode(random.bytes(6))
+            let key =
+                "events/\(pixel)/" + String(repeating: "0", count: max(0, 20 - nanos.count)) + nanos + "-" + Hex.encode(random.bytes(6))
             _ = try? store.put(key, JSON.encode(JSONValue.object(stored)))
         }
-        return json(["events_received": .int(Int64(data.count)), "messages": .array([]),
-                     "fbtrace_id": .string("Sbx" + Base64URL.encode(random.bytes(9)))])
+        return json([
+            "events_received": .int(Int64(data.count)), "messages": .array([]),
+            "fbtrace_id": .string("Sbx" + Base64URL.encode(random.bytes(9))),
+        ])
     }
 
     private static let hashedKeys: Set<String> = ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"]
-    private static let matchKeys: Set<String> = ["em", "ph", "external_id", "client_ip_address", "fbc", "fbp", "subscription_id",
-                                                 "fb_login_id", "lead_id", "anon_id", "madid", "ctwa_clid", "page_scoped_user_id", "ig_sid"]
+    private static let matchKeys: Set<String> = [
+        "em", "ph", "external_id", "client_ip_address", "fbc", "fbp", "subscription_id",
+        "fb_login_id", "lead_id", "anon_id", "madid", "ctwa_clid", "page_scoped_user_id", "ig_sid",
+    ]
 
     private func problem(in event: JSONValue, now: Int64) -> (Int, String, String)? {
-        guard let name = event["event_name"]?.string, !name.isEmpty else { return (2_804_008, "Missing event_name", "event_name is required.") }
+        guard let name = event["event_name"]?.string, !name.isEmpty else {
+            return (2_804_008, "Missing event_name", "event_name is required.")
+        }
         guard let source = event["action_source"]?.string, ConversionEvent.actionSources.contains(source) else {
             return (2_804_008, "Invalid action_source", "action_source is missing or not a valid value.")
         }
@@ -593,8 +661,11 @@ package struct GraphSandbox: Sendable {
     /// A fault waiting for the next matching calls.
     struct Fault: Codable {
         enum Kind: String, Codable {
-            case serverError = "server_error", timeout, rateLimit = "rate_limit"
-            case tokenExpired = "token_expired", tokenInvalid = "token_invalid"
+            case serverError = "server_error"
+            case timeout
+            case rateLimit = "rate_limit"
+            case tokenExpired = "token_expired"
+            case tokenInvalid = "token_invalid"
             /// Code 100, subcode 33: the object (a pixel no longer shared) cannot be reached.
             case objectUnavailable = "object_unavailable"
         }
@@ -629,7 +700,8 @@ package struct GraphSandbox: Sendable {
             var current: Versioned? = entry.value
             while let found = current {
                 guard var fault = try? JSON.decode(Fault.self, from: found.value), fault.path == nil || fault.path == route,
-                      fault.remaining > 0 else { break }
+                    fault.remaining > 0
+                else { break }
                 fault.remaining -= 1
                 let taken: Bool
                 if fault.remaining == 0 {
@@ -647,8 +719,9 @@ package struct GraphSandbox: Sendable {
     private func faultResponse(_ fault: Fault) -> HTTPResponse {
         switch fault.kind {
         case .serverError:
-            return graphError(500, code: 2, type: "OAuthException", message: "An unexpected error has occurred. Please retry your request later.",
-                              transient: true)
+            return graphError(
+                500, code: 2, type: "OAuthException", message: "An unexpected error has occurred. Please retry your request later.",
+                transient: true)
         case .timeout:
             usleep(UInt32(min(fault.delayMilliseconds ?? 15_000, 60_000)) * 1000)
             return graphError(504, code: 2, type: "OAuthException", message: "The request timed out.", transient: true)
@@ -658,13 +731,16 @@ package struct GraphSandbox: Sendable {
                 #"{"\#(SandboxData.businessId)":[{"type":"ads_management","call_count":100,"total_cputime":20,"total_time":20,"estimated_time_to_regain_access":1}]}"#
             return response
         case .tokenExpired:
-            return graphError(400, code: 190, type: "OAuthException", message: "Error validating access token: Session has expired.", subcode: 463)
+            return graphError(
+                400, code: 190, type: "OAuthException", message: "Error validating access token: Session has expired.", subcode: 463)
         case .tokenInvalid:
             return graphError(400, code: 190, type: "OAuthException", message: "Invalid OAuth access token - Cannot parse access token")
         case .objectUnavailable:
-            return graphError(400, code: 100, type: "GraphMethodException",
-                              message: "Unsupported post request. Object does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
-                              subcode: 33)
+            return graphError(
+                400, code: 100, type: "GraphMethodException",
+                message:
+                    "Unsupported post request. Object does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+                subcode: 33)
         }
     }
 
@@ -678,7 +754,8 @@ package struct GraphSandbox: Sendable {
             return json(["queued": .bool(true)], status: 201)
         case ("POST", "settings"):
             guard let settings = try? JSON.decode(Settings.self, from: request.body), settings.longLivedTokenSeconds > 0,
-                  (0...100).contains(settings.browserDedupeCoverage) else {
+                (0...100).contains(settings.browserDedupeCoverage)
+            else {
                 return json(["error": .string(#"expected {"longLivedTokenSeconds":n,"browserDedupeCoverage":0-100}"#)], status: 400)
             }
             _ = try? store.put("settings", JSON.encode(settings))
@@ -693,9 +770,12 @@ package struct GraphSandbox: Sendable {
                 guard let page = try? store.list(prefix: "calls/", after: cursor, limit: 500) else { break }
                 for entry in page.entries {
                     if let call = try? JSON.decode(Call.self, from: entry.value.value) {
-                        calls.append(.object(["method": .string(call.method), "path": .string(call.path),
-                                              "parameters": .array(call.parameters.map { .string($0) }),
-                                              "status": .int(Int64(call.status ?? 0))]))
+                        calls.append(
+                            .object([
+                                "method": .string(call.method), "path": .string(call.path),
+                                "parameters": .array(call.parameters.map { .string($0) }),
+                                "status": .int(Int64(call.status ?? 0)),
+                            ]))
                     }
                 }
                 cursor = page.cursor
@@ -733,8 +813,10 @@ package struct GraphSandbox: Sendable {
         HTTPResponse(status: status, headers: ["content-type": "application/json; charset=UTF-8"], body: JSON.encode(object))
     }
 
-    private func graphError(_ status: Int, code: Int, type: String, message: String, subcode: Int? = nil,
-                            transient: Bool = false) -> HTTPResponse {
+    private func graphError(
+        _ status: Int, code: Int, type: String, message: String, subcode: Int? = nil,
+        transient: Bool = false
+    ) -> HTTPResponse {
         var error: [String: JSONValue] = [
             "message": .string(message), "type": .string(type), "code": .int(Int64(code)),
             "fbtrace_id": .string("Sbx" + Base64URL.encode(random.bytes(9))),

@@ -47,14 +47,17 @@ package struct MetaGraphSchema: Sendable {
 
     init?(json bytes: [UInt8]) {
         guard let root = try? JSONParser.parse(bytes), let objects = root["objects"]?.object,
-              let edges = root["edges"]?.object, let documented = root["documented"], let event = root["server_event"]?.object else { return nil }
+            let edges = root["edges"]?.object, let documented = root["documented"], let event = root["server_event"]?.object
+        else { return nil }
         func fieldTable(_ value: JSONValue) -> [String: String] {
             (value.object ?? [:]).compactMapValues(\.string)
         }
         func names(_ value: JSONValue?) -> Set<String> { Set((value?.array ?? []).compactMap(\.string)) }
         self.objects = objects.mapValues(fieldTable)
         for (name, type) in documented["types"]?.object ?? [:] { self.objects[name] = fieldTable(type["fields"] ?? .null) }
-        self.edges = edges.mapValues { Edge(method: $0["method"]?.string ?? "GET", returns: $0["returns"]?.string, parameters: names($0["params"])) }
+        self.edges = edges.mapValues {
+            Edge(method: $0["method"]?.string ?? "GET", returns: $0["returns"]?.string, parameters: names($0["params"]))
+        }
         self.endpoints = (documented["endpoints"]?.object ?? [:]).mapValues {
             Edge(method: $0["method"]?.string ?? "GET", returns: $0["returns"]?.string, parameters: names($0["params"]))
         }
@@ -70,8 +73,10 @@ package struct MetaGraphSchema: Sendable {
 
     /// The first parameter of `names` that `call` does not take; `edge` adds the paging ones.
     package func unknownParameter(_ names: [String], of call: Edge, isEdge: Bool) -> Refusal? {
-        for name in names where !call.parameters.contains(name) && !everyCallParameters.contains(name)
-            && !(isEdge && edgeParameters.contains(name)) {
+        for name in names
+        where !call.parameters.contains(name) && !everyCallParameters.contains(name)
+            && !(isEdge && edgeParameters.contains(name))
+        {
             return .unknownParameter(name)
         }
         return nil

@@ -4,551 +4,551 @@
 extension MetaGraphSchema {
     /// The table as JSON: objects' fields, edges' parameters, the event's names.
     static let json = #"""
-{
- "documented": {
-  "common_parameters": {
-   "edges": [
-    "limit",
-    "after",
-    "before"
-   ],
-   "every_call": [
-    "access_token",
-    "appsecret_proof",
-    "fields"
-   ],
-   "source": "https://developers.facebook.com/docs/graph-api/guides/secure-requests/ (access_token, appsecret_proof); https://developers.facebook.com/docs/graph-api/guides/field-expansion/ (fields); https://developers.facebook.com/docs/graph-api/results/ (limit, after, before)"
-  },
-  "endpoints": {
-   "dataset_quality": {
-    "method": "GET",
-    "params": [
-     "dataset_id",
-     "agent_name"
-    ],
-    "returns": "DatasetQuality",
-    "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/"
-   },
-   "debug_token": {
-    "method": "GET",
-    "params": [
-     "input_token",
-     "access_token"
-    ],
-    "source": "https://developers.facebook.com/docs/graph-api/reference/debug_token/"
-   },
-   "oauth/access_token": {
-    "method": "GET",
-    "params": [
-     "client_id",
-     "client_secret",
-     "redirect_uri",
-     "code",
-     "grant_type",
-     "fb_exchange_token"
-    ],
-    "source": "https://developers.facebook.com/docs/facebook-login/guides/advanced/manual-flow/ ; https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived/"
-   }
-  },
-  "server_event": {
-   "user_data": {
-    "names": [
-     "page_scoped_user_id",
-     "ig_account_id",
-     "ig_sid",
-     "whatsapp_business_account_id"
-    ],
-    "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters/ (page_scoped_user_id, ig_account_id, ig_sid); https://developers.facebook.com/docs/marketing-api/conversions-api/business-messaging/ (whatsapp_business_account_id, beside ctwa_clid)"
-   }
-  },
-  "types": {
-   "AdsDatasetCoverage": {
-    "fields": {
-     "description": "string",
-     "percentage": "float"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-dedup-key-feedback-coverage/ (names as in the examples of the dataset-quality-api page)"
-   },
-   "AdsDatasetDiagnostic": {
-    "fields": {
-     "affected_event_count": "int",
-     "description": "string",
-     "name": "string",
-     "percentage": "float",
-     "solution": "string",
-     "total_event_count": "int"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-emq-diagnostics/ (names as in the examples of the dataset-quality-api page)"
-   },
-   "AdsDatasetMatchKeyFeedback": {
-    "fields": {
-     "coverage": "AdsDatasetCoverage",
-     "identifier": "string",
-     "potential_aly_acr_increase": "AdsDatasetCoverage"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-pixel-capi-match-key/"
-   },
-   "AdsPixelCAPIIntegrationQuality.acr": {
-    "fields": {
-     "description": "string",
-     "percentage": "float"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-capiacr/"
-   },
-   "AdsPixelCAPIIntegrationQuality.data_freshness": {
-    "fields": {
-     "description": "string",
-     "upload_frequency": "string"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-data-freshness/"
-   },
-   "AdsPixelCAPIIntegrationQuality.dedupe_key_feedback": {
-    "fields": {
-     "browser_events_with_dedupe_key": "AdsDatasetCoverage",
-     "dedupe_key": "string",
-     "overall_browser_coverage_from_dedupe_key": "AdsDatasetCoverage",
-     "server_events_with_dedupe_key": "AdsDatasetCoverage"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-dedup-key-feedback/"
-   },
-   "AdsPixelCAPIIntegrationQuality.event_coverage": {
-    "fields": {
-     "description": "string",
-     "goal_percentage": "float",
-     "percentage": "float",
-     "potential_aly_acr_increase": "AdsDatasetCoverage"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-event-coverage/"
-   },
-   "AdsPixelCAPIIntegrationQuality.event_match_quality": {
-    "fields": {
-     "composite_score": "float",
-     "diagnostics": "list<AdsDatasetDiagnostic>",
-     "match_key_feedback": "list<AdsDatasetMatchKeyFeedback>"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-pixel-capiemq/"
-   },
-   "DatasetQuality": {
-    "fields": {
-     "offline": "list<AdsPixelCAPIIntegrationQuality>",
-     "web": "list<AdsPixelCAPIIntegrationQuality>"
-    },
-    "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/"
-   },
-   "DebugToken": {
-    "fields": {
-     "app_id": "string",
-     "application": "string",
-     "data_access_expires_at": "int",
-     "error": "Object",
-     "expires_at": "int",
-     "granular_scopes": "list<Object>",
-     "is_valid": "bool",
-     "issued_at": "int",
-     "metadata": "Object",
-     "profile_id": "string",
-     "scopes": "list<string>",
-     "type": "string",
-     "user_id": "string"
-    },
-    "source": "https://developers.facebook.com/docs/graph-api/reference/debug_token/"
-   }
-  }
- },
- "edges": {
-  "AdAccount/adspixels": {
-   "edge": "adspixels",
-   "method": "GET",
-   "params": [
-    "sort_by"
-   ],
-   "returns": "AdsPixel"
-  },
-  "AdsPixel/events": {
-   "edge": "events",
-   "method": "POST",
-   "params": [
-    "data",
-    "namespace_id",
-    "partner_agent",
-    "platforms",
-    "progress",
-    "test_event_code",
-    "trace",
-    "upload_id",
-    "upload_source",
-    "upload_tag"
-   ],
-   "returns": "AbstractCrudObject"
-  },
-  "Business/client_pixels": {
-   "edge": "client_pixels",
-   "method": "GET",
-   "params": [],
-   "returns": "AdsPixel"
-  },
-  "Business/owned_pixels": {
-   "edge": "owned_pixels",
-   "method": "GET",
-   "params": [],
-   "returns": "AdsPixel"
-  },
-  "User/adaccounts": {
-   "edge": "adaccounts",
-   "method": "GET",
-   "params": [],
-   "returns": "AdAccount"
-  },
-  "User/permissions": {
-   "edge": "permissions",
-   "method": "DELETE",
-   "params": [
-    "permission"
-   ],
-   "returns": "AbstractCrudObject"
-  }
- },
- "objects": {
-  "AdAccount": {
-   "account_id": "string",
-   "account_status": "unsigned int",
-   "ad_account_promotable_objects": "AdAccountPromotableObjects",
-   "age": "float",
-   "agency_client_declaration": "AgencyClientDeclaration",
-   "all_capabilities": "list<string>",
-   "amount_spent": "string",
-   "attribution_spec": "list<AttributionSpec>",
-   "balance": "string",
-   "brand_safety_content_filter_levels": "list<string>",
-   "business": "Business",
-   "business_city": "string",
-   "business_country_code": "string",
-   "business_name": "string",
-   "business_state": "string",
-   "business_street": "string",
-   "business_street2": "string",
-   "business_zip": "string",
-   "can_create_brand_lift_study": "bool",
-   "capabilities": "list<string>",
-   "created_time": "datetime",
-   "currency": "string",
-   "custom_audience_info": "CustomAudienceGroup",
-   "default_dsa_beneficiary": "string",
-   "default_dsa_payor": "string",
-   "disable_reason": "unsigned int",
-   "end_advertiser": "string",
-   "end_advertiser_name": "string",
-   "existing_customers": "list<string>",
-   "expired_funding_source_details": "FundingSourceDetails",
-   "extended_credit_invoice_group": "ExtendedCreditInvoiceGroup",
-   "failed_delivery_checks": "list<DeliveryCheck>",
-   "fb_entity": "unsigned int",
-   "funding_source": "string",
-   "funding_source_details": "FundingSourceDetails",
-   "has_migrated_permissions": "bool",
-   "has_page_authorized_adaccount": "bool",
-   "id": "string",
-   "io_number": "string",
-   "is_attribution_spec_system_default": "bool",
-   "is_ba_skip_delayed_eligible": "bool",
-   "is_direct_deals_enabled": "bool",
-   "is_in_3ds_authorization_enabled_market": "bool",
-   "is_notifications_enabled": "bool",
-   "is_personal": "unsigned int",
-   "is_prepay_account": "bool",
-   "is_tax_id_required": "bool",
-   "liable_address": "CRMAddress",
-   "line_numbers": "list<int>",
-   "marketing_messages_settings": "AdAccountMarketingMessagesSettings",
-   "media_agency": "string",
-   "min_campaign_group_spend_cap": "string",
-   "min_daily_budget": "unsigned int",
-   "name": "string",
-   "offsite_clo_signal_status": "int",
-   "offsite_pixels_tos_accepted": "bool",
-   "opportunity_score": "float",
-   "opportunity_score_weight": "int",
-   "owner": "string",
-   "owner_business": "Business",
-   "partner": "string",
-   "rf_spec": "ReachFrequencySpec",
-   "send_bill_to_address": "CRMAddress",
-   "show_checkout_experience": "bool",
-   "sold_to_address": "CRMAddress",
-   "spend_cap": "string",
-   "tax_id": "string",
-   "tax_id_status": "unsigned int",
-   "tax_id_type": "string",
-   "timezone_id": "unsigned int",
-   "timezone_name": "string",
-   "timezone_offset_hours_utc": "float",
-   "tos_accepted": "map<string, int>",
-   "user_access_expire_time": "datetime",
-   "user_tasks": "list<string>",
-   "user_tos_accepted": "map<string, int>",
-   "viewable_business": "Business"
-  },
-  "AdsPixel": {
-   "automatic_matching_fields": "list<string>",
-   "can_proxy": "bool",
-   "code": "string",
-   "config": "string",
-   "creation_time": "datetime",
-   "creator": "User",
-   "data_use_setting": "string",
-   "description": "string",
-   "duplicate_entries": "int",
-   "enable_auto_assign_to_accounts": "bool",
-   "enable_automatic_matching": "bool",
-   "event_stats": "string",
-   "event_time_max": "int",
-   "event_time_min": "int",
-   "first_party_cookie_status": "string",
-   "has_1p_pixel_event": "bool",
-   "id": "string",
-   "is_consolidated_container": "bool",
-   "is_created_by_business": "bool",
-   "is_crm": "bool",
-   "is_mta_use": "bool",
-   "is_restricted_use": "bool",
-   "is_unavailable": "bool",
-   "last_fired_time": "datetime",
-   "last_upload_app": "string",
-   "last_upload_app_changed_time": "int",
-   "match_rate_approx": "int",
-   "matched_entries": "int",
-   "name": "string",
-   "owner_ad_account": "AdAccount",
-   "owner_business": "Business",
-   "usage": "OfflineConversionDataSetUsage",
-   "user_access_expire_time": "datetime",
-   "valid_entries": "int"
-  },
-  "AdsPixelCAPIIntegrationQuality": {
-   "acr": "Object",
-   "data_freshness": "Object",
-   "dedupe_key_feedback": "list<Object>",
-   "event_ad_sets": "list<Object>",
-   "event_coverage": "Object",
-   "event_match_quality": "Object",
-   "event_name": "string",
-   "event_potential_aly_acr_increase": "Object",
-   "event_spend": "Object"
-  },
-  "Business": {
-   "block_offline_analytics": "bool",
-   "collaborative_ads_managed_partner_business_info": "ManagedPartnerBusiness",
-   "collaborative_ads_managed_partner_eligibility": "BusinessManagedPartnerEligibility",
-   "collaborative_ads_partner_premium_options": "BusinessPartnerPremiumOptions",
-   "created_by": "Object",
-   "created_time": "datetime",
-   "extended_updated_time": "datetime",
-   "id": "string",
-   "is_hidden": "bool",
-   "link": "string",
-   "marketing_messages_onboarding_status": "MarketingMessagesOnboardingStatus",
-   "name": "string",
-   "payment_account_id": "string",
-   "primary_page": "Page",
-   "profile_picture_uri": "string",
-   "timezone_id": "unsigned int",
-   "two_factor_type": "string",
-   "updated_by": "Object",
-   "updated_time": "datetime",
-   "user_access_expire_time": "datetime",
-   "verification_status": "VerificationStatus",
-   "vertical": "string",
-   "vertical_id": "unsigned int",
-   "whatsapp_business_manager_messaging_limit": "WhatsappBusinessManagerMessagingLimit"
-  },
-  "User": {
-   "about": "string",
-   "age_range": "AgeRange",
-   "birthday": "string",
-   "client_business_id": "string",
-   "community": "Group",
-   "cover": "UserCoverPhoto",
-   "currency": "Currency",
-   "education": "list<EducationExperience>",
-   "email": "string",
-   "favorite_athletes": "list<Experience>",
-   "favorite_teams": "list<Experience>",
-   "first_name": "string",
-   "gender": "string",
-   "hometown": "Page",
-   "id": "string",
-   "inspirational_people": "list<Experience>",
-   "install_type": "string",
-   "installed": "bool",
-   "is_guest_user": "bool",
-   "is_work_account": "bool",
-   "languages": "list<Experience>",
-   "last_name": "string",
-   "link": "string",
-   "local_news_megaphone_dismiss_status": "bool",
-   "local_news_subscription_status": "bool",
-   "locale": "string",
-   "location": "Page",
-   "meeting_for": "list<string>",
-   "middle_name": "string",
-   "name": "string",
-   "name_format": "string",
-   "payment_pricepoints": "PaymentPricepoints",
-   "political": "string",
-   "profile_pic": "string",
-   "quotes": "string",
-   "relationship_status": "string",
-   "religion": "string",
-   "shared_login_upgrade_required_by": "datetime",
-   "short_name": "string",
-   "significant_other": "User",
-   "sports": "list<Experience>",
-   "supports_donate_button_in_live_video": "bool",
-   "third_party_id": "string",
-   "timezone": "float",
-   "token_for_business": "string",
-   "updated_time": "datetime",
-   "verified": "bool",
-   "video_upload_limits": "VideoUploadLimits",
-   "website": "string"
-  }
- },
- "server_event": {
-  "app_data": [
-   "advertiser_tracking_enabled",
-   "application_tracking_enabled",
-   "campaign_ids",
-   "consider_views",
-   "extinfo",
-   "include_dwell_data",
-   "include_video_data",
-   "install_referrer",
-   "installer_package",
-   "receipt_data",
-   "url_schemes",
-   "windows_attribution_id"
-  ],
-  "attribution_data": [
-   "ad_id",
-   "adset_id",
-   "attr_window",
-   "attribution_method",
-   "attribution_model",
-   "attribution_setting",
-   "attribution_share",
-   "attribution_source",
-   "attribution_value",
-   "auditing_token",
-   "campaign_id",
-   "decline_reason",
-   "linkage_key",
-   "partner_client_id",
-   "scope",
-   "total_credit",
-   "touchpoint_id",
-   "touchpoint_ts",
-   "touchpoint_type",
-   "visit_time"
-  ],
-  "contents": [
-   "brand",
-   "category",
-   "delivery_category",
-   "description",
-   "id",
-   "item_price",
-   "quantity",
-   "title"
-  ],
-  "custom_data": [
-   "content_category",
-   "content_ids",
-   "content_name",
-   "content_type",
-   "contents",
-   "currency",
-   "delivery_category",
-   "item_number",
-   "net_revenue",
-   "num_items",
-   "order_id",
-   "predicted_ltv",
-   "search_string",
-   "status",
-   "value"
-  ],
-  "event": [
-   "action_source",
-   "advanced_measurement_table",
-   "advertiser_tracking_enabled",
-   "app_data",
-   "attribution_data",
-   "custom_data",
-   "data_processing_options",
-   "data_processing_options_country",
-   "data_processing_options_state",
-   "event_id",
-   "event_name",
-   "event_source_url",
-   "event_time",
-   "messaging_channel",
-   "opt_out",
-   "original_event_data",
-   "referrer_url",
-   "user_data"
-  ],
-  "original_event_data": [
-   "event_id",
-   "event_name",
-   "event_time",
-   "order_id"
-  ],
-  "user_data": [
-   "anon_id",
-   "app_user_id",
-   "client_ip_address",
-   "client_user_agent",
-   "country",
-   "ct",
-   "ctwa_clid",
-   "db",
-   "dobd",
-   "dobm",
-   "doby",
-   "em",
-   "external_id",
-   "f5first",
-   "f5last",
-   "fb_login_id",
-   "fbc",
-   "fbp",
-   "fi",
-   "fn",
-   "ge",
-   "lead_id",
-   "ln",
-   "madid",
-   "page_id",
-   "ph",
-   "st",
-   "subscription_id",
-   "zp"
-  ]
- },
- "sources": {
-  "objects_and_edges": {
-   "commit": "94914f9dabd06f0a5cbed72b5824ee45e407cbe7",
-   "files": "facebook_business/adobjects/*.py (Field, _field_types, each edge's param_types)",
-   "sdk": "facebook/facebook-python-business-sdk",
-   "version": "25.0.2"
-  },
-  "server_event": {
-   "commit": "ebd272a36a1a54a10e846cc4c42200be54871f5a",
-   "files": "src/objects/serverside/*.js (the names each class's normalize() writes)",
-   "sdk": "facebook/facebook-nodejs-business-sdk",
-   "version": "26.0.0"
-  }
- }
-}
-"""#
+        {
+         "documented": {
+          "common_parameters": {
+           "edges": [
+            "limit",
+            "after",
+            "before"
+           ],
+           "every_call": [
+            "access_token",
+            "appsecret_proof",
+            "fields"
+           ],
+           "source": "https://developers.facebook.com/docs/graph-api/guides/secure-requests/ (access_token, appsecret_proof); https://developers.facebook.com/docs/graph-api/guides/field-expansion/ (fields); https://developers.facebook.com/docs/graph-api/results/ (limit, after, before)"
+          },
+          "endpoints": {
+           "dataset_quality": {
+            "method": "GET",
+            "params": [
+             "dataset_id",
+             "agent_name"
+            ],
+            "returns": "DatasetQuality",
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/"
+           },
+           "debug_token": {
+            "method": "GET",
+            "params": [
+             "input_token",
+             "access_token"
+            ],
+            "source": "https://developers.facebook.com/docs/graph-api/reference/debug_token/"
+           },
+           "oauth/access_token": {
+            "method": "GET",
+            "params": [
+             "client_id",
+             "client_secret",
+             "redirect_uri",
+             "code",
+             "grant_type",
+             "fb_exchange_token"
+            ],
+            "source": "https://developers.facebook.com/docs/facebook-login/guides/advanced/manual-flow/ ; https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived/"
+           }
+          },
+          "server_event": {
+           "user_data": {
+            "names": [
+             "page_scoped_user_id",
+             "ig_account_id",
+             "ig_sid",
+             "whatsapp_business_account_id"
+            ],
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters/ (page_scoped_user_id, ig_account_id, ig_sid); https://developers.facebook.com/docs/marketing-api/conversions-api/business-messaging/ (whatsapp_business_account_id, beside ctwa_clid)"
+           }
+          },
+          "types": {
+           "AdsDatasetCoverage": {
+            "fields": {
+             "description": "string",
+             "percentage": "float"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-dedup-key-feedback-coverage/ (names as in the examples of the dataset-quality-api page)"
+           },
+           "AdsDatasetDiagnostic": {
+            "fields": {
+             "affected_event_count": "int",
+             "description": "string",
+             "name": "string",
+             "percentage": "float",
+             "solution": "string",
+             "total_event_count": "int"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-emq-diagnostics/ (names as in the examples of the dataset-quality-api page)"
+           },
+           "AdsDatasetMatchKeyFeedback": {
+            "fields": {
+             "coverage": "AdsDatasetCoverage",
+             "identifier": "string",
+             "potential_aly_acr_increase": "AdsDatasetCoverage"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-pixel-capi-match-key/"
+           },
+           "AdsPixelCAPIIntegrationQuality.acr": {
+            "fields": {
+             "description": "string",
+             "percentage": "float"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-capiacr/"
+           },
+           "AdsPixelCAPIIntegrationQuality.data_freshness": {
+            "fields": {
+             "description": "string",
+             "upload_frequency": "string"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-data-freshness/"
+           },
+           "AdsPixelCAPIIntegrationQuality.dedupe_key_feedback": {
+            "fields": {
+             "browser_events_with_dedupe_key": "AdsDatasetCoverage",
+             "dedupe_key": "string",
+             "overall_browser_coverage_from_dedupe_key": "AdsDatasetCoverage",
+             "server_events_with_dedupe_key": "AdsDatasetCoverage"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-dedup-key-feedback/"
+           },
+           "AdsPixelCAPIIntegrationQuality.event_coverage": {
+            "fields": {
+             "description": "string",
+             "goal_percentage": "float",
+             "percentage": "float",
+             "potential_aly_acr_increase": "AdsDatasetCoverage"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-dataset-event-coverage/"
+           },
+           "AdsPixelCAPIIntegrationQuality.event_match_quality": {
+            "fields": {
+             "composite_score": "float",
+             "diagnostics": "list<AdsDatasetDiagnostic>",
+             "match_key_feedback": "list<AdsDatasetMatchKeyFeedback>"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/reference/ads-pixel-capiemq/"
+           },
+           "DatasetQuality": {
+            "fields": {
+             "offline": "list<AdsPixelCAPIIntegrationQuality>",
+             "web": "list<AdsPixelCAPIIntegrationQuality>"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/"
+           },
+           "DebugToken": {
+            "fields": {
+             "app_id": "string",
+             "application": "string",
+             "data_access_expires_at": "int",
+             "error": "Object",
+             "expires_at": "int",
+             "granular_scopes": "list<Object>",
+             "is_valid": "bool",
+             "issued_at": "int",
+             "metadata": "Object",
+             "profile_id": "string",
+             "scopes": "list<string>",
+             "type": "string",
+             "user_id": "string"
+            },
+            "source": "https://developers.facebook.com/docs/graph-api/reference/debug_token/"
+           }
+          }
+         },
+         "edges": {
+          "AdAccount/adspixels": {
+           "edge": "adspixels",
+           "method": "GET",
+           "params": [
+            "sort_by"
+           ],
+           "returns": "AdsPixel"
+          },
+          "AdsPixel/events": {
+           "edge": "events",
+           "method": "POST",
+           "params": [
+            "data",
+            "namespace_id",
+            "partner_agent",
+            "platforms",
+            "progress",
+            "test_event_code",
+            "trace",
+            "upload_id",
+            "upload_source",
+            "upload_tag"
+           ],
+           "returns": "AbstractCrudObject"
+          },
+          "Business/client_pixels": {
+           "edge": "client_pixels",
+           "method": "GET",
+           "params": [],
+           "returns": "AdsPixel"
+          },
+          "Business/owned_pixels": {
+           "edge": "owned_pixels",
+           "method": "GET",
+           "params": [],
+           "returns": "AdsPixel"
+          },
+          "User/adaccounts": {
+           "edge": "adaccounts",
+           "method": "GET",
+           "params": [],
+           "returns": "AdAccount"
+          },
+          "User/permissions": {
+           "edge": "permissions",
+           "method": "DELETE",
+           "params": [
+            "permission"
+           ],
+           "returns": "AbstractCrudObject"
+          }
+         },
+         "objects": {
+          "AdAccount": {
+           "account_id": "string",
+           "account_status": "unsigned int",
+           "ad_account_promotable_objects": "AdAccountPromotableObjects",
+           "age": "float",
+           "agency_client_declaration": "AgencyClientDeclaration",
+           "all_capabilities": "list<string>",
+           "amount_spent": "string",
+           "attribution_spec": "list<AttributionSpec>",
+           "balance": "string",
+           "brand_safety_content_filter_levels": "list<string>",
+           "business": "Business",
+           "business_city": "string",
+           "business_country_code": "string",
+           "business_name": "string",
+           "business_state": "string",
+           "business_street": "string",
+           "business_street2": "string",
+           "business_zip": "string",
+           "can_create_brand_lift_study": "bool",
+           "capabilities": "list<string>",
+           "created_time": "datetime",
+           "currency": "string",
+           "custom_audience_info": "CustomAudienceGroup",
+           "default_dsa_beneficiary": "string",
+           "default_dsa_payor": "string",
+           "disable_reason": "unsigned int",
+           "end_advertiser": "string",
+           "end_advertiser_name": "string",
+           "existing_customers": "list<string>",
+           "expired_funding_source_details": "FundingSourceDetails",
+           "extended_credit_invoice_group": "ExtendedCreditInvoiceGroup",
+           "failed_delivery_checks": "list<DeliveryCheck>",
+           "fb_entity": "unsigned int",
+           "funding_source": "string",
+           "funding_source_details": "FundingSourceDetails",
+           "has_migrated_permissions": "bool",
+           "has_page_authorized_adaccount": "bool",
+           "id": "string",
+           "io_number": "string",
+           "is_attribution_spec_system_default": "bool",
+           "is_ba_skip_delayed_eligible": "bool",
+           "is_direct_deals_enabled": "bool",
+           "is_in_3ds_authorization_enabled_market": "bool",
+           "is_notifications_enabled": "bool",
+           "is_personal": "unsigned int",
+           "is_prepay_account": "bool",
+           "is_tax_id_required": "bool",
+           "liable_address": "CRMAddress",
+           "line_numbers": "list<int>",
+           "marketing_messages_settings": "AdAccountMarketingMessagesSettings",
+           "media_agency": "string",
+           "min_campaign_group_spend_cap": "string",
+           "min_daily_budget": "unsigned int",
+           "name": "string",
+           "offsite_clo_signal_status": "int",
+           "offsite_pixels_tos_accepted": "bool",
+           "opportunity_score": "float",
+           "opportunity_score_weight": "int",
+           "owner": "string",
+           "owner_business": "Business",
+           "partner": "string",
+           "rf_spec": "ReachFrequencySpec",
+           "send_bill_to_address": "CRMAddress",
+           "show_checkout_experience": "bool",
+           "sold_to_address": "CRMAddress",
+           "spend_cap": "string",
+           "tax_id": "string",
+           "tax_id_status": "unsigned int",
+           "tax_id_type": "string",
+           "timezone_id": "unsigned int",
+           "timezone_name": "string",
+           "timezone_offset_hours_utc": "float",
+           "tos_accepted": "map<string, int>",
+           "user_access_expire_time": "datetime",
+           "user_tasks": "list<string>",
+           "user_tos_accepted": "map<string, int>",
+           "viewable_business": "Business"
+          },
+          "AdsPixel": {
+           "automatic_matching_fields": "list<string>",
+           "can_proxy": "bool",
+           "code": "string",
+           "config": "string",
+           "creation_time": "datetime",
+           "creator": "User",
+           "data_use_setting": "string",
+           "description": "string",
+           "duplicate_entries": "int",
+           "enable_auto_assign_to_accounts": "bool",
+           "enable_automatic_matching": "bool",
+           "event_stats": "string",
+           "event_time_max": "int",
+           "event_time_min": "int",
+           "first_party_cookie_status": "string",
+           "has_1p_pixel_event": "bool",
+           "id": "string",
+           "is_consolidated_container": "bool",
+           "is_created_by_business": "bool",
+           "is_crm": "bool",
+           "is_mta_use": "bool",
+           "is_restricted_use": "bool",
+           "is_unavailable": "bool",
+           "last_fired_time": "datetime",
+           "last_upload_app": "string",
+           "last_upload_app_changed_time": "int",
+           "match_rate_approx": "int",
+           "matched_entries": "int",
+           "name": "string",
+           "owner_ad_account": "AdAccount",
+           "owner_business": "Business",
+           "usage": "OfflineConversionDataSetUsage",
+           "user_access_expire_time": "datetime",
+           "valid_entries": "int"
+          },
+          "AdsPixelCAPIIntegrationQuality": {
+           "acr": "Object",
+           "data_freshness": "Object",
+           "dedupe_key_feedback": "list<Object>",
+           "event_ad_sets": "list<Object>",
+           "event_coverage": "Object",
+           "event_match_quality": "Object",
+           "event_name": "string",
+           "event_potential_aly_acr_increase": "Object",
+           "event_spend": "Object"
+          },
+          "Business": {
+           "block_offline_analytics": "bool",
+           "collaborative_ads_managed_partner_business_info": "ManagedPartnerBusiness",
+           "collaborative_ads_managed_partner_eligibility": "BusinessManagedPartnerEligibility",
+           "collaborative_ads_partner_premium_options": "BusinessPartnerPremiumOptions",
+           "created_by": "Object",
+           "created_time": "datetime",
+           "extended_updated_time": "datetime",
+           "id": "string",
+           "is_hidden": "bool",
+           "link": "string",
+           "marketing_messages_onboarding_status": "MarketingMessagesOnboardingStatus",
+           "name": "string",
+           "payment_account_id": "string",
+           "primary_page": "Page",
+           "profile_picture_uri": "string",
+           "timezone_id": "unsigned int",
+           "two_factor_type": "string",
+           "updated_by": "Object",
+           "updated_time": "datetime",
+           "user_access_expire_time": "datetime",
+           "verification_status": "VerificationStatus",
+           "vertical": "string",
+           "vertical_id": "unsigned int",
+           "whatsapp_business_manager_messaging_limit": "WhatsappBusinessManagerMessagingLimit"
+          },
+          "User": {
+           "about": "string",
+           "age_range": "AgeRange",
+           "birthday": "string",
+           "client_business_id": "string",
+           "community": "Group",
+           "cover": "UserCoverPhoto",
+           "currency": "Currency",
+           "education": "list<EducationExperience>",
+           "email": "string",
+           "favorite_athletes": "list<Experience>",
+           "favorite_teams": "list<Experience>",
+           "first_name": "string",
+           "gender": "string",
+           "hometown": "Page",
+           "id": "string",
+           "inspirational_people": "list<Experience>",
+           "install_type": "string",
+           "installed": "bool",
+           "is_guest_user": "bool",
+           "is_work_account": "bool",
+           "languages": "list<Experience>",
+           "last_name": "string",
+           "link": "string",
+           "local_news_megaphone_dismiss_status": "bool",
+           "local_news_subscription_status": "bool",
+           "locale": "string",
+           "location": "Page",
+           "meeting_for": "list<string>",
+           "middle_name": "string",
+           "name": "string",
+           "name_format": "string",
+           "payment_pricepoints": "PaymentPricepoints",
+           "political": "string",
+           "profile_pic": "string",
+           "quotes": "string",
+           "relationship_status": "string",
+           "religion": "string",
+           "shared_login_upgrade_required_by": "datetime",
+           "short_name": "string",
+           "significant_other": "User",
+           "sports": "list<Experience>",
+           "supports_donate_button_in_live_video": "bool",
+           "third_party_id": "string",
+           "timezone": "float",
+           "token_for_business": "string",
+           "updated_time": "datetime",
+           "verified": "bool",
+           "video_upload_limits": "VideoUploadLimits",
+           "website": "string"
+          }
+         },
+         "server_event": {
+          "app_data": [
+           "advertiser_tracking_enabled",
+           "application_tracking_enabled",
+           "campaign_ids",
+           "consider_views",
+           "extinfo",
+           "include_dwell_data",
+           "include_video_data",
+           "install_referrer",
+           "installer_package",
+           "receipt_data",
+           "url_schemes",
+           "windows_attribution_id"
+          ],
+          "attribution_data": [
+           "ad_id",
+           "adset_id",
+           "attr_window",
+           "attribution_method",
+           "attribution_model",
+           "attribution_setting",
+           "attribution_share",
+           "attribution_source",
+           "attribution_value",
+           "auditing_token",
+           "campaign_id",
+           "decline_reason",
+           "linkage_key",
+           "partner_client_id",
+           "scope",
+           "total_credit",
+           "touchpoint_id",
+           "touchpoint_ts",
+           "touchpoint_type",
+           "visit_time"
+          ],
+          "contents": [
+           "brand",
+           "category",
+           "delivery_category",
+           "description",
+           "id",
+           "item_price",
+           "quantity",
+           "title"
+          ],
+          "custom_data": [
+           "content_category",
+           "content_ids",
+           "content_name",
+           "content_type",
+           "contents",
+           "currency",
+           "delivery_category",
+           "item_number",
+           "net_revenue",
+           "num_items",
+           "order_id",
+           "predicted_ltv",
+           "search_string",
+           "status",
+           "value"
+          ],
+          "event": [
+           "action_source",
+           "advanced_measurement_table",
+           "advertiser_tracking_enabled",
+           "app_data",
+           "attribution_data",
+           "custom_data",
+           "data_processing_options",
+           "data_processing_options_country",
+           "data_processing_options_state",
+           "event_id",
+           "event_name",
+           "event_source_url",
+           "event_time",
+           "messaging_channel",
+           "opt_out",
+           "original_event_data",
+           "referrer_url",
+           "user_data"
+          ],
+          "original_event_data": [
+           "event_id",
+           "event_name",
+           "event_time",
+           "order_id"
+          ],
+          "user_data": [
+           "anon_id",
+           "app_user_id",
+           "client_ip_address",
+           "client_user_agent",
+           "country",
+           "ct",
+           "ctwa_clid",
+           "db",
+           "dobd",
+           "dobm",
+           "doby",
+           "em",
+           "external_id",
+           "f5first",
+           "f5last",
+           "fb_login_id",
+           "fbc",
+           "fbp",
+           "fi",
+           "fn",
+           "ge",
+           "lead_id",
+           "ln",
+           "madid",
+           "page_id",
+           "ph",
+           "st",
+           "subscription_id",
+           "zp"
+          ]
+         },
+         "sources": {
+          "objects_and_edges": {
+           "commit": "94914f9dabd06f0a5cbed72b5824ee45e407cbe7",
+           "files": "facebook_business/adobjects/*.py (Field, _field_types, each edge's param_types)",
+           "sdk": "facebook/facebook-python-business-sdk",
+           "version": "25.0.2"
+          },
+          "server_event": {
+           "commit": "ebd272a36a1a54a10e846cc4c42200be54871f5a",
+           "files": "src/objects/serverside/*.js (the names each class's normalize() writes)",
+           "sdk": "facebook/facebook-nodejs-business-sdk",
+           "version": "26.0.0"
+          }
+         }
+        }
+        """#
 }

@@ -20,16 +20,21 @@ package struct SandboxHandler: Handler {
         }
         guard let base = config.sandboxBaseURL else { throw Config.Error(variable: "SANDBOX_BASE_URL", problem: "is not set") }
         let app = try config.metaApp()
-        let sandbox = GraphSandbox(store: try FileStore(root: folder, durable: false), appId: app.id, appSecret: app.secret, baseURL: base,
-                                   clock: dependencies.clock, random: dependencies.random, latencyMilliseconds: config.sandboxLatencyMilliseconds)
+        let sandbox = GraphSandbox(
+            store: try FileStore(root: folder, durable: false), appId: app.id, appSecret: app.secret, baseURL: base,
+            clock: dependencies.clock, random: dependencies.random, latencyMilliseconds: config.sandboxLatencyMilliseconds)
         // The path below the sandbox's mount point (`/graph` in `http://host/graph`).
         let mount = Self.path(of: base)
         let path = request.path.hasPrefix(mount) ? String(request.path.dropFirst(mount.count)) : request.path
-        let answer = sandbox.handle(.init(method: request.method, path: path.isEmpty ? "/" : path,
-                                          query: request.query, body: request.body))
-        return CGIResponse(status: answer.status, headers: answer.headers.map { name, value in
-            (name.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: "-"), value)
-        }, body: answer.body)
+        let answer = sandbox.handle(
+            .init(
+                method: request.method, path: path.isEmpty ? "/" : path,
+                query: request.query, body: request.body))
+        return CGIResponse(
+            status: answer.status,
+            headers: answer.headers.map { name, value in
+                (name.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: "-"), value)
+            }, body: answer.body)
     }
 
     package static func path(of url: String) -> String {

@@ -3,7 +3,7 @@ import CompassPlatform
 import CompassStorage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What send-event and the outbox drain share: the tenant's sending context, the outbox, the
@@ -41,8 +41,9 @@ package struct EventPipeline {
         }
         var graph = try dependencies.graph()
         graph.usage = usage
-        let delivery = EventDelivery(graph: graph, pixelId: pixel, token: token,
-                                     testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.partnerAgent)
+        let delivery = EventDelivery(
+            graph: graph, pixelId: pixel, token: token,
+            testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.partnerAgent)
         return .ready(delivery, integration)
     }
 
@@ -111,16 +112,18 @@ package struct EventPipeline {
     /// pixel, when events that were waiting can go); nothing when none are queued.
     package func outboxDueNow() {
         guard let queued = try? dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: nil, limit: 1),
-              !queued.entries.isEmpty else { return }
+            !queued.entries.isEmpty
+        else { return }
         _ = try? DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix).add(tenant, at: now)
     }
 
     /// Claims every event of a request in one batch of writes; an event another copy holds
     /// already goes through `claim` on its own (and its wait).
     package func claimAll(_ events: [NormalizedEvent]) throws(StoreError) -> [Claim] {
-        let versions = try dependencies.store.write(events.map {
-            .create(RecordKey.sent(tenant, $0.dedupKey), EventState.claimed.stored, ttl: EventState.claimed.lifetimeSeconds)
-        })
+        let versions = try dependencies.store.write(
+            events.map {
+                .create(RecordKey.sent(tenant, $0.dedupKey), EventState.claimed.stored, ttl: EventState.claimed.lifetimeSeconds)
+            })
         var claims: [Claim] = []
         claims.reserveCapacity(events.count)
         for (event, version) in zip(events, versions) {
@@ -139,7 +142,8 @@ package struct EventPipeline {
         }
         // A send that was at Meta when the tenant's purge began writes nothing of it afterwards.
         guard !events.isEmpty, !isBeingPurged else { return }
-        _ = try? dependencies.store.write(events.map { .put(RecordKey.sent(tenant, $0.dedupKey), state.stored, ttl: state.lifetimeSeconds) })
+        _ = try? dependencies.store.write(
+            events.map { .put(RecordKey.sent(tenant, $0.dedupKey), state.stored, ttl: state.lifetimeSeconds) })
     }
 
     /// True while the tenant's purge marker stands (`RecordKey.purging`).
@@ -162,7 +166,8 @@ package struct EventPipeline {
             case .disconnected:
                 APIError(404, "not_connected", "This tenant's Meta connection was removed while the events were sent; nothing was stored.")
             case .full(let limit):
-                APIError(503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
+                APIError(
+                    503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
             case .busy:
                 APIError(503, "outbox_busy", "Another request is queueing this tenant's events; retry shortly.")
             case .store(let error):
@@ -293,7 +298,8 @@ package struct EventPipeline {
         guard changed else { return }
         if unavailable {
             dependencies.logger.warn("pixel_unavailable", failure?.logFields ?? [:])
-            lifecycle.enqueueNotice(CompassNotice(type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now))
+            lifecycle.enqueueNotice(
+                CompassNotice(type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now))
         } else {
             dependencies.logger.info("pixel_available_again")
         }
@@ -426,8 +432,10 @@ package struct EventPipeline {
 
     /// The entries of one page that are due, opened and claimed; the others counted as waiting,
     /// dead-lettered (past Meta's window) or removed (a copy was delivered meanwhile).
-    private func takeDue(_ entries: [(key: String, value: Versioned)], cipher: CredentialCipher,
-                         into summary: inout DrainSummary) throws(StoreError) -> [DueEvent] {
+    private func takeDue(
+        _ entries: [(key: String, value: Versioned)], cipher: CredentialCipher,
+        into summary: inout DrainSummary
+    ) throws(StoreError) -> [DueEvent] {
         var due: [DueEvent] = []
         for (key, value) in entries {
             let dedup = String(key.dropFirst(RecordKey.outboxPrefix(tenant).count))
@@ -473,8 +481,9 @@ package struct EventPipeline {
         settle(report.sent.map { due[$0].event }, as: .sent)
         summary.sent += report.sent.count
         for rejection in report.rejected {
-            try deadLetter(due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
-                           reason: "\(rejection.code): \(rejection.message)")
+            try deadLetter(
+                due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
+                reason: "\(rejection.code): \(rejection.message)")
             summary.dead += 1
         }
     }
@@ -506,7 +515,8 @@ package struct EventPipeline {
     /// found another still sending) to `claimed`, unless it was sent or is being sent.
     private func claimQueued(_ dedup: String) throws(StoreError) -> Claim {
         let key = RecordKey.sent(tenant, dedup)
-        let claimed = EventState.claimed.stored, life = EventState.claimed.lifetimeSeconds
+        let claimed = EventState.claimed.stored
+        let life = EventState.claimed.lifetimeSeconds
         do {
             guard let current = try dependencies.store.get(key) else {
                 return .claimed(try dependencies.store.create(key, claimed, ttl: life))
@@ -575,7 +585,8 @@ package struct EventPipeline {
         _ = try? dependencies.store.delete(key, ifVersion: version)
         // Not queued any more: a new copy from the pipeline may be sent.
         _ = try? dependencies.store.delete(RecordKey.sent(tenant, dedup))
-        dependencies.logger.warn("event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(EventDelivery.masked(reason))])
+        dependencies.logger.warn(
+            "event_dead_lettered", ["event_name": .string(entry.eventName), "reason": .string(EventDelivery.masked(reason))])
     }
 
     package struct ReplaySummary: Encodable, Sendable, Equatable {
@@ -617,7 +628,8 @@ package struct EventPipeline {
                 let dedup = String(key.split(separator: "/").last!)
                 // Delivered meanwhile by another copy: nothing to bring back.
                 if let state = try dependencies.store.get(RecordKey.sent(tenant, dedup)),
-                   EventState(stored: state) == .sent {
+                    EventState(stored: state) == .sent
+                {
                     _ = try? dependencies.store.delete(key, ifVersion: value.version)
                     summary.alreadySent += 1
                     continue
@@ -632,8 +644,9 @@ package struct EventPipeline {
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
                 // Queued again, unless a copy holds a claim (the drain then sees what became of it).
-                _ = try? dependencies.store.create(RecordKey.sent(tenant, dedup), EventState.queued.stored,
-                                                   ttl: EventState.queued.lifetimeSeconds)
+                _ = try? dependencies.store.create(
+                    RecordKey.sent(tenant, dedup), EventState.queued.stored,
+                    ttl: EventState.queued.lifetimeSeconds)
                 summary.replayed += 1
                 room -= 1
             }

@@ -65,8 +65,10 @@ package struct DueIndex: Sendable {
 
     /// When a credential's next work is due: its renewal once the token enters the renewal
     /// window, else its daily check.
-    package static func next(for credential: IntegrationCredential, now: Date, renewalWindow: TimeInterval,
-                             random: any RandomSource) -> Date {
+    package static func next(
+        for credential: IntegrationCredential, now: Date, renewalWindow: TimeInterval,
+        random: any RandomSource
+    ) -> Date {
         let daily = nextDaily(after: now, random: random)
         guard let expires = credential.expiresAt else { return daily }
         return min(daily, max(now, expires.addingTimeInterval(-renewalWindow)))
@@ -74,7 +76,9 @@ package struct DueIndex: Sendable {
 
     /// Entries due by `now` after the key `after`, oldest first: at most `limit`, and whether
     /// more are due.
-    package func due(asOf now: Date, after: String? = nil, limit: Int) throws(StoreError) -> (entries: [(key: String, tenant: String)], more: Bool) {
+    package func due(asOf now: Date, after: String? = nil, limit: Int) throws(StoreError) -> (
+        entries: [(key: String, tenant: String)], more: Bool
+    ) {
         let nowMinute = now.unixSeconds / 60
         var found: [(key: String, tenant: String)] = []
         var cursor = after
@@ -122,9 +126,11 @@ package struct DueIndex: Sendable {
 
     /// Runs `work` for each entry, `concurrency` at once on threads of their own (the work
     /// waits on Meta), taking no new entry once `deadline` has passed or `refuse()` says so.
-    package static func takeEach(_ entries: [(key: String, tenant: String)], concurrency: Int, clock: any Clock, deadline: Date?,
-                                 refuse: @escaping @Sendable () -> Bool = { false },
-                                 _ work: @escaping @Sendable ((key: String, tenant: String)) -> Void) -> Stop {
+    package static func takeEach(
+        _ entries: [(key: String, tenant: String)], concurrency: Int, clock: any Clock, deadline: Date?,
+        refuse: @escaping @Sendable () -> Bool = { false },
+        _ work: @escaping @Sendable ((key: String, tenant: String)) -> Void
+    ) -> Stop {
         let taking = Mutex((next: 0, stop: Stop.none))
         Workers.run(min(concurrency, entries.count)) { _ in
             while true {

@@ -95,10 +95,12 @@ package struct IntegrationLifecycle {
                 let body = JSON.encode(Body(type: notice.type, tenant: notice.tenant, reason: notice.reason, time: notice.time))
                 let timestamp = String(now.unixSeconds)
                 let signature = Hex.encode(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array((timestamp + ".").utf8) + body))
-                let request = HTTPRequest(method: "POST", url: url, headers: [
-                    ("Content-Type", "application/json"), ("X-Compass-Timestamp", timestamp),
-                    ("X-Compass-Signature", "sha256=" + signature),
-                ], body: body, timeoutMilliseconds: 5_000, maxResponseBytes: 64 * 1024)
+                let request = HTTPRequest(
+                    method: "POST", url: url,
+                    headers: [
+                        ("Content-Type", "application/json"), ("X-Compass-Timestamp", timestamp),
+                        ("X-Compass-Signature", "sha256=" + signature),
+                    ], body: body, timeoutMilliseconds: 5_000, maxResponseBytes: 64 * 1024)
                 let delivered = (try? dependencies.http.send(request)).map { (200..<300).contains($0.status) } ?? false
                 if delivered {
                     _ = try? dependencies.store.delete(key, ifVersion: value.version)

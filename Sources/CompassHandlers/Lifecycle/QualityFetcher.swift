@@ -1,11 +1,11 @@
 import CompassMeta
 import CompassPlatform
 import CompassStorage
+import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Synchronization
 
 /// Meta's Event Match Quality for a tenant's pixel, as last fetched (`meta/quality/<tenant>`),
 /// and the last fetch Meta refused or that did not reach Meta, if it came after.
@@ -41,7 +41,8 @@ package struct MatchQuality: Codable, Sendable, Equatable {
                 return "match_quality_dropped"
             }
             if let old = before.dedupeCoverage, let new = event.dedupeCoverage,
-               old >= QualityFetcher.dedupeFloor, new < QualityFetcher.dedupeFloor {
+                old >= QualityFetcher.dedupeFloor, new < QualityFetcher.dedupeFloor
+            {
                 return "dedupe_coverage_low"
             }
         }
@@ -106,8 +107,10 @@ package struct QualityFetcher {
                 }
             }
             let entries = unique
-            let stop = DueIndex.takeEach(entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
-                                         deadline: deadline) { entry in
+            let stop = DueIndex.takeEach(
+                entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
+                deadline: deadline
+            ) { entry in
                 let outcome = fetch(entry.tenant, entry: entry.key)
                 summary.withLock { total in
                     switch outcome {
@@ -132,7 +135,8 @@ package struct QualityFetcher {
     private func fetch(_ tenant: String, entry: String) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
-              integration.status == .connected, let pixel = integration.config.pixelId else {
+            integration.status == .connected, let pixel = integration.config.pixelId
+        else {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
@@ -140,7 +144,8 @@ package struct QualityFetcher {
         // or a writer that died between its two writes), dropped without a Graph call.
         let kept = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
         if let kept, kept.pixelId == pixel, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil,
-           now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter {
+            now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter
+        {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
@@ -193,7 +198,9 @@ package struct QualityFetcher {
         repeat {
             let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
             for (key, value) in page.entries {
-                guard let integration = try? JSON.decode(Integration.self, from: value.value), integration.config.pixelId != nil else { continue }
+                guard let integration = try? JSON.decode(Integration.self, from: value.value), integration.config.pixelId != nil else {
+                    continue
+                }
                 let tenant = String(key.dropFirst(RecordKey.integrationsPrefix.count))
                 try index.add(tenant, at: now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period))
             }

@@ -29,7 +29,8 @@ package struct StoreSweep {
     /// ago); nil when none is.
     package func runShareIfDue(asOf now: Date, budget: Int = StoreSweep.perRun) throws(StoreError) -> Summary? {
         if let next = try store.get(RecordKey.sweepNext), let at = Int64(String(decoding: next.value, as: UTF8.self)),
-           at > now.unixSeconds {
+            at > now.unixSeconds
+        {
             return nil
         }
         let summary = try runShare(asOf: now, budget: budget)

@@ -1,12 +1,12 @@
 import CompassMeta
 import CompassPlatform
 import CompassStorage
-
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The token job of refresh-cron. The due index (`DueIndex`) says which tenants have work
 /// now: their tokens are renewed when they enter the renewal window, checked with
@@ -85,8 +85,11 @@ package struct TokenRefresher {
             let (entries, more) = try index.due(asOf: now, after: after, limit: Self.pageSize)
             guard !entries.isEmpty else { break }
             // No new entry once the deadline passed or Meta's usage is near its limits.
-            let stop = DueIndex.takeEach(entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
-                                         deadline: deadline, refuse: { usage.pauseSeconds() == nil }) { entry in
+            let refuse: @Sendable () -> Bool = { usage.pauseSeconds() == nil }
+            let stop = DueIndex.takeEach(
+                entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
+                deadline: deadline, refuse: refuse
+            ) { entry in
                 if let seconds = usage.pauseSeconds(), seconds > 0 { pause(seconds) }
                 let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
                 summary.withLock { total in
@@ -165,7 +168,8 @@ package struct TokenRefresher {
     /// the due index, whether it was sealed again, and whether it is still under a previous key.
     private func prepare(_ tenant: String, rotating: Bool) -> (indexed: Bool, rotated: Bool, underPreviousKey: Bool) {
         guard Tenant.isValidId(tenant), let cipher = try? dependencies.cipher() else { return (false, false, false) }
-        let store = dependencies.store, records = dependencies.records
+        let store = dependencies.store
+        let records = dependencies.records
         let leaseKey = RecordKey.refreshLease(tenant)
         guard let lease = try? store.create(leaseKey, Array("{}".utf8), ttl: Self.leaseSeconds) else {
             let stale = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
@@ -180,7 +184,8 @@ package struct TokenRefresher {
         let indexing = connected && credential.dueAt == nil
         if indexing {
             // Checked before (a day after that, but not in the past) or never: some time today.
-            let daily = credential.checkedAt.map { max(now, $0.addingTimeInterval(DueIndex.period)) }
+            let daily =
+                credential.checkedAt.map { max(now, $0.addingTimeInterval(DueIndex.period)) }
                 ?? now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period)
             let renewal = credential.expiresAt.map { max(now, $0.addingTimeInterval(-dependencies.config.renewalWindow)) }
             updated.dueAt = min(daily, renewal ?? daily)
@@ -212,7 +217,8 @@ package struct TokenRefresher {
     /// while a previous key is configured. Returns how many were sealed again and how many
     /// remain under an older key.
     private func rotateEvents(under root: String, cipher: CredentialCipher) throws(StoreError) -> (rotated: Int, left: Int) {
-        var rotated = 0, left = 0
+        var rotated = 0
+        var left = 0
         var cursor: String? = nil
         repeat {
             let page = try dependencies.store.scan(prefix: root, after: cursor, limit: 500)
@@ -220,9 +226,11 @@ package struct TokenRefresher {
             for (key, value) in page.entries {
                 let parts = key.dropFirst(root.count).split(separator: "/")
                 guard parts.count == 2, let entry = try? JSON.decode(OutboxEntry.self, from: value.value),
-                      cipher.needsRotation(entry.sealedEvent) else { continue }
+                    cipher.needsRotation(entry.sealedEvent)
+                else { continue }
                 guard let sealed = try? entry.resealed(tenant: String(parts[0]), dedupKey: String(parts[1]), cipher: cipher),
-                      (try? dependencies.records.replace(sealed, at: key, version: value.version)) != nil else {
+                    (try? dependencies.records.replace(sealed, at: key, version: value.version)) != nil
+                else {
                     left += 1
                     continue
                 }
@@ -291,7 +299,8 @@ package struct TokenRefresher {
         }
         let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0
         guard let (credential, version) = loaded, credential.dueAt.map({ DueIndex.key(tenant, at: $0) }) == entry,
-              integration?.status == .connected else {
+            integration?.status == .connected
+        else {
             _ = try? dependencies.store.delete(entry)
             return .finished(.stale)
         }
@@ -308,11 +317,14 @@ package struct TokenRefresher {
     /// Meta's word on the token: renewed when it nears its end (a system-user token never is:
     /// it does not expire), otherwise checked with `debug_token`. Nil when Meta says the token
     /// is no longer valid. Only Graph calls in here.
-    private func askMeta(_ graph: GraphClient, _ tenant: String, _ credential: IntegrationCredential, token: String,
-                         cipher: CredentialCipher) throws(GraphFailure) -> (IntegrationCredential, Renewal)? {
+    private func askMeta(
+        _ graph: GraphClient, _ tenant: String, _ credential: IntegrationCredential, token: String,
+        cipher: CredentialCipher
+    ) throws(GraphFailure) -> (IntegrationCredential, Renewal)? {
         var updated = credential
         if credential.tokenType != "system_user", let expires = credential.expiresAt,
-           expires.timeIntervalSince(now) < dependencies.config.renewalWindow {
+            expires.timeIntervalSince(now) < dependencies.config.renewalWindow
+        {
             // Meta's answer carries the new lifetime; the next daily check confirms the rest.
             let renewed = try graph.exchangeForLongLivedToken(token)
             updated.token = cipher.seal(renewed.accessToken, context: IntegrationCredential.sealContext(tenantId: tenant))
@@ -329,27 +341,34 @@ package struct TokenRefresher {
 
     /// The renewed or checked credential written back with its next due time (sealed again
     /// under the current key if an older one sealed it), and its entry moved.
-    private func save(_ tenant: String, _ checked: IntegrationCredential, outcome: Renewal, replacing credential: IntegrationCredential,
-                      version: UInt64, token: String, cipher: CredentialCipher) -> (Renewal, rotated: Bool) {
+    private func save(
+        _ tenant: String, _ checked: IntegrationCredential, outcome: Renewal, replacing credential: IntegrationCredential,
+        version: UInt64, token: String, cipher: CredentialCipher
+    ) -> (Renewal, rotated: Bool) {
         var updated = checked
         let rotated = outcome != .renewed && cipher.needsRotation(updated.token)
         if rotated { updated.token = cipher.seal(token, context: IntegrationCredential.sealContext(tenantId: tenant)) }
         updated.checkedAt = now
         updated.updatedAt = now
-        updated.dueAt = max(now.addingTimeInterval(DueIndex.retryDelay),
-                            DueIndex.next(for: updated, now: now, renewalWindow: dependencies.config.renewalWindow,
-                                          random: dependencies.random))
+        updated.dueAt = max(
+            now.addingTimeInterval(DueIndex.retryDelay),
+            DueIndex.next(
+                for: updated, now: now, renewalWindow: dependencies.config.renewalWindow,
+                random: dependencies.random))
         guard (try? index.add(tenant, at: updated.dueAt!)) != nil,
-              (try? dependencies.records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil else {
+            (try? dependencies.records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil
+        else {
             // Another writer (a reconnect) changed the credential meanwhile: its token wins, and
             // it was sealed under the current key and given its own entry.
             return (.skipped, false)
         }
         index.remove(tenant, at: credential.dueAt, keeping: updated.dueAt)
         record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
-        dependencies.logger.info("token_\(outcome == .renewed ? "renewed" : "checked")", [
-            "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
-        ])
+        dependencies.logger.info(
+            "token_\(outcome == .renewed ? "renewed" : "checked")",
+            [
+                "tenant": .string(tenant), "expires_at": .string(updated.expiresAt?.formatted(.iso8601) ?? "never"),
+            ])
         return (outcome, rotated)
     }
 
@@ -358,7 +377,8 @@ package struct TokenRefresher {
         var moved = credential
         moved.dueAt = instant
         guard (try? index.add(tenant, at: instant)) != nil,
-              (try? dependencies.records.replace(moved, at: RecordKey.credential(tenant), version: version)) != nil else { return }
+            (try? dependencies.records.replace(moved, at: RecordKey.credential(tenant), version: version)) != nil
+        else { return }
         index.remove(tenant, at: credential.dueAt, keeping: instant)
     }
 

@@ -43,8 +43,9 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         eventName = event.eventName
         eventTime = event.eventTime
         actionSource = event.actionSource
-        sealedEvent = cipher.seal(String(decoding: event.payloadJSON, as: UTF8.self),
-                                  context: Self.sealContext(tenant: tenantId, dedupKey: event.dedupKey))
+        sealedEvent = cipher.seal(
+            String(decoding: event.payloadJSON, as: UTF8.self),
+            context: Self.sealContext(tenant: tenantId, dedupKey: event.dedupKey))
         matchKeys = Array(event.matchKeys)
         queuedAt = now
         attempts = 0
@@ -61,8 +62,9 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         guard let payload = try? JSONParser.parse(bytes), let eventId = payload["event_id"]?.string ?? internalEventId else {
             throw .unreadable
         }
-        let event = NormalizedEvent(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
-                                    payloadJSON: bytes, matchKeys: MatchKeys(matchKeys), warnings: [])
+        let event = NormalizedEvent(
+            eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource,
+            payloadJSON: bytes, matchKeys: MatchKeys(matchKeys), warnings: [])
         guard event.dedupKey == dedupKey else { throw .unreadable }
         return event
     }
@@ -105,7 +107,9 @@ extension RecordKey {
     /// Meta's longest window: no outbox entry, dead letter, sent marker or delivery figure of the
     /// tenant is written while it stands. A new connection (the callback) removes it. Named by
     /// a digest of the tenant id: nothing of the tenant is readable in it.
-    package static func purging(_ tenant: String) -> String { "meta/purging/" + Hex.encode(Crypto.sha256("purging\u{0}" + tenant).prefix(16)) }
+    package static func purging(_ tenant: String) -> String {
+        "meta/purging/" + Hex.encode(Crypto.sha256("purging\u{0}" + tenant).prefix(16))
+    }
 }
 
 extension RecordStore {

@@ -46,7 +46,11 @@ package struct Integration: Codable, Sendable, Equatable {
     /// shared): events wait in the outbox; cleared by a delivery or by choosing another pixel.
     package var pixelProblem: PixelProblem?
 
-    package init(tenantId: String, provider: String = "meta", status: IntegrationStatus, statusReason: String? = nil, metaUserId: String, config: Settings, grantedScopes: [String], missingScopes: [String], connectedAt: Date, updatedAt: Date, lastRefresh: RefreshOutcome? = nil) {
+    package init(
+        tenantId: String, provider: String = "meta", status: IntegrationStatus, statusReason: String? = nil, metaUserId: String,
+        config: Settings, grantedScopes: [String], missingScopes: [String], connectedAt: Date, updatedAt: Date,
+        lastRefresh: RefreshOutcome? = nil
+    ) {
         self.tenantId = tenantId
         self.provider = provider
         self.status = status
@@ -65,12 +69,13 @@ extension Integration: JSONFastDecodable {
     package init?(fastJSON json: JSONValue) {
         do throws(JSONFields.Decline) {
             let fields = try JSONFields(json)
-            self.init(tenantId: try fields.string("tenantId"), provider: try fields.string("provider"),
-                      status: try fields.value("status", IntegrationStatus.self), statusReason: try fields.optionalString("statusReason"),
-                      metaUserId: try fields.string("metaUserId"), config: try fields.object("config", Settings.self),
-                      grantedScopes: try fields.strings("grantedScopes"), missingScopes: try fields.strings("missingScopes"),
-                      connectedAt: try fields.date("connectedAt"), updatedAt: try fields.date("updatedAt"),
-                      lastRefresh: try fields.optionalObject("lastRefresh", RefreshOutcome.self))
+            self.init(
+                tenantId: try fields.string("tenantId"), provider: try fields.string("provider"),
+                status: try fields.value("status", IntegrationStatus.self), statusReason: try fields.optionalString("statusReason"),
+                metaUserId: try fields.string("metaUserId"), config: try fields.object("config", Settings.self),
+                grantedScopes: try fields.strings("grantedScopes"), missingScopes: try fields.strings("missingScopes"),
+                connectedAt: try fields.date("connectedAt"), updatedAt: try fields.date("updatedAt"),
+                lastRefresh: try fields.optionalObject("lastRefresh", RefreshOutcome.self))
             tokenType = try fields.optionalString("tokenType")
             clientBusinessId = try fields.optionalString("clientBusinessId")
             pixelProblem = try fields.optionalObject("pixelProblem", PixelProblem.self)
@@ -84,8 +89,9 @@ extension Integration.Settings: JSONFastDecodable {
     package init?(fastJSON json: JSONValue) {
         do throws(JSONFields.Decline) {
             let fields = try JSONFields(json)
-            self.init(adAccounts: try fields.objects("adAccounts", AdAccount.self), adAccountId: try fields.optionalString("adAccountId"),
-                      pixelId: try fields.optionalString("pixelId"), testEventCode: try fields.optionalString("testEventCode"))
+            self.init(
+                adAccounts: try fields.objects("adAccounts", AdAccount.self), adAccountId: try fields.optionalString("adAccountId"),
+                pixelId: try fields.optionalString("pixelId"), testEventCode: try fields.optionalString("testEventCode"))
         } catch {
             return nil
         }
@@ -153,7 +159,10 @@ package struct IntegrationCredential: Codable, Sendable, Equatable {
     /// Associated data for the token's encryption: bound to the tenant and the key name.
     package static func sealContext(tenantId: String) -> String { "compass/meta/access_token/\(tenantId)" }
 
-    package init(tenantId: String, key: String = "access_token", token: SealedSecret, expiresAt: Date? = nil, dataAccessExpiresAt: Date? = nil, scopes: [String], metaUserId: String, updatedAt: Date, checkedAt: Date? = nil, dueAt: Date? = nil) {
+    package init(
+        tenantId: String, key: String = "access_token", token: SealedSecret, expiresAt: Date? = nil, dataAccessExpiresAt: Date? = nil,
+        scopes: [String], metaUserId: String, updatedAt: Date, checkedAt: Date? = nil, dueAt: Date? = nil
+    ) {
         self.tenantId = tenantId
         self.key = key
         self.token = token
@@ -187,7 +196,8 @@ package struct OAuthState: Sendable, Equatable, JSONValueConvertible {
 
     package init?(jsonValue: JSONValue) {
         guard let tenant = jsonValue["tenantId"]?.string, let created = jsonValue["createdAt"]?.integer,
-              let rerequest = jsonValue["rerequest"]?.bool else { return nil }
+            let rerequest = jsonValue["rerequest"]?.bool
+        else { return nil }
         self.init(tenantId: tenant, createdAt: Date(unixSeconds: created), rerequest: rerequest)
     }
 }
@@ -239,8 +249,10 @@ package enum RecordKey {
     /// the user's id), OAuth states (keyed by the state's hash; they expire within 10 minutes)
     /// and notices to Compass (about this very tenant, kept until Compass has them).
     package static func tenantRecords(_ tenant: String) -> [String] {
-        [credential(tenant), integration(tenant), deliveryStats(tenant), refreshLease(tenant), drainLease(tenant), outboxLock(tenant),
-         quality(tenant)]
+        [
+            credential(tenant), integration(tenant), deliveryStats(tenant), refreshLease(tenant), drainLease(tenant), outboxLock(tenant),
+            quality(tenant),
+        ]
     }
 
     package static func tenantPrefixes(_ tenant: String) -> [String] {

@@ -48,7 +48,8 @@ package struct CallbackHandler: Handler {
         }
 
         guard let nonce = request.query.single("state"), let code = request.query.single("code"),
-              !code.isEmpty, code.utf8.count <= 2048 else { return .stateInvalid }
+            !code.isEmpty, code.utf8.count <= 2048
+        else { return .stateInvalid }
         let state: OAuthState
         do {
             guard let consumed = try consumeState(nonce) else { return .stateInvalid }
@@ -140,9 +141,11 @@ package struct CallbackHandler: Handler {
         integration.tokenType = grant.systemUser ? "system_user" : "user"
         integration.clientBusinessId = grant.clientBusinessId
         try save(credential, integration, previous: previous)
-        dependencies.logger.info("meta_connected", [
-            "ad_accounts": .int(grant.accounts.count), "missing_scopes": .strings(integration.missingScopes),
-        ])
+        dependencies.logger.info(
+            "meta_connected",
+            [
+                "ad_accounts": .int(grant.accounts.count), "missing_scopes": .strings(integration.missingScopes),
+            ])
     }
 
     /// The code exchanged, the token made long-lived (a system user's is not: it does not
@@ -163,23 +166,28 @@ package struct CallbackHandler: Handler {
         }
         // A configuration's grant names its ad accounts; without one, the listing endpoint.
         let grantedAccounts = systemUser ? info.grantedAdAccounts : []
-        let accounts = grantedAccounts.isEmpty ? try graph.adAccounts(token: token)
+        let accounts =
+            grantedAccounts.isEmpty
+            ? try graph.adAccounts(token: token)
             : try grantedAccounts.map { id throws(GraphFailure) in try graph.adAccount(id, token: token) }
-        return Grant(token: token, expiresIn: longLived.expiresIn, systemUser: systemUser, metaUserId: user.id,
-                     clientBusinessId: clientBusiness, info: info, accounts: accounts)
+        return Grant(
+            token: token, expiresIn: longLived.expiresIn, systemUser: systemUser, metaUserId: user.id,
+            clientBusinessId: clientBusiness, info: info, accounts: accounts)
     }
 
     /// The records written: the due entry, then the credential (an integration never points at
     /// a missing token), the purge marker lifted, the Meta user's index, then the integration.
     private func save(_ credential: IntegrationCredential, _ integration: Integration, previous: Integration?) throws {
-        let tenantId = integration.tenantId, now = dependencies.clock.now
+        let tenantId = integration.tenantId
+        let now = dependencies.clock.now
         let records = dependencies.records
         var credential = credential
         // Meta confirmed the token just now: its first check is a day away, its entry in the
         // due index written before the credential that names it.
         let due = DueIndex(store: dependencies.store)
-        credential.dueAt = DueIndex.next(for: credential, now: now, renewalWindow: dependencies.config.renewalWindow,
-                                         random: dependencies.random)
+        credential.dueAt = DueIndex.next(
+            for: credential, now: now, renewalWindow: dependencies.config.renewalWindow,
+            random: dependencies.random)
         try due.add(tenantId, at: credential.dueAt!)
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
         try records.save(credential, at: RecordKey.credential(tenantId))

@@ -21,7 +21,8 @@ package struct ConnectHandler: Handler {
         // record that cannot be read counts as absent, as for any caller about to replace it.
         var rerequest = false
         if let found = try dependencies.store.get(RecordKey.integration(session.tenantId)),
-           let missing = (try? JSONParser.parse(found.value))?["missingScopes"]?.array {
+            let missing = (try? JSONParser.parse(found.value))?["missingScopes"]?.array
+        {
             rerequest = !missing.isEmpty
         }
 
@@ -30,8 +31,10 @@ package struct ConnectHandler: Handler {
         try records.create(state, at: RecordKey.oauthState(nonce: nonce), ttl: OAuthState.lifetimeSeconds)
         let graph = GraphClient(config: config, app: app, transport: dependencies.http, logger: dependencies.logger)
         dependencies.logger.info("connect_started", ["rerequest": .bool(rerequest)])
-        return .redirect(to: graph.authorizationURL(state: nonce, redirectURI: redirectURI,
-                                                    scopes: config.scopes, rerequest: rerequest, configId: config.loginConfigId))
+        return .redirect(
+            to: graph.authorizationURL(
+                state: nonce, redirectURI: redirectURI,
+                scopes: config.scopes, rerequest: rerequest, configId: config.loginConfigId))
     }
 
     package init(dependencies: Dependencies) {

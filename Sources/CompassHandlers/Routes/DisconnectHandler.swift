@@ -37,9 +37,14 @@ package struct DisconnectHandler: Handler {
             result.revokeSkipped = integration == nil ? "not_connected" : "no_credential"
         }
 
-        try IntegrationLifecycle(dependencies: dependencies).purge(tenant: tenant, metaUserId: credential?.metaUserId ?? integration?.metaUserId)
-        logger.info("meta_disconnected", ["revoked_at_meta": .bool(result.revokedAtMeta),
-                                           "revoke_skipped": .string(result.revokeSkipped ?? "")])
+        try IntegrationLifecycle(dependencies: dependencies).purge(
+            tenant: tenant, metaUserId: credential?.metaUserId ?? integration?.metaUserId)
+        logger.info(
+            "meta_disconnected",
+            [
+                "revoked_at_meta": .bool(result.revokedAtMeta),
+                "revoke_skipped": .string(result.revokeSkipped ?? ""),
+            ])
         return .json(200, result)
     }
 

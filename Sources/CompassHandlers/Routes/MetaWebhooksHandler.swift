@@ -56,8 +56,10 @@ package struct MetaWebhooksHandler: Handler {
             let code = Hex.encode(dependencies.random.bytes(10))
             let tenants = try lifecycle.deleteData(metaUserId: signed.userId)
             let now = dependencies.clock.now
-            try dependencies.records.save(Deletion(confirmationCode: code, status: "completed", tenants: tenants,
-                                                   requestedAt: now, completedAt: now), at: RecordKey.deletion(code))
+            try dependencies.records.save(
+                Deletion(
+                    confirmationCode: code, status: "completed", tenants: tenants,
+                    requestedAt: now, completedAt: now), at: RecordKey.deletion(code))
             dependencies.logger.info("meta_data_deleted", ["tenants": .int(tenants)])
             let first = try remember(SeenRequest(confirmationCode: code), at: seenKey).confirmationCode ?? code
             // A concurrent copy answered first: one confirmation code for one request.
@@ -89,10 +91,14 @@ package struct MetaWebhooksHandler: Handler {
     private func deletionAnswer(_ code: String) throws -> CGIResponse {
         struct Answer: Encodable {
             var url: String
-            var confirmation_code: String
+            var confirmationCode: String
+            enum CodingKeys: String, CodingKey {
+                case url
+                case confirmationCode = "confirmation_code"
+            }
         }
         let base = try dependencies.config.redirectBase()
-        return .json(200, Answer(url: "\(base)/api/connect/meta/data-deletion?code=\(code)", confirmation_code: code))
+        return .json(200, Answer(url: "\(base)/api/connect/meta/data-deletion?code=\(code)", confirmationCode: code))
     }
 
     /// The verified payload and the `signed_request` as sent.
@@ -112,7 +118,8 @@ package struct MetaWebhooksHandler: Handler {
         }
         let parts = signed.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let signature = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
-              let payload = try? JSON.decode(SignedRequest.self, from: payloadBytes) else {
+            let payload = try? JSON.decode(SignedRequest.self, from: payloadBytes)
+        else {
             throw APIError.badRequest("malformed_signed_request", "signed_request is not base64url(signature).base64url(payload).")
         }
         let expected = Crypto.hmacSHA256(key: Array(secret.utf8), message: Array(parts[1].utf8))

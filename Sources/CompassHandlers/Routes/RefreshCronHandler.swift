@@ -3,7 +3,7 @@ import CompassPlatform
 import CompassStorage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The scheduled job (`refresh-cron`): renews and checks tokens, re-encrypts credentials after
@@ -45,8 +45,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
         }
         let presented = request.bearerToken ?? ""
         guard Crypto.constantTimeEquals(Crypto.sha256(presented), Crypto.sha256(secret)) else {
-            throw APIError(401, "unauthorized", "The cron route needs Authorization: Bearer CRON_SECRET.",
-                           headers: [("WWW-Authenticate", "Bearer")])
+            throw APIError(
+                401, "unauthorized", "The cron route needs Authorization: Bearer CRON_SECRET.",
+                headers: [("WWW-Authenticate", "Bearer")])
         }
         return .json(200, try run())
     }
@@ -67,11 +68,13 @@ package struct RefreshCronHandler: DirectlyRunnable {
         }
         summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled) || summary.quality.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
-        dependencies.logger.info("cron_finished", [
-            "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
-            "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
-            "swept": .int(summary.sweep.deleted), "duration_ms": .int(summary.durationMs),
-        ])
+        dependencies.logger.info(
+            "cron_finished",
+            [
+                "renewed": .int(summary.tokens.renewed), "needs_reauth": .int(summary.tokens.needsReauth),
+                "tenants": .int(summary.outbox.tenants), "sent": .int(summary.outbox.sent), "dead": .int(summary.outbox.dead),
+                "swept": .int(summary.sweep.deleted), "duration_ms": .int(summary.durationMs),
+            ])
         return summary
     }
 

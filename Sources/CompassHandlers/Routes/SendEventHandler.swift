@@ -66,9 +66,11 @@ package struct SendEventHandler: Handler {
                 }
                 valid.append((index, event))
             case .failure(let rejection):
-                result.rejected.append(.init(index: index, eventId: input?["eventId"]?.string ?? input?["event_id"]?.string,
-                                             code: rejection.code, message: rejection.message,
-                                             problems: rejection.problems.isEmpty ? nil : rejection.problems))
+                result.rejected.append(
+                    .init(
+                        index: index, eventId: input?["eventId"]?.string ?? input?["event_id"]?.string,
+                        code: rejection.code, message: rejection.message,
+                        problems: rejection.problems.isEmpty ? nil : rejection.problems))
             }
         }
 
@@ -91,16 +93,20 @@ package struct SendEventHandler: Handler {
 
         let outcome = Self.status(result, total: inputs.count)
         result.status = outcome.name
-        dependencies.logger.info("events_handled", [
-            "events": .int(inputs.count), "sent": .int(result.eventsReceived), "queued": .int(result.queued),
-            "duplicates": .int(result.duplicates), "rejected": .int(result.rejected.count),
-            "fbtrace_ids": .strings(result.fbtraceIds),
-        ])
+        dependencies.logger.info(
+            "events_handled",
+            [
+                "events": .int(inputs.count), "sent": .int(result.eventsReceived), "queued": .int(result.queued),
+                "duplicates": .int(result.duplicates), "rejected": .int(result.rejected.count),
+                "fbtrace_ids": .strings(result.fbtraceIds),
+            ])
         return .json(outcome.http, result)
     }
 
-    private func send(_ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
-                      into result: inout Answer) throws {
+    private func send(
+        _ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
+        into result: inout Answer
+    ) throws {
         let events = items.map(\.event)
         // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry, and the
         // claims are released so that the retry can send.
@@ -130,8 +136,10 @@ package struct SendEventHandler: Handler {
             result.eventsReceived += report.sent.count
             result.fbtraceIds += report.fbtraceIds
             for rejection in report.rejected {
-                result.rejected.append(.init(index: items[rejection.index].index, eventId: events[rejection.index].eventId,
-                                             code: rejection.code, message: rejection.message))
+                result.rejected.append(
+                    .init(
+                        index: items[rejection.index].index, eventId: events[rejection.index].eventId,
+                        code: rejection.code, message: rejection.message))
             }
             if let failure = report.failure {
                 try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
@@ -164,7 +172,8 @@ package struct SendEventHandler: Handler {
             if let tape = JSONTape(body), tape.tokens[0].kind == .object {
                 let members = tape.members(of: 0)
                 if members.count == 1, tape.isString(members[0].name, "events") {
-                    let list = members[0].value, token = tape.tokens[list]
+                    let list = members[0].value
+                    let token = tape.tokens[list]
                     if token.kind == .array, token.count > 0, token.count <= SendEventHandler.maxEvents {
                         self.tape = tape
                         tokens = tape.elements(of: list)
@@ -184,7 +193,9 @@ package struct SendEventHandler: Handler {
         /// The event at `index` normalized, and its value when the general path read it.
         func normalize(_ index: Int, tenantId: String, now: Date) -> (Result<NormalizedEvent, EventRejection>, JSONValue?) {
             if let tape {
-                if let event = EventFastPath.normalize(tape, at: tokens[index], now: now, workspace: workspace) { return (.success(event), nil) }
+                if let event = EventFastPath.normalize(tape, at: tokens[index], now: now, workspace: workspace) {
+                    return (.success(event), nil)
+                }
                 let value = (try? JSONParser.parse(tape.valueBytes(tokens[index]))) ?? .null
                 return (ConversionEvent.normalize(value, tenantId: tenantId, now: now), value)
             }
@@ -224,8 +235,9 @@ package struct SendEventHandler: Handler {
         while start < events.count {
             let end = min(start + EventDelivery.batchLimit, events.count)
             if start > 0 { out.append(UInt8(ascii: ",")) }
-            EventDelivery.write(events[start..<end], partnerAgent: dependencies.config.partnerAgent,
-                                testEventCode: integration?.config.testEventCode, into: &out)
+            EventDelivery.write(
+                events[start..<end], partnerAgent: dependencies.config.partnerAgent,
+                testEventCode: integration?.config.testEventCode, into: &out)
             start = end
         }
         out.append(UInt8(ascii: "]"))
@@ -234,17 +246,22 @@ package struct SendEventHandler: Handler {
             JSONText.appendQuoted(pixel, to: &out)
         }
         out.append(literal: #","rejected":"#)
-        JSONValue.array(result.rejected.map { rejection in
-            var item: [String: JSONValue] = ["index": .int(Int64(rejection.index)), "code": .string(rejection.code),
-                                             "message": .string(rejection.message)]
-            if let id = rejection.eventId { item["eventId"] = .string(id) }
-            if let problems = rejection.problems {
-                item["problems"] = .array(problems.map {
-                    .object(["field": .string($0.field), "code": .string($0.code), "message": .string($0.message)])
-                })
+        JSONValue.array(
+            result.rejected.map { rejection in
+                var item: [String: JSONValue] = [
+                    "index": .int(Int64(rejection.index)), "code": .string(rejection.code),
+                    "message": .string(rejection.message),
+                ]
+                if let id = rejection.eventId { item["eventId"] = .string(id) }
+                if let problems = rejection.problems {
+                    item["problems"] = .array(
+                        problems.map {
+                            .object(["field": .string($0.field), "code": .string($0.code), "message": .string($0.message)])
+                        })
+                }
+                return .object(item)
             }
-            return .object(item)
-        }).write(into: &out)
+        ).write(into: &out)
         out.append(literal: #","status":"dry_run","warnings":"#)
         JSONValue.array(result.warnings.map { .object(["index": .int(Int64($0.index)), "message": .string($0.message)]) }).write(into: &out)
         out.append(UInt8(ascii: "}"))
@@ -262,8 +279,11 @@ package struct SendEventHandler: Handler {
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
         let moved = try pipeline.replayDeadLetters()
         let drained = try pipeline.drain()
-        return .json(200, Replay(replayed: moved.replayed, expired: moved.expired, overLimit: moved.overLimit,
-                                 alreadySent: moved.alreadySent, drain: drained))
+        return .json(
+            200,
+            Replay(
+                replayed: moved.replayed, expired: moved.expired, overLimit: moved.overLimit,
+                alreadySent: moved.alreadySent, drain: drained))
     }
 
     package init(dependencies: Dependencies) {

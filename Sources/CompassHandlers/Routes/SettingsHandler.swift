@@ -84,7 +84,8 @@ package struct SettingsHandler: Handler {
     }
 
     private func loadCredential(_ tenant: String) throws -> IntegrationCredential {
-        let credential: IntegrationCredential? = try dependencies.records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
+        let credential: IntegrationCredential? = try dependencies.records.load(
+            IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
         guard let credential else {
             throw APIError(409, "meta_token_missing", "The connection has no stored token; connect Meta again.")
         }
@@ -100,22 +101,24 @@ package struct SettingsHandler: Handler {
             let share = stats.eventsSent == 0 ? 0 : Double(stats.eventsWithKey[key] ?? 0) / Double(stats.eventsSent)
             coverage[key] = (share * 1000).rounded() / 1000
         }
-        let delivery = DeliveryView(queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
-                                    dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
-                                    eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
-                                    lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
+        let delivery = DeliveryView(
+            queued: try records.count(prefix: RecordKey.outboxPrefix(tenant)),
+            dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
+            eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
+            lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
         let quality = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
-        return View(status: integration.status, statusReason: integration.statusReason,
-                    connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
-                    adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
-                    pixelId: integration.config.pixelId,
-                    pixelStatus: integration.config.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
-                    pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
-                    tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
-                    tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
-                    grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
-                    lastRefresh: integration.lastRefresh, delivery: delivery,
-                    eventMatchQuality: quality?.pixelId == integration.config.pixelId ? quality : nil)
+        return View(
+            status: integration.status, statusReason: integration.statusReason,
+            connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
+            adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
+            pixelId: integration.config.pixelId,
+            pixelStatus: integration.config.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
+            pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
+            tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
+            tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
+            grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
+            lastRefresh: integration.lastRefresh, delivery: delivery,
+            eventMatchQuality: quality?.pixelId == integration.config.pixelId ? quality : nil)
     }
 
     /// The account's pixels and, when the account belongs to a business, the pixels that business
@@ -157,7 +160,8 @@ package struct SettingsHandler: Handler {
     /// `null` clears it. A new account without a pixel clears the pixel.
     package struct Update: Decodable {
         package enum Change<T: Decodable>: Decodable {
-            case keep, clear, set(T)
+            case keep, clear
+            case set(T)
             package init(from decoder: any Decoder) throws {
                 let container = try decoder.singleValueContainer()
                 self = container.decodeNil() ? .clear : .set(try container.decode(T.self))
@@ -172,7 +176,9 @@ package struct SettingsHandler: Handler {
         package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: AnyKey.self)
             for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
-                throw APIError.badRequest("unknown_field", "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
+                throw APIError.badRequest(
+                    "unknown_field",
+                    "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
             }
             let known = try decoder.container(keyedBy: CodingKeys.self)
             // `decodeIfPresent` would read null as absent; null here means "clear".
@@ -255,8 +261,12 @@ package struct SettingsHandler: Handler {
             EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow()
             QualityFetcher.dueNow(tenant, dependencies: dependencies)
         }
-        dependencies.logger.info("settings_updated", ["has_pixel": .bool(settings.pixelId != nil),
-                                                      "test_mode": .bool(settings.testEventCode != nil)])
+        dependencies.logger.info(
+            "settings_updated",
+            [
+                "has_pixel": .bool(settings.pixelId != nil),
+                "test_mode": .bool(settings.testEventCode != nil),
+            ])
         return updated
     }
 

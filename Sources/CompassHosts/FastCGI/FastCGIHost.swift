@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassHandlers
 import CompassPlatform
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The FastCGI adapter: a process manager (lighttpd's `mod_fastcgi` with `bin-path`,
 /// `spawn-fcgi`, Apache's `mod_fcgid`) starts the program with a listening socket as its
@@ -121,8 +122,10 @@ package enum FastCGIHost {
         }
 
         /// nil to read on; true after a request was answered on a kept connection; false to close.
-        private func handle(_ record: FastCGI.Record, current: inout FastCGIRequestBuilder?,
-                            connection: Int32) throws(FastCGI.Failure) -> Bool? {
+        private func handle(
+            _ record: FastCGI.Record, current: inout FastCGIRequestBuilder?,
+            connection: Int32
+        ) throws(FastCGI.Failure) -> Bool? {
             let maxBody = H.maxBodyBytes
             switch FastCGI.RecordType(rawValue: record.type) {
             case .getValues:
@@ -174,8 +177,10 @@ package enum FastCGIHost {
             case .failure(let error):
                 return CGIAdapter.misconfigured(H.self, error, environment: request.params).bytes
             case .success(let config):
-                return CGIAdapter.respond(H.self, request: request.params, body: .received(request.body, total: request.bodyBytes),
-                                          services: services, logger: Logger(function: H.name, level: config.logLevel)).bytes
+                return CGIAdapter.respond(
+                    H.self, request: request.params, body: .received(request.body, total: request.bodyBytes),
+                    services: services, logger: Logger(function: H.name, level: config.logLevel)
+                ).bytes
             }
         }
     }

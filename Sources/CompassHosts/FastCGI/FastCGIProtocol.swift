@@ -10,12 +10,24 @@ package enum FastCGI {
     package static let maxContent = 65_535
 
     package enum RecordType: UInt8 {
-        case beginRequest = 1, abortRequest = 2, endRequest = 3, params = 4, stdin = 5, stdout = 6, stderr = 7
-        case data = 8, getValues = 9, getValuesResult = 10, unknownType = 11
+        case beginRequest = 1
+        case abortRequest = 2
+        case endRequest = 3
+        case params = 4
+        case stdin = 5
+        case stdout = 6
+        case stderr = 7
+        case data = 8
+        case getValues = 9
+        case getValuesResult = 10
+        case unknownType = 11
     }
 
     package enum ProtocolStatus: UInt8 {
-        case requestComplete = 0, cantMultiplexConnections = 1, overloaded = 2, unknownRole = 3
+        case requestComplete = 0
+        case cantMultiplexConnections = 1
+        case overloaded = 2
+        case unknownRole = 3
     }
 
     package static let responderRole: UInt16 = 1
@@ -83,7 +95,8 @@ package enum FastCGI {
             return value
         }
         while index < bytes.count {
-            let nameLength = try length(), valueLength = try length()
+            let nameLength = try length()
+            let valueLength = try length()
             guard nameLength <= bytes.count - index, valueLength <= bytes.count - index - nameLength else {
                 throw Failure(reason: "name-value pair longer than its record")
             }
@@ -120,8 +133,10 @@ package enum FastCGI {
         repeat {
             let length = min(maxContent, content.count - offset)
             let padding = (8 - length % 8) % 8
-            out += [version, type.rawValue, UInt8(requestId >> 8), UInt8(requestId & 0xff),
-                    UInt8(length >> 8), UInt8(length & 0xff), UInt8(padding), 0]
+            out += [
+                version, type.rawValue, UInt8(requestId >> 8), UInt8(requestId & 0xff),
+                UInt8(length >> 8), UInt8(length & 0xff), UInt8(padding), 0,
+            ]
             out += content[offset..<(offset + length)]
             out += [UInt8](repeating: 0, count: padding)
             offset += length
@@ -131,8 +146,10 @@ package enum FastCGI {
 
     /// The records that answer a request: the CGI response on STDOUT, the stream's end, and
     /// END_REQUEST.
-    package static func answer(requestId: UInt16, stdout: [UInt8], appStatus: UInt32 = 0,
-                               status: ProtocolStatus = .requestComplete) -> [UInt8] {
+    package static func answer(
+        requestId: UInt16, stdout: [UInt8], appStatus: UInt32 = 0,
+        status: ProtocolStatus = .requestComplete
+    ) -> [UInt8] {
         var out: [UInt8] = []
         if !stdout.isEmpty { out += encode(.stdout, requestId: requestId, stdout) }
         out += encode(.stdout, requestId: requestId, [])
@@ -141,8 +158,12 @@ package enum FastCGI {
     }
 
     package static func endRequest(requestId: UInt16, appStatus: UInt32 = 0, status: ProtocolStatus) -> [UInt8] {
-        encode(.endRequest, requestId: requestId, [UInt8(appStatus >> 24), UInt8((appStatus >> 16) & 0xff),
-                                                   UInt8((appStatus >> 8) & 0xff), UInt8(appStatus & 0xff), status.rawValue, 0, 0, 0])
+        encode(
+            .endRequest, requestId: requestId,
+            [
+                UInt8(appStatus >> 24), UInt8((appStatus >> 16) & 0xff),
+                UInt8((appStatus >> 8) & 0xff), UInt8(appStatus & 0xff), status.rawValue, 0, 0, 0,
+            ])
     }
 }
 
@@ -179,7 +200,9 @@ package struct FastCGIRequestBuilder {
                 params = Dictionary(try FastCGI.decodePairs(paramBytes), uniquingKeysWith: { _, last in last })
                 paramBytes = []
             } else {
-                guard paramBytes.count + record.content.count <= Self.maxParamBytes else { throw FastCGI.Failure(reason: "PARAMS too large") }
+                guard paramBytes.count + record.content.count <= Self.maxParamBytes else {
+                    throw FastCGI.Failure(reason: "PARAMS too large")
+                }
                 paramBytes += record.content
             }
         case .stdin:

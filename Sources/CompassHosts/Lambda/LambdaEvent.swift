@@ -6,7 +6,11 @@ import CompassStorage
 /// the handler sees is the same), and the handler's answer goes back in the event's own shape.
 package enum LambdaEvent: Equatable {
     /// API Gateway HTTP API and function URLs (payload 2.0), REST APIs (1.0) and load balancers.
-    package enum Shape: Equatable, Sendable { case httpV2, restV1(multiValue: Bool), loadBalancer(multiValue: Bool) }
+    package enum Shape: Equatable, Sendable {
+        case httpV2
+        case restV1(multiValue: Bool)
+        case loadBalancer(multiValue: Bool)
+    }
 
     case http(environment: [String: String], body: [UInt8], shape: Shape)
     /// An EventBridge schedule (`aws.events` or `aws.scheduler`, `Scheduled Event`).
@@ -17,7 +21,8 @@ package enum LambdaEvent: Equatable {
     package static func parse(_ bytes: [UInt8]) -> LambdaEvent {
         guard let event = try? JSONParser.parse(bytes), event.object != nil else { return .unknown("the event is not a JSON object") }
         if let source = event["source"]?.string, ["aws.events", "aws.scheduler"].contains(source),
-           event["detail-type"]?.string == "Scheduled Event" {
+            event["detail-type"]?.string == "Scheduled Event"
+        {
             return .schedule
         }
         if event["version"]?.string == "2.0", let http = event["requestContext"]?["http"], let method = http["method"]?.string {
@@ -27,8 +32,9 @@ package enum LambdaEvent: Equatable {
                 headers.removeAll { $0.0.lowercased() == "cookie" }
                 headers.append(("cookie", cookies.joined(separator: "; ")))
             }
-            return httpEvent(method: method, path: event["rawPath"]?.string ?? "/", query: event["rawQueryString"]?.string ?? "",
-                        headers: headers, body: event, sourceIp: http["sourceIp"]?.string, shape: .httpV2)
+            return httpEvent(
+                method: method, path: event["rawPath"]?.string ?? "/", query: event["rawQueryString"]?.string ?? "",
+                headers: headers, body: event, sourceIp: http["sourceIp"]?.string, shape: .httpV2)
         }
         if let method = event["httpMethod"]?.string {
             let multi = event["multiValueHeaders"]?.object != nil
@@ -53,15 +59,18 @@ package enum LambdaEvent: Equatable {
                     if let text = event["queryStringParameters"]?[name]?.string { query.append(plain(name), plain(text)) }
                 }
             }
-            return httpEvent(method: method, path: event["path"]?.string ?? "/", query: query.encoded, headers: headers, body: event,
-                        sourceIp: event["requestContext"]?["identity"]?["sourceIp"]?.string,
-                        shape: loadBalancer ? .loadBalancer(multiValue: multi) : .restV1(multiValue: multi))
+            return httpEvent(
+                method: method, path: event["path"]?.string ?? "/", query: query.encoded, headers: headers, body: event,
+                sourceIp: event["requestContext"]?["identity"]?["sourceIp"]?.string,
+                shape: loadBalancer ? .loadBalancer(multiValue: multi) : .restV1(multiValue: multi))
         }
         return .unknown("neither an HTTP event (API Gateway, function URL, load balancer) nor an EventBridge schedule")
     }
 
-    private static func httpEvent(method: String, path: String, query: String, headers: [(String, String)], body event: JSONValue,
-                             sourceIp: String?, shape: Shape) -> LambdaEvent {
+    private static func httpEvent(
+        method: String, path: String, query: String, headers: [(String, String)], body event: JSONValue,
+        sourceIp: String?, shape: Shape
+    ) -> LambdaEvent {
         var body: [UInt8] = []
         if let text = event["body"]?.string {
             if event["isBase64Encoded"]?.bool == true {
@@ -71,14 +80,19 @@ package enum LambdaEvent: Equatable {
                 body = Array(text.utf8)
             }
         }
-        var environment = ["GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method.uppercased(),
-                           "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
-                           "CONTENT_LENGTH": String(body.count), "SERVER_PROTOCOL": "HTTP/1.1"]
+        var environment = [
+            "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method.uppercased(),
+            "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
+            "CONTENT_LENGTH": String(body.count), "SERVER_PROTOCOL": "HTTP/1.1",
+        ]
         if let sourceIp { environment["REMOTE_ADDR"] = sourceIp }
         for (name, value) in headers {
             let lower = name.lowercased()
             guard lower.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || $0 == 45 }) else { continue }
-            if lower == "content-type" { environment["CONTENT_TYPE"] = value; continue }
+            if lower == "content-type" {
+                environment["CONTENT_TYPE"] = value
+                continue
+            }
             if lower == "content-length" { continue }
             environment["HTTP_" + lower.uppercased().replacing("-", with: "_")] = value
         }
@@ -111,7 +125,9 @@ package enum LambdaEvent: Equatable {
                 if let cookie = cookies.first { single["Set-Cookie"] = .string(cookie) }
                 answer["headers"] = .object(single)
             }
-            if case .loadBalancer = shape { answer["statusDescription"] = .string("\(response.status) \(response.status < 400 ? "OK" : "Error")") }
+            if case .loadBalancer = shape {
+                answer["statusDescription"] = .string("\(response.status) \(response.status < 400 ? "OK" : "Error")")
+            }
         }
         // "body" is written first (where sorted keys put it) straight from the bytes: a dry
         // run's answer is a megabyte, and a String of it and a tree holding it cost more than

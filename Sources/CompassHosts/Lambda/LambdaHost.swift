@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassHandlers
 import CompassPlatform
 import CompassStorage
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// AWS Lambda's custom runtime: with `AWS_LAMBDA_RUNTIME_API` set, the executable (packaged as
 /// `bootstrap`) loops over the Runtime API (2018-06-01): the next invocation, then its response
@@ -23,8 +24,10 @@ package enum LambdaHost {
     }
 
     /// `scheduled` runs the handler's job for an EventBridge schedule (refresh-cron).
-    static func loop<H: Handler>(_ handler: H.Type, process: ProcessContext, runtimeAPI: String,
-                                 scheduled: ((Dependencies) throws -> [UInt8])?) -> Int32 {
+    static func loop<H: Handler>(
+        _ handler: H.Type, process: ProcessContext, runtimeAPI: String,
+        scheduled: ((Dependencies) throws -> [UInt8])?
+    ) -> Int32 {
         // Lambda sends SIGTERM only between invocations, at shutdown: the default action (exit) is right.
         signal(SIGTERM, SIG_DFL)
         ProcessSignals.unblockTerminationAndIgnoreBrokenPipes()
@@ -38,8 +41,10 @@ package enum LambdaHost {
             case .success(let ready): prepared = ready
             case .failure(let failure):
                 let message = failure.message
-                _ = try? transport.send(post(base + "/init/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
-                                             errorType: "Runtime.ConfigurationError"))
+                _ = try? transport.send(
+                    post(
+                        base + "/init/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
+                        errorType: "Runtime.ConfigurationError"))
                 Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
                 return 1
             }
@@ -49,8 +54,10 @@ package enum LambdaHost {
             let next: HTTPResponse
             do {
                 // A long poll: Lambda answers when an invocation comes (the process is frozen meanwhile).
-                next = try transport.send(HTTPRequest(method: "GET", url: base + "/invocation/next", timeoutMilliseconds: 24 * 3_600_000,
-                                                      maxResponseBytes: 7 << 20))
+                next = try transport.send(
+                    HTTPRequest(
+                        method: "GET", url: base + "/invocation/next", timeoutMilliseconds: 24 * 3_600_000,
+                        maxResponseBytes: 7 << 20))
                 failures = 0
             } catch {
                 failures += 1
@@ -59,8 +66,13 @@ package enum LambdaHost {
                 continue
             }
             guard next.status == 200, let id = next.headers["lambda-runtime-aws-request-id"],
-                  id.utf8.allSatisfy({ ASCII.isIdentifier($0) || $0 == 45 }), !id.isEmpty else { continue }
-            if let trace = next.headers["lambda-runtime-trace-id"] { setenv("_X_AMZN_TRACE_ID", trace, 1) } else { unsetenv("_X_AMZN_TRACE_ID") }
+                id.utf8.allSatisfy({ ASCII.isIdentifier($0) || $0 == 45 }), !id.isEmpty
+            else { continue }
+            if let trace = next.headers["lambda-runtime-trace-id"] {
+                setenv("_X_AMZN_TRACE_ID", trace, 1)
+            } else {
+                unsetenv("_X_AMZN_TRACE_ID")
+            }
             let target = base + "/invocation/\(id)"
             if prepared == nil {
                 let ready = LambdaSecrets.resolve(process.environment, transport: transport)
@@ -70,49 +82,75 @@ package enum LambdaHost {
                 case .failure(let failure):
                     let message = failure.message
                     // The invocation fails with the reason and the process ends: Lambda starts another.
-                    _ = try? transport.send(post(target + "/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
-                                                 errorType: "Runtime.ConfigurationError"))
+                    _ = try? transport.send(
+                        post(
+                            target + "/error", ["errorMessage": .string(message), "errorType": "Runtime.ConfigurationError"],
+                            errorType: "Runtime.ConfigurationError"))
                     Logger(function: H.name, level: .info).error("lambda_init_failed", ["error": .string(message)])
                     return 1
                 }
             }
             let (config, services) = prepared!
-            let invocation = deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
+            let invocation =
+                deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
                 .map { services.bounded(byDeadline: $0) } ?? services
-            answer(H.self, next.body, at: target, services: invocation, logger: Logger(function: H.name, level: config.logLevel),
-                   transport: transport, scheduled: scheduled)
+            answer(
+                H.self, next.body, at: target, services: invocation, logger: Logger(function: H.name, level: config.logLevel),
+                transport: transport, scheduled: scheduled)
         }
     }
 
     /// One invocation's event served and its answer posted: an HTTP event as a CGI request, a
     /// schedule as the handler's job, anything else as an invocation error.
-    private static func answer<H: Handler>(_ handler: H.Type, _ event: [UInt8], at target: String, services: Services, logger: Logger,
-                                           transport: CurlTransport, scheduled: ((Dependencies) throws -> [UInt8])?) {
+    private static func answer<H: Handler>(
+        _ handler: H.Type, _ event: [UInt8], at target: String, services: Services, logger: Logger,
+        transport: CurlTransport, scheduled: ((Dependencies) throws -> [UInt8])?
+    ) {
         switch LambdaEvent.parse(event) {
         case .http(let environment, let body, let shape):
-            let outcome = CGIAdapter.respond(H.self, request: environment, body: .received(body, total: body.count),
-                                             services: .success(services), logger: logger)
-            _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
-                                                body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
+            let outcome = CGIAdapter.respond(
+                H.self, request: environment, body: .received(body, total: body.count),
+                services: .success(services), logger: logger)
+            _ = try? transport.send(
+                HTTPRequest(
+                    method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
+                    body: LambdaEvent.response(outcome.response, shape: shape, isHead: outcome.isHead)))
         case .schedule:
             guard let scheduled else {
-                _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name) does not run on a schedule"),
-                                                                  "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
+                _ = try? transport.send(
+                    post(
+                        target + "/error",
+                        [
+                            "errorMessage": .string("\(H.name) does not run on a schedule"),
+                            "errorType": "Runtime.UnknownEvent",
+                        ], errorType: "Runtime.UnknownEvent"))
                 return
             }
             do {
                 let summary = try scheduled(services.dependencies(logger: logger))
-                _ = try? transport.send(HTTPRequest(method: "POST", url: target + "/response",
-                                                    headers: [("Content-Type", "application/json")], body: summary))
+                _ = try? transport.send(
+                    HTTPRequest(
+                        method: "POST", url: target + "/response",
+                        headers: [("Content-Type", "application/json")], body: summary))
             } catch {
                 let answer = APIError.answer(for: error, logger: logger)
-                _ = try? transport.send(post(target + "/error", ["errorMessage": .string(String(decoding: answer.body, as: UTF8.self)),
-                                                                  "errorType": "Runtime.JobFailed"], errorType: "Runtime.JobFailed"))
+                _ = try? transport.send(
+                    post(
+                        target + "/error",
+                        [
+                            "errorMessage": .string(String(decoding: answer.body, as: UTF8.self)),
+                            "errorType": "Runtime.JobFailed",
+                        ], errorType: "Runtime.JobFailed"))
             }
         case .unknown(let reason):
             logger.warn("lambda_event_refused", ["reason": .string(reason)])
-            _ = try? transport.send(post(target + "/error", ["errorMessage": .string("\(H.name): \(reason)"),
-                                                              "errorType": "Runtime.UnknownEvent"], errorType: "Runtime.UnknownEvent"))
+            _ = try? transport.send(
+                post(
+                    target + "/error",
+                    [
+                        "errorMessage": .string("\(H.name): \(reason)"),
+                        "errorType": "Runtime.UnknownEvent",
+                    ], errorType: "Runtime.UnknownEvent"))
         }
     }
 
@@ -124,14 +162,20 @@ package enum LambdaHost {
         do {
             let config = try Config.load(from: environment, workingDirectory: nil)
             if config.store == .unset {
-                throw Config.Error(variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
+                throw Config.Error(
+                    variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
             }
             if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
-                throw Config.Error(variable: "STORE_URL", problem: "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)")
+                throw Config.Error(
+                    variable: "STORE_URL",
+                    problem:
+                        "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)"
+                )
             }
             return .success((config, try Services.live(config: config)))
         } catch {
-            return .failure(InitFailure(message: (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
+            return .failure(
+                InitFailure(message: (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
         }
     }
 
@@ -147,7 +191,8 @@ package enum LambdaHost {
     }
 
     private static func post(_ url: String, _ body: [String: JSONValue], errorType: String) -> HTTPRequest {
-        HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", errorType)],
-                    body: JSONValue.object(body).serialized)
+        HTTPRequest(
+            method: "POST", url: url, headers: [("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", errorType)],
+            body: JSONValue.object(body).serialized)
     }
 }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CompassPlatform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Secrets a Lambda deployment keeps where AWS users keep them, never in a plain environment
 /// variable: `<VARIABLE>_SECRET_ID` names a Secrets Manager secret (its ARN or name; the secret's
@@ -25,7 +26,9 @@ package enum LambdaSecrets {
     /// the variable and the extension's status, never a value.
     package static func resolve(_ environment: [String: String], transport: any HTTPTransport) -> Result<[String: String], Config.Error> {
         var resolved = environment
-        let port = environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"].flatMap { Int($0) }.flatMap { (1...65_535).contains($0) ? $0 : nil } ?? 2773
+        let port =
+            environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"].flatMap { Int($0) }.flatMap { (1...65_535).contains($0) ? $0 : nil }
+            ?? 2773
         guard let token = environment["AWS_SESSION_TOKEN"], !token.isEmpty else {
             return .failure(Config.Error(variable: "AWS_SESSION_TOKEN", problem: "is needed to read the secrets (Lambda sets it)"))
         }
@@ -33,11 +36,13 @@ package enum LambdaSecrets {
             let request: HTTPRequest
             if id.hasPrefix("ssm:") {
                 let name = QueryParameters.encode(String(id.dropFirst(4)))
-                request = HTTPRequest(method: "GET", url: "http://localhost:\(port)/systemsmanager/parameters/get?name=\(name)&withDecryption=true",
-                                      headers: [("X-Aws-Parameters-Secrets-Token", token)], timeoutMilliseconds: 3_000, maxResponseBytes: 128 * 1024)
+                request = HTTPRequest(
+                    method: "GET", url: "http://localhost:\(port)/systemsmanager/parameters/get?name=\(name)&withDecryption=true",
+                    headers: [("X-Aws-Parameters-Secrets-Token", token)], timeoutMilliseconds: 3_000, maxResponseBytes: 128 * 1024)
             } else {
-                request = HTTPRequest(method: "GET", url: "http://localhost:\(port)/secretsmanager/get?secretId=\(QueryParameters.encode(id))",
-                                      headers: [("X-Aws-Parameters-Secrets-Token", token)], timeoutMilliseconds: 3_000, maxResponseBytes: 128 * 1024)
+                request = HTTPRequest(
+                    method: "GET", url: "http://localhost:\(port)/secretsmanager/get?secretId=\(QueryParameters.encode(id))",
+                    headers: [("X-Aws-Parameters-Secrets-Token", token)], timeoutMilliseconds: 3_000, maxResponseBytes: 128 * 1024)
             }
             switch read(request, transport: transport, ssm: id.hasPrefix("ssm:")) {
             case .success(let value): resolved[variable] = value

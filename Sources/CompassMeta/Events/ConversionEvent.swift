@@ -24,12 +24,19 @@ package struct NormalizedEvent: Sendable, Equatable {
     /// Stable per (event_id, event_name), the pair Meta deduplicates on: a store key segment.
     package var dedupKey: String { Hex.encode(Crypto.sha256(eventName + "\u{0}" + eventId)) }
 
-    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payload: JSONValue, matchKeys: MatchKeys, warnings: [String]) {
-        self.init(eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource, payloadJSON: payload.serialized,
-                  matchKeys: matchKeys, warnings: warnings)
+    package init(
+        eventId: String, eventName: String, eventTime: Int64, actionSource: String, payload: JSONValue, matchKeys: MatchKeys,
+        warnings: [String]
+    ) {
+        self.init(
+            eventId: eventId, eventName: eventName, eventTime: eventTime, actionSource: actionSource, payloadJSON: payload.serialized,
+            matchKeys: matchKeys, warnings: warnings)
     }
 
-    package init(eventId: String, eventName: String, eventTime: Int64, actionSource: String, payloadJSON: [UInt8], matchKeys: MatchKeys, warnings: [String]) {
+    package init(
+        eventId: String, eventName: String, eventTime: Int64, actionSource: String, payloadJSON: [UInt8], matchKeys: MatchKeys,
+        warnings: [String]
+    ) {
         self.eventId = eventId
         self.eventName = eventName
         self.eventTime = eventTime
@@ -67,8 +74,10 @@ package struct EventRejection: Error, Equatable, Sendable {
 }
 
 package enum ConversionEvent {
-    package static let actionSources: Set<String> = ["email", "website", "app", "phone_call", "chat", "physical_store",
-                                             "system_generated", "business_messaging", "other"]
+    package static let actionSources: Set<String> = [
+        "email", "website", "app", "phone_call", "chat", "physical_store",
+        "system_generated", "business_messaging", "other",
+    ]
     package static let matchKeysTracked = ["em", "ph", "external_id", "fbp", "fbc", "client_ip_address", "client_user_agent"]
     package static let futureToleranceSeconds: Int64 = 60
 
@@ -84,7 +93,9 @@ package enum ConversionEvent {
     ]
 
     /// `content_type` values Meta documents: products, and the other catalogs' items.
-    package static let contentTypes: Set<String> = ["product", "product_group", "hotel", "flight", "destination", "home_listing", "vehicle"]
+    package static let contentTypes: Set<String> = [
+        "product", "product_group", "hotel", "flight", "destination", "home_listing", "vehicle",
+    ]
     package static let deliveryCategories: Set<String> = ["in_store", "curbside", "home_delivery"]
     package static let messagingChannels: Set<String> = ["whatsapp", "messenger", "instagram"]
     /// The event names Meta takes with `action_source: business_messaging` (Meta's Conversions
@@ -136,8 +147,9 @@ package enum ConversionEvent {
         draft.payload["action_source"] = .string(source)
         let callerGaveId = draft.fields["event_id"] != nil
         if callerGaveId { draft.payload["event_id"] = .string(eventId) }
-        var event = NormalizedEvent(eventId: eventId, eventName: name, eventTime: time, actionSource: source,
-                                    payload: .object(draft.payload), matchKeys: draft.keys, warnings: draft.warnings)
+        var event = NormalizedEvent(
+            eventId: eventId, eventName: name, eventTime: time, actionSource: source,
+            payload: .object(draft.payload), matchKeys: draft.keys, warnings: draft.warnings)
         event.payloadCarriesEventId = callerGaveId
         return event
     }
@@ -272,7 +284,9 @@ package enum ConversionEvent {
             if let app = fields["app_data"] {
                 if let normalized = check("appData", { _ in try appData(app) }) { payload["app_data"] = .object(normalized) }
             } else if source == "app" {
-                problem("appData", "missing_field", "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo).")
+                problem(
+                    "appData", "missing_field",
+                    "App events need appData (advertiser_tracking_enabled, application_tracking_enabled, extinfo).")
             }
         }
 
@@ -282,15 +296,18 @@ package enum ConversionEvent {
                 if let name = channel.string, messagingChannels.contains(name) {
                     payload["messaging_channel"] = .string(name)
                 } else {
-                    problem("messagingChannel", "invalid_field",
-                            "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", ")).")
+                    problem(
+                        "messagingChannel", "invalid_field",
+                        "messagingChannel must be one of \(messagingChannels.sorted().joined(separator: ", ")).")
                 }
             } else if source == "business_messaging" {
                 problem("messagingChannel", "missing_field", "business_messaging events need messagingChannel.")
             }
             if source == "business_messaging", let name, !messagingEventNames.contains(name) {
-                problem("eventName", "invalid_field",
-                        "business_messaging events take only the event names Meta accepts for messaging: \(messagingEventNames.sorted().joined(separator: ", ")).")
+                problem(
+                    "eventName", "invalid_field",
+                    "business_messaging events take only the event names Meta accepts for messaging: \(messagingEventNames.sorted().joined(separator: ", "))."
+                )
             }
         }
 
@@ -339,7 +356,8 @@ package enum ConversionEvent {
     private static func optionalURL(_ value: JSONValue?, _ field: String) throws -> String? {
         guard let value, value != .null else { return nil }
         guard let text = value.string?.trimmingWhitespace, text.utf8.count <= 2048,
-              text.hasPrefix("http://") || text.hasPrefix("https://") else {
+            text.hasPrefix("http://") || text.hasPrefix("https://")
+        else {
             throw reject("invalid_field", "\(field) must be an http(s) URL.")
         }
         return text
@@ -352,7 +370,8 @@ package enum ConversionEvent {
         // Most URLs carry no click id: skip parsing their query at all.
         guard Array(query.utf8).withUnsafeBufferPointer({ ASCII.contains($0, "fbclid=") }) else { return nil }
         guard let value = QueryParameters(parsing: query).values("fbclid").first, !value.isEmpty, value.utf8.count <= 500,
-              value.consists(of: { ASCII.isIdentifier($0) || $0 == 46 }, length: 1...500) else { return nil }
+            value.consists(of: { ASCII.isIdentifier($0) || $0 == 46 }, length: 1...500)
+        else { return nil }
         return value
     }
 
@@ -376,8 +395,10 @@ package enum ConversionEvent {
                         if !hashed.contains(value) { hashed.append(value) }
                         continue
                     case .malformed:
-                        throw reject("invalid_hash", "userData.\(key) looks hashed but is not a SHA-256 digest in a form Meta accepts "
-                                     + "(64 hex digits, or a Parameter Builder value: 64 hex digits, a dot and its suffix).")
+                        throw reject(
+                            "invalid_hash",
+                            "userData.\(key) looks hashed but is not a SHA-256 digest in a form Meta accepts "
+                                + "(64 hex digits, or a Parameter Builder value: 64 hex digits, a dot and its suffix).")
                     case .digest, .plain:
                         break
                     }
@@ -395,7 +416,10 @@ package enum ConversionEvent {
             } else if UserDataNormalizer.plainKeys.contains(key) {
                 let number = UserDataNormalizer.numericIdKeys.contains(key) ? raw.integer.flatMap { $0 >= 0 ? String($0) : nil } : nil
                 guard let text = number ?? raw.string?.trimmingWhitespace, !text.isEmpty, text.utf8.count <= 2048 else {
-                    throw reject("invalid_field", "userData.\(key) must be a non-empty string\(UserDataNormalizer.numericIdKeys.contains(key) ? " or a whole number" : "").")
+                    throw reject(
+                        "invalid_field",
+                        "userData.\(key) must be a non-empty string\(UserDataNormalizer.numericIdKeys.contains(key) ? " or a whole number" : "")."
+                    )
                 }
                 if key == "client_ip_address" && !UserDataNormalizer.isIPAddress(text) {
                     warnings.append("userData.client_ip_address is not an IPv4 or IPv6 address; it was left out")
@@ -427,7 +451,9 @@ package enum ConversionEvent {
             output["value"] = value.integer.map(JSONValue.int) ?? .double(number)
         }
         if let currency = output["currency"] {
-            guard let code = currency.string?.trimmingWhitespace, code.consists(of: { ASCII.isUpper($0) || ASCII.isLower($0) }, length: 3...3) else {
+            guard let code = currency.string?.trimmingWhitespace,
+                code.consists(of: { ASCII.isUpper($0) || ASCII.isLower($0) }, length: 3...3)
+            else {
                 throw reject("invalid_field", "customData.currency must be a 3-letter ISO 4217 code.")
             }
             output["currency"] = .string(code.lowercased())
@@ -449,25 +475,26 @@ package enum ConversionEvent {
         }
         if let contents = output["contents"] {
             guard let list = contents.array else { throw reject("invalid_field", "customData.contents must be an array.") }
-            output["contents"] = .array(try list.map { item in
-                guard let object = item.object, object["id"] != nil else {
-                    throw reject("invalid_field", "Each of customData.contents needs an id.")
-                }
-                var content: [String: JSONValue] = [:]
-                for (key, value) in object {
-                    content[["itemPrice": "item_price", "deliveryCategory": "delivery_category"][key] ?? key] = value
-                }
-                if let quantity = content["quantity"], quantity.integer == nil {
-                    throw reject("invalid_field", "customData.contents quantity must be a whole number.")
-                }
-                if let price = content["item_price"], price.number?.isFinite != true {
-                    throw reject("invalid_field", "customData.contents item_price must be a number.")
-                }
-                if let category = content["delivery_category"], !deliveryCategories.contains(category.string ?? "") {
-                    throw reject("invalid_field", "customData.contents delivery_category must be in_store, curbside or home_delivery.")
-                }
-                return .object(content)
-            })
+            output["contents"] = .array(
+                try list.map { item in
+                    guard let object = item.object, object["id"] != nil else {
+                        throw reject("invalid_field", "Each of customData.contents needs an id.")
+                    }
+                    var content: [String: JSONValue] = [:]
+                    for (key, value) in object {
+                        content[["itemPrice": "item_price", "deliveryCategory": "delivery_category"][key] ?? key] = value
+                    }
+                    if let quantity = content["quantity"], quantity.integer == nil {
+                        throw reject("invalid_field", "customData.contents quantity must be a whole number.")
+                    }
+                    if let price = content["item_price"], price.number?.isFinite != true {
+                        throw reject("invalid_field", "customData.contents item_price must be a number.")
+                    }
+                    if let category = content["delivery_category"], !deliveryCategories.contains(category.string ?? "") {
+                        throw reject("invalid_field", "customData.contents delivery_category must be in_store, curbside or home_delivery.")
+                    }
+                    return .object(content)
+                })
         }
         for numeric in ["num_items", "predicted_ltv", "net_revenue"] {
             if let item = output[numeric], item.number?.isFinite != true {
@@ -482,10 +509,12 @@ package enum ConversionEvent {
     /// keys Meta lists pass as given.
     private static func appData(_ value: JSONValue) throws -> [String: JSONValue] {
         guard let input = value.object else { throw reject("invalid_field", "appData must be an object.") }
-        let names = ["advertiserTrackingEnabled": "advertiser_tracking_enabled", "applicationTrackingEnabled": "application_tracking_enabled",
-                     "campaignIds": "campaign_ids", "installReferrer": "install_referrer", "installerPackage": "installer_package",
-                     "urlSchemes": "url_schemes", "windowsAttributionId": "windows_attribution_id", "considerViews": "consider_views",
-                     "includeDwellData": "include_dwell_data", "includeVideoData": "include_video_data", "receiptData": "receipt_data"]
+        let names = [
+            "advertiserTrackingEnabled": "advertiser_tracking_enabled", "applicationTrackingEnabled": "application_tracking_enabled",
+            "campaignIds": "campaign_ids", "installReferrer": "install_referrer", "installerPackage": "installer_package",
+            "urlSchemes": "url_schemes", "windowsAttributionId": "windows_attribution_id", "considerViews": "consider_views",
+            "includeDwellData": "include_dwell_data", "includeVideoData": "include_video_data", "receiptData": "receipt_data",
+        ]
         var output: [String: JSONValue] = [:]
         for (key, item) in input { output[names[key] ?? key] = item }
         let known: Set<String> = Set(names.values).union(["extinfo"])
@@ -503,7 +532,8 @@ package enum ConversionEvent {
             }
         }
         guard let extinfo = output["extinfo"]?.array, extinfo.count == 16, extinfo.allSatisfy({ $0.string != nil }),
-              ["a2", "i2"].contains(extinfo[0].string!) else {
+            ["a2", "i2"].contains(extinfo[0].string!)
+        else {
             throw reject("invalid_field", "appData.extinfo must be 16 strings, the first a2 (Android) or i2 (iOS).")
         }
         return output
@@ -513,7 +543,8 @@ package enum ConversionEvent {
     /// `data_processing_options_country` and `_state` beside it) or in one object
     /// (`dataProcessingOptions: {"options": [...], "country": n, "state": n}`).
     private static func dataProcessingOptions(_ fields: [String: JSONValue]) throws -> [String: JSONValue] {
-        let country = fields["data_processing_options_country"], state = fields["data_processing_options_state"]
+        let country = fields["data_processing_options_country"]
+        let state = fields["data_processing_options_state"]
         guard let value = fields["data_processing_options"] else {
             guard country == nil && state == nil else {
                 throw reject("invalid_field", "data_processing_options_country and _state go with data_processing_options.")
@@ -524,15 +555,23 @@ package enum ConversionEvent {
         let location: [(name: String, key: String, value: JSONValue?)]
         if let list = value.array {
             options = list
-            location = [("data_processing_options_country", "data_processing_options_country", country),
-                        ("data_processing_options_state", "data_processing_options_state", state)]
+            location = [
+                ("data_processing_options_country", "data_processing_options_country", country),
+                ("data_processing_options_state", "data_processing_options_state", state),
+            ]
         } else if let object = value.object, let list = object["options"]?.array,
-                  Set(object.keys).isSubset(of: ["options", "country", "state"]), country == nil, state == nil {
+            Set(object.keys).isSubset(of: ["options", "country", "state"]), country == nil, state == nil
+        {
             options = list
-            location = [("dataProcessingOptions.country", "data_processing_options_country", object["country"]),
-                        ("dataProcessingOptions.state", "data_processing_options_state", object["state"])]
+            location = [
+                ("dataProcessingOptions.country", "data_processing_options_country", object["country"]),
+                ("dataProcessingOptions.state", "data_processing_options_state", object["state"]),
+            ]
         } else {
-            throw reject("invalid_field", #"data_processing_options must be [] or ["LDU"] (with data_processing_options_country and _state), or {"options":[...],"country":n,"state":n}."#)
+            throw reject(
+                "invalid_field",
+                #"data_processing_options must be [] or ["LDU"] (with data_processing_options_country and _state), or {"options":[...],"country":n,"state":n}."#
+            )
         }
         guard options.allSatisfy({ $0.string == "LDU" }), options.count <= 1 else {
             throw reject("invalid_field", #"data_processing_options must be [] or ["LDU"]."#)

@@ -75,7 +75,8 @@ package struct EventDelivery {
 
     /// `body`'s text appended to `out`. The events come as a slice, not as any collection: a
     /// generic walk across the module boundary runs unspecialized, with a heap buffer an event.
-    package static func write(_ events: ArraySlice<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8]) {
+    package static func write(_ events: ArraySlice<NormalizedEvent>, partnerAgent: String, testEventCode: String?, into out: inout [UInt8])
+    {
         out.append(literal: #"{"data":["#)
         for (index, event) in events.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -140,8 +141,10 @@ package struct EventDelivery {
         return "Meta gave an answer that could not be read."
     }
 
-    package init(graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil,
-                 partnerAgent: String = Config.defaultPartnerAgent) {
+    package init(
+        graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil,
+        partnerAgent: String = Config.defaultPartnerAgent
+    ) {
         self.graph = graph
         self.pixelId = pixelId
         self.token = token

@@ -70,7 +70,8 @@ package enum EventFastPath {
         }
         func at(_ field: Field) -> Int? { found[field.rawValue] >= 0 ? found[field.rawValue] : nil }
         guard let nameToken = at(.eventName), let timeToken = at(.eventTime), let sourceToken = at(.actionSource),
-              let idToken = at(.eventId), let userToken = at(.userData) else { return nil }
+            let idToken = at(.eventId), let userToken = at(.userData)
+        else { return nil }
 
         guard let name = trimmedASCII(tape, nameToken), (1...100).contains(name.count) else { return nil }
         let eventName = String(decoding: tape.span(name), as: UTF8.self)
@@ -78,14 +79,17 @@ package enum EventFastPath {
         let source = tape.string(sourceToken)
         guard actionSources.contains(source) else { return nil }
         guard tape.tokens[timeToken].kind == .number, let time = tape.integer(timeToken) else { return nil }
-        let current = now.unixSeconds, windowDays: Int64 = source == "physical_store" ? 62 : 7
+        let current = now.unixSeconds
+        let windowDays: Int64 = source == "physical_store" ? 62 : 7
         guard time <= 100_000_000_000, time <= current + ConversionEvent.futureToleranceSeconds,
-              time >= current - windowDays * 86_400 else { return nil }
+            time >= current - windowDays * 86_400
+        else { return nil }
         guard let id = trimmedASCII(tape, idToken), (1...256).contains(id.count) else { return nil }
         var url: Range<Int>?
         if let urlToken = at(.eventSourceURL) {
             guard let text = trimmedASCII(tape, urlToken), text.count <= 2048,
-                  tape.span(text).starts(with: "http://".utf8) || tape.span(text).starts(with: "https://".utf8) else { return nil }
+                tape.span(text).starts(with: "http://".utf8) || tape.span(text).starts(with: "https://".utf8)
+            else { return nil }
             url = text
         }
         if source == "website" && url == nil { return nil }
@@ -113,11 +117,15 @@ package enum EventFastPath {
         out.append(literal: #","event_time":"#)
         out.append(decimal: time)
         out.append(literal: #","user_data":"#)
-        guard let keys = writeUserData(tape, userToken, source: source, url: url, time: time,
-                                       buffers: &buffers, into: &out) else { return nil }
+        guard
+            let keys = writeUserData(
+                tape, userToken, source: source, url: url, time: time,
+                buffers: &buffers, into: &out)
+        else { return nil }
         out.append(UInt8(ascii: "}"))
-        return NormalizedEvent(eventId: String(decoding: tape.span(id), as: UTF8.self), eventName: eventName, eventTime: time,
-                               actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
+        return NormalizedEvent(
+            eventId: String(decoding: tape.span(id), as: UTF8.self), eventName: eventName, eventTime: time,
+            actionSource: source, payloadJSON: out, matchKeys: keys, warnings: [])
     }
 
     /// The action sources this path takes (all but those whose events need fields it leaves to
@@ -129,12 +137,12 @@ package enum EventFastPath {
     private static func trimmedASCII(_ tape: JSONTape.View, _ index: Int) -> Range<Int>? {
         let token = tape.tokens[index]
         guard token.kind == .string, token.isASCII else { return nil }
-        var start = Int(token.start), end = Int(token.end)
+        var start = Int(token.start)
+        var end = Int(token.end)
         while start < end, ASCII.isWhitespace(tape.bytes[start]) { start += 1 }
         while start < end, ASCII.isWhitespace(tape.bytes[end - 1]) { end -= 1 }
         return start..<end
     }
-
 
     // MARK: user_data
 
@@ -146,17 +154,18 @@ package enum EventFastPath {
     /// with its bytes: a key is read by finding it here, members sort by their place in this
     /// list, and that place is the key's bit in `MatchKeys`. Hashed keys have a rule.
     private static let userDataKeys: [(name: String, bytes: [UInt8], rule: Rule?)] = MatchKeys.names.map { name in
-        let rule: Rule? = switch name {
-        case _ where !UserDataNormalizer.hashedKeys.contains(name): nil
-        case "em": .email
-        case "ph": .phone
-        case "fn", "ln", "ct": .letters
-        case "st": .state
-        case "country": .country
-        case "zp": .zip
-        case "external_id": .externalId
-        default: .other
-        }
+        let rule: Rule? =
+            switch name {
+            case _ where !UserDataNormalizer.hashedKeys.contains(name): nil
+            case "em": .email
+            case "ph": .phone
+            case "fn", "ln", "ct": .letters
+            case "st": .state
+            case "country": .country
+            case "zp": .zip
+            case "external_id": .externalId
+            default: .other
+            }
         return (name, Array(name.utf8), rule)
     }
     /// The places of the keys of each length, so that a name is compared with few keys.
@@ -169,7 +178,9 @@ package enum EventFastPath {
 
     /// The place in `userDataKeys` of the member name at token `name`, or nil for another key.
     private static func userDataRank(_ tape: JSONTape.View, _ name: Int) -> Int? {
-        let token = tape.tokens[name], length = Int(token.end - token.start), start = Int(token.start)
+        let token = tape.tokens[name]
+        let length = Int(token.end - token.start)
+        let start = Int(token.start)
         guard length < placesByLength.count else { return nil }
         for place in placesByLength[length] {
             let found = userDataKeys[place].bytes.withUnsafeBufferPointer { key in
@@ -183,8 +194,10 @@ package enum EventFastPath {
     }
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
-    private static func writeUserData(_ tape: JSONTape.View, _ index: Int, source: String, url: Range<Int>?, time: Int64,
-                                      buffers: inout Buffers, into out: inout [UInt8]) -> MatchKeys? {
+    private static func writeUserData(
+        _ tape: JSONTape.View, _ index: Int, source: String, url: Range<Int>?, time: Int64,
+        buffers: inout Buffers, into out: inout [UInt8]
+    ) -> MatchKeys? {
         guard tape.tokens[index].kind == .object else { return nil }
         // Each member's value is written once into `values`; the members are then sorted by key.
         buffers.members.removeAll(keepingCapacity: true)
@@ -197,7 +210,8 @@ package enum EventFastPath {
             } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
                 if rank == ipAddressRank && !isIPv4(tape.span(text))
-                    && !UserDataNormalizer.isIPAddress(String(decoding: tape.span(text), as: UTF8.self)) {
+                    && !UserDataNormalizer.isIPAddress(String(decoding: tape.span(text), as: UTF8.self))
+                {
                     return nil
                 }
                 buffers.values.append(UInt8(ascii: "\""))
@@ -209,7 +223,8 @@ package enum EventFastPath {
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
         if let url, !buffers.members.contains(where: { $0.rank == fbcRank }), ASCII.contains(tape.span(url), "fbclid="),
-           let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.span(url), as: UTF8.self)) {
+            let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.span(url), as: UTF8.self))
+        {
             let start = buffers.values.count
             JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &buffers.values)
             buffers.members.append((fbcRank, start..<buffers.values.count))
@@ -236,7 +251,10 @@ package enum EventFastPath {
     /// A dotted quad as `UserDataNormalizer.isIPv4` takes it (each part 0 to 255, no leading
     /// zero), read from bytes; false sends the text to the full rule (IPv6 included).
     private static func isIPv4(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var parts = 0, value = 0, digits = 0, first: UInt8 = 0
+        var parts = 0
+        var value = 0
+        var digits = 0
+        var first: UInt8 = 0
         for byte in bytes {
             if byte == UInt8(ascii: ".") {
                 guard digits > 0 else { return false }
@@ -259,7 +277,8 @@ package enum EventFastPath {
         let isArray = tape.tokens[index].kind == .array
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
-        var written = 0, first = 0
+        var written = 0
+        var first = 0
         buffers.values.append(literal: isArray ? #"[""# : #"""#)
         for _ in 0..<count {
             defer { item = Int(tape.tokens[item].next) }
@@ -321,7 +340,9 @@ package enum EventFastPath {
             // `.+@.+\..+` without spaces, lower-cased.
             guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at != bytes.startIndex, !bytes.contains(32) else { return false }
             let domain = bytes[(at + 1)...]
-            guard let dot = domain.lastIndex(of: UInt8(ascii: ".")), dot != domain.startIndex, dot + 1 != domain.endIndex else { return false }
+            guard let dot = domain.lastIndex(of: UInt8(ascii: ".")), dot != domain.startIndex, dot + 1 != domain.endIndex else {
+                return false
+            }
             out.append(contentsOf: bytes.lazy.map(lower))
         case .phone:
             for byte in bytes where ASCII.isDigit(byte) && !(out.isEmpty && byte == 48) { out.append(byte) }
@@ -359,7 +380,9 @@ package enum EventFastPath {
             guard !bytes.isEmpty else { return false }
             out.append(contentsOf: bytes)
         case .other:
-            guard case .success(let normalized) = UserDataNormalizer.normalize(key, String(decoding: bytes, as: UTF8.self)) else { return false }
+            guard case .success(let normalized) = UserDataNormalizer.normalize(key, String(decoding: bytes, as: UTF8.self)) else {
+                return false
+            }
             out.append(contentsOf: normalized.utf8)
         }
         return true
@@ -368,11 +391,14 @@ package enum EventFastPath {
     // MARK: custom_data
 
     /// `custom_data` with its keys sorted, the general path's rules applied; false to decline.
-    private static func writeCustomData(_ tape: JSONTape.View, _ index: Int, eventName: String, buffers: inout Buffers,
-                                        into out: inout [UInt8]) -> Bool {
+    private static func writeCustomData(
+        _ tape: JSONTape.View, _ index: Int, eventName: String, buffers: inout Buffers,
+        into out: inout [UInt8]
+    ) -> Bool {
         guard tape.tokens[index].kind == .object else { return false }
         // Each member's value is written once into `value`; the members are then sorted by key.
-        var members = buffers.customMembers, value = buffers.custom
+        var members = buffers.customMembers
+        var value = buffers.custom
         (buffers.customMembers, buffers.custom) = ([], [])
         members.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
@@ -386,7 +412,9 @@ package enum EventFastPath {
             guard writeCustomValue(tape, valueToken, key: key, into: &value) else { return false }
             members.append((key, start..<value.count))
         }
-        if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) { return false }
+        if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) {
+            return false
+        }
         members.sort { $0.key < $1.key }
         out.append(UInt8(ascii: "{"))
         for (position, member) in members.enumerated() {
@@ -416,14 +444,17 @@ package enum EventFastPath {
             (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &out)
         case "currency":
             guard let code = trimmedASCII(tape, valueToken), code.count == 3,
-                  tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
+                tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) })
+            else { return false }
             out.append(UInt8(ascii: "\""))
             out.append(contentsOf: tape.span(code).lazy.map { $0 | 0x20 })
             out.append(UInt8(ascii: "\""))
         case "content_type", "delivery_category":
             guard token.kind == .string else { return false }
             let text = tape.string(valueToken)
-            guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else { return false }
+            guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else {
+                return false
+            }
             JSONText.appendQuoted(text, to: &out)
         case "content_ids":
             guard token.kind == .array else { return false }

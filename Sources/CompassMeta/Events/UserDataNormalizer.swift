@@ -56,7 +56,8 @@ package enum UserDataNormalizer {
             // A US ZIP+4 (94025-1234, 94025 1234, 940251234) is its first five digits.
             let digits = lowered.unicodeScalars.filter { $0 != " " && $0 != "-" }
             if digits.count == 9, digits.allSatisfy({ ("0"..."9").contains($0) }),
-               lowered.unicodeScalars.prefix(5).allSatisfy({ ("0"..."9").contains($0) }) {
+                lowered.unicodeScalars.prefix(5).allSatisfy({ ("0"..."9").contains($0) })
+            {
                 return .success(String(String.UnicodeScalarView(digits.prefix(5))))
             }
             var compact = String(lowered.unicodeScalars.filter { !$0.properties.isWhitespace })
@@ -121,15 +122,19 @@ package enum UserDataNormalizer {
     /// when only one reading is a real date. A real calendar date between 1900 and 2100.
     package static func dateOfBirth(_ text: String) -> String? {
         let parts = text.split(whereSeparator: { "-/. ".contains($0) }).map(String.init)
-        var year = 0, month = 0, day = 0
+        var year = 0
+        var month = 0
+        var day = 0
         if parts.count == 1, parts[0].consists(of: ASCII.isDigit, length: 8...8), let all = Int(parts[0]) {
             (year, month, day) = (all / 10000, all / 100 % 100, all % 100)
         } else if parts.count == 3, parts.allSatisfy({ $0.consists(of: ASCII.isDigit, length: 1...4) }),
-                  let a = Int(parts[0]), let b = Int(parts[1]), let c = Int(parts[2]) {
+            let a = Int(parts[0]), let b = Int(parts[1]), let c = Int(parts[2])
+        {
             if parts[0].count == 4 {
                 (year, month, day) = (a, b, c)
             } else if parts[2].count == 4 {
-                let monthFirst = isDate(c, a, b), dayFirst = isDate(c, b, a)
+                let monthFirst = isDate(c, a, b)
+                let dayFirst = isDate(c, b, a)
                 guard monthFirst != dayFirst || a == b else { return nil }
                 (year, month, day) = monthFirst ? (c, a, b) : (c, b, a)
             } else {
@@ -168,18 +173,22 @@ package enum UserDataNormalizer {
     private static func asciiFolded(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
-            if scalar.isASCII { out.unicodeScalars.append(scalar); continue }
-            let base: String? = switch scalar {
-            case "à", "á", "â", "ã", "ä", "å": "a"
-            case "ç": "c"
-            case "è", "é", "ê", "ë": "e"
-            case "ì", "í", "î", "ï": "i"
-            case "ñ": "n"
-            case "ò", "ó", "ô", "õ", "ö", "ø": "o"
-            case "ù", "ú", "û", "ü": "u"
-            case "ý", "ÿ": "y"
-            default: nil
+            if scalar.isASCII {
+                out.unicodeScalars.append(scalar)
+                continue
             }
+            let base: String? =
+                switch scalar {
+                case "à", "á", "â", "ã", "ä", "å": "a"
+                case "ç": "c"
+                case "è", "é", "ê", "ë": "e"
+                case "ì", "í", "î", "ï": "i"
+                case "ñ": "n"
+                case "ò", "ó", "ô", "õ", "ö", "ø": "o"
+                case "ù", "ú", "û", "ü": "u"
+                case "ý", "ÿ": "y"
+                default: nil
+                }
             out += base ?? ""
         }
         return out
@@ -192,9 +201,10 @@ package enum UserDataNormalizer {
 
     package static func isIPv4(_ text: some StringProtocol) -> Bool {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            part.consists(of: ASCII.isDigit, length: 1...3) && Int(part)! <= 255 && !(part.count > 1 && part.hasPrefix("0"))
-        }
+        return parts.count == 4
+            && parts.allSatisfy { part in
+                part.consists(of: ASCII.isDigit, length: 1...3) && Int(part)! <= 255 && !(part.count > 1 && part.hasPrefix("0"))
+            }
     }
 
     package static func isIPv6(_ text: String) -> Bool {
@@ -212,7 +222,8 @@ package enum UserDataNormalizer {
                     guard isIPv4(piece) else { return false }
                     groups += 2
                 } else {
-                    guard piece.consists(of: { ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }, length: 1...4) else { return false }
+                    guard piece.consists(of: { ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }, length: 1...4)
+                    else { return false }
                     groups += 1
                 }
             }
@@ -226,7 +237,8 @@ extension String {
     package var trimmingWhitespace: String {
         // Fast path: the ends are ASCII (whitespace there is tab to carriage return and space).
         let bytes = utf8
-        var start = bytes.startIndex, end = bytes.endIndex
+        var start = bytes.startIndex
+        var end = bytes.endIndex
         while start < end, ASCII.isWhitespace(bytes[start]) { start = bytes.index(after: start) }
         while start < end, ASCII.isWhitespace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
         if start == end { return "" }
@@ -235,7 +247,8 @@ extension String {
         }
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
         return String(scalars[first...last])
     }
 }
@@ -270,7 +283,8 @@ package enum HashedInput: Equatable {
             return
         }
         let suffix = String(decoding: bytes[(hexCount + 1)...], as: UTF8.self)
-        let suffixIsTheLibrarys = Self.languageTokens.contains(suffix)
+        let suffixIsTheLibrarys =
+            Self.languageTokens.contains(suffix)
             || (suffix.utf8.count == 8 && suffix.utf8.allSatisfy { ASCII.isAlphanumeric($0) || $0 == 45 || $0 == 95 })
         guard hexCount == 64, suffixIsTheLibrarys else {
             self = .malformed
@@ -279,4 +293,3 @@ package enum HashedInput: Equatable {
         self = .paramBuilder(String(decoding: bytes[..<64].map { ASCII.isUpper($0) ? $0 | 0x20 : $0 }, as: UTF8.self) + "." + suffix)
     }
 }
-

@@ -22,8 +22,10 @@ package struct AdAccount: Codable, Sendable, Equatable {
     package var status: Int?
     package var business: Business?
 
-    package init(id: String, accountId: String? = nil, name: String? = nil, currency: String? = nil,
-                 status: Int? = nil, business: Business? = nil) {
+    package init(
+        id: String, accountId: String? = nil, name: String? = nil, currency: String? = nil,
+        status: Int? = nil, business: Business? = nil
+    ) {
         self.id = id
         self.accountId = accountId
         self.name = name
@@ -52,8 +54,9 @@ package struct AdAccount: Codable, Sendable, Equatable {
     }
 
     init(_ row: GraphRow) {
-        self.init(id: row.id, accountId: row.accountId, name: row.name, currency: row.currency,
-                  status: row.accountStatus, business: row.business.map { Business(id: $0.id, name: $0.name) })
+        self.init(
+            id: row.id, accountId: row.accountId, name: row.name, currency: row.currency,
+            status: row.accountStatus, business: row.business.map { Business(id: $0.id, name: $0.name) })
     }
 }
 
@@ -61,9 +64,10 @@ extension AdAccount: JSONFastDecodable {
     package init?(fastJSON json: JSONValue) {
         do throws(JSONFields.Decline) {
             let fields = try JSONFields(json)
-            self.init(id: try fields.string("id"), accountId: try fields.optionalString("accountId"), name: try fields.optionalString("name"),
-                      currency: try fields.optionalString("currency"), status: try fields.optionalInt("status"),
-                      business: try fields.optionalObject("business", Business.self))
+            self.init(
+                id: try fields.string("id"), accountId: try fields.optionalString("accountId"), name: try fields.optionalString("name"),
+                currency: try fields.optionalString("currency"), status: try fields.optionalInt("status"),
+                business: try fields.optionalObject("business", Business.self))
         } catch {
             return nil
         }

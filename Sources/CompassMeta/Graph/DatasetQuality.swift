@@ -48,9 +48,11 @@ package struct EventQuality: Codable, Sendable, Equatable {
         package var description: String?
     }
 
-    package init(eventName: String, compositeScore: Double?, matchKeyCoverage: [String: Double], diagnostics: [Diagnostic]? = nil,
-                 eventCoverage: Share? = nil, dedupeKeys: [DedupeKey]? = nil, dataFreshness: Freshness? = nil,
-                 additionalConversionsReported: Share? = nil) {
+    package init(
+        eventName: String, compositeScore: Double?, matchKeyCoverage: [String: Double], diagnostics: [Diagnostic]? = nil,
+        eventCoverage: Share? = nil, dedupeKeys: [DedupeKey]? = nil, dataFreshness: Freshness? = nil,
+        additionalConversionsReported: Share? = nil
+    ) {
         self.eventName = eventName
         self.compositeScore = compositeScore
         self.matchKeyCoverage = matchKeyCoverage
@@ -77,26 +79,30 @@ extension EventQuality {
         var coverage: [String: Double] = [:]
         for feedback in quality?["match_key_feedback"]?.array ?? [] {
             guard let key = feedback["identifier"]?.string, key.count <= 64,
-                  let percentage = Self.number(feedback["coverage"]?["percentage"]) else { continue }
+                let percentage = Self.number(feedback["coverage"]?["percentage"])
+            else { continue }
             coverage[key] = percentage
         }
         let diagnostics = quality?["diagnostics"]?.array?.prefix(20).map { item in
-            Diagnostic(name: Self.text(item["name"]), description: Self.text(item["description"]), solution: Self.text(item["solution"]),
-                       percentage: Self.number(item["percentage"]), affectedEventCount: item["affected_event_count"]?.integer,
-                       totalEventCount: item["total_event_count"]?.integer)
+            Diagnostic(
+                name: Self.text(item["name"]), description: Self.text(item["description"]), solution: Self.text(item["solution"]),
+                percentage: Self.number(item["percentage"]), affectedEventCount: item["affected_event_count"]?.integer,
+                totalEventCount: item["total_event_count"]?.integer)
         }
         let dedupe = row["dedupe_key_feedback"]?.array?.prefix(10).compactMap { item -> DedupeKey? in
             guard let key = Self.text(item["dedupe_key"]) else { return nil }
-            return DedupeKey(key: key, browserEventsWithKey: Self.number(item["browser_events_with_dedupe_key"]?["percentage"]),
-                             serverEventsWithKey: Self.number(item["server_events_with_dedupe_key"]?["percentage"]),
-                             browserCoverage: Self.number(item["overall_browser_coverage_from_dedupe_key"]?["percentage"]))
+            return DedupeKey(
+                key: key, browserEventsWithKey: Self.number(item["browser_events_with_dedupe_key"]?["percentage"]),
+                serverEventsWithKey: Self.number(item["server_events_with_dedupe_key"]?["percentage"]),
+                browserCoverage: Self.number(item["overall_browser_coverage_from_dedupe_key"]?["percentage"]))
         }
         let freshness = row["data_freshness"].map {
             Freshness(uploadFrequency: Self.text($0["upload_frequency"]), description: Self.text($0["description"]))
         }
-        self.init(eventName: name, compositeScore: Self.number(quality?["composite_score"]), matchKeyCoverage: coverage,
-                  diagnostics: diagnostics.map(Array.init), eventCoverage: Self.share(row["event_coverage"]),
-                  dedupeKeys: dedupe, dataFreshness: freshness, additionalConversionsReported: Self.share(row["acr"]))
+        self.init(
+            eventName: name, compositeScore: Self.number(quality?["composite_score"]), matchKeyCoverage: coverage,
+            diagnostics: diagnostics.map(Array.init), eventCoverage: Self.share(row["event_coverage"]),
+            dedupeKeys: dedupe, dataFreshness: freshness, additionalConversionsReported: Self.share(row["acr"]))
     }
 
     private static func number(_ value: JSONValue?) -> Double? { value?.number.flatMap { $0.isFinite ? $0 : nil } }
@@ -106,23 +112,27 @@ extension EventQuality {
 
     private static func share(_ value: JSONValue?) -> Share? {
         guard let value, value.object != nil else { return nil }
-        return Share(percentage: number(value["percentage"]), goalPercentage: number(value["goal_percentage"]),
-                     description: text(value["description"]))
+        return Share(
+            percentage: number(value["percentage"]), goalPercentage: number(value["goal_percentage"]),
+            description: text(value["description"]))
     }
 }
 
 extension GraphClient {
     /// Every field of Meta's per-event quality object this connector shows (Meta's names, checked
     /// by the strict sandbox against the SDK's `AdsPixelCAPIIntegrationQuality`).
-    package static let datasetQualityFields = "web{event_name,event_match_quality{composite_score,match_key_feedback,diagnostics},"
+    package static let datasetQualityFields =
+        "web{event_name,event_match_quality{composite_score,match_key_feedback,diagnostics},"
         + "event_coverage,dedupe_key_feedback{dedupe_key,browser_events_with_dedupe_key,server_events_with_dedupe_key,"
         + "overall_browser_coverage_from_dedupe_key},data_freshness,acr}"
 
     /// `GET /dataset_quality?dataset_id=PIXEL&agent_name=AGENT&fields=web{...}` with the tenant's token.
     package func datasetQuality(pixelId: String, agentName: String, token: String) throws(GraphFailure) -> [EventQuality] {
-        let answer: JSONValue = try get("dataset_quality", [
-            ("dataset_id", pixelId), ("agent_name", agentName), ("fields", Self.datasetQualityFields),
-        ], token: token)
+        let answer: JSONValue = try get(
+            "dataset_quality",
+            [
+                ("dataset_id", pixelId), ("agent_name", agentName), ("fields", Self.datasetQualityFields),
+            ], token: token)
         return (answer["web"]?.array ?? []).compactMap(EventQuality.init(row:))
     }
 }

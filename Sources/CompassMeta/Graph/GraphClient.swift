@@ -37,8 +37,10 @@ package struct GraphClient: Sendable {
 
     /// The OAuth dialog: classic login asks for `scope`; Facebook Login for Business names its
     /// configuration (`config_id`, which fixes permissions, assets and the token type) instead.
-    package func authorizationURL(state: String, redirectURI: String, scopes: [String], rerequest: Bool,
-                                  configId: String? = nil) -> String {
+    package func authorizationURL(
+        state: String, redirectURI: String, scopes: [String], rerequest: Bool,
+        configId: String? = nil
+    ) -> String {
         var query = QueryParameters()
         query.append("client_id", app.id)
         query.append("redirect_uri", redirectURI)
@@ -64,18 +66,22 @@ package struct GraphClient: Sendable {
     }
 
     package func exchangeCode(_ code: String, redirectURI: String) throws(GraphFailure) -> AccessToken {
-        let token: AccessToken = try get("oauth/access_token", [
-            ("client_id", app.id), ("redirect_uri", redirectURI), ("client_secret", app.secret), ("code", code),
-        ])
+        let token: AccessToken = try get(
+            "oauth/access_token",
+            [
+                ("client_id", app.id), ("redirect_uri", redirectURI), ("client_secret", app.secret), ("code", code),
+            ])
         logger.redact(token.accessToken)
         return token
     }
 
     package func exchangeForLongLivedToken(_ shortLived: String) throws(GraphFailure) -> AccessToken {
-        let token: AccessToken = try get("oauth/access_token", [
-            ("grant_type", "fb_exchange_token"), ("client_id", app.id), ("client_secret", app.secret),
-            ("fb_exchange_token", shortLived),
-        ])
+        let token: AccessToken = try get(
+            "oauth/access_token",
+            [
+                ("grant_type", "fb_exchange_token"), ("client_id", app.id), ("client_secret", app.secret),
+                ("fb_exchange_token", shortLived),
+            ])
         logger.redact(token.accessToken)
         return token
     }
@@ -103,7 +109,8 @@ package struct GraphClient: Sendable {
         package var grantedAdAccounts: [String] {
             var ids: [String] = []
             for grant in granularScopes ?? [] where ["ads_read", "ads_management"].contains(grant.scope) {
-                for target in grant.targetIds ?? [] where target.consists(of: ASCII.isDigit, length: 1...32) && !ids.contains("act_" + target) {
+                for target in grant.targetIds ?? []
+                where target.consists(of: ASCII.isDigit, length: 1...32) && !ids.contains("act_" + target) {
                     ids.append("act_" + target)
                 }
             }
@@ -124,9 +131,11 @@ package struct GraphClient: Sendable {
     /// Inspects a user token with the app token (`{app_id}|{app_secret}`).
     package func debugToken(_ token: String) throws(GraphFailure) -> TokenInfo {
         struct Envelope: Decodable { var data: TokenInfo }
-        let envelope: Envelope = try get("debug_token", [
-            ("input_token", token), ("access_token", "\(app.id)|\(app.secret)"),
-        ])
+        let envelope: Envelope = try get(
+            "debug_token",
+            [
+                ("input_token", token), ("access_token", "\(app.id)|\(app.secret)"),
+            ])
         return envelope.data
     }
 
@@ -167,15 +176,18 @@ package struct GraphClient: Sendable {
 
     /// One ad account by id (the accounts a configuration granted).
     package func adAccount(_ id: String, token: String) throws(GraphFailure) -> AdAccount {
-        let row: AdAccount.GraphRow = try get(id, [("fields", "id,account_id,name,currency,account_status,business{id,name}")], token: token)
+        let row: AdAccount.GraphRow = try get(
+            id, [("fields", "id,account_id,name,currency,account_status,business{id,name}")], token: token)
         guard row.id == id else { throw .badResponse(status: 200, reason: "ad account id does not match") }
         return AdAccount(row)
     }
 
     package func adAccounts(token: String) throws(GraphFailure) -> [AdAccount] {
-        let rows: [AdAccount.GraphRow] = try allPages("me/adaccounts", [
-            ("fields", "id,account_id,name,currency,account_status,business{id,name}"), ("limit", "100"),
-        ], token: token)
+        let rows: [AdAccount.GraphRow] = try allPages(
+            "me/adaccounts",
+            [
+                ("fields", "id,account_id,name,currency,account_status,business{id,name}"), ("limit", "100"),
+            ], token: token)
         return try rows.map { row throws(GraphFailure) in
             guard AdAccountId.isValid(row.id) else { throw .badResponse(status: 200, reason: "ad account id malformed") }
             return AdAccount(row)
@@ -270,13 +282,15 @@ package struct GraphClient: Sendable {
         try decode(try send(method: "GET", path: path, parameters, token: token))
     }
 
-    package func post<T: Decodable>(_ path: String, body: [UInt8], token: String, timeoutMilliseconds: Int? = nil) throws(GraphFailure) -> T {
+    package func post<T: Decodable>(_ path: String, body: [UInt8], token: String, timeoutMilliseconds: Int? = nil) throws(GraphFailure) -> T
+    {
         var query = QueryParameters()
         query.append("access_token", token)
         query.append("appsecret_proof", appsecretProof(token))
-        let request = HTTPRequest(method: "POST", url: "\(graphURL)/\(version)/\(path)?\(query.encoded)",
-                                  headers: [("Content-Type", "application/json")], body: body,
-                                  timeoutMilliseconds: timeoutMilliseconds ?? self.timeoutMilliseconds)
+        let request = HTTPRequest(
+            method: "POST", url: "\(graphURL)/\(version)/\(path)?\(query.encoded)",
+            headers: [("Content-Type", "application/json")], body: body,
+            timeoutMilliseconds: timeoutMilliseconds ?? self.timeoutMilliseconds)
         return try decode(try perform(request, pathForLog: path))
     }
 
@@ -301,8 +315,10 @@ package struct GraphClient: Sendable {
             response = try transport.send(request)
         } catch {
             let failure = GraphFailure.transport(error)
-            logger.warn("graph_call_failed", failure.logFields.merging(
-                ["path": .string(pathForLog), "duration_ms": .int(Int(monotonicMilliseconds() - started))]) { a, _ in a })
+            logger.warn(
+                "graph_call_failed",
+                failure.logFields.merging(
+                    ["path": .string(pathForLog), "duration_ms": .int(Int(monotonicMilliseconds() - started))]) { a, _ in a })
             throw failure
         }
         var fields: [String: LogValue] = [
@@ -340,7 +356,8 @@ package struct GraphClient: Sendable {
         let day = 86_400
         if let raw = headers["retry-after"], let seconds = Int(raw), seconds >= 0 { return min(seconds, day) }
         guard let usage = headers["x-business-use-case-usage"],
-              let decoded = try? JSON.decode([String: [UsageEntry]].self, from: Array(usage.utf8)) else { return nil }
+            let decoded = try? JSON.decode([String: [UsageEntry]].self, from: Array(usage.utf8))
+        else { return nil }
         let minutes = decoded.values.flatMap { $0 }.compactMap(\.estimatedTimeToRegainAccess).max()
         return minutes.map { min(max($0, 0), day / 60) * 60 }
     }

@@ -26,8 +26,10 @@ package struct GraphAPIError: Decodable, Sendable, Equatable {
 
     private enum ErrorDataKeys: String, CodingKey { case eventIndex = "event_index" }
 
-    package init(message: String? = nil, type: String? = nil, code: Int? = nil, errorSubcode: Int? = nil, errorUserTitle: String? = nil,
-                 errorUserMsg: String? = nil, fbtraceId: String? = nil, isTransient: Bool? = nil, eventIndex: Int? = nil) {
+    package init(
+        message: String? = nil, type: String? = nil, code: Int? = nil, errorSubcode: Int? = nil, errorUserTitle: String? = nil,
+        errorUserMsg: String? = nil, fbtraceId: String? = nil, isTransient: Bool? = nil, eventIndex: Int? = nil
+    ) {
         (self.message, self.type, self.code, self.errorSubcode) = (message, type, code, errorSubcode)
         (self.errorUserTitle, self.errorUserMsg, self.fbtraceId, self.isTransient) = (errorUserTitle, errorUserMsg, fbtraceId, isTransient)
         self.eventIndex = eventIndex

@@ -18,17 +18,21 @@ package struct APIError: Error, Equatable, Sendable {
     }
 
     package static func badRequest(_ code: String, _ message: String) -> APIError { APIError(400, code, message) }
-    package static let unauthorized = APIError(401, "unauthorized", "A valid Compass session is required.",
-                                       headers: [("WWW-Authenticate", "Bearer")])
+    package static let unauthorized = APIError(
+        401, "unauthorized", "A valid Compass session is required.",
+        headers: [("WWW-Authenticate", "Bearer")])
     package static let notConnected = APIError(404, "not_connected", "Meta is not connected for this tenant.")
     package static let storeUnavailable = APIError(503, "store_unavailable", "The credential store is unavailable; try again shortly.")
-    package static let internalError = APIError(500, "internal_error", "An internal error occurred.")
+    /// Anything no layer gave an answer for: a plain 500.
+    package static let unexpected = APIError(500, "internal_error", "An internal error occurred.")
     package static let notFound = APIError(404, "not_found", "No such route.")
-    package static let unsupportedMediaType = APIError(415, "unsupported_media_type", "The body must be sent as Content-Type: application/json.")
+    package static let unsupportedMediaType = APIError(
+        415, "unsupported_media_type", "The body must be sent as Content-Type: application/json.")
 
     package static func methodNotAllowed(_ allowed: [String]) -> APIError {
-        APIError(405, "method_not_allowed", "This route accepts \(allowed.joined(separator: ", ")).",
-                 headers: [("Allow", allowed.joined(separator: ", "))])
+        APIError(
+            405, "method_not_allowed", "This route accepts \(allowed.joined(separator: ", ")).",
+            headers: [("Allow", allowed.joined(separator: ", "))])
     }
 
     /// `{"error":{"code":...,"message":...}}`: the body of every error answer.
@@ -78,7 +82,7 @@ extension APIError: ResponseError {
     package static func answer(for error: any Error, logger: Logger) -> APIError {
         guard let known = error as? any ResponseError else {
             logger.error("unexpected_error", ["error": .string("\(type(of: error))")])
-            return .internalError
+            return .unexpected
         }
         if let entry = known.logEntry { logger.log(entry.level, entry.event, entry.fields) }
         return known.apiError

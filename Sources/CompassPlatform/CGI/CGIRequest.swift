@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A request as a CGI host hands it over (RFC 3875): meta-variables and a body on stdin.
@@ -14,8 +14,10 @@ package struct CGIRequest: Sendable {
     package var headers: [String: String]
     package var body: [UInt8]
 
-    package init(method: String, path: String, pathInfo: String = "", query: QueryParameters = QueryParameters(),
-         headers: [String: String] = [:], body: [UInt8] = []) {
+    package init(
+        method: String, path: String, pathInfo: String = "", query: QueryParameters = QueryParameters(),
+        headers: [String: String] = [:], body: [UInt8] = []
+    ) {
         self.method = method
         self.path = path
         self.pathInfo = pathInfo
@@ -38,7 +40,8 @@ package struct CGIRequest: Sendable {
     /// allowed (no point reading a body for a 405).
     package static func head(from environment: [String: String]) throws(APIError) -> CGIRequest {
         guard let method = environment["REQUEST_METHOD"], !method.isEmpty,
-              method.consists(of: ASCII.isUpper, length: 1...16) else {
+            method.consists(of: ASCII.isUpper, length: 1...16)
+        else {
             throw .badRequest("bad_request", "REQUEST_METHOD is missing or malformed.")
         }
         var headers: [String: String] = [:]
@@ -50,9 +53,10 @@ package struct CGIRequest: Sendable {
         // httpoxy: a `Proxy:` request header arrives as HTTP_PROXY; it means nothing here.
         headers["proxy"] = nil
         let (path, pathInfo) = requestPath(environment)
-        return CGIRequest(method: method, path: path, pathInfo: pathInfo,
-                          query: QueryParameters(parsing: environment["QUERY_STRING"] ?? ""),
-                          headers: headers)
+        return CGIRequest(
+            method: method, path: path, pathInfo: pathInfo,
+            query: QueryParameters(parsing: environment["QUERY_STRING"] ?? ""),
+            headers: headers)
     }
 
     /// The body, exactly CONTENT_LENGTH bytes from `descriptor`, bounded in size and time. A
@@ -60,7 +64,8 @@ package struct CGIRequest: Sendable {
     /// HTTP_TRANSFER_ENCODING) is read to its end, within the same limits.
     package static func readBody(environment: [String: String], descriptor: Int32, limits: Limits) throws(APIError) -> [UInt8] {
         if (environment["CONTENT_LENGTH"] ?? "").isEmpty,
-           environment["HTTP_TRANSFER_ENCODING"]?.lowercased().contains("chunked") == true {
+            environment["HTTP_TRANSFER_ENCODING"]?.lowercased().contains("chunked") == true
+        {
             return try readToEnd(descriptor, limits: limits)
         }
         let length = try contentLength(environment["CONTENT_LENGTH"], limit: limits.maxBodyBytes)
@@ -125,8 +130,10 @@ package struct CGIRequest: Sendable {
     /// Reads and discards what the client still sends (at most `limit` bytes, within the
     /// deadline), for a request answered without its body (405, 413): a host that is still
     /// writing the body to the program would otherwise lose the answer.
-    package static func drainBody(environment: [String: String], descriptor: Int32, limit: Int = 16 << 20,
-                                  deadlineMilliseconds: Int = 1_000) {
+    package static func drainBody(
+        environment: [String: String], descriptor: Int32, limit: Int = 16 << 20,
+        deadlineMilliseconds: Int = 1_000
+    ) {
         let declared = Int(environment["CONTENT_LENGTH"] ?? "") ?? 0
         let chunked = environment["HTTP_TRANSFER_ENCODING"]?.lowercased().contains("chunked") == true
         guard declared > 0 || chunked else { return }
@@ -141,8 +148,10 @@ package struct CGIRequest: Sendable {
 
     /// One read into `buffer` from `offset` to its end, waiting until `deadline` for input; 0 at
     /// the end of input.
-    private static func readSome(_ descriptor: Int32, into buffer: inout [UInt8], at offset: Int = 0,
-                                 deadline: Int64) throws(APIError) -> Int {
+    private static func readSome(
+        _ descriptor: Int32, into buffer: inout [UInt8], at offset: Int = 0,
+        deadline: Int64
+    ) throws(APIError) -> Int {
         while true {
             let remaining = deadline - monotonicMilliseconds()
             guard remaining > 0 else { throw incompleteBody }

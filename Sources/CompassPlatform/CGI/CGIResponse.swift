@@ -15,8 +15,9 @@ package struct CGIResponse: Sendable {
     }
 
     package static func error(_ error: APIError) -> CGIResponse {
-        CGIResponse(status: error.status, headers: [("Content-Type", "application/json; charset=utf-8")] + error.headers,
-                    body: error.body)
+        CGIResponse(
+            status: error.status, headers: [("Content-Type", "application/json; charset=utf-8")] + error.headers,
+            body: error.body)
     }
 
     package static func redirect(to location: String) -> CGIResponse {

@@ -69,7 +69,8 @@ package struct QueryParameters: Sendable, Equatable {
             if byte == 43 {
                 out.append(32)
             } else if byte == 37, index + 2 < bytes.count,
-                      let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
                 out.append(high << 4 | low)
                 index += 2
             } else {

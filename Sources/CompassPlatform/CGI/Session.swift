@@ -19,7 +19,9 @@ package struct SessionVerifier: Sendable {
     package var issuer: String?
 
     package enum Failure: String, Error, Equatable {
-        case missing, malformed, algorithm, signature, expired, notYetValid = "not_yet_valid", subject, audience, issuer
+        case missing, malformed, algorithm, signature, expired
+        case notYetValid = "not_yet_valid"
+        case subject, audience, issuer
         /// Several `compass_session` cookies verified: a sibling site may have planted one.
         case ambiguous
     }
@@ -54,7 +56,8 @@ package struct SessionVerifier: Sendable {
         guard token.utf8.count <= Self.maxTokenBytes else { throw .malformed }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
-              let payloadBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2]) else {
+            let payloadBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2])
+        else {
             throw .malformed
         }
         guard let header = try? JSONParser.parse(headerBytes), header.object != nil else { throw .malformed }

@@ -30,8 +30,10 @@ package struct Config: Sendable {
     /// Every variable any route reads (functions.json names a subset per function).
     package static let variables = [
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
-        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL", "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
+        "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY",
+        "CREDENTIALS_KEY_PREVIOUS",
+        "CRON_SECRET", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL",
+        "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         "META_PARTNER_AGENT", "META_LOGIN_CONFIG_ID",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
@@ -106,12 +108,16 @@ package struct Config: Sendable {
         }
 
         /// A whole number within `range`, `fallback` when unset.
-        func whole(_ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String?,
-                   problem: String? = nil) throws(Config.Error) -> Int {
+        func whole(
+            _ name: String, _ range: ClosedRange<Int>, default fallback: Int, unit: String?,
+            problem: String? = nil
+        ) throws(Config.Error) -> Int {
             guard let raw = value(name) else { return fallback }
             guard let number = Int(raw), range.contains(number) else {
-                throw Error(variable: name, problem: problem
-                    ?? "must be a whole number \(unit.map { "of \($0) " } ?? "")from \(range.lowerBound) to \(range.upperBound)")
+                throw Error(
+                    variable: name,
+                    problem: problem
+                        ?? "must be a whole number \(unit.map { "of \($0) " } ?? "")from \(range.lowerBound) to \(range.upperBound)")
             }
             return number
         }
@@ -143,8 +149,9 @@ package struct Config: Sendable {
             cronSecret: value("CRON_SECRET"),
             store: try storeLocation(value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), workingDirectory: workingDirectory),
             logLevel: try logLevel(read),
-            metaTimeoutMilliseconds: try read.whole("META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
-                                                    problem: "must be milliseconds between 100 and 120000"),
+            metaTimeoutMilliseconds: try read.whole(
+                "META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
+                problem: "must be milliseconds between 100 and 120000"),
             etcdUser: value("ETCD_USER"),
             etcdPassword: value("ETCD_PASSWORD"),
             etcdCAFile: value("ETCD_CA_FILE"),
@@ -238,7 +245,8 @@ package struct Config: Sendable {
         guard let raw else { return defaultPartnerAgent }
         let parts = raw.split(separator: "_", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].consists(of: { ASCII.isAlphanumeric($0) || $0 == 45 }, length: 1...40),
-              parts[1].consists(of: ASCII.isDigit, length: 1...6), parts[2].consists(of: ASCII.isDigit, length: 1...6) else {
+            parts[1].consists(of: ASCII.isDigit, length: 1...6), parts[2].consists(of: ASCII.isDigit, length: 1...6)
+        else {
             throw Error(variable: "META_PARTNER_AGENT", problem: "must look like partner_1_0 ([partner]_[major]_[minor])")
         }
         return raw
@@ -278,8 +286,9 @@ package struct Config: Sendable {
         var text = raw
         while text.hasSuffix("/") { text.removeLast() }
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
-              scheme == "https" || scheme == "http", let host = url.host(), !host.isEmpty,
-              url.query() == nil, url.fragment() == nil, !text.contains(where: { $0.isWhitespace }) else {
+            scheme == "https" || scheme == "http", let host = url.host(), !host.isEmpty,
+            url.query() == nil, url.fragment() == nil, !text.contains(where: { $0.isWhitespace })
+        else {
             throw Error(variable: variable, problem: "must be an http(s) URL without query or fragment")
         }
         return text
@@ -287,7 +296,8 @@ package struct Config: Sendable {
 
     private static func isHostAndPort(_ text: String) -> Bool {
         guard let colon = text.lastIndex(of: ":") else { return false }
-        let host = text[..<colon], port = text[text.index(after: colon)...]
+        let host = text[..<colon]
+        let port = text[text.index(after: colon)...]
         let hostByte: (UInt8) -> Bool = { ASCII.isAlphanumeric($0) || [46, 45, 91, 93, 58].contains($0) }
         return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
     }
@@ -296,7 +306,9 @@ package struct Config: Sendable {
         guard let raw else { return workingDirectory.map { .files(root: $0 + "/.data") } ?? .unset }
         if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
             let name = schema ?? "compass_meta"
-            guard name.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 95 }, length: 1...63), !ASCII.isDigit(name.utf8.first!) else {
+            guard name.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 95 }, length: 1...63),
+                !ASCII.isDigit(name.utf8.first!)
+            else {
                 throw Error(variable: "COMPASS_PG_SCHEMA", problem: "must be a lower-case SQL name (a-z, 0-9, _; 63 at most)")
             }
             guard !raw.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
@@ -319,8 +331,9 @@ package struct Config: Sendable {
             guard !hosts.isEmpty, hosts.allSatisfy(isHostAndPort), path.allSatisfy({ KeySegment.isValid($0) }) else {
                 throw Error(variable: "STORE_URL", problem: "must be etcd://host:port[,host:port...][/namespace]")
             }
-            return .etcd(endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
-                         namespace: path.map { $0 + "/" }.joined())
+            return .etcd(
+                endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
+                namespace: path.map { $0 + "/" }.joined())
         }
         throw Error(variable: "STORE_URL", problem: "must start with file://, etcd:// or postgres://")
     }

@@ -59,21 +59,25 @@ package struct CredentialCipher: Sendable {
     package func seal(_ plaintext: String, context: String) -> SealedSecret {
         let nonce = random.bytes(12)
         // Sealing only fails on a wrong key or nonce size, both fixed above.
-        let sealed = Crypto.aesGCMSeal(key: keys.current.bytes, nonce: nonce,
-                                       plaintext: Array(plaintext.utf8), aad: Array(context.utf8))!
-        return SealedSecret(keyId: keys.current.id, nonce: Data(nonce).base64EncodedString(),
-                            ciphertext: Data(sealed.ciphertext).base64EncodedString(),
-                            tag: Data(sealed.tag).base64EncodedString())
+        let sealed = Crypto.aesGCMSeal(
+            key: keys.current.bytes, nonce: nonce,
+            plaintext: Array(plaintext.utf8), aad: Array(context.utf8))!
+        return SealedSecret(
+            keyId: keys.current.id, nonce: Data(nonce).base64EncodedString(),
+            ciphertext: Data(sealed.ciphertext).base64EncodedString(),
+            tag: Data(sealed.tag).base64EncodedString())
     }
 
     package func open(_ secret: SealedSecret, context: String) throws(Failure) -> String {
         guard let key = keys.key(withId: secret.keyId) else { throw .unknownKey(secret.keyId) }
         guard let nonce = Data(base64Encoded: secret.nonce), let ciphertext = Data(base64Encoded: secret.ciphertext),
-              let tag = Data(base64Encoded: secret.tag),
-              let plaintext = Crypto.aesGCMOpen(key: key.bytes, nonce: Array(nonce),
-                                                sealed: .init(ciphertext: Array(ciphertext), tag: Array(tag)),
-                                                aad: Array(context.utf8)),
-              let text = String(validating: plaintext, as: UTF8.self) else {
+            let tag = Data(base64Encoded: secret.tag),
+            let plaintext = Crypto.aesGCMOpen(
+                key: key.bytes, nonce: Array(nonce),
+                sealed: .init(ciphertext: Array(ciphertext), tag: Array(tag)),
+                aad: Array(context.utf8)),
+            let text = String(validating: plaintext, as: UTF8.self)
+        else {
             throw .unreadable
         }
         return text

@@ -1,9 +1,10 @@
 import CCrypto
 import GlibcCompat
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The cryptography this product needs: digests, MACs and AES-GCM from OpenSSL's libcrypto,
 /// random bytes from the kernel's CSPRNG (`randomBytes`).
@@ -62,7 +63,7 @@ package enum Crypto {
     /// Equal length and equal bytes, in time that does not depend on where they differ.
     package static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         #if DEBUG
-        witness?.record()
+            witness?.record()
         #endif
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
@@ -104,8 +105,9 @@ package enum Crypto {
         var length: Int32 = 0
         var total = 0
         guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
-              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
-              EVP_EncryptInit_ex(context, nil, nil, key, nonce) == 1 else { return nil }
+            EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
+            EVP_EncryptInit_ex(context, nil, nil, key, nonce) == 1
+        else { return nil }
         if !aad.isEmpty {
             guard EVP_EncryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
         }
@@ -126,20 +128,24 @@ package enum Crypto {
     package static func aesGCMOpen(key: [UInt8], nonce: [UInt8], sealed: Sealed, aad: [UInt8]) -> [UInt8]? {
         _ = initialized
         guard key.count == 32, nonce.count == 12, sealed.tag.count == 16,
-              let context = EVP_CIPHER_CTX_new() else { return nil }
+            let context = EVP_CIPHER_CTX_new()
+        else { return nil }
         defer { EVP_CIPHER_CTX_free(context) }
         var plaintext = [UInt8](repeating: 0, count: sealed.ciphertext.count + 16)
         var length: Int32 = 0
         var total = 0
         var tag = sealed.tag
         guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
-              EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
-              EVP_DecryptInit_ex(context, nil, nil, key, nonce) == 1 else { return nil }
+            EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
+            EVP_DecryptInit_ex(context, nil, nil, key, nonce) == 1
+        else { return nil }
         if !aad.isEmpty {
             guard EVP_DecryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
         }
         if !sealed.ciphertext.isEmpty {
-            guard EVP_DecryptUpdate(context, &plaintext, &length, sealed.ciphertext, Int32(sealed.ciphertext.count)) == 1 else { return nil }
+            guard EVP_DecryptUpdate(context, &plaintext, &length, sealed.ciphertext, Int32(sealed.ciphertext.count)) == 1 else {
+                return nil
+            }
             total = Int(length)
         }
         guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1 else { return nil }
@@ -161,16 +167,16 @@ package enum Crypto {
 }
 
 #if DEBUG
-/// Debug builds only: a test binds `Crypto.witness` around a secret check to see that the check
-/// compares through `constantTimeEquals` (a task-local value: tests running at once do not mix).
-package final class ComparisonWitness: Sendable {
-    private let count = Mutex(0)
-    package init() {}
-    package var comparisons: Int { count.withLock { $0 } }
-    func record() { count.withLock { $0 += 1 } }
-}
+    /// Debug builds only: a test binds `Crypto.witness` around a secret check to see that the check
+    /// compares through `constantTimeEquals` (a task-local value: tests running at once do not mix).
+    package final class ComparisonWitness: Sendable {
+        private let count = Mutex(0)
+        package init() {}
+        package var comparisons: Int { count.withLock { $0 } }
+        func record() { count.withLock { $0 += 1 } }
+    }
 
-extension Crypto {
-    @TaskLocal package static var witness: ComparisonWitness?
-}
+    extension Crypto {
+        @TaskLocal package static var witness: ComparisonWitness?
+    }
 #endif

@@ -1,6 +1,7 @@
 import CurlBridge
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 package struct HTTPRequest: Sendable {
@@ -11,7 +12,10 @@ package struct HTTPRequest: Sendable {
     package var timeoutMilliseconds: Int = 10_000
     package var maxResponseBytes: Int = 4 << 20
 
-    package init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeoutMilliseconds: Int = 10_000, maxResponseBytes: Int = 4 << 20) {
+    package init(
+        method: String, url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, timeoutMilliseconds: Int = 10_000,
+        maxResponseBytes: Int = 4 << 20
+    ) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -87,7 +91,8 @@ package struct CurlTransport: HTTPTransport {
         switch raw.outcome {
         case COMPASS_HTTP_OK:
             let body = raw.body_length > 0 ? Array(UnsafeBufferPointer(start: raw.body, count: raw.body_length)) : []
-            let headerText = raw.headers_length > 0
+            let headerText =
+                raw.headers_length > 0
                 ? String(decoding: UnsafeRawBufferPointer(start: raw.headers, count: raw.headers_length), as: UTF8.self) : ""
             return HTTPResponse(status: raw.status, headers: Self.parseHeaders(headerText), body: body)
         case COMPASS_HTTP_UNAVAILABLE: throw .unavailable(message)
@@ -123,7 +128,7 @@ private func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CCha
 
 private func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
     let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
+    defer { for copy in copies { free(copy) } }
     let pointers = copies.map { UnsafePointer($0) }
     return pointers.withUnsafeBufferPointer(body)
 }

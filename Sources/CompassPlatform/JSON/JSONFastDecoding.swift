@@ -109,8 +109,9 @@ package struct JSONFields {
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-              let minute = number(14..<16), let second = number(17..<19),
-              year >= 1970, (1...12).contains(month), hour < 24, minute < 60, second < 60 else { return nil }
+            let minute = number(14..<16), let second = number(17..<19),
+            year >= 1970, (1...12).contains(month), hour < 24, minute < 60, second < 60
+        else { return nil }
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
         let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         guard (1...monthDays[month - 1]).contains(day) else { return nil }

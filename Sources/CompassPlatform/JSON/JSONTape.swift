@@ -186,8 +186,10 @@ package struct JSONTape: Sendable {
             let count = word.utf8CodeUnitCount
             guard index + count <= bytes.count else { return false }
             for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
-            tokens.append(Token(kind: kind, isInteger: false, isASCII: true, start: Int32(index), end: Int32(index + count),
-                                next: Int32(tokens.count + 1), count: 0))
+            tokens.append(
+                Token(
+                    kind: kind, isInteger: false, isASCII: true, start: Int32(index), end: Int32(index + count),
+                    next: Int32(tokens.count + 1), count: 0))
             index += count
             return true
         }
@@ -195,7 +197,8 @@ package struct JSONTape: Sendable {
         /// A container's token, opened at its bracket (its end, next and count set by `close`);
         /// `empty` when the closing bracket follows at once (then already closed).
         mutating func open(_ kind: Kind, closer: UInt8, into tokens: inout [Token]) -> (at: Int, empty: Bool) {
-            let at = tokens.count, start = index
+            let at = tokens.count
+            let start = index
             tokens.append(Token(kind: kind, isInteger: false, isASCII: true, start: Int32(start), end: 0, next: 0, count: 0))
             index += 1
             skipWhitespace()
@@ -229,7 +232,10 @@ package struct JSONTape: Sendable {
                 guard value(into: &tokens, depth: depth + 1) else { return false }
                 skipWhitespace()
                 guard index < bytes.count else { return false }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
                 guard bytes[index] == UInt8(ascii: "}") else { return false }
                 index += 1
                 return close(at, count: count, into: &tokens)
@@ -252,7 +258,10 @@ package struct JSONTape: Sendable {
                 count += 1
                 skipWhitespace()
                 guard index < bytes.count else { return false }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
                 guard bytes[index] == UInt8(ascii: "]") else { return false }
                 index += 1
                 return close(at, count: count, into: &tokens)
@@ -275,8 +284,10 @@ package struct JSONTape: Sendable {
             // Escapes are left to the parser; so are control characters (an error there).
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return false }
             if !ascii, String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) == nil { return false }
-            tokens.append(Token(kind: .string, isInteger: false, isASCII: ascii, start: Int32(start), end: Int32(index),
-                                next: Int32(tokens.count + 1), count: 0))
+            tokens.append(
+                Token(
+                    kind: .string, isInteger: false, isASCII: ascii, start: Int32(start), end: Int32(index),
+                    next: Int32(tokens.count + 1), count: 0))
             index += 1
             return true
         }
@@ -294,8 +305,10 @@ package struct JSONTape: Sendable {
                 let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
                 guard let double = Double(text), double.isFinite else { return false }
             }
-            tokens.append(Token(kind: .number, isInteger: integer, isASCII: true, start: Int32(start), end: Int32(index),
-                                next: Int32(tokens.count + 1), count: 0))
+            tokens.append(
+                Token(
+                    kind: .number, isInteger: integer, isASCII: true, start: Int32(start), end: Int32(index),
+                    next: Int32(tokens.count + 1), count: 0))
             return true
         }
     }

@@ -31,7 +31,8 @@ package enum JSONText {
         escapeLength.withUnsafeBufferPointer { table in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { chunk in
                 let target = UnsafeMutableRawPointer(chunk.baseAddress!)
-                var index = 0, at = 0
+                var index = 0
+                var at = 0
                 while index < bytes.count {
                     if at > chunk.count - 8 {
                         out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[..<at]))

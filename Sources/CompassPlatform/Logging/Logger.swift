@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A value in a log line. There is deliberately no case for arbitrary objects: what is logged
@@ -120,8 +120,10 @@ package final class Logger: Sendable {
         }
     }
 
-    package static let sensitiveParameters = ["access_token", "client_secret", "fb_exchange_token", "input_token",
-                                      "appsecret_proof", "code", "signed_request", "state"]
+    package static let sensitiveParameters = [
+        "access_token", "client_secret", "fb_exchange_token", "input_token",
+        "appsecret_proof", "code", "signed_request", "state",
+    ]
 
     package static func scrub(_ text: String, secrets: [String]) -> String {
         var result = text

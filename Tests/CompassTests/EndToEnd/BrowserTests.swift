@@ -1,13 +1,15 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal W3C WebDriver client over the project's HTTP client, for chromedriver.
@@ -15,7 +17,9 @@ struct WebDriver {
     let base: String
     let session: String
 
-    static var chromium: String? { ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) } }
+    static var chromium: String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
     static var chromedriver: String? { ["/usr/bin/chromedriver"].first { FileManager.default.isExecutableFile(atPath: $0) } }
     static var available: Bool { chromium != nil && chromedriver != nil }
 
@@ -23,25 +27,35 @@ struct WebDriver {
 
     static func call(_ method: String, _ url: String, _ body: Any? = nil) throws -> [String: Any] {
         let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
-        let response = try CurlTransport().send(HTTPRequest(method: method, url: url, headers: [("Content-Type", "application/json")],
-                                                             body: data.map { Array($0) } ?? (method == "POST" ? Array("{}".utf8) : nil),
-                                                             timeoutMilliseconds: 60_000, maxResponseBytes: 32 << 20))
+        let response = try CurlTransport().send(
+            HTTPRequest(
+                method: method, url: url, headers: [("Content-Type", "application/json")],
+                body: data.map { Array($0) } ?? (method == "POST" ? Array("{}".utf8) : nil),
+                timeoutMilliseconds: 60_000, maxResponseBytes: 32 << 20))
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         guard (200..<300).contains(response.status) else {
-            throw Failure(description: "WebDriver \(method) \(url): \(response.status) \(String(decoding: response.body.prefix(500), as: UTF8.self))")
+            throw Failure(
+                description: "WebDriver \(method) \(url): \(response.status) \(String(decoding: response.body.prefix(500), as: UTF8.self))")
         }
         return object
     }
 
     static func start(driverPort: Int, profile: String) throws -> WebDriver {
         let base = "http://127.0.0.1:\(driverPort)"
-        let capabilities: [String: Any] = ["capabilities": ["alwaysMatch": [
-            "browserName": "chrome",
-            "goog:chromeOptions": ["binary": chromium!, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1000",
-                "--user-data-dir=\(profile)", "--no-first-run",
-            ]],
-        ]]]
+        let capabilities: [String: Any] = [
+            "capabilities": [
+                "alwaysMatch": [
+                    "browserName": "chrome",
+                    "goog:chromeOptions": [
+                        "binary": chromium!,
+                        "args": [
+                            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1000",
+                            "--user-data-dir=\(profile)", "--no-first-run",
+                        ],
+                    ],
+                ]
+            ]
+        ]
         let value = try call("POST", base + "/session", capabilities)["value"] as? [String: Any]
         guard let id = value?["sessionId"] as? String else { throw Failure(description: "no WebDriver session") }
         return WebDriver(base: base, session: id)
@@ -57,7 +71,8 @@ struct WebDriver {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             if let found = try? Self.call("POST", url + "/element", ["using": "css selector", "value": css]),
-               let value = found["value"] as? [String: Any], let id = value.values.first as? String {
+                let value = found["value"] as? [String: Any], let id = value.values.first as? String
+            {
                 return id
             }
             guard Date() < deadline else { throw Failure(description: "no element \(css) on \((try? currentURL()) ?? "?")") }
@@ -78,8 +93,10 @@ struct WebDriver {
                     _ = try Self.call("POST", url + "/element/\(id)/click")
                     return
                 }
-            } catch let failure as Failure where failure.description.contains("not interactable")
-                || failure.description.contains("stale element") || failure.description.contains("click intercepted") {
+            } catch let failure as Failure
+                where failure.description.contains("not interactable")
+                || failure.description.contains("stale element") || failure.description.contains("click intercepted")
+            {
                 // The page is still changing: look again.
             }
             guard Date() < deadline else { throw Failure(description: "\(css) never became clickable") }
@@ -146,7 +163,10 @@ struct WebDriver {
                 waitpid(pid, &status, 0)
             }
         }
-        guard let (driverPort, driverPid) = driver else { Issue.record("chromedriver did not start"); return }
+        guard let (driverPort, driverPid) = driver else {
+            Issue.record("chromedriver did not start")
+            return
+        }
         defer {
             kill(driverPid, SIGTERM)
             var status: Int32 = 0
@@ -173,7 +193,7 @@ struct WebDriver {
         // A test event from the page, then refresh-cron's fetch of Meta's match quality: the
         // page shows the delivery, the pixel's status and the figures.
         try browser.click("#send-test")
-        #expect(try browser.waitForText("#test-result", containing: "Test event") .hasPrefix("Test event sent"))
+        #expect(try browser.waitForText("#test-result", containing: "Test event").hasPrefix("Test event sent"))
         #expect(try browser.waitForText("#sent", containing: "1") == "1")
         #expect(try browser.text("#pixel-status") == "available")
         #expect(try browser.text("#token-type") == "user")
@@ -189,7 +209,8 @@ struct WebDriver {
         try browser.go(host.base + "/settings/integrations")
         _ = try browser.element("#pixel option[value=\"2000202\"]")
         let session = try host.login("tenant_browser")
-        let settings = String(decoding: try host.send("GET", "/api/connect/meta/settings", headers: [("Cookie", session)]).body, as: UTF8.self)
+        let settings = String(
+            decoding: try host.send("GET", "/api/connect/meta/settings", headers: [("Cookie", session)]).body, as: UTF8.self)
         #expect(settings.contains(#""pixelId":"2000202""#))
         #expect(settings.contains(#""testEventCode":"TEST77""#))
     }

@@ -1,14 +1,16 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Many handler processes at once, as a CGI host under load runs them.
@@ -73,7 +75,8 @@ import Glibc
         #expect(statuses.withLock { $0 }.allSatisfy { $0 == 200 || $0 == 409 })
         #expect(statuses.withLock { $0 }.contains(200))
         let view = try world.run("settings", "GET", "/api/connect/meta/settings")
-        let account = view.json["adAccountId"] as? String, pixel = view.json["pixelId"] as? String
+        let account = view.json["adAccountId"] as? String
+        let pixel = view.json["pixelId"] as? String
         #expect((account == "act_1000001" && pixel == "2000101") || (account == "act_1000002" && pixel == "2000202"))
     }
 
@@ -104,7 +107,9 @@ import Glibc
 @Suite(.serialized) struct ConcurrentOutboxBoundTests {
     static func events(_ prefix: String, _ count: Int) -> String {
         let now = Date().unixSeconds
-        let items = (0..<count).map { #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"\#(prefix)-\#($0)","userData":{"external_id":"x\#($0)"}}"# }
+        let items = (0..<count).map {
+            #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"\#(prefix)-\#($0)","userData":{"external_id":"x\#($0)"}}"#
+        }
         return #"{"events":["# + items.joined(separator: ",") + "]}"
     }
 
@@ -165,7 +170,9 @@ import Glibc
 
     @Test func eightCopiesAtOnceReachMetaOnce() throws {
         let world = try connectedWorld()
-        var received = 0, duplicates = 0, copies = 0
+        var received = 0
+        var duplicates = 0
+        var copies = 0
         for round in 0..<50 {
             let answers = sendAtOnce(world, id: "same-\(round)", copies: 8)
             copies += answers.count
@@ -186,19 +193,22 @@ import Glibc
         // Meta fails the next 10 event requests, then is healthy again: copies sent around that
         // moment are sent directly, queued, or found queued or sent.
         try world.fault(.serverError, path: "2000101/events", remaining: 10)
-        var accounted = 0, copies = 0
+        var accounted = 0
+        var copies = 0
         for round in 0..<20 {
             let answers = sendAtOnce(world, id: "edge-\(round)", copies: 8)
             copies += answers.count
             for answer in answers {
                 #expect([200, 202].contains(answer.status), "\(answer.body)")
-                accounted += (answer.json["eventsReceived"] as? Int ?? 0) + (answer.json["duplicates"] as? Int ?? 0)
+                accounted +=
+                    (answer.json["eventsReceived"] as? Int ?? 0) + (answer.json["duplicates"] as? Int ?? 0)
                     + (answer.json["queued"] as? Int ?? 0)
             }
         }
         #expect(copies == 160)
         #expect(accounted == copies, "every copy is sent, queued or a duplicate")
-        let cron = try Executables.runCGI("refresh-cron", environment: world.configuration.merging(["CRON_SECRET": Self.cronSecret]) { _, new in new })
+        let cron = try Executables.runCGI(
+            "refresh-cron", environment: world.configuration.merging(["CRON_SECRET": Self.cronSecret]) { _, new in new })
         #expect(cron.status == 0, "\(cron.text)")
         let delivered = try world.deliveredEventIds()
         #expect(Set(delivered) == Set((0..<20).map { "edge-\($0)" }), "\(Set(delivered).count) of 20 events delivered")

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// Nothing is kept longer than promised: expired records are deleted, through the built
 /// executables as a CGI host and an operator run them.
@@ -20,7 +21,8 @@ import Testing
 
     /// `compass-dev sweep --as-of TIME` on the world's store: its JSON summary.
     static func sweep(_ world: CGIWorld, asOf: Date) throws -> [String: Any] {
-        let result = try Executables.runCGI("compass-dev", environment: world.configuration, arguments: ["sweep", "--as-of", asOf.formatted(.iso8601)])
+        let result = try Executables.runCGI(
+            "compass-dev", environment: world.configuration, arguments: ["sweep", "--as-of", asOf.formatted(.iso8601)])
         #expect(result.status == 0, "\(result.stderr)")
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? [:]
     }
@@ -43,8 +45,11 @@ import Testing
         let world = try CGIWorld()
         try world.connectWithPixel()
         let now = Date().unixSeconds
-        let events = (0..<10_000).map { #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"lead-\#($0)","userData":{"external_id":"crm-\#($0)"}}"# }
-        let sent = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
+        let events = (0..<10_000).map {
+            #"{"eventName":"Lead","eventTime":\#(now - 60),"actionSource":"system_generated","eventId":"lead-\#($0)","userData":{"external_id":"crm-\#($0)"}}"#
+        }
+        let sent = try world.run(
+            "send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
         #expect(sent.status == 200, "\(sent.body.prefix(600))")
         #expect(sent.json["eventsReceived"] as? Int == 10_000)
         #expect(Self.files(world, under: "meta/sent").count == 10_000)
@@ -67,8 +72,10 @@ extension DataLifecycleTests {
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.lead("queued")).status == 202)
         let store = try FileStore(root: world.folder.path + "/store")
         try world.storeDeadLetter("dead-1")
-        for prefix in ["meta/integration/", "meta/credential/", "meta/outbox/tenant_a/", "meta/dead/tenant_a/", "meta/sent/tenant_a/",
-                       "meta/delivery-stats/", "meta/meta-user/"] {
+        for prefix in [
+            "meta/integration/", "meta/credential/", "meta/outbox/tenant_a/", "meta/dead/tenant_a/", "meta/sent/tenant_a/",
+            "meta/delivery-stats/", "meta/meta-user/",
+        ] {
             #expect(try store.count(prefix: prefix) > 0, "nothing under \(prefix) to purge")
         }
         return world
@@ -103,20 +110,24 @@ extension DataLifecycleTests {
         let world = try CGIWorld()
         world.extra["CRON_SECRET"] = "cron-secret-0123456789abcdef"
         try world.connectWithPixel()
-        let personal = ["198.51.100.23", "2001:db8::77", "PrivateAgent/3.0 (X11)", "https://shop.example/checkout?email=max.pii@example.com",
-                        "max.pii@example.com", "ana.pii@example.com", "+44 20 7946 0991"]
+        let personal = [
+            "198.51.100.23", "2001:db8::77", "PrivateAgent/3.0 (X11)", "https://shop.example/checkout?email=max.pii@example.com",
+            "max.pii@example.com", "ana.pii@example.com", "+44 20 7946 0991",
+        ]
         let now = Date().unixSeconds
         let events = [
             #"{"eventName":"Purchase","eventTime":\#(now - 30),"actionSource":"website","eventId":"pii-1","eventSourceUrl":"\#(personal[3])","userData":{"em":"\#(personal[4])","client_ip_address":"\#(personal[0])","client_user_agent":"\#(personal[2])"},"customData":{"value":10,"currency":"EUR","contact":"\#(personal[5])"}}"#,
             #"{"eventName":"Lead","eventTime":\#(now - 20),"actionSource":"website","eventId":"pii-2","eventSourceUrl":"https://shop.example/lead","userData":{"ph":"\#(personal[6])","client_ip_address":"\#(personal[1])","client_user_agent":"\#(personal[2])"}}"#,
         ]
         try world.fault(.serverError, path: "2000101/events", remaining: 50)
-        let queued = try world.run("send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
+        let queued = try world.run(
+            "send-event", "POST", "/api/connect/meta/events", body: #"{"events":["# + events.joined(separator: ",") + "]}")
         #expect(queued.status == 202 && queued.json["queued"] as? Int == 2, "\(queued.body)")
         for value in personal { #expect(!Self.storeText(world).contains(value), "stored during the outage: \(value)") }
         try world.clearFaults()
-        let cron = try world.run("refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
-                                 headers: ["Authorization": "Bearer cron-secret-0123456789abcdef"])
+        let cron = try world.run(
+            "refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
+            headers: ["Authorization": "Bearer cron-secret-0123456789abcdef"])
         #expect(cron.status == 200)
         #expect(Set(try world.deliveredEventIds()) == ["pii-1", "pii-2"])
         for value in personal { #expect(!Self.storeText(world).contains(value), "stored after delivery: \(value)") }
@@ -126,10 +137,12 @@ extension DataLifecycleTests {
 
     @Test func dataDeletionLeavesOnlyItsStatusRecord() throws {
         let world = try Self.busyTenant()
-        let deletion = try world.run("meta-webhooks", "POST", "/api/connect/meta/data-deletion", tenant: nil,
-                                     headers: ["Content-Type": "application/x-www-form-urlencoded"],
-                                     body: "signed_request=" + QueryParameters.encode(DevTools.signedRequest(metaUserId: SandboxData.defaultUserId, appSecret: World.appSecret)),
-                                     environment: ["CONTENT_TYPE": "application/x-www-form-urlencoded"])
+        let deletion = try world.run(
+            "meta-webhooks", "POST", "/api/connect/meta/data-deletion", tenant: nil,
+            headers: ["Content-Type": "application/x-www-form-urlencoded"],
+            body: "signed_request="
+                + QueryParameters.encode(DevTools.signedRequest(metaUserId: SandboxData.defaultUserId, appSecret: World.appSecret)),
+            environment: ["CONTENT_TYPE": "application/x-www-form-urlencoded"])
         #expect(deletion.status == 200, "\(deletion.body)")
         #expect(Self.traces(of: "tenant_a", in: world) == [])
         #expect(Self.traces(of: SandboxData.defaultUserId, in: world) == [])
@@ -166,7 +179,8 @@ extension DataLifecycleTests {
         let first = try #require(try sweep.runShareIfDue(asOf: world.clock.now, budget: 3))
         #expect(!first.wrapped && first.deleted == 3)
         // Run after run (the sweep's own records count too) until the end of the store.
-        var deleted = first.deleted, runs = 1
+        var deleted = first.deleted
+        var runs = 1
         while runs < 10, let share = try sweep.runShareIfDue(asOf: world.clock.now, budget: 3) {
             deleted += share.deleted
             runs += 1
@@ -193,7 +207,8 @@ extension DataLifecycleTests {
 @Suite struct StorageFootprintTests {
     static func bytes(under folder: String) -> (bytes: Int, files: Int) {
         let paths = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String } ?? []
-        var total = 0, files = 0
+        var total = 0
+        var files = 0
         for path in paths where path.hasSuffix(".rec") {
             total += (try? FileManager.default.attributesOfItem(atPath: folder + "/" + path)[.size] as? Int) ?? 0
             files += 1
@@ -212,7 +227,9 @@ extension DataLifecycleTests {
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events", body: LighttpdHost.batch(batch)).status == 202)
         let queued = Self.bytes(under: root + "/meta/outbox")
         let perEvent = queued.bytes / max(queued.files, 1)
-        print("storage footprint: a connected tenant with one delivered event \(tenant.bytes) bytes in \(tenant.files) records; a queued event \(perEvent) bytes")
+        print(
+            "storage footprint: a connected tenant with one delivered event \(tenant.bytes) bytes in \(tenant.files) records; a queued event \(perEvent) bytes"
+        )
         #expect(queued.files == 100)
         #expect(tenant.bytes < 8 * 1024)
         #expect(perEvent < 2 * 1024)
@@ -229,7 +246,9 @@ extension DataLifecycleTests {
         let paths = FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? []
         return paths.filter { path in
             var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &isFolder), !isFolder.boolValue else { return false }
+            guard FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &isFolder), !isFolder.boolValue else {
+                return false
+            }
             return path.contains(tenant) || ((try? String(contentsOfFile: root + "/" + path, encoding: .utf8))?.contains(tenant) ?? false)
         }
     }
@@ -241,7 +260,13 @@ extension DataLifecycleTests {
         func install(on world: World, answer: HTTPResponse?) {
             world.transport.intercept.withLock {
                 $0 = { [self] request in
-                    guard request.url.contains("/events"), held.withLock({ let first = !$0; $0 = true; return first }) else { return nil }
+                    guard request.url.contains("/events"),
+                        held.withLock({
+                            let first = !$0
+                            $0 = true
+                            return first
+                        })
+                    else { return nil }
                     arrived.signal()
                     release.wait()
                     return answer
@@ -259,10 +284,12 @@ extension DataLifecycleTests {
         let world = World()
         world.readyTenant()
         let gate = Gate()
-        let failure = HTTPResponse(status: 500, headers: ["content-type": "application/json"],
-                                   body: Array(#"{"error":{"message":"down","type":"OAuthException","code":2,"is_transient":true}}"#.utf8))
-        let accepted = HTTPResponse(status: 200, headers: ["content-type": "application/json"],
-                                    body: Array(#"{"events_received":2,"fbtrace_id":"held"}"#.utf8))
+        let failure = HTTPResponse(
+            status: 500, headers: ["content-type": "application/json"],
+            body: Array(#"{"error":{"message":"down","type":"OAuthException","code":2,"is_transient":true}}"#.utf8))
+        let accepted = HTTPResponse(
+            status: 200, headers: ["content-type": "application/json"],
+            body: Array(#"{"events_received":2,"fbtrace_id":"held"}"#.utf8))
         gate.install(on: world, answer: metaFails ? failure : accepted)
         let answered = DispatchSemaphore(value: 0)
         let status = Mutex(0)
@@ -286,8 +313,11 @@ extension DataLifecycleTests {
         #expect(world.send(world.batch(["d1", "d2", "d3"])).status == 202)
         world.clock.advance(120)
         let gate = Gate()
-        gate.install(on: world, answer: HTTPResponse(status: 500, headers: ["content-type": "application/json"],
-                                                     body: Array(#"{"error":{"message":"down","type":"OAuthException","code":2,"is_transient":true}}"#.utf8)))
+        gate.install(
+            on: world,
+            answer: HTTPResponse(
+                status: 500, headers: ["content-type": "application/json"],
+                body: Array(#"{"error":{"message":"down","type":"OAuthException","code":2,"is_transient":true}}"#.utf8)))
         let drained = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
             _ = world.drain()

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// Every route over real HTTP through a real CGI host (lighttpd), with Meta played by the Graph
 /// sandbox, mounted on the same host as `scripts/serve` mounts it.
@@ -43,8 +44,9 @@ import Testing
         #expect(pixels.status == 200)
         #expect(String(decoding: pixels.body, as: UTF8.self).contains(#""id":"2000101""#))
 
-        let put = try host.send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", host.base), ("Content-Type", "application/json")],
-                                body: #"{"adAccountId":"act_1000001","pixelId":"2000102"}"#)
+        let put = try host.send(
+            "PUT", "/api/connect/meta/settings", headers: session + [("Origin", host.base), ("Content-Type", "application/json")],
+            body: #"{"adAccountId":"act_1000001","pixelId":"2000102"}"#)
         #expect(put.status == 200)
         let saved = try host.send("GET", "/api/connect/meta/settings", headers: session)
         #expect(String(decoding: saved.body, as: UTF8.self).contains(#""pixelId":"2000102""#))
@@ -130,8 +132,9 @@ extension LighttpdHost {
         let approved = try send("GET", (connect.headers["location"] ?? "") + "&sandbox_action=approve")
         _ = try send("GET", approved.headers["location"] ?? "", headers: session)
         let code = testEventCode.map { #","testEventCode":"\#($0)""# } ?? ""
-        _ = try send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", base)],
-                     body: #"{"adAccountId":"act_1000001","pixelId":"2000101"\#(code)}"#)
+        _ = try send(
+            "PUT", "/api/connect/meta/settings", headers: session + [("Origin", base)],
+            body: #"{"adAccountId":"act_1000001","pixelId":"2000101"\#(code)}"#)
         return [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
     }
 
@@ -155,7 +158,9 @@ extension LighttpdHost {
         var env = environment.filter { Config.variables.contains($0.key) }
         env["SWIFT_BACKTRACE"] = "enable=no"
         let result = try Executables.runCGI("refresh-cron", environment: env)
-        return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? ["raw": result.text, "status": result.status]
+        return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? [
+            "raw": result.text, "status": result.status,
+        ]
     }
 
     static func lead(_ id: String, secondsAgo: Int64 = 60) -> String {
@@ -191,9 +196,10 @@ extension LighttpdHost {
 
         // From a browser with the session cookie (same origin), too.
         let cookie = try host.login("tenant_events")
-        let fromBrowser = try host.send("POST", "/api/connect/meta/events",
-                                        headers: [("Cookie", cookie), ("Origin", host.base), ("Content-Type", "application/json")],
-                                        body: LighttpdHost.lead("cookie1"))
+        let fromBrowser = try host.send(
+            "POST", "/api/connect/meta/events",
+            headers: [("Cookie", cookie), ("Origin", host.base), ("Content-Type", "application/json")],
+            body: LighttpdHost.lead("cookie1"))
         #expect(fromBrowser.status == 200)
 
         // Dedup.
@@ -232,7 +238,8 @@ extension LighttpdHost {
                     let summary = try? host.runCronDirectly()
                     results.logger().info("direct", ["sent": .int((summary?["outbox"] as? [String: Any])?["sent"] as? Int ?? -1)])
                 } else {
-                    let response = try? host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
+                    let response = try? host.send(
+                        "POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
                     results.logger().info("http", ["status": .int(response?.status ?? 0)])
                 }
             }
@@ -286,13 +293,17 @@ extension LighttpdHost {
         #expect((summary["tokens"] as? [String: Any])?["renewed"] as? Int == 1)
         summary = try host.runCronDirectly()
         #expect((summary["tokens"] as? [String: Any])?["renewed"] as? Int == 0)
-        let settings = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        let settings =
+            try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body))
+            as? [String: Any]
         #expect((settings?["lastRefresh"] as? [String: Any])?["outcome"] as? String == "renewed")
 
         // Meta stops accepting the token: the event waits, the integration needs a new login.
         try host.fault("token_expired", path: "2000101/events")
         #expect(try host.events(bearer, LighttpdHost.lead("waits")).status == 202)
-        let after = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        let after =
+            try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body))
+            as? [String: Any]
         #expect(after?["status"] as? String == "needs_reauth")
         summary = try host.runCronDirectly()
         #expect(try host.deliveredIds().isEmpty)
@@ -310,15 +321,19 @@ extension LighttpdHost {
         let form = [("Content-Type", "application/x-www-form-urlencoded")]
         let forged = try host.send("POST", "/api/connect/meta/deauthorize", headers: form, body: "signed_request=abc.def")
         #expect(forged.status == 400 || forged.status == 401)
-        let good = try host.send("POST", "/api/connect/meta/deauthorize", headers: form,
-                                 body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
+        let good = try host.send(
+            "POST", "/api/connect/meta/deauthorize", headers: form,
+            body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
         #expect(good.status == 200)
-        let settings = try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body)) as? [String: Any]
+        let settings =
+            try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: bearer).body))
+            as? [String: Any]
         #expect(settings?["status"] as? String == "disconnected")
 
         _ = try host.readyTenant("tenant_callbacks")
-        let deletion = try host.send("POST", "/api/connect/meta/data-deletion", headers: form,
-                                     body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
+        let deletion = try host.send(
+            "POST", "/api/connect/meta/data-deletion", headers: form,
+            body: "signed_request=" + QueryParameters.encode(signedRequest(user: SandboxData.defaultUserId)))
         #expect(deletion.status == 200)
         let answer = try JSONSerialization.jsonObject(with: Data(deletion.body)) as? [String: Any]
         let url = try #require(answer?["url"] as? String)
@@ -336,14 +351,16 @@ extension LighttpdHost {
 @Suite(.serialized) struct NginxEndToEndTests {
     func location(_ response: HTTPResponse) -> String { response.headers["location"] ?? "" }
 
-    @Test(.enabled(if: NginxHost.available, "nginx or fcgiwrap is not installed (scripts/setup installs them)"),
-          arguments: [false, true])
+    @Test(
+        .enabled(if: NginxHost.available, "nginx or fcgiwrap is not installed (scripts/setup installs them)"),
+        arguments: [false, true])
     func theWholeFlowThroughNginx(fastCGI: Bool) throws {
         try theWholeFlow(try NginxHost(fastCGI: fastCGI), fastCGI: fastCGI)
     }
 
-    @Test(.enabled(if: NginxHost.apacheAvailable, "apache2 is not installed (scripts/setup installs it)"),
-          arguments: [false, true])
+    @Test(
+        .enabled(if: NginxHost.apacheAvailable, "apache2 is not installed (scripts/setup installs it)"),
+        arguments: [false, true])
     func theWholeFlowThroughApache(fastCGI: Bool) throws {
         try theWholeFlow(try NginxHost(fastCGI: fastCGI, server: .apache), fastCGI: fastCGI)
     }
@@ -354,7 +371,8 @@ extension LighttpdHost {
     @Test(.enabled(if: NginxHost.apacheAvailable, "apache2 is not installed (scripts/setup installs it)"))
     func aSlowBodyThroughApacheHoldsOneResponderAndOnlyUntilTheLimit() throws {
         let host = try NginxHost(fastCGI: true, server: .apache)
-        let session = "Bearer " + SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_b", expiresAt: Date().unixSeconds + 600)
+        let session =
+            "Bearer " + SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_b", expiresAt: Date().unixSeconds + 600)
         func slowPut() throws -> Int32 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
@@ -365,7 +383,8 @@ extension LighttpdHost {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-            let head = "PUT /api/connect/meta/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(session)\r\n"
+            let head =
+                "PUT /api/connect/meta/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: \(session)\r\n"
                 + "Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{"
             _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             return fd
@@ -383,7 +402,10 @@ extension LighttpdHost {
             }
             done.signal()
         }
-        defer { trickling.store(false, ordering: .relaxed); done.wait() }
+        defer {
+            trickling.store(false, ordering: .relaxed)
+            done.wait()
+        }
         usleep(700_000)
         // Both responders of settings are held; a tenant's request is answered once the first
         // slow client is given up (5 s), well before Apache's own timeout.
@@ -401,7 +423,8 @@ extension LighttpdHost {
 
     func theWholeFlow(_ host: NginxHost, fastCGI: Bool) throws {
         let token = SessionVerifier(secret: Array(World.jwtSecret.utf8)).mint(tenantId: "tenant_nginx", expiresAt: Date().unixSeconds + 600)
-        let cookie = [("Cookie", "compass_session=" + token)], bearer = [("Authorization", "Bearer " + token)]
+        let cookie = [("Cookie", "compass_session=" + token)]
+        let bearer = [("Authorization", "Bearer " + token)]
         let connect = try host.send("GET", "/api/connect/meta", headers: cookie)
         #expect(connect.status == 302, "\(String(decoding: connect.body, as: UTF8.self)) \(host.log.suffix(1500))")
         let approved = try CurlTransport().send(HTTPRequest(method: "GET", url: location(connect) + "&sandbox_action=approve"))
@@ -410,8 +433,9 @@ extension LighttpdHost {
         let callback = try host.send("GET", "/api/connect/meta/callback?" + query, headers: cookie)
         #expect(location(callback) == host.base + "/settings/integrations?connected=meta")
         #expect(try host.send("GET", "/api/connect/meta/settings?adAccountId=act_1000001", headers: bearer).status == 200)
-        let put = try host.send("PUT", "/api/connect/meta/settings", headers: cookie + [("Origin", host.base)],
-                                body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        let put = try host.send(
+            "PUT", "/api/connect/meta/settings", headers: cookie + [("Origin", host.base)],
+            body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
         #expect(put.status == 200, "\(String(decoding: put.body, as: UTF8.self))")
         let event = try host.send("POST", "/api/connect/meta/events", headers: bearer, body: LighttpdHost.lead("nginx-\(fastCGI)"))
         #expect(event.status == 200, "\(String(decoding: event.body, as: UTF8.self))")
@@ -420,8 +444,9 @@ extension LighttpdHost {
         let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
         #expect(cron.status == 200, "\(String(decoding: cron.body, as: UTF8.self))")
         // nginx passes a chunked body on as a whole; a body to a GET-only route gets its JSON error.
-        let chunked = try host.send("POST", "/api/connect/meta/events", headers: bearer + [("Transfer-Encoding", "chunked")],
-                                    body: LighttpdHost.lead("nginx-chunked-\(fastCGI)"))
+        let chunked = try host.send(
+            "POST", "/api/connect/meta/events", headers: bearer + [("Transfer-Encoding", "chunked")],
+            body: LighttpdHost.lead("nginx-chunked-\(fastCGI)"))
         #expect(chunked.status == 200, "\(String(decoding: chunked.body, as: UTF8.self))")
         let big = try host.send("POST", "/api/connect/meta", headers: bearer, body: String(repeating: "x", count: 100_000))
         #expect(big.status == 405 && String(decoding: big.body, as: UTF8.self).contains("method_not_allowed"))
@@ -448,19 +473,28 @@ extension LighttpdHost {
         let browser = session + [("Origin", host.base)]
 
         // The pixel picker offers the shared pixel; choosing it makes its quality due.
-        let pixels = String(decoding: try host.send("GET", "/api/connect/meta/settings?adAccountId=act_1000001", headers: session).body, as: UTF8.self)
+        let pixels = String(
+            decoding: try host.send("GET", "/api/connect/meta/settings?adAccountId=act_1000001", headers: session).body, as: UTF8.self)
         #expect(pixels.contains(#""id":"3000902""#) && pixels.contains(#""source":"shared""#))
-        #expect(try host.send("PUT", "/api/connect/meta/settings", headers: browser,
-                              body: #"{"adAccountId":"act_1000001","pixelId":"3000902"}"#).status == 200)
+        #expect(
+            try host.send(
+                "PUT", "/api/connect/meta/settings", headers: browser,
+                body: #"{"adAccountId":"act_1000001","pixelId":"3000902"}"#
+            ).status == 200)
 
         // Meta's own event shape and the rest of the event, with every problem of a bad one.
-        let bearer = [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
+        let bearer = [
+            ("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json"),
+        ]
         let now = Date().unixSeconds - 60
-        let messaging = #"{"event_name":"LeadSubmitted","event_time":\#(now),"action_source":"business_messaging","messaging_channel":"whatsapp","event_id":"wa-1","user_data":{"ph":"+1 (650) 555-1212 ext","f5first":"Christopher","zp":"94025 1234","lead_id":1234567890123},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}"#
+        let messaging =
+            #"{"event_name":"LeadSubmitted","event_time":\#(now),"action_source":"business_messaging","messaging_channel":"whatsapp","event_id":"wa-1","user_data":{"ph":"+1 (650) 555-1212 ext","f5first":"Christopher","zp":"94025 1234","lead_id":1234567890123},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}"#
         let bad = #"{"eventName":"","eventTime":\#(now),"actionSource":"app","userData":{"em":"a@b.co"}}"#
         let sent = try host.events(bearer, #"{"events":[\#(messaging),\#(bad)]}"#)
         #expect(sent.status == 207, "\(sent.json)")
-        let problems = ((sent.json["rejected"] as? [[String: Any]])?.first?["problems"] as? [[String: Any]])?.compactMap { $0["field"] as? String }
+        let problems = ((sent.json["rejected"] as? [[String: Any]])?.first?["problems"] as? [[String: Any]])?.compactMap {
+            $0["field"] as? String
+        }
         #expect(problems == ["eventName", "appData"])
         let stored = String(decoding: try host.send("GET", "/graph/sandbox/events?pixel=3000902").body, as: UTF8.self)
         #expect(stored.contains(#""messaging_channel":"whatsapp""#) && stored.contains(#""data_processing_options_state":1000"#))
@@ -476,7 +510,9 @@ extension LighttpdHost {
         let cron = try host.runCronDirectly()
         #expect((cron["tokens"] as? [String: Any])?["renewed"] as? Int == 0, "\(cron)")
         #expect((cron["quality"] as? [String: Any])?["fetched"] as? Int == 1, "\(cron)")
-        let settings = (try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: session).body))) as? [String: Any] ?? [:]
+        let settings =
+            (try JSONSerialization.jsonObject(with: Data(try host.send("GET", "/api/connect/meta/settings", headers: session).body)))
+            as? [String: Any] ?? [:]
         #expect(settings["tokenType"] as? String == "system_user" && settings["clientBusinessId"] as? String == "3000001")
         #expect(settings["pixelStatus"] as? String == "unavailable")
         let quality = (settings["eventMatchQuality"] as? [String: Any])?["events"] as? [[String: Any]]

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// Two CGI hosts (two lighttpd on two ports) sharing a three-node etcd cluster on loopback, as
 /// Compass runs when it outgrows one machine. Both use the same Graph sandbox.
@@ -25,11 +26,12 @@ import Testing
             a = try LighttpdHost(extra: shared)
             // B reaches Meta through A's sandbox mount: one Meta for both hosts; and both sit
             // behind one public address (A's), as load-balanced hosts do.
-            b = try LighttpdHost(extra: shared.merging([
-                "OAUTH_REDIRECT_BASE_URL": a.base,
-                "META_GRAPH_URL": a.base + "/graph", "META_DIALOG_URL": a.base + "/graph",
-                "SANDBOX_STATE_DIR": a.environment["SANDBOX_STATE_DIR"]!, "SANDBOX_BASE_URL": a.base + "/graph",
-            ]) { _, new in new })
+            b = try LighttpdHost(
+                extra: shared.merging([
+                    "OAUTH_REDIRECT_BASE_URL": a.base,
+                    "META_GRAPH_URL": a.base + "/graph", "META_DIALOG_URL": a.base + "/graph",
+                    "SANDBOX_STATE_DIR": a.environment["SANDBOX_STATE_DIR"]!, "SANDBOX_BASE_URL": a.base + "/graph",
+                ]) { _, new in new })
         }
     }
 
@@ -50,10 +52,13 @@ import Testing
         let callbackQuery = String((approved.headers["location"] ?? "").split(separator: "?", maxSplits: 1)[1])
         let callback = try b.send("GET", "/api/connect/meta/callback?" + callbackQuery, headers: session)
         #expect(callback.headers["location"] == a.base + "/settings/integrations?connected=meta")
-        let put = try a.send("PUT", "/api/connect/meta/settings", headers: session + [("Origin", a.base), ("Content-Type", "application/json")],
-                             body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+        let put = try a.send(
+            "PUT", "/api/connect/meta/settings", headers: session + [("Origin", a.base), ("Content-Type", "application/json")],
+            body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
         #expect(put.status == 200)
-        let bearer = [("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json")]
+        let bearer = [
+            ("Authorization", "Bearer " + String(cookie.dropFirst("compass_session=".count))), ("Content-Type", "application/json"),
+        ]
         #expect(json(try b.send("GET", "/api/connect/meta/settings", headers: bearer))["pixelId"] as? String == "2000101")
 
         // Events on both hosts.

@@ -1,14 +1,16 @@
-@testable import CompassPlatform
-@testable import CompassStorage
 import Foundation
 import Testing
+
+@testable import CompassPlatform
+@testable import CompassStorage
 
 /// The executables behind lighttpd with their records in PostgreSQL: the whole flow, no token in
 /// the clear in the database, and a server restarted in the middle of a run.
 @Suite(.serialized) struct PostgresEndToEndTests {
     /// Every value in the store, page by page.
     func everyValue(_ store: PostgresStore) throws -> [(String, [UInt8])] {
-        var values: [(String, [UInt8])] = [], cursor: String? = nil
+        var values: [(String, [UInt8])] = []
+        var cursor: String? = nil
         repeat {
             let page = try store.list(prefix: "", after: cursor, limit: 200)
             values += page.entries.map { ($0.key, $0.value.value) }
@@ -23,14 +25,19 @@ import Testing
         let host = try LighttpdHost(extra: ["STORE_URL": url])
         let bearer = try host.readyTenant("tenant_pg")
         let settings = try host.send("GET", "/api/connect/meta/settings", headers: bearer)
-        #expect(settings.status == 200 && String(decoding: settings.body, as: UTF8.self).contains(#""pixelId":"2000101""#),
-                "\(String(decoding: settings.body, as: UTF8.self)) \(host.log.suffix(1500))")
+        #expect(
+            settings.status == 200 && String(decoding: settings.body, as: UTF8.self).contains(#""pixelId":"2000101""#),
+            "\(String(decoding: settings.body, as: UTF8.self)) \(host.log.suffix(1500))")
         let sent = try host.events(bearer, LighttpdHost.lead("pg-flow-1"))
         #expect(sent.status == 200, "\(sent.json)")
         #expect(try host.deliveredIds().contains("pg-flow-1"))
-        #expect(try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")]).status == 200)
+        #expect(
+            try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")]).status
+                == 200)
         // The product's own code reads the integration with SQL, as docs/storage.md shows.
-        let row = try server.psql(PostgresServer.database(of: url), """
+        let row = try server.psql(
+            PostgresServer.database(of: url),
+            """
             SELECT record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations WHERE tenant_id = 'tenant_pg'
             """)
         #expect(row.trimmingCharacters(in: .whitespacesAndNewlines) == "connected|2000101", "\(row)")
@@ -57,8 +64,9 @@ import Testing
         let bearer = try host.readyTenant("tenant_restart")
         server.stop()
         let during = try host.send("GET", "/api/connect/meta/settings", headers: bearer)
-        #expect(during.status == 503 && String(decoding: during.body, as: UTF8.self).contains("store_unavailable"),
-                "\(during.status) \(String(decoding: during.body, as: UTF8.self))")
+        #expect(
+            during.status == 503 && String(decoding: during.body, as: UTF8.self).contains("store_unavailable"),
+            "\(during.status) \(String(decoding: during.body, as: UTF8.self))")
         let refused = try host.events(bearer, LighttpdHost.lead("pg-gap-1"))
         #expect(refused.status == 503, "an event the store cannot take is refused for a retry, not lost: \(refused.json)")
         try server.start()
@@ -70,12 +78,14 @@ import Testing
 
     @Test func aFastCGIProcessKeepsOneConnectionAndOpensAnotherAfterARestart() throws {
         let server = try PostgresServer()
-        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        let url = try server.createDatabase()
+        let database = PostgresServer.database(of: url)
         let world = try CGIWorld()
         world.extra["STORE_URL"] = url
         try world.connectWithPixel()
-        let settings = try FastCGIProcess("settings", environment: world.configuration.merging(["STORE_URL": url + "&application_name=fcgi_settings"]) { _, new in new },
-                                          folder: world.folder.path)
+        let settings = try FastCGIProcess(
+            "settings", environment: world.configuration.merging(["STORE_URL": url + "&application_name=fcgi_settings"]) { _, new in new },
+            folder: world.folder.path)
         let get = FastCGIHostTests().params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a")
         for _ in 0..<5 {
             let answer = try settings.request(get)

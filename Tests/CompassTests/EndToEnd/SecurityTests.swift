@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// The claims of SECURITY.md, each shown.
 @Suite(.serialized) struct SecurityTests {
@@ -16,12 +17,16 @@ import Testing
         let before = try #require(world.integration("tenant_a"))
         // B reads, changes, sends and disconnects: only B's records move.
         #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings", tenant: "tenant_b")).status == 200)
-        _ = world.run(SettingsHandler.self, world.request("PUT", "/api/connect/meta/settings", tenant: "tenant_b",
-                                                         body: #"{"testEventCode":"BONLY"}"#))
+        _ = world.run(
+            SettingsHandler.self,
+            world.request(
+                "PUT", "/api/connect/meta/settings", tenant: "tenant_b",
+                body: #"{"testEventCode":"BONLY"}"#))
         _ = world.send(world.lead("from-b"), tenant: "tenant_b")
         // Nothing in a request can name another tenant: the tenant is the session's.
-        let spoof = world.request("PUT", "/api/connect/meta/settings", tenant: "tenant_b",
-                                  headers: ["x-tenant-id": "tenant_a"], body: #"{"testEventCode":"SPOOF"}"#)
+        let spoof = world.request(
+            "PUT", "/api/connect/meta/settings", tenant: "tenant_b",
+            headers: ["x-tenant-id": "tenant_a"], body: #"{"testEventCode":"SPOOF"}"#)
         _ = world.run(SettingsHandler.self, spoof)
         _ = world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect", tenant: "tenant_b"))
         let after = try #require(world.integration("tenant_a"))
@@ -35,14 +40,17 @@ import Testing
         let stateForA = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta", tenant: "tenant_a")).header("Location")!
         let approved = try world.transport.send(HTTPRequest(method: "GET", url: stateForA + "&sandbox_action=approve"))
         let query = String(approved.headers["location"]!.split(separator: "?", maxSplits: 1)[1])
-        let asB = world.run(CallbackHandler.self, world.request("GET", "/api/connect/meta/callback?" + query, tenant: "tenant_b", cookie: true))
+        let asB = world.run(
+            CallbackHandler.self, world.request("GET", "/api/connect/meta/callback?" + query, tenant: "tenant_b", cookie: true))
         #expect(asB.header("Location")?.hasSuffix("error=meta_state_invalid") == true)
     }
 
     @Test func callbackNeverRedirectsToInput() {
         let world = World()
-        for query in ["redirect_uri=https://evil.example", "next=//evil.example", "state=x&code=y&return=https%3A%2F%2Fevil",
-                      "error=access_denied&redirect=https://evil.example", "error=x%0d%0aLocation:%20https://evil"] {
+        for query in [
+            "redirect_uri=https://evil.example", "next=//evil.example", "state=x&code=y&return=https%3A%2F%2Fevil",
+            "error=access_denied&redirect=https://evil.example", "error=x%0d%0aLocation:%20https://evil",
+        ] {
             let response = world.run(CallbackHandler.self, world.request("GET", "/api/connect/meta/callback?" + query, cookie: true))
             #expect(response.status == 302)
             let location = response.header("Location") ?? ""
@@ -64,25 +72,46 @@ import Testing
         let verifier = SessionVerifier(secret: Array(World.jwtSecret.utf8))
         let checks: [(String, () throws -> Void)] = [
             ("session signature", { _ = try verifier.verify(world.token("tenant_a"), now: world.clock.now) }),
-            ("signed_request signature", {
-                _ = try MetaWebhooksHandler.verify(world.signedRequest(user: SandboxData.defaultUserId), secret: World.appSecret, now: world.clock.now)
-            }),
-            ("cron secret", {
-                _ = try RefreshCronHandler(dependencies: world.dependencies).handle(
-                    world.request("POST", "/api/cron/meta/refresh", tenant: nil, headers: ["authorization": "Bearer wrong"]))
-            }),
-            ("sandbox client_secret", {
-                _ = world.sandbox.handle(.init(method: "GET", path: "/v26.0/oauth/access_token",
-                                               query: QueryParameters(parsing: "client_id=\(World.appId)&client_secret=x&code=y&redirect_uri=z")))
-            }),
-            ("sandbox appsecret_proof", {
-                let token = QueryParameters.encode(try world.storedToken())
-                _ = world.sandbox.handle(.init(method: "GET", path: "/v26.0/me", query: QueryParameters(parsing: "access_token=\(token)&appsecret_proof=p")))
-            }),
-            ("sandbox app token", {
-                _ = world.sandbox.handle(.init(method: "GET", path: "/v26.0/debug_token",
-                                               query: QueryParameters(parsing: "access_token=\(World.appId)%7Cwrong&input_token=t")))
-            }),
+            (
+                "signed_request signature",
+                {
+                    _ = try MetaWebhooksHandler.verify(
+                        world.signedRequest(user: SandboxData.defaultUserId), secret: World.appSecret, now: world.clock.now)
+                }
+            ),
+            (
+                "cron secret",
+                {
+                    _ = try RefreshCronHandler(dependencies: world.dependencies).handle(
+                        world.request("POST", "/api/cron/meta/refresh", tenant: nil, headers: ["authorization": "Bearer wrong"]))
+                }
+            ),
+            (
+                "sandbox client_secret",
+                {
+                    _ = world.sandbox.handle(
+                        .init(
+                            method: "GET", path: "/v26.0/oauth/access_token",
+                            query: QueryParameters(parsing: "client_id=\(World.appId)&client_secret=x&code=y&redirect_uri=z")))
+                }
+            ),
+            (
+                "sandbox appsecret_proof",
+                {
+                    let token = QueryParameters.encode(try world.storedToken())
+                    _ = world.sandbox.handle(
+                        .init(method: "GET", path: "/v26.0/me", query: QueryParameters(parsing: "access_token=\(token)&appsecret_proof=p")))
+                }
+            ),
+            (
+                "sandbox app token",
+                {
+                    _ = world.sandbox.handle(
+                        .init(
+                            method: "GET", path: "/v26.0/debug_token",
+                            query: QueryParameters(parsing: "access_token=\(World.appId)%7Cwrong&input_token=t")))
+                }
+            ),
         ]
         for (name, check) in checks {
             #expect(comparisons(check) >= 1, "\(name) does not compare through Crypto.constantTimeEquals")
@@ -99,15 +128,20 @@ import Testing
         record(try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#))
         record(try world.run("settings", "GET", "/api/connect/meta/settings?adAccountId=act_1000001"))
         let pii = ["jane.leak@example.com", "+1 650 555 0199", "Janeleak", "Doeleak", "Leaktown", "94999", "1985-07-04", "crm-leak-77"]
-        let event = #"{"eventName":"Purchase","eventTime":\#(Date().unixSeconds - 30),"actionSource":"website","eventId":"leak-1","eventSourceUrl":"https://shop.example/","userData":{"em":"\#(pii[0])","ph":"\#(pii[1])","fn":"\#(pii[2])","ln":"\#(pii[3])","ct":"\#(pii[4])","zp":"\#(pii[5])","db":"\#(pii[6])","external_id":"\#(pii[7])","client_user_agent":"UA"},"customData":{"value":5,"currency":"USD"}}"#
+        let event =
+            #"{"eventName":"Purchase","eventTime":\#(Date().unixSeconds - 30),"actionSource":"website","eventId":"leak-1","eventSourceUrl":"https://shop.example/","userData":{"em":"\#(pii[0])","ph":"\#(pii[1])","fn":"\#(pii[2])","ln":"\#(pii[3])","ct":"\#(pii[4])","zp":"\#(pii[5])","db":"\#(pii[6])","external_id":"\#(pii[7])","client_user_agent":"UA"},"customData":{"value":5,"currency":"USD"}}"#
         record(try world.run("send-event", "POST", "/api/connect/meta/events", body: event))
         record(try world.run("send-event", "POST", "/api/connect/meta/events", query: "", body: event, dryRun: true))
-        record(try world.run("refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
-                             headers: ["Authorization": "Bearer cron-secret-leak-check-0123456789"]))
+        record(
+            try world.run(
+                "refresh-cron", "POST", "/api/cron/meta/refresh", tenant: nil,
+                headers: ["Authorization": "Bearer cron-secret-leak-check-0123456789"]))
         record(try world.run("disconnect", "POST", "/api/connect/meta/disconnect"))
         let parameters = QueryParameters(parsing: query)
-        let secrets = [World.appSecret, World.jwtSecret, world.credentialsKey, "cron-secret-leak-check-0123456789",
-                       parameters.single("code")!, parameters.single("state")!, world.token("tenant_a")]
+        let secrets = [
+            World.appSecret, World.jwtSecret, world.credentialsKey, "cron-secret-leak-check-0123456789",
+            parameters.single("code")!, parameters.single("state")!, world.token("tenant_a"),
+        ]
         for secret in secrets { #expect(!transcript.contains(secret), "a secret leaked: \(secret.prefix(6))...") }
         #expect(!transcript.contains("EAAS"), "a Meta token leaked")
         for value in pii { #expect(!transcript.contains(value), "raw PII leaked: \(value)") }
@@ -127,7 +161,8 @@ extension CGIWorld {
 /// Security review finding 3: a cookie-authenticated POST sent as text/plain with `Origin: null`
 /// and no `Sec-Fetch-Site` delivered a forged Purchase. Through the built executables.
 @Suite struct CrossSiteTests {
-    static let purchase = #"{"eventName":"Purchase","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"forged-1","userData":{"external_id":"x"},"customData":{"value":99999,"currency":"USD"}}"#
+    static let purchase =
+        #"{"eventName":"Purchase","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"forged-1","userData":{"external_id":"x"},"customData":{"value":99999,"currency":"USD"}}"#
 
     @Test func aForgedCookiePostIsRefusedAndNothingIsSent() throws {
         let world = try CGIWorld.connected()
@@ -141,8 +176,9 @@ extension CGIWorld {
             ["CONTENT_TYPE": "application/json", "HTTP_ORIGIN": "https://compass.example.evil.test"],
         ]
         for forgery in forgeries {
-            let answer = try world.run("send-event", "POST", "/api/connect/meta/events", cookie: true, body: Self.purchase,
-                                       environment: forgery)
+            let answer = try world.run(
+                "send-event", "POST", "/api/connect/meta/events", cookie: true, body: Self.purchase,
+                environment: forgery)
             #expect([403, 415].contains(answer.status), "\(forgery): \(answer.raw.prefix(200))")
         }
         for route in [("disconnect", "/api/connect/meta/disconnect"), ("send-event", "/api/connect/meta/events/replay")] {
@@ -151,23 +187,27 @@ extension CGIWorld {
         }
         #expect(try world.deliveredEventIds().isEmpty, "a forged event reached Meta")
         // Compass's own pages: Origin equal to Compass's, or Sec-Fetch-Site: same-origin.
-        let own = try world.run("send-event", "POST", "/api/connect/meta/events", cookie: true, body: Self.purchase,
-                                environment: ["HTTP_ORIGIN": World.base])
+        let own = try world.run(
+            "send-event", "POST", "/api/connect/meta/events", cookie: true, body: Self.purchase,
+            environment: ["HTTP_ORIGIN": World.base])
         #expect(own.status == 200, "\(own.raw.prefix(300))")
-        let fetched = try world.run("settings", "PUT", "/api/connect/meta/settings", cookie: true, body: #"{"testEventCode":null}"#,
-                                    environment: ["HTTP_SEC_FETCH_SITE": "same-origin"])
+        let fetched = try world.run(
+            "settings", "PUT", "/api/connect/meta/settings", cookie: true, body: #"{"testEventCode":null}"#,
+            environment: ["HTTP_SEC_FETCH_SITE": "same-origin"])
         #expect(fetched.status == 200, "\(fetched.raw.prefix(300))")
     }
 
     @Test func aJSONRouteRefusesAnyOtherBodyType() throws {
         let world = try CGIWorld.connected()
         for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", nil] {
-            let answer = try world.run("send-event", "POST", "/api/connect/meta/events", body: Self.purchase,
-                                       environment: ["CONTENT_TYPE": type])
+            let answer = try world.run(
+                "send-event", "POST", "/api/connect/meta/events", body: Self.purchase,
+                environment: ["CONTENT_TYPE": type])
             #expect(answer.status == 415 && answer.errorCode == "unsupported_media_type", "\(type ?? "none")")
         }
-        let charset = try world.run("send-event", "POST", "/api/connect/meta/events?dryRun=1", body: Self.purchase,
-                                    environment: ["CONTENT_TYPE": "Application/JSON; charset=utf-8"])
+        let charset = try world.run(
+            "send-event", "POST", "/api/connect/meta/events?dryRun=1", body: Self.purchase,
+            environment: ["CONTENT_TYPE": "Application/JSON; charset=utf-8"])
         #expect(charset.status == 200)
         // Bearer calls between servers are unchanged by the cross-site rule.
         #expect(try world.run("send-event", "POST", "/api/connect/meta/events/replay").status == 200)

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// A store that writes down every operation that reads (which keys, which prefixes), so a test
 /// can tell what a run looked at.
@@ -42,9 +43,10 @@ final class ReadRecordingStore: ForwardingStore, @unchecked Sendable {
 extension World {
     /// `count` seeded tenants (`TenantSeeder`), their tokens registered in this world's sandbox.
     func seed(_ count: Int, dueFraction: Double) throws {
-        let seeder = TenantSeeder(store: store, sandbox: try FileStore(root: folder.path + "/sandbox", clock: clock),
-                                  cipher: CredentialCipher(keys: config.credentialKeys!, random: SecureRandom()),
-                                  scopes: config.scopes, renewalWindow: config.renewalWindow, now: clock.now)
+        let seeder = TenantSeeder(
+            store: store, sandbox: try FileStore(root: folder.path + "/sandbox", clock: clock),
+            cipher: CredentialCipher(keys: config.credentialKeys!, random: SecureRandom()),
+            scopes: config.scopes, renewalWindow: config.renewalWindow, now: clock.now)
         #expect(try seeder.seed(count: count, dueFraction: dueFraction) == count)
     }
 }
@@ -73,7 +75,9 @@ extension World {
         index.remove("b", at: now.addingTimeInterval(-60), keeping: now.addingTimeInterval(-30))
         #expect(try index.due(asOf: now.addingTimeInterval(3600), limit: 10).entries.map(\.tenant) == ["b", "c", "now", "soon", "late"])
         // Keys sort by time across a change in the number of digits of the minute.
-        #expect(DueIndex.key("x", at: Date(timeIntervalSince1970: 9_999_999 * 60)) < DueIndex.key("x", at: Date(timeIntervalSince1970: 10_000_000 * 60)))
+        #expect(
+            DueIndex.key("x", at: Date(timeIntervalSince1970: 9_999_999 * 60))
+                < DueIndex.key("x", at: Date(timeIntervalSince1970: 10_000_000 * 60)))
         #expect(DueIndex.entry(of: DueIndex.key("t_1", at: now))?.tenant == "t_1")
     }
 
@@ -125,8 +129,9 @@ extension World {
         let key = Data(Crypto.randomBytes(32)).base64EncodedString()
         let environment = ["STORE_URL": "file://\(folder.path)/store", "CREDENTIALS_KEY": key]
         try FileManager.default.createDirectory(atPath: folder.path + "/sandbox", withIntermediateDirectories: true)
-        let result = try Executables.runCGI("compass-dev", environment: environment,
-                                            arguments: ["seed-tenants", "50", "--due-fraction", "0.2", "--sandbox-state", folder.path + "/sandbox"])
+        let result = try Executables.runCGI(
+            "compass-dev", environment: environment,
+            arguments: ["seed-tenants", "50", "--due-fraction", "0.2", "--sandbox-state", folder.path + "/sandbox"])
         #expect(result.status == 0 && result.text == #"{"seeded":50}"# + "\n", "\(result.text) \(result.stderr)")
         let store = try FileStore(root: folder.path + "/store")
         #expect(try store.count(prefix: RecordKey.credentialsPrefix) == 50)
@@ -138,7 +143,9 @@ extension World {
         #expect(try store.get(RecordKey.dueIndexComplete) != nil && store.get(RecordKey.sweepNext) != nil)
         let integration = try #require(try RecordStore(store: store).load(Integration.self, at: RecordKey.integration("seed_7"))?.0)
         #expect(integration.status == .connected && integration.config.pixelId == "2000101")
-        for bad in [["seed-tenants"], ["seed-tenants", "x"], ["seed-tenants", "5", "--due-fraction", "2"], ["seed-tenants", "5", "--bogus", "1"]] {
+        for bad in [
+            ["seed-tenants"], ["seed-tenants", "x"], ["seed-tenants", "5", "--due-fraction", "2"], ["seed-tenants", "5", "--bogus", "1"],
+        ] {
             let refused = try Executables.runCGI("compass-dev", environment: environment, arguments: bad)
             #expect(refused.status == 2 && !refused.stderr.isEmpty, "\(bad)")
         }
@@ -163,8 +170,11 @@ extension World {
         recording.reset()
         let early = world.drain()
         #expect(early.outbox.tenants == 0)
-        #expect(!recording.operations.contains { $0.hasPrefix("list " + RecordKey.outboxRoot) || $0.hasPrefix("count " + RecordKey.outboxRoot) },
-                "\(recording.operations)")
+        #expect(
+            !recording.operations.contains {
+                $0.hasPrefix("list " + RecordKey.outboxRoot) || $0.hasPrefix("count " + RecordKey.outboxRoot)
+            },
+            "\(recording.operations)")
         world.clock.advance(3600)
         let due = world.drain()
         #expect(due.outbox.tenants == 1 && due.outbox.sent == 1, "\(due.outbox)")
@@ -214,7 +224,8 @@ extension World {
         let calls = Mutex<[(at: Date, kind: String, token: String)]>([])
         world.transport.intercept.withLock {
             $0 = { request in
-                let query = QueryParameters(parsing: request.url.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+                let query = QueryParameters(
+                    parsing: request.url.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
                 if request.url.contains("/debug_token"), let token = query.single("input_token") {
                     calls.withLock { $0.append((world.clock.now, "check", token)) }
                 } else if let token = query.single("fb_exchange_token") {
@@ -227,7 +238,9 @@ extension World {
         world.storeOverride = recording
         for _ in 0..<1440 {
             let due = Set(try DueIndex(store: world.store).due(asOf: world.clock.now, limit: 10_000).entries.map(\.tenant))
-                .union(try DueIndex(store: world.store, prefix: DueIndex.qualityPrefix).due(asOf: world.clock.now, limit: 10_000).entries.map(\.tenant))
+                .union(
+                    try DueIndex(store: world.store, prefix: DueIndex.qualityPrefix).due(asOf: world.clock.now, limit: 10_000).entries.map(
+                        \.tenant))
             recording.reset()
             let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
             #expect(!summary.budgetSpent && summary.tokens.failed == 0, "\(summary.tokens)")
@@ -257,12 +270,14 @@ extension World {
             } else {
                 #expect(renewals.isEmpty, "\(tenant) renewed outside its window")
                 // Checked once, or twice when the first check came in the day's first hour.
-                #expect(checks.count == 1 || (checks.count == 2 && checks[0].at.timeIntervalSince(start) < 3600),
-                        "\(tenant): \(checks.count) checks in the day")
+                #expect(
+                    checks.count == 1 || (checks.count == 2 && checks[0].at.timeIntervalSince(start) < 3600),
+                    "\(tenant): \(checks.count) checks in the day")
                 var previous = try #require(lastCheck[tenant])
                 for check in checks {
-                    #expect(abs(check.at.timeIntervalSince(previous) - DueIndex.period) <= 3600,
-                            "\(tenant) checked \(check.at.timeIntervalSince(previous)) s after its last check")
+                    #expect(
+                        abs(check.at.timeIntervalSince(previous) - DueIndex.period) <= 3600,
+                        "\(tenant) checked \(check.at.timeIntervalSince(previous)) s after its last check")
                     previous = check.at
                 }
             }

@@ -1,8 +1,9 @@
+import Foundation
+import Testing
+
 @testable import CompassHandlers
 @testable import CompassMeta
 @testable import CompassPlatform
-import Foundation
-import Testing
 
 /// The records' own readers (`JSONFastDecodable`) against `JSONDecoder`: on every record they
 /// take they give what `JSONDecoder` gives, and they take nothing `JSONDecoder` refuses.
@@ -10,17 +11,23 @@ import Testing
     static let at = Date(timeIntervalSince1970: 1_795_820_995)
 
     static var integrations: [Integration] {
-        var plain = Integration(tenantId: "tenant_a", status: .connected, metaUserId: "10001",
-                                config: .init(), grantedScopes: ["ads_management"], missingScopes: [], connectedAt: at, updatedAt: at)
-        var full = Integration(tenantId: "tenant_b", provider: "meta", status: .needsReauth, statusReason: "token \"expired\" é",
-                               metaUserId: "10002",
-                               config: .init(adAccounts: [AdAccount(id: "act_1", accountId: "1", name: "Shop", currency: "EUR", status: 1,
-                                                                    business: .init(id: "b1", name: "Biz")),
-                                                          AdAccount(id: "act_2")],
-                                             adAccountId: "act_1", pixelId: "2000101", testEventCode: "TEST123"),
-                               grantedScopes: ["ads_management", "business_management"], missingScopes: ["ads_read"],
-                               connectedAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 4_102_444_799),
-                               lastRefresh: RefreshOutcome(outcome: "renewed", at: at, detail: "ok"))
+        var plain = Integration(
+            tenantId: "tenant_a", status: .connected, metaUserId: "10001",
+            config: .init(), grantedScopes: ["ads_management"], missingScopes: [], connectedAt: at, updatedAt: at)
+        var full = Integration(
+            tenantId: "tenant_b", provider: "meta", status: .needsReauth, statusReason: "token \"expired\" é",
+            metaUserId: "10002",
+            config: .init(
+                adAccounts: [
+                    AdAccount(
+                        id: "act_1", accountId: "1", name: "Shop", currency: "EUR", status: 1,
+                        business: .init(id: "b1", name: "Biz")),
+                    AdAccount(id: "act_2"),
+                ],
+                adAccountId: "act_1", pixelId: "2000101", testEventCode: "TEST123"),
+            grantedScopes: ["ads_management", "business_management"], missingScopes: ["ads_read"],
+            connectedAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 4_102_444_799),
+            lastRefresh: RefreshOutcome(outcome: "renewed", at: at, detail: "ok"))
         full.tokenType = "system_user"
         full.clientBusinessId = "b1"
         full.pixelProblem = PixelProblem(reason: "pixel_unavailable", since: Date(timeIntervalSince1970: 951_782_400))  // 2000-02-29
@@ -46,10 +53,13 @@ import Testing
     }
 
     @Test func everyMutationIsReadAsJSONDecoderReadsItOrLeftToIt() throws {
-        let replacements: [JSONValue] = [.null, .int(1), .double(1.5), .string("x"), .string("2026-11-28T03:26:50+00:00"),
-                                         .string("2026-11-28T03:26:50.5Z"), .string("2026-02-29T00:00:00Z"), .string("2024-02-29T23:59:59Z"),
-                                         .array([]), .array([.string("a")]), .object([:]), .bool(true)]
-        var compared = 0, declined = 0
+        let replacements: [JSONValue] = [
+            .null, .int(1), .double(1.5), .string("x"), .string("2026-11-28T03:26:50+00:00"),
+            .string("2026-11-28T03:26:50.5Z"), .string("2026-02-29T00:00:00Z"), .string("2024-02-29T23:59:59Z"),
+            .array([]), .array([.string("a")]), .object([:]), .bool(true),
+        ]
+        var compared = 0
+        var declined = 0
         for integration in Self.integrations {
             let tree = try JSONParser.parse(JSON.encode(integration))
             for mutated in Self.mutations(of: tree, replacements: replacements) {
@@ -70,8 +80,10 @@ import Testing
     @Test func datesOnlyInTheFormTheConnectorWrites() {
         #expect(JSONFields.date(iso8601: "1970-01-01T00:00:00Z") == Date(timeIntervalSince1970: 0))
         #expect(JSONFields.date(iso8601: "2000-02-29T12:34:56Z") == Date(timeIntervalSince1970: 951_827_696))
-        for text in ["2001-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28 03:26:50Z",
-                     "2026-11-28T03:26:50+00:00", "2026-11-28T03:26:5aZ", "1969-12-31T23:59:59Z"] {
+        for text in [
+            "2001-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-28T24:00:00Z", "2026-11-28 03:26:50Z",
+            "2026-11-28T03:26:50+00:00", "2026-11-28T03:26:5aZ", "1969-12-31T23:59:59Z",
+        ] {
             #expect(JSONFields.date(iso8601: text) == nil, "\(text)")
         }
         // Every day of four years, as the encoder writes it.

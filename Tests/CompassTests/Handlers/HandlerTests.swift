@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 @Suite struct ConnectTests {
     @Test func redirectsToTheDialogWithAFreshStateBoundToTheTenant() throws {
@@ -25,8 +26,9 @@ import Testing
         let stored = try #require(try RecordStore(store: world.store).load(OAuthState.self, at: RecordKey.oauthState(nonce: state)))
         #expect(stored.0.tenantId == "tenant_a")
         // Only the state's hash names the record.
-        #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.map(\.key)
-            == [RecordKey.oauthState(nonce: state)])
+        #expect(
+            try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.map(\.key)
+                == [RecordKey.oauthState(nonce: state)])
         #expect(!RecordKey.oauthState(nonce: state).contains(state))
     }
 
@@ -40,9 +42,11 @@ import Testing
 
     @Test func refusesRequestsWithoutAValidSession() {
         let world = World()
-        for request in [world.request("GET", "/api/connect/meta", tenant: nil),
-                        world.request("GET", "/api/connect/meta", tenant: nil, headers: ["authorization": "Bearer abc.def.ghi"]),
-                        world.request("GET", "/api/connect/meta", tenant: nil, headers: ["cookie": "compass_session="])] {
+        for request in [
+            world.request("GET", "/api/connect/meta", tenant: nil),
+            world.request("GET", "/api/connect/meta", tenant: nil, headers: ["authorization": "Bearer abc.def.ghi"]),
+            world.request("GET", "/api/connect/meta", tenant: nil, headers: ["cookie": "compass_session="]),
+        ] {
             let response = world.run(ConnectHandler.self, request)
             #expect(response.status == 401)
             #expect(response.errorCode == "unauthorized")
@@ -80,7 +84,8 @@ import Testing
 
     func dialogState(_ world: World, tenant: String = "tenant_a") -> String {
         let location = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta", tenant: tenant)).header("Location")
-        guard let query = location?.split(separator: "?").dropFirst().first, let state = QueryParameters(parsing: query).single("state") else {
+        guard let query = location?.split(separator: "?").dropFirst().first, let state = QueryParameters(parsing: query).single("state")
+        else {
             Issue.record("connect gave no dialog URL with a state: \(location ?? "none")")
             return "missing-state"
         }
@@ -96,8 +101,11 @@ import Testing
         query.append("state", state)
         query.append("scope", "ads_read,business_management")
         query.append("sandbox_action", "approve")
-        guard let answer = try? world.transport.send(HTTPRequest(method: "GET", url: "\(World.graphBase)/v26.0/dialog/oauth?\(query.encoded)")),
-              let back = answer.headers["location"]?.split(separator: "?", maxSplits: 1).dropFirst().first else {
+        guard
+            let answer = try? world.transport.send(
+                HTTPRequest(method: "GET", url: "\(World.graphBase)/v26.0/dialog/oauth?\(query.encoded)")),
+            let back = answer.headers["location"]?.split(separator: "?", maxSplits: 1).dropFirst().first
+        else {
             Issue.record("the sandbox dialog did not redirect back")
             return ""
         }
@@ -144,8 +152,9 @@ import Testing
     @Test func denialWithOrWithoutStateIsMetaDenied() throws {
         let world = World()
         let state = dialogState(world)
-        #expect(callback(world, "error=access_denied&error_reason=user_denied&state=\(state)").header("Location")
-            == "\(settingsURL)?error=meta_denied")
+        #expect(
+            callback(world, "error=access_denied&error_reason=user_denied&state=\(state)").header("Location")
+                == "\(settingsURL)?error=meta_denied")
         #expect(callback(world, "error=access_denied&error_reason=user_denied").header("Location") == "\(settingsURL)?error=meta_denied")
         // The denied state was consumed.
         #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.isEmpty)
@@ -156,8 +165,10 @@ import Testing
         let world = World()
         let query = approve(world, state: dialogState(world))
         let code = try #require(QueryParameters(parsing: query).single("code"))
-        for bad in ["code=\(code)", "code=\(code)&state=nosuchstate000000000000000000000000000000",
-                    "code=\(code)&state=a&state=b", "state=\(QueryParameters(parsing: query).single("state") ?? "")"] {
+        for bad in [
+            "code=\(code)", "code=\(code)&state=nosuchstate000000000000000000000000000000",
+            "code=\(code)&state=a&state=b", "state=\(QueryParameters(parsing: query).single("state") ?? "")",
+        ] {
             #expect(callback(world, bad).header("Location") == "\(settingsURL)?error=meta_state_invalid")
         }
         #expect(world.integration() == nil)
@@ -228,8 +239,11 @@ import Testing
     @Test func aReconnectKeepsTheTenantsChoices() throws {
         let world = World()
         world.connectTenant()
-        let put = world.run(SettingsHandler.self, world.request("PUT", "/api/connect/meta/settings",
-                                                                body: #"{"adAccountId":"act_1000001","pixelId":"2000101","testEventCode":"TEST123"}"#))
+        let put = world.run(
+            SettingsHandler.self,
+            world.request(
+                "PUT", "/api/connect/meta/settings",
+                body: #"{"adAccountId":"act_1000001","pixelId":"2000101","testEventCode":"TEST123"}"#))
         #expect(put.status == 200)
         world.connectTenant()
         let integration = try #require(world.integration())
@@ -258,7 +272,8 @@ import Testing
     }
 
     func isValidAtMeta(_ world: World, _ token: String) throws -> Bool {
-        let graph = GraphClient(config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        let graph = GraphClient(
+            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
         return try graph.debugToken(token).isValid
     }
 

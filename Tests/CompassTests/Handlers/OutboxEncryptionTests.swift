@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// A random source whose bytes a test chooses, to see them become the nonce.
 struct FixedRandom: RandomSource {
@@ -18,8 +19,10 @@ struct FixedRandom: RandomSource {
 /// data in plaintext. Queued events are sealed with the credentials key, bound to their tenant
 /// and record key, and rotated with it.
 @Suite struct OutboxEncryptionTests {
-    static let secrets = ["203.0.113.77", "LeakyBrowser/9.1", "https://shop.example/thanks?email=jane.outbox@example.com",
-                          "jane.outbox@example.com", "order-secret-991"]
+    static let secrets = [
+        "203.0.113.77", "LeakyBrowser/9.1", "https://shop.example/thanks?email=jane.outbox@example.com",
+        "jane.outbox@example.com", "order-secret-991",
+    ]
 
     static func event(_ world: World, id: String = "o-1") -> String {
         #"{"eventName":"Purchase","eventTime":\#(world.clock.now.unixSeconds - 10),"actionSource":"website","eventId":"\#(id)","eventSourceUrl":"\#(secrets[2])","userData":{"em":"\#(secrets[3])","client_ip_address":"\#(secrets[0])","client_user_agent":"\#(secrets[1])"},"customData":{"value":42,"currency":"USD","order_id":"\#(secrets[4])"}}"#
@@ -51,14 +54,16 @@ struct FixedRandom: RandomSource {
 
     @Test func eachSealTakesAFreshNonceFromTheRandomSource() throws {
         let keys = CredentialKeys(current: Crypto.randomBytes(32))
-        let event = NormalizedEvent(eventId: "n-1", eventName: "Lead", eventTime: 1, actionSource: "website",
-                                    payload: .object(["event_id": "n-1"]), matchKeys: [], warnings: [])
+        let event = NormalizedEvent(
+            eventId: "n-1", eventName: "Lead", eventTime: 1, actionSource: "website",
+            payload: .object(["event_id": "n-1"]), matchKeys: [], warnings: [])
         let secure = CredentialCipher(keys: keys, random: SecureRandom())
         let first = OutboxEntry(event, tenantId: "t", now: Date(), error: nil, cipher: secure)
         let second = OutboxEntry(event, tenantId: "t", now: Date(), error: nil, cipher: secure)
         #expect(first.sealedEvent.nonce != second.sealedEvent.nonce)
         #expect(first.sealedEvent.ciphertext != second.sealedEvent.ciphertext)
-        let fixed = OutboxEntry(event, tenantId: "t", now: Date(), error: nil, cipher: CredentialCipher(keys: keys, random: FixedRandom(byte: 0xA5)))
+        let fixed = OutboxEntry(
+            event, tenantId: "t", now: Date(), error: nil, cipher: CredentialCipher(keys: keys, random: FixedRandom(byte: 0xA5)))
         #expect(fixed.sealedEvent.nonce == Data([UInt8](repeating: 0xA5, count: 12)).base64EncodedString())
         #expect(try fixed.event(tenant: "t", dedupKey: event.dedupKey, cipher: secure).eventId == "n-1")
     }
@@ -66,12 +71,14 @@ struct FixedRandom: RandomSource {
     @Test func aRecordMovedToAnotherTenantOrEventDoesNotOpen() throws {
         let keys = CredentialKeys(current: Crypto.randomBytes(32))
         let cipher = CredentialCipher(keys: keys, random: SecureRandom())
-        let event = NormalizedEvent(eventId: "m-1", eventName: "Lead", eventTime: 1, actionSource: "website",
-                                    payload: .object(["event_id": "m-1"]), matchKeys: [], warnings: [])
+        let event = NormalizedEvent(
+            eventId: "m-1", eventName: "Lead", eventTime: 1, actionSource: "website",
+            payload: .object(["event_id": "m-1"]), matchKeys: [], warnings: [])
         let entry = OutboxEntry(event, tenantId: "owner", now: Date(), error: nil, cipher: cipher)
         #expect(throws: CredentialCipher.Failure.unreadable) { try entry.event(tenant: "thief", dedupKey: event.dedupKey, cipher: cipher) }
-        let other = NormalizedEvent(eventId: "m-2", eventName: "Lead", eventTime: 1, actionSource: "website",
-                                    payload: .object(["event_id": "m-2"]), matchKeys: [], warnings: [])
+        let other = NormalizedEvent(
+            eventId: "m-2", eventName: "Lead", eventTime: 1, actionSource: "website",
+            payload: .object(["event_id": "m-2"]), matchKeys: [], warnings: [])
         #expect(throws: CredentialCipher.Failure.unreadable) { try entry.event(tenant: "owner", dedupKey: other.dedupKey, cipher: cipher) }
     }
 
@@ -90,8 +97,9 @@ struct FixedRandom: RandomSource {
         // A dead letter under the old key too.
         var dead = try JSON.decode(OutboxEntry.self, from: stored.value.value)
         dead.deadReason = "max_attempts"
-        let deadEvent = NormalizedEvent(eventId: "r-2", eventName: "Purchase", eventTime: world.clock.now.unixSeconds, actionSource: "website",
-                                        payload: .object(["event_id": "r-2"]), matchKeys: [], warnings: [])
+        let deadEvent = NormalizedEvent(
+            eventId: "r-2", eventName: "Purchase", eventTime: world.clock.now.unixSeconds, actionSource: "website",
+            payload: .object(["event_id": "r-2"]), matchKeys: [], warnings: [])
         let oldCipher = CredentialCipher(keys: CredentialKeys(current: oldKey), random: SecureRandom())
         dead.sealedEvent = OutboxEntry(deadEvent, tenantId: "tenant_a", now: world.clock.now, error: nil, cipher: oldCipher).sealedEvent
         try RecordStore(store: world.store).save(dead, at: RecordKey.dead("tenant_a", deadEvent.dedupKey))
@@ -103,7 +111,8 @@ struct FixedRandom: RandomSource {
         let cipher = CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
         let rotated = try JSON.decode(OutboxEntry.self, from: try #require(try queued(world).first).value.value)
         #expect(try rotated.event(tenant: "tenant_a", dedupKey: dedup, cipher: cipher).eventId == "r-1")
-        let rotatedDead = try #require(try RecordStore(store: world.store).load(OutboxEntry.self, at: RecordKey.dead("tenant_a", deadEvent.dedupKey))?.0)
+        let rotatedDead = try #require(
+            try RecordStore(store: world.store).load(OutboxEntry.self, at: RecordKey.dead("tenant_a", deadEvent.dedupKey))?.0)
         #expect(try rotatedDead.event(tenant: "tenant_a", dedupKey: deadEvent.dedupKey, cipher: cipher).eventId == "r-2")
     }
 

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 extension World {
     /// Connected, with act_1000001 and its first pixel chosen.
@@ -55,7 +56,9 @@ extension World {
     @Test func deliversOneEventHashedToThePixel() throws {
         let world = World()
         world.readyTenant()
-        let response = world.send(#"{"eventName":"Purchase","eventTime":\#(world.clock.now.unixSeconds - 10),"actionSource":"website","eventId":"o-1","eventSourceUrl":"https://shop.example/done","userData":{"em":"John_Smith@gmail.com","client_user_agent":"Mozilla/5.0"},"customData":{"value":42,"currency":"USD"}}"#)
+        let response = world.send(
+            #"{"eventName":"Purchase","eventTime":\#(world.clock.now.unixSeconds - 10),"actionSource":"website","eventId":"o-1","eventSourceUrl":"https://shop.example/done","userData":{"em":"John_Smith@gmail.com","client_user_agent":"Mozilla/5.0"},"customData":{"value":42,"currency":"USD"}}"#
+        )
         #expect(response.status == 200)
         #expect(response.json["status"] as? String == "sent")
         #expect(response.json["eventsReceived"] as? Int == 1)
@@ -76,7 +79,9 @@ extension World {
             $0 = { request, answer in
                 guard request.url.contains("/events?") else { return answer }
                 var decorated = answer
-                decorated.body = Array(#"{"events_received":1,"messages":["Parameter em for jane@example.com looks unhashed","Too many events from 16505551212"],"fbtrace_id":"AbC123"}"#.utf8)
+                decorated.body = Array(
+                    #"{"events_received":1,"messages":["Parameter em for jane@example.com looks unhashed","Too many events from 16505551212"],"fbtrace_id":"AbC123"}"#
+                        .utf8)
                 return decorated
             }
         }
@@ -139,9 +144,12 @@ extension World {
         let world = World()
         world.readyTenant()
         // An event our rules accept but Meta refuses: the sandbox wants a match key besides fbc.
-        let odd = #"{"eventName":"Lead","eventTime":\#(world.clock.now.unixSeconds - 5),"actionSource":"other","eventId":"odd","userData":{"fn":"mary"}}"#
+        let odd =
+            #"{"eventName":"Lead","eventTime":\#(world.clock.now.unixSeconds - 5),"actionSource":"other","eventId":"odd","userData":{"fn":"mary"}}"#
         let ids = (0..<7).map { "ok\($0)" }
-        let response = world.send(#"{"events":[\#(ids.prefix(3).map { world.lead($0) }.joined(separator: ",")),\#(odd),\#(ids.suffix(4).map { world.lead($0) }.joined(separator: ","))]}"#)
+        let response = world.send(
+            #"{"events":[\#(ids.prefix(3).map { world.lead($0) }.joined(separator: ",")),\#(odd),\#(ids.suffix(4).map { world.lead($0) }.joined(separator: ","))]}"#
+        )
         #expect(response.status == 207)
         let rejected = response.json["rejected"] as? [[String: Any]]
         #expect(rejected?.map { $0["index"] as? Int } == [3])
@@ -269,8 +277,11 @@ extension World {
     @Test func aCopyFindingAClaimWaitsThenQueuesAndADeadClaimExpires() throws {
         let world = World()
         world.readyTenant()
-        let event = try #require(try? ConversionEvent.normalize(try JSONParser.parse(Array(world.lead("held").utf8)),
-                                                               tenantId: "tenant_a", now: world.clock.now).get())
+        let event = try #require(
+            try? ConversionEvent.normalize(
+                try JSONParser.parse(Array(world.lead("held").utf8)),
+                tenantId: "tenant_a", now: world.clock.now
+            ).get())
         try world.store.put(RecordKey.sent("tenant_a", event.dedupKey), Array("claim".utf8), ttl: 120)
         let started = Date()
         let waited = world.send(world.lead("held"))
@@ -303,9 +314,11 @@ extension World {
     /// the pixel is unavailable and why, Compass is told once, and the first delivery that goes
     /// through makes it available again.
     @Test func aPixelMetaCannotReachKeepsEventsQueuedAndSettingsSaysSo() throws {
-        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef",
-                                        "COMPASS_WEBHOOK_URL": "https://compass.example/meta-notices",
-                                        "COMPASS_WEBHOOK_SECRET": "notice-secret-0123456789abcdef"])
+        let world = World(environment: [
+            "CRON_SECRET": "cron-secret-0123456789abcdef",
+            "COMPASS_WEBHOOK_URL": "https://compass.example/meta-notices",
+            "COMPASS_WEBHOOK_SECRET": "notice-secret-0123456789abcdef",
+        ])
         world.readyTenant()
         world.queueFault(.objectUnavailable, path: "2000101/events", count: 2)
         let response = world.send(world.batch(["u1", "u2"]))
@@ -435,11 +448,17 @@ extension World {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789"])
         let none = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil))
         #expect(none.status == 401)
-        let wrong = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil,
-                                                                  headers: ["authorization": "Bearer nope"]))
+        let wrong = world.run(
+            RefreshCronHandler.self,
+            world.request(
+                "POST", "/api/cron/meta/refresh", tenant: nil,
+                headers: ["authorization": "Bearer nope"]))
         #expect(wrong.status == 401)
-        let right = world.run(RefreshCronHandler.self, world.request("POST", "/api/cron/meta/refresh", tenant: nil,
-                                                                  headers: ["authorization": "Bearer cron-secret-0123456789"]))
+        let right = world.run(
+            RefreshCronHandler.self,
+            world.request(
+                "POST", "/api/cron/meta/refresh", tenant: nil,
+                headers: ["authorization": "Bearer cron-secret-0123456789"]))
         #expect(right.status == 200)
         #expect(right.json["outbox"] != nil)
     }
@@ -545,19 +564,25 @@ extension World {
     @Test func toleratesAnswersWithFieldsLeftOut() throws {
         let world = World()
         world.connectTenant()
-        let graph = GraphClient(config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        let graph = GraphClient(
+            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.contains("/dataset_quality?") else { return nil }
-                let body = request.url.contains("dataset_id=1") ? #"{}"# :
-                    #"{"web":[{"event_name":"Purchase"},{"event_name":"Lead","event_match_quality":{"match_key_feedback":[{"identifier":"phone"}]}}]}"#
+                let body =
+                    request.url.contains("dataset_id=1")
+                    ? #"{}"#
+                    : #"{"web":[{"event_name":"Purchase"},{"event_name":"Lead","event_match_quality":{"match_key_feedback":[{"identifier":"phone"}]}}]}"#
                 return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: Array(body.utf8))
             }
         }
         let token = try world.storedToken()
         #expect(try graph.datasetQuality(pixelId: "1", agentName: "a_1_0", token: token) == [])
         let events = try graph.datasetQuality(pixelId: "2", agentName: "a_1_0", token: token)
-        #expect(events == [EventQuality(eventName: "Purchase", compositeScore: nil, matchKeyCoverage: [:]),
-                           EventQuality(eventName: "Lead", compositeScore: nil, matchKeyCoverage: [:])])
+        #expect(
+            events == [
+                EventQuality(eventName: "Purchase", compositeScore: nil, matchKeyCoverage: [:]),
+                EventQuality(eventName: "Lead", compositeScore: nil, matchKeyCoverage: [:]),
+            ])
     }
 }

@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 extension World {
     func storedToken(_ tenant: String = "tenant_a") throws -> String {
@@ -17,14 +18,19 @@ extension World {
     func refreshTokens() -> TokenRefresher.Summary { try! TokenRefresher(dependencies: dependencies).run() }
 
     /// A signed_request as Meta sends it.
-    func signedRequest(user: String, issuedAt: Int64? = nil, secret: String = World.appSecret, algorithm: String = "HMAC-SHA256") -> String {
-        let payload = Base64URL.encode(Array(#"{"algorithm":"\#(algorithm)","issued_at":\#(issuedAt ?? clock.now.unixSeconds),"user_id":"\#(user)"}"#.utf8))
+    func signedRequest(user: String, issuedAt: Int64? = nil, secret: String = World.appSecret, algorithm: String = "HMAC-SHA256") -> String
+    {
+        let payload = Base64URL.encode(
+            Array(#"{"algorithm":"\#(algorithm)","issued_at":\#(issuedAt ?? clock.now.unixSeconds),"user_id":"\#(user)"}"#.utf8))
         return Base64URL.encode(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array(payload.utf8))) + "." + payload
     }
 
     func metaCallback(_ path: String, _ signed: String) -> CGIResponse {
-        run(MetaWebhooksHandler.self, request("POST", path, tenant: nil, headers: ["content-type": "application/x-www-form-urlencoded"],
-                                             body: "signed_request=" + QueryParameters.encode(signed)))
+        run(
+            MetaWebhooksHandler.self,
+            request(
+                "POST", path, tenant: nil, headers: ["content-type": "application/x-www-form-urlencoded"],
+                body: "signed_request=" + QueryParameters.encode(signed)))
     }
 }
 
@@ -35,7 +41,8 @@ extension World {
         world.clock.advance(30 * 86_400)
         world.connectTenant("late")
         world.clock.advance(24 * 86_400)
-        let earlyToken = try world.storedToken("early"), lateToken = try world.storedToken("late")
+        let earlyToken = try world.storedToken("early")
+        let lateToken = try world.storedToken("late")
 
         let summary = world.refreshTokens()
         #expect(summary.integrations == 2)
@@ -48,7 +55,8 @@ extension World {
         #expect(world.integration("early")?.lastRefresh?.outcome == "renewed")
         #expect(world.integration("late")?.lastRefresh?.outcome == "checked")
         // The renewed token works at Meta; the old one still does too until it expires.
-        let graph = GraphClient(config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        let graph = GraphClient(
+            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
         #expect(try graph.debugToken(try world.storedToken("early")).isValid)
 
         // Right after, nothing is due.
@@ -71,12 +79,17 @@ extension World {
     }
 
     @Test func aTokenMetaRefusesTurnsIntoNeedsReauthAndEventsWaitUntilReconnect() throws {
-        let world = World(environment: ["COMPASS_WEBHOOK_URL": "https://compass.example/hooks/meta", "COMPASS_WEBHOOK_SECRET": "hook-secret-123456"])
+        let world = World(environment: [
+            "COMPASS_WEBHOOK_URL": "https://compass.example/hooks/meta", "COMPASS_WEBHOOK_SECRET": "hook-secret-123456",
+        ])
         let hooks = Mutex<[HTTPRequest]>([])
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.hasPrefix("https://compass.example/") else { return nil }
-                let count = hooks.withLock { list in list.append(request); return list.count }
+                let count = hooks.withLock { list in
+                    list.append(request)
+                    return list.count
+                }
                 return HTTPResponse(status: count == 1 ? 503 : 204)
             }
         }
@@ -102,7 +115,9 @@ extension World {
         #expect(String(decoding: body, as: UTF8.self).contains(#""type":"integration.needs_reauth""#))
         let timestamp = try #require(delivered.headers.first { $0.0 == "X-Compass-Timestamp" }?.1)
         let signature = try #require(delivered.headers.first { $0.0 == "X-Compass-Signature" }?.1)
-        #expect(signature == "sha256=" + Hex.encode(Crypto.hmacSHA256(key: Array("hook-secret-123456".utf8), message: Array((timestamp + ".").utf8) + body)))
+        #expect(
+            signature == "sha256="
+                + Hex.encode(Crypto.hmacSHA256(key: Array("hook-secret-123456".utf8), message: Array((timestamp + ".").utf8) + body)))
         #expect(world.drain().notices.sent == 0)
         // Notices go out under one lease: a run that finds it held leaves them to the holder.
         IntegrationLifecycle(dependencies: world.dependencies).enqueueNotice(
@@ -174,7 +189,8 @@ extension World {
                 return nil
             }
         }
-        var checked = 0, runs = 0
+        var checked = 0
+        var runs = 0
         var sawLeft = false
         while checked < 20 && runs < 10 {
             let summary = try RefreshCronHandler(dependencies: world.dependencies).run()
@@ -189,7 +205,8 @@ extension World {
         }
         #expect(sawLeft, "the budget never stopped a run")
         #expect(checked == 20, "\(checked) checks over \(runs) runs")
-        #expect(world.transport.paths.filter { $0.hasSuffix("debug_token") }.count == 20 + 20, "each token checked once (and once at connect)")
+        #expect(
+            world.transport.paths.filter { $0.hasSuffix("debug_token") }.count == 20 + 20, "each token checked once (and once at connect)")
     }
 
     /// META_CONCURRENCY is how many Graph calls refresh-cron has in flight: never more, and as
@@ -233,7 +250,8 @@ extension World {
                 var decorated = answer
                 let level = levels.withLock { $0.isEmpty ? 99 : $0.removeFirst() }
                 if level == 90 {
-                    decorated.headers["x-business-use-case-usage"] = #"{"1234":[{"type":"ads_management","call_count":90,"total_cputime":3,"total_time":4,"estimated_time_to_regain_access":0}]}"#
+                    decorated.headers["x-business-use-case-usage"] =
+                        #"{"1234":[{"type":"ads_management","call_count":90,"total_cputime":3,"total_time":4,"estimated_time_to_regain_access":0}]}"#
                 } else {
                     decorated.headers["x-app-usage"] = #"{"call_count":\#(level),"total_cputime":2,"total_time":3}"#
                 }
@@ -247,7 +265,9 @@ extension World {
         #expect(summary.checked == 4 && summary.throttled && summary.left == 2, "\(summary)")
         #expect(pauses.withLock { $0 }.map { ($0 * 100).rounded() / 100 } == [0.5, 1.0, 1.5])
         // Meta naming a time to regain access stops the run too.
-        #expect(GraphUsage.highestPercentage(["x-business-use-case-usage": #"{"1":[{"call_count":5,"estimated_time_to_regain_access":12}]}"#]) == 100)
+        #expect(
+            GraphUsage.highestPercentage(["x-business-use-case-usage": #"{"1":[{"call_count":5,"estimated_time_to_regain_access":12}]}"#])
+                == 100)
         #expect(GraphUsage.highestPercentage(["x-ad-account-usage": #"{"acc_id_util_pct":9.67,"reset_time_duration":0}"#]) == 9.67)
         #expect(GraphUsage.highestPercentage(["x-app-usage": "not json"]) == nil)
     }
@@ -336,7 +356,8 @@ extension World {
         #expect(status.status == 200)
         #expect(status.json["status"] as? String == "completed")
         #expect(status.json["tenants"] as? Int == 1)
-        let unknown = world.run(MetaWebhooksHandler.self, world.request("GET", "/api/connect/meta/data-deletion?code=00000000000000000000", tenant: nil))
+        let unknown = world.run(
+            MetaWebhooksHandler.self, world.request("GET", "/api/connect/meta/data-deletion?code=00000000000000000000", tenant: nil))
         #expect(unknown.status == 404)
     }
 
@@ -370,12 +391,19 @@ extension World {
         world.connectTenant()
         let path = "/api/connect/meta/deauthorize"
         #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, secret: "another-apps-secret")).status == 401)
-        #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, issuedAt: world.clock.now.unixSeconds - 7200)).status == 401)
+        #expect(
+            world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, issuedAt: world.clock.now.unixSeconds - 7200))
+                .status == 401)
         #expect(world.metaCallback(path, world.signedRequest(user: SandboxData.defaultUserId, algorithm: "none")).status == 400)
         #expect(world.metaCallback(path, "not.a-signed-request!").status == 400)
         #expect(world.metaCallback(path, "").status == 400)
         let tampered = world.signedRequest(user: "10000000000099").split(separator: ".")
-        let forged = String(tampered[0]) + "." + Base64URL.encode(Array(#"{"algorithm":"HMAC-SHA256","issued_at":\#(world.clock.now.unixSeconds),"user_id":"\#(SandboxData.defaultUserId)"}"#.utf8))
+        let forged =
+            String(tampered[0]) + "."
+            + Base64URL.encode(
+                Array(
+                    #"{"algorithm":"HMAC-SHA256","issued_at":\#(world.clock.now.unixSeconds),"user_id":"\#(SandboxData.defaultUserId)"}"#
+                        .utf8))
         #expect(world.metaCallback(path, forged).status == 401)
         #expect(world.integration()?.status == .connected)
     }
@@ -426,8 +454,13 @@ extension World {
         }
         #expect(exchanges() == 0)
         #expect(world.integration()?.lastRefresh?.outcome == "checked")
-        #expect(world.run(SettingsHandler.self, world.request("PUT", "/api/connect/meta/settings",
-                                                           body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)).status == 200)
+        #expect(
+            world.run(
+                SettingsHandler.self,
+                world.request(
+                    "PUT", "/api/connect/meta/settings",
+                    body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+            ).status == 200)
         #expect(world.send(world.lead("bisu-1")).status == 200)
     }
 

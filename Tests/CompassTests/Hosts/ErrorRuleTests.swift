@@ -1,10 +1,11 @@
+import Foundation
+import Testing
+
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// One rule from a failure to an answer (`APIError.answer(for:logger:)`): the same failure reads
 /// the same from an HTTP route and from refresh-cron run directly by cron.
@@ -15,8 +16,10 @@ import Testing
     /// variables): the body and the outcome of each.
     func bothWays(_ configuration: [String: String]) throws -> (http: CGIWorld.Response, direct: Executables.Result) {
         var cgi = configuration
-        cgi.merge(["GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST", "REQUEST_URI": "/api/cron/meta/refresh",
-                   "HTTP_AUTHORIZATION": "Bearer \(Self.cronSecret)"]) { _, new in new }
+        cgi.merge([
+            "GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST", "REQUEST_URI": "/api/cron/meta/refresh",
+            "HTTP_AUTHORIZATION": "Bearer \(Self.cronSecret)",
+        ]) { _, new in new }
         let http = CGIWorld.parse(try Executables.runCGI("refresh-cron", environment: cgi))
         let direct = try Executables.runCGI("refresh-cron", environment: configuration)
         return (http, direct)
@@ -50,8 +53,9 @@ import Testing
         #expect(APIError.answer(for: StoreError.corrupt("meta/integration/t"), logger: logger).code == "store_record_invalid")
         #expect(APIError.answer(for: StoreError.corrupt("k"), logger: logger).status == 500)
         #expect(APIError.answer(for: StoreError.unavailable("down"), logger: logger) == .storeUnavailable)
-        #expect(APIError.answer(for: Config.Error(variable: "CRON_SECRET", problem: "is not set"), logger: logger)
-            == .misconfigured("CRON_SECRET", "is not set"))
+        #expect(
+            APIError.answer(for: Config.Error(variable: "CRON_SECRET", problem: "is not set"), logger: logger)
+                == .misconfigured("CRON_SECRET", "is not set"))
         #expect(APIError.answer(for: GraphFailure.transport(.timeout), logger: logger).code == "meta_unavailable")
         #expect(APIError.answer(for: CredentialCipher.Failure.unreadable, logger: logger).code == "credential_unreadable")
         // A client's own mistake is answered, not logged; a failure of the server is logged once.
@@ -59,7 +63,7 @@ import Testing
         #expect(logs.all.count == 6)
         struct Unknown: Error { var secret = "never shown" }
         let answer = APIError.answer(for: Unknown(), logger: logger)
-        #expect(answer == .internalError)
+        #expect(answer == .unexpected)
         #expect(!logs.text.contains("never shown"))
     }
 
@@ -68,7 +72,8 @@ import Testing
         world.connectTenant()
         try world.store.put(RecordKey.integration("tenant_a"), Array("{not json".utf8))
         let settings = world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings"))
-        let events = world.run(SendEventHandler.self, world.request("POST", "/api/connect/meta/events", body: #"{"events":[{"eventName":"Lead"}]}"#))
+        let events = world.run(
+            SendEventHandler.self, world.request("POST", "/api/connect/meta/events", body: #"{"events":[{"eventName":"Lead"}]}"#))
         for response in [settings, events] {
             #expect(response.status == 500 && response.errorCode == "store_record_invalid", "\(response.text)")
         }

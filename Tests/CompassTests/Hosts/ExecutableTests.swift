@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// The built executables run exactly as a CGI host runs them: only CGI and configuration
 /// variables (no PATH, no HOME), the body on stdin, the response read from stdout. Meta is the
@@ -47,9 +48,11 @@ final class CGIWorld: @unchecked Sendable {
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     }
 
-    func run(_ function: String, _ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
-             headers: [String: String] = [:], body: String = "", contentLength: String? = nil,
-             environment override: [String: String?] = [:]) throws -> Response {
+    func run(
+        _ function: String, _ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
+        headers: [String: String] = [:], body: String = "", contentLength: String? = nil,
+        environment override: [String: String?] = [:]
+    ) throws -> Response {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var env = configuration
         env.merge([
@@ -58,7 +61,11 @@ final class CGIWorld: @unchecked Sendable {
             "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "3000",
         ]) { _, new in new }
         if let tenant {
-            if cookie { env["HTTP_COOKIE"] = "compass_session=\(token(tenant))" } else { env["HTTP_AUTHORIZATION"] = "Bearer \(token(tenant))" }
+            if cookie {
+                env["HTTP_COOKIE"] = "compass_session=\(token(tenant))"
+            } else {
+                env["HTTP_AUTHORIZATION"] = "Bearer \(token(tenant))"
+            }
         }
         for (name, value) in headers { env["HTTP_" + name.uppercased().replacingOccurrences(of: "-", with: "_")] = value }
         if !body.isEmpty || contentLength != nil { env["CONTENT_LENGTH"] = contentLength ?? String(body.utf8.count) }
@@ -77,8 +84,9 @@ final class CGIWorld: @unchecked Sendable {
             return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmed)
         }
         let status = Int(headers.first { $0.0 == "Status" }?.1.prefix(3) ?? "") ?? 0
-        return Response(status: status, headers: headers, body: split.dropFirst().joined(separator: "\r\n\r\n"),
-                        raw: text, stderr: result.stderr)
+        return Response(
+            status: status, headers: headers, body: split.dropFirst().joined(separator: "\r\n\r\n"),
+            raw: text, stderr: result.stderr)
     }
 
     /// The world's credentials key, for records a test writes itself.
@@ -88,10 +96,13 @@ final class CGIWorld: @unchecked Sendable {
 
     /// A dead-lettered event of `tenant` in the world's file store, as the drain leaves one.
     func storeDeadLetter(_ eventId: String, tenant: String = "tenant_a") throws {
-        let payload: JSONValue = .object(["event_id": .string(eventId), "event_name": "Lead", "event_time": .int(Date().unixSeconds - 60),
-                                          "action_source": "system_generated", "user_data": .object(["external_id": .string(Hex.encode(Crypto.sha256(eventId)))])])
-        let event = NormalizedEvent(eventId: eventId, eventName: "Lead", eventTime: Date().unixSeconds - 60, actionSource: "system_generated",
-                                    payload: payload, matchKeys: ["external_id"], warnings: [])
+        let payload: JSONValue = .object([
+            "event_id": .string(eventId), "event_name": "Lead", "event_time": .int(Date().unixSeconds - 60),
+            "action_source": "system_generated", "user_data": .object(["external_id": .string(Hex.encode(Crypto.sha256(eventId)))]),
+        ])
+        let event = NormalizedEvent(
+            eventId: eventId, eventName: "Lead", eventTime: Date().unixSeconds - 60, actionSource: "system_generated",
+            payload: payload, matchKeys: ["external_id"], warnings: [])
         var entry = OutboxEntry(event, tenantId: tenant, now: Date(), error: "test", cipher: cipher)
         entry.deadReason = "max_attempts"
         try RecordStore(store: try FileStore(root: folder.path + "/store")).save(entry, at: RecordKey.dead(tenant, event.dedupKey))
@@ -131,7 +142,8 @@ final class CGIWorld: @unchecked Sendable {
     /// The sandbox fails the next `remaining` calls to `path`.
     func fault(_ kind: GraphSandbox.Fault.Kind, path: String, remaining: Int = 1, delay: Int? = nil) throws {
         let fault = GraphSandbox.Fault(kind: kind, path: path, remaining: remaining, delayMilliseconds: delay)
-        let response = try CurlTransport().send(HTTPRequest(method: "POST", url: server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
+        let response = try CurlTransport().send(
+            HTTPRequest(method: "POST", url: server.baseURL + "/sandbox/faults", body: JSON.encode(fault)))
         #expect(response.status == 201)
     }
 
@@ -164,13 +176,15 @@ final class CGIWorld: @unchecked Sendable {
         let pixels = try world.run("settings", "GET", "/api/connect/meta/settings?adAccountId=act_1000004")
         #expect((pixels.json["pixels"] as? [[String: Any]])?.prefix(2).map { $0["id"] as? String } == ["2000401", "2000402"])
 
-        let put = try world.run("settings", "PUT", "/api/connect/meta/settings",
-                                body: #"{"adAccountId":"act_1000004","pixelId":"2000402","testEventCode":"TEST9"}"#)
+        let put = try world.run(
+            "settings", "PUT", "/api/connect/meta/settings",
+            body: #"{"adAccountId":"act_1000004","pixelId":"2000402","testEventCode":"TEST9"}"#)
         #expect(put.status == 200)
         #expect(put.json["pixelId"] as? String == "2000402")
 
-        let disconnect = try world.run("disconnect", "POST", "/api/connect/meta/disconnect", cookie: true,
-                                       headers: ["Origin": World.base])
+        let disconnect = try world.run(
+            "disconnect", "POST", "/api/connect/meta/disconnect", cookie: true,
+            headers: ["Origin": World.base])
         #expect(disconnect.status == 200)
         #expect(disconnect.body == #"{"disconnected":true,"revokedAtMeta":true}"#)
         #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
@@ -178,7 +192,8 @@ final class CGIWorld: @unchecked Sendable {
 
     @Test func callbackOutcomesThroughTheExecutable() throws {
         let world = try CGIWorld()
-        let denied = try world.run("callback", "GET", "/api/connect/meta/callback?error=access_denied&error_reason=user_denied", cookie: true)
+        let denied = try world.run(
+            "callback", "GET", "/api/connect/meta/callback?error=access_denied&error_reason=user_denied", cookie: true)
         #expect(denied.header("Location") == "\(settings)?error=meta_denied")
 
         let query = try world.approvedCallbackQuery()
@@ -255,8 +270,9 @@ final class CGIWorld: @unchecked Sendable {
         // A request header `Proxy:` arrives as HTTP_PROXY. If libcurl honoured it, the exchange
         // would go to the dead port and fail; it must go straight to the sandbox.
         let query = try world.approvedCallbackQuery()
-        let response = try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true,
-                                     headers: ["Proxy": "http://127.0.0.1:9"], environment: ["http_proxy": "http://127.0.0.1:9"])
+        let response = try world.run(
+            "callback", "GET", "/api/connect/meta/callback?" + query, cookie: true,
+            headers: ["Proxy": "http://127.0.0.1:9"], environment: ["http_proxy": "http://127.0.0.1:9"])
         #expect(response.header("Location") == "\(settings)?connected=meta")
     }
 

@@ -1,14 +1,16 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct FastCGIProtocolTests {
@@ -44,8 +46,9 @@ import Glibc
     /// Past the limit the body is counted, and what is kept is its beginning, in order: a later
     /// small record never lands after a skipped large one.
     @Test func aBodyPastTheLimitKeepsItsFirstBytesInOrder() throws {
-        var request = try FastCGIRequestBuilder(begin: FastCGI.Record(type: 1, requestId: 1, content: [0, 1, 0, 0, 0, 0, 0, 0]),
-                                                maxBody: 100)
+        var request = try FastCGIRequestBuilder(
+            begin: FastCGI.Record(type: 1, requestId: 1, content: [0, 1, 0, 0, 0, 0, 0, 0]),
+            maxBody: 100)
         try request.add(FastCGI.Record(type: 4, requestId: 1, content: FastCGI.encodePairs([("CONTENT_LENGTH", "150")])))
         try request.add(FastCGI.Record(type: 4, requestId: 1, content: []))
         for (byte, count) in [(UInt8(1), 60), (2, 60), (3, 30)] {
@@ -65,9 +68,11 @@ import Glibc
     }
 
     func params(_ world: CGIWorld, _ method: String, _ path: String, tenant: String?, query: String = "") -> [String: String] {
-        var params = ["GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": method,
-                      "SCRIPT_NAME": path, "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
-                      "REMOTE_ADDR": "127.0.0.1"]
+        var params = [
+            "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": method,
+            "SCRIPT_NAME": path, "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
+            "REMOTE_ADDR": "127.0.0.1",
+        ]
         if let tenant { params["HTTP_AUTHORIZATION"] = "Bearer " + world.token(tenant) }
         return params
     }
@@ -137,9 +142,12 @@ import Glibc
         #expect(try settings.request(params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a")).status == 200)
         // A request half sent (PARAMS, no end of STDIN) when SIGTERM arrives.
         let id: UInt16 = 9_000
-        try settings.send(FastCGI.encode(.beginRequest, requestId: id, [0, 1, 1, 0, 0, 0, 0, 0])
-            + FastCGI.encode(.params, requestId: id, FastCGI.encodePairs(params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a").map { ($0.key, $0.value) }))
-            + FastCGI.encode(.params, requestId: id, []))
+        try settings.send(
+            FastCGI.encode(.beginRequest, requestId: id, [0, 1, 1, 0, 0, 0, 0, 0])
+                + FastCGI.encode(
+                    .params, requestId: id,
+                    FastCGI.encodePairs(params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a").map { ($0.key, $0.value) }))
+                + FastCGI.encode(.params, requestId: id, []))
         // The process has the request's records before the signal, however slow the machine.
         settings.waitUntilRead()
         kill(settings.pid, SIGTERM)
@@ -176,12 +184,16 @@ import Glibc
         let pairs = Dictionary(try FastCGI.decodePairs(values?.content ?? []), uniquingKeysWith: { a, _ in a })
         #expect(pairs == ["FCGI_MPXS_CONNS": "0", "FCGI_MAX_REQS": "1"])
         // A second request on the connection while the first is open is refused, the first served.
-        try connect.send(FastCGI.encode(.beginRequest, requestId: 1, [0, 1, 1, 0, 0, 0, 0, 0])
-            + FastCGI.encode(.beginRequest, requestId: 2, [0, 1, 1, 0, 0, 0, 0, 0]))
+        try connect.send(
+            FastCGI.encode(.beginRequest, requestId: 1, [0, 1, 1, 0, 0, 0, 0, 0])
+                + FastCGI.encode(.beginRequest, requestId: 2, [0, 1, 1, 0, 0, 0, 0, 0]))
         let refused = try connect.readAnswer(2)
         #expect(refused.records.last?.content[4] == FastCGI.ProtocolStatus.cantMultiplexConnections.rawValue)
-        try connect.send(FastCGI.encode(.params, requestId: 1, FastCGI.encodePairs(params(world, "GET", "/api/connect/meta", tenant: nil).map { ($0.key, $0.value) }))
-            + FastCGI.encode(.params, requestId: 1, []) + FastCGI.encode(.stdin, requestId: 1, []))
+        try connect.send(
+            FastCGI.encode(
+                .params, requestId: 1,
+                FastCGI.encodePairs(params(world, "GET", "/api/connect/meta", tenant: nil).map { ($0.key, $0.value) }))
+                + FastCGI.encode(.params, requestId: 1, []) + FastCGI.encode(.stdin, requestId: 1, []))
         #expect(CGIWorld.parse(.init(status: 0, stdout: try connect.readAnswer(1).stdout, stderr: "")).status == 401)
     }
 }
@@ -245,8 +257,10 @@ import Glibc
         try slowClientCheck(world) { host, world in
             let id: UInt16 = 7
             return FastCGI.encode(.beginRequest, requestId: id, [0, 1, 0, 0, 0, 0, 0, 0])
-                + FastCGI.encode(.params, requestId: id, FastCGI.encodePairs(
-                    host.params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_b").sorted { $0.key < $1.key }))
+                + FastCGI.encode(
+                    .params, requestId: id,
+                    FastCGI.encodePairs(
+                        host.params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_b").sorted { $0.key < $1.key }))
         }
     }
 
@@ -258,7 +272,8 @@ import Glibc
             var params = host.params(world, "PUT", "/api/connect/meta/settings", tenant: "tenant_b")
             params["CONTENT_LENGTH"] = String(body.count * 20)
             params["CONTENT_TYPE"] = "application/json"
-            let head = FastCGI.encode(.beginRequest, requestId: id, [0, 1, 0, 0, 0, 0, 0, 0])
+            let head =
+                FastCGI.encode(.beginRequest, requestId: id, [0, 1, 0, 0, 0, 0, 0, 0])
                 + FastCGI.encode(.params, requestId: id, FastCGI.encodePairs(params.sorted { $0.key < $1.key }))
                 + FastCGI.encode(.params, requestId: id, [])
             // The head at once (as a web server sends it), then the body a byte at a time.
@@ -270,8 +285,12 @@ import Glibc
     /// served), and SIGTERM ends the process while it waits for such a reader.
     @Test func aClientThatNeverReadsIsDroppedAndSigtermIsHonoured() throws {
         let world = try FastCGIHostTests().connectedWorld()
-        #expect(try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#).status == 200)
-        let events = (0..<3000).map { #"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"n\#($0)","userData":{"em":"reader\#($0)@example.com","external_id":"u-\#($0)"}}"# }
+        #expect(
+            try world.run("settings", "PUT", "/api/connect/meta/settings", body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#)
+                .status == 200)
+        let events = (0..<3000).map {
+            #"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"n\#($0)","userData":{"em":"reader\#($0)@example.com","external_id":"u-\#($0)"}}"#
+        }
         let body = Array(#"{"events":[\#(events.joined(separator: ","))]}"#.utf8)
         func flood(_ process: FastCGIProcess) throws -> Int32 {
             let fd = try rawConnection(process)
@@ -279,7 +298,8 @@ import Glibc
             var params = host.params(world, "POST", "/api/connect/meta/events", tenant: "tenant_a", query: "dryRun=1")
             params["CONTENT_LENGTH"] = String(body.count)
             params["CONTENT_TYPE"] = "application/json"
-            var bytes = FastCGI.encode(.beginRequest, requestId: id, [0, 1, 0, 0, 0, 0, 0, 0])
+            var bytes =
+                FastCGI.encode(.beginRequest, requestId: id, [0, 1, 0, 0, 0, 0, 0, 0])
                 + FastCGI.encode(.params, requestId: id, FastCGI.encodePairs(params.sorted { $0.key < $1.key }))
                 + FastCGI.encode(.params, requestId: id, [])
             for start in stride(from: 0, to: body.count, by: 60_000) {
@@ -305,9 +325,12 @@ import Glibc
         let started = Date()
         var small = host.params(world, "POST", "/api/connect/meta/events", tenant: "tenant_a", query: "dryRun=1")
         small["CONTENT_TYPE"] = "application/json"
-        let answer = try events1.request(small,
-                                         body: Array(#"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"x","userData":{"em":"a@b.co"}}"#.utf8),
-                                         keep: false)
+        let answer = try events1.request(
+            small,
+            body: Array(
+                #"{"eventName":"Lead","eventTime":\#(Date().unixSeconds - 60),"actionSource":"system_generated","eventId":"x","userData":{"em":"a@b.co"}}"#
+                    .utf8),
+            keep: false)
         #expect(answer.status == 200, "\(answer.raw.prefix(300))")
         #expect(Date().timeIntervalSince(started) < 5, "the next request waited \(Date().timeIntervalSince(started)) s")
 

@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// The fixture requests in Fixtures/requests, run through `compass-dev invoke` exactly as
 /// `scripts/invoke` runs them, each with the outcome it documents and its whole CGI response
@@ -53,7 +54,9 @@ import Testing
             let process = Process()
             process.executableURL = Executables.url("compass-dev")
             process.arguments = ["invoke", function, Self.folder.appendingPathComponent(fixture).path]
-            process.environment = world.configuration.merging(["SWIFT_BACKTRACE": "enable=no", "CRON_SECRET": "fixture-cron-secret"]) { _, new in new }
+            process.environment = world.configuration.merging(["SWIFT_BACKTRACE": "enable=no", "CRON_SECRET": "fixture-cron-secret"]) {
+                _, new in new
+            }
             let output = Pipe()
             process.standardOutput = output
             process.standardError = FileHandle.nullDevice

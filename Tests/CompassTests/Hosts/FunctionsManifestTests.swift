@@ -1,15 +1,17 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// functions.json is what hosts are configured from: it must match what was built.
 @Suite struct FunctionsManifestTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func manifest() throws -> FunctionsManifest {
         try FunctionsManifest.load(path: Self.root.appendingPathComponent("functions.json").path)
@@ -41,8 +43,9 @@ import Testing
     /// functions.json. These say where a route is missing.
     @Test func packageRoutesAndFunctionsJSONNameTheSameExecutables() throws {
         let packageText = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
-        let line = try #require(packageText.split(separator: "\n").first { $0.hasPrefix("let routes = [") },
-                                "Package.swift has no `let routes = [...]` line")
+        let line = try #require(
+            packageText.split(separator: "\n").first { $0.hasPrefix("let routes = [") },
+            "Package.swift has no `let routes = [...]` line")
         let routes = line.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
         let functions = try manifest().functions.filter { $0.planned != true }.map(\.executable)
         for route in routes where !functions.contains(route) {
@@ -58,8 +61,9 @@ import Testing
             let path = "Sources/\(function.executable)/main.swift"
             let text = try String(contentsOf: Self.root.appendingPathComponent(path), encoding: .utf8)
             let code = text.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("import ") && !$0.hasPrefix("//") }
-            #expect(code.count == 1 && code[0].hasPrefix("Runtime.run(") && code[0].hasSuffix("Handler.self)"),
-                    "\(path) should be one call, Runtime.run(SomeHandler.self)")
+            #expect(
+                code.count == 1 && code[0].hasPrefix("Runtime.run(") && code[0].hasSuffix("Handler.self)"),
+                "\(path) should be one call, Runtime.run(SomeHandler.self)")
         }
     }
 
@@ -77,8 +81,9 @@ import Testing
             let logged = over.stderr.split(separator: "\n").compactMap {
                 (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
             }
-            #expect(!logged.isEmpty && logged.allSatisfy { $0["function"] as? String == function.name },
-                    "\(function.name): log lines name another function: \(over.stderr.prefix(300))")
+            #expect(
+                !logged.isEmpty && logged.allSatisfy { $0["function"] as? String == function.name },
+                "\(function.name): log lines name another function: \(over.stderr.prefix(300))")
         }
     }
 
@@ -96,15 +101,18 @@ extension HostSetup {
     /// The repository's functions.json served from /srv/bin and /srv/data on port 3000.
     static func sample(environment: [String: String], fastCGI: Bool = false, sandbox: Bool = false) throws -> HostSetup {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        return HostSetup(manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
-                         environment: environment, fastCGI: fastCGI, sandbox: sandbox)
+        return HostSetup(
+            manifest: manifest, binDirectory: "/srv/bin", dataDirectory: "/srv/data", port: 3000,
+            environment: environment, fastCGI: fastCGI, sandbox: sandbox)
     }
 }
 
 @Suite struct LighttpdConfigTests {
     func render(sandbox: Bool) throws -> String {
-        try HostSetup.sample(environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
-                             sandbox: sandbox).lighttpdConfig()
+        try HostSetup.sample(
+            environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e\\cret", "CRON_SECRET": "c"],
+            sandbox: sandbox
+        ).lighttpdConfig()
     }
 
     @Test func withARealMetaAppNeitherTheSandboxNorTheDevConsoleIsServed() throws {
@@ -112,8 +120,10 @@ extension HostSetup {
         #expect(!config.contains("graph-sandbox"))
         #expect(!config.contains("dev-console"))
         #expect(!config.contains("/dev/login"))
-        for path in ["/api/connect/meta", "/api/connect/meta/callback", "/api/connect/meta/events/replay",
-                     "/api/cron/meta/refresh", "/api/connect/meta/data-deletion"] {
+        for path in [
+            "/api/connect/meta", "/api/connect/meta/callback", "/api/connect/meta/events/replay",
+            "/api/cron/meta/refresh", "/api/connect/meta/data-deletion",
+        ] {
             #expect(config.contains(#"$HTTP["url"] == "\#(path)""#), "\(path)")
         }
     }
@@ -134,8 +144,10 @@ extension HostSetup {
 
 @Suite struct NginxConfigTests {
     func render(fastCGI: Bool) throws -> String {
-        try HostSetup.sample(environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
-                             fastCGI: fastCGI).nginxConfig()
+        try HostSetup.sample(
+            environment: ["META_APP_ID": "1", "COMPASS_JWT_SECRET": "s\"e$c\\ret", "CRON_SECRET": "c"],
+            fastCGI: fastCGI
+        ).nginxConfig()
     }
 
     @Test func eachRouteGetsOnlyItsOwnVariablesAndLimits() throws {
@@ -204,15 +216,19 @@ extension HostSetup {
                 }
             }
             for variable in function.environment {
-                #expect(block.contains("\(SAMTemplate.environmentName(for: variable)): !Ref \(SAMTemplate.parameter(for: variable))"),
-                        "\(function.name): \(variable)")
+                #expect(
+                    block.contains("\(SAMTemplate.environmentName(for: variable)): !Ref \(SAMTemplate.parameter(for: variable))"),
+                    "\(function.name): \(variable)")
                 // A secret is never a plain environment variable: the function gets the secret's
                 // ARN, the extension that reads it, and the right to read that secret.
                 if SAMTemplate.secrets.contains(variable) {
                     #expect(!block.contains("          \(variable): "), "\(function.name): \(variable) in the environment")
-                    #expect(block.contains("- !Ref SecretsExtensionLayerArn") && block.contains("Action: \"secretsmanager:GetSecretValue\""))
-                    #expect(block.contains("!Ref \(SAMTemplate.secretParameterName(variable))\n")
-                            || block.contains("!Ref \(SAMTemplate.secretParameterName(variable)), !Ref \"AWS::NoValue\"]"), "\(function.name): \(variable)")
+                    #expect(
+                        block.contains("- !Ref SecretsExtensionLayerArn") && block.contains("Action: \"secretsmanager:GetSecretValue\""))
+                    #expect(
+                        block.contains("!Ref \(SAMTemplate.secretParameterName(variable))\n")
+                            || block.contains("!Ref \(SAMTemplate.secretParameterName(variable)), !Ref \"AWS::NoValue\"]"),
+                        "\(function.name): \(variable)")
                 }
             }
             #expect(block.contains("Timeout: \(function.schedule == nil ? min(function.timeoutSeconds, 29) : function.timeoutSeconds)"))

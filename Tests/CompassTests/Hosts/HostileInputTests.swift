@@ -1,25 +1,29 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// Hostile and broken input, to every handler as a CGI host runs it: each gets a clean 4xx (or
 /// the defined redirect) in bounded time, never a trap, a hang or a stack trace.
 @Suite(.serialized) struct HostileInputTests {
     /// Every built function of functions.json, with the method that reads a body when it has one.
-    static let manifest = (try? FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path))?
+    static let manifest =
+        (try? FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path))?
         .functions.filter { $0.planned != true } ?? []
     static let functions = manifest.map(\.executable)
     static let method = Dictionary(uniqueKeysWithValues: manifest.map { ($0.executable, $0.methods.last { $0 != "GET" } ?? $0.methods[0]) })
     static let path = Dictionary(uniqueKeysWithValues: manifest.map { ($0.executable, $0.paths[0]) })
 
-    func check(_ response: CGIWorld.Response, _ label: String, allowed: ClosedRange<Int> = 400...499,
-               redirectOK: Bool = false, elapsed: TimeInterval) {
+    func check(
+        _ response: CGIWorld.Response, _ label: String, allowed: ClosedRange<Int> = 400...499,
+        redirectOK: Bool = false, elapsed: TimeInterval
+    ) {
         if redirectOK && response.status == 302 {
             #expect(response.header("Location")?.hasPrefix(World.base + "/settings/integrations?error=") == true, "\(label)")
         } else {
@@ -45,14 +49,17 @@ import Testing
         let deep = String(repeating: "[", count: 300_000)
         let invalidUTF8 = String(decoding: [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D], as: UTF8.self)
         for function in Self.functions {
-            let method = Self.method[function]!, path = Self.path[function]!
+            let method = Self.method[function]!
+            let path = Self.path[function]!
             let redirect = function == "callback"
             // Every route, GET included, reads exactly CONTENT_LENGTH bytes before it answers (a
             // CGI host hands a GET's body over too): each broken length has its own answer.
-            for (label, body, length, code) in [("short body", "{\"a\":", "500", "incomplete_body"),
-                                                 ("negative length", "", "-1", "bad_content_length"),
-                                                 ("absurd length", "", "99999999999999999999999", "bad_content_length"),
-                                                 ("huge length", "", "900000000", "body_too_large")] {
+            for (label, body, length, code) in [
+                ("short body", "{\"a\":", "500", "incomplete_body"),
+                ("negative length", "", "-1", "bad_content_length"),
+                ("absurd length", "", "99999999999999999999999", "bad_content_length"),
+                ("huge length", "", "900000000", "body_too_large"),
+            ] {
                 let (response, elapsed) = try timed { try world.run(function, method, path, body: body, contentLength: length) }
                 check(response, "\(function) \(label)", allowed: 400...413, elapsed: elapsed)
                 #expect(response.errorCode == code, "\(function) \(label): \(response.body)")
@@ -68,7 +75,9 @@ import Testing
             let (wrong, elapsed) = try timed { try world.run(function, "PATCH", path) }
             #expect(wrong.status == 405 && wrong.header("Allow") != nil, "\(function) wrong method")
             #expect(elapsed < 20)
-            let (noMethod, _) = try timed { try world.run(function, "GET", path, environment: ["REQUEST_METHOD": nil, "GATEWAY_INTERFACE": "CGI/1.1"]) }
+            let (noMethod, _) = try timed {
+                try world.run(function, "GET", path, environment: ["REQUEST_METHOD": nil, "GATEWAY_INTERFACE": "CGI/1.1"])
+            }
             #expect(noMethod.status == 400, "\(function) missing REQUEST_METHOD")
         }
     }
@@ -94,14 +103,17 @@ import Testing
         for function in ["connect", "disconnect", "settings", "send-event"] {
             for (index, token) in tokens.enumerated() {
                 let (response, elapsed) = try timed {
-                    try world.run(function, Self.method[function]!, Self.path[function]!, tenant: nil,
-                                  headers: ["Authorization": "Bearer " + token], body: function == "settings" ? "{}" : "")
+                    try world.run(
+                        function, Self.method[function]!, Self.path[function]!, tenant: nil,
+                        headers: ["Authorization": "Bearer " + token], body: function == "settings" ? "{}" : "")
                 }
                 check(response, "\(function) token \(index)", allowed: 400...401, elapsed: elapsed)
             }
         }
         let (callback, _) = try timed {
-            try world.run("callback", "GET", "/api/connect/meta/callback?code=x&state=y", tenant: nil, headers: ["Cookie": "compass_session=" + tokens[5]])
+            try world.run(
+                "callback", "GET", "/api/connect/meta/callback?code=x&state=y", tenant: nil,
+                headers: ["Cookie": "compass_session=" + tokens[5]])
         }
         #expect(callback.header("Location") == World.base + "/settings/integrations?error=meta_state_invalid")
     }
@@ -116,8 +128,14 @@ import Testing
             ("settings", "PUT", "/api/connect/meta/settings", #"{"adAccountId":"act_1000001","pixelId":"../../../etc/passwd"}"#),
             ("settings", "PUT", "/api/connect/meta/settings", #"{"adAccountId":"act_1000001\u0000"}"#),
             ("settings", "PUT", "/api/connect/meta/settings", #"{"testEventCode":"\r\nX-Evil: 1"}"#),
-            ("send-event", "POST", "/api/connect/meta/events", #"{"events":[{"eventName":"Lead","eventTime":1e308,"actionSource":"email","userData":{"em":"a@b.co"}}]}"#),
-            ("send-event", "POST", "/api/connect/meta/events", #"{"events":[{"eventName":"Lead","eventTime":-5,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"value":"NaN"}}]}"#),
+            (
+                "send-event", "POST", "/api/connect/meta/events",
+                #"{"events":[{"eventName":"Lead","eventTime":1e308,"actionSource":"email","userData":{"em":"a@b.co"}}]}"#
+            ),
+            (
+                "send-event", "POST", "/api/connect/meta/events",
+                #"{"events":[{"eventName":"Lead","eventTime":-5,"actionSource":"email","userData":{"em":"a@b.co"},"customData":{"value":"NaN"}}]}"#
+            ),
         ]
         for (function, method, target, body) in attempts {
             let (response, elapsed) = try timed { try world.run(function, method, target, body: body) }
@@ -127,7 +145,10 @@ import Testing
         let many = "{\"events\":[" + Array(repeating: "{}", count: 10_001).joined(separator: ",") + "]}"
         let (tooMany, elapsed) = try timed { try world.run("send-event", "POST", "/api/connect/meta/events", body: many) }
         check(tooMany, "too many events", allowed: 413...413, elapsed: elapsed)
-        for query in ["state=a&state=b&code=x", "code=&state=", "error=&error=x", "%00=%00", "state=" + String(repeating: "x", count: 5000) + "&code=1"] {
+        for query in [
+            "state=a&state=b&code=x", "code=&state=", "error=&error=x", "%00=%00",
+            "state=" + String(repeating: "x", count: 5000) + "&code=1",
+        ] {
             let (response, _) = try timed { try world.run("callback", "GET", "/api/connect/meta/callback?" + query, cookie: true) }
             #expect(response.status == 302, "callback \(query.prefix(30))")
             #expect(response.header("Location")?.hasPrefix(World.base + "/settings/integrations?") == true)

@@ -1,14 +1,16 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The Lambda Runtime API (2018-06-01) as AWS documents it, on loopback: invocations handed out
@@ -25,8 +27,19 @@ final class LambdaEmulator: @unchecked Sendable {
     }
     /// Shared with the server's threads, which may outlive the emulator (a long poll pending).
     final class State: Sendable {
-        let value = Mutex((queue: [(id: String, event: String, seconds: Double)](), outcomes: [String: Outcome](), deadlines: [String: Int64](), initError: String?.none))
-        func withLock<T>(_ body: (inout (queue: [(id: String, event: String, seconds: Double)], outcomes: [String: Outcome], deadlines: [String: Int64], initError: String?)) -> T) -> T {
+        let value = Mutex(
+            (
+                queue: [(id: String, event: String, seconds: Double)](), outcomes: [String: Outcome](), deadlines: [String: Int64](),
+                initError: String?.none
+            ))
+        func withLock<T>(
+            _ body: (
+                inout (
+                    queue: [(id: String, event: String, seconds: Double)], outcomes: [String: Outcome], deadlines: [String: Int64],
+                    initError: String?
+                )
+            ) -> T
+        ) -> T {
             value.withLock { body(&$0) }
         }
     }
@@ -43,13 +56,15 @@ final class LambdaEmulator: @unchecked Sendable {
                     if let next = state.withLock({ $0.queue.isEmpty ? nil : $0.queue.removeFirst() }) {
                         let deadline = LambdaEmulator.now + Int64(next.seconds * 1000)
                         state.withLock { $0.deadlines[next.id] = deadline }
-                        return HTTPResponse(status: 200, headers: [
-                            "Lambda-Runtime-Aws-Request-Id": next.id,
-                            "Lambda-Runtime-Deadline-Ms": String(deadline),
-                            "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
-                            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:000000000000:function:test",
-                            "Content-Type": "application/json",
-                        ], body: Array(next.event.utf8))
+                        return HTTPResponse(
+                            status: 200,
+                            headers: [
+                                "Lambda-Runtime-Aws-Request-Id": next.id,
+                                "Lambda-Runtime-Deadline-Ms": String(deadline),
+                                "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
+                                "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:000000000000:function:test",
+                                "Content-Type": "application/json",
+                            ], body: Array(next.event.utf8))
                     }
                     usleep(5_000)
                 }
@@ -63,7 +78,10 @@ final class LambdaEmulator: @unchecked Sendable {
             let parts = target.dropFirst((prefix + "/invocation/").count).split(separator: "/")
             if method == "POST", target.hasPrefix(prefix + "/invocation/"), parts.count == 2 {
                 let id = String(parts[0])
-                state.withLock { $0.outcomes[id] = Outcome(kind: String(parts[1]), body: text, receivedAt: LambdaEmulator.now, deadline: $0.deadlines[id] ?? 0) }
+                state.withLock {
+                    $0.outcomes[id] = Outcome(
+                        kind: String(parts[1]), body: text, receivedAt: LambdaEmulator.now, deadline: $0.deadlines[id] ?? 0)
+                }
                 return HTTPResponse(status: 202, body: Array("{}".utf8))
             }
             return HTTPResponse(status: 404, body: [])
@@ -97,8 +115,10 @@ struct LambdaFunction {
 
     static let jwtSecret = "lambda-jwt-secret-0123456789abcdef0123"
 
-    static func start(_ name: String, emulator: LambdaEmulator, store: String? = nil, environment extra: [String: String] = [:],
-                      removing: [String] = [], folder shared: URL? = nil) throws -> LambdaFunction {
+    static func start(
+        _ name: String, emulator: LambdaEmulator, store: String? = nil, environment extra: [String: String] = [:],
+        removing: [String] = [], folder shared: URL? = nil
+    ) throws -> LambdaFunction {
         // Not under /tmp (where a clone may live too): a Lambda host refuses a file store there.
         let folder = shared ?? URL(fileURLWithPath: "/var/tmp/compass-lambda-tests/\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -130,7 +150,8 @@ struct LambdaFunction {
 
 @Suite struct LambdaEventTests {
     @Test func anHTTPAPIEventBecomesTheCGIRequestAndItsAnswerComesBackInItsShape() throws {
-        let event = #"{"version":"2.0","rawPath":"/api/connect/meta/events","rawQueryString":"dryRun=1","cookies":["a=1","compass_session=xyz"],"headers":{"content-type":"application/json","x-forwarded-for":"203.0.113.9"},"requestContext":{"http":{"method":"POST","sourceIp":"203.0.113.9"}},"body":"eyJhIjoxfQ==","isBase64Encoded":true}"#
+        let event =
+            #"{"version":"2.0","rawPath":"/api/connect/meta/events","rawQueryString":"dryRun=1","cookies":["a=1","compass_session=xyz"],"headers":{"content-type":"application/json","x-forwarded-for":"203.0.113.9"},"requestContext":{"http":{"method":"POST","sourceIp":"203.0.113.9"}},"body":"eyJhIjoxfQ==","isBase64Encoded":true}"#
         guard case .http(let environment, let body, let shape) = LambdaEvent.parse(Array(event.utf8)) else {
             Issue.record("not an HTTP event")
             return
@@ -145,12 +166,14 @@ struct LambdaFunction {
 
         var response = CGIResponse.redirect(to: "https://www.facebook.com/v26.0/dialog/oauth?x=1")
         response.headers.append(("Set-Cookie", "a=b; Path=/"))
-        let answer = try #require(try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(response, shape: .httpV2, isHead: false))) as? [String: Any])
+        let answer = try #require(
+            try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(response, shape: .httpV2, isHead: false))) as? [String: Any])
         #expect(answer["statusCode"] as? Int == 302)
         #expect((answer["headers"] as? [String: String])?["Location"] == "https://www.facebook.com/v26.0/dialog/oauth?x=1")
         #expect(answer["cookies"] as? [String] == ["a=b; Path=/"])
         let binary = CGIResponse(status: 200, headers: [("Content-Type", "image/png")], body: [0, 255])
-        let encoded = try #require(try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(binary, shape: .httpV2, isHead: false))) as? [String: Any])
+        let encoded = try #require(
+            try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(binary, shape: .httpV2, isHead: false))) as? [String: Any])
         #expect(encoded["isBase64Encoded"] as? Bool == true && encoded["body"] as? String == "AP8=")
     }
 
@@ -176,16 +199,20 @@ struct LambdaFunction {
     }
 
     @Test func restAndLoadBalancerEventsSchedulesAndTheRest() throws {
-        let rest = #"{"httpMethod":"GET","path":"/api/connect/meta/settings","multiValueHeaders":{"Cookie":["compass_session=abc"]},"multiValueQueryStringParameters":{"adAccountId":["act_1"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#
+        let rest =
+            #"{"httpMethod":"GET","path":"/api/connect/meta/settings","multiValueHeaders":{"Cookie":["compass_session=abc"]},"multiValueQueryStringParameters":{"adAccountId":["act_1"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#
         guard case .http(let environment, _, let shape) = LambdaEvent.parse(Array(rest.utf8)) else {
             Issue.record("not an HTTP event")
             return
         }
         #expect(shape == .restV1(multiValue: true) && environment["HTTP_COOKIE"] == "compass_session=abc")
         #expect(environment["QUERY_STRING"] == "adAccountId=act_1" && environment["REMOTE_ADDR"] == "198.51.100.1")
-        let multi = try #require(try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(.json(200, ["ok": true]), shape: shape, isHead: false))) as? [String: Any])
+        let multi = try #require(
+            try JSONSerialization.jsonObject(with: Data(LambdaEvent.response(.json(200, ["ok": true]), shape: shape, isHead: false)))
+                as? [String: Any])
         #expect((multi["multiValueHeaders"] as? [String: [String]])?["Content-Type"] == ["application/json; charset=utf-8"])
-        let alb = #"{"httpMethod":"GET","path":"/","headers":{"host":"x"},"requestContext":{"elb":{"targetGroupArn":"arn"}},"body":"","isBase64Encoded":false}"#
+        let alb =
+            #"{"httpMethod":"GET","path":"/","headers":{"host":"x"},"requestContext":{"elb":{"targetGroupArn":"arn"}},"body":"","isBase64Encoded":false}"#
         guard case .http(_, _, let albShape) = LambdaEvent.parse(Array(alb.utf8)) else {
             Issue.record("not an HTTP event")
             return
@@ -193,14 +220,19 @@ struct LambdaFunction {
         #expect(albShape == .loadBalancer(multiValue: false))
         // A load balancer passes the query as the client sent it, percent-encoded; API Gateway
         // decodes it. Both become the same CGI query string.
-        let encodedByClient = #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a%2Bb%20c","e%3Dx":"1"},"requestContext":{"elb":{"targetGroupArn":"arn"}},"body":"","isBase64Encoded":false}"#
-        let decodedByGateway = #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a+b c","e=x":"1"},"requestContext":{"identity":{}},"body":null,"isBase64Encoded":false}"#
+        let encodedByClient =
+            #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a%2Bb%20c","e%3Dx":"1"},"requestContext":{"elb":{"targetGroupArn":"arn"}},"body":"","isBase64Encoded":false}"#
+        let decodedByGateway =
+            #"{"httpMethod":"GET","path":"/","headers":{},"queryStringParameters":{"q":"a+b c","e=x":"1"},"requestContext":{"identity":{}},"body":null,"isBase64Encoded":false}"#
         guard case .http(let fromALB, _, _) = LambdaEvent.parse(Array(encodedByClient.utf8)),
-              case .http(let fromGateway, _, _) = LambdaEvent.parse(Array(decodedByGateway.utf8)) else {
+            case .http(let fromGateway, _, _) = LambdaEvent.parse(Array(decodedByGateway.utf8))
+        else {
             Issue.record("not HTTP events")
             return
         }
-        #expect(fromALB["QUERY_STRING"] == fromGateway["QUERY_STRING"], "\(fromALB["QUERY_STRING"] ?? "") vs \(fromGateway["QUERY_STRING"] ?? "")")
+        #expect(
+            fromALB["QUERY_STRING"] == fromGateway["QUERY_STRING"],
+            "\(fromALB["QUERY_STRING"] ?? "") vs \(fromGateway["QUERY_STRING"] ?? "")")
         #expect(QueryParameters(parsing: fromALB["QUERY_STRING"] ?? "").single("q") == "a+b c")
         #expect(LambdaEvent.parse(Array(#"{"source":"aws.events","detail-type":"Scheduled Event","detail":{}}"#.utf8)) == .schedule)
         #expect(LambdaEvent.parse(Array(#"{"source":"aws.scheduler","detail-type":"Scheduled Event"}"#.utf8)) == .schedule)
@@ -220,7 +252,8 @@ struct LambdaFunction {
 @Suite(.serialized) struct LambdaRuntimeTests {
     static func httpEvent(_ method: String, _ path: String, tenant: String?, query: String = "") -> String {
         let cookies = tenant.map { #","cookies":["compass_session=\#(LambdaFunction.session($0))"]"# } ?? ""
-        return #"{"version":"2.0","rawPath":"\#(path)","rawQueryString":"\#(query)"\#(cookies),"headers":{"host":"lambda.example"},"requestContext":{"http":{"method":"\#(method)","sourceIp":"203.0.113.7"}},"isBase64Encoded":false}"#
+        return
+            #"{"version":"2.0","rawPath":"\#(path)","rawQueryString":"\#(query)"\#(cookies),"headers":{"host":"lambda.example"},"requestContext":{"http":{"method":"\#(method)","sourceIp":"203.0.113.7"}},"isBase64Encoded":false}"#
     }
 
     @Test func oneProcessServesManyInvocationsInTheirShapes() throws {
@@ -234,8 +267,14 @@ struct LambdaFunction {
         emulator.invoke("a4", Self.httpEvent("GET", "/api/connect/meta", tenant: "tenant_two"))
         emulator.invoke("a5", Self.httpEvent("POST", "/api/connect/meta", tenant: "tenant_one"))
         let session = LambdaFunction.session("tenant_one")
-        emulator.invoke("a6", #"{"httpMethod":"GET","path":"/api/connect/meta","multiValueHeaders":{"Cookie":["compass_session=\#(session)"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#)
-        emulator.invoke("a7", #"{"httpMethod":"GET","path":"/api/connect/meta","headers":{"authorization":"Bearer \#(session)"},"requestContext":{"elb":{"targetGroupArn":"arn:aws:elasticloadbalancing:eu-west-1:000000000000:targetgroup/t/0"}},"body":"","isBase64Encoded":false}"#)
+        emulator.invoke(
+            "a6",
+            #"{"httpMethod":"GET","path":"/api/connect/meta","multiValueHeaders":{"Cookie":["compass_session=\#(session)"]},"requestContext":{"identity":{"sourceIp":"198.51.100.1"}},"body":null,"isBase64Encoded":false}"#
+        )
+        emulator.invoke(
+            "a7",
+            #"{"httpMethod":"GET","path":"/api/connect/meta","headers":{"authorization":"Bearer \#(session)"},"requestContext":{"elb":{"targetGroupArn":"arn:aws:elasticloadbalancing:eu-west-1:000000000000:targetgroup/t/0"}},"body":"","isBase64Encoded":false}"#
+        )
         let outcomes = emulator.outcomes(["a1", "a2", "a3", "a4", "a5", "a6", "a7"])
         #expect(function.process.isRunning, "the process went on after every invocation")
         let first = try #require(outcomes["a1"])
@@ -249,7 +288,9 @@ struct LambdaFunction {
         #expect(outcomes["a5"]?.json["statusCode"] as? Int == 405)
         // A REST API event with multi-value headers is answered in them; a load balancer's in its shape.
         let rest = outcomes["a6"]?.json["multiValueHeaders"] as? [String: [String]]
-        #expect(outcomes["a6"]?.json["statusCode"] as? Int == 302 && rest?["Location"]?.first?.contains("state=") == true, "\(String(describing: outcomes["a6"]))")
+        #expect(
+            outcomes["a6"]?.json["statusCode"] as? Int == 302 && rest?["Location"]?.first?.contains("state=") == true,
+            "\(String(describing: outcomes["a6"]))")
         #expect(outcomes["a7"]?.json["statusCode"] as? Int == 302 && outcomes["a7"]?.json["statusDescription"] as? String == "302 OK")
         #expect((outcomes["a7"]?.json["headers"] as? [String: String])?["Location"]?.contains("state=") == true)
     }
@@ -280,7 +321,9 @@ struct LambdaFunction {
             server = try LoopbackServer(headers: { method, target, headers, _ in
                 let extensionState = box.value!
                 extensionState.calls.withLock { $0 += 1 }
-                guard extensionState.invoking.withLock({ $0 }) else { return HTTPResponse(status: 400, body: Array("not ready: INIT".utf8)) }
+                guard extensionState.invoking.withLock({ $0 }) else {
+                    return HTTPResponse(status: 400, body: Array("not ready: INIT".utf8))
+                }
                 guard method == "GET", headers["x-aws-parameters-secrets-token"] == token else {
                     return HTTPResponse(status: 401, body: Array("missing or wrong X-Aws-Parameters-Secrets-Token".utf8))
                 }
@@ -288,18 +331,29 @@ struct LambdaFunction {
                 let query = QueryParameters(parsing: parts.count > 1 ? parts[1] : "")
                 switch parts.first {
                 case "/secretsmanager/get":
-                    guard let id = query.single("secretId"), let value = secrets[id] else { return HTTPResponse(status: 400, body: Array("ResourceNotFoundException".utf8)) }
-                    return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: JSON.encode(JSONValue.object([
-                        "ARN": .string(id), "Name": .string(String(id.split(separator: ":").last ?? "")), "SecretString": .string(value),
-                        "VersionId": "v1", "VersionStages": .array(["AWSCURRENT"]), "CreatedDate": "2026-12-01T00:00:00Z",
-                    ])))
+                    guard let id = query.single("secretId"), let value = secrets[id] else {
+                        return HTTPResponse(status: 400, body: Array("ResourceNotFoundException".utf8))
+                    }
+                    return HTTPResponse(
+                        status: 200, headers: ["content-type": "application/json"],
+                        body: JSON.encode(
+                            JSONValue.object([
+                                "ARN": .string(id), "Name": .string(String(id.split(separator: ":").last ?? "")),
+                                "SecretString": .string(value),
+                                "VersionId": "v1", "VersionStages": .array(["AWSCURRENT"]), "CreatedDate": "2026-12-01T00:00:00Z",
+                            ])))
                 case "/systemsmanager/parameters/get":
                     guard query.single("withDecryption") == "true", let name = query.single("name"), let value = parameters[name] else {
                         return HTTPResponse(status: 400, body: Array("ParameterNotFound".utf8))
                     }
-                    return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: JSON.encode(JSONValue.object([
-                        "Parameter": .object(["Name": .string(name), "Type": "SecureString", "Value": .string(value), "Version": .int(1)]),
-                    ])))
+                    return HTTPResponse(
+                        status: 200, headers: ["content-type": "application/json"],
+                        body: JSON.encode(
+                            JSONValue.object([
+                                "Parameter": .object([
+                                    "Name": .string(name), "Type": "SecureString", "Value": .string(value), "Version": .int(1),
+                                ])
+                            ])))
                 default:
                     return HTTPResponse(status: 404, body: [])
                 }
@@ -316,14 +370,18 @@ struct LambdaFunction {
         let storeFolder = "/var/tmp/compass-lambda-tests/secrets-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: storeFolder) }
         let arn = "arn:aws:secretsmanager:eu-west-1:000000000000:secret:compass/meta-app-secret-AbCdEf"
-        let extensionServer = try SecretsExtension(token: "session-token-1", secrets: [arn: World.appSecret],
-                                                   parameters: ["/compass/store-url": "file://\(storeFolder)/store"])
+        let extensionServer = try SecretsExtension(
+            token: "session-token-1", secrets: [arn: World.appSecret],
+            parameters: ["/compass/store-url": "file://\(storeFolder)/store"])
         defer { extensionServer.server.stop() }
-        let environment = ["META_APP_SECRET_SECRET_ID": arn, "STORE_URL_SECRET_ID": "ssm:/compass/store-url",
-                           "AWS_SESSION_TOKEN": "session-token-1", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": String(extensionServer.server.port)]
+        let environment = [
+            "META_APP_SECRET_SECRET_ID": arn, "STORE_URL_SECRET_ID": "ssm:/compass/store-url",
+            "AWS_SESSION_TOKEN": "session-token-1", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": String(extensionServer.server.port),
+        ]
         let emulator = try LambdaEmulator()
         defer { emulator.server.stop() }
-        let function = try LambdaFunction.start("connect", emulator: emulator, environment: environment, removing: ["META_APP_SECRET", "STORE_URL"])
+        let function = try LambdaFunction.start(
+            "connect", emulator: emulator, environment: environment, removing: ["META_APP_SECRET", "STORE_URL"])
         defer { function.stop() }
         usleep(300_000)
         #expect(emulator.initError == nil && function.process.isRunning, "\(emulator.initError ?? "")")
@@ -340,14 +398,19 @@ struct LambdaFunction {
         // A token the extension refuses: the first invocation fails naming the variable.
         let refused = try LambdaEmulator()
         defer { refused.server.stop() }
-        let other = try LambdaFunction.start("settings", emulator: refused, environment: environment.merging(["AWS_SESSION_TOKEN": "stale"]) { _, new in new },
-                                             removing: ["META_APP_SECRET", "STORE_URL"])
+        let other = try LambdaFunction.start(
+            "settings", emulator: refused, environment: environment.merging(["AWS_SESSION_TOKEN": "stale"]) { _, new in new },
+            removing: ["META_APP_SECRET", "STORE_URL"])
         defer { other.stop() }
         refused.invoke("r1", Self.httpEvent("GET", "/api/connect/meta/settings", tenant: "tenant_one"))
         let failed = refused.outcome("r1")
-        #expect(failed?.kind == "error" && failed?.json["errorType"] as? String == "Runtime.ConfigurationError", "\(String(describing: failed))")
-        #expect((failed?.json["errorMessage"] as? String)?.contains("_SECRET_ID could not be read: the Parameters and Secrets extension answered HTTP 401") == true,
-                "\(String(describing: failed))")
+        #expect(
+            failed?.kind == "error" && failed?.json["errorType"] as? String == "Runtime.ConfigurationError", "\(String(describing: failed))"
+        )
+        #expect(
+            (failed?.json["errorMessage"] as? String)?.contains(
+                "_SECRET_ID could not be read: the Parameters and Secrets extension answered HTTP 401") == true,
+            "\(String(describing: failed))")
         #expect(failed?.body.contains(World.appSecret) == false)
         other.process.waitUntilExit()
         #expect(other.process.terminationStatus == 1)
@@ -379,10 +442,13 @@ struct LambdaFunction {
     static let credentialsKey = Data(Crypto.randomBytes(32)).base64EncodedString()
 
     /// An HTTP API (payload 2.0) event; a body goes base64-encoded, as API Gateway sends binary.
-    static func event(_ method: String, _ path: String, query: String = "", headers: [String: String] = [:],
-                      cookies: [String] = [], body: String? = nil) -> String {
+    static func event(
+        _ method: String, _ path: String, query: String = "", headers: [String: String] = [:],
+        cookies: [String] = [], body: String? = nil
+    ) -> String {
         var event: [String: Any] = [
-            "version": "2.0", "rawPath": path, "rawQueryString": query, "headers": headers.merging(["host": "compass.example"]) { a, _ in a },
+            "version": "2.0", "rawPath": path, "rawQueryString": query,
+            "headers": headers.merging(["host": "compass.example"]) { a, _ in a },
             "requestContext": ["http": ["method": method, "sourceIp": "203.0.113.7"]], "isBase64Encoded": body != nil,
         ]
         if !cookies.isEmpty { event["cookies"] = cookies }
@@ -404,9 +470,11 @@ struct LambdaFunction {
 
         func start(_ name: String, environment: [String: String] = [:]) throws {
             let emulator = try LambdaEmulator()
-            let function = try LambdaFunction.start(name, emulator: emulator, environment: [
-                "META_GRAPH_URL": server.baseURL, "META_DIALOG_URL": server.baseURL, "CREDENTIALS_KEY": LambdaFlowTests.credentialsKey,
-            ].merging(environment) { _, new in new }, folder: folder)
+            let function = try LambdaFunction.start(
+                name, emulator: emulator,
+                environment: [
+                    "META_GRAPH_URL": server.baseURL, "META_DIALOG_URL": server.baseURL, "CREDENTIALS_KEY": LambdaFlowTests.credentialsKey,
+                ].merging(environment) { _, new in new }, folder: folder)
             running[name] = (emulator, function)
         }
 
@@ -446,24 +514,35 @@ struct LambdaFunction {
         let query = String(back.split(separator: "?", maxSplits: 1)[1])
 
         let callback = try functions.invoke("callback", Self.event("GET", "/api/connect/meta/callback", query: query, cookies: [session]))
-        #expect((callback.json["headers"] as? [String: String])?["Location"] == "https://compass.example/settings/integrations?connected=meta",
-                "\(callback.body)")
+        #expect(
+            (callback.json["headers"] as? [String: String])?["Location"] == "https://compass.example/settings/integrations?connected=meta",
+            "\(callback.body)")
 
         let token = LambdaFunction.session("tenant_lambda")
-        let listed = try functions.invoke("settings", Self.event("GET", "/api/connect/meta/settings", query: "adAccountId=act_1000001",
-                                                                 headers: ["authorization": "Bearer " + token]))
+        let listed = try functions.invoke(
+            "settings",
+            Self.event(
+                "GET", "/api/connect/meta/settings", query: "adAccountId=act_1000001",
+                headers: ["authorization": "Bearer " + token]))
         #expect(listed.json["statusCode"] as? Int == 200, "\(listed.body)")
         #expect((listed.json["body"] as? String)?.contains("2000101") == true)
-        let saved = try functions.invoke("settings", Self.event("PUT", "/api/connect/meta/settings",
-                                                                headers: ["origin": "https://compass.example", "content-type": "application/json"],
-                                                                cookies: [session], body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#))
+        let saved = try functions.invoke(
+            "settings",
+            Self.event(
+                "PUT", "/api/connect/meta/settings",
+                headers: ["origin": "https://compass.example", "content-type": "application/json"],
+                cookies: [session], body: #"{"adAccountId":"act_1000001","pixelId":"2000101"}"#))
         #expect(saved.json["statusCode"] as? Int == 200, "\(saved.body)")
 
-        let sent = try functions.invoke("send-event", Self.event("POST", "/api/connect/meta/events",
-                                                                 headers: ["authorization": "Bearer " + token, "content-type": "application/json"],
-                                                                 body: LighttpdHost.lead("lambda-flow-1")))
+        let sent = try functions.invoke(
+            "send-event",
+            Self.event(
+                "POST", "/api/connect/meta/events",
+                headers: ["authorization": "Bearer " + token, "content-type": "application/json"],
+                body: LighttpdHost.lead("lambda-flow-1")))
         #expect(sent.json["statusCode"] as? Int == 200, "\(sent.body)")
-        let delivered = try CurlTransport().send(HTTPRequest(method: "GET", url: functions.server.baseURL + "/sandbox/events?pixel=2000101"))
+        let delivered = try CurlTransport().send(
+            HTTPRequest(method: "GET", url: functions.server.baseURL + "/sandbox/events?pixel=2000101"))
         #expect(String(decoding: delivered.body, as: UTF8.self).contains("lambda-flow-1"))
     }
 
@@ -481,9 +560,11 @@ struct LambdaFunction {
         let fault = GraphSandbox.Fault(kind: .timeout, path: "oauth/access_token", remaining: 1, delayMilliseconds: 20_000)
         _ = functions.sandbox.handle(.init(method: "POST", path: "/sandbox/faults", query: QueryParameters(), body: JSON.encode(fault)))
 
-        let callback = try functions.invoke("callback", Self.event("GET", "/api/connect/meta/callback", query: query, cookies: [session]),
-                                            seconds: 4)
-        #expect((callback.json["headers"] as? [String: String])?["Location"]
+        let callback = try functions.invoke(
+            "callback", Self.event("GET", "/api/connect/meta/callback", query: query, cookies: [session]),
+            seconds: 4)
+        #expect(
+            (callback.json["headers"] as? [String: String])?["Location"]
                 == "https://compass.example/settings/integrations?error=meta_exchange_failed", "\(callback.body)")
         // Answered before the deadline (Lambda would have ended the process), not after Meta's 20 s.
         #expect(callback.receivedAt <= callback.deadline, "answered \(callback.receivedAt - callback.deadline) ms after the deadline")

@@ -1,16 +1,19 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 @Suite struct GraphClientTests {
     func client(_ world: World) -> GraphClient {
-        GraphClient(config: world.config, app: world.config.metaAppID.map { Config.MetaApp(id: $0, secret: World.appSecret) } ?? Config.MetaApp(id: "", secret: ""),
-                    transport: world.transport, logger: world.logs.logger())
+        GraphClient(
+            config: world.config,
+            app: world.config.metaAppID.map { Config.MetaApp(id: $0, secret: World.appSecret) } ?? Config.MetaApp(id: "", secret: ""),
+            transport: world.transport, logger: world.logs.logger())
     }
 
     func longLivedToken(_ world: World) throws -> String {
@@ -39,7 +42,8 @@ import Testing
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.contains("/me/adaccounts") else { return nil }
-                return HTTPResponse(status: 200, body: Array(#"{"data":[],"paging":{"next":"https://evil.example/steal?access_token=x"}}"#.utf8))
+                return HTTPResponse(
+                    status: 200, body: Array(#"{"data":[],"paging":{"next":"https://evil.example/steal?access_token=x"}}"#.utf8))
             }
         }
         #expect(throws: GraphFailure.badResponse(status: 200, reason: "paging link points outside the Graph API")) {
@@ -60,7 +64,7 @@ import Testing
 
     @Test func anUndocumentedAnswerIsABadResponseNotACrash() throws {
         let world = World()
-        for body in ["", "null", "[]", #"{"data":"x"}"#, #"{"data":[{"id":5}]}"#, #"{"data":[{"id":"../x"}]}"#, "{\"data\":[" ] {
+        for body in ["", "null", "[]", #"{"data":"x"}"#, #"{"data":[{"id":5}]}"#, #"{"data":[{"id":"../x"}]}"#, "{\"data\":["] {
             world.transport.intercept.withLock { $0 = { _ in HTTPResponse(status: 200, body: Array(body.utf8)) } }
             #expect(throws: GraphFailure.self) { try client(world).adAccounts(token: "t0ken-value") }
         }
@@ -112,22 +116,32 @@ import Testing
 
     @Test func readsWhenMetaLetsTheAppCallAgain() {
         #expect(GraphClient.retryAfter(["retry-after": "30"]) == 30)
-        #expect(GraphClient.retryAfter(["x-business-use-case-usage":
-            #"{"123":[{"type":"ads_management","call_count":100,"estimated_time_to_regain_access":5},{"estimated_time_to_regain_access":2}]}"#]) == 300)
+        #expect(
+            GraphClient.retryAfter([
+                "x-business-use-case-usage":
+                    #"{"123":[{"type":"ads_management","call_count":100,"estimated_time_to_regain_access":5},{"estimated_time_to_regain_access":2}]}"#
+            ]) == 300)
         #expect(GraphClient.retryAfter(["x-business-use-case-usage": "not json"]) == nil)
         #expect(GraphClient.retryAfter([:]) == nil)
         // Found by the fuzzer: minutes this large overflowed when turned into seconds.
-        #expect(GraphClient.retryAfter(["x-business-use-case-usage":
-            #"{"123":[{"tt":100,"estimated_time_to_regain_access":5222222222222222222}]}"#]) == 86_400)
+        #expect(
+            GraphClient.retryAfter([
+                "x-business-use-case-usage":
+                    #"{"123":[{"tt":100,"estimated_time_to_regain_access":5222222222222222222}]}"#
+            ]) == 86_400)
         #expect(GraphClient.retryAfter(["retry-after": "99999999"]) == 86_400)
         #expect(GraphClient.retryAfter(["x-business-use-case-usage": #"{"1":[{"estimated_time_to_regain_access":-5}]}"#]) == 0)
     }
 
     @Test func theDialogURLCarriesExactlyWhatMetaNeeds() throws {
         let world = World()
-        let url = client(world).authorizationURL(state: "s", redirectURI: "https://c.example/api/connect/meta/callback",
-                                                 scopes: ["ads_read", "business_management"], rerequest: true)
-        #expect(url == "\(World.graphBase)/v26.0/dialog/oauth?client_id=\(World.appId)&redirect_uri=https%3A%2F%2Fc.example%2Fapi%2Fconnect%2Fmeta%2Fcallback&state=s&scope=ads_read%2Cbusiness_management&response_type=code&auth_type=rerequest")
+        let url = client(world).authorizationURL(
+            state: "s", redirectURI: "https://c.example/api/connect/meta/callback",
+            scopes: ["ads_read", "business_management"], rerequest: true)
+        #expect(
+            url
+                == "\(World.graphBase)/v26.0/dialog/oauth?client_id=\(World.appId)&redirect_uri=https%3A%2F%2Fc.example%2Fapi%2Fconnect%2Fmeta%2Fcallback&state=s&scope=ads_read%2Cbusiness_management&response_type=code&auth_type=rerequest"
+        )
     }
 }
 

@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// The same inputs through our normalizer and through Meta's official Python SDK
 /// (facebook-business 26.0.3, installed by this test into a venv under the build folder, .build/python/). Where the
@@ -94,7 +95,8 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let output = Pipe(), stdin = Pipe()
+        let output = Pipe()
+        let stdin = Pipe()
         process.standardOutput = output
         process.standardInput = stdin
         try process.run()
@@ -133,7 +135,9 @@ import Testing
                 verdict = "differs: " + (documented ?? "UNDOCUMENTED")
                 #expect(documented != nil, "undocumented difference for \(id): SDK \(theirs ?? "refuses"), ours \(mine ?? "refuses")")
             }
-            table.append("\(key) | \(value) | \(theirs.map { String($0.prefix(12)) } ?? "refuses") | \(mine.map { String($0.prefix(12)) } ?? "refuses") | \(verdict)")
+            table.append(
+                "\(key) | \(value) | \(theirs.map { String($0.prefix(12)) } ?? "refuses") | \(mine.map { String($0.prefix(12)) } ?? "refuses") | \(verdict)"
+            )
         }
         print(table.joined(separator: "\n"))
         print("SDK parity: \(agreed) of \(Self.inputs.count) cases identical, \(Self.inputs.count - agreed) documented differences")

@@ -1,16 +1,18 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 /// The Graph sandbox refuses what Meta refuses: every field, parameter and event key is checked
 /// against Meta's own names (`MetaGraphSchema`, generated from Meta's SDK sources).
 @Suite struct StrictSandboxTests {
-    private func call(_ world: World, _ method: String, _ route: String, _ query: String, token: String, body: String = "") -> HTTPResponse {
+    private func call(_ world: World, _ method: String, _ route: String, _ query: String, token: String, body: String = "") -> HTTPResponse
+    {
         let proof = GraphClient.appsecretProof(token: token, appSecret: World.appSecret)
         let parameters = QueryParameters(parsing: query + (query.isEmpty ? "" : "&") + "access_token=\(token)&appsecret_proof=\(proof)")
         return world.sandbox.handle(.init(method: method, path: "/v25.0/" + route, query: parameters, body: Array(body.utf8)))
@@ -25,18 +27,34 @@ import Testing
             return error.message
         }
         // The spelling the quality fetch once had: Meta's field is dedupe_key_feedback.
-        let misspelt = call(world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=web{event_name,dedup_key_feedback}", token: token)
-        #expect(refusal(misspelt) == "(#100) Tried accessing nonexisting field (dedup_key_feedback) on node type (AdsPixelCAPIIntegrationQuality)")
-        let nested = call(world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=web{event_match_quality{composite_score,score}}", token: token)
+        let misspelt = call(
+            world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=web{event_name,dedup_key_feedback}", token: token
+        )
+        #expect(
+            refusal(misspelt)
+                == "(#100) Tried accessing nonexisting field (dedup_key_feedback) on node type (AdsPixelCAPIIntegrationQuality)")
+        let nested = call(
+            world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=web{event_match_quality{composite_score,score}}",
+            token: token)
         #expect(refusal(nested)?.contains("nonexisting field (score)") == true)
         #expect(refusal(call(world, "GET", "me", "fields=id,nickname", token: token))?.contains("(nickname) on node type (User)") == true)
-        #expect(refusal(call(world, "GET", "act_1000001", "fields=id,business{id,colour}", token: token))?.contains("(colour) on node type (Business)") == true)
-        #expect(refusal(call(world, "GET", "me/adaccounts", "fields=id&order=asc", token: token)) == "(#100) Param order is not a valid parameter")
-        let event = #"{"data":[{"event_name":"Lead","event_time":\#(world.clock.now.unixSeconds),"action_source":"email","user_data":{"em":"\#(UserDataNormalizer.hash("a@b.co"))","email":"x"}}]}"#
-        #expect(refusal(call(world, "POST", "2000101/events", "", token: token, body: event))?.contains("data[0][user_data][email]") == true)
+        #expect(
+            refusal(call(world, "GET", "act_1000001", "fields=id,business{id,colour}", token: token))?.contains(
+                "(colour) on node type (Business)") == true)
+        #expect(
+            refusal(call(world, "GET", "me/adaccounts", "fields=id&order=asc", token: token))
+                == "(#100) Param order is not a valid parameter")
+        let event =
+            #"{"data":[{"event_name":"Lead","event_time":\#(world.clock.now.unixSeconds),"action_source":"email","user_data":{"em":"\#(UserDataNormalizer.hash("a@b.co"))","email":"x"}}]}"#
+        #expect(
+            refusal(call(world, "POST", "2000101/events", "", token: token, body: event))?.contains("data[0][user_data][email]") == true)
         // What Meta has passes.
         #expect(call(world, "GET", "me", "fields=id,name,client_business_id", token: token).status == 200)
-        #expect(call(world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=\(GraphClient.datasetQualityFields)", token: token).status == 200)
+        #expect(
+            call(
+                world, "GET", "dataset_quality", "dataset_id=2000101&agent_name=compass&fields=\(GraphClient.datasetQualityFields)",
+                token: token
+            ).status == 200)
     }
 
     /// Every Graph call the connector makes, through every route and refresh-cron's jobs, is one
@@ -62,13 +80,14 @@ import Testing
         calls += try log()
         let refused = calls.filter { ($0["status"]?.integer ?? 0) >= 400 }
         #expect(refused.isEmpty, "\(refused)")
-        let shapes = Set(calls.compactMap { call -> String? in
-            guard let method = call["method"]?.string, let path = call["path"]?.string else { return nil }
-            let parts = path.split(separator: "/").map { part in
-                part.hasPrefix("act_") ? "act_X" : part.allSatisfy(\.isNumber) ? "ID" : String(part)
-            }
-            return method + " " + parts.joined(separator: "/")
-        })
+        let shapes = Set(
+            calls.compactMap { call -> String? in
+                guard let method = call["method"]?.string, let path = call["path"]?.string else { return nil }
+                let parts = path.split(separator: "/").map { part in
+                    part.hasPrefix("act_") ? "act_X" : part.allSatisfy(\.isNumber) ? "ID" : String(part)
+                }
+                return method + " " + parts.joined(separator: "/")
+            })
         let expected: Set<String> = [
             "GET dialog/oauth", "GET oauth/access_token", "GET debug_token", "GET me", "GET me/adaccounts", "GET act_X/adspixels",
             "GET ID/owned_pixels", "GET ID/client_pixels", "POST ID/events", "GET dataset_quality", "DELETE me/permissions",
@@ -95,8 +114,10 @@ import Testing
     }
 
     @Test func settingsShowsTheWholeAnswerAndADegradationIsToldOnce() throws {
-        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef", "COMPASS_WEBHOOK_URL": "https://compass.example/hooks/meta",
-                                        "COMPASS_WEBHOOK_SECRET": "webhook-secret-0123456789abcdef"])
+        let world = World(environment: [
+            "CRON_SECRET": "cron-secret-0123456789abcdef", "COMPASS_WEBHOOK_URL": "https://compass.example/hooks/meta",
+            "COMPASS_WEBHOOK_SECRET": "webhook-secret-0123456789abcdef",
+        ])
         world.readyTenant()
         #expect(world.send(world.batch(["q1", "q2"])).status == 200)
         #expect(world.drain().quality.fetched == 1)
@@ -112,10 +133,12 @@ import Testing
 
         // Browser/server dedupe coverage falls under 50 %: one notice, and not again the day after.
         let lowered = Array(#"{"browserDedupeCoverage":30}"#.utf8)
-        #expect(world.sandbox.handle(.init(method: "POST", path: "/sandbox/settings", query: QueryParameters(), body: lowered)).status == 200)
+        #expect(
+            world.sandbox.handle(.init(method: "POST", path: "/sandbox/settings", query: QueryParameters(), body: lowered)).status == 200)
         func degradedNotices() -> Int {
             let page = try? world.store.list(prefix: "meta/notice/", after: nil, limit: 100)
-            return (page?.entries ?? []).filter { String(decoding: $0.value.value, as: UTF8.self).contains("integration.quality_degraded") }.count
+            return (page?.entries ?? []).filter { String(decoding: $0.value.value, as: UTF8.self).contains("integration.quality_degraded") }
+                .count
         }
         world.transport.intercept.withLock { $0 = { $0.url.hasPrefix("https://compass.example/hooks") ? HTTPResponse(status: 500) : nil } }
         world.clock.advance(DueIndex.period + DueIndex.jitter + 60)
@@ -128,10 +151,13 @@ import Testing
 
     @Test func aScoreThatDropsByOneIsADegradation() {
         func fetch(_ score: Double, dedupe: Double = 90) -> MatchQuality {
-            MatchQuality(pixelId: "1", fetchedAt: Date(), events: [
-                EventQuality(eventName: "Purchase", compositeScore: score, matchKeyCoverage: [:],
-                             dedupeKeys: [.init(key: "event_id", browserEventsWithKey: nil, serverEventsWithKey: nil, browserCoverage: dedupe)]),
-            ])
+            MatchQuality(
+                pixelId: "1", fetchedAt: Date(),
+                events: [
+                    EventQuality(
+                        eventName: "Purchase", compositeScore: score, matchKeyCoverage: [:],
+                        dedupeKeys: [.init(key: "event_id", browserEventsWithKey: nil, serverEventsWithKey: nil, browserCoverage: dedupe)])
+                ])
         }
         #expect(fetch(6.0).degradation(since: fetch(7.0)) == "match_quality_dropped")
         #expect(fetch(6.1).degradation(since: fetch(7.0)) == nil)
@@ -146,7 +172,8 @@ import Testing
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.contains("/dataset_quality?") else { return nil }
-                let body = #"{"error":{"message":"(#100) Tried accessing nonexisting field (web) on node type (X)","type":"OAuthException","code":100}}"#
+                let body =
+                    #"{"error":{"message":"(#100) Tried accessing nonexisting field (web) on node type (X)","type":"OAuthException","code":100}}"#
                 return HTTPResponse(status: 400, headers: ["content-type": "application/json"], body: Array(body.utf8))
             }
         }
@@ -166,7 +193,8 @@ import Testing
 @Suite struct EventSurfaceTests {
     private func event(_ fields: String, id: String? = "s1") -> String {
         let time = Int64(1_790_000_000 - 60)  // the test clock's start
-        return #"{"eventName":"Lead","eventTime":\#(time),"actionSource":"system_generated"\#(id.map { #","eventId":"\#($0)""# } ?? "")\#(fields)}"#
+        return
+            #"{"eventName":"Lead","eventTime":\#(time),"actionSource":"system_generated"\#(id.map { #","eventId":"\#($0)""# } ?? "")\#(fields)}"#
     }
 
     @Test func anUnknownUserDataKeyIsLeftOutNamedAndTheEventSent() throws {
@@ -222,12 +250,14 @@ import Testing
     @Test func messagingTakesMetasMessagingEventNamesAndTheSDKsOtherFields() throws {
         let world = World()
         world.readyTenant()
-        let messaging = #","actionSource":"business_messaging","messagingChannel":"whatsapp","userData":{"ctwa_clid":"ARAk1","whatsapp_business_account_id":"1029384756"}"#
+        let messaging =
+            #","actionSource":"business_messaging","messagingChannel":"whatsapp","userData":{"ctwa_clid":"ARAk1","whatsapp_business_account_id":"1029384756"}"#
         let refused = world.send(event(messaging).replacingOccurrences(of: #","actionSource":"system_generated""#, with: ""))
         #expect(refused.status == 422 && refused.text.contains("LeadSubmitted"), "\(refused.text)")
-        let accepted = world.send(event(messaging + #","advancedMeasurementTable":"amt_1","customData":{"netRevenue":9.5,"itemNumber":"n1"}"#)
-            .replacingOccurrences(of: #""eventName":"Lead","#, with: #""eventName":"LeadSubmitted","#)
-            .replacingOccurrences(of: #","actionSource":"system_generated""#, with: ""))
+        let accepted = world.send(
+            event(messaging + #","advancedMeasurementTable":"amt_1","customData":{"netRevenue":9.5,"itemNumber":"n1"}"#)
+                .replacingOccurrences(of: #""eventName":"Lead","#, with: #""eventName":"LeadSubmitted","#)
+                .replacingOccurrences(of: #","actionSource":"system_generated""#, with: ""))
         #expect(accepted.status == 200, "\(accepted.text)")
         let sent = try #require(world.delivered().first?["event"])
         #expect(sent["advanced_measurement_table"] == .string("amt_1") && sent["custom_data"]?["net_revenue"] == .double(9.5))
@@ -242,7 +272,8 @@ import Testing
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.contains("/2000101/events") else { return nil }
-                let body = #"{"error":{"message":"(#200) The user does not have permission to send events to this pixel","type":"OAuthException","code":200}}"#
+                let body =
+                    #"{"error":{"message":"(#200) The user does not have permission to send events to this pixel","type":"OAuthException","code":200}}"#
                 return HTTPResponse(status: 403, headers: ["content-type": "application/json"], body: Array(body.utf8))
             }
         }
@@ -260,8 +291,15 @@ import Testing
         let first = Mutex(true)
         world.transport.intercept.withLock {
             $0 = { request in
-                guard request.url.contains("/2000101/events"), first.withLock({ let was = $0; $0 = false; return was }) else { return nil }
-                let body = #"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804050,"error_user_msg":"Too little customer information","error_data":{"event_index":2}}}"#
+                guard request.url.contains("/2000101/events"),
+                    first.withLock({
+                        let was = $0
+                        $0 = false
+                        return was
+                    })
+                else { return nil }
+                let body =
+                    #"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804050,"error_user_msg":"Too little customer information","error_data":{"event_index":2}}}"#
                 return HTTPResponse(status: 400, headers: ["content-type": "application/json"], body: Array(body.utf8))
             }
         }

@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 @Suite struct EncodingTests {
     @Test func base64URLRoundTripsWithoutPadding() {
@@ -106,8 +107,9 @@ import Testing
     @Test func readsExactlyContentLengthBytes() throws {
         let pipe = Pipe()
         pipe.fileHandleForWriting.write(Data("{\"a\":1}trailing".utf8))
-        let body = try CGIRequest.readBody(environment: ["CONTENT_LENGTH": "7"],
-                                           descriptor: pipe.fileHandleForReading.fileDescriptor, limits: .init())
+        let body = try CGIRequest.readBody(
+            environment: ["CONTENT_LENGTH": "7"],
+            descriptor: pipe.fileHandleForReading.fileDescriptor, limits: .init())
         #expect(String(decoding: body, as: UTF8.self) == "{\"a\":1}")
     }
 
@@ -116,8 +118,9 @@ import Testing
         pipe.fileHandleForWriting.write(Data("abc".utf8))
         try? pipe.fileHandleForWriting.close()
         #expect(throws: APIError.self) {
-            try CGIRequest.readBody(environment: ["CONTENT_LENGTH": "10"],
-                                    descriptor: pipe.fileHandleForReading.fileDescriptor, limits: .init())
+            try CGIRequest.readBody(
+                environment: ["CONTENT_LENGTH": "10"],
+                descriptor: pipe.fileHandleForReading.fileDescriptor, limits: .init())
         }
     }
 
@@ -126,9 +129,10 @@ import Testing
         pipe.fileHandleForWriting.write(Data("abc".utf8))
         // The writer stays open: without a deadline this read would wait forever.
         #expect(throws: APIError.badRequest("incomplete_body", "The request body ended before Content-Length bytes arrived.")) {
-            try CGIRequest.readBody(environment: ["CONTENT_LENGTH": "10"],
-                                    descriptor: pipe.fileHandleForReading.fileDescriptor,
-                                    limits: .init(maxBodyBytes: 100, bodyDeadlineMilliseconds: 200))
+            try CGIRequest.readBody(
+                environment: ["CONTENT_LENGTH": "10"],
+                descriptor: pipe.fileHandleForReading.fileDescriptor,
+                limits: .init(maxBodyBytes: 100, bodyDeadlineMilliseconds: 200))
         }
         withExtendedLifetime(pipe) {}
     }
@@ -137,16 +141,17 @@ import Testing
 @Suite struct CGIResponseTests {
     @Test func rendersAWholeJSONErrorResponse() {
         let text = String(decoding: CGIResponse.error(.methodNotAllowed(["GET", "PUT"])).rendered(), as: UTF8.self)
-        #expect(text == """
-            Status: 405 Method Not Allowed\r
-            Content-Type: application/json; charset=utf-8\r
-            Allow: GET, PUT\r
-            Cache-Control: no-store\r
-            X-Content-Type-Options: nosniff\r
-            Content-Length: 80\r
-            \r
-            {"error":{"code":"method_not_allowed","message":"This route accepts GET, PUT."}}
-            """)
+        #expect(
+            text == """
+                Status: 405 Method Not Allowed\r
+                Content-Type: application/json; charset=utf-8\r
+                Allow: GET, PUT\r
+                Cache-Control: no-store\r
+                X-Content-Type-Options: nosniff\r
+                Content-Length: 80\r
+                \r
+                {"error":{"code":"method_not_allowed","message":"This route accepts GET, PUT."}}
+                """)
     }
 
     @Test func headHasNoBodyAndSeveralCookiesStaySeparate() {
@@ -170,7 +175,9 @@ import Testing
         let config = try Config.load(from: ["META_CONCURRENCY": "4", "SANDBOX_LATENCY_MS": "200"], workingDirectory: "/tmp")
         #expect(config.metaConcurrency == 4 && config.sandboxLatencyMilliseconds == 200)
         #expect(try Config.load(from: [:], workingDirectory: "/tmp").metaConcurrency == 8)
-        for (name, value) in [("META_CONCURRENCY", "0"), ("META_CONCURRENCY", "65"), ("SANDBOX_LATENCY_MS", "-1"), ("REFRESH_BUDGET_SECONDS", "0")] {
+        for (name, value) in [
+            ("META_CONCURRENCY", "0"), ("META_CONCURRENCY", "65"), ("SANDBOX_LATENCY_MS", "-1"), ("REFRESH_BUDGET_SECONDS", "0"),
+        ] {
             #expect(throws: Config.Error.self, "\(name)=\(value)") { try Config.load(from: [name: value], workingDirectory: "/tmp") }
         }
     }
@@ -204,13 +211,15 @@ import Testing
     }
 
     @Test func parsesStoresAndTrimsTrailingSlashes() throws {
-        let config = try Config.load(from: [
-            "STORE_URL": "etcd://10.0.0.1:2379,10.0.0.2:2379", "OAUTH_REDIRECT_BASE_URL": "https://joincompass.ai/",
-            "CREDENTIALS_KEY": key, "META_API_VERSION": "v25.0",
-        ], workingDirectory: "/")
+        let config = try Config.load(
+            from: [
+                "STORE_URL": "etcd://10.0.0.1:2379,10.0.0.2:2379", "OAUTH_REDIRECT_BASE_URL": "https://joincompass.ai/",
+                "CREDENTIALS_KEY": key, "META_API_VERSION": "v25.0",
+            ], workingDirectory: "/")
         #expect(config.store == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], namespace: ""))
-        #expect(try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store
-            == .etcd(endpoints: ["https://e1:2379"], namespace: "compass/prod/"))
+        #expect(
+            try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store
+                == .etcd(endpoints: ["https://e1:2379"], namespace: "compass/prod/"))
         #expect(try config.callbackURL() == "https://joincompass.ai/api/connect/meta/callback")
         #expect(config.apiVersion == "v25.0")
         #expect(try config.credentialCipher().previous == nil)
@@ -223,8 +232,12 @@ import Testing
         let logger = capture.logger("callback")
         logger.setTenant("tenant_a")
         logger.redact("EAABsecrettokenvalue")
-        logger.info("graph_call", ["url": "https://graph/x?access_token=EAABsecrettokenvalue&client_secret=s3cr3t&zipcode=1",
-                                   "note": .strings(["has EAABsecrettokenvalue inside"]), "count": 3])
+        logger.info(
+            "graph_call",
+            [
+                "url": "https://graph/x?access_token=EAABsecrettokenvalue&client_secret=s3cr3t&zipcode=1",
+                "note": .strings(["has EAABsecrettokenvalue inside"]), "count": 3,
+            ])
         let line = try #require(capture.all.first)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(object["event"] as? String == "graph_call")
@@ -281,13 +294,15 @@ import Testing
                 try verifier.verify(token(header: #"{"alg":"\#(alg)"}"#, claims: #"{"sub":"t","exp":1790000100}"#), now: now)
             }
         }
-        let unsigned = Base64URL.encode(Array(#"{"alg":"none"}"#.utf8)) + "." + Base64URL.encode(Array(#"{"sub":"t","exp":1790000100}"#.utf8)) + "."
+        let unsigned =
+            Base64URL.encode(Array(#"{"alg":"none"}"#.utf8)) + "." + Base64URL.encode(Array(#"{"sub":"t","exp":1790000100}"#.utf8)) + "."
         #expect(throws: SessionVerifier.Failure.algorithm) { try verifier.verify(unsigned, now: now) }
     }
 
     @Test func rejectsBadSignaturesAndMalformedTokens() {
         #expect(throws: SessionVerifier.Failure.signature) {
-            try verifier.verify(token(claims: #"{"sub":"t","exp":1790000100}"#, key: Array("other-secret-0123456789abcdef01234".utf8)), now: now)
+            try verifier.verify(
+                token(claims: #"{"sub":"t","exp":1790000100}"#, key: Array("other-secret-0123456789abcdef01234".utf8)), now: now)
         }
         let good = token(claims: #"{"sub":"t","exp":1790000100}"#)
         #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify(String(good.dropLast(10)) + "!!", now: now) }
@@ -307,10 +322,12 @@ import Testing
     @Test func readsBearerFirstThenCookie() throws {
         let bearer = verifier.mint(tenantId: "from_bearer", expiresAt: 1_790_000_100)
         let cookie = verifier.mint(tenantId: "from_cookie", expiresAt: 1_790_000_100)
-        let both = CGIRequest(method: "GET", path: "/", headers: ["authorization": "Bearer \(bearer)", "cookie": "compass_session=\(cookie)"])
+        let both = CGIRequest(
+            method: "GET", path: "/", headers: ["authorization": "Bearer \(bearer)", "cookie": "compass_session=\(cookie)"])
         #expect(try verifier.session(for: both, now: now).tenantId == "from_bearer")
         let onlyCookie = CGIRequest(method: "GET", path: "/", headers: ["cookie": "other=1; compass_session=\(cookie)"])
-        #expect(try verifier.session(for: onlyCookie, now: now) == Session(tenantId: "from_cookie", expiresAt: 1_790_000_100, fromCookie: true))
+        #expect(
+            try verifier.session(for: onlyCookie, now: now) == Session(tenantId: "from_cookie", expiresAt: 1_790_000_100, fromCookie: true))
         #expect(throws: SessionVerifier.Failure.malformed) {
             try verifier.session(for: CGIRequest(method: "GET", path: "/", headers: ["authorization": "Basic abc"]), now: now)
         }
@@ -359,12 +376,20 @@ import Testing
 @Suite struct JSONParserTests {
     @Test func parsesEveryKindOfValue() throws {
         let value = try JSONParser.parse(Array(#" {"a":[1,-2.5,3e2,true,false,null,"x\"y\\z\u00e9\ud83d\ude00"],"b":{}} "#.utf8))
-        #expect(value == .object(["a": .array([.int(1), .double(-2.5), .double(300), .bool(true), .bool(false), .null,
-                                              .string("x\"y\\zé😀")]), "b": .object([:])]))
+        #expect(
+            value
+                == .object([
+                    "a": .array([
+                        .int(1), .double(-2.5), .double(300), .bool(true), .bool(false), .null,
+                        .string("x\"y\\zé😀"),
+                    ]), "b": .object([:]),
+                ]))
     }
 
-    @Test(arguments: ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
-                      "{\"a\":1,\"a\":2}", "1 2", "1e400", "[\"\u{7f}\"", "nul", "{\"a\" 1}"])
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
+        "{\"a\":1,\"a\":2}", "1 2", "1e400", "[\"\u{7f}\"", "nul", "{\"a\" 1}",
+    ])
     func rejectsMalformedText(text: String) {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
     }
@@ -392,7 +417,8 @@ import Testing
                 let parsed = try? JSONParser.parse(literal)
                 switch special {
                 case [0x22], [0x01], [0x1F]: #expect(parsed == nil)
-                case [0x5C, 0x6E]: #expect(parsed == .string(String(decoding: text, as: UTF8.self).replacingOccurrences(of: "\\n", with: "\n")))
+                case [0x5C, 0x6E]:
+                    #expect(parsed == .string(String(decoding: text, as: UTF8.self).replacingOccurrences(of: "\\n", with: "\n")))
                 default: #expect(parsed == .string(String(decoding: text, as: UTF8.self)))
                 }
                 let tape = JSONTape(literal)
@@ -404,8 +430,11 @@ import Testing
 
     @Test func decimalsAreWrittenAsStringWritesThem() {
         var generator = SystemRandomNumberGenerator()
-        let values: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, 1_795_820_995, -1_000_000_000_000]
-            + (0..<1_000).map { _ in Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...62, using: &generator) }
+        let values: [Int64] =
+            [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, 1_795_820_995, -1_000_000_000_000]
+            + (0..<1_000).map { _ in
+                Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...62, using: &generator)
+            }
         for value in values {
             var out: [UInt8] = [UInt8(ascii: "x")]
             out.append(decimal: value)

@@ -1,7 +1,8 @@
-@testable import CompassPlatform
-@testable import CompassStorage
 import Foundation
 import Testing
+
+@testable import CompassPlatform
+@testable import CompassStorage
 
 /// What the PostgreSQL store adds to the conformance suite (which runs on it too): its schema,
 /// readable with SQL, made once however many processes start at once, and failures as
@@ -13,7 +14,8 @@ import Testing
 
     @Test func theSchemaIsMadeOnceWhenSixStoresStartTogether() throws {
         let server = try server()
-        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        let url = try server.createDatabase()
+        let database = PostgresServer.database(of: url)
         // Each transaction's snapshot taken before it waits for the migration lock.
         _ = try server.psql(database, "ALTER DATABASE \(database) SET default_transaction_isolation TO 'repeatable read'")
         let failures = LogCapture()
@@ -32,7 +34,8 @@ import Testing
 
     @Test func aCurrentSchemaIsNotMigratedAgainSoAHeldTableDoesNotBlockIt() throws {
         let server = try server()
-        let url = try server.createDatabase(), database = PostgresServer.database(of: url)
+        let url = try server.createDatabase()
+        let database = PostgresServer.database(of: url)
         try PostgresStore(url: url).put("held/key", [1], ttl: nil)
         let hold = try RecordsHold(server, database)
         defer { hold.release() }
@@ -43,26 +46,38 @@ import Testing
     @Test func theProductReadsAnIntegrationWithSQL() throws {
         let server = try server()
         let url = try server.createDatabase()
-        try PostgresStore(url: url).put("meta/integration/tenant_sql", Array(#"{"status":"active","config":{"pixelId":"2000101"}}"#.utf8), ttl: nil)
-        let answer = try server.psql(PostgresServer.database(of: url),
-                                     "SELECT tenant_id, record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations")
+        try PostgresStore(url: url).put(
+            "meta/integration/tenant_sql", Array(#"{"status":"active","config":{"pixelId":"2000101"}}"#.utf8), ttl: nil)
+        let answer = try server.psql(
+            PostgresServer.database(of: url),
+            "SELECT tenant_id, record->>'status', record->'config'->>'pixelId' FROM compass_meta.integrations")
         #expect(answer.contains("tenant_sql|active|2000101"), "\(answer)")
     }
 
     @Test func aDumpOfTheSchemaRestoresIntoAnotherDatabase() throws {
         let server = try server()
-        let url = try server.createDatabase(), copy = try server.createDatabase()
+        let url = try server.createDatabase()
+        let copy = try server.createDatabase()
         let store = PostgresStore(url: url)
         var last: UInt64 = 0
         for index in 0..<50 { last = try store.put("dump/k\(index)", Array("value \(index)".utf8), ttl: index % 2 == 0 ? nil : 3_600) }
         let file = server.folder + "/dump-\(UUID().uuidString).pgdump"
-        try server.run([PostgresServer.binaries! + "/pg_dump", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres",
-                        "--schema=compass_meta", "--format=custom", "--file=\(file)", PostgresServer.database(of: url)])
-        try server.run([PostgresServer.binaries! + "/pg_restore", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres",
-                        "--dbname=\(PostgresServer.database(of: copy))", file])
+        try server.run([
+            PostgresServer.binaries! + "/pg_dump", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres",
+            "--schema=compass_meta", "--format=custom", "--file=\(file)", PostgresServer.database(of: url),
+        ])
+        try server.run([
+            PostgresServer.binaries! + "/pg_restore", "-h", "127.0.0.1", "-p", String(server.port), "-U", "postgres",
+            "--dbname=\(PostgresServer.database(of: copy))", file,
+        ])
         let restored = PostgresStore(url: copy)
-        #expect(try restored.list(prefix: "dump/", after: nil, limit: 100).entries.map { $0.key + "=" + String(decoding: $0.value.value, as: UTF8.self) }
-                == store.list(prefix: "dump/", after: nil, limit: 100).entries.map { $0.key + "=" + String(decoding: $0.value.value, as: UTF8.self) })
+        #expect(
+            try restored.list(prefix: "dump/", after: nil, limit: 100).entries.map {
+                $0.key + "=" + String(decoding: $0.value.value, as: UTF8.self)
+            }
+                == store.list(prefix: "dump/", after: nil, limit: 100).entries.map {
+                    $0.key + "=" + String(decoding: $0.value.value, as: UTF8.self)
+                })
         #expect(try restored.get("dump/k7") == store.get("dump/k7"))
         // The sequence came with it: a write after the restore has a newer version than any before.
         #expect(try restored.put("dump/k0", [1], ttl: nil) > last)
@@ -75,7 +90,8 @@ import Testing
             process.executableURL = Executables.url("compass-dev")
             process.arguments = ["migrate"]
             process.environment = ["STORE_URL": url, "SWIFT_BACKTRACE": "enable=no"]
-            let pipe = Pipe(), errors = Pipe()
+            let pipe = Pipe()
+            let errors = Pipe()
             process.standardOutput = pipe
             process.standardError = errors
             try process.run()
@@ -96,7 +112,10 @@ import Testing
             _ = try store.put("a/b", [1], ttl: nil)
             Issue.record("a write to an unreachable server succeeded")
         } catch {
-            guard case .unavailable(let message) = error else { Issue.record("\(error)"); return }
+            guard case .unavailable(let message) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(message.hasPrefix("PostgreSQL unavailable"))
         }
     }
@@ -105,7 +124,8 @@ import Testing
         #expect(throws: Config.Error.self) {
             try Config.load(from: ["STORE_URL": "postgres://u:p@h/db", "COMPASS_PG_SCHEMA": "x; DROP TABLE y"], workingDirectory: nil)
         }
-        let config = try Config.load(from: ["STORE_URL": "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2"], workingDirectory: nil)
+        let config = try Config.load(
+            from: ["STORE_URL": "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2"], workingDirectory: nil)
         #expect(config.store == .postgres(url: "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2", schema: "compass_meta"))
         do {
             _ = try config.openStore().get("a/b")
@@ -120,11 +140,13 @@ import Testing
     /// and the next writes "stored" inside it, invisible elsewhere).
     @Test func aBatchCutOffBeforeItsCommitLeavesNoTransactionOpen() throws {
         let server = try server()
-        let base = try server.createDatabase(), database = PostgresServer.database(of: base)
+        let base = try server.createDatabase()
+        let database = PostgresServer.database(of: base)
         let store = PostgresStore(url: base + "&application_name=commit_test")
         let other = PostgresStore(url: base)
         try store.put("warm/up", [0], ttl: nil)
-        var lost: [Int] = [], cutOff = 0
+        var lost: [Int] = []
+        var cutOff = 0
         for trial in 0..<300 {
             let bounded = store.bounded(byDeadline: monotonicMilliseconds() + Int64(1 + trial % 3))
             do {
@@ -136,10 +158,13 @@ import Testing
             if try other.get("after/\(trial)") == nil { lost.append(trial) }
         }
         #expect(lost.isEmpty, "writes not seen by another session after trials \(lost.prefix(10)) (\(cutOff) batches cut off)")
-        let open = try server.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'commit_test' AND state LIKE 'idle in transaction%'")
+        let open = try server.psql(
+            database, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'commit_test' AND state LIKE 'idle in transaction%'")
         #expect(open.hasPrefix("0"), "\(open)")
         // A batch is whole or absent, never half.
-        let halves = try server.psql(database, """
+        let halves = try server.psql(
+            database,
+            """
             SELECT count(*) FROM (SELECT split_part(key, '/', 2) AS trial, count(*) AS n FROM compass_meta.records
             WHERE key LIKE 'batch/%' GROUP BY 1) parts WHERE n <> 2
             """)
@@ -170,7 +195,9 @@ import Testing
         let answer = try world.run("settings", "GET", "/api/connect/meta/settings")
         #expect(answer.status == 503, "\(answer.raw)")
         #expect(answer.stderr.contains("store_failed"), "\(answer.stderr)")
-        for secret in secrets { #expect(!answer.raw.contains(secret) && !answer.stderr.contains(secret), "\(answer.raw)\n\(answer.stderr)") }
+        for secret in secrets {
+            #expect(!answer.raw.contains(secret) && !answer.stderr.contains(secret), "\(answer.raw)\n\(answer.stderr)")
+        }
     }
 
     /// A connection to another machine in plain text is worth a warning line at start; this
@@ -193,7 +220,8 @@ import Testing
 
     @Test func aStatementThatCannotEndIsGivenUpByTheDeadlineAndTheNextCallWorks() throws {
         let server = try server()
-        let base = try server.createDatabase(), database = PostgresServer.database(of: base)
+        let base = try server.createDatabase()
+        let database = PostgresServer.database(of: base)
         let url = base + "&application_name=deadline_test"
         let store = PostgresStore(url: url, callTimeoutMilliseconds: 60_000)
         try store.put("held/key", [1], ttl: nil)
@@ -205,7 +233,10 @@ import Testing
         let bounded = store.bounded(byDeadline: monotonicMilliseconds() + 1_000)
         var failure: StoreError?
         let took = milliseconds { do { _ = try bounded.get("held/key") } catch { failure = error as? StoreError } }
-        guard case .unavailable(let message) = failure else { Issue.record("a blocked read answered: \(String(describing: failure))"); return }
+        guard case .unavailable(let message) = failure else {
+            Issue.record("a blocked read answered: \(String(describing: failure))")
+            return
+        }
         #expect(message.contains("did not answer within"), "\(message)")
         #expect(took < 15_000, "given up after \(took) ms")
         // A copy whose deadline has passed does not even ask.
@@ -226,10 +257,13 @@ import Testing
         let processes = server.processes()
         #expect(processes.count > 1)
         for pid in processes { kill(pid, SIGSTOP) }
-        var kept: StoreError?, fresh: StoreError?
+        var kept: StoreError?
+        var fresh: StoreError?
         // The kept connection's statement, then a new store's connection attempt, each given up.
         let tookKept = milliseconds { do { _ = try store.get("frozen/key") } catch { kept = error as? StoreError } }
-        let tookFresh = milliseconds { do { _ = try PostgresStore(url: url, callTimeoutMilliseconds: 2_000).get("frozen/key") } catch { fresh = error as? StoreError } }
+        let tookFresh = milliseconds {
+            do { _ = try PostgresStore(url: url, callTimeoutMilliseconds: 2_000).get("frozen/key") } catch { fresh = error as? StoreError }
+        }
         for pid in processes { kill(pid, SIGCONT) }
         guard case .unavailable = kept, case .unavailable(let message) = fresh else {
             Issue.record("a frozen server answered: \(String(describing: kept)) \(String(describing: fresh))")
@@ -253,8 +287,11 @@ import Testing
 
     @Test func tlsWithVerifyFullAndACAFileIsUsedAndChecked() throws {
         let server = try PostgresServer(tls: true)
-        let database = PostgresServer.database(of: try server.createDatabase()), ca = try #require(server.caFile)
-        let url = { (host: String, options: String) in "postgresql://postgres@\(host):\(server.port)/\(database)?connect_timeout=5&\(options)" }
+        let database = PostgresServer.database(of: try server.createDatabase())
+        let ca = try #require(server.caFile)
+        let url = { (host: String, options: String) in
+            "postgresql://postgres@\(host):\(server.port)/\(database)?connect_timeout=5&\(options)"
+        }
         let store = PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(ca)"))
         try store.put("tls/key", [5], ttl: nil)
         #expect(try store.get("tls/key")?.value == [5])
@@ -265,7 +302,8 @@ import Testing
         let otherName = unavailableMessage(PostgresStore(url: url("127.0.0.1", "sslmode=verify-full&sslrootcert=\(ca)")))
         #expect(otherName.contains("does not match host name"), "\(otherName)")
         // A certificate that the given CA did not sign is refused.
-        let otherCA = unavailableMessage(PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(server.folder)/tls/other-ca.pem")))
+        let otherCA = unavailableMessage(
+            PostgresStore(url: url("localhost", "sslmode=verify-full&sslrootcert=\(server.folder)/tls/other-ca.pem")))
         #expect(otherCA.contains("certificate verify failed"), "\(otherCA)")
     }
 

@@ -1,11 +1,12 @@
+import Foundation
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Testing
 
 /// A store under test and how to make time pass for it.
 struct StoreUnderTest: Sendable, CustomTestStringConvertible {
@@ -20,24 +21,31 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         let folder = TemporaryFolder()
         let clock = TestClock(Date())
         let root = folder.path + "/store"
-        return StoreUnderTest(name: "FileStore", url: "file://" + root, store: try! FileStore(root: root, clock: clock),
-                              advance: { clock.advance($0) }, keepAlive: [folder])
+        return StoreUnderTest(
+            name: "FileStore", url: "file://" + root, store: try! FileStore(root: root, clock: clock),
+            advance: { clock.advance($0) }, keepAlive: [folder])
     }
 
     /// A namespace of its own on the shared etcd node. etcd's leases run on its own clock, so
     /// time passes for real (with a margin for etcd's lease checker).
     /// A clear failure of each etcd case (not a crash of the run) when etcd cannot start.
     static func etcdStore() throws -> StoreUnderTest {
-        guard let cluster = EtcdCluster.shared else { throw EtcdCluster.Failure.didNotStart("etcd could not be started: is etcd-server installed?") }
+        guard let cluster = EtcdCluster.shared else {
+            throw EtcdCluster.Failure.didNotStart("etcd could not be started: is etcd-server installed?")
+        }
         let namespace = "t" + UUID().uuidString.prefix(8).lowercased()
-        return StoreUnderTest(name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
-                              advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
+        return StoreUnderTest(
+            name: "EtcdStore", url: cluster.storeURL(namespace: namespace), store: cluster.store(namespace: namespace),
+            advance: { usleep(UInt32(($0 + 2) * 1_000_000)) })
     }
 
     /// A database of its own on the shared PostgreSQL server; expiry follows the test clock.
     static func postgresStore() throws -> StoreUnderTest {
-        guard let server = PostgresServer.shared else { throw PostgresServer.Failure.didNotStart("PostgreSQL could not be started: is postgresql installed?") }
-        let url = try server.createDatabase(), clock = TestClock(Date())
+        guard let server = PostgresServer.shared else {
+            throw PostgresServer.Failure.didNotStart("PostgreSQL could not be started: is postgresql installed?")
+        }
+        let url = try server.createDatabase()
+        let clock = TestClock(Date())
         return StoreUnderTest(name: "PostgresStore", url: url, store: PostgresStore(url: url, clock: clock), advance: { clock.advance($0) })
     }
 }
@@ -45,13 +53,16 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 /// The behaviour every backend of `KeyValueStore` must have (DESIGN section 6). Each test
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
-    static let backends: [@Sendable () throws -> StoreUnderTest] = [StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore]
+    static let backends: [@Sendable () throws -> StoreUnderTest] = [
+        StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore,
+    ]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test(arguments: backends)
     func getPutAndVersions(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(try store.get("a/b") == nil)
         let v1 = try store.put("a/b", bytes("one"))
@@ -65,7 +76,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func createOnlyWhenAbsent(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.create("k", bytes("first"))
         #expect(throws: StoreError.alreadyExists) { try store.create("k", bytes("second")) }
@@ -74,7 +86,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func compareAndSwapNeedsTheCurrentVersion(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(throws: StoreError.versionMismatch) { try store.compareAndSwap("k", bytes("x"), expected: 1, ttl: nil) }
         let v1 = try store.put("k", bytes("1"))
@@ -85,7 +98,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func aVersionFromBeforeADeleteIsNeverValidAgain(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         let old = try store.put("k", bytes("1"))
         try store.delete("k")
@@ -95,7 +109,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func deleteUnconditionallyOrOnVersion(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         #expect(try store.delete("missing") == false)
         let v = try store.put("k", bytes("1"))
@@ -109,7 +124,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func expiredKeysAreInvisibleAndCanBeCreatedAgain(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.put("ttl/short", bytes("x"), ttl: 1)
         try store.put("ttl/long", bytes("y"), ttl: 3600)
@@ -127,7 +143,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// transaction go through, and records with a TTL run out.
     @Test(arguments: backends)
     func aBatchOfWritesMeansWhatTheWritesMeanOneByOne(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.put("batch/existing", bytes("old"))
         let versions = try store.write([
@@ -157,12 +174,14 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// A scan pages through what a listing pages through, cursor by cursor, folders and all.
     @Test(arguments: backends)
     func aScanPagesLikeAListing(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         let keys = (0..<120).map { "scan/k\($0 % 7)\($0)" } + ["scan/k1/inner", "scan/k1", "scan/a", "scan/k1-", "scan/z/y/x"]
         _ = try store.write(keys.map { .put($0, bytes($0), ttl: nil) })
         for (prefix, limit) in [("scan/", 7), ("scan/k1", 3), ("scan/", 500), ("scan/z", 1)] {
-            var listed: [String] = [], scanned: [String] = []
+            var listed: [String] = []
+            var scanned: [String] = []
             var cursor: String? = nil
             repeat {
                 let page = try store.list(prefix: prefix, after: cursor, limit: limit)
@@ -182,13 +201,15 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         let sorted = keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         for cursor in ["scan/k1/inner", "scan/k0", "scan/k1/", "scan/k1-", "scan/k6~"] {
             let next = sorted.first { cursor.utf8.lexicographicallyPrecedes($0.utf8) }
-            #expect(try store.scan(prefix: "scan/", after: cursor, limit: 1).entries.map(\.key) == (next.map { [$0] } ?? []), "after \(cursor)")
+            #expect(
+                try store.scan(prefix: "scan/", after: cursor, limit: 1).entries.map(\.key) == (next.map { [$0] } ?? []), "after \(cursor)")
         }
     }
 
     @Test(arguments: backends)
     func listsByPrefixInByteOrderWithACursor(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         let keys = ["p/a", "p/a-c", "p/a/b", "p/a/b/c", "p/a0", "p/b", "p/B", "p/_x", "q/a", "pz"]
         for key in keys.shuffled() { try store.put(key, bytes(key)) }
@@ -214,7 +235,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func countsKeysUnderAPrefixSkippingExpiredOnes(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         for key in ["c/a", "c/b/x", "c/b/y", "cz", "d/a"] { try store.put(key, bytes(key)) }
         try store.put("c/gone", bytes("x"), ttl: 1)
@@ -227,10 +249,13 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func rejectsKeysThatCouldEscapeOrAreMalformed(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
-        for key in ["", "../x", "a/../../x", "a//b", "/a", "a/", "a/./b", "a b", "a\u{0}b", "é",
-                    String(repeating: "a", count: 513)] {
+        for key in [
+            "", "../x", "a/../../x", "a//b", "/a", "a/", "a/./b", "a b", "a\u{0}b", "é",
+            String(repeating: "a", count: 513),
+        ] {
             #expect(throws: StoreError.self) { try store.put(key, [1]) }
             #expect(throws: StoreError.self) { try store.get(key) }
         }
@@ -239,7 +264,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func threadsRacingOnOneKeyLoseNoIncrement(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         DispatchQueue.concurrentPerform(iterations: 8) { _ in
             for _ in 0..<25 {
@@ -266,7 +292,8 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: backends)
     func deleteAllRemovesEveryKeyUnderAPrefixAndNothingElse(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         for key in ["t/a/1", "t/a/2", "t/a/x/3", "t/ab", "t/b/1"] { try store.put(key, bytes(key)) }
         try store.put("t/a/short", bytes("s"), ttl: 3600)
@@ -279,13 +306,16 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
     /// would not see anyway.
     @Test(arguments: backends)
     func sweepDeletesExpiredRecordsOnlyInBatches(_ make: @Sendable () throws -> StoreUnderTest) throws {
-        let subject = try make(), store = subject.store
+        let subject = try make()
+        let store = subject.store
         defer { withExtendedLifetime(subject) {} }
         try store.put("s/forever", bytes("f"))
         for index in 0..<5 { try store.put("s/short/\(index)", bytes("x"), ttl: 60) }
         try store.create("s/long", bytes("l"), ttl: 7200)
         let asOf = Date().addingTimeInterval(600)
-        var deleted = 0, visited = 0, batches = 0
+        var deleted = 0
+        var visited = 0
+        var batches = 0
         var cursor: String? = nil
         repeat {
             let page = try store.sweepExpired(after: cursor, limit: 2, asOf: asOf)

@@ -1,13 +1,15 @@
+import Foundation
+import Synchronization
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Real etcd servers (Debian's etcd-server) on loopback ports, each with its own data folder.
@@ -24,7 +26,10 @@ final class EtcdCluster: @unchecked Sendable {
 
     static var binary: String? { ["/usr/bin/etcd", "/usr/local/bin/etcd"].first { FileManager.default.isExecutableFile(atPath: $0) } }
 
-    enum Failure: Error { case notInstalled, didNotStart(String) }
+    enum Failure: Error {
+        case notInstalled
+        case didNotStart(String)
+    }
 
     /// Starts `size` nodes on free ports; should another process take a port before a node
     /// binds it, the node exits saying so, and the cluster starts again on other ports.
@@ -71,13 +76,16 @@ final class EtcdCluster: @unchecked Sendable {
         let cluster = list.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
         let dataDir = folder.path + "/" + node.name
         let fresh = !FileManager.default.fileExists(atPath: dataDir)
-        let pid = try LighttpdHost.spawn([
-            Self.binary!, "--name", node.name, "--data-dir", dataDir,
-            "--listen-client-urls", "http://127.0.0.1:\(node.clientPort)", "--advertise-client-urls", "http://127.0.0.1:\(node.clientPort)",
-            "--listen-peer-urls", "http://127.0.0.1:\(node.peerPort)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(node.peerPort)",
-            "--initial-cluster", cluster, "--initial-cluster-state", fresh ? "new" : "existing",
-            "--initial-cluster-token", "compass-test", "--heartbeat-interval", "50", "--election-timeout", "500",
-        ], stderr: folder.path + "/\(node.name).log")
+        let pid = try LighttpdHost.spawn(
+            [
+                Self.binary!, "--name", node.name, "--data-dir", dataDir,
+                "--listen-client-urls", "http://127.0.0.1:\(node.clientPort)", "--advertise-client-urls",
+                "http://127.0.0.1:\(node.clientPort)",
+                "--listen-peer-urls", "http://127.0.0.1:\(node.peerPort)", "--initial-advertise-peer-urls",
+                "http://127.0.0.1:\(node.peerPort)",
+                "--initial-cluster", cluster, "--initial-cluster-state", fresh ? "new" : "existing",
+                "--initial-cluster-token", "compass-test", "--heartbeat-interval", "50", "--election-timeout", "500",
+            ], stderr: folder.path + "/\(node.name).log")
         nodes.withLock { $0[index].pid = pid }
     }
 
@@ -91,7 +99,6 @@ final class EtcdCluster: @unchecked Sendable {
     }
 
     func killAll() { for index in 0..<nodes.withLock({ $0.count }) { kill(index) } }
-
 
     /// Until a write succeeds (a leader is elected), at most 20 seconds; at once when a node
     /// has exited (a port taken, for one).
@@ -112,8 +119,9 @@ final class EtcdCluster: @unchecked Sendable {
                 return any
             }
             guard Date() < deadline, !exited else {
-                let logs = (try? FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".log") }
-                    .map { (try? String(contentsOfFile: folder.path + "/" + $0, encoding: .utf8)) ?? "" }.joined()) ?? ""
+                let logs =
+                    (try? FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".log") }
+                        .map { (try? String(contentsOfFile: folder.path + "/" + $0, encoding: .utf8)) ?? "" }.joined()) ?? ""
                 throw Failure.didNotStart(String(logs.suffix(4000)))
             }
             usleep(100_000)

@@ -1,8 +1,10 @@
+import Foundation
+
 @testable import CompassHosts
 @testable import CompassPlatform
-import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A built executable started as a FastCGI process manager starts it (a listening Unix socket as
@@ -19,8 +21,9 @@ final class FastCGIProcess: @unchecked Sendable {
         var env = environment
         env["SWIFT_BACKTRACE"] = "enable=no"
         defer { close(listener) }
-        let child = try Spawn.process([Executables.url(name).path], standardInput: listener, environment: env,
-                                      stderr: folder + "/fcgi-stderr.log")
+        let child = try Spawn.process(
+            [Executables.url(name).path], standardInput: listener, environment: env,
+            stderr: folder + "/fcgi-stderr.log")
         pid = child
     }
 

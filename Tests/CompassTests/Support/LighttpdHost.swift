@@ -1,12 +1,14 @@
+import Foundation
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real lighttpd on a free loopback port, configured from functions.json exactly as
@@ -21,7 +23,11 @@ final class LighttpdHost: WebHost, @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    enum Failure: Error { case notInstalled, didNotStart(String), portTaken }
+    enum Failure: Error {
+        case notInstalled
+        case didNotStart(String)
+        case portTaken
+    }
 
     static var binary: String? {
         ["/usr/sbin/lighttpd", "/usr/bin/lighttpd", "/usr/local/sbin/lighttpd"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -56,10 +62,14 @@ final class LighttpdHost: WebHost, @unchecked Sendable {
         ]
         env.merge(extra) { _, new in new }
         environment = env
-        for sub in ["www", "tmp", "fastcgi"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        for sub in ["www", "tmp", "fastcgi"] {
+            try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true)
+        }
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = HostSetup(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                               port: port, environment: env, fastCGI: fastCGI, sandbox: true).lighttpdConfig()
+        let config = HostSetup(
+            manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+            port: port, environment: env, fastCGI: fastCGI, sandbox: true
+        ).lighttpdConfig()
         let configPath = folder.path + "/lighttpd.conf"
         try config.write(toFile: configPath, atomically: false, encoding: .utf8)
         errorLog = URL(fileURLWithPath: folder.path + "/lighttpd.log")
@@ -91,7 +101,8 @@ final class LighttpdHost: WebHost, @unchecked Sendable {
 
     /// Logs in through the development console; returns the Cookie header value.
     func login(_ tenant: String) throws -> String {
-        let response = try send("POST", "/dev/login", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "tenant=\(tenant)")
+        let response = try send(
+            "POST", "/dev/login", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: "tenant=\(tenant)")
         guard let cookie = response.headers["set-cookie"]?.split(separator: ";").first else { return "" }
         return String(cookie)
     }
@@ -141,7 +152,9 @@ extension WebHost {
     func send(_ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil) throws -> HTTPResponse {
         var all = headers
         if body != nil && !all.contains(where: { $0.0.lowercased() == "content-type" }) { all.append(("Content-Type", "application/json")) }
-        return try CurlTransport().send(HTTPRequest(method: method, url: path.hasPrefix("http") ? path : base + path,
-                                                    headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
+        return try CurlTransport().send(
+            HTTPRequest(
+                method: method, url: path.hasPrefix("http") ? path : base + path,
+                headers: all, body: body.map { Array($0.utf8) }, timeoutMilliseconds: 20_000))
     }
 }

@@ -1,12 +1,14 @@
+import Foundation
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A small HTTP/1.1 server on 127.0.0.1 that hands each request to a closure: it puts the
@@ -118,11 +120,14 @@ extension GraphSandbox {
         let box = Box()
         let server = try LoopbackServer { method, target, body in
             let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-            return box.sandbox!.handle(.init(method: method, path: String(parts[0]),
-                                             query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""), body: body))
+            return box.sandbox!.handle(
+                .init(
+                    method: method, path: String(parts[0]),
+                    query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""), body: body))
         }
-        let sandbox = GraphSandbox(store: try FileStore(root: folder), appId: World.appId, appSecret: World.appSecret,
-                                   baseURL: server.baseURL, clock: SystemClock(), random: SecureRandom())
+        let sandbox = GraphSandbox(
+            store: try FileStore(root: folder), appId: World.appId, appSecret: World.appSecret,
+            baseURL: server.baseURL, clock: SystemClock(), random: SecureRandom())
         box.sandbox = sandbox
         return (sandbox, server)
     }

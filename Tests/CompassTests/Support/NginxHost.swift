@@ -1,11 +1,13 @@
+import Foundation
+import Synchronization
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassPlatform
-import Foundation
-import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real nginx or Apache on a free loopback port, configured by `HostSetup.nginxConfig()` or `apacheConfig()`
@@ -24,18 +26,26 @@ final class NginxHost: WebHost, @unchecked Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    static var available: Bool { ["/usr/sbin/nginx", "/usr/sbin/fcgiwrap"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } }
+    static var available: Bool {
+        ["/usr/sbin/nginx", "/usr/sbin/fcgiwrap"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    }
     static var apacheAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/apache2") }
 
-    enum Failure: Error { case didNotStart(String), portTaken }
+    enum Failure: Error {
+        case didNotStart(String)
+        case portTaken
+    }
 
     init(fastCGI: Bool, server kind: Server = .nginx) throws {
         (sandbox, server) = try GraphSandbox.serve(folder: folder.path + "/sandbox")
-        for sub in ["tmp", "fastcgi", "store"] { try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true) }
+        for sub in ["tmp", "fastcgi", "store"] {
+            try FileManager.default.createDirectory(atPath: folder.path + "/" + sub, withIntermediateDirectories: true)
+        }
         if kind == .apache {
             // Apache runs CGI programs as www-data: the store must be theirs.
             chmod(folder.path, 0o755)
-            var user = passwd(), found: UnsafeMutablePointer<passwd>? = nil
+            var user = passwd()
+            var found: UnsafeMutablePointer<passwd>? = nil
             var scratch = [CChar](repeating: 0, count: 4096)
             getpwnam_r("www-data", &user, &scratch, scratch.count, &found)
             if found != nil { chown(folder.path + "/store", user.pw_uid, user.pw_gid) }
@@ -85,8 +95,9 @@ final class NginxHost: WebHost, @unchecked Sendable {
 
     private func start(port: Int, environment: [String: String], fastCGI: Bool, kind: Server) throws {
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
-        let config = HostSetup(manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
-                               port: port, environment: environment, fastCGI: fastCGI)
+        let config = HostSetup(
+            manifest: manifest, binDirectory: Executables.directory.path, dataDirectory: folder.path,
+            port: port, environment: environment, fastCGI: fastCGI)
         let path = folder.path + (kind == .nginx ? "/nginx.conf" : "/apache.conf")
         try (kind == .nginx ? config.nginxConfig() : config.apacheConfig()).write(toFile: path, atomically: false, encoding: .utf8)
         chmod(path, 0o600)
@@ -109,18 +120,25 @@ final class NginxHost: WebHost, @unchecked Sendable {
                 // A request not whole in 5 s (or an answer not read) is given up.
                 variables["FASTCGI_REQUEST_SECONDS"] = "5"
                 for _ in 0..<2 {
-                    pids.append(try Spawn.process([Executables.url(function.executable).path], standardInput: listener,
-                                               environment: variables, stderr: folder.path + "/\(function.executable).log"))
+                    pids.append(
+                        try Spawn.process(
+                            [Executables.url(function.executable).path], standardInput: listener,
+                            environment: variables, stderr: folder.path + "/\(function.executable).log"))
                 }
             }
         } else if kind == .nginx {
-            pids.append(try Spawn.process(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
-                                          environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log", ownGroup: true))
+            pids.append(
+                try Spawn.process(
+                    ["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:" + config.fcgiwrapSocket], standardInput: nil,
+                    environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/fcgiwrap.log", ownGroup: true))
         }
-        let command = kind == .nginx ? ["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"]
+        let command =
+            kind == .nginx
+            ? ["/usr/sbin/nginx", "-c", path, "-g", "daemon off; master_process on; user root;"]
             : ["/usr/sbin/apache2", "-f", path, "-DFOREGROUND"]
-        let nginx = try Spawn.process(command, standardInput: nil,
-                                   environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/nginx-stderr.log")
+        let nginx = try Spawn.process(
+            command, standardInput: nil,
+            environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/nginx-stderr.log")
         pids.append(nginx)
         let deadline = Date().addingTimeInterval(10)
         while true {
@@ -129,7 +147,8 @@ final class NginxHost: WebHost, @unchecked Sendable {
                 pids.removeLast()
                 throw log.contains("Address already in use") ? Failure.portTaken : Failure.didNotStart(log)
             }
-            let ready = LighttpdHost.accepts(port) && (fastCGI || kind == .apache || FileManager.default.fileExists(atPath: config.fcgiwrapSocket))
+            let ready =
+                LighttpdHost.accepts(port) && (fastCGI || kind == .apache || FileManager.default.fileExists(atPath: config.fcgiwrapSocket))
             if ready { return }
             guard Date() < deadline else { throw Failure.didNotStart("nginx did not start") }
             usleep(20_000)

@@ -1,8 +1,10 @@
+import Foundation
+
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A throwaway PostgreSQL server (Debian's postgresql): `initdb` and `pg_ctl` under a folder of
@@ -12,7 +14,10 @@ final class PostgresServer: @unchecked Sendable {
     let folder: String
     let port: Int
 
-    enum Failure: Error { case notInstalled, didNotStart(String) }
+    enum Failure: Error {
+        case notInstalled
+        case didNotStart(String)
+    }
 
     static var binaries: String? {
         (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
@@ -40,16 +45,28 @@ final class PostgresServer: @unchecked Sendable {
     /// readable by it alone), and a client authentication file that refuses TCP without TLS.
     private func makeCertificates() throws {
         let tls = folder + "/tls"
-        let openssl = "/usr/bin/openssl", curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        let openssl = "/usr/bin/openssl"
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         try run(["/bin/mkdir", tls])
-        try run([openssl, "req", "-x509"] + curve + ["-keyout", tls + "/ca.key", "-out", tls + "/ca.pem", "-days", "2", "-subj", "/CN=compass-test-ca"])
+        try run(
+            [openssl, "req", "-x509"] + curve + [
+                "-keyout", tls + "/ca.key", "-out", tls + "/ca.pem", "-days", "2", "-subj", "/CN=compass-test-ca",
+            ])
         try run([openssl, "req"] + curve + ["-keyout", tls + "/server.key", "-out", tls + "/server.csr", "-subj", "/CN=localhost"])
         try run(["/bin/sh", "-c", "printf 'subjectAltName=DNS:localhost\\n' > \(tls)/san.ext"])
-        try run([openssl, "x509", "-req", "-in", tls + "/server.csr", "-CA", tls + "/ca.pem", "-CAkey", tls + "/ca.key", "-CAcreateserial",
-                 "-out", tls + "/server.pem", "-days", "2", "-extfile", tls + "/san.ext"])
-        try run([openssl, "req", "-x509"] + curve + ["-keyout", tls + "/other-ca.key", "-out", tls + "/other-ca.pem", "-days", "2", "-subj", "/CN=another-ca"])
+        try run([
+            openssl, "x509", "-req", "-in", tls + "/server.csr", "-CA", tls + "/ca.pem", "-CAkey", tls + "/ca.key", "-CAcreateserial",
+            "-out", tls + "/server.pem", "-days", "2", "-extfile", tls + "/san.ext",
+        ])
+        try run(
+            [openssl, "req", "-x509"] + curve + [
+                "-keyout", tls + "/other-ca.key", "-out", tls + "/other-ca.pem", "-days", "2", "-subj", "/CN=another-ca",
+            ])
         try run(["/bin/chmod", "600", tls + "/server.key"])
-        try run(["/bin/sh", "-c", "printf 'local all all trust\\nhostssl all all 127.0.0.1/32 trust\\nhost all all 0.0.0.0/0 reject\\n' > \(folder)/data/pg_hba.conf"])
+        try run([
+            "/bin/sh", "-c",
+            "printf 'local all all trust\\nhostssl all all 127.0.0.1/32 trust\\nhost all all 0.0.0.0/0 reject\\n' > \(folder)/data/pg_hba.conf",
+        ])
         caFile = tls + "/ca.pem"
     }
 
@@ -75,7 +92,10 @@ final class PostgresServer: @unchecked Sendable {
     /// What psql prints (unaligned, tuples only) for `sql` in `database`.
     func psql(_ database: String, _ sql: String) throws -> String {
         let output = folder + "/answer-\(UUID().uuidString).txt"
-        try run([Self.binaries! + "/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-At", "-o", output, "-c", sql])
+        try run([
+            Self.binaries! + "/psql", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-At", "-o", output, "-c",
+            sql,
+        ])
         defer { unlink(output) }
         return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     }
@@ -86,10 +106,12 @@ final class PostgresServer: @unchecked Sendable {
     /// The processes of the server (the postmaster and its children), for stopping them in place.
     func processes() -> [pid_t] {
         guard let text = try? String(contentsOfFile: folder + "/data/postmaster.pid", encoding: .utf8),
-              let postmaster = text.split(separator: "\n").first.flatMap({ pid_t($0) }) else { return [] }
+            let postmaster = text.split(separator: "\n").first.flatMap({ pid_t($0) })
+        else { return [] }
         let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && pid_t(fields[1]) == postmaster
         }
@@ -149,10 +171,13 @@ final class RecordsHold {
         self.server = server
         self.database = database
         let log = server.folder + "/hold-\(UUID().uuidString.prefix(8)).log"
-        pid = try Spawn.process(["/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
-                                 "-p", String(server.port), "-U", "postgres", "-d", database,
-                                 "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT"],
-                                stderr: log)
+        pid = try Spawn.process(
+            [
+                "/usr/sbin/runuser", "-u", "postgres", "--", PostgresServer.binaries! + "/psql", "-h", "127.0.0.1",
+                "-p", String(server.port), "-U", "postgres", "-d", database,
+                "-c", "BEGIN; LOCK TABLE compass_meta.records IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT",
+            ],
+            stderr: log)
         let locks = "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'compass_meta.records'::regclass"
         // Ten seconds by the clock (each look is a psql process, slow on a loaded machine); the
         // holding psql ending first is an answer too, with its reason.
@@ -176,7 +201,10 @@ final class RecordsHold {
     func release() {
         guard !released else { return }
         released = true
-        _ = try? server.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND datname = current_database() AND pid <> pg_backend_pid()")
+        _ = try? server.psql(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
         kill(pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs `body(0)` to `body(count - 1)` at once on the global queue; returns when all have.
@@ -19,17 +20,21 @@ enum Spawn {
     /// that test wait for the pipe's end as long as the server runs.
     /// With `ownGroup`, the program leads a process group of its own, so that stopping the
     /// group stops the workers it forks too (fcgiwrap).
-    static func process(_ argv: [String], standardInput: Int32? = nil, environment: [String: String]? = nil, stderr: String,
-                        ownGroup: Bool = false) throws -> pid_t {
+    static func process(
+        _ argv: [String], standardInput: Int32? = nil, environment: [String: String]? = nil, stderr: String,
+        ownGroup: Bool = false
+    ) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t(), all = sigset_t()
+        var empty = sigset_t()
+        var all = sigset_t()
         sigemptyset(&empty)
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (ownGroup ? POSIX_SPAWN_SETPGROUP : 0)))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (ownGroup ? POSIX_SPAWN_SETPGROUP : 0)))
         if ownGroup { posix_spawnattr_setpgroup(&attributes, 0) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -45,9 +50,10 @@ enum Spawn {
         guard closing == 0 else { throw POSIXError(POSIXErrorCode(rawValue: closing) ?? .EINVAL) }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
-        defer { (cArgs + (cEnv ?? [])).forEach { free($0) } }
+        defer { for copy in cArgs + (cEnv ?? []) { free(copy) } }
         var pid: pid_t = 0
-        let result = cEnv.map { posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, $0) }
+        let result =
+            cEnv.map { posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, $0) }
             ?? posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
         guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EINVAL) }
         return pid

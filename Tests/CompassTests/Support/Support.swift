@@ -1,12 +1,13 @@
+import Foundation
+import Synchronization
+import Testing
+
 @testable import CompassDev
 @testable import CompassHandlers
 @testable import CompassHosts
 @testable import CompassMeta
 @testable import CompassPlatform
 @testable import CompassStorage
-import Foundation
-import Synchronization
-import Testing
 
 final class TestClock: Clock, @unchecked Sendable {
     private let current: Mutex<Date>
@@ -53,9 +54,11 @@ final class SandboxTransport: HTTPTransport, @unchecked Sendable {
         guard request.url.hasPrefix(sandbox.baseURL + "/") else { throw .connect("no route to \(request.url)") }
         let rest = request.url.dropFirst(sandbox.baseURL.count)
         let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let answer = sandbox.handle(.init(method: request.method, path: String(parts[0]),
-                                          query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
-                                          body: request.body ?? []))
+        let answer = sandbox.handle(
+            .init(
+                method: request.method, path: String(parts[0]),
+                query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
+                body: request.body ?? []))
         return decorate.withLock { $0 }?(request, answer) ?? answer
     }
 
@@ -90,9 +93,10 @@ final class World: @unchecked Sendable {
 
     init(environment extra: [String: String] = [:]) {
         store = try! FileStore(root: folder.path + "/store", clock: clock)
-        sandbox = GraphSandbox(store: try! FileStore(root: folder.path + "/sandbox", clock: clock),
-                               appId: Self.appId, appSecret: Self.appSecret, baseURL: Self.graphBase,
-                               clock: clock, random: SecureRandom())
+        sandbox = GraphSandbox(
+            store: try! FileStore(root: folder.path + "/sandbox", clock: clock),
+            appId: Self.appId, appSecret: Self.appSecret, baseURL: Self.graphBase,
+            clock: clock, random: SecureRandom())
         transport = SandboxTransport(sandbox: sandbox)
         config = try! Config.load(from: environment(extra), workingDirectory: folder.path)
     }
@@ -109,25 +113,29 @@ final class World: @unchecked Sendable {
     }
 
     var dependencies: Dependencies {
-        Dependencies(config: config, store: storeOverride ?? store, http: transport, clock: clock, random: SecureRandom(),
-                     logger: logs.logger())
+        Dependencies(
+            config: config, store: storeOverride ?? store, http: transport, clock: clock, random: SecureRandom(),
+            logger: logs.logger())
     }
 
     func token(_ tenant: String, lifetime: Int64 = 3600) -> String {
         SessionVerifier(secret: Array(Self.jwtSecret.utf8)).mint(tenantId: tenant, expiresAt: clock.now.unixSeconds + lifetime)
     }
 
-    func request(_ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
-                 headers: [String: String] = [:], body: String? = nil) -> CGIRequest {
+    func request(
+        _ method: String, _ target: String, tenant: String? = "tenant_a", cookie: Bool = false,
+        headers: [String: String] = [:], body: String? = nil
+    ) -> CGIRequest {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var all = headers
         if let tenant {
             if cookie { all["cookie"] = "compass_session=\(token(tenant))" } else { all["authorization"] = "Bearer \(token(tenant))" }
         }
         if body != nil && all["content-type"] == nil { all["content-type"] = "application/json" }
-        return CGIRequest(method: method, path: String(parts[0]),
-                          query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
-                          headers: all, body: Array((body ?? "").utf8))
+        return CGIRequest(
+            method: method, path: String(parts[0]),
+            query: QueryParameters(parsing: parts.count > 1 ? parts[1] : ""),
+            headers: all, body: Array((body ?? "").utf8))
     }
 
     func run<H: Handler>(_ handler: H.Type, _ request: CGIRequest) -> CGIResponse {
@@ -151,7 +159,8 @@ final class World: @unchecked Sendable {
         if let user { approve += "&sandbox_user=\(user)" }
         approve += extra
         guard let answer = try? transport.send(HTTPRequest(method: "GET", url: approve)), let back = answer.headers["location"],
-              let query = back.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) else {
+            let query = back.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init)
+        else {
             Issue.record("the sandbox dialog did not redirect back")
             return "no redirect from the dialog"
         }
