@@ -9,12 +9,6 @@ import Testing
 @testable import CompassPlatform
 @testable import CompassStorage
 
-/// A random source whose bytes a test chooses, to see them become the nonce.
-struct FixedRandom: RandomSource {
-    var byte: UInt8
-    func bytes(_ count: Int) -> [UInt8] { [UInt8](repeating: byte, count: count) }
-}
-
 /// Security review finding 7: the outbox kept IP addresses, user agents, page URLs and custom
 /// data in plaintext. Queued events are sealed with the credentials key, bound to their tenant
 /// and record key, and rotated with it.

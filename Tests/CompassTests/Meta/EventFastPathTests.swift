@@ -4,18 +4,6 @@ import Testing
 @testable import CompassMeta
 @testable import CompassPlatform
 
-/// A deterministic generator, so that a failing case can be found again by its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The byte-level path against the general one: for every event the fast path takes, the
 /// general path gives the same event, payload bytes included; the tape takes no text the parser
 /// refuses.
@@ -214,19 +202,5 @@ struct SeededGenerator: RandomNumberGenerator {
         for declined in [#"{"a":"\n"}"#, #"{"é":1}"#, #"{"a":1,"a":2}"#, #"{"a":1e999}"#, "[1,]", #"{"a":"\#u{1}"}"#] {
             #expect(JSONTape(Array(declined.utf8)) == nil, "\(declined)")
         }
-    }
-}
-
-@Suite struct MatchKeysTests {
-    @Test func everyUserDataKeyHasABitAndTheSetReadsLikeASetOfNames() {
-        #expect(MatchKeys.names.count == UserDataNormalizer.hashedKeys.count + UserDataNormalizer.plainKeys.count)
-        #expect(MatchKeys.names.count <= 64)
-        var keys: MatchKeys = ["ph", "em", "fbc"]
-        keys.insert("em")
-        keys.insert("not_a_key")
-        #expect(Array(keys) == ["em", "fbc", "ph"])
-        #expect(keys.count == 3 && keys.contains("ph") && !keys.contains("fn") && !keys.contains("not_a_key"))
-        #expect(keys == MatchKeys(["fbc", "ph", "em"]))
-        #expect(MatchKeys(MatchKeys.names).count == MatchKeys.names.count && MatchKeys().isEmpty)
     }
 }

@@ -1,0 +1,21 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+
+extension World {
+    /// `count` seeded tenants (`TenantSeeder`), their tokens registered in this world's sandbox.
+    func seed(_ count: Int, dueFraction: Double) throws {
+        let seeder = TenantSeeder(
+            store: store, sandbox: try FileStore(root: folder.path + "/sandbox", clock: clock),
+            cipher: CredentialCipher(keys: config.credentialKeys!, random: SecureRandom()),
+            scopes: config.scopes, renewalWindow: config.renewalWindow, now: clock.now)
+        #expect(try seeder.seed(count: count, dueFraction: dueFraction) == count)
+    }
+}
