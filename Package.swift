@@ -6,6 +6,7 @@ import PackageDescription
 //   route executables -> CompassHosts -> CompassHandlers -> CompassMeta    -> CompassPlatform
 //                                                         -> CompassStorage -> CompassPlatform
 //   development executables and tests -> CompassDev -> everything above
+//   CompassUnitTests, CompassIntegrationTests -> CompassTestSupport -> everything above
 //
 // No package dependencies: Foundation, libcrypto and libcurl only.
 
@@ -61,9 +62,29 @@ let package = Package(
             name: "CompassDev", dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts"],
             swiftSettings: strict),
         .executableTarget(name: "compass-dev", dependencies: ["CompassDev", "CompassPlatform"], swiftSettings: strict),
-        .testTarget(
-            name: "CompassTests",
+        /// What both test targets share: the in-process world (a store, a sandboxed Meta, a
+        /// clock), its flows, and the small doubles.
+        .target(
+            name: "CompassTestSupport",
             dependencies: ["CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev"],
+            path: "Tests/CompassTestSupport",
+            swiftSettings: strict
+        ),
+        /// Tests that need no server and no built executable: handlers, events, the platform, in-process.
+        .testTarget(
+            name: "CompassUnitTests",
+            dependencies: [
+                "CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev", "CompassTestSupport",
+            ],
+            swiftSettings: strict
+        ),
+        /// Tests that start real hosts, stores and processes: lighttpd, nginx, Apache, etcd,
+        /// PostgreSQL, the built executables, FastCGI and Lambda runtimes, Chromium.
+        .testTarget(
+            name: "CompassIntegrationTests",
+            dependencies: [
+                "CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev", "CompassTestSupport",
+            ],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+@testable import CompassTestSupport
+
+@Suite struct FileStoreTests {
+    @Test func recordsAreOwnerOnlyAndLiveUnderTheRoot() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/s")
+        try store.put("meta/integration/t1", Array("{}".utf8))
+        let file = folder.path + "/s/meta/integration/t1.rec"
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let dir = try FileManager.default.attributesOfItem(atPath: folder.path + "/s/meta/integration")
+        #expect((dir[.posixPermissions] as? Int) == 0o700)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path + "/s/meta/integration")
+        #expect(leftovers == ["t1.rec"])
+    }
+
+    @Test func aCorruptRecordIsReportedAndCanBeOverwritten() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("x/y", Array("good".utf8))
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder.path + "/x/y.rec"))
+        #expect(throws: StoreError.corrupt("x/y")) { try store.get("x/y") }
+        #expect(try store.list(prefix: "x/", after: nil, limit: 10).entries.isEmpty)
+        try store.put("x/y", Array("repaired".utf8))
+        #expect(try store.get("x/y")?.value == Array("repaired".utf8))
+    }
+
+    @Test func anUnwritableRootIsUnavailableNotACrash() throws {
+        let folder = TemporaryFolder()
+        try Data().write(to: URL(fileURLWithPath: folder.path + "/file"))
+        let store = try FileStore(root: folder.path + "/file/store")
+        #expect(try store.get("a") == nil)
+        #expect(throws: StoreError.self) { try store.put("a", [1]) }
+        #expect(throws: StoreError.self) { try FileStore(root: "relative/path") }
+    }
+
+    @Test func theLastRecordOfAFolderTakesTheFolderWithIt() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("meta/outbox/tenant_x/e1", [1])
+        _ = try store.put("meta/outbox/tenant_x/e2", [2], ttl: 60)
+        try store.delete("meta/outbox/tenant_x/e1")
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/meta/outbox/tenant_x"))
+        #expect(try store.sweepExpired(after: nil, limit: 10, asOf: Date().addingTimeInterval(120)).deleted == 1)
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/meta/outbox/tenant_x"))
+        // Written again at once: the folder comes back.
+        try store.put("meta/outbox/tenant_x/e3", [3])
+        #expect(try store.get("meta/outbox/tenant_x/e3")?.value == [3])
+    }
+
+    @Test func theSweepDeletesTemporaryFilesOfWritersThatDied() throws {
+        let folder = TemporaryFolder()
+        let clock = TestClock(Date())
+        let store = try FileStore(root: folder.path, clock: clock)
+        try store.put("a/b", [1])
+        let abandoned = folder.path + "/a/.tmp-0123456789abcdef"
+        try Data([9]).write(to: URL(fileURLWithPath: abandoned))
+        #expect(try store.sweepExpired(after: nil, limit: 10, asOf: clock.now).visited == 1)
+        #expect(FileManager.default.fileExists(atPath: abandoned), "a writer may still be using it")
+        clock.advance(2 * 3600)
+        _ = try store.sweepExpired(after: nil, limit: 10, asOf: clock.now)
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        #expect(try store.get("a/b")?.value == [1])
+    }
+
+    @Test func aCaseInsensitiveRootIsRefused() throws {
+        let folder = TemporaryFolder()
+        #expect(FileStore.isCaseSensitive(folder.path) == true)
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/" + FileStore.caseCheckedMarker) == false)
+        do {
+            _ = try FileStore(root: folder.path, isCaseSensitive: { _ in false })
+            Issue.record("a case-insensitive root was accepted")
+        } catch {
+            #expect("\(error)".contains("case-insensitive"))
+        }
+        // A root created by the first write is checked as it is created.
+        let lazy = try FileStore(root: folder.path + "/new", isCaseSensitive: { _ in false })
+        #expect(throws: StoreError.self) { try lazy.put("meta/integration/Acme", [1]) }
+        // Once found case-sensitive, the root is marked and not probed again.
+        _ = try FileStore(root: folder.path)
+        #expect(FileManager.default.fileExists(atPath: folder.path + "/" + FileStore.caseCheckedMarker))
+        _ = try FileStore(root: folder.path, isCaseSensitive: { _ in false })
+    }
+
+    @Test func readingCreatesNothing() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/lazy")
+        #expect(try store.get("meta/integration/t") == nil)
+        #expect(try store.list(prefix: "meta/", after: nil, limit: 5).entries.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/lazy"))
+    }
+}

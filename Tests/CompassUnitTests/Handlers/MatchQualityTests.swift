@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+@testable import CompassTestSupport
+
+/// Meta's Event Match Quality, fetched by refresh-cron for the chosen pixel (issue 15, part 4).
+@Suite struct MatchQualityTests {
+    @Test func refreshCronFetchesMetasFiguresForTheChosenPixelDaily() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant()
+        #expect(world.send(world.batch(["q1", "q2"])).status == 200)
+        func settings() -> [String: Any] { world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json }
+        #expect(settings()["eventMatchQuality"] == nil)
+        // A newly chosen pixel's figures are due at the next run.
+        #expect(world.drain().quality.fetched == 1)
+        let quality = try #require(settings()["eventMatchQuality"] as? [String: Any])
+        #expect(quality["pixelId"] as? String == "2000101")
+        let events = try #require(quality["events"] as? [[String: Any]])
+        #expect(events.map { $0["eventName"] as? String } == ["Lead"])
+        #expect(events.first?["compositeScore"] as? Double ?? 0 > 2)
+        #expect((events.first?["matchKeyCoverage"] as? [String: Double])?["email"] == 100)
+        let asked = world.transport.requests.withLock { $0.map(\.url) }.filter { $0.contains("/dataset_quality?") }
+        // agent_name is the partner part of partner_agent, lower-cased.
+        #expect(asked.count == 1 && asked[0].contains("dataset_id=2000101") && asked[0].contains("agent_name=compass&"))
+        // Daily: nothing right after, again a day later.
+        #expect(world.drain().quality.fetched == 0)
+        world.clock.advance(DueIndex.period + DueIndex.jitter + 60)
+        #expect(world.drain().quality.fetched == 1)
+        // Another pixel: the old pixel's figures are not shown as its own; the next run fetches.
+        let put = world.run(SettingsHandler.self, world.request("PUT", "/api/connect/meta/settings", body: #"{"pixelId":"2000102"}"#))
+        #expect(put.status == 200)
+        #expect(settings()["eventMatchQuality"] == nil)
+        #expect(world.drain().quality.fetched == 1)
+        #expect((settings()["eventMatchQuality"] as? [String: Any])?["pixelId"] as? String == "2000102")
+    }
+
+    /// What Meta leaves out stays absent; an answer without `web` is no events.
+    @Test func toleratesAnswersWithFieldsLeftOut() throws {
+        let world = World()
+        world.connectTenant()
+        let graph = GraphClient(
+            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+        world.transport.intercept.withLock {
+            $0 = { request in
+                guard request.url.contains("/dataset_quality?") else { return nil }
+                let body =
+                    request.url.contains("dataset_id=1")
+                    ? #"{}"#
+                    : #"{"web":[{"event_name":"Purchase"},{"event_name":"Lead","event_match_quality":{"match_key_feedback":[{"identifier":"phone"}]}}]}"#
+                return HTTPResponse(status: 200, headers: ["content-type": "application/json"], body: Array(body.utf8))
+            }
+        }
+        let token = try world.storedToken()
+        #expect(try graph.datasetQuality(pixelId: "1", agentName: "a_1_0", token: token) == [])
+        let events = try graph.datasetQuality(pixelId: "2", agentName: "a_1_0", token: token)
+        #expect(
+            events == [
+                EventQuality(eventName: "Purchase", compositeScore: nil, matchKeyCoverage: [:]),
+                EventQuality(eventName: "Lead", compositeScore: nil, matchKeyCoverage: [:]),
+            ])
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+@testable import CompassTestSupport
+
+/// The byte-level fast paths (ASCII text) give what the Unicode rules give, on every input.
+@Suite struct NormalizationFastPathTests {
+    static let samples = [
+        "", " ", "\t\n\u{0B}\u{0C}\r ", "Mary", "  Mary Smith\t", "\u{A0}Mary\u{A0}", "\u{2003}José\u{2003}", " Zoë ", "O'Brien-Smith 3rd",
+        "+1 (650) 555-1212", "00441234567890", "٣٤٥ 12345678", "Ｍａｒｙ", "\u{85}x\u{85}", "a\u{301} ", " \u{1F600} ", "日本 東京", "\r\n",
+    ]
+
+    @Test func trimmingLettersAndDigitsMatchTheUnicodeRules() {
+        for text in Self.samples {
+            let scalars = text.unicodeScalars
+            let trimmed =
+                scalars.firstIndex(where: { !$0.properties.isWhitespace }).map { first in
+                    String(scalars[first...scalars.lastIndex(where: { !$0.properties.isWhitespace })!])
+                } ?? ""
+            #expect(text.trimmingWhitespace == trimmed, "\(text.debugDescription)")
+            let letters = String(text.unicodeScalars.filter { $0.properties.isAlphabetic }.map { Character($0) }).lowercased()
+            #expect(UserDataNormalizer.lettersOnly(text) == letters, "\(text.debugDescription)")
+            var digits = String(text.unicodeScalars.filter { ("0"..."9").contains($0) }.map { Character($0) })
+            while digits.hasPrefix("0") { digits.removeFirst() }
+            #expect(UserDataNormalizer.phone(text) == ((7...15).contains(digits.count) ? digits : nil), "\(text.debugDescription)")
+        }
+    }
+
+    @Test func aClickIdIsFoundWhereverItIsInTheQueryAndOnlyThere() {
+        #expect(ConversionEvent.fbclid(in: "https://x.example/?a=1&fbclid=IwAR2.abc#top") == "IwAR2.abc")
+        #expect(ConversionEvent.fbclid(in: "https://x.example/?fbclid=abc") == "abc")
+        for url in [
+            "https://x.example/?order=1", "https://x.example/?xfbclid=1", "https://x.example/?a=fbclid", "https://x.example/?fbclid=",
+            "https://x.example/#?fbclid=abc", "https://x.example/fbclid=abc", "https://x.example/?fbc", "",
+        ] {
+            #expect(ConversionEvent.fbclid(in: url) == nil, "\(url)")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+@testable import CompassTestSupport
+
+@Suite struct ConfigTests {
+    @Test func concurrencyAndSandboxLatencyAreBounded() throws {
+        let config = try Config.load(from: ["META_CONCURRENCY": "4", "SANDBOX_LATENCY_MS": "200"], workingDirectory: "/tmp")
+        #expect(config.metaConcurrency == 4 && config.sandboxLatencyMilliseconds == 200)
+        #expect(try Config.load(from: [:], workingDirectory: "/tmp").metaConcurrency == 8)
+        for (name, value) in [
+            ("META_CONCURRENCY", "0"), ("META_CONCURRENCY", "65"), ("SANDBOX_LATENCY_MS", "-1"), ("REFRESH_BUDGET_SECONDS", "0"),
+        ] {
+            #expect(throws: Config.Error.self, "\(name)=\(value)") { try Config.load(from: [name: value], workingDirectory: "/tmp") }
+        }
+    }
+
+    let key = Data(Crypto.randomBytes(32)).base64EncodedString()
+
+    @Test func defaultsWhenOptionalVariablesAreAbsent() throws {
+        let config = try Config.load(from: [:], workingDirectory: "/srv/app")
+        #expect(config.apiVersion == Config.defaultAPIVersion)
+        #expect(config.graphURL == "https://graph.facebook.com")
+        #expect(config.dialogURL == "https://www.facebook.com")
+        #expect(config.scopes == ["ads_read", "business_management"])
+        #expect(config.store == .files(root: "/srv/app/.data"))
+        #expect(throws: Config.Error(variable: "META_APP_ID", problem: "is not set")) { try config.metaApp() }
+        #expect(throws: Config.Error(variable: "COMPASS_JWT_SECRET", problem: "is not set")) { try config.sessionSecret() }
+    }
+
+    @Test(arguments: [
+        ("META_API_VERSION", "18.0"), ("META_APP_ID", "abc"), ("META_GRAPH_URL", "ftp://x"),
+        ("OAUTH_REDIRECT_BASE_URL", "joincompass.ai"), ("COMPASS_JWT_SECRET", "short"),
+        ("CREDENTIALS_KEY", "bm90IDMyIGJ5dGVz"), ("STORE_URL", "redis://x"), ("STORE_URL", "file://relative"),
+        ("LOG_LEVEL", "loud"), ("META_SCOPES", "ads read"), ("META_TIMEOUT_MS", "5"),
+    ])
+    func malformedValuesNameTheirVariable(name: String, value: String) {
+        #expect {
+            try Config.load(from: [name: value], workingDirectory: "/")
+        } throws: { error in
+            (error as? Config.Error)?.variable == name
+                && (error as? Config.Error)?.apiError.message.contains(name) == true
+        }
+    }
+
+    @Test func parsesStoresAndTrimsTrailingSlashes() throws {
+        let config = try Config.load(
+            from: [
+                "STORE_URL": "etcd://10.0.0.1:2379,10.0.0.2:2379", "OAUTH_REDIRECT_BASE_URL": "https://joincompass.ai/",
+                "CREDENTIALS_KEY": key, "META_API_VERSION": "v25.0",
+            ], workingDirectory: "/")
+        #expect(config.store == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], namespace: ""))
+        #expect(
+            try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store
+                == .etcd(endpoints: ["https://e1:2379"], namespace: "compass/prod/"))
+        #expect(try config.callbackURL() == "https://joincompass.ai/api/connect/meta/callback")
+        #expect(config.apiVersion == "v25.0")
+        #expect(try config.credentialCipher().previous == nil)
+    }
+}

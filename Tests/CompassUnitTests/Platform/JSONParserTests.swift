@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+@testable import CompassDev
+@testable import CompassHandlers
+@testable import CompassHosts
+@testable import CompassMeta
+@testable import CompassPlatform
+@testable import CompassStorage
+@testable import CompassTestSupport
+
+@Suite struct JSONParserTests {
+    @Test func parsesEveryKindOfValue() throws {
+        let value = try JSONParser.parse(Array(#" {"a":[1,-2.5,3e2,true,false,null,"x\"y\\z\u00e9\ud83d\ude00"],"b":{}} "#.utf8))
+        #expect(
+            value
+                == .object([
+                    "a": .array([
+                        .int(1), .double(-2.5), .double(300), .bool(true), .bool(false), .null,
+                        .string("x\"y\\zé😀"),
+                    ]), "b": .object([:]),
+                ]))
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{1}\"", "\"\\x\"", "\"\\ud800\"",
+        "{\"a\":1,\"a\":2}", "1 2", "1e400", "[\"\u{7f}\"", "nul", "{\"a\" 1}",
+    ])
+    func rejectsMalformedText(text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func rejectsInvalidUTF8AndDeepNesting() {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+        let deep = Array(repeating: UInt8(ascii: "["), count: 100_000)
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(deep) }
+    }
+
+    @Test func theWordAtATimeStringScanStopsWhereAByteByByteScanStops() throws {
+        // Each kind of byte that ends a plain run (quote, backslash, control character), one
+        // outside ASCII and two that are plain, at every place of a string longer than 16 bytes:
+        // inside a word, at a word's first and last byte, in the tail.
+        for special: [UInt8] in [[0x22], [0x5C, 0x6E], [0x01], [0x1F], [0xC3, 0xA9], [0x7F], [0x20, 0x21, 0x5B]] {
+            for place in 0...24 {
+                var text = Array(repeating: UInt8(ascii: "a"), count: 24)
+                text.insert(contentsOf: special, at: place)
+                let naiveEnd = text.firstIndex { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 } ?? text.count
+                let scanned = text.withUnsafeBufferPointer { JSONParser.scanPlainString($0, from: 0) }
+                #expect(scanned.end == naiveEnd, "\(special) at \(place)")
+                #expect(scanned.isASCII == text[..<naiveEnd].allSatisfy { $0 < 0x80 }, "\(special) at \(place)")
+                // And the parser and the tape read the string as they read it byte by byte.
+                let literal = [0x22] + text + [0x22]
+                let parsed = try? JSONParser.parse(literal)
+                switch special {
+                case [0x22], [0x01], [0x1F]: #expect(parsed == nil)
+                case [0x5C, 0x6E]:
+                    #expect(parsed == .string(String(decoding: text, as: UTF8.self).replacingOccurrences(of: "\\n", with: "\n")))
+                default: #expect(parsed == .string(String(decoding: text, as: UTF8.self)))
+                }
+                let tape = JSONTape(literal)
+                #expect((tape != nil) == (parsed != nil && special != [0x5C, 0x6E]), "\(special) at \(place)")
+                if let tape { #expect(tape.tokens[0].isASCII == (special != [0xC3, 0xA9])) }
+            }
+        }
+    }
+
+    @Test func decimalsAreWrittenAsStringWritesThem() {
+        var generator = SystemRandomNumberGenerator()
+        let values: [Int64] =
+            [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, 1_795_820_995, -1_000_000_000_000]
+            + (0..<1_000).map { _ in
+                Int64.random(in: Int64.min...Int64.max, using: &generator) >> Int64.random(in: 0...62, using: &generator)
+            }
+        for value in values {
+            var out: [UInt8] = [UInt8(ascii: "x")]
+            out.append(decimal: value)
+            #expect(out == Array("x\(value)".utf8))
+        }
+    }
+
+    @Test func quotingWritesEveryByteAsTheParserReadsItBack() throws {
+        // Every ASCII byte and a letter outside it, at every place of a string of 20 bytes.
+        for byte in UInt8(0)...UInt8(0x7F) {
+            for place in [0, 7, 8, 19] {
+                var text = Array(repeating: UInt8(ascii: "z"), count: 19)
+                text.insert(byte, at: place)
+                text.append(contentsOf: "é".utf8)
+                var out: [UInt8] = [UInt8(ascii: "[")]
+                text.withUnsafeBufferPointer { JSONText.appendQuoted(utf8: $0, to: &out) }
+                out.append(UInt8(ascii: "]"))
+                #expect(try JSONParser.parse(out) == .array([.string(String(decoding: text, as: UTF8.self))]), "byte \(byte)")
+                let escapes = byte == 0x22 || byte == 0x5C || byte == 0x0A || byte == 0x0D || byte == 0x09 ? 1 : byte < 0x20 ? 5 : 0
+                #expect(out.count == text.count + escapes + 4, "byte \(byte)")
+            }
+        }
+        // Longer than the chunks the literal is written in, with escapes across their ends.
+        for unit in ["ab\"", "\u{1}xyz", "é\\\n"] {
+            let text = String(repeating: unit, count: 5_000)
+            var out: [UInt8] = []
+            JSONText.appendQuoted(text, to: &out)
+            #expect(try JSONParser.parse(out) == .string(text))
+        }
+    }
+
+    @Test func serializationRoundTripsWithSortedKeys() throws {
+        let value: JSONValue = .object(["z": .string("a\"b\n\u{1}é"), "a": .array([.int(-7), .double(0.5), .null])])
+        let text = String(decoding: value.serialized, as: UTF8.self)
+        #expect(text == #"{"a":[-7,0.5,null],"z":"a\"b\n\u0001é"}"#)
+        #expect(try JSONParser.parse(value.serialized) == value)
+    }
+}
