@@ -445,10 +445,16 @@ package struct GraphSandbox: Sendable {
 
     // MARK: Conversions API
 
-    /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
+    /// The match keys the sandbox's quality figures count, with Meta's identifier for each.
+    private static let qualityKeys: [(key: String, identifier: String)] = [
+        ("em", "email"), ("ph", "phone"), ("external_id", "external_id"), ("fbp", "fbp"), ("fbc", "fbc"),
+        ("client_ip_address", "ip_address"), ("client_user_agent", "user_agent"),
+    ]
+
     /// The Dataset Quality API in Meta's shape, with figures from the events this sandbox
     /// received for the pixel: per event name, the share of events carrying each match key, and
-    /// a composite score that grows with them (a plausible stand-in for Meta's model).
+    /// a composite score that grows with them (a plausible stand-in for Meta's model). Only the
+    /// fields asked for are answered, as at Meta.
     private func datasetQuality(_ query: QueryParameters) -> HTTPResponse {
         guard let pixel = query.single("dataset_id"), PixelId.isValid(pixel) else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter dataset_id is required")
@@ -456,11 +462,18 @@ package struct GraphSandbox: Sendable {
         guard let agent = query.single("agent_name"), !agent.isEmpty else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter agent_name is required")
         }
-        let names: [(key: String, identifier: String)] = [
-            ("em", "email"), ("ph", "phone"), ("external_id", "external_id"),
-            ("fbp", "fbp"), ("fbc", "fbc"), ("client_ip_address", "ip_address"),
-            ("client_user_agent", "user_agent"),
-        ]
+        let counts = keyCounts(pixel: pixel)
+        let rows = counts.keys.sorted().map { qualityRow($0, events: counts[$0]!.events, withKey: counts[$0]!.keys) }
+        let asked =
+            query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
+                var parser = FieldExpansion(Array(expression.utf8))
+                return parser.parse()
+            } ?? []
+        return json(FieldExpansion.project(.object(["web": .array(rows)]), asked).object ?? [:])
+    }
+
+    /// Per event name the sandbox received for the pixel: how many, and how many carried each key.
+    private func keyCounts(pixel: String) -> [String: (events: Int, keys: [String: Int])] {
         var counts: [String: (events: Int, keys: [String: Int])] = [:]
         var cursor: String? = nil
         repeat {
@@ -471,76 +484,66 @@ package struct GraphSandbox: Sendable {
                 else { continue }
                 var entry = counts[name] ?? (0, [:])
                 entry.events += 1
-                for (key, _) in names where event["user_data"]?[key] != nil { entry.keys[key, default: 0] += 1 }
+                for (key, _) in Self.qualityKeys where event["user_data"]?[key] != nil { entry.keys[key, default: 0] += 1 }
                 counts[name] = entry
             }
             cursor = page.cursor
         } while cursor != nil
-        var rows: [JSONValue] = []
-        for name in counts.keys.sorted() {
-            let entry = counts[name]!
-            var feedback: [JSONValue] = []
-            var contactShare = 0.0
-            for (index, (key, identifier)) in names.enumerated() {
-                let share = Double(entry.keys[key] ?? 0) / Double(entry.events)
-                if index < 3 { contactShare += share / 3 }
-                guard share > 0 else { continue }
-                let percentage = (share * 1000).rounded() / 10
-                feedback.append(.object(["identifier": .string(identifier), "coverage": .object(["percentage": .double(percentage)])]))
-            }
-            let score: Double = ((2 + 8 * contactShare) * 10).rounded() / 10
-            let emailShare = Double(entry.keys["em"] ?? 0) / Double(entry.events)
-            var diagnostics: [JSONValue] = []
-            if emailShare < 0.5 {
-                diagnostics.append(
-                    .object([
-                        "name": .string("Send more email addresses"),
-                        "description": .string("Most of these events do not include an email address."),
-                        "solution": .string("Add the customer's email address (em) to your server events."),
-                        "percentage": .double(((1 - emailShare) * 1000).rounded() / 10),
-                        "affected_event_count": .int(Int64(entry.events - (entry.keys["em"] ?? 0))),
-                        "total_event_count": .int(Int64(entry.events)),
-                    ]))
-            }
-            func share(_ percentage: Double, _ description: String) -> JSONValue {
-                .object(["percentage": .double(percentage), "description": .string(description)])
-            }
-            let dedupe = settings.browserDedupeCoverage
-            rows.append(
-                .object([
-                    "event_name": .string(name),
-                    "event_match_quality": .object([
-                        "composite_score": .double(score), "match_key_feedback": .array(feedback),
-                        "diagnostics": .array(diagnostics),
-                    ]),
-                    "event_coverage": .object([
-                        "percentage": .double(100), "goal_percentage": .double(75),
-                        "description": .string("Server events cover the browser events of this name."),
-                    ]),
-                    "dedupe_key_feedback": .array([
-                        .object([
-                            "dedupe_key": .string("event_id"),
-                            "browser_events_with_dedupe_key": share(dedupe, "Browser events with this deduplication key."),
-                            "server_events_with_dedupe_key": share(100, "Server events with this deduplication key."),
-                            "overall_browser_coverage_from_dedupe_key": share(dedupe, "Browser events deduplicated with server events."),
-                        ])
-                    ]),
-                    "data_freshness": .object([
-                        "upload_frequency": .string("real_time"), "description": .string("Events arrive in real time."),
-                    ]),
-                    "acr": share(12.5, "Additional conversions reported thanks to the Conversions API."),
-                    "event_potential_aly_acr_increase": share(3, "Potential additional conversions reported."),
-                ]))
-        }
-        // Meta answers only the fields asked for.
-        let asked =
-            query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
-                var parser = FieldExpansion(Array(expression.utf8))
-                return parser.parse()
-            } ?? []
-        return json(FieldExpansion.project(.object(["web": .array(rows)]), asked).object ?? [:])
+        return counts
     }
 
+    /// One event name's row, every field Meta's per-event quality object has.
+    private func qualityRow(_ name: String, events: Int, withKey: [String: Int]) -> JSONValue {
+        var feedback: [JSONValue] = []
+        var contactShare = 0.0
+        for (index, (key, identifier)) in Self.qualityKeys.enumerated() {
+            let share = Double(withKey[key] ?? 0) / Double(events)
+            if index < 3 { contactShare += share / 3 }
+            guard share > 0 else { continue }
+            let percentage = (share * 1000).rounded() / 10
+            feedback.append(.object(["identifier": .string(identifier), "coverage": .object(["percentage": .double(percentage)])]))
+        }
+        let emailShare = Double(withKey["em"] ?? 0) / Double(events)
+        var diagnostics: [JSONValue] = []
+        if emailShare < 0.5 {
+            diagnostics.append(
+                .object([
+                    "name": .string("Send more email addresses"),
+                    "description": .string("Most of these events do not include an email address."),
+                    "solution": .string("Add the customer's email address (em) to your server events."),
+                    "percentage": .double(((1 - emailShare) * 1000).rounded() / 10),
+                    "affected_event_count": .int(Int64(events - (withKey["em"] ?? 0))), "total_event_count": .int(Int64(events)),
+                ]))
+        }
+        func share(_ percentage: Double, _ description: String) -> JSONValue {
+            .object(["percentage": .double(percentage), "description": .string(description)])
+        }
+        let dedupe = settings.browserDedupeCoverage
+        return .object([
+            "event_name": .string(name),
+            "event_match_quality": .object([
+                "composite_score": .double(((2 + 8 * contactShare) * 10).rounded() / 10), "match_key_feedback": .array(feedback),
+                "diagnostics": .array(diagnostics),
+            ]),
+            "event_coverage": .object([
+                "percentage": .double(100), "goal_percentage": .double(75),
+                "description": .string("Server events cover the browser events of this name."),
+            ]),
+            "dedupe_key_feedback": .array([
+                .object([
+                    "dedupe_key": .string("event_id"),
+                    "browser_events_with_dedupe_key": share(dedupe, "Browser events with this deduplication key."),
+                    "server_events_with_dedupe_key": share(100, "Server events with this deduplication key."),
+                    "overall_browser_coverage_from_dedupe_key": share(dedupe, "Browser events deduplicated with server events."),
+                ])
+            ]),
+            "data_freshness": .object(["upload_frequency": .string("real_time"), "description": .string("Events arrive in real time.")]),
+            "acr": share(12.5, "Additional conversions reported thanks to the Conversions API."),
+            "event_potential_aly_acr_increase": share(3, "Potential additional conversions reported."),
+        ])
+    }
+
+    /// `POST /{pixel}/events`, validated as Meta validates: one invalid event rejects the batch.
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
         guard
             SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })

@@ -73,10 +73,10 @@ package struct QualityFetcher {
     }
 
     /// What became of one tenant's due entry.
-    private enum TenantFetch { case fetched, failed, stale, skipped }
+    fileprivate enum TenantFetch { case fetched, failed, stale, skipped }
 
     package var now: Date { dependencies.clock.now }
-    private var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix) }
+    fileprivate var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix) }
 
     package init(dependencies: Dependencies) {
         self.dependencies = dependencies
@@ -88,51 +88,43 @@ package struct QualityFetcher {
     }
 
     package func run(until deadline: Date?) throws(StoreError) -> Summary {
-        try indexOnce()
-        let summary = Mutex(Summary())
-        var after: String? = nil
-        while true {
-            let (listed, more) = try index.due(asOf: now, after: after, limit: 64)
-            guard !listed.isEmpty else { break }
-            after = listed.last?.key
-            // One fetch per tenant: a second entry of a tenant in the page is an extra one.
-            var seen: Set<String> = []
-            var unique: [(key: String, tenant: String)] = []
-            for entry in listed {
-                if seen.insert(entry.tenant).inserted {
-                    unique.append(entry)
-                } else {
-                    _ = try? dependencies.store.delete(entry.key)
-                    summary.withLock { $0.stale += 1 }
-                }
-            }
-            let entries = unique
-            let stop = DueIndex.takeEach(
-                entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
-                deadline: deadline
-            ) { entry in
-                let outcome = fetch(entry.tenant, entry: entry.key)
-                summary.withLock { total in
-                    switch outcome {
-                    case .fetched: total.fetched += 1
-                    case .failed: total.failed += 1
-                    case .stale: total.stale += 1
-                    case .skipped: break
-                    }
-                }
-            }
-            if stop != .none {
-                var total = summary.withLock { $0 }
-                total.left = try index.countDue(asOf: now)
-                return total
-            }
-            guard more else { break }
+        let job = QualityJob(fetcher: self, tally: Tally(Summary()))
+        let run = try DueJobRunner(clock: dependencies.clock).run(job, until: deadline)
+        var total = job.tally.value
+        total.left = run.left
+        return total
+    }
+
+    /// One fetch per due tenant; a second entry of a tenant in a page is an extra one.
+    private struct QualityJob: DueJob {
+        let fetcher: QualityFetcher
+        let tally: Tally<Summary>
+
+        var index: DueIndex { fetcher.index }
+        var concurrency: Int { fetcher.dependencies.config.metaConcurrency }
+        var oneEntryPerTenant: Bool { true }
+        func indexOnce() throws(StoreError) { try fetcher.indexOnce() }
+
+        func dropExtra(_ entry: (key: String, tenant: String)) {
+            _ = try? fetcher.dependencies.store.delete(entry.key)
+            tally.add { $0.stale += 1 }
         }
-        return summary.withLock { $0 }
+
+        func work(_ entry: (key: String, tenant: String)) {
+            let outcome = fetcher.fetch(entry.tenant, entry: entry.key)
+            tally.add { total in
+                switch outcome {
+                case .fetched: total.fetched += 1
+                case .failed: total.failed += 1
+                case .stale: total.stale += 1
+                case .skipped: break
+                }
+            }
+        }
     }
 
     /// One tenant: its figures fetched and kept, its entry moved on.
-    private func fetch(_ tenant: String, entry: String) -> TenantFetch {
+    fileprivate func fetch(_ tenant: String, entry: String) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
             integration.status == .connected, let pixel = integration.config.pixelId
@@ -191,7 +183,7 @@ package struct QualityFetcher {
 
     /// Gives every tenant that chose a pixel before the quality index existed an entry, spread
     /// over the coming day, once.
-    private func indexOnce() throws(StoreError) {
+    fileprivate func indexOnce() throws(StoreError) {
         let store = dependencies.store
         guard try store.get(RecordKey.qualityIndexComplete) == nil else { return }
         var cursor: String? = nil

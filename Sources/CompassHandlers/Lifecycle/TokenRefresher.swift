@@ -76,48 +76,43 @@ package struct TokenRefresher {
         return total
     }
 
-    /// The due entries in time order, `pageSize` at a time, the Graph calls of a page
-    /// overlapping (`META_CONCURRENCY`).
+    /// The due entries in time order, the Graph calls of a page overlapping (`META_CONCURRENCY`).
     private func runDue(until deadline: Date?) throws(StoreError) -> Summary {
-        let summary = Mutex(Summary())
-        var after: String? = nil
-        while true {
-            let (entries, more) = try index.due(asOf: now, after: after, limit: Self.pageSize)
-            guard !entries.isEmpty else { break }
-            // No new entry once the deadline passed or Meta's usage is near its limits.
-            let refuse: @Sendable () -> Bool = { usage.pauseSeconds() == nil }
-            let stop = DueIndex.takeEach(
-                entries, concurrency: dependencies.config.metaConcurrency, clock: dependencies.clock,
-                deadline: deadline, refuse: refuse
-            ) { entry in
-                if let seconds = usage.pauseSeconds(), seconds > 0 { pause(seconds) }
-                let (outcome, rotated) = refresh(entry.tenant, entry: entry.key)
-                summary.withLock { total in
-                    total.integrations += 1
-                    if rotated { total.rotated += 1 }
-                    switch outcome {
-                    case .renewed: total.renewed += 1
-                    case .checked: total.checked += 1
-                    case .needsReauth: total.needsReauth += 1
-                    case .failed: total.failed += 1
-                    case .skipped: total.skipped += 1
-                    case .stale: total.stale += 1
-                    case .unchanged: break
-                    }
+        let job = TokenJob(refresher: self, tally: Tally(Summary()))
+        let run = try DueJobRunner(clock: dependencies.clock).run(job, until: deadline)
+        var total = job.tally.value
+        total.left = run.left
+        total.throttled = run.throttled
+        return total
+    }
+
+    /// Each due token renewed or checked; the walk indexes tokens from before the index.
+    private struct TokenJob: DueJob {
+        let refresher: TokenRefresher
+        let tally: Tally<Summary>
+
+        var index: DueIndex { DueIndex(store: refresher.dependencies.store) }
+        var concurrency: Int { refresher.dependencies.config.metaConcurrency }
+        var usage: GraphUsage? { refresher.usage }
+        func indexOnce() {}
+        func pause(_ seconds: Double) { refresher.pause(seconds) }
+
+        func work(_ entry: (key: String, tenant: String)) {
+            let (outcome, rotated) = refresher.refresh(entry.tenant, entry: entry.key)
+            tally.add { total in
+                total.integrations += 1
+                if rotated { total.rotated += 1 }
+                switch outcome {
+                case .renewed: total.renewed += 1
+                case .checked: total.checked += 1
+                case .needsReauth: total.needsReauth += 1
+                case .failed: total.failed += 1
+                case .skipped: total.skipped += 1
+                case .stale: total.stale += 1
+                case .unchanged: break
                 }
             }
-            if stop != .none {
-                // Taken entries moved on or were dropped; what is still due waits for the next run.
-                var total = summary.withLock { $0 }
-                total.left = try index.countDue(asOf: now)
-                total.throttled = stop == .refused
-                return total
-            }
-            // Entries a lease kept this run from taking stay; the listing goes on past them.
-            after = entries.last?.key
-            guard more else { break }
         }
-        return summary.withLock { $0 }
     }
 
     /// Every credential page by page from where the last walk stopped: those without an

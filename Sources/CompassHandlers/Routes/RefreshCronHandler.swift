@@ -85,36 +85,40 @@ package struct RefreshCronHandler: DirectlyRunnable {
     /// The tenants whose queued events are due (the outbox index), each drained and given its
     /// next entry: at its earliest event still waiting, none once its outbox is empty.
     private func drainOutboxes(into outbox: inout Summary.Outbox, until deadline: Date) throws(StoreError) {
-        try indexOutboxesOnce()
-        let index = DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
-        var after: String? = nil
-        // Meta's usage headers, successful answers included, pace the drain as the token job.
-        let usage = GraphUsage()
         defer { dependencies.logger.setTenant(nil) }
-        while dependencies.clock.now < deadline {
-            let (entries, more) = try index.due(asOf: dependencies.clock.now, after: after, limit: 64)
-            for entry in entries where dependencies.clock.now < deadline {
-                guard let pause = usage.pauseSeconds() else {
-                    outbox.throttled = true
-                    return
-                }
-                if pause > 0 { usleep(UInt32(pause * 1_000_000)) }
-                after = entry.key
-                dependencies.logger.setTenant(entry.tenant)
-                var pipeline = EventPipeline(dependencies: dependencies, tenant: entry.tenant)
-                pipeline.usage = usage
-                let result = try pipeline.drain()
-                let now = dependencies.clock.now
-                let next: Date?
-                if result.skipped == .leaseHeld {
-                    continue
-                } else if result.skipped != nil {
-                    next = result.waiting > 0 ? now.addingTimeInterval(Self.waitingRecheck) : nil
-                } else {
-                    next = result.nextAttemptAt
-                }
-                if let next { try index.add(entry.tenant, at: max(next, now.addingTimeInterval(60))) }
-                _ = try? dependencies.store.delete(entry.key)
+        let job = OutboxJob(cron: self, usage: GraphUsage(), tally: Tally(Summary.Outbox()))
+        let run = try DueJobRunner(clock: dependencies.clock).run(job, until: deadline)
+        outbox = job.tally.value
+        outbox.throttled = run.throttled
+    }
+
+    /// One drain per due tenant, one tenant at a time; Meta's usage headers, successful answers
+    /// included, pace it as they pace the token job.
+    private struct OutboxJob: DueJob {
+        let cron: RefreshCronHandler
+        let usage: GraphUsage?
+        let tally: Tally<Summary.Outbox>
+
+        var dependencies: Dependencies { cron.dependencies }
+        var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix) }
+        var concurrency: Int { 1 }
+        func indexOnce() throws(StoreError) { try cron.indexOutboxesOnce() }
+
+        func work(_ entry: (key: String, tenant: String)) throws(StoreError) {
+            dependencies.logger.setTenant(entry.tenant)
+            var pipeline = EventPipeline(dependencies: dependencies, tenant: entry.tenant)
+            pipeline.usage = usage ?? GraphUsage()
+            let result = try pipeline.drain()
+            let now = dependencies.clock.now
+            let next: Date?
+            switch result.skipped {
+            case .leaseHeld: return  // another drain has the tenant, and its entry
+            case .some: next = result.waiting > 0 ? now.addingTimeInterval(RefreshCronHandler.waitingRecheck) : nil
+            case nil: next = result.nextAttemptAt
+            }
+            if let next { try index.add(entry.tenant, at: max(next, now.addingTimeInterval(60))) }
+            _ = try? dependencies.store.delete(entry.key)
+            tally.add { outbox in
                 outbox.tenants += 1
                 outbox.sent += result.sent
                 outbox.retried += result.retried
@@ -123,13 +127,12 @@ package struct RefreshCronHandler: DirectlyRunnable {
                 outbox.duplicates += result.duplicates
                 if result.skipped != nil { outbox.skipped += 1 }
             }
-            guard more, !entries.isEmpty else { break }
         }
     }
 
     /// Gives every tenant with queued events from before the outbox index an entry due now,
     /// once: skipping from one tenant's keys to the next.
-    private func indexOutboxesOnce() throws(StoreError) {
+    fileprivate func indexOutboxesOnce() throws(StoreError) {
         let store = dependencies.store
         guard try store.get(RecordKey.outboxIndexComplete) == nil else { return }
         let index = DueIndex(store: store, prefix: DueIndex.outboxPrefix)
