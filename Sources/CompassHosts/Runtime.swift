@@ -16,28 +16,31 @@ import GlibcCompat
 package enum Runtime {
     package static func run<H: Handler>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
-        if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] {
-            compass_keep_heap()
-            exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api))
-        }
-        if FastCGIHost.startedByProcessManager {
-            compass_keep_heap()
-            exit(FastCGIHost.serve(H.self, process: process))
-        }
+        serveWarm(
+            process, lambda: { LambdaHost.serve(H.self, process: process, runtimeAPI: $0) },
+            fastCGI: { FastCGIHost.serve(H.self, process: process) })
         exit(CGIAdapter.serve(H.self, process: process))
     }
 
     package static func run<H: DirectlyRunnable>(_ handler: H.Type) -> Never {
         let process = ProcessContext.read()
+        serveWarm(
+            process, lambda: { LambdaHost.serve(H.self, process: process, runtimeAPI: $0) },
+            fastCGI: { FastCGIHost.serve(H.self, process: process) })
+        exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
+    }
+
+    /// A host that keeps the process for request after request (Lambda, a FastCGI manager),
+    /// served until it ends; returns only when neither started the process.
+    private static func serveWarm(_ process: ProcessContext, lambda: (String) -> Int32, fastCGI: () -> Int32) {
         if let api = process.environment["AWS_LAMBDA_RUNTIME_API"] {
             compass_keep_heap()
-            exit(LambdaHost.serve(H.self, process: process, runtimeAPI: api))
+            exit(lambda(api))
         }
         if FastCGIHost.startedByProcessManager {
             compass_keep_heap()
-            exit(FastCGIHost.serve(H.self, process: process))
+            exit(fastCGI())
         }
-        exit(process.isCGIRequest ? CGIAdapter.serve(H.self, process: process) : DirectRun.run(H.self, process: process))
     }
 }
 
