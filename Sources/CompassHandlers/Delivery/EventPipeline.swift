@@ -385,7 +385,6 @@ package struct EventPipeline {
             let report = delivery.deliver(due.map(\.event))
             try settleDelivered(report, of: due, into: &summary)
             if let failure = report.failure {
-                try deferAfter(failure, report.deferred.map { due[$0] }, into: &summary)
                 // Pages not read after the failure may hold events due now: a minute from now.
                 if cursor != nil { summary.next(now.addingTimeInterval(60)) }
                 markNeedsReauthIfRefused(failure, delivery: delivery)
@@ -443,10 +442,11 @@ package struct EventPipeline {
                 dependencies.logger.error("outbox_entry_unreadable", ["key": .string(key)])
                 continue
             }
-            if entry.isOutsideMetaWindow(now: now) {
-                try deadLetter(entry, key: key, version: value.version, reason: "outside_meta_window")
+            switch DeliveryMachine.atDrain(entry, now: now) {
+            case .deadLetter(let reason):
+                try deadLetter(entry, key: key, version: value.version, reason: reason)
                 summary.dead += 1
-            } else if entry.nextAttemptAt <= now {
+            case .send:
                 let event: NormalizedEvent
                 do {
                     event = try entry.event(tenant: tenant, dedupKey: dedup, cipher: cipher)
@@ -456,16 +456,16 @@ package struct EventPipeline {
                     continue
                 }
                 // The same claim as a direct send: a copy delivered meanwhile is not sent again.
-                switch try claimQueued(dedup) {
-                case .claimed: due.append((key, value.version, entry, event))
+                switch DeliveryMachine.afterClaim(try claimQueued(dedup), queued: true) {
+                case .send: due.append((key, value.version, entry, event))
                 case .duplicate:
                     _ = try? dependencies.store.delete(key, ifVersion: value.version)
                     summary.duplicates += 1
-                case .pending:
+                default:
                     summary.waiting += 1
                     summary.next(now.addingTimeInterval(60))
                 }
-            } else {
+            default:
                 summary.waiting += 1
                 summary.next(entry.nextAttemptAt)
             }
@@ -473,41 +473,46 @@ package struct EventPipeline {
         return due
     }
 
-    /// The events Meta took leave the outbox as sent; those it refused are dead-lettered.
+    /// Each event of the batch as `DeliveryMachine` says: the events Meta took leave the outbox
+    /// as sent, those it refused are dead-lettered, and those a failure deferred wait with a
+    /// backoff or are dead-lettered after their last attempt.
     private func settleDelivered(_ report: EventDelivery.Report, of due: [DueEvent], into summary: inout DrainSummary) throws(StoreError) {
-        for index in report.sent {
-            _ = try? dependencies.store.delete(due[index].key, ifVersion: due[index].version)
+        var sent: [NormalizedEvent] = []
+        for (position, taken) in due.enumerated() {
+            switch DeliveryMachine.afterDelivery(position, of: report) {
+            case .markSent:
+                _ = try? dependencies.store.delete(taken.key, ifVersion: taken.version)
+                sent.append(taken.event)
+            case .reject(let code, let reason):
+                try deadLetter(taken.entry, key: taken.key, version: taken.version, reason: "\(code): \(reason)")
+                summary.dead += 1
+            default:
+                guard let failure = report.failure else { continue }
+                try retryLater(taken, after: failure, into: &summary)
+            }
         }
-        settle(report.sent.map { due[$0].event }, as: .sent)
-        summary.sent += report.sent.count
-        for rejection in report.rejected {
-            try deadLetter(
-                due[rejection.index].entry, key: due[rejection.index].key, version: due[rejection.index].version,
-                reason: "\(rejection.code): \(rejection.message)")
-            summary.dead += 1
-        }
+        settle(sent, as: .sent)
+        summary.sent += sent.count
     }
 
-    /// Events a failure deferred wait with a backoff, or are dead-lettered after their last
-    /// attempt. A pixel Meta cannot reach is not the events' fault: they wait (hourly) without
-    /// using up their attempts, until Meta's window ends.
-    private func deferAfter(_ failure: GraphFailure, _ deferred: [DueEvent], into summary: inout DrainSummary) throws(StoreError) {
-        let waitingForPixel = failure.isPixelRefusal
-        for taken in deferred {
-            var entry = taken.entry
-            if !waitingForPixel { entry.attempts += 1 }
-            entry.lastError = "\(failure.kind)"
-            if entry.attempts >= Self.maxAttempts {
-                try deadLetter(entry, key: taken.key, version: taken.version, reason: "max_attempts")
-                summary.dead += 1
-                continue
-            }
-            let backoff = waitingForPixel ? 3600 : min(60 * (1 << min(entry.attempts - 1, 6)), 3600)
-            entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(max(backoff, failure.retryAfter ?? 0)))
+    /// A queued event a failure deferred: tried again later, or dead-lettered after its last attempt.
+    private func retryLater(_ taken: DueEvent, after failure: GraphFailure, into summary: inout DrainSummary) throws(StoreError) {
+        var entry = taken.entry
+        entry.lastError = "\(failure.kind)"
+        switch DeliveryMachine.afterFailedAttempt(attempts: entry.attempts, failure: failure) {
+        case .retry(let seconds, let countsAttempt):
+            if countsAttempt { entry.attempts += 1 }
+            entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(seconds))
             _ = try? records.replace(entry, at: taken.key, version: taken.version)
             settle([taken.event], as: .queued)
             summary.retried += 1
             summary.next(entry.nextAttemptAt)
+        case .deadLetter(let reason):
+            entry.attempts += 1
+            try deadLetter(entry, key: taken.key, version: taken.version, reason: reason)
+            summary.dead += 1
+        default:
+            break
         }
     }
 

@@ -80,10 +80,10 @@ package struct SendEventHandler: Handler {
         var claimed: [(index: Int, event: NormalizedEvent)] = []
         var stillSending: [NormalizedEvent] = []
         for (item, claim) in zip(valid, try pipeline.claimAll(valid.map(\.event))) {
-            switch claim {
-            case .claimed: claimed.append(item)
+            switch DeliveryMachine.afterClaim(claim, queued: false) {
+            case .send: claimed.append(item)
             case .duplicate: result.duplicates += 1
-            case .pending: stillSending.append(item.event)
+            default: stillSending.append(item.event)
             }
         }
         if !stillSending.isEmpty {
@@ -131,20 +131,28 @@ package struct SendEventHandler: Handler {
             try queueAll(events, reason: why)
         case .ready(let delivery, _):
             let report = delivery.deliver(events)
-            pipeline.settle(report.sent.map { events[$0] }, as: .sent)
-            pipeline.settle(report.rejected.map { events[$0.index] }, as: nil)
-            result.eventsReceived += report.sent.count
+            var sent: [NormalizedEvent] = []
+            var refused: [NormalizedEvent] = []
+            var deferred: [NormalizedEvent] = []
+            var deferredWhy: (reason: String, retryAfter: Int?) = ("", nil)
+            for (position, item) in items.enumerated() {
+                switch DeliveryMachine.afterDelivery(position, of: report) {
+                case .markSent: sent.append(item.event)
+                case .reject(let code, let reason):
+                    refused.append(item.event)
+                    result.rejected.append(.init(index: item.index, eventId: item.event.eventId, code: code, message: reason))
+                case .queue(let reason, let retryAfter):
+                    deferred.append(item.event)
+                    deferredWhy = (reason, retryAfter)
+                default: break
+                }
+            }
+            pipeline.settle(sent, as: .sent)
+            pipeline.settle(refused, as: nil)
+            result.eventsReceived += sent.count
             result.fbtraceIds += report.fbtraceIds
-            for rejection in report.rejected {
-                result.rejected.append(
-                    .init(
-                        index: items[rejection.index].index, eventId: events[rejection.index].eventId,
-                        code: rejection.code, message: rejection.message))
-            }
-            if let failure = report.failure {
-                try queueAll(report.deferred.map { events[$0] }, reason: "\(failure.kind)", retryAfter: failure.retryAfter)
-                pipeline.markNeedsReauthIfRefused(failure, delivery: delivery)
-            }
+            if !deferred.isEmpty { try queueAll(deferred, reason: deferredWhy.reason, retryAfter: deferredWhy.retryAfter) }
+            if let failure = report.failure { pipeline.markNeedsReauthIfRefused(failure, delivery: delivery) }
             pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration)
             pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
         }
