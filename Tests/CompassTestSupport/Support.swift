@@ -31,12 +31,25 @@
     }
 
     /// A fresh temporary folder, removed when the value is released.
+    /// A folder of its own under the temporary directory, removed when released and, for one
+    /// that never is (a shared server's, or one a closure keeps), when the test process exits:
+    /// a run leaves no `compass-test-*` folder behind (scripts/test checks it).
     package final class TemporaryFolder: Sendable {
         package let path: String
+        private static let created = Mutex<[String]>([])
+        private static let removedAtExit: Void = {
+            atexit {
+                for path in TemporaryFolder.created.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+            }
+        }()
+
         package init() {
             path = FileManager.default.temporaryDirectory.appendingPathComponent("compass-test-\(UUID().uuidString)").path
             try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            _ = Self.removedAtExit
+            Self.created.withLock { $0.append(path) }
         }
+
         deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
