@@ -40,20 +40,27 @@ extension DevTools {
     }
 
     /// `compass-dev migrate`: the PostgreSQL schema of `STORE_URL` created or brought up to
-    /// date (the store also does it on first use), as a JSON line; other stores have none.
+    /// date (the store also does it on first use), or the DynamoDB table created when missing,
+    /// as a JSON line; other stores have none.
     package static func migrate(environment: [String: String]) throws -> String {
         let config = try Config.load(from: environment, workingDirectory: nil)
+        if case .dynamodb(let table, _, _) = config.store, let store = try config.openStore() as? DynamoDBStore {
+            let created = try store.createTableIfMissing()
+            return String(decoding: JSON.encode(JSONValue.object(["migrated": .bool(created), "table": .string(table)])), as: UTF8.self)
+        }
         guard case .postgres(_, let schema) = config.store, let store = try config.openStore() as? PostgresStore else {
-            return #"{"migrated":false,"reason":"STORE_URL is not a PostgreSQL store: there is no schema to migrate"}"#
+            return #"{"migrated":false,"reason":"STORE_URL is neither a PostgreSQL nor a DynamoDB store: there is nothing to migrate"}"#
         }
         try store.migrate()
         return #"{"migrated":true,"schema":"\#(schema)","version":\#(PostgresStore.schemaVersion)}"#
     }
 
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
-    /// store conformance suite runs several of these processes at once on one key.
-    package static func incrementCounter(storeURL: String, key: String, times: Int) -> Bool {
-        guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
+    /// store conformance suite runs several of these processes at once on one key. AWS's
+    /// variables come from the environment (a DynamoDB store's credentials).
+    package static func incrementCounter(storeURL: String, key: String, times: Int, environment: [String: String]) -> Bool {
+        let aws = environment.filter { $0.key.hasPrefix("AWS_") }
+        guard let config = try? Config.load(from: aws.merging(["STORE_URL": storeURL]) { $1 }, workingDirectory: "/"),
             let store = try? config.openStore()
         else { return false }
         for _ in 0..<times {

@@ -130,7 +130,7 @@ package struct FileStore: KeyValueStore {
             let file = path(for: write.key)
             let folder = String(file[..<file.lastIndex(of: "/")!])
             if access(folder, F_OK) != 0 { try makeFolders(for: write.key) }
-            let version = nextVersion(after: nil)
+            let version = StoreVersion.next(after: nil)
             let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
             staged.append((try writeTemporary(in: folder, Self.encode(value, version: version, expiresAt: expires)), version))
             if durable && ttl == nil { needsSync = true }
@@ -282,7 +282,7 @@ package struct FileStore: KeyValueStore {
                 }
                 return current?.version ?? 0
             case .write(let value, let ttl):
-                let version = nextVersion(after: current?.version)
+                let version = StoreVersion.next(after: current?.version)
                 let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
                 try writeAtomically(
                     file, folder: folder, folderDescriptor: lock,
@@ -338,34 +338,14 @@ package struct FileStore: KeyValueStore {
         throw .unavailable("the store folder kept disappearing")
     }
 
-    /// Versions grow per key. A key created anew (or again after a delete) starts from the
-    /// wall clock in nanoseconds with random low bits, so a compare-and-swap holding a version
-    /// from before a delete cannot succeed on the new key.
-    private func nextVersion(after previous: UInt64?) -> UInt64 {
-        let nanos = UInt64(max(0, Date().timeIntervalSince1970) * 1_000_000_000)
-        let fresh = (nanos & ~0xF_FFFF) | (Self.uniqueNumber() & 0xF_FFFF)
-        return max((previous ?? 0) + 1, fresh)
-    }
-
-    /// Random per process, then counted: temporary names and version noise without a call for
-    /// randomness per write.
-    private static let processNoise: (base: String, seed: UInt64) = {
-        let bytes = Crypto.randomBytes(16)
-        var seed: UInt64 = 0
-        for byte in bytes.prefix(8) { seed = seed << 8 | UInt64(byte) }
-        return (Hex.encode(Array(bytes.suffix(8))), seed)
-    }()
+    /// Random per process, then counted: temporary names without a call for randomness per
+    /// write.
+    private static let processNoise = Hex.encode(Crypto.randomBytes(8))
     private static let counter = Atomic<UInt64>(0)
-
-    /// A number no other call in this process returns, scattered (for the low bits of versions).
-    private static func uniqueNumber() -> UInt64 {
-        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        return (processNoise.seed ^ (count &* 0x9E37_79B9_7F4A_7C15)) >> 7
-    }
 
     /// A temporary file name no other writer uses: random per process, counted within it.
     private static func temporaryName() -> String {
-        processNoise.base + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
+        processNoise + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
     }
 
     /// A new temporary file in `folder` holding `bytes`, not synced; its path.

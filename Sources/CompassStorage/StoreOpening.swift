@@ -17,6 +17,13 @@ extension Config {
                 credentials: credentials)
         case .postgres(let url, let schema):
             return PostgresStore(url: url, schema: schema)
+        case .dynamodb(let table, let region, let endpoint):
+            let transport = CurlTransport()
+            let client = DynamoDBClient(
+                endpoint: DynamoDBClient.endpoint(region: region, override: endpoint), region: region,
+                credentials: AWSCredentialsProvider(environment: awsEnvironment, transport: transport, clock: SystemClock()),
+                transport: transport, clock: SystemClock())
+            return DynamoDBStore(table: table, client: client)
         }
     }
 }

@@ -44,7 +44,9 @@ case "session":
     print(token)
 case "store-increment":
     guard arguments.count == 4, let times = Int(arguments[3]) else { fail("usage: compass-dev store-increment STORE_URL KEY TIMES") }
-    exit(DevTools.incrementCounter(storeURL: arguments[1], key: arguments[2], times: times) ? 0 : 1)
+    exit(
+        DevTools.incrementCounter(
+            storeURL: arguments[1], key: arguments[2], times: times, environment: ProcessInfo.processInfo.environment) ? 0 : 1)
 case "function-env":
     // NAME=VALUE lines of the function's variables set in this environment (a FastCGI process
     // manager starts the function with exactly these).

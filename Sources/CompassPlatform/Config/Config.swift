@@ -16,6 +16,8 @@ package struct Config: Sendable {
         /// A libpq connection URI (`postgres://` or `postgresql://`, passed as libpq takes it:
         /// it may hold a password, so it is never logged) and the schema of the tables.
         case postgres(url: String, schema: String)
+        /// A DynamoDB table; `endpoint` for a local server instead of the region's.
+        case dynamodb(table: String, region: String, endpoint: String?)
     }
 
     package enum LogLevel: Int, Sendable, Comparable {
@@ -35,6 +37,9 @@ package struct Config: Sendable {
         "CRON_SECRET", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS", "LOG_LEVEL",
         "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         "META_PARTNER_AGENT", "META_LOGIN_CONFIG_ID",
+        // AWS's own (DynamoDB store): the region, and credentials as every AWS SDK finds them.
+        "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
         // Development only (scripts/serve without a Meta app): the Graph sandbox and the dev console.
         "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL", "SANDBOX_LATENCY_MS", "COMPASS_DEV_CONSOLE",
     ]
@@ -59,6 +64,8 @@ package struct Config: Sendable {
     package var etcdUser: String?
     package var etcdPassword: String?
     package var etcdCAFile: String?
+    /// The `AWS_` variables as set, for the DynamoDB store's credentials (never logged).
+    package var awsEnvironment: [String: String]
     /// Per tenant: past this many waiting events, new ones are refused with 503 rather than
     /// overflowing the store.
     package var outboxMaxEvents: Int
@@ -147,7 +154,8 @@ package struct Config: Sendable {
             jwtIssuer: value("COMPASS_JWT_ISSUER"),
             credentialKeys: try credentialKeys(read),
             cronSecret: value("CRON_SECRET"),
-            store: try storeLocation(value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), workingDirectory: workingDirectory),
+            store: try storeLocation(
+                value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), region: value("AWS_REGION"), workingDirectory: workingDirectory),
             logLevel: try logLevel(read),
             metaTimeoutMilliseconds: try read.whole(
                 "META_TIMEOUT_MS", 100...120_000, default: 10_000, unit: nil,
@@ -155,6 +163,7 @@ package struct Config: Sendable {
             etcdUser: value("ETCD_USER"),
             etcdPassword: value("ETCD_PASSWORD"),
             etcdCAFile: value("ETCD_CA_FILE"),
+            awsEnvironment: environment.filter { $0.key.hasPrefix("AWS_") && !$0.value.isEmpty },
             outboxMaxEvents: try read.whole("OUTBOX_MAX_EVENTS", 1...10_000_000, default: 100_000, unit: nil),
             refreshWindowDays: try read.whole("REFRESH_WINDOW_DAYS", 1...59, default: 7, unit: "days"),
             refreshBudgetSeconds: try read.whole("REFRESH_BUDGET_SECONDS", 1...3600, default: 50, unit: "seconds"),
@@ -302,8 +311,11 @@ package struct Config: Sendable {
         return host.consists(of: hostByte, length: 1...253) && port.consists(of: ASCII.isDigit, length: 1...5)
     }
 
-    private static func storeLocation(_ raw: String?, schema: String?, workingDirectory: String?) throws(Config.Error) -> StoreLocation {
+    private static func storeLocation(
+        _ raw: String?, schema: String?, region: String?, workingDirectory: String?
+    ) throws(Config.Error) -> StoreLocation {
         guard let raw else { return workingDirectory.map { .files(root: $0 + "/.data") } ?? .unset }
+        if raw.hasPrefix("dynamodb://") { return try dynamoDBLocation(raw, region: region) }
         if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
             let name = schema ?? "compass_meta"
             guard name.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 95 }, length: 1...63),
@@ -335,6 +347,33 @@ package struct Config: Sendable {
                 endpoints: hosts.map { (tls ? "https://" : "http://") + $0 },
                 namespace: path.map { $0 + "/" }.joined())
         }
-        throw Error(variable: "STORE_URL", problem: "must start with file://, etcd:// or postgres://")
+        throw Error(variable: "STORE_URL", problem: "must start with file://, etcd://, postgres:// or dynamodb://")
+    }
+
+    /// `dynamodb://TABLE?region=REGION[&endpoint=URL]`; the region from `AWS_REGION` (which
+    /// Lambda sets) when the URL has none.
+    private static func dynamoDBLocation(_ raw: String, region fallback: String?) throws(Config.Error) -> StoreLocation {
+        let problem = "must be dynamodb://TABLE[?region=REGION][&endpoint=http(s)://HOST:PORT]"
+        let rest = raw.dropFirst("dynamodb://".count)
+        let table = String(rest.prefix { $0 != "?" })
+        var region = fallback
+        var endpoint: String? = nil
+        for pair in rest.dropFirst(table.count + 1).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw Error(variable: "STORE_URL", problem: problem) }
+            switch parts[0] {
+            case "region": region = parts[1]
+            case "endpoint": endpoint = try baseURL(QueryParameters.decodePath(parts[1]), variable: "STORE_URL")
+            default: throw Error(variable: "STORE_URL", problem: problem)
+            }
+        }
+        let tableByte: (UInt8) -> Bool = { ASCII.isAlphanumeric($0) || $0 == 95 || $0 == 45 || $0 == 46 }
+        guard table.consists(of: tableByte, length: 3...255) else {
+            throw Error(variable: "STORE_URL", problem: "names a DynamoDB table of 3 to 255 characters A-Z a-z 0-9 _ - .")
+        }
+        guard let region, region.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 45 }, length: 1...32) else {
+            throw Error(variable: "STORE_URL", problem: "needs ?region= (or AWS_REGION): a region such as eu-west-1")
+        }
+        return .dynamodb(table: table, region: region, endpoint: endpoint)
     }
 }

@@ -57,7 +57,15 @@ package final class AWSCredentialsProvider: Sendable {
                 reason: "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a container endpoint gives them")
         }
         var headers: [(String, String)] = []
-        if let token = value("AWS_CONTAINER_AUTHORIZATION_TOKEN") { headers.append(("Authorization", token)) }
+        // The token from its file (read anew each time: it is rotated) before the variable, as the SDKs do.
+        if let file = value("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+            guard let data = FileManager.default.contents(atPath: file),
+                let token = String(data: data, encoding: .utf8)?.trimmed, !token.isEmpty
+            else { throw Failure(reason: "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names no readable token") }
+            headers.append(("Authorization", token))
+        } else if let token = value("AWS_CONTAINER_AUTHORIZATION_TOKEN") {
+            headers.append(("Authorization", token))
+        }
         let answer: HTTPResponse
         do {
             answer = try transport.send(

@@ -55,6 +55,15 @@ import Testing
         {
             try refused.credentials()
         }
+        // The token from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE comes before the variable.
+        let folder = TemporaryFolder()
+        try Data("Bearer container-token\n".utf8).write(to: URL(fileURLWithPath: folder.path + "/token"))
+        let fromFile = AWSCredentialsProvider(
+            environment: [
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": server.baseURL + "/creds", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": folder.path + "/token",
+            ], transport: CurlTransport(), clock: clock)
+        #expect(try fromFile.credentials().accessKeyId == "ASIA3")
     }
 
     @Test func plainHTTPOnlyToALoopbackOrTheContainerAddresses() {

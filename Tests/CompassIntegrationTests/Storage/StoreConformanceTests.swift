@@ -13,7 +13,7 @@ import Testing
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
     static let backends: [@Sendable () throws -> StoreUnderTest] = [
-        StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore,
+        StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore, StoreUnderTest.dynamoDBStore,
     ]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -295,7 +295,9 @@ import Testing
         let subject = try make()
         defer { withExtendedLifetime(subject) {} }
         let processes = try (0..<6).map { _ in
-            try Executables.start("compass-dev", arguments: ["store-increment", subject.url, "race/counter", "30"])
+            try Executables.start(
+                "compass-dev", arguments: ["store-increment", subject.url, "race/counter", "30"],
+                environment: MotoServer.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 })
         }
         for process in processes {
             process.waitUntilExit()

@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import CompassPlatform
+@testable import CompassStorage
 @testable import CompassTestSupport
 
 #if canImport(Glibc)
@@ -33,10 +35,38 @@ final class MotoServer: @unchecked Sendable {
         }
     }
 
-    deinit {
+    deinit { stop() }
+
+    private func stop() {
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
+    }
+
+    /// One server for the whole test run, for suites that only need a store; stopped at exit.
+    static let shared: MotoServer? = {
+        let server = try? MotoServer()
+        atexit { MotoServer.shared?.stop() }
+        return server
+    }()
+
+    /// The credentials the tests sign with (moto takes any).
+    static let environment = ["AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "test-secret"]
+
+    /// `STORE_URL` for a table of this server.
+    func storeURL(table: String) -> String { "dynamodb://\(table)?region=eu-west-1&endpoint=\(endpoint)" }
+
+    /// A new table on this server and the store on it; expiry follows `clock`.
+    func store(clock: any Clock = SystemClock()) throws -> (url: String, store: DynamoDBStore) {
+        let table = "compass-" + UUID().uuidString.prefix(8).lowercased()
+        let transport = CurlTransport()
+        let client = DynamoDBClient(
+            endpoint: endpoint, region: "eu-west-1",
+            credentials: AWSCredentialsProvider(environment: Self.environment, transport: transport, clock: SystemClock()),
+            transport: transport, clock: SystemClock())
+        let store = DynamoDBStore(table: table, client: client, clock: clock)
+        _ = try store.createTableIfMissing()
+        return (storeURL(table: table), store)
     }
 
     static func ensureVenv() throws -> URL {

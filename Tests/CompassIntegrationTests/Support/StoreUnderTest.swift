@@ -49,4 +49,13 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         let clock = TestClock(Date())
         return StoreUnderTest(name: "PostgresStore", url: url, store: PostgresStore(url: url, clock: clock), advance: { clock.advance($0) })
     }
+
+    /// A table of its own on the shared moto server (an emulator of DynamoDB); expiry follows
+    /// the test clock.
+    static func dynamoDBStore() throws -> StoreUnderTest {
+        guard let server = MotoServer.shared else { throw POSIXError(.ECONNREFUSED) }
+        let clock = TestClock(Date())
+        let (url, store) = try server.store(clock: clock)
+        return StoreUnderTest(name: "DynamoDBStore", url: url, store: store, advance: { clock.advance($0) })
+    }
 }

@@ -63,4 +63,23 @@ import Testing
         #expect(config.apiVersion == "v25.0")
         #expect(try config.credentialCipher().previous == nil)
     }
+
+    /// `dynamodb://TABLE?region=...&endpoint=...`; the region from `AWS_REGION` when the URL has
+    /// none (Lambda sets it); a clear error for a bad table name, a missing region or another
+    /// parameter; AWS's variables kept for the credentials.
+    @Test func parsesDynamoDBStores() throws {
+        let load = { (environment: [String: String]) throws -> Config in try Config.load(from: environment, workingDirectory: "/") }
+        #expect(
+            try load(["STORE_URL": "dynamodb://compass-meta?region=eu-west-1&endpoint=http://127.0.0.1:5000/"]).store
+                == .dynamodb(table: "compass-meta", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
+        let lambda = try load(["STORE_URL": "dynamodb://compass.meta_1", "AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "tok"])
+        #expect(lambda.store == .dynamodb(table: "compass.meta_1", region: "us-east-1", endpoint: nil))
+        #expect(lambda.awsEnvironment == ["AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "tok"])
+        for bad in [
+            "dynamodb://ab?region=eu-west-1", "dynamodb://table", "dynamodb://table?region=EU", "dynamodb://t/x?region=eu-west-1",
+            "dynamodb://table?region=eu-west-1&color=red", "dynamodb://table?region=eu-west-1&endpoint=ftp://x",
+        ] {
+            #expect(throws: Config.Error.self, "\(bad)") { try load(["STORE_URL": bad]) }
+        }
+    }
 }
