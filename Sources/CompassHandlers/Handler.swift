@@ -8,6 +8,9 @@ package protocol Handler: Sendable {
     /// The function's name in functions.json, its executable's name and the `function` of its log lines.
     static var name: String { get }
     static var methods: [String] { get }
+    /// Where the function is mounted (functions.json `paths`): a host that routes by path sends
+    /// only these; Lambda's events carry any path, and the host answers 404 outside them.
+    static var paths: [String] { get }
     /// Largest body this route reads (functions.json `maxBodyBytes`).
     static var maxBodyBytes: Int { get }
     /// A body, when there is one, must be `Content-Type: application/json` (else 415): a form or

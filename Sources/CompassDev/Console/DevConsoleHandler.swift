@@ -10,6 +10,7 @@ import CompassStorage
 package struct DevConsoleHandler: Handler {
     package static let name = "dev-console"
     package static let methods = ["GET", "POST"]
+    package static let paths = ["/", "/settings/integrations", "/dev/login", "/dev/logout"]
     package static let servesSubpaths = true
     package let dependencies: Dependencies
 

@@ -46,26 +46,26 @@ package struct FunctionsManifest: Codable, Sendable {
     /// include META_GRAPH_URL and SANDBOX_BASE_URL: they serve only when the Graph is the sandbox.
     package static let development: [Function] = [
         function(
-            SandboxHandler.self, paths: ["/graph"], timeoutSeconds: 60,
+            SandboxHandler.self, timeoutSeconds: 60,
             environment: [
                 "META_APP_ID", "META_APP_SECRET", "META_GRAPH_URL", "SANDBOX_STATE_DIR", "SANDBOX_BASE_URL",
                 "SANDBOX_LATENCY_MS", "STORE_URL", "LOG_LEVEL",
             ]),
         function(
-            DevConsoleHandler.self, paths: ["/", "/settings/integrations", "/dev/login", "/dev/logout"], timeoutSeconds: 10,
+            DevConsoleHandler.self, timeoutSeconds: 10,
             environment: [
                 "COMPASS_JWT_SECRET", "COMPASS_DEV_CONSOLE", "OAUTH_REDIRECT_BASE_URL", "META_GRAPH_URL",
                 "SANDBOX_BASE_URL", "STORE_URL", "LOG_LEVEL",
             ]),
     ]
 
-    /// A development function as its handler declares it: name, executable, methods, body limit.
+    /// A development function as its handler declares it: name, executable, methods, paths, body limit.
     private static func function<H: Handler>(
-        _ handler: H.Type, paths: [String], timeoutSeconds: Int,
+        _ handler: H.Type, timeoutSeconds: Int,
         environment: [String]
     ) -> Function {
         Function(
-            name: H.name, executable: H.name, planned: nil, methods: H.methods, paths: paths, schedule: nil,
+            name: H.name, executable: H.name, planned: nil, methods: H.methods, paths: H.paths, schedule: nil,
             timeoutSeconds: timeoutSeconds, maxBodyBytes: H.maxBodyBytes, environment: environment)
     }
 

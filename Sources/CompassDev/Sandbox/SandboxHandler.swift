@@ -8,6 +8,7 @@ import CompassStorage
 package struct SandboxHandler: Handler {
     package static let name = "graph-sandbox"
     package static let methods = ["GET", "POST", "DELETE"]
+    package static let paths = ["/graph"]
     package static let maxBodyBytes = 32 << 20
     package static let servesSubpaths = true
     package let dependencies: Dependencies

@@ -8,6 +8,7 @@ import CompassStorage
 package struct CallbackHandler: Handler {
     package static let name = "callback"
     package static let methods = ["GET"]
+    package static let paths = ["/api/connect/meta/callback"]
     package let dependencies: Dependencies
 
     /// Where the browser lands: `?connected=meta`, or `?error=` with the raw value.

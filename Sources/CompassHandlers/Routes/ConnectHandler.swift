@@ -6,6 +6,7 @@ import CompassStorage
 package struct ConnectHandler: Handler {
     package static let name = "connect"
     package static let methods = ["GET"]
+    package static let paths = ["/api/connect/meta"]
     package let dependencies: Dependencies
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {

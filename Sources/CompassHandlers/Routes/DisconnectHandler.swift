@@ -8,6 +8,7 @@ import CompassStorage
 package struct DisconnectHandler: Handler {
     package static let name = "disconnect"
     package static let methods = ["POST"]
+    package static let paths = ["/api/connect/meta/disconnect"]
     package let dependencies: Dependencies
 
     package struct Answer: Encodable, Equatable {

@@ -8,6 +8,7 @@ import CompassStorage
 package struct MetaWebhooksHandler: Handler {
     package static let name = "meta-webhooks"
     package static let methods = ["GET", "POST"]
+    package static let paths = ["/api/connect/meta/deauthorize", "/api/connect/meta/data-deletion"]
     /// A signed request older than this is refused (a replay).
     package static let maxAgeSeconds: Int64 = 3600
     /// Clock skew allowed for a request issued "in the future".

@@ -13,6 +13,7 @@ import CompassStorage
 package struct RefreshCronHandler: DirectlyRunnable {
     package static let name = "refresh-cron"
     package static let methods = ["POST"]
+    package static let paths = ["/api/cron/meta/refresh"]
     package let dependencies: Dependencies
 
     package struct Summary: Encodable, Sendable {

@@ -9,6 +9,7 @@ import CompassStorage
 package struct SendEventHandler: Handler {
     package static let name = "send-event"
     package static let methods = ["POST"]
+    package static let paths = ["/api/connect/meta/events", "/api/connect/meta/events/replay"]
     package static let maxBodyBytes = 16 << 20
     package static let takesJSONBody = true
     package static let maxEvents = 10_000

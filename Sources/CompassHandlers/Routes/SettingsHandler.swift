@@ -7,6 +7,7 @@ import CompassStorage
 package struct SettingsHandler: Handler {
     package static let name = "settings"
     package static let methods = ["GET", "PUT"]
+    package static let paths = ["/api/connect/meta/settings"]
     package static let takesJSONBody = true
     package let dependencies: Dependencies
 

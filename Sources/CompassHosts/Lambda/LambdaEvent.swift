@@ -33,7 +33,8 @@ package enum LambdaEvent: Equatable {
                 headers.append(("cookie", cookies.joined(separator: "; ")))
             }
             return httpEvent(
-                method: method, path: event["rawPath"]?.string ?? "/", query: event["rawQueryString"]?.string ?? "",
+                method: method, path: withoutStage(event["rawPath"]?.string ?? "/", stage: event["requestContext"]?["stage"]?.string),
+                query: event["rawQueryString"]?.string ?? "",
                 headers: headers, body: event, sourceIp: http["sourceIp"]?.string, shape: .httpV2)
         }
         if let method = event["httpMethod"]?.string {
@@ -65,6 +66,32 @@ package enum LambdaEvent: Equatable {
                 shape: loadBalancer ? .loadBalancer(multiValue: multi) : .restV1(multiValue: multi))
         }
         return .unknown("neither an HTTP event (API Gateway, function URL, load balancer) nor an EventBridge schedule")
+    }
+
+    /// An HTTP API's `rawPath` begins with the stage's name unless the stage is `$default`
+    /// (the SAM template's); the route is what follows it.
+    static func withoutStage(_ path: String, stage: String?) -> String {
+        guard let stage, stage != "$default", !stage.isEmpty else { return path }
+        if path == "/" + stage { return "/" }
+        return path.hasPrefix("/" + stage + "/") ? String(path.dropFirst(stage.count + 1)) : path
+    }
+
+    /// The request as a host that mounts the function at `routes` passes it: `SCRIPT_NAME` the
+    /// route the path names and `PATH_INFO` what lies beyond it (for a function that serves
+    /// subpaths); nil for a path outside its routes, which is answered 404 as under CGI.
+    package static func mounted(_ environment: [String: String], at routes: [String], subpaths: Bool) -> [String: String]? {
+        let uri = environment["REQUEST_URI"] ?? "/"
+        let path = CGIRequest.normalizedPath(QueryParameters.decodePath(uri.prefix { $0 != "?" }))
+        var mounted = environment
+        if routes.contains(path) {
+            mounted["SCRIPT_NAME"] = path
+            mounted["PATH_INFO"] = ""
+            return mounted
+        }
+        guard subpaths, let route = routes.first(where: { path.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else { return nil }
+        mounted["SCRIPT_NAME"] = route == "/" ? "" : route
+        mounted["PATH_INFO"] = route == "/" ? path : String(path.dropFirst(route.count))
+        return mounted
     }
 
     private static func httpEvent(

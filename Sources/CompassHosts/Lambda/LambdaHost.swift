@@ -108,8 +108,15 @@ package enum LambdaHost {
     ) {
         switch LambdaEvent.parse(event) {
         case .http(let environment, let body, let shape):
+            guard let mounted = LambdaEvent.mounted(environment, at: H.paths, subpaths: H.servesSubpaths) else {
+                _ = try? transport.send(
+                    HTTPRequest(
+                        method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
+                        body: LambdaEvent.response(.error(.notFound), shape: shape, isHead: environment["REQUEST_METHOD"] == "HEAD")))
+                return
+            }
             let outcome = CGIAdapter.respond(
-                H.self, request: environment, body: .received(body, total: body.count),
+                H.self, request: mounted, body: .received(body, total: body.count),
                 services: .success(services), logger: logger)
             _ = try? transport.send(
                 HTTPRequest(
