@@ -55,13 +55,18 @@ extension DevTools {
         return #"{"migrated":true,"schema":"\#(schema)","version":\#(PostgresStore.schemaVersion)}"#
     }
 
+    /// The store `storeURL` names, with AWS's variables from `environment` (a DynamoDB store's
+    /// region and credentials) and nothing else of it.
+    private static func store(_ storeURL: String, environment: [String: String]) throws -> any KeyValueStore {
+        let aws = environment.filter { $0.key.hasPrefix("AWS_") }
+        return try Config.load(from: aws.merging(["STORE_URL": storeURL]) { $1 }, workingDirectory: "/").openStore()
+    }
+
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
     /// store conformance suite runs several of these processes at once on one key. AWS's
     /// variables come from the environment (a DynamoDB store's credentials).
     package static func incrementCounter(storeURL: String, key: String, times: Int, environment: [String: String]) -> Bool {
-        let aws = environment.filter { $0.key.hasPrefix("AWS_") }
-        guard let config = try? Config.load(from: aws.merging(["STORE_URL": storeURL]) { $1 }, workingDirectory: "/"),
-            let store = try? config.openStore()
+        guard let store = try? store(storeURL, environment: environment)
         else { return false }
         for _ in 0..<times {
             while true {
@@ -87,10 +92,8 @@ extension DevTools {
 extension DevTools {
     /// put, get and compare-and-swap cycles on distinct keys for `operations` operations;
     /// prints nothing, returns operations per second.
-    package static func storeBenchmark(storeURL: String, operations: Int) -> Double? {
-        guard let config = try? Config.load(from: ["STORE_URL": storeURL], workingDirectory: "/"),
-            let store = try? config.openStore()
-        else { return nil }
+    package static func storeBenchmark(storeURL: String, operations: Int, environment: [String: String]) -> Double? {
+        guard let store = try? store(storeURL, environment: environment) else { return nil }
         let value = Array(repeating: UInt8(ascii: "x"), count: 512)
         let started = monotonicMilliseconds()
         var done = 0

@@ -115,7 +115,10 @@ case "seed-tenants":
     }
 case "store-bench":
     guard arguments.count == 3, let operations = Int(arguments[2]) else { fail("usage: compass-dev store-bench STORE_URL OPERATIONS") }
-    guard let rate = DevTools.storeBenchmark(storeURL: arguments[1], operations: operations) else { fail("store benchmark failed") }
+    guard
+        let rate = DevTools.storeBenchmark(
+            storeURL: arguments[1], operations: operations, environment: ProcessInfo.processInfo.environment)
+    else { fail("store benchmark failed") }
     print(Int(rate))
 case "sweep":
     var asOf = Date()

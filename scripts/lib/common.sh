@@ -51,6 +51,18 @@ ensure_cfn_lint() {
     echo "$venv/bin/cfn-lint"
 }
 
+# moto's server (PyPI moto[server], a DynamoDB-compatible emulator, with boto3) in the virtual
+# environment the tests use (Tests/.../MotoServer.swift), installed once; prints the folder.
+MOTO_VERSION=5.2.1
+ensure_moto() {
+    local venv="$ROOT/.build/python/moto-$MOTO_VERSION"
+    if [ ! -f "$venv/.installed" ]; then
+        ensure_packages python3-venv >&2
+        python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2 && touch "$venv/.installed"
+    fi
+    echo "$venv"
+}
+
 # A throwaway PostgreSQL cluster in the empty folder DIR (Debian's postgresql; the server
 # refuses root, so under root it runs as the postgres user): trust authentication, no TCP, its
 # Unix socket in DIR. Prints the STORE_URL that reaches it; stop it with stop_throwaway_postgres.

@@ -23,7 +23,6 @@ package struct SAMTemplate {
     /// What the store's calls need on the table (`DynamoDBStore`), and nothing else.
     package static let tableActions = [
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
-        "dynamodb:ConditionCheckItem",
     ]
     /// Lambda sets these itself (and refuses a function that sets them).
     package static func isLambdaOwn(_ variable: String) -> Bool { variable.hasPrefix("AWS_") }

@@ -369,7 +369,7 @@ package struct Config: Sendable {
         }
         let tableByte: (UInt8) -> Bool = { ASCII.isAlphanumeric($0) || $0 == 95 || $0 == 45 || $0 == 46 }
         guard table.consists(of: tableByte, length: 3...255) else {
-            throw Error(variable: "STORE_URL", problem: "names a DynamoDB table of 3 to 255 characters A-Z a-z 0-9 _ - .")
+            throw Error(variable: "STORE_URL", problem: "must name a DynamoDB table of 3 to 255 characters (letters, digits, _ - .)")
         }
         guard let region, region.consists(of: { ASCII.isLower($0) || ASCII.isDigit($0) || $0 == 45 }, length: 1...32) else {
             throw Error(variable: "STORE_URL", problem: "needs ?region= (or AWS_REGION): a region such as eu-west-1")

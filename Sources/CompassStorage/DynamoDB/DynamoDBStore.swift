@@ -1,4 +1,5 @@
 import CompassPlatform
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -14,13 +15,14 @@ import CompassPlatform
 /// runs out: the table's TTL attribute, which DynamoDB deletes late, so every read and every
 /// condition treats an item past it as absent by this process's clock, as the file store does.
 /// Create-if-absent, compare-and-swap and conditional deletes are condition expressions; a
-/// batch is `TransactWriteItems`, 25 writes at a time; reads are strongly consistent.
+/// batch is conditional `PutItem`s and `BatchWriteItem`s, several at once; reads are strongly
+/// consistent.
 package struct DynamoDBStore: KeyValueStore {
     package let table: String
     package let client: DynamoDBClient
     /// The longest any call takes, retries of throttled calls included.
     package let callTimeoutMilliseconds: Int
-    /// Writes per `TransactWriteItems`: AWS takes 100 since 2022, moto 5.2.1 still 25.
+    /// Writes per `BatchWriteItem`: DynamoDB's limit.
     package static let batchItems = 25
     private let clock: any Clock
     /// The end (`monotonicMilliseconds()`) every call of this copy keeps to, if any.
@@ -199,16 +201,17 @@ package struct DynamoDBStore: KeyValueStore {
         var start = 0
         while start < keys.count {
             let chunk = keys[start..<min(start + Self.batchItems, keys.count)]
-            try batchDelete(Array(chunk))
+            try batchWrite(chunk.map { .object(["DeleteRequest": .object(["Key": Self.itemKey($0)])]) })
             start += chunk.count
         }
         return live
     }
 
-    /// `TransactWriteItems` of up to `batchItems` writes, a key at most once in each: a create
-    /// is a put on the condition that the key is absent or expired. A transaction a create's
-    /// condition cancelled goes again without that create (nil); one cancelled for a conflict
-    /// or throttling goes again after a pause, within the call's time.
+    /// Writes of distinct keys at a time (a key written twice starts a new round): the puts in
+    /// `BatchWriteItem`s of 25 (no condition needed), each create a `PutItem` on the condition
+    /// that the key is absent or expired, so a taken key fails alone (nil), as one by one;
+    /// up to `concurrency` calls in flight. Not `TransactWriteItems`: a transaction costs twice
+    /// the writes, and one taken key would cancel the others.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
         var versions: [UInt64?] = []
@@ -217,52 +220,81 @@ package struct DynamoDBStore: KeyValueStore {
         while start < writes.count {
             var keys = Set<String>()
             var end = start
-            while end < writes.count, end - start < Self.batchItems, keys.insert(writes[end].key).inserted { end += 1 }
-            versions += try transact(Array(writes[start..<end]))
+            while end < writes.count, end - start < Self.roundWrites, keys.insert(writes[end].key).inserted { end += 1 }
+            versions += try writeRound(Array(writes[start..<end]))
             start = end
         }
         return versions
     }
 
-    private func transact(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
-        var versions: [UInt64?] = writes.map { _ in StoreVersion.next(after: nil) }
-        var pending = Array(writes.indices)
-        var pause: UInt32 = 20_000
-        while !pending.isEmpty {
-            let items: [JSONValue] = pending.map { index in
-                switch writes[index] {
-                case .put(let key, let value, let ttl):
-                    return .object([
-                        "Put": .object(["TableName": .string(table), "Item": item(key, value, version: versions[index]!, ttl: ttl)])
-                    ])
-                case .create(let key, let value, let ttl):
-                    return .object([
-                        "Put": .object([
-                            "TableName": .string(table), "Item": item(key, value, version: versions[index]!, ttl: ttl),
-                            "ConditionExpression": "attribute_not_exists(sk) OR expires <= :now",
-                            "ExpressionAttributeValues": .object([":now": now]),
-                        ])
-                    ])
-                }
+    /// Calls in flight at once for a batch of writes.
+    package static let concurrency = 32
+    /// Writes of one round of a batch: a key at most once.
+    static let roundWrites = 1_000
+
+    private func writeRound(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
+        let versions = writes.map { _ in StoreVersion.next(after: nil) }
+        var jobs: [[Int]] = []
+        var puts: [Int] = []
+        for (index, write) in writes.enumerated() {
+            guard case .put = write else {
+                jobs.append([index])
+                continue
             }
-            do {
-                _ = try client.call("TransactWriteItems", .object(["TransactItems": .array(items)]), deadline: callDeadline)
-                return versions
-            } catch .transactionCanceled(let reasons) {
-                let refused = Set(zip(pending, reasons).filter { $0.1 == "ConditionalCheckFailed" }.map(\.0))
-                for index in refused { versions[index] = nil }
-                pending.removeAll { refused.contains($0) }
-                guard refused.isEmpty else { continue }
-                guard monotonicMilliseconds() + Int64(pause / 1000) < callDeadline else {
-                    throw .unavailable("DynamoDB kept cancelling a batch (\(Set(reasons).sorted().joined(separator: ", ")))")
-                }
-                usleep(pause)
-                pause = min(pause * 2, 500_000)
-            } catch {
-                throw storeError(error, conditionFailure: .unavailable("DynamoDB refused a batch"))
+            puts.append(index)
+            if puts.count == Self.batchItems {
+                jobs.append(puts)
+                puts = []
             }
         }
-        return versions
+        if !puts.isEmpty { jobs.append(puts) }
+        let taken = Mutex<Set<Int>>([])
+        let failure = Mutex<StoreError?>(nil)
+        let next = Atomic<Int>(0)
+        let store = self
+        let work = jobs
+        Workers.run(min(Self.concurrency, jobs.count)) { _ in
+            while failure.withLock({ $0 == nil }) {
+                let job = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard job < work.count else { return }
+                do {
+                    if try store.perform(work[job], of: writes, versions: versions) == false {
+                        _ = taken.withLock { $0.insert(work[job][0]) }
+                    }
+                } catch let error as StoreError {
+                    failure.withLock { $0 = $0 ?? error }
+                } catch {
+                    failure.withLock { $0 = $0 ?? .unavailable("DynamoDB batch failed") }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        let refused = taken.withLock { $0 }
+        return versions.indices.map { refused.contains($0) ? nil : versions[$0] }
+    }
+
+    /// One job of a round: a create alone (false when its key was taken), or up to 25 puts.
+    private func perform(_ job: [Int], of writes: [BatchWrite], versions: [UInt64]) throws(StoreError) -> Bool {
+        if job.count == 1, case .create(let key, let value, let ttl) = writes[job[0]] {
+            do {
+                _ = try call(
+                    "PutItem",
+                    [
+                        "Item": item(key, value, version: versions[job[0]], ttl: ttl),
+                        "ConditionExpression": "attribute_not_exists(sk) OR expires <= :now",
+                        "ExpressionAttributeValues": .object([":now": now]),
+                    ], conditionFailure: .alreadyExists)
+                return true
+            } catch .alreadyExists {
+                return false
+            }
+        }
+        try batchWrite(
+            job.map { index in
+                guard case .put(let key, let value, let ttl) = writes[index] else { return .null }
+                return .object(["PutRequest": .object(["Item": item(key, value, version: versions[index], ttl: ttl)])])
+            })
+        return true
     }
 
     /// DynamoDB deletes expired items itself, within days; the sweep deletes those expired by
@@ -418,21 +450,21 @@ package struct DynamoDBStore: KeyValueStore {
         }
     }
 
-    /// Unconditional deletes, `BatchWriteItem` with what it left unprocessed sent again.
-    private func batchDelete(_ keys: [String]) throws(StoreError) {
-        var requests: JSONValue = .array(keys.map { .object(["DeleteRequest": .object(["Key": Self.itemKey($0)])]) })
+    /// Unconditional puts and deletes, `BatchWriteItem` with what it left unprocessed sent again.
+    private func batchWrite(_ requests: [JSONValue]) throws(StoreError) {
+        var requests: JSONValue = .array(requests)
         var pause: UInt32 = 20_000
         while requests.array?.isEmpty == false {
             let answer: JSONValue
             do {
                 answer = try client.call("BatchWriteItem", .object(["RequestItems": .object([table: requests])]), deadline: callDeadline)
             } catch {
-                throw storeError(error, conditionFailure: .unavailable("DynamoDB refused a delete"))
+                throw storeError(error, conditionFailure: .unavailable("DynamoDB refused a batch"))
             }
             requests = answer["UnprocessedItems"]?[table] ?? .array([])
             if requests.array?.isEmpty == false {
                 guard monotonicMilliseconds() + Int64(pause / 1000) < callDeadline else {
-                    throw .unavailable("DynamoDB left deletes unprocessed past the call's time")
+                    throw .unavailable("DynamoDB left writes unprocessed past the call's time")
                 }
                 usleep(pause)
                 pause = min(pause * 2, 500_000)
