@@ -48,6 +48,27 @@ import Testing
         #expect(fetched.status == 200, "\(fetched.raw.prefix(300))")
     }
 
+    /// The same rule for a cookie PUT to settings: a forged one (Origin null, no Origin and no
+    /// Sec-Fetch-Site, or a foreign Origin) is 403 and the tenant's pixel stays as it was.
+    @Test func aForgedCookiePutToSettingsIsRefusedAndThePixelUnchanged() throws {
+        let world = try CGIWorld.connected()
+        let forgeries: [[String: String?]] = [
+            ["CONTENT_TYPE": "application/json", "HTTP_ORIGIN": "null"],
+            ["CONTENT_TYPE": "application/json"],
+            ["CONTENT_TYPE": "application/json", "HTTP_ORIGIN": "https://attacker.example"],
+            ["CONTENT_TYPE": "application/json", "HTTP_ORIGIN": "https://compass.example.evil.test", "HTTP_SEC_FETCH_SITE": "cross-site"],
+        ]
+        for forgery in forgeries {
+            let answer = try world.run(
+                "settings", "PUT", "/api/connect/meta/settings", cookie: true, body: #"{"adAccountId":"act_1000001","pixelId":"2000102"}"#,
+                environment: forgery)
+            #expect(answer.status == 403 && answer.errorCode == "cross_site_request", "\(forgery): \(answer.raw.prefix(200))")
+        }
+        let settings = try world.run("settings", "GET", "/api/connect/meta/settings")
+        #expect(settings.status == 200 && settings.raw.contains(#""pixelId":"2000101""#), "\(settings.raw.prefix(400))")
+        #expect(!settings.raw.contains("2000102"))
+    }
+
     @Test func aJSONRouteRefusesAnyOtherBodyType() throws {
         let world = try CGIWorld.connected()
         for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", nil] {

@@ -52,6 +52,31 @@ import Testing
         #expect(try sweep.runShareIfDue(asOf: world.clock.now, budget: 3) != nil)
     }
 
+    /// The sweep is the last work of a run and takes no time past the run's budget
+    /// (REFRESH_BUDGET_SECONDS): a run whose token job spends the budget sweeps nothing; the
+    /// next run does.
+    @Test func aRunPastItsBudgetSweepsNothingAndTheNextDoes() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef", "REFRESH_BUDGET_SECONDS": "5"])
+        world.readyTenant()
+        for index in 0..<4 { try world.store.put("meta/oauth-state/b\(index)", [1], ttl: 600) }
+        world.clock.advance(2 * 86_400)  // the states have expired; the tenant's daily check is due
+        // The token check takes the run past its budget (the test clock moves 10 s on the call).
+        let clock = world.clock
+        world.transport.intercept.withLock {
+            $0 = { request in
+                if request.url.contains("debug_token") { clock.advance(10) }
+                return nil
+            }
+        }
+        let spent = try RefreshCronHandler(dependencies: world.dependencies).run()
+        #expect(spent.budgetSpent && spent.tokens.checked + spent.tokens.renewed >= 1, "\(spent)")
+        #expect(spent.sweep.deleted == 0 && spent.sweep.visited == 0, "\(spent.sweep)")
+        world.transport.intercept.withLock { $0 = nil }
+        let next = try RefreshCronHandler(dependencies: world.dependencies).run()
+        #expect(next.sweep.deleted >= 4, "\(next.sweep)")
+        #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.isEmpty)
+    }
+
     @Test func refreshCronReportsWhatItSwept() throws {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         for index in 0..<3 { try world.store.put("meta/lease/refresh/dead\(index)", [1], ttl: 120) }

@@ -58,6 +58,20 @@ import Testing
         #expect(lines.filter { $0.contains(#""tenant":"tenant_b""#) }.count == 500)
     }
 
+    /// Per-request state (README, Hosts): a request without a tenant, after a tenant's on the
+    /// same process, has no tenant in its log lines.
+    @Test func aTenantLessRequestAfterATenantsLogsNoTenant() throws {
+        let world = try connectedWorld()
+        let settings = try start("settings", world)
+        #expect(try settings.request(params(world, "GET", "/api/connect/meta/settings", tenant: "tenant_a")).status == 200)
+        #expect(try settings.request(params(world, "GET", "/api/connect/meta/settings", tenant: nil)).status == 401)
+        let log = (try? String(contentsOfFile: world.folder.path + "/fcgi-stderr.log", encoding: .utf8)) ?? ""
+        let lines = log.split(separator: "\n").filter { $0.contains(#""event":"request""#) }
+        #expect(lines.count == 2, "\(log)")
+        #expect(lines.first?.contains(#""tenant":"tenant_a""#) == true, "\(log)")
+        #expect(lines.last?.contains(#""status":401"#) == true && lines.last?.contains("tenant") == false, "\(log)")
+    }
+
     @Test func aFailingRequestDoesNotEndTheProcess() throws {
         let world = try connectedWorld()
         let settings = try start("settings", world)

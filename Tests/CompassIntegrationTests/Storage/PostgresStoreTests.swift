@@ -44,6 +44,26 @@ import Testing
         try PostgresStore(url: url, callTimeoutMilliseconds: 3_000).migrate()
     }
 
+    /// A batch with a write the server refuses (a CHECK constraint added with psql) stores
+    /// nothing, and the next call on the same store (its one kept connection) works: the failed
+    /// transaction was rolled back, not left aborted.
+    @Test func aBatchTheServerRefusesStoresNothingAndTheNextCallWorks() throws {
+        let server = try server()
+        let url = try server.createDatabase()
+        let store = PostgresStore(url: url)
+        try store.put("warm/up", [1], ttl: nil)
+        _ = try server.psql(
+            PostgresServer.database(of: url),
+            "ALTER TABLE compass_meta.records ADD CONSTRAINT refused_keys CHECK (key NOT LIKE 'refused/%')")
+        #expect(throws: StoreError.self) {
+            try store.write([.put("ok/1", [1], ttl: nil), .create("refused/x", [2], ttl: nil), .put("ok/2", [3], ttl: nil)])
+        }
+        #expect(try store.get("ok/1") == nil)
+        try store.put("after/1", [4], ttl: nil)
+        #expect(try store.get("after/1")?.value == [4])
+        #expect(try store.write([.put("ok/3", [5], ttl: nil)]).count == 1)
+    }
+
     @Test func theProductReadsAnIntegrationWithSQL() throws {
         let server = try server()
         let url = try server.createDatabase()

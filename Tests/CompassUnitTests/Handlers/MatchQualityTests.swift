@@ -41,6 +41,22 @@ import Testing
         #expect((settings()["eventMatchQuality"] as? [String: Any])?["pixelId"] as? String == "2000102")
     }
 
+    /// A fetch that failed (Meta answering 500) is tried again an hour later: not before, and
+    /// not a day later.
+    @Test func aFailedFetchIsTriedAgainAfterAnHour() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant()
+        #expect(world.send(world.batch(["q1"])).status == 200)
+        world.queueFault(.serverError, path: "dataset_quality", count: 1)
+        #expect(world.drain().quality.failed == 1)
+        world.clock.advance(QualityFetcher.retryDelay - 120)
+        let early = world.drain().quality
+        #expect(early.fetched == 0 && early.failed == 0, "\(early)")
+        world.clock.advance(180)
+        #expect(world.drain().quality.fetched == 1)
+        #expect(QualityFetcher.retryDelay == 3600)
+    }
+
     /// What Meta leaves out stays absent; an answer without `web` is no events.
     @Test func toleratesAnswersWithFieldsLeftOut() throws {
         let world = World()
