@@ -100,4 +100,28 @@ import Testing
             HTTPResponse(status: 400, body: Array(#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#.utf8)))
         #expect(refused == .refused("ValidationException"))
     }
+
+    /// AWS's answers can quote what a request carried; the store's errors carry DynamoDB's error
+    /// type only, never a message, a key or a credential.
+    @Test func noCredentialOrMessageReachesAStoreError() throws {
+        struct Refusing: HTTPTransport {
+            func send(_ request: HTTPRequest) throws(HTTPFailure) -> HTTPResponse {
+                let quoted = request.headers.map { "\($0.0): \($0.1)" }.joined(separator: "; ")
+                return HTTPResponse(
+                    status: 400,
+                    body: Array(
+                        #"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"invalid: test-secret \#(quoted)"}"#
+                            .utf8))
+            }
+        }
+        let store = DynamoDBStore(table: "compass", client: Self.client("https://dynamodb.eu-west-1.amazonaws.com", transport: Refusing()))
+        do {
+            _ = try store.get("meta/integration/tenant_a")
+            Issue.record("a refused call answered")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("UnrecognizedClientException"), "\(text)")
+            for secret in ["test-secret", "AKIDTEST", "Signature=", "invalid:"] { #expect(!text.contains(secret), "\(text)") }
+        }
+    }
 }
