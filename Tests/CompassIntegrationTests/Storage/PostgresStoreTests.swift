@@ -45,16 +45,17 @@ import Testing
     }
 
     /// A batch with a write the server refuses (a CHECK constraint added with psql) stores
-    /// nothing, and the next call on the same store (its one kept connection) works: the failed
-    /// transaction was rolled back, not left aborted.
+    /// nothing, and the next call on the same store works on the same connection: the failed
+    /// transaction was rolled back there, not left aborted for the connection to be dropped.
     @Test func aBatchTheServerRefusesStoresNothingAndTheNextCallWorks() throws {
         let server = try server()
         let url = try server.createDatabase()
-        let store = PostgresStore(url: url)
+        let database = PostgresServer.database(of: url)
+        let store = PostgresStore(url: url + "&application_name=refused_batch")
         try store.put("warm/up", [1], ttl: nil)
-        _ = try server.psql(
-            PostgresServer.database(of: url),
-            "ALTER TABLE compass_meta.records ADD CONSTRAINT refused_keys CHECK (key NOT LIKE 'refused/%')")
+        _ = try server.psql(database, "ALTER TABLE compass_meta.records ADD CONSTRAINT refused_keys CHECK (key NOT LIKE 'refused/%')")
+        let backends = "SELECT pid FROM pg_stat_activity WHERE application_name = 'refused_batch' ORDER BY pid"
+        let before = try server.psql(database, backends)
         #expect(throws: StoreError.self) {
             try store.write([.put("ok/1", [1], ttl: nil), .create("refused/x", [2], ttl: nil), .put("ok/2", [3], ttl: nil)])
         }
@@ -62,6 +63,8 @@ import Testing
         try store.put("after/1", [4], ttl: nil)
         #expect(try store.get("after/1")?.value == [4])
         #expect(try store.write([.put("ok/3", [5], ttl: nil)]).count == 1)
+        let after = try server.psql(database, backends)
+        #expect(!before.isEmpty && after == before, "the connection was replaced: \(before) -> \(after)")
     }
 
     @Test func theProductReadsAnIntegrationWithSQL() throws {
