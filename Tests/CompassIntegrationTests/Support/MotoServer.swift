@@ -9,7 +9,8 @@ import Foundation
 #endif
 
 /// moto's server mode (PyPI `moto[server]`, installed once into a venv under .build), a
-/// DynamoDB-compatible server on a loopback port for the tests: an emulator, not AWS.
+/// DynamoDB-compatible server on a loopback port for the tests: an emulator, not AWS, answering
+/// one request at a time.
 final class MotoServer: @unchecked Sendable {
     static let version = "5.2.1"
     static let venv = FunctionsManifestTests.root.appendingPathComponent(".build/python/moto-\(version)")
@@ -21,10 +22,13 @@ final class MotoServer: @unchecked Sendable {
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
     init() throws {
-        let server = try Self.ensureVenv().appendingPathComponent("bin/moto_server").path
+        // One request at a time (scripts/lib/moto_serial.py): moto's threaded server does not
+        // make a conditional write atomic, which DynamoDB does.
+        let python = try Self.ensureVenv().appendingPathComponent("bin/python").path
+        let serial = FunctionsManifestTests.root.appendingPathComponent("scripts/lib/moto_serial.py").path
         port = try LighttpdHost.freePort()
         pid = try Spawn.process(
-            [server, "-H", "127.0.0.1", "-p", String(port)], environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/moto.log")
+            [python, serial, "127.0.0.1", String(port)], environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/moto.log")
         let deadline = Date().addingTimeInterval(30)
         while !LighttpdHost.accepts(port) {
             guard Date() < deadline else {
