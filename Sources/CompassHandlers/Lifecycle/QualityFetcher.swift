@@ -141,6 +141,13 @@ package struct QualityFetcher {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
+        // Failed lately: nothing before its retry, an hour on. An extra entry waits for it
+        // (the retry's own key, so the two are one).
+        if let kept, kept.pixelId == pixel, let retryAt = kept.lastFailure?.retryAt, retryAt > now {
+            guard (try? index.add(tenant, at: retryAt)) != nil else { return .skipped }
+            if DueIndex.key(tenant, at: retryAt, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
+            return .stale
+        }
         let next: Date
         let outcome: TenantFetch
         do {
