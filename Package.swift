@@ -11,7 +11,7 @@ import PackageDescription
 // No package dependencies: Foundation, libcrypto and libcurl only.
 
 /// The route executables: one per function in functions.json (a test checks the two agree).
-let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks"]
+let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks", "metrics"]
 /// Development only: mounted by scripts/serve when no Meta app is configured.
 let devFunctions = ["graph-sandbox", "dev-console"]
 /// A warning is a bug report from the compiler: every Swift target builds with none.

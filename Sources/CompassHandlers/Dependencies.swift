@@ -10,10 +10,12 @@ package struct Dependencies: Sendable {
     package var clock: any Clock
     package var random: any RandomSource
     package var logger: Logger
+    /// What this request changed of the figures operators watch, written once at its end.
+    package var metrics: Metrics
 
     package init(
         config: Config, store: any KeyValueStore, http: any HTTPTransport, clock: any Clock,
-        random: any RandomSource, logger: Logger
+        random: any RandomSource, logger: Logger, metrics: Metrics = Metrics()
     ) {
         self.config = config
         self.store = store
@@ -21,12 +23,25 @@ package struct Dependencies: Sendable {
         self.clock = clock
         self.random = random
         self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// The request's figures added to the store's (`MetricsLedger`): never a failure of the
+    /// request, a line in the log when the store cannot take them.
+    package func flushMetrics() {
+        do {
+            try MetricsLedger(store: store).flush(metrics, now: clock.now, random: random)
+        } catch {
+            logger.warn("metrics_not_written", ["error": .string("\(error)")])
+        }
     }
 
     package var records: RecordStore { RecordStore(store: store) }
 
     package func graph() throws(Config.Error) -> GraphClient {
-        GraphClient(config: config, app: try config.metaApp(), transport: http, logger: logger)
+        var client = GraphClient(config: config, app: try config.metaApp(), transport: http, logger: logger)
+        client.metrics = metrics
+        return client
     }
 
     package func cipher() throws(Config.Error) -> CredentialCipher {

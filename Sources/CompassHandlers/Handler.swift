@@ -48,10 +48,13 @@ extension Handler {
         if Self.takesJSONBody && !request.body.isEmpty && !request.hasJSONContentType {
             return .error(.unsupportedMediaType)
         }
+        let response: CGIResponse
         do {
-            return try handle(request)
+            response = try handle(request)
         } catch {
-            return .error(APIError.answer(for: error, logger: dependencies.logger))
+            response = .error(APIError.answer(for: error, logger: dependencies.logger))
         }
+        dependencies.flushMetrics()
+        return response
     }
 }

@@ -30,7 +30,7 @@ package struct SAMTemplate {
     /// hold the database's password).
     package static let secrets: Set<String> = [
         "META_APP_SECRET", "COMPASS_JWT_SECRET", "CREDENTIALS_KEY", "CREDENTIALS_KEY_PREVIOUS", "CRON_SECRET", "ETCD_PASSWORD",
-        "COMPASS_WEBHOOK_SECRET", "STORE_URL",
+        "COMPASS_WEBHOOK_SECRET", "STORE_URL", "METRICS_TOKEN",
     ]
 
     /// `MetaAppSecretSecretArn` for `META_APP_SECRET`: the ARN of the secret holding it.

@@ -254,10 +254,21 @@ package struct EventPipeline {
             if let retryAfter { entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(retryAfter)) }
             return .create(RecordKey.outbox(tenant, event.dedupKey), JSON.encode(entry), ttl: nil)
         }
-        return try dependencies.store.write(writes).count
+        let versions = try dependencies.store.write(writes)
+        let stored = versions.count { $0 != nil }
+        dependencies.metrics.add(MetricCatalog.eventsQueued, [:], stored)
+        dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], stored)
+        return versions.count
+    }
+
+    /// An outbox entry deleted (sent, dead-lettered, a copy of one sent): one fewer waiting.
+    private func leaveOutbox(_ key: String, version: UInt64) {
+        guard (try? dependencies.store.delete(key, ifVersion: version)) == true else { return }
+        dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -1)
     }
 
     package func recordDelivery(_ events: [NormalizedEvent], failure: String?) {
+        dependencies.metrics.add(MetricCatalog.eventsSent, [:], events.count)
         guard !isBeingPurged else { return }
         records.updateStats(tenant) { stats in
             if !events.isEmpty {
@@ -459,7 +470,8 @@ package struct EventPipeline {
                 switch DeliveryMachine.afterClaim(try claimQueued(dedup), queued: true) {
                 case .send: due.append((key, value.version, entry, event))
                 case .duplicate:
-                    _ = try? dependencies.store.delete(key, ifVersion: value.version)
+                    leaveOutbox(key, version: value.version)
+                    dependencies.metrics.add(MetricCatalog.eventsDuplicates)
                     summary.duplicates += 1
                 default:
                     summary.waiting += 1
@@ -481,7 +493,7 @@ package struct EventPipeline {
         for (position, taken) in due.enumerated() {
             switch DeliveryMachine.afterDelivery(position, of: report) {
             case .markSent:
-                _ = try? dependencies.store.delete(taken.key, ifVersion: taken.version)
+                leaveOutbox(taken.key, version: taken.version)
                 sent.append(taken.event)
             case .reject(let code, let reason):
                 try deadLetter(taken.entry, key: taken.key, version: taken.version, reason: "\(code): \(reason)")
@@ -543,8 +555,9 @@ package struct EventPipeline {
         do {
             return try withOutboxLock { () throws(QueueFailure) in
                 do throws(StoreError) {
-                    return try dependencies.store.deleteAll(prefix: RecordKey.outboxPrefix(tenant))
-                        + dependencies.store.deleteAll(prefix: RecordKey.deadPrefix(tenant))
+                    let queued = try dependencies.store.deleteAll(prefix: RecordKey.outboxPrefix(tenant))
+                    dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -queued)
+                    return queued + (try dependencies.store.deleteAll(prefix: RecordKey.deadPrefix(tenant)))
                 } catch {
                     throw .store(error)
                 }
@@ -584,10 +597,11 @@ package struct EventPipeline {
             return
         }
         guard written else {
-            _ = try? dependencies.store.delete(key, ifVersion: version)
+            leaveOutbox(key, version: version)
             return
         }
-        _ = try? dependencies.store.delete(key, ifVersion: version)
+        dependencies.metrics.add(MetricCatalog.eventsDeadLettered)
+        leaveOutbox(key, version: version)
         // Not queued any more: a new copy from the pipeline may be sent.
         _ = try? dependencies.store.delete(RecordKey.sent(tenant, dedup))
         dependencies.logger.warn(
@@ -646,7 +660,9 @@ package struct EventPipeline {
                 entry.attempts = 0
                 entry.deadReason = nil
                 entry.nextAttemptAt = now
+                let queuedAlready = try dependencies.store.get(RecordKey.outbox(tenant, dedup)) != nil
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
+                if !queuedAlready { dependencies.metrics.add(MetricCatalog.eventsWaiting) }
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
                 // Queued again, unless a copy holds a claim (the drain then sees what became of it).
                 _ = try? dependencies.store.create(

@@ -177,7 +177,11 @@ package struct IntegrationLifecycle {
         // The outbox under its lock: a queueing request that checked the marker before it was
         // written finishes first, and its events are deleted here.
         _ = try? EventPipeline(dependencies: dependencies, tenant: tenant).removeEvents()
-        for prefix in RecordKey.tenantPrefixes(tenant) { try store.deleteAll(prefix: prefix) }
+        for prefix in RecordKey.tenantPrefixes(tenant) {
+            // Whatever raced the purge into the outbox leaves the waiting figure with it.
+            let deleted = try store.deleteAll(prefix: prefix)
+            if prefix == RecordKey.outboxPrefix(tenant) { dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -deleted) }
+        }
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)

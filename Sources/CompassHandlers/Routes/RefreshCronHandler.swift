@@ -69,6 +69,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         }
         summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled) || summary.quality.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
+        recordMetrics(summary, startedAt: deadline.addingTimeInterval(-TimeInterval(dependencies.config.refreshBudgetSeconds)))
         dependencies.logger.info(
             "cron_finished",
             [
@@ -131,6 +132,25 @@ package struct RefreshCronHandler: DirectlyRunnable {
         }
     }
 
+    /// The run's figures: counters for what it did, the last run's record for the metrics
+    /// route, shards older than a quarter of an hour folded into the total, and this run's
+    /// changes written. A failure here is a log line, never a failed run.
+    private func recordMetrics(_ summary: Summary, startedAt: Date) {
+        let metrics = dependencies.metrics
+        metrics.add(MetricCatalog.tokenRenewals, [:], summary.tokens.renewed)
+        metrics.add(MetricCatalog.tokenFailures, ["reason": "needs_reauth"], summary.tokens.needsReauth)
+        metrics.add(MetricCatalog.tokenFailures, ["reason": "failed"], summary.tokens.failed)
+        metrics.add(MetricCatalog.noticesSent, [:], summary.notices.sent)
+        let ledger = MetricsLedger(store: dependencies.store)
+        do {
+            try dependencies.store.put(MetricsLedger.lastRunKey, JSON.encode(LastRun(summary, startedAt: startedAt)), ttl: nil)
+            try ledger.fold(now: dependencies.clock.now)
+        } catch {
+            dependencies.logger.warn("metrics_not_written", ["error": .string("\(error)")])
+        }
+        dependencies.flushMetrics()
+    }
+
     /// Gives every tenant with queued events from before the outbox index an entry due now,
     /// once: skipping from one tenant's keys to the next.
     fileprivate func indexOutboxesOnce() throws(StoreError) {
@@ -149,5 +169,29 @@ package struct RefreshCronHandler: DirectlyRunnable {
 
     package init(dependencies: Dependencies) {
         self.dependencies = dependencies
+    }
+}
+
+/// The last refresh-cron run as the metrics route shows it: when it started, how long it took,
+/// whether its budget ran out, and every figure of its summary by job.
+package struct LastRun: Codable, Sendable, Equatable {
+    package var startedAt: Int64
+    package var durationMs: Int
+    package var budgetSpent: Bool
+    /// `tokens.renewed`, `outbox.sent`, ...: the summary's numbers, flattened.
+    package var figures: [String: Int]
+
+    init(_ summary: RefreshCronHandler.Summary, startedAt: Date) {
+        self.startedAt = startedAt.unixSeconds
+        durationMs = summary.durationMs
+        budgetSpent = summary.budgetSpent
+        figures = [:]
+        guard let tree = try? JSONParser.parse(JSON.encode(summary)), let jobs = tree.object else { return }
+        for (job, value) in jobs {
+            for (name, figure) in value.object ?? [:] {
+                if let number = figure.integer { figures[job + "." + name] = Int(number) }
+                if let flag = figure.bool { figures[job + "." + name] = flag ? 1 : 0 }
+            }
+        }
     }
 }

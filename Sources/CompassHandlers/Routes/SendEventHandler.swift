@@ -76,6 +76,7 @@ package struct SendEventHandler: Handler {
         }
 
         if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, result: result) }
+        let invalid = result.rejected.count
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
         // Of overlapping requests carrying one event, exactly one claims and sends it.
         var claimed: [(index: Int, event: NormalizedEvent)] = []
@@ -94,6 +95,11 @@ package struct SendEventHandler: Handler {
 
         let outcome = Self.status(result, total: inputs.count)
         result.status = outcome.name
+        let metrics = dependencies.metrics
+        metrics.add(MetricCatalog.eventsAccepted, [:], result.eventsReceived + result.queued + result.duplicates)
+        metrics.add(MetricCatalog.eventsDuplicates, [:], result.duplicates)
+        metrics.add(MetricCatalog.eventsRejected, ["reason": "invalid"], invalid)
+        metrics.add(MetricCatalog.eventsRejected, ["reason": "meta"], result.rejected.count - invalid)
         dependencies.logger.info(
             "events_handled",
             [

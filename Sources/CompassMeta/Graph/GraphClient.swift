@@ -12,6 +12,8 @@ package struct GraphClient: Sendable {
     package var logger: Logger
     /// Where the usage headers of every answer are recorded, for a job that paces its calls.
     package var usage: GraphUsage?
+    /// Where every call is counted, by outcome and Graph error code.
+    package var metrics: Metrics?
 
     package static let maxPages = 100
 
@@ -315,6 +317,7 @@ package struct GraphClient: Sendable {
             response = try transport.send(request)
         } catch {
             let failure = GraphFailure.transport(error)
+            metrics?.add(MetricCatalog.graphCalls, ["outcome": "transport_error", "code": "none"])
             logger.warn(
                 "graph_call_failed",
                 failure.logFields.merging(
@@ -328,14 +331,17 @@ package struct GraphClient: Sendable {
         if let trace = response.headers["x-fb-trace-id"] { fields["fbtrace_id"] = .string(trace) }
         usage?.record(response.headers)
         if (200..<300).contains(response.status) {
+            metrics?.add(MetricCatalog.graphCalls, ["outcome": "ok", "code": "none"])
             logger.debug("graph_call", fields)
             return response
         }
         let failure: GraphFailure
         if let error = GraphAPIError.decode(from: response.body) {
             failure = .api(error, httpStatus: response.status, retryAfterSeconds: Self.retryAfter(response.headers))
+            metrics?.add(MetricCatalog.graphCalls, ["outcome": "api_error", "code": error.code.map { String($0) } ?? "none"])
         } else {
             failure = .badResponse(status: response.status, reason: "HTTP \(response.status) without a Graph error body")
+            metrics?.add(MetricCatalog.graphCalls, ["outcome": "bad_response", "code": "none"])
         }
         logger.warn("graph_call_failed", fields.merging(failure.logFields) { a, _ in a })
         throw failure

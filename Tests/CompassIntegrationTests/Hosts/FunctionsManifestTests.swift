@@ -20,7 +20,10 @@ import Testing
 
     @Test func listsEveryRouteOfTheDesignOnce() throws {
         let functions = try manifest().functions
-        #expect(functions.map(\.name) == ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks"])
+        #expect(
+            functions.map(\.name) == [
+                "connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "metrics", "meta-webhooks",
+            ])
         #expect(Set(functions.flatMap(\.paths)).count == functions.flatMap(\.paths).count)
         #expect(functions.allSatisfy { $0.name == $0.executable && $0.timeoutSeconds > 0 && !$0.methods.isEmpty })
         #expect(functions.first { $0.name == "refresh-cron" }?.schedule != nil)

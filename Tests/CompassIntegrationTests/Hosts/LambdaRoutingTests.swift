@@ -102,7 +102,7 @@ import Testing
         let manifest = try FunctionsManifest.load(path: FunctionsManifestTests.root.appendingPathComponent("functions.json").path)
         let handlers: [any Handler.Type] = [
             ConnectHandler.self, CallbackHandler.self, DisconnectHandler.self, SettingsHandler.self, SendEventHandler.self,
-            RefreshCronHandler.self, MetaWebhooksHandler.self,
+            RefreshCronHandler.self, MetaWebhooksHandler.self, MetricsHandler.self,
         ]
         #expect(Set(handlers.map { $0.name }) == Set(manifest.served(sandbox: false).map(\.name)))
         for handler in handlers {

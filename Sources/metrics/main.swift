@@ -1,0 +1,4 @@
+import CompassHandlers
+import CompassHosts
+
+Runtime.run(MetricsHandler.self)
