@@ -67,7 +67,7 @@ package enum CGIAdapter {
     /// stays warm): head, method check, body, handler, a log line.
     package static func respond<H: Handler>(
         _ handler: H.Type, request environment: [String: String], body: Body,
-        services: Result<Services, any Error>, logger: Logger
+        services: Result<Services, any Error>, logger: Logger, metrics: Metrics = Metrics()
     ) -> Answer {
         let started = monotonicMilliseconds()
         var request: CGIRequest
@@ -98,7 +98,7 @@ package enum CGIAdapter {
         let response: CGIResponse
         switch services {
         case .success(let services):
-            response = H(dependencies: services.dependencies(logger: logger)).respond(to: request)
+            response = H(dependencies: services.dependencies(logger: logger, metrics: metrics)).respond(to: request)
         case .failure(let error):
             response = .error(APIError.answer(for: error, logger: logger))
         }

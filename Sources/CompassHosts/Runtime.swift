@@ -106,7 +106,7 @@ package struct Services: Sendable {
         return bounded
     }
 
-    package func dependencies(logger: Logger) -> Dependencies {
-        Dependencies(config: config, store: store, http: http, clock: clock, random: random, logger: logger)
+    package func dependencies(logger: Logger, metrics: Metrics = Metrics()) -> Dependencies {
+        Dependencies(config: config, store: store, http: http, clock: clock, random: random, logger: logger, metrics: metrics)
     }
 }

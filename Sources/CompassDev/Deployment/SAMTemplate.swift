@@ -24,6 +24,25 @@ package struct SAMTemplate {
     package static let tableActions = [
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchWriteItem",
     ]
+    /// Optional variables whose parameter has a default of its own (the alarms name it).
+    package static let defaults = ["METRICS_NAMESPACE": "CompassMeta"]
+    /// CloudWatch alarms on the functions' Embedded Metric Format figures: the alarm, the metric,
+    /// the function whose lines carry it, the statistic, the period, the comparison and threshold,
+    /// and how a period without data counts.
+    package static let alarms:
+        [(
+            name: String, metric: String, function: String, statistic: String, period: Int, comparison: String, threshold: Int,
+            missing: String
+        )] = [
+            ("RefreshCronNotRunningAlarm", "RefreshRuns", "refresh-cron", "Sum", 300, "LessThanThreshold", 1, "breaching"),
+            (
+                "TokensNeedReconnectingAlarm", "TokenFailures_reason_needs_reauth", "refresh-cron", "Sum", 3600, "GreaterThanThreshold", 0,
+                "notBreaching"
+            ),
+            ("DeadLettersAlarm", "DeadLetters", "refresh-cron", "Maximum", 300, "GreaterThanThreshold", 0, "notBreaching"),
+            ("EventsWaitingForAnHourAlarm", "EventsWaiting", "refresh-cron", "Minimum", 3600, "GreaterThanThreshold", 0, "notBreaching"),
+        ]
+
     /// Lambda sets these itself (and refuses a function that sets them).
     package static func isLambdaOwn(_ variable: String) -> Bool { variable.hasPrefix("AWS_") }
     /// Variables kept in Secrets Manager, never in the functions' environment (`STORE_URL` can
@@ -102,6 +121,7 @@ package struct SAMTemplate {
         ]
         lines += table()
         for function in functions { lines += resource(function) }
+        lines += alarms()
         lines += [
             "Outputs:",
             "  ApiUrl:",
@@ -122,7 +142,7 @@ package struct SAMTemplate {
             } else {
                 lines.append("    Description: \(quoted(variable))")
             }
-            lines.append(Self.required.contains(variable) ? "    MinLength: 1" : "    Default: \"\"")
+            lines.append(Self.required.contains(variable) ? "    MinLength: 1" : "    Default: \(quoted(Self.defaults[variable] ?? ""))")
         }
         return lines + [
             "  StoreKind:",
@@ -241,6 +261,28 @@ package struct SAMTemplate {
             }
         }
         return lines + events(function)
+    }
+
+    /// The alarms, on the namespace the functions write their figures to.
+    private func alarms() -> [String] {
+        Self.alarms.flatMap { alarm in
+            [
+                "  \(alarm.name):",
+                "    Type: \"AWS::CloudWatch::Alarm\"",
+                "    Properties:",
+                "      Namespace: !Ref MetricsNamespace",
+                "      MetricName: \(quoted(alarm.metric))",
+                "      Dimensions:",
+                "        - Name: \"Function\"",
+                "          Value: \(quoted(alarm.function))",
+                "      Statistic: \(quoted(alarm.statistic))",
+                "      Period: \(alarm.period)",
+                "      EvaluationPeriods: 1",
+                "      ComparisonOperator: \(quoted(alarm.comparison))",
+                "      Threshold: \(alarm.threshold)",
+                "      TreatMissingData: \(quoted(alarm.missing))",
+            ]
+        }
     }
 
     /// An HTTP API event per path and method, and the schedule where the manifest has one.

@@ -141,6 +141,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         metrics.add(MetricCatalog.tokenFailures, ["reason": "needs_reauth"], summary.tokens.needsReauth)
         metrics.add(MetricCatalog.tokenFailures, ["reason": "failed"], summary.tokens.failed)
         metrics.add(MetricCatalog.noticesSent, [:], summary.notices.sent)
+        metrics.add(MetricCatalog.refreshRuns)
         let ledger = MetricsLedger(store: dependencies.store)
         do {
             try dependencies.store.put(MetricsLedger.lastRunKey, JSON.encode(LastRun(summary, startedAt: startedAt)), ttl: nil)

@@ -115,9 +115,11 @@ package enum LambdaHost {
                         body: LambdaEvent.response(.error(.notFound), shape: shape, isHead: environment["REQUEST_METHOD"] == "HEAD")))
                 return
             }
+            let metrics = Metrics()
             let outcome = CGIAdapter.respond(
                 H.self, request: mounted, body: .received(body, total: body.count),
-                services: .success(services), logger: logger)
+                services: .success(services), logger: logger, metrics: metrics)
+            defer { writeMetrics(H.name, metrics.recorded.mapValues(Double.init), services: services) }
             _ = try? transport.send(
                 HTTPRequest(
                     method: "POST", url: target + "/response", headers: [("Content-Type", "application/json")],
@@ -134,7 +136,17 @@ package enum LambdaHost {
                 return
             }
             do {
-                let summary = try scheduled(services.dependencies(logger: logger))
+                let metrics = Metrics()
+                let summary = try scheduled(services.dependencies(logger: logger, metrics: metrics))
+                // The run's changes, and the gauges an alarm watches, read from the ledger.
+                var values = metrics.recorded.mapValues(Double.init)
+                if let totals = try? MetricsLedger(store: services.store).read() {
+                    values[MetricSeries(MetricCatalog.eventsWaiting)] = Double(totals[MetricSeries(MetricCatalog.eventsWaiting)] ?? 0)
+                }
+                if let dead = try? services.store.count(prefix: RecordKey.deadRoot) {
+                    values[MetricSeries(MetricCatalog.deadLetters)] = Double(dead)
+                }
+                writeMetrics(H.name, values, services: services)
                 _ = try? transport.send(
                     HTTPRequest(
                         method: "POST", url: target + "/response",
@@ -184,6 +196,17 @@ package enum LambdaHost {
             return .failure(
                 InitFailure(message: (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
         }
+    }
+
+    /// The invocation's figures as one CloudWatch Embedded Metric Format line on standard
+    /// output, which Lambda sends to CloudWatch Logs (namespace `METRICS_NAMESPACE`).
+    private static func writeMetrics(_ function: String, _ values: [MetricSeries: Double], services: Services) {
+        let milliseconds = Int64((services.clock.now.timeIntervalSince1970 * 1000).rounded(.down))
+        guard
+            let line = EmbeddedMetricFormat.line(
+                values, namespace: services.config.metricsNamespace, function: function, at: milliseconds)
+        else { return }
+        Descriptor.writeAll(1, Array(line.utf8) + [10])
     }
 
     /// Time kept back from an invocation's deadline to post its answer.

@@ -34,7 +34,8 @@ package struct Config: Sendable {
         "META_APP_ID", "META_APP_SECRET", "META_API_VERSION", "META_GRAPH_URL", "META_DIALOG_URL", "META_SCOPES",
         "META_TIMEOUT_MS", "OAUTH_REDIRECT_BASE_URL", "COMPASS_JWT_SECRET", "COMPASS_JWT_AUDIENCE", "COMPASS_JWT_ISSUER", "CREDENTIALS_KEY",
         "CREDENTIALS_KEY_PREVIOUS",
-        "CRON_SECRET", "METRICS_TOKEN", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE", "OUTBOX_MAX_EVENTS",
+        "CRON_SECRET", "METRICS_TOKEN", "METRICS_NAMESPACE", "STORE_URL", "COMPASS_PG_SCHEMA", "ETCD_USER", "ETCD_PASSWORD", "ETCD_CA_FILE",
+        "OUTBOX_MAX_EVENTS",
         "LOG_LEVEL",
         "REFRESH_WINDOW_DAYS", "REFRESH_BUDGET_SECONDS", "META_CONCURRENCY", "COMPASS_WEBHOOK_URL", "COMPASS_WEBHOOK_SECRET",
         "META_PARTNER_AGENT", "META_LOGIN_CONFIG_ID",
@@ -60,6 +61,8 @@ package struct Config: Sendable {
     package var cronSecret: String?
     /// The bearer of the metrics route; `CRON_SECRET` when unset.
     package var metricsToken: String?
+    /// The CloudWatch namespace of a Lambda deployment's Embedded Metric Format lines.
+    package var metricsNamespace: String
     package var store: StoreLocation
     package var logLevel: LogLevel
     package var metaTimeoutMilliseconds: Int
@@ -158,6 +161,7 @@ package struct Config: Sendable {
             credentialKeys: try credentialKeys(read),
             cronSecret: value("CRON_SECRET"),
             metricsToken: value("METRICS_TOKEN"),
+            metricsNamespace: value("METRICS_NAMESPACE") ?? "CompassMeta",
             store: try storeLocation(
                 value("STORE_URL"), schema: value("COMPASS_PG_SCHEMA"), region: value("AWS_REGION"), workingDirectory: workingDirectory),
             logLevel: try logLevel(read),

@@ -21,6 +21,7 @@ package enum MetricCatalog {
     package static let tokenRenewals = "compass_meta_token_renewals_total"
     package static let tokenFailures = "compass_meta_token_failures_total"
     package static let noticesSent = "compass_meta_notices_sent_total"
+    package static let refreshRuns = "compass_meta_refresh_runs_total"
     // Gauges kept by the work that moves them: the sum of every change.
     package static let eventsWaiting = "compass_meta_events_waiting"
     package static let deadLetters = "compass_meta_dead_letters"
@@ -50,6 +51,7 @@ package enum MetricCatalog {
             help: "Token checks or renewals that failed, by reason: needs_reauth (Meta "
                 + "refused the token) or failed (may pass)."),
         Metric(name: noticesSent, kind: .counter, help: "Notices delivered to Compass's webhook."),
+        Metric(name: refreshRuns, kind: .counter, help: "refresh-cron runs that finished."),
         Metric(name: eventsWaiting, kind: .gauge, help: "Events waiting in outboxes, all tenants."),
         Metric(name: deadLetters, kind: .gauge, help: "Dead-lettered events kept for replay, all tenants."),
         Metric(name: lastRunStart, kind: .gauge, help: "When the last refresh-cron run started (Unix seconds)."),

@@ -70,13 +70,19 @@ package struct MetricSeries: Hashable, Sendable, Comparable {
 /// writes them to the store once, at the end (`MetricsLedger`).
 package final class Metrics: Sendable {
     private let changes = Mutex<[MetricSeries: Int64]>([:])
+    /// Everything added, written or not: what a Lambda invocation reports as its own.
+    private let added = Mutex<[MetricSeries: Int64]>([:])
 
     package init() {}
 
     package func add(_ name: String, _ labels: [String: String] = [:], _ amount: Int = 1) {
         guard amount != 0 else { return }
         changes.withLock { $0[MetricSeries(name, labels), default: 0] += Int64(amount) }
+        added.withLock { $0[MetricSeries(name, labels), default: 0] += Int64(amount) }
     }
+
+    /// Every change since this value was made.
+    package var recorded: [MetricSeries: Int64] { added.withLock { $0 } }
 
     /// Everything added since the last call, and nothing kept.
     package func take() -> [MetricSeries: Int64] {

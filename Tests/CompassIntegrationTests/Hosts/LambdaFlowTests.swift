@@ -47,13 +47,15 @@ import Testing
             (sandbox, server) = try GraphSandbox.serve(folder: folder.path + "/sandbox")
         }
 
+        /// `name` on an emulator of its own; its standard output (the metrics lines) in
+        /// `<folder>/<name>.stdout`.
         func start(_ name: String, environment: [String: String] = [:]) throws {
             let emulator = try LambdaEmulator()
             let function = try LambdaFunction.start(
                 name, emulator: emulator,
                 environment: [
                     "META_GRAPH_URL": server.baseURL, "META_DIALOG_URL": server.baseURL, "CREDENTIALS_KEY": LambdaFlowTests.credentialsKey,
-                ].merging(environment) { _, new in new }, folder: folder)
+                ].merging(environment) { _, new in new }, folder: folder, stdout: folder.path + "/\(name).stdout")
             running[name] = (emulator, function)
         }
 

@@ -61,7 +61,9 @@ import Testing
             let start = try #require(text.range(of: "  \(SAMTemplate.parameter(for: variable)):\n"))
             let block = text[start.upperBound...].prefix(300).split(separator: "\n").prefix(4).joined(separator: "\n")
             #expect(block.contains("ARN of the Secrets Manager secret") == SAMTemplate.secrets.contains(variable), "\(variable)")
-            #expect(block.contains("Default: \"\"") != SAMTemplate.required.contains(variable), "\(variable)")
+            #expect(
+                block.contains("Default: \"\(SAMTemplate.defaults[variable] ?? "")\"") != SAMTemplate.required.contains(variable),
+                "\(variable)")
         }
         #expect(SAMTemplate.secrets.contains("STORE_URL"))
         // The table: on-demand, expiry by TTL on the attribute the store writes, point-in-time
@@ -70,6 +72,8 @@ import Testing
             "  StoreTable:\n    Type: \"AWS::DynamoDB::Table\"\n    Condition: \"UseDynamoDBStore\"\n    DeletionPolicy: \"Retain\"",
             "BillingMode: \"PAY_PER_REQUEST\"", "TimeToLiveSpecification:\n        AttributeName: \"expires\"\n        Enabled: true",
             "PointInTimeRecoveryEnabled: true", "    Default: \"dynamodb\"", "RuleCondition: !Equals [!Ref StoreKind, \"url\"]",
+            "  RefreshCronNotRunningAlarm:\n    Type: \"AWS::CloudWatch::Alarm\"", "MetricName: \"TokenFailures_reason_needs_reauth\"",
+            "MetricName: \"DeadLetters\"", "MetricName: \"EventsWaiting\"", "Namespace: !Ref MetricsNamespace",
         ] {
             #expect(text.contains(line), "\(line)")
         }

@@ -23,7 +23,7 @@ struct LambdaFunction {
 
     static func start(
         _ name: String, emulator: LambdaEmulator, store: String? = nil, environment extra: [String: String] = [:],
-        removing: [String] = [], folder shared: URL? = nil
+        removing: [String] = [], folder shared: URL? = nil, stdout: String? = nil
     ) throws -> LambdaFunction {
         // Not under /tmp (where a clone may live too): a Lambda host refuses a file store there.
         let folder = shared ?? URL(fileURLWithPath: "/var/tmp/compass-lambda-tests/\(UUID().uuidString)")
@@ -37,7 +37,12 @@ struct LambdaFunction {
             "COMPASS_JWT_SECRET": jwtSecret, "CREDENTIALS_KEY": Data(Crypto.randomBytes(32)).base64EncodedString(),
             "CRON_SECRET": "cron-secret-0123456789abcdef", "STORE_URL": store ?? "file://\(folder.path)/store", "LOG_LEVEL": "error",
         ].merging(extra) { _, new in new }.filter { !removing.contains($0.key) }
-        process.standardOutput = FileHandle.nullDevice
+        if let stdout {
+            _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: stdout)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
         process.standardError = FileHandle.nullDevice
         try process.run()
         return LambdaFunction(process: process, folder: folder)
