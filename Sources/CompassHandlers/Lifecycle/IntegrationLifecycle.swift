@@ -21,8 +21,16 @@ package struct IntegrationLifecycle {
             return true
         }
         guard changed else { return }
+        countStatus(from: .connected, to: .needsReauth)
         dependencies.logger.warn("integration_needs_reauth", ["reason": .string(reason)])
         enqueueNotice(CompassNotice(type: "integration.needs_reauth", tenant: tenant, reason: reason, time: now))
+    }
+
+    /// An integration moved from one status to another (nil: none), in the integrations gauge.
+    package func countStatus(from old: IntegrationStatus?, to new: IntegrationStatus?) {
+        guard old != new else { return }
+        if let old { dependencies.metrics.add(MetricCatalog.integrations, ["status": old.rawValue], -1) }
+        if let new { dependencies.metrics.add(MetricCatalog.integrations, ["status": new.rawValue]) }
     }
 
     /// Applies `change` with compare-and-swap; true when it changed and was saved.
@@ -137,11 +145,14 @@ package struct IntegrationLifecycle {
         let tenants = try tenants(ofMetaUser: metaUserId)
         for tenant in tenants {
             try dependencies.store.delete(RecordKey.credential(tenant))
-            update(tenant) { integration in
+            var before: IntegrationStatus?
+            let changed = update(tenant) { integration in
+                before = integration.status
                 integration.status = .disconnected
                 integration.statusReason = "deauthorized_at_meta"
                 return true
             }
+            if changed { countStatus(from: before, to: .disconnected) }
             try dependencies.store.delete(RecordKey.metaUserTenant(metaUserId, tenant))
             enqueueNotice(CompassNotice(type: "integration.disconnected", tenant: tenant, reason: "deauthorized_at_meta", time: now))
         }
@@ -169,11 +180,14 @@ package struct IntegrationLifecycle {
     package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
         let store = dependencies.store
         let dueAt = try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0.dueAt
+        let status = (try? dependencies.records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)))??.0.status
         // The marker first: a send or a drain under way writes no event of the tenant after it
         // (checked under the outbox lock), and whatever raced it is removed by the next drain.
         try store.put(RecordKey.purging(tenant), Array(now.formatted(.iso8601).utf8), ttl: Self.purgeMarkerSeconds)
         // The credential first: nothing may be left that still holds a live token.
-        for key in RecordKey.tenantRecords(tenant) { try store.delete(key) }
+        for key in RecordKey.tenantRecords(tenant) {
+            if try store.delete(key), key == RecordKey.integration(tenant) { countStatus(from: status, to: nil) }
+        }
         // The outbox under its lock: a queueing request that checked the marker before it was
         // written finishes first, and its events are deleted here.
         _ = try? EventPipeline(dependencies: dependencies, tenant: tenant).removeEvents()

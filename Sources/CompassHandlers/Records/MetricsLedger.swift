@@ -21,6 +21,8 @@ package struct MetricsLedger: Sendable {
     package static let totalKey = "meta/metrics/total"
     /// The last refresh-cron run's figures, written at its end.
     package static let lastRunKey = "meta/metrics/last-run"
+    /// Present once refresh-cron has counted every integration by status.
+    package static let integrationsCountedKey = "meta/metrics/integrations-counted"
 
     package init(store: any KeyValueStore) {
         self.store = store

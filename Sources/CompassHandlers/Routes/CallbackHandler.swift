@@ -142,6 +142,7 @@ package struct CallbackHandler: Handler {
         integration.tokenType = grant.systemUser ? "system_user" : "user"
         integration.clientBusinessId = grant.clientBusinessId
         try save(credential, integration, previous: previous)
+        IntegrationLifecycle(dependencies: dependencies).countStatus(from: previous?.status, to: .connected)
         dependencies.logger.info(
             "meta_connected",
             [

@@ -64,6 +64,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline) }
         if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
+        if inBudget() { try countIntegrationsOnce() }
         if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
             summary.sweep = swept
         }
@@ -150,6 +151,30 @@ package struct RefreshCronHandler: DirectlyRunnable {
             dependencies.logger.warn("metrics_not_written", ["error": .string("\(error)")])
         }
         dependencies.flushMetrics()
+    }
+
+    /// Counts every integration by status once (the marker `meta/metrics/integrations-counted`),
+    /// setting the integrations gauge to what the walk found: integrations from before the gauge
+    /// existed are in it, and from then on the work that changes a status keeps it. A status
+    /// that changes while the walk runs may be off by one until it changes again.
+    fileprivate func countIntegrationsOnce() throws(StoreError) {
+        let store = dependencies.store
+        guard try store.get(MetricsLedger.integrationsCountedKey) == nil else { return }
+        var found: [IntegrationStatus: Int] = [:]
+        var cursor: String? = nil
+        repeat {
+            let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
+            for (_, value) in page.entries {
+                if let integration = try? JSON.decode(Integration.self, from: value.value) { found[integration.status, default: 0] += 1 }
+            }
+            cursor = page.cursor
+        } while cursor != nil
+        let kept = try MetricsLedger(store: store).read()
+        for status in [IntegrationStatus.connected, .needsReauth, .disconnected] {
+            let series = MetricSeries(MetricCatalog.integrations, ["status": status.rawValue])
+            dependencies.metrics.add(MetricCatalog.integrations, ["status": status.rawValue], (found[status] ?? 0) - Int(kept[series] ?? 0))
+        }
+        try store.put(MetricsLedger.integrationsCountedKey, Array(dependencies.clock.now.formatted(.iso8601).utf8))
     }
 
     /// Gives every tenant with queued events from before the outbox index an entry due now,

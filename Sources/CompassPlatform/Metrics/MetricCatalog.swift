@@ -24,6 +24,7 @@ package enum MetricCatalog {
     package static let refreshRuns = "compass_meta_refresh_runs_total"
     // Gauges kept by the work that moves them: the sum of every change.
     package static let eventsWaiting = "compass_meta_events_waiting"
+    package static let integrations = "compass_meta_integrations"
     package static let deadLetters = "compass_meta_dead_letters"
     // Gauges of the last refresh-cron run, as it wrote them.
     package static let lastRunStart = "compass_meta_refresh_last_run_timestamp_seconds"
@@ -54,6 +55,10 @@ package enum MetricCatalog {
         Metric(name: refreshRuns, kind: .counter, help: "refresh-cron runs that finished."),
         Metric(name: eventsWaiting, kind: .gauge, help: "Events waiting in outboxes, all tenants."),
         Metric(name: deadLetters, kind: .gauge, help: "Dead-lettered events kept for replay, all tenants."),
+        Metric(
+            name: integrations, kind: .gauge,
+            help: "Integrations by status: connected, needs_reauth (the tenant must connect again), "
+                + "disconnected (Meta removed the app)."),
         Metric(name: lastRunStart, kind: .gauge, help: "When the last refresh-cron run started (Unix seconds)."),
         Metric(name: lastRunDuration, kind: .gauge, help: "How long the last refresh-cron run took."),
         Metric(name: lastRunBudgetSpent, kind: .gauge, help: "1 when the last refresh-cron run stopped at its time budget with work left."),
