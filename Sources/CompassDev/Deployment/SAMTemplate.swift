@@ -40,7 +40,10 @@ package struct SAMTemplate {
                 "notBreaching"
             ),
             ("DeadLettersAlarm", "DeadLetters", "refresh-cron", "Maximum", 300, "GreaterThanThreshold", 0, "notBreaching"),
-            ("EventsWaitingForAnHourAlarm", "EventsWaiting", "refresh-cron", "Minimum", 3600, "GreaterThanThreshold", 0, "notBreaching"),
+            (
+                "OldestQueuedEventAlarm", "OldestQueuedEventAgeSeconds", "refresh-cron", "Maximum", 300, "GreaterThanThreshold", 3600,
+                "notBreaching"
+            ),
         ]
 
     /// Lambda sets these itself (and refuses a function that sets them).

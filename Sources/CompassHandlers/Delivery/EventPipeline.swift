@@ -218,6 +218,7 @@ package struct EventPipeline {
                 // The outbox index first: a stored event is never without an entry to drain it.
                 try DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
                     .add(tenant, at: now.addingTimeInterval(TimeInterval(retryAfter ?? 0)))
+                if waiting == 0 { try WaitingSince(store: dependencies.store).start(tenant, at: now) }
                 return try store(events, error: error, retryAfter: retryAfter, cipher: cipher)
             } catch {
                 throw .store(error)
@@ -406,6 +407,12 @@ package struct EventPipeline {
             notePixelStatus(nil, sent: !report.sent.isEmpty, integration: integration)
             recordDelivery(report.sent.map { due[$0].event }, failure: nil)
         } while cursor != nil
+        switch try? dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: nil, limit: 1).entries.isEmpty {
+        case true?: WaitingSince(store: dependencies.store).end(tenant)
+        // Still holding events: known to, unless a race with a send lost the entry (then from now).
+        case false?: try? WaitingSince(store: dependencies.store).start(tenant, at: now)
+        case nil: break
+        }
         return summary
     }
 
@@ -557,6 +564,7 @@ package struct EventPipeline {
                 do throws(StoreError) {
                     let queued = try dependencies.store.deleteAll(prefix: RecordKey.outboxPrefix(tenant))
                     dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -queued)
+                    WaitingSince(store: dependencies.store).end(tenant)
                     return queued + (try dependencies.store.deleteAll(prefix: RecordKey.deadPrefix(tenant)))
                 } catch {
                     throw .store(error)
@@ -661,6 +669,7 @@ package struct EventPipeline {
                 entry.deadReason = nil
                 entry.nextAttemptAt = now
                 let queuedAlready = try dependencies.store.get(RecordKey.outbox(tenant, dedup)) != nil
+                try WaitingSince(store: dependencies.store).start(tenant, at: now)
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 if !queuedAlready { dependencies.metrics.add(MetricCatalog.eventsWaiting) }
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)

@@ -199,6 +199,7 @@ package struct IntegrationLifecycle {
         if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
+        WaitingSince(store: store).end(tenant)
         try DueIndex(store: store, prefix: DueIndex.qualityPrefix).removeAll(of: tenant)
     }
 }

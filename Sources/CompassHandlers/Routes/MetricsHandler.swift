@@ -32,11 +32,18 @@ package struct MetricsHandler: Handler {
             body: Array(text.utf8))
     }
 
+    /// Seconds from `since` to `now`, 0 without one.
+    package static func age(of since: Date?, now: Date) -> Double {
+        since.map { max(0, now.timeIntervalSince($0).rounded()) } ?? 0
+    }
+
     /// Every series' value now.
     package func values() throws(StoreError) -> [MetricSeries: Double] {
         var values: [MetricSeries: Double] = [:]
         for (series, amount) in try MetricsLedger(store: dependencies.store).read() { values[series] = Double(amount) }
         values[MetricSeries(MetricCatalog.deadLetters)] = Double(try dependencies.store.count(prefix: RecordKey.deadRoot))
+        values[MetricSeries(MetricCatalog.oldestQueuedAge)] = Self.age(
+            of: try WaitingSince(store: dependencies.store).oldest(), now: dependencies.clock.now)
         if let stored = try dependencies.store.get(MetricsLedger.lastRunKey), let last = try? JSON.decode(LastRun.self, from: stored.value)
         {
             values[MetricSeries(MetricCatalog.lastRunStart)] = Double(last.startedAt)

@@ -146,6 +146,11 @@ package enum LambdaHost {
                 if let dead = try? services.store.count(prefix: RecordKey.deadRoot) {
                     values[MetricSeries(MetricCatalog.deadLetters)] = Double(dead)
                 }
+                if let oldest = try? WaitingSince(store: services.store).oldest() {
+                    values[MetricSeries(MetricCatalog.oldestQueuedAge)] = MetricsHandler.age(of: oldest, now: services.clock.now)
+                } else {
+                    values[MetricSeries(MetricCatalog.oldestQueuedAge)] = 0
+                }
                 writeMetrics(H.name, values, services: services)
                 _ = try? transport.send(
                     HTTPRequest(

@@ -12,7 +12,9 @@ package enum EmbeddedMetricFormat {
 
     /// The line for `values` (counters and gauges of one invocation), nil when there is nothing.
     package static func line(_ values: [MetricSeries: Double], namespace: String, function: String, at milliseconds: Int64) -> String? {
-        let named = values.filter { $0.value != 0 || $0.key.name.hasSuffix("_waiting") || $0.key.name.hasSuffix("dead_letters") }
+        // Gauges go out at 0 too: an alarm on them needs the data point.
+        let gauges = [MetricCatalog.eventsWaiting, MetricCatalog.deadLetters, MetricCatalog.oldestQueuedAge]
+        let named = values.filter { $0.value != 0 || gauges.contains($0.key.name) }
             .map { (name: metricName($0.key), value: $0.value) }.sorted { $0.name < $1.name }.prefix(maxMetrics)
         guard !named.isEmpty else { return nil }
         var root: [String: JSONValue] = ["Function": .string(function)]

@@ -25,6 +25,7 @@ package enum MetricCatalog {
     // Gauges kept by the work that moves them: the sum of every change.
     package static let eventsWaiting = "compass_meta_events_waiting"
     package static let integrations = "compass_meta_integrations"
+    package static let oldestQueuedAge = "compass_meta_oldest_queued_event_age_seconds"
     package static let deadLetters = "compass_meta_dead_letters"
     // Gauges of the last refresh-cron run, as it wrote them.
     package static let lastRunStart = "compass_meta_refresh_last_run_timestamp_seconds"
@@ -55,6 +56,9 @@ package enum MetricCatalog {
         Metric(name: refreshRuns, kind: .counter, help: "refresh-cron runs that finished."),
         Metric(name: eventsWaiting, kind: .gauge, help: "Events waiting in outboxes, all tenants."),
         Metric(name: deadLetters, kind: .gauge, help: "Dead-lettered events kept for replay, all tenants."),
+        Metric(
+            name: oldestQueuedAge, kind: .gauge,
+            help: "How long the outbox holding the oldest queued event has held events (0 when none waits)."),
         Metric(
             name: integrations, kind: .gauge,
             help: "Integrations by status: connected, needs_reauth (the tenant must connect again), "

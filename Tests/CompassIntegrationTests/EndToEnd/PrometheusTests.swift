@@ -96,6 +96,7 @@ import Testing
 
         #expect(try prometheus.waitFor("compass_meta_events_sent_total", 5) == 5)
         #expect(try prometheus.waitFor("compass_meta_events_waiting", 0) == 0)
+        #expect(try prometheus.waitFor("compass_meta_oldest_queued_event_age_seconds", 0) == 0)
         #expect(try prometheus.waitFor("compass_meta_events_duplicates_total", 1) == 1)
         #expect(try prometheus.waitFor("compass_meta_events_rejected_total{reason=\"invalid\"}", 1) == 1)
         #expect(try prometheus.waitFor("compass_meta_events_accepted_total", 6) == 6)

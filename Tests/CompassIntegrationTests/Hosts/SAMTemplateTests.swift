@@ -73,7 +73,7 @@ import Testing
             "BillingMode: \"PAY_PER_REQUEST\"", "TimeToLiveSpecification:\n        AttributeName: \"expires\"\n        Enabled: true",
             "PointInTimeRecoveryEnabled: true", "    Default: \"dynamodb\"", "RuleCondition: !Equals [!Ref StoreKind, \"url\"]",
             "  RefreshCronNotRunningAlarm:\n    Type: \"AWS::CloudWatch::Alarm\"", "MetricName: \"TokenFailures_reason_needs_reauth\"",
-            "MetricName: \"DeadLetters\"", "MetricName: \"EventsWaiting\"", "Namespace: !Ref MetricsNamespace",
+            "MetricName: \"DeadLetters\"", "MetricName: \"OldestQueuedEventAgeSeconds\"", "Namespace: !Ref MetricsNamespace",
         ] {
             #expect(text.contains(line), "\(line)")
         }
