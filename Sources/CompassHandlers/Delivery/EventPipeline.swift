@@ -308,6 +308,7 @@ package struct EventPipeline {
             return true
         }
         guard changed else { return }
+        dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], unavailable ? 1 : -1)
         if unavailable {
             dependencies.logger.warn("pixel_unavailable", failure?.logFields ?? [:])
             lifecycle.enqueueNotice(

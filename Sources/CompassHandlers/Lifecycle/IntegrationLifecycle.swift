@@ -180,13 +180,16 @@ package struct IntegrationLifecycle {
     package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
         let store = dependencies.store
         let dueAt = try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0.dueAt
-        let status = (try? dependencies.records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)))??.0.status
+        let integration = (try? dependencies.records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)))??.0
         // The marker first: a send or a drain under way writes no event of the tenant after it
         // (checked under the outbox lock), and whatever raced it is removed by the next drain.
         try store.put(RecordKey.purging(tenant), Array(now.formatted(.iso8601).utf8), ttl: Self.purgeMarkerSeconds)
         // The credential first: nothing may be left that still holds a live token.
         for key in RecordKey.tenantRecords(tenant) {
-            if try store.delete(key), key == RecordKey.integration(tenant) { countStatus(from: status, to: nil) }
+            if try store.delete(key), key == RecordKey.integration(tenant) {
+                countStatus(from: integration?.status, to: nil)
+                if integration?.pixelProblem != nil { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1) }
+            }
         }
         // The outbox under its lock: a queueing request that checked the marker before it was
         // written finishes first, and its events are deleted here.

@@ -143,6 +143,8 @@ package struct CallbackHandler: Handler {
         integration.clientBusinessId = grant.clientBusinessId
         try save(credential, integration, previous: previous)
         IntegrationLifecycle(dependencies: dependencies).countStatus(from: previous?.status, to: .connected)
+        // A new record: a pixel problem of the one it replaces is gone with it.
+        if previous?.pixelProblem != nil { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1) }
         dependencies.logger.info(
             "meta_connected",
             [

@@ -153,19 +153,22 @@ package struct RefreshCronHandler: DirectlyRunnable {
         dependencies.flushMetrics()
     }
 
-    /// Counts every integration by status once (the marker `meta/metrics/integrations-counted`),
-    /// setting the integrations gauge to what the walk found: integrations from before the gauge
+    /// Counts every integration by status (and the unavailable pixels) once (the marker
+    /// `meta/metrics/integrations-counted`), setting the gauges to what the walk found: integrations from before the gauge
     /// existed are in it, and from then on the work that changes a status keeps it. A status
     /// that changes while the walk runs may be off by one until it changes again.
     fileprivate func countIntegrationsOnce() throws(StoreError) {
         let store = dependencies.store
         guard try store.get(MetricsLedger.integrationsCountedKey) == nil else { return }
         var found: [IntegrationStatus: Int] = [:]
+        var unavailable = 0
         var cursor: String? = nil
         repeat {
             let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
             for (_, value) in page.entries {
-                if let integration = try? JSON.decode(Integration.self, from: value.value) { found[integration.status, default: 0] += 1 }
+                guard let integration = try? JSON.decode(Integration.self, from: value.value) else { continue }
+                found[integration.status, default: 0] += 1
+                if integration.pixelProblem != nil { unavailable += 1 }
             }
             cursor = page.cursor
         } while cursor != nil
@@ -174,6 +177,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
             let series = MetricSeries(MetricCatalog.integrations, ["status": status.rawValue])
             dependencies.metrics.add(MetricCatalog.integrations, ["status": status.rawValue], (found[status] ?? 0) - Int(kept[series] ?? 0))
         }
+        let pixels = MetricSeries(MetricCatalog.pixelsUnavailable)
+        dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], unavailable - Int(kept[pixels] ?? 0))
         try store.put(MetricsLedger.integrationsCountedKey, Array(dependencies.clock.now.formatted(.iso8601).utf8))
     }
 

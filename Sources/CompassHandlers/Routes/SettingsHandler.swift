@@ -256,6 +256,9 @@ package struct SettingsHandler: Handler {
             guard error == .versionMismatch else { throw error }
             throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
         }
+        if integration.pixelProblem != nil && updated.pixelProblem == nil {
+            dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1)
+        }
         // A newly chosen pixel: events that waited for it go at the next cron run, and its Event
         // Match Quality is fetched then, then daily.
         if let pixel = settings.pixelId, pixel != integration.config.pixelId {

@@ -26,6 +26,7 @@ package enum MetricCatalog {
     package static let eventsWaiting = "compass_meta_events_waiting"
     package static let integrations = "compass_meta_integrations"
     package static let oldestQueuedAge = "compass_meta_oldest_queued_event_age_seconds"
+    package static let pixelsUnavailable = "compass_meta_pixels_unavailable"
     package static let deadLetters = "compass_meta_dead_letters"
     // Gauges of the last refresh-cron run, as it wrote them.
     package static let lastRunStart = "compass_meta_refresh_last_run_timestamp_seconds"
@@ -59,6 +60,9 @@ package enum MetricCatalog {
         Metric(
             name: oldestQueuedAge, kind: .gauge,
             help: "How long the outbox holding the oldest queued event has held events (0 when none waits)."),
+        Metric(
+            name: pixelsUnavailable, kind: .gauge,
+            help: "Chosen pixels Meta says do not exist or cannot be reached (their events wait)."),
         Metric(
             name: integrations, kind: .gauge,
             help: "Integrations by status: connected, needs_reauth (the tenant must connect again), "

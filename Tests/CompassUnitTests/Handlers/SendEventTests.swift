@@ -289,6 +289,10 @@ import Testing
         func settings() -> [String: Any] { world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json }
         #expect(settings()["pixelStatus"] as? String == "unavailable")
         #expect((settings()["pixelStatusReason"] as? String)?.contains("(33)") == true)
+        func unavailablePixels() throws -> Double? {
+            try MetricsHandler(dependencies: world.dependencies).values()[MetricSeries(MetricCatalog.pixelsUnavailable)]
+        }
+        #expect(try unavailablePixels() == 1)
         func notices() throws -> [String] {
             try world.store.list(prefix: RecordKey.noticesPrefix, after: nil, limit: 10).entries.compactMap {
                 try? JSON.decode(CompassNotice.self, from: $0.value.value).type
@@ -309,6 +313,7 @@ import Testing
         #expect(world.deliveredIds().sorted() == ["u1", "u2"])
         #expect(settings()["pixelStatus"] as? String == "available")
         #expect(settings()["pixelStatusReason"] == nil)
+        #expect(try unavailablePixels() == 0)
     }
 
     /// Meta's usage headers on successful deliveries stop the drain before Meta refuses: the
