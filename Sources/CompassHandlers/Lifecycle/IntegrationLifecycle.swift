@@ -145,6 +145,7 @@ package struct IntegrationLifecycle {
         let tenants = try tenants(ofMetaUser: metaUserId)
         for tenant in tenants {
             try dependencies.store.delete(RecordKey.credential(tenant))
+            TokenExpiry(store: dependencies.store).clear(tenant)
             var before: IntegrationStatus?
             let changed = update(tenant) { integration in
                 before = integration.status
@@ -203,6 +204,7 @@ package struct IntegrationLifecycle {
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
         WaitingSince(store: store).end(tenant)
+        TokenExpiry(store: store).clear(tenant)
         try DueIndex(store: store, prefix: DueIndex.qualityPrefix).removeAll(of: tenant)
     }
 }

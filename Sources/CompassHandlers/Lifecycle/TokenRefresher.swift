@@ -358,6 +358,7 @@ package struct TokenRefresher {
             return (.skipped, false)
         }
         index.remove(tenant, at: credential.dueAt, keeping: updated.dueAt)
+        try? TokenExpiry(store: dependencies.store).set(tenant, expiresAt: updated.expiresAt)
         record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
         dependencies.logger.info(
             "token_\(outcome == .renewed ? "renewed" : "checked")",

@@ -195,6 +195,7 @@ package struct CallbackHandler: Handler {
         try due.add(tenantId, at: credential.dueAt!)
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
         try records.save(credential, at: RecordKey.credential(tenantId))
+        try TokenExpiry(store: dependencies.store).set(tenantId, expiresAt: credential.expiresAt)
         // A new consent: the tenant's events may be queued again.
         try dependencies.store.delete(RecordKey.purging(tenantId))
         due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)

@@ -42,6 +42,8 @@ package struct MetricsHandler: Handler {
         var values: [MetricSeries: Double] = [:]
         for (series, amount) in try MetricsLedger(store: dependencies.store).read() { values[series] = Double(amount) }
         values[MetricSeries(MetricCatalog.deadLetters)] = Double(try dependencies.store.count(prefix: RecordKey.deadRoot))
+        values[MetricSeries(MetricCatalog.tokensExpiringSoon)] = Double(
+            try TokenExpiry(store: dependencies.store).countSoon(now: dependencies.clock.now))
         values[MetricSeries(MetricCatalog.oldestQueuedAge)] = Self.age(
             of: try WaitingSince(store: dependencies.store).oldest(), now: dependencies.clock.now)
         if let stored = try dependencies.store.get(MetricsLedger.lastRunKey), let last = try? JSON.decode(LastRun.self, from: stored.value)
@@ -49,6 +51,7 @@ package struct MetricsHandler: Handler {
             values[MetricSeries(MetricCatalog.lastRunStart)] = Double(last.startedAt)
             values[MetricSeries(MetricCatalog.lastRunDuration)] = Double(last.durationMs) / 1000
             values[MetricSeries(MetricCatalog.lastRunBudgetSpent)] = last.budgetSpent ? 1 : 0
+            values[MetricSeries(MetricCatalog.graphUsage)] = last.metaUsagePercent ?? 0
             for (figure, value) in last.figures {
                 let parts = figure.split(separator: ".", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { continue }

@@ -60,8 +60,10 @@ package struct RefreshCronHandler: DirectlyRunnable {
         // No new work past the budget: what is left waits for the next run (a minute later).
         let deadline = dependencies.clock.now.addingTimeInterval(TimeInterval(dependencies.config.refreshBudgetSeconds))
         let inBudget = { dependencies.clock.now < deadline }
-        summary.tokens = try TokenRefresher(dependencies: dependencies).run(until: deadline)
-        if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline) }
+        let refresher = TokenRefresher(dependencies: dependencies)
+        let outboxUsage = GraphUsage()
+        summary.tokens = try refresher.run(until: deadline)
+        if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline, usage: outboxUsage) }
         if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
         if inBudget() { try countIntegrationsOnce() }
@@ -70,7 +72,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
         }
         summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled) || summary.quality.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
-        recordMetrics(summary, startedAt: deadline.addingTimeInterval(-TimeInterval(dependencies.config.refreshBudgetSeconds)))
+        recordMetrics(
+            summary, startedAt: deadline.addingTimeInterval(-TimeInterval(dependencies.config.refreshBudgetSeconds)),
+            usage: max(refresher.usage.percentage, outboxUsage.percentage))
         dependencies.logger.info(
             "cron_finished",
             [
@@ -87,9 +91,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
 
     /// The tenants whose queued events are due (the outbox index), each drained and given its
     /// next entry: at its earliest event still waiting, none once its outbox is empty.
-    private func drainOutboxes(into outbox: inout Summary.Outbox, until deadline: Date) throws(StoreError) {
+    private func drainOutboxes(into outbox: inout Summary.Outbox, until deadline: Date, usage: GraphUsage) throws(StoreError) {
         defer { dependencies.logger.setTenant(nil) }
-        let job = OutboxJob(cron: self, usage: GraphUsage(), tally: Tally(Summary.Outbox()))
+        let job = OutboxJob(cron: self, usage: usage, tally: Tally(Summary.Outbox()))
         let run = try DueJobRunner(clock: dependencies.clock).run(job, until: deadline)
         outbox = job.tally.value
         outbox.throttled = run.throttled
@@ -136,7 +140,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
     /// The run's figures: counters for what it did, the last run's record for the metrics
     /// route, shards older than a quarter of an hour folded into the total, and this run's
     /// changes written. A failure here is a log line, never a failed run.
-    private func recordMetrics(_ summary: Summary, startedAt: Date) {
+    private func recordMetrics(_ summary: Summary, startedAt: Date, usage: Double) {
         let metrics = dependencies.metrics
         metrics.add(MetricCatalog.tokenRenewals, [:], summary.tokens.renewed)
         metrics.add(MetricCatalog.tokenFailures, ["reason": "needs_reauth"], summary.tokens.needsReauth)
@@ -145,7 +149,9 @@ package struct RefreshCronHandler: DirectlyRunnable {
         metrics.add(MetricCatalog.refreshRuns)
         let ledger = MetricsLedger(store: dependencies.store)
         do {
-            try dependencies.store.put(MetricsLedger.lastRunKey, JSON.encode(LastRun(summary, startedAt: startedAt)), ttl: nil)
+            var last = LastRun(summary, startedAt: startedAt)
+            last.metaUsagePercent = usage
+            try dependencies.store.put(MetricsLedger.lastRunKey, JSON.encode(last), ttl: nil)
             try ledger.fold(now: dependencies.clock.now)
         } catch {
             dependencies.logger.warn("metrics_not_written", ["error": .string("\(error)")])
@@ -177,6 +183,17 @@ package struct RefreshCronHandler: DirectlyRunnable {
             let series = MetricSeries(MetricCatalog.integrations, ["status": status.rawValue])
             dependencies.metrics.add(MetricCatalog.integrations, ["status": status.rawValue], (found[status] ?? 0) - Int(kept[series] ?? 0))
         }
+        // Every credential's expiry into its index, for those written before it.
+        let expiry = TokenExpiry(store: store)
+        cursor = nil
+        repeat {
+            let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: cursor, limit: 500)
+            for (key, value) in page.entries {
+                guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { continue }
+                try expiry.set(String(key.dropFirst(RecordKey.credentialsPrefix.count)), expiresAt: credential.expiresAt)
+            }
+            cursor = page.cursor
+        } while cursor != nil
         let pixels = MetricSeries(MetricCatalog.pixelsUnavailable)
         dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], unavailable - Int(kept[pixels] ?? 0))
         try store.put(MetricsLedger.integrationsCountedKey, Array(dependencies.clock.now.formatted(.iso8601).utf8))
@@ -211,6 +228,8 @@ package struct LastRun: Codable, Sendable, Equatable {
     package var budgetSpent: Bool
     /// `tokens.renewed`, `outbox.sent`, ...: the summary's numbers, flattened.
     package var figures: [String: Int]
+    /// The highest share of Meta's rate limits its answers reported to the run's calls (percent).
+    package var metaUsagePercent: Double?
 
     init(_ summary: RefreshCronHandler.Summary, startedAt: Date) {
         self.startedAt = startedAt.unixSeconds

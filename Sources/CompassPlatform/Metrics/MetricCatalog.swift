@@ -27,12 +27,14 @@ package enum MetricCatalog {
     package static let integrations = "compass_meta_integrations"
     package static let oldestQueuedAge = "compass_meta_oldest_queued_event_age_seconds"
     package static let pixelsUnavailable = "compass_meta_pixels_unavailable"
+    package static let tokensExpiringSoon = "compass_meta_tokens_expiring_soon"
     package static let deadLetters = "compass_meta_dead_letters"
     // Gauges of the last refresh-cron run, as it wrote them.
     package static let lastRunStart = "compass_meta_refresh_last_run_timestamp_seconds"
     package static let lastRunDuration = "compass_meta_refresh_last_run_duration_seconds"
     package static let lastRunBudgetSpent = "compass_meta_refresh_last_run_budget_spent"
     package static let lastRunJob = "compass_meta_refresh_last_run_job_items"
+    package static let graphUsage = "compass_meta_graph_usage_percent"
 
     package static let all: [Metric] = [
         Metric(
@@ -61,6 +63,10 @@ package enum MetricCatalog {
             name: oldestQueuedAge, kind: .gauge,
             help: "How long the outbox holding the oldest queued event has held events (0 when none waits)."),
         Metric(
+            name: tokensExpiringSoon, kind: .gauge,
+            help: "Meta tokens that run out within 7 days (or have: not renewed in time); "
+                + "refresh-cron renews them from REFRESH_WINDOW_DAYS before."),
+        Metric(
             name: pixelsUnavailable, kind: .gauge,
             help: "Chosen pixels Meta says do not exist or cannot be reached (their events wait)."),
         Metric(
@@ -69,6 +75,10 @@ package enum MetricCatalog {
                 + "disconnected (Meta removed the app)."),
         Metric(name: lastRunStart, kind: .gauge, help: "When the last refresh-cron run started (Unix seconds)."),
         Metric(name: lastRunDuration, kind: .gauge, help: "How long the last refresh-cron run took."),
+        Metric(
+            name: graphUsage, kind: .gauge,
+            help: "The highest share of Meta's rate limits (percent) its answers reported to the last "
+                + "refresh-cron run's calls; the run slows from 75 and stops at 95."),
         Metric(name: lastRunBudgetSpent, kind: .gauge, help: "1 when the last refresh-cron run stopped at its time budget with work left."),
         Metric(
             name: lastRunJob, kind: .gauge,

@@ -1,0 +1,60 @@
+import CompassPlatform
+import CompassStorage
+
+/// When each tenant's Meta token runs out, in an index by minute
+/// (`meta/token-expiry/<minute>/<tenant>`, with `meta/token-expiry-of/<tenant>` naming its
+/// minute), kept wherever a credential is written or deleted, so that the tokens running out
+/// within a week are counted by reading only those entries. A system user's token, which does
+/// not run out, has none.
+package struct TokenExpiry: Sendable {
+    package let store: any KeyValueStore
+    package static let prefix = "meta/token-expiry/"
+    package static func pointer(_ tenant: String) -> String { "meta/token-expiry-of/\(tenant)" }
+    /// What "soon" means for the gauge.
+    package static let soon: TimeInterval = 7 * 86_400
+
+    package init(store: any KeyValueStore) {
+        self.store = store
+    }
+
+    /// The tenant's token runs out at `expiresAt` (nil: never, or no token).
+    package func set(_ tenant: String, expiresAt: Date?) throws(StoreError) {
+        let index = DueIndex(store: store, prefix: Self.prefix)
+        let kept = try store.get(Self.pointer(tenant))
+        let keptMinute = kept.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) }
+        let minute = expiresAt.map { $0.unixSeconds / 60 }
+        guard minute != keptMinute else { return }
+        // The new entry first, then the pointer, then the old entry: a crash leaves at most an
+        // extra entry, which the count passes over (its pointer names another minute).
+        if let expiresAt, let minute {
+            try index.add(tenant, at: expiresAt)
+            try store.put(Self.pointer(tenant), Array(String(minute).utf8), ttl: nil)
+        } else if let kept {
+            _ = try store.delete(Self.pointer(tenant), ifVersion: kept.version)
+        }
+        if let keptMinute { index.remove(tenant, at: Date(unixSeconds: keptMinute * 60)) }
+    }
+
+    /// The tenant has no token any more.
+    package func clear(_ tenant: String) {
+        try? set(tenant, expiresAt: nil)
+    }
+
+    /// Tokens that run out before `now + soon` (those past it included: not renewed in time).
+    package func countSoon(now: Date) throws(StoreError) -> Int {
+        let cutoff = now.addingTimeInterval(Self.soon).unixSeconds / 60
+        var count = 0
+        var cursor: String? = nil
+        repeat {
+            let page = try store.list(prefix: Self.prefix, after: cursor, limit: 200)
+            for (key, _) in page.entries {
+                guard let entry = DueIndex.entry(of: key, prefix: Self.prefix) else { continue }
+                if entry.minute >= cutoff { return count }
+                let pointer = try store.get(Self.pointer(entry.tenant))
+                if pointer.map({ String(decoding: $0.value, as: UTF8.self) }) == String(entry.minute) { count += 1 }
+            }
+            cursor = page.cursor
+        } while cursor != nil
+        return count
+    }
+}
