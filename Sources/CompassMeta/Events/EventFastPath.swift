@@ -320,7 +320,11 @@ package enum EventFastPath {
     /// ASCII text and the keys every event has, through the rule itself for the others.
     private static func normalize(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, into out: inout [UInt8]) -> Bool {
         guard let trimmed = trimmedASCII(tape, index) else {
-            guard case .success(let normalized) = UserDataNormalizer.normalize(key, tape.string(index)) else { return false }
+            // Hex digits and a dot before the text that is not ASCII: `HashedInput` decides, as below.
+            let text = tape.string(index)
+            guard HashedInput(Array(text.utf8)) == .plain,
+                case .success(let normalized) = UserDataNormalizer.normalize(key, text)
+            else { return false }
             out.append(contentsOf: normalized.utf8)
             return true
         }

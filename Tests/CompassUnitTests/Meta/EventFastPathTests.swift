@@ -149,6 +149,25 @@ import Testing
         return .object(event)
     }
 
+    /// Found by the `event` fuzz target: a hashed key whose text is not all ASCII but begins with
+    /// 32 hex digits and a dot looks hashed to the general path, which refuses it; the fast path
+    /// took it as plain text. It now declines, and the general path decides.
+    @Test func hexDigitsAndADotBeforeTextThatIsNotASCIIAreTheGeneralPathsToJudge() throws {
+        // The fuzzer's input, kept in its corpus (Fuzz/corpus/event/hex-prefix-non-ascii.json).
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/event/hex-prefix-non-ascii.json")
+        let found = try JSONParser.parse(Array(try Data(contentsOf: url)))
+        let event = try #require(found["events"]?.array?.first)
+        let fuzzNow = Date(timeIntervalSince1970: 1_790_000_000)  // the fuzz target's clock
+        let tape = try #require(JSONTape(event.serialized))
+        #expect(EventFastPath.normalize(tape, at: 0, now: fuzzNow) == nil)
+        guard case .failure(let rejection) = ConversionEvent.normalize(event, tenantId: "tenant_fast", now: fuzzNow) else {
+            Issue.record("the general path took it")
+            return
+        }
+        #expect(rejection.code == "invalid_hash")
+    }
+
     @Test func onGeneratedEventsTheFastPathAgreesWithEveryRule() throws {
         var random = SeededGenerator(state: 17)
         var taken = 0
