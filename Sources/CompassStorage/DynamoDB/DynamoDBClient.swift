@@ -19,8 +19,6 @@ package struct DynamoDBClient: Sendable {
     package enum Failure: Error, Equatable, Sendable {
         /// A `ConditionExpression` did not hold (create-if-absent, compare-and-swap).
         case conditionFailed
-        /// A transaction was cancelled; each item's reason (`None` for items that were fine).
-        case transactionCanceled([String])
         case tableNotFound
         /// Throttled or failing past the call's deadline.
         case unavailable(String)
@@ -86,8 +84,6 @@ package struct DynamoDBClient: Sendable {
         let type = (json?["__type"]?.string ?? "").split(separator: "#").last.map(String.init) ?? ""
         switch type {
         case "ConditionalCheckFailedException": return .conditionFailed
-        case "TransactionCanceledException":
-            return .transactionCanceled((json?["CancellationReasons"]?.array ?? []).map { $0["Code"]?.string ?? "None" })
         case "ResourceNotFoundException": return .tableNotFound
         case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError",
             "ServiceUnavailable":

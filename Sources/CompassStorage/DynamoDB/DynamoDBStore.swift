@@ -392,7 +392,6 @@ package struct DynamoDBStore: KeyValueStore {
         case .tableNotFound:
             .unavailable("DynamoDB table \(table) does not exist: deploy the template or run compass-dev migrate")
         case .unavailable(let reason): .unavailable(reason)
-        case .transactionCanceled: .unavailable("DynamoDB cancelled a transaction")
         case .refused(let type): .unavailable("DynamoDB refused the call (\(type))")
         }
     }
