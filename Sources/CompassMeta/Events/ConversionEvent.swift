@@ -115,6 +115,17 @@ package enum ConversionEvent {
     /// The snake_case name of a `customData` key (given either way).
     package static func customDataName(_ key: String) -> String { customDataKeys[key] ?? key }
 
+    /// `customData.value`: a finite number under a trillion either way (both event paths).
+    package static func isValue(_ number: Double) -> Bool { number.isFinite && abs(number) < 1e12 }
+
+    /// `customData.currency`, trimmed: three ASCII letters, appended lower-cased; false for
+    /// anything else (both event paths).
+    package static func appendCurrency(_ trimmed: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
+        guard trimmed.count == 3, trimmed.allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
+        out.append(contentsOf: trimmed.lazy.map { $0 | 0x20 })
+        return true
+    }
+
     /// Checks and normalizes `raw`. `tenantId` seeds the generated event id when none is given.
     package static func normalize(_ raw: JSONValue, tenantId: String, now: Date) -> Result<NormalizedEvent, EventRejection> {
         do {
@@ -445,18 +456,17 @@ package enum ConversionEvent {
             output[canonical] = item
         }
         if let value = output["value"] {
-            guard let number = value.number, number.isFinite, abs(number) < 1e12 else {
+            guard let number = value.number, isValue(number) else {
                 throw reject("invalid_field", "customData.value must be a number.")
             }
             output["value"] = value.integer.map(JSONValue.int) ?? .double(number)
         }
         if let currency = output["currency"] {
-            guard let code = currency.string?.trimmingWhitespace,
-                code.consists(of: { ASCII.isUpper($0) || ASCII.isLower($0) }, length: 3...3)
-            else {
+            var code: [UInt8] = []
+            guard var given = currency.string?.trimmingWhitespace, given.withUTF8({ appendCurrency($0, to: &code) }) else {
                 throw reject("invalid_field", "customData.currency must be a 3-letter ISO 4217 code.")
             }
-            output["currency"] = .string(code.lowercased())
+            output["currency"] = .string(String(decoding: code, as: UTF8.self))
         }
         if eventName == "Purchase" && (output["value"] == nil || output["currency"] == nil) {
             throw reject("missing_field", "Purchase events need customData.value and customData.currency.")

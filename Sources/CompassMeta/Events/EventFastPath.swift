@@ -146,27 +146,11 @@ package enum EventFastPath {
 
     // MARK: user_data
 
-    /// How a hashed key's ASCII value is normalized here (`UserDataNormalizer.normalize`'s rules
-    /// for the keys every event has; the rule itself for the others).
-    private enum Rule { case email, phone, letters, state, country, zip, externalId, other }
-
     /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`), each
     /// with its bytes: a key is read by finding it here, members sort by their place in this
-    /// list, and that place is the key's bit in `MatchKeys`. Hashed keys have a rule.
-    private static let userDataKeys: [(name: String, bytes: [UInt8], rule: Rule?)] = MatchKeys.names.map { name in
-        let rule: Rule? =
-            switch name {
-            case _ where !UserDataNormalizer.hashedKeys.contains(name): nil
-            case "em": .email
-            case "ph": .phone
-            case "fn", "ln", "ct": .letters
-            case "st": .state
-            case "country": .country
-            case "zp": .zip
-            case "external_id": .externalId
-            default: .other
-            }
-        return (name, Array(name.utf8), rule)
+    /// list, and that place is the key's bit in `MatchKeys`. Hashed keys have their rule.
+    private static let userDataKeys: [(name: String, bytes: [UInt8], rule: UserDataRule?)] = MatchKeys.names.map { name in
+        (name, Array(name.utf8), UserDataRule(key: name))
     }
     /// The places of the keys of each length, so that a name is compared with few keys.
     private static let placesByLength: [[Int]] = (0...32).map { length in
@@ -209,7 +193,7 @@ package enum EventFastPath {
                 guard writeHashed(tape, valueToken, key: userDataKeys[rank].name, rule: rule, buffers: &buffers) else { return nil }
             } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
-                if rank == ipAddressRank && !isIPv4(tape.span(text))
+                if rank == ipAddressRank && !UserDataNormalizer.isIPv4(tape.span(text))
                     && !UserDataNormalizer.isIPAddress(String(decoding: tape.span(text), as: UTF8.self))
                 {
                     return nil
@@ -248,32 +232,9 @@ package enum EventFastPath {
         return keys
     }
 
-    /// A dotted quad as `UserDataNormalizer.isIPv4` takes it (each part 0 to 255, no leading
-    /// zero), read from bytes; false sends the text to the full rule (IPv6 included).
-    private static func isIPv4(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var parts = 0
-        var value = 0
-        var digits = 0
-        var first: UInt8 = 0
-        for byte in bytes {
-            if byte == UInt8(ascii: ".") {
-                guard digits > 0 else { return false }
-                parts += 1
-                (value, digits) = (0, 0)
-                continue
-            }
-            guard ASCII.isDigit(byte), digits < 3 else { return false }
-            if digits == 0 { first = byte } else if first == UInt8(ascii: "0") { return false }
-            value = value * 10 + Int(byte - 48)
-            guard value <= 255 else { return false }
-            digits += 1
-        }
-        return parts == 3 && digits > 0
-    }
-
     /// A hashed key's value (a string, or an array of strings) normalized, hashed, de-duplicated
     /// in order, in the shape it came in, into `buffers.values`; false to decline.
-    private static func writeHashed(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, buffers: inout Buffers) -> Bool {
+    private static func writeHashed(_ tape: JSONTape.View, _ index: Int, key: String, rule: UserDataRule, buffers: inout Buffers) -> Bool {
         let isArray = tape.tokens[index].kind == .array
         let count = isArray ? Int(tape.tokens[index].count) : 1
         var item = isArray ? index + 1 : index
@@ -316,9 +277,9 @@ package enum EventFastPath {
         return true
     }
 
-    /// One value by `UserDataNormalizer.normalize`'s rule for `key`, into `out`: byte by byte for
-    /// ASCII text and the keys every event has, through the rule itself for the others.
-    private static func normalize(_ tape: JSONTape.View, _ index: Int, key: String, rule: Rule, into out: inout [UInt8]) -> Bool {
+    /// One value by its key's `UserDataRule`, into `out`: ASCII straight from the request's
+    /// bytes, other text trimmed by the Unicode rule first (`UserDataNormalizer.normalize`).
+    private static func normalize(_ tape: JSONTape.View, _ index: Int, key: String, rule: UserDataRule, into out: inout [UInt8]) -> Bool {
         guard let trimmed = trimmedASCII(tape, index) else {
             // Hex digits and a dot before the text that is not ASCII: `HashedInput` decides, as below.
             let text = tape.string(index)
@@ -332,64 +293,7 @@ package enum EventFastPath {
         // Hex digits and a dot (a Parameter Builder value, or text that only looks hashed):
         // the general path's `HashedInput` decides.
         if bytes.count > 32, bytes.prefix(32).allSatisfy(ASCII.isHexDigit), bytes.contains(UInt8(ascii: ".")) { return false }
-        // A digest passes as it is, lower-cased.
-        if bytes.count == 64 && bytes.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }) {
-            out.append(contentsOf: bytes.lazy.map { $0 | 0x20 })
-            return true
-        }
-        func lower(_ byte: UInt8) -> UInt8 { ASCII.isUpper(byte) ? byte | 0x20 : byte }
-        func letters() { for byte in bytes where ASCII.isLower(byte) || ASCII.isUpper(byte) { out.append(byte | 0x20) } }
-        switch rule {
-        case .email:
-            // `.+@.+\..+` without spaces, lower-cased.
-            guard let at = bytes.firstIndex(of: UInt8(ascii: "@")), at != bytes.startIndex, !bytes.contains(32) else { return false }
-            let domain = bytes[(at + 1)...]
-            guard let dot = domain.lastIndex(of: UInt8(ascii: ".")), dot != domain.startIndex, dot + 1 != domain.endIndex else {
-                return false
-            }
-            out.append(contentsOf: bytes.lazy.map(lower))
-        case .phone:
-            for byte in bytes where ASCII.isDigit(byte) && !(out.isEmpty && byte == 48) { out.append(byte) }
-            guard (7...15).contains(out.count) else { return false }
-        case .letters:
-            letters()
-            guard !out.isEmpty else { return false }
-        case .state:
-            letters()
-            guard !out.isEmpty else { return false }
-            if let code = GeoCodes.usStates[String(decoding: out, as: UTF8.self)] {
-                out.removeAll(keepingCapacity: true)
-                out.append(contentsOf: code.utf8)
-            }
-        case .country:
-            letters()
-            let letters = String(decoding: out, as: UTF8.self)
-            if out.count == 2, GeoCodes.alpha2.contains(letters) { return true }
-            guard let code = GeoCodes.countries[letters] else { return false }
-            out.removeAll(keepingCapacity: true)
-            out.append(contentsOf: code.utf8)
-        case .zip:
-            // A US ZIP+4 is its first five digits; else without spaces, cut at the first "-".
-            let kept = bytes.lazy.filter { $0 != 32 && $0 != 45 }
-            if kept.count == 9, kept.allSatisfy(ASCII.isDigit), bytes.prefix(5).allSatisfy(ASCII.isDigit) {
-                out.append(contentsOf: kept.prefix(5))
-                return true
-            }
-            for byte in bytes where byte != 32 {
-                if byte == 45 { break }
-                out.append(lower(byte))
-            }
-            guard !out.isEmpty else { return false }
-        case .externalId:
-            guard !bytes.isEmpty else { return false }
-            out.append(contentsOf: bytes)
-        case .other:
-            guard case .success(let normalized) = UserDataNormalizer.normalize(key, String(decoding: bytes, as: UTF8.self)) else {
-                return false
-            }
-            out.append(contentsOf: normalized.utf8)
-        }
-        return true
+        return rule.normalize(bytes, into: &out)
     }
 
     // MARK: custom_data
@@ -439,19 +343,17 @@ package enum EventFastPath {
         case "value":
             guard token.kind == .number else { return false }
             if let integer = tape.integer(valueToken) {
-                guard abs(integer) < 1_000_000_000_000 else { return false }
+                guard ConversionEvent.isValue(Double(integer)) else { return false }
                 out.append(decimal: integer)
                 break
             }
             let number = tape.number(valueToken)
-            guard let double = number.number, double.isFinite, abs(double) < 1e12 else { return false }
+            guard let double = number.number, ConversionEvent.isValue(double) else { return false }
             (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &out)
         case "currency":
-            guard let code = trimmedASCII(tape, valueToken), code.count == 3,
-                tape.span(code).allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) })
-            else { return false }
+            guard let code = trimmedASCII(tape, valueToken) else { return false }
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: tape.span(code).lazy.map { $0 | 0x20 })
+            guard ConversionEvent.appendCurrency(tape.span(code), to: &out) else { return false }
             out.append(UInt8(ascii: "\""))
         case "content_type", "delivery_category":
             guard token.kind == .string else { return false }

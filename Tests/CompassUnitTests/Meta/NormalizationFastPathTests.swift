@@ -24,12 +24,28 @@ import Testing
                     String(scalars[first...scalars.lastIndex(where: { !$0.properties.isWhitespace })!])
                 } ?? ""
             #expect(text.trimmingWhitespace == trimmed, "\(text.debugDescription)")
-            let letters = String(text.unicodeScalars.filter { $0.properties.isAlphabetic }.map { Character($0) }).lowercased()
-            #expect(UserDataNormalizer.lettersOnly(text) == letters, "\(text.debugDescription)")
+            // The letters rule over the text's bytes: ASCII byte by byte, other text by Unicode.
+            let lowered = text.lowercased()
+            let letters = String(String.UnicodeScalarView(lowered.unicodeScalars.filter { $0.properties.isAlphabetic })).lowercased()
+            #expect(Self.rule(.name, text) == (letters.isEmpty ? nil : letters), "\(text.debugDescription)")
             var digits = String(text.unicodeScalars.filter { ("0"..."9").contains($0) }.map { Character($0) })
             while digits.hasPrefix("0") { digits.removeFirst() }
-            #expect(UserDataNormalizer.phone(text) == ((7...15).contains(digits.count) ? digits : nil), "\(text.debugDescription)")
+            #expect(Self.rule(.phone, text) == ((7...15).contains(digits.count) ? digits : nil), "\(text.debugDescription)")
         }
+    }
+
+    @Test func everyHashedKeyHasOneRuleAndNoOtherKeyHasAny() {
+        for key in UserDataNormalizer.hashedKeys { #expect(UserDataRule(key: key) != nil, "\(key)") }
+        for key in UserDataNormalizer.plainKeys { #expect(UserDataRule(key: key) == nil, "\(key)") }
+        // Whitespace inside a postal code goes whatever the script of the rest.
+        #expect(Self.rule(.zip, "sw1a\t1aa") == "sw1a1aa")
+        #expect(Self.rule(.zip, "sw1a\t1aé") == "sw1a1aé")
+    }
+
+    static func rule(_ rule: UserDataRule, _ text: String) -> String? {
+        var text = text
+        var out: [UInt8] = []
+        return text.withUTF8 { rule.normalize($0, into: &out) } ? String(decoding: out, as: UTF8.self) : nil
     }
 
     @Test func aClickIdIsFoundWhereverItIsInTheQueryAndOnlyThere() {
