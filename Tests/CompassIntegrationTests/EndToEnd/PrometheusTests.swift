@@ -41,11 +41,18 @@ import Testing
                     "/usr/bin/prometheus", "--config.file=\(folder.path)/prometheus.yml", "--storage.tsdb.path=\(folder.path)/data",
                     "--web.listen-address=127.0.0.1:\(port)",
                 ], stderr: folder.path + "/prometheus.log")
-            let deadline = Date().addingTimeInterval(30)
-            while !LighttpdHost.accepts(port) {
+            // Listening is not ready: until its storage is open, Prometheus answers 503 in plain text.
+            let deadline = Date().addingTimeInterval(60)
+            while !isReady() {
                 guard Date() < deadline else { throw POSIXError(.ETIMEDOUT) }
                 usleep(100_000)
             }
+        }
+
+        private func isReady() -> Bool {
+            guard LighttpdHost.accepts(port) else { return false }
+            let answer = try? CurlTransport().send(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/-/ready"))
+            return answer?.status == 200
         }
 
         deinit {
@@ -58,6 +65,8 @@ import Testing
         func value(_ query: String) throws -> Double? {
             let encoded = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
             let answer = try CurlTransport().send(HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/api/v1/query?query=\(encoded)"))
+            // An answer other than 200 (503 while Prometheus is busy) has no value yet.
+            guard answer.status == 200 else { return nil }
             let json = try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
             let result = ((json?["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first
             return ((result?["value"] as? [Any])?.last as? String).flatMap(Double.init)
