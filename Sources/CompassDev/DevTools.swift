@@ -35,7 +35,7 @@ extension DevTools {
     /// JSON summary.
     package static func sweep(environment: [String: String], asOf: Date) throws -> String {
         let config = try Config.load(from: environment, workingDirectory: "/")
-        let summary = try StoreSweep(store: try config.openStore()).runToEnd(asOf: asOf)
+        let summary = try StoreSweep(store: try config.store.open()).runToEnd(asOf: asOf)
         return String(decoding: JSON.encode(summary), as: UTF8.self)
     }
 
@@ -44,11 +44,11 @@ extension DevTools {
     /// as a JSON line; other stores have none.
     package static func migrate(environment: [String: String]) throws -> String {
         let config = try Config.load(from: environment, workingDirectory: nil)
-        if case .dynamodb(let table, _, _) = config.store, let store = try config.openStore() as? DynamoDBStore {
+        if case .dynamodb(let table, _, _) = config.store.location, let store = try config.store.open() as? DynamoDBStore {
             let created = try store.createTableIfMissing()
             return String(decoding: JSON.encode(JSONValue.object(["migrated": .bool(created), "table": .string(table)])), as: UTF8.self)
         }
-        guard case .postgres(_, let schema) = config.store, let store = try config.openStore() as? PostgresStore else {
+        guard case .postgres(_, let schema) = config.store.location, let store = try config.store.open() as? PostgresStore else {
             return #"{"migrated":false,"reason":"STORE_URL is neither a PostgreSQL nor a DynamoDB store: there is nothing to migrate"}"#
         }
         try store.migrate()
@@ -59,7 +59,7 @@ extension DevTools {
     /// region and credentials) and nothing else of it.
     private static func store(_ storeURL: String, environment: [String: String]) throws -> any KeyValueStore {
         let aws = environment.filter { $0.key.hasPrefix("AWS_") }
-        return try Config.load(from: aws.merging(["STORE_URL": storeURL]) { $1 }, workingDirectory: "/").openStore()
+        return try Config.load(from: aws.merging(["STORE_URL": storeURL]) { $1 }, workingDirectory: "/").store.open()
     }
 
     /// Adds 1 to a counter `times` times with compare-and-swap (retrying on conflicts): the
@@ -120,8 +120,8 @@ extension DevTools {
     /// `scripts/soak` counts an accepted event as lost only when it is neither delivered nor here.
     package static func audit(tenant: String, environment: [String: String]) throws -> String {
         let config = try Config.load(from: environment, workingDirectory: "/")
-        let records = RecordStore(store: try config.openStore())
-        let cipher = CredentialCipher(keys: try config.credentialCipher(), random: SecureRandom())
+        let records = RecordStore(store: try config.store.open())
+        let cipher = CredentialCipher(keys: try config.platform.credentialCipher(), random: SecureRandom())
         var corrupt = 0
         func eventIds(_ prefix: String) throws -> [String] {
             var ids: [String] = []

@@ -8,7 +8,7 @@ import CompassPlatform
 enum DevelopmentGate {
     static func check(_ dependencies: Dependencies) throws(APIError) {
         let config = dependencies.config
-        guard let sandbox = config.sandboxBaseURL, sandbox == config.graphURL else {
+        guard let sandbox = config.development.sandboxBaseURL, sandbox == config.meta.graphURL else {
             dependencies.logger.warn(
                 "development_function_refused",
                 [

@@ -138,17 +138,17 @@ extension DevTools {
         sandboxState: String?
     ) throws -> Int {
         let config = try Config.load(from: environment, workingDirectory: "/")
-        guard let keys = config.credentialKeys else { throw Config.Error(variable: "CREDENTIALS_KEY", problem: "is not set") }
+        guard let keys = config.platform.credentialKeys else { throw ConfigError(variable: "CREDENTIALS_KEY", problem: "is not set") }
         let store: any KeyValueStore
-        if case .files(let root) = config.store {
+        if case .files(let root) = config.store.location {
             store = try FileStore(root: root, durable: false)
         } else {
-            store = try config.openStore()
+            store = try config.store.open()
         }
         let sandbox = try sandboxState.map { state throws(StoreError) in try FileStore(root: state, durable: false) }
         let seeder = TenantSeeder(
             store: store, sandbox: sandbox, cipher: CredentialCipher(keys: keys, random: SecureRandom()),
-            scopes: config.scopes, renewalWindow: config.renewalWindow, now: Date())
+            scopes: config.meta.scopes, renewalWindow: config.routes.renewalWindow, now: Date())
         return try seeder.seed(count: count, dueFraction: dueFraction)
     }
 }

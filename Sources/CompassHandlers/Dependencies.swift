@@ -38,14 +38,14 @@ package struct Dependencies: Sendable {
 
     package var records: RecordStore { RecordStore(store: store) }
 
-    package func graph() throws(Config.Error) -> GraphClient {
-        var client = GraphClient(config: config, app: try config.metaApp(), transport: http, logger: logger)
+    package func graph() throws(ConfigError) -> GraphClient {
+        var client = GraphClient(settings: config.meta, app: try config.meta.app(), transport: http, logger: logger)
         client.metrics = metrics
         return client
     }
 
-    package func cipher() throws(Config.Error) -> CredentialCipher {
-        CredentialCipher(keys: try config.credentialCipher(), random: random)
+    package func cipher() throws(ConfigError) -> CredentialCipher {
+        CredentialCipher(keys: try config.platform.credentialCipher(), random: random)
     }
 
     /// The tenant's Meta token in plaintext, registered with the logger so that it never
@@ -60,7 +60,8 @@ package struct Dependencies: Sendable {
     /// The tenant of a valid session, or 401. For unsafe methods authenticated by cookie, a
     /// request from another site is refused (403): the session cookie alone is no proof of intent.
     package func authenticate(_ request: CGIRequest) throws -> Session {
-        let verifier = SessionVerifier(secret: try config.sessionSecret(), audience: config.jwtAudience, issuer: config.jwtIssuer)
+        let verifier = SessionVerifier(
+            secret: try config.platform.sessionSecret(), audience: config.platform.jwtAudience, issuer: config.platform.jwtIssuer)
         let session: Session
         do {
             session = try verifier.session(for: request, now: clock.now)
@@ -79,7 +80,7 @@ package struct Dependencies: Sendable {
     /// `Origin` equal to Compass's origin or, without one, `Sec-Fetch-Site: same-origin`.
     /// `Origin: null` (sandboxed frames, some redirects) and neither header are refused.
     private func checkSameOrigin(_ request: CGIRequest) throws {
-        let expected = Self.origin(of: try config.redirectBase())
+        let expected = Self.origin(of: try config.meta.redirectBase())
         let sameOrigin: Bool
         if let origin = request.header("origin") {
             sameOrigin = origin == expected

@@ -46,12 +46,12 @@ package enum CGIAdapter {
         let services = Result { try Services.live(config: config) }
         return respond(
             H.self, request: environment, body: .descriptor(input), services: services,
-            logger: Logger(function: H.name, level: config.logLevel))
+            logger: Logger(function: H.name, level: config.platform.logLevel))
     }
 
     /// The answer when the configuration itself is wrong: no request is served, and the one
     /// rule logs which variable (at info level: there is no LOG_LEVEL to go by).
-    static func misconfigured<H: Handler>(_ handler: H.Type, _ error: Config.Error, environment: [String: String]) -> Answer {
+    static func misconfigured<H: Handler>(_ handler: H.Type, _ error: ConfigError, environment: [String: String]) -> Answer {
         let answer = APIError.answer(for: error, logger: Logger(function: H.name, level: .info))
         return Answer(response: .error(answer), isHead: environment["REQUEST_METHOD"] == "HEAD")
     }

@@ -18,7 +18,7 @@ package enum DirectRun {
         var logger = Logger(function: H.name, level: .info)
         do {
             let config = try Config.load(from: environment, workingDirectory: workingDirectory)
-            logger = Logger(function: H.name, level: config.logLevel)
+            logger = Logger(function: H.name, level: config.platform.logLevel)
             let services = try Services.live(config: config)
             let summary = try H(dependencies: services.dependencies(logger: logger)).run()
             return (String(decoding: JSON.encode(summary), as: UTF8.self), 0)

@@ -91,7 +91,7 @@ package struct Services: Sendable {
     package var random: any RandomSource
 
     package static func live(config: Config) throws -> Services {
-        Services(config: config, store: try config.openStore(), http: CurlTransport(), clock: SystemClock(), random: SecureRandom())
+        Services(config: config, store: try config.store.open(), http: CurlTransport(), clock: SystemClock(), random: SecureRandom())
     }
 
     /// The same services for one request that must be answered by `deadline`
@@ -102,7 +102,7 @@ package struct Services: Sendable {
         bounded.http = DeadlineTransport(base: http, deadline: deadline)
         bounded.store = store.bounded(byDeadline: deadline)
         let seconds = Int((deadline - monotonicMilliseconds()) / 1000) - 1
-        bounded.config.refreshBudgetSeconds = max(0, min(config.refreshBudgetSeconds, seconds))
+        bounded.config.routes.refreshBudgetSeconds = max(0, min(config.routes.refreshBudgetSeconds, seconds))
         return bounded
     }
 

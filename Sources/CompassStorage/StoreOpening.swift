@@ -1,12 +1,12 @@
 import CompassPlatform
 
-extension Config {
+extension StoreSettings {
     /// The store that `STORE_URL` names, with the etcd credentials and CA file configured;
-    /// `Config.Error` when no store is named where one must be.
-    package func openStore() throws -> any KeyValueStore {
-        switch store {
+    /// `ConfigError` when no store is named where one must be.
+    package func open() throws -> any KeyValueStore {
+        switch location {
         case .unset:
-            throw Config.Error(
+            throw ConfigError(
                 variable: "STORE_URL", problem: "is not set (a host runs the functions in a folder of its choosing: name the store)")
         case .files(let root):
             return try FileStore(root: root)

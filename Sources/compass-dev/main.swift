@@ -63,7 +63,7 @@ case "functions":
 case "migrate":
     do {
         print(try DevTools.migrate(environment: ProcessInfo.processInfo.environment))
-    } catch let error as Config.Error {
+    } catch let error as ConfigError {
         fail("\(error.variable) \(error.problem)", status: 1)
     } catch {
         fail("migration failed: \(error)", status: 1)

@@ -17,8 +17,8 @@
         package func seed(_ count: Int, dueFraction: Double) throws {
             let seeder = TenantSeeder(
                 store: store, sandbox: try FileStore(root: folder.path + "/sandbox", clock: clock),
-                cipher: CredentialCipher(keys: config.credentialKeys!, random: SecureRandom()),
-                scopes: config.scopes, renewalWindow: config.renewalWindow, now: clock.now)
+                cipher: CredentialCipher(keys: config.platform.credentialKeys!, random: SecureRandom()),
+                scopes: config.meta.scopes, renewalWindow: config.routes.renewalWindow, now: clock.now)
             #expect(try seeder.seed(count: count, dueFraction: dueFraction) == count)
         }
     }

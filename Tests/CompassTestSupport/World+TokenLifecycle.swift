@@ -14,7 +14,7 @@
 
     extension World {
         package func storedToken(_ tenant: String = "tenant_a") throws -> String {
-            try CredentialCipher(keys: config.credentialKeys!, random: SecureRandom())
+            try CredentialCipher(keys: config.platform.credentialKeys!, random: SecureRandom())
                 .open(credential(tenant)!.token, context: IntegrationCredential.sealContext(tenantId: tenant))
         }
 

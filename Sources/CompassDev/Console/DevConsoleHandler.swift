@@ -19,7 +19,7 @@ package struct DevConsoleHandler: Handler {
     }
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
-        guard dependencies.config.devConsoleEnabled else {
+        guard dependencies.config.development.devConsoleEnabled else {
             throw APIError(404, "not_found", "The development console is off.")
         }
         try DevelopmentGate.check(dependencies)
@@ -30,7 +30,7 @@ package struct DevConsoleHandler: Handler {
                 return page(400, loginBody(error: "A tenant id is 1 to 64 of A-Z a-z 0-9 _ -."))
             }
             let lifetime: Int64 = 12 * 3600
-            let token = SessionVerifier(secret: try dependencies.config.sessionSecret())
+            let token = SessionVerifier(secret: try dependencies.config.platform.sessionSecret())
                 .mint(
                     tenantId: tenant, expiresAt: dependencies.clock.now.unixSeconds + lifetime, issuedAt: dependencies.clock.now.unixSeconds
                 )

@@ -16,14 +16,14 @@ package struct SandboxHandler: Handler {
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
         try DevelopmentGate.check(dependencies)
         let config = dependencies.config
-        guard let folder = config.sandboxStateDirectory else {
-            throw Config.Error(variable: "SANDBOX_STATE_DIR", problem: "is not set")
+        guard let folder = config.development.sandboxStateDirectory else {
+            throw ConfigError(variable: "SANDBOX_STATE_DIR", problem: "is not set")
         }
-        guard let base = config.sandboxBaseURL else { throw Config.Error(variable: "SANDBOX_BASE_URL", problem: "is not set") }
-        let app = try config.metaApp()
+        guard let base = config.development.sandboxBaseURL else { throw ConfigError(variable: "SANDBOX_BASE_URL", problem: "is not set") }
+        let app = try config.meta.app()
         let sandbox = GraphSandbox(
             store: try FileStore(root: folder, durable: false), appId: app.id, appSecret: app.secret, baseURL: base,
-            clock: dependencies.clock, random: dependencies.random, latencyMilliseconds: config.sandboxLatencyMilliseconds)
+            clock: dependencies.clock, random: dependencies.random, latencyMilliseconds: config.development.sandboxLatencyMilliseconds)
         // The path below the sandbox's mount point (`/graph` in `http://host/graph`).
         let mount = Self.path(of: base)
         let path = request.path.hasPrefix(mount) ? String(request.path.dropFirst(mount.count)) : request.path

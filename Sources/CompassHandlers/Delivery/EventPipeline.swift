@@ -43,7 +43,7 @@ package struct EventPipeline {
         graph.usage = usage
         let delivery = EventDelivery(
             graph: graph, pixelId: pixel, token: token,
-            testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.partnerAgent)
+            testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.meta.partnerAgent)
         return .ready(delivery, integration)
     }
 
@@ -157,7 +157,7 @@ package struct EventPipeline {
         case busy
         case store(StoreError)
         /// No key to seal the queued events with.
-        case misconfigured(Config.Error)
+        case misconfigured(ConfigError)
         /// The tenant's connection was removed (its purge began) while the events were sent.
         case disconnected
 
@@ -206,7 +206,7 @@ package struct EventPipeline {
         }
         return try withOutboxLock { () throws(QueueFailure) in
             guard !isBeingPurged else { throw .disconnected }
-            let limit = dependencies.config.outboxMaxEvents
+            let limit = dependencies.config.routes.outboxMaxEvents
             let waiting: Int
             do throws(StoreError) {
                 waiting = try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant))
@@ -642,7 +642,7 @@ package struct EventPipeline {
         var summary = ReplaySummary()
         // Whatever comes back is due now: the outbox index says so before it is moved.
         try DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix).add(tenant, at: now)
-        var room = dependencies.config.outboxMaxEvents - (try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant)))
+        var room = dependencies.config.routes.outboxMaxEvents - (try dependencies.store.count(prefix: RecordKey.outboxPrefix(tenant)))
         var cursor: String? = nil
         repeat {
             let page = try dependencies.store.list(prefix: RecordKey.deadPrefix(tenant), after: cursor, limit: 500)

@@ -49,7 +49,7 @@ package struct IntegrationLifecycle {
     // MARK: Notices to Compass
 
     package func enqueueNotice(_ notice: CompassNotice) {
-        guard dependencies.config.webhookURL != nil else { return }
+        guard dependencies.config.routes.webhookURL != nil else { return }
         let id = String(Int64(now.timeIntervalSince1970 * 1000)) + "-" + Hex.encode(dependencies.random.bytes(4))
         do {
             try records.save(notice, at: RecordKey.notice(notice.tenant, id))
@@ -73,7 +73,7 @@ package struct IntegrationLifecycle {
     /// Under one lease for all notices: overlapping cron runs never post a notice twice.
     package func deliverNotices() throws(StoreError) -> NoticeSummary {
         var summary = NoticeSummary()
-        guard let url = dependencies.config.webhookURL, let secret = dependencies.config.webhookSecret else { return summary }
+        guard let url = dependencies.config.routes.webhookURL, let secret = dependencies.config.routes.webhookSecret else { return summary }
         let lease: UInt64
         do {
             lease = try dependencies.store.create(RecordKey.noticesLease, [], ttl: Self.noticesLeaseSeconds)

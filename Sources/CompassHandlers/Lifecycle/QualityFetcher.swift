@@ -101,7 +101,7 @@ package struct QualityFetcher {
         let tally: Tally<Summary>
 
         var index: DueIndex { fetcher.index }
-        var concurrency: Int { fetcher.dependencies.config.metaConcurrency }
+        var concurrency: Int { fetcher.dependencies.config.routes.metaConcurrency }
         var oneEntryPerTenant: Bool { true }
         func indexOnce() throws(StoreError) { try fetcher.indexOnce() }
 
@@ -156,7 +156,8 @@ package struct QualityFetcher {
                 return .stale
             }
             let token = try dependencies.openToken(credential, tenant: tenant)
-            let events = try dependencies.graph().datasetQuality(pixelId: pixel, agentName: dependencies.config.agentName, token: token)
+            let events = try dependencies.graph().datasetQuality(
+                pixelId: pixel, agentName: dependencies.config.meta.agentName, token: token)
             let fetched = MatchQuality(pixelId: pixel, fetchedAt: now, events: events)
             try records.save(fetched, at: RecordKey.quality(tenant))
             dependencies.logger.info("match_quality_fetched", ["tenant": .string(tenant), "events": .int(events.count)])

@@ -64,7 +64,7 @@ package struct TokenRefresher {
     /// a walk, as much of the walk as fits.
     package func run(until deadline: Date? = nil) throws(StoreError) -> Summary {
         var total = try runDue(until: deadline)
-        let rotating = dependencies.config.credentialKeys?.previous != nil
+        let rotating = dependencies.config.platform.credentialKeys?.previous != nil
         let indexed = try dependencies.store.get(RecordKey.dueIndexComplete) != nil
         guard rotating || !indexed else { return total }
         guard deadline.map({ now < $0 }) ?? true else {
@@ -92,7 +92,7 @@ package struct TokenRefresher {
         let tally: Tally<Summary>
 
         var index: DueIndex { DueIndex(store: refresher.dependencies.store) }
-        var concurrency: Int { refresher.dependencies.config.metaConcurrency }
+        var concurrency: Int { refresher.dependencies.config.routes.metaConcurrency }
         var usage: GraphUsage? { refresher.usage }
         func indexOnce() {}
         func pause(_ seconds: Double) { refresher.pause(seconds) }
@@ -182,7 +182,7 @@ package struct TokenRefresher {
             let daily =
                 credential.checkedAt.map { max(now, $0.addingTimeInterval(DueIndex.period)) }
                 ?? now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period)
-            let renewal = credential.expiresAt.map { max(now, $0.addingTimeInterval(-dependencies.config.renewalWindow)) }
+            let renewal = credential.expiresAt.map { max(now, $0.addingTimeInterval(-dependencies.config.routes.renewalWindow)) }
             updated.dueAt = min(daily, renewal ?? daily)
         }
         let sealing = rotating && cipher.needsRotation(credential.token)
@@ -318,7 +318,7 @@ package struct TokenRefresher {
     ) throws(GraphFailure) -> (IntegrationCredential, Renewal)? {
         var updated = credential
         if credential.tokenType != "system_user", let expires = credential.expiresAt,
-            expires.timeIntervalSince(now) < dependencies.config.renewalWindow
+            expires.timeIntervalSince(now) < dependencies.config.routes.renewalWindow
         {
             // Meta's answer carries the new lifetime; the next daily check confirms the rest.
             let renewed = try graph.exchangeForLongLivedToken(token)
@@ -348,7 +348,7 @@ package struct TokenRefresher {
         updated.dueAt = max(
             now.addingTimeInterval(DueIndex.retryDelay),
             DueIndex.next(
-                for: updated, now: now, renewalWindow: dependencies.config.renewalWindow,
+                for: updated, now: now, renewalWindow: dependencies.config.routes.renewalWindow,
                 random: dependencies.random))
         guard (try? index.add(tenant, at: updated.dueAt!)) != nil,
             (try? dependencies.records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil

@@ -20,11 +20,11 @@ package struct CallbackHandler: Handler {
     }
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
-        let base = try dependencies.config.redirectBase()
+        let base = try dependencies.config.meta.redirectBase()
         // Config errors must surface as 500 misconfigured, not as a redirect that hides them.
-        _ = try dependencies.config.metaApp()
-        _ = try dependencies.config.credentialCipher()
-        _ = try dependencies.config.sessionSecret()
+        _ = try dependencies.config.meta.app()
+        _ = try dependencies.config.platform.credentialCipher()
+        _ = try dependencies.config.platform.sessionSecret()
         let outcome = complete(request)
         dependencies.logger.info("callback_finished", ["outcome": .string(outcome.rawValue)])
         let query = outcome == .connected ? "connected=meta" : "error=\(outcome.rawValue)"
@@ -114,7 +114,7 @@ package struct CallbackHandler: Handler {
     private func connect(tenantId: String, code: String) throws {
         let grant = try askMeta(code: code)
         let now = dependencies.clock.now
-        let granted = grant.info.scopes ?? dependencies.config.scopes
+        let granted = grant.info.scopes ?? dependencies.config.meta.scopes
         var credential = IntegrationCredential(
             tenantId: tenantId,
             token: try dependencies.cipher().seal(grant.token, context: IntegrationCredential.sealContext(tenantId: tenantId)),
@@ -137,7 +137,7 @@ package struct CallbackHandler: Handler {
         settings.testEventCode = previous?.config.testEventCode
         var integration = Integration(
             tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: grant.metaUserId, config: settings,
-            grantedScopes: granted, missingScopes: dependencies.config.scopes.filter { !granted.contains($0) },
+            grantedScopes: granted, missingScopes: dependencies.config.meta.scopes.filter { !granted.contains($0) },
             connectedAt: previous?.status == .connected ? previous!.connectedAt : now, updatedAt: now)
         integration.tokenType = grant.systemUser ? "system_user" : "user"
         integration.clientBusinessId = grant.clientBusinessId
@@ -157,9 +157,9 @@ package struct CallbackHandler: Handler {
     private func askMeta(code: String) throws -> Grant {
         let config = dependencies.config
         let graph = try dependencies.graph()
-        let shortLived = try graph.exchangeCode(code, redirectURI: try config.callbackURL())
+        let shortLived = try graph.exchangeCode(code, redirectURI: try config.meta.callbackURL())
         // With Facebook Login for Business the configuration may give a system-user token.
-        let systemUser = try config.loginConfigId != nil && graph.debugToken(shortLived.accessToken).type == "SYSTEM_USER"
+        let systemUser = try config.meta.loginConfigId != nil && graph.debugToken(shortLived.accessToken).type == "SYSTEM_USER"
         let longLived = systemUser ? shortLived : try graph.exchangeForLongLivedToken(shortLived.accessToken)
         let token = longLived.accessToken
         let user = try graph.me(token: token)
@@ -190,7 +190,7 @@ package struct CallbackHandler: Handler {
         // due index written before the credential that names it.
         let due = DueIndex(store: dependencies.store)
         credential.dueAt = DueIndex.next(
-            for: credential, now: now, renewalWindow: dependencies.config.renewalWindow,
+            for: credential, now: now, renewalWindow: dependencies.config.routes.renewalWindow,
             random: dependencies.random)
         try due.add(tenantId, at: credential.dueAt!)
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0

@@ -12,8 +12,8 @@ package struct ConnectHandler: Handler {
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
         let session = try dependencies.authenticate(request)
         let config = dependencies.config
-        let app = try config.metaApp()
-        let redirectURI = try config.callbackURL()
+        let app = try config.meta.app()
+        let redirectURI = try config.meta.callbackURL()
         let records = dependencies.records
 
         // Declined permissions are asked for again only when the last connection lacked some.
@@ -30,12 +30,12 @@ package struct ConnectHandler: Handler {
         let nonce = Base64URL.encode(dependencies.random.bytes(32))
         let state = OAuthState(tenantId: session.tenantId, createdAt: dependencies.clock.now, rerequest: rerequest)
         try records.create(state, at: RecordKey.oauthState(nonce: nonce), ttl: OAuthState.lifetimeSeconds)
-        let graph = GraphClient(config: config, app: app, transport: dependencies.http, logger: dependencies.logger)
+        let graph = GraphClient(settings: config.meta, app: app, transport: dependencies.http, logger: dependencies.logger)
         dependencies.logger.info("connect_started", ["rerequest": .bool(rerequest)])
         return .redirect(
             to: graph.authorizationURL(
                 state: nonce, redirectURI: redirectURI,
-                scopes: config.scopes, rerequest: rerequest, configId: config.loginConfigId))
+                scopes: config.meta.scopes, rerequest: rerequest, configId: config.meta.loginConfigId))
     }
 
     package init(dependencies: Dependencies) {

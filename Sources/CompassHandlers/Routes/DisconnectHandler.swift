@@ -25,8 +25,8 @@ package struct DisconnectHandler: Handler {
         let logger = dependencies.logger
 
         // Misconfiguration is a 500 before anything is deleted: never drop a token unrevoked.
-        _ = try dependencies.config.metaApp()
-        _ = try dependencies.config.credentialCipher()
+        _ = try dependencies.config.meta.app()
+        _ = try dependencies.config.platform.credentialCipher()
 
         let credential = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
         let integration = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant))?.0

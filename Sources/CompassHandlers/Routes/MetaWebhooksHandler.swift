@@ -43,7 +43,7 @@ package struct MetaWebhooksHandler: Handler {
             guard isDeletion else { throw APIError.methodNotAllowed(["POST"]) }
             return try deletionStatus(request.query.single("code"))
         }
-        let app = try dependencies.config.metaApp()
+        let app = try dependencies.config.meta.app()
         let (signed, raw) = try verify(request, secret: app.secret)
         // A signed request is valid for an hour: one seen before is answered as the first time
         // and changes nothing again (a replayed deauthorize must not cut off a reconnect).
@@ -98,7 +98,7 @@ package struct MetaWebhooksHandler: Handler {
                 case confirmationCode = "confirmation_code"
             }
         }
-        let base = try dependencies.config.redirectBase()
+        let base = try dependencies.config.meta.redirectBase()
         return .json(200, Answer(url: "\(base)/api/connect/meta/data-deletion?code=\(code)", confirmationCode: code))
     }
 

@@ -18,8 +18,8 @@ package struct MetricsHandler: Handler {
     }
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
-        guard let secret = dependencies.config.metricsToken ?? dependencies.config.cronSecret else {
-            throw Config.Error(variable: "METRICS_TOKEN", problem: "is not set (nor CRON_SECRET)")
+        guard let secret = dependencies.config.routes.metricsToken ?? dependencies.config.routes.cronSecret else {
+            throw ConfigError(variable: "METRICS_TOKEN", problem: "is not set (nor CRON_SECRET)")
         }
         guard Crypto.constantTimeEquals(Crypto.sha256(request.bearerToken ?? ""), Crypto.sha256(secret)) else {
             throw APIError(

@@ -41,8 +41,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
     }
 
     package func handle(_ request: CGIRequest) throws -> CGIResponse {
-        guard let secret = dependencies.config.cronSecret else {
-            throw Config.Error(variable: "CRON_SECRET", problem: "is not set")
+        guard let secret = dependencies.config.routes.cronSecret else {
+            throw ConfigError(variable: "CRON_SECRET", problem: "is not set")
         }
         let presented = request.bearerToken ?? ""
         guard Crypto.constantTimeEquals(Crypto.sha256(presented), Crypto.sha256(secret)) else {
@@ -58,7 +58,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         let started = monotonicMilliseconds()
         var summary = Summary()
         // No new work past the budget: what is left waits for the next run (a minute later).
-        let deadline = dependencies.clock.now.addingTimeInterval(TimeInterval(dependencies.config.refreshBudgetSeconds))
+        let deadline = dependencies.clock.now.addingTimeInterval(TimeInterval(dependencies.config.routes.refreshBudgetSeconds))
         let inBudget = { dependencies.clock.now < deadline }
         let refresher = TokenRefresher(dependencies: dependencies)
         let outboxUsage = GraphUsage()
@@ -73,7 +73,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         summary.budgetSpent = !inBudget() || (summary.tokens.left > 0 && !summary.tokens.throttled) || summary.quality.left > 0
         summary.durationMs = Int(monotonicMilliseconds() - started)
         recordMetrics(
-            summary, startedAt: deadline.addingTimeInterval(-TimeInterval(dependencies.config.refreshBudgetSeconds)),
+            summary, startedAt: deadline.addingTimeInterval(-TimeInterval(dependencies.config.routes.refreshBudgetSeconds)),
             usage: max(refresher.usage.percentage, outboxUsage.percentage))
         dependencies.logger.info(
             "cron_finished",

@@ -251,7 +251,7 @@ package struct SendEventHandler: Handler {
             let end = min(start + EventDelivery.batchLimit, events.count)
             if start > 0 { out.append(UInt8(ascii: ",")) }
             EventDelivery.write(
-                events[start..<end], partnerAgent: dependencies.config.partnerAgent,
+                events[start..<end], partnerAgent: dependencies.config.meta.partnerAgent,
                 testEventCode: integration?.config.testEventCode, into: &out)
             start = end
         }

@@ -67,13 +67,13 @@ package enum FastCGIHost {
 
     /// What lives for the whole process; `serve(connection:)` handles one connection.
     final class Server<H: Handler> {
-        let config: Result<Config, Config.Error>
+        let config: Result<Config, ConfigError>
         let services: Result<Services, any Error>
         private(set) var served = 0
         var limitMilliseconds = Int64(FastCGIHost.defaultRequestSeconds) * 1000
 
         init(process: ProcessContext) {
-            config = Result { () throws(Config.Error) in try Config.load(from: process.environment, workingDirectory: nil) }
+            config = Result { () throws(ConfigError) in try Config.load(from: process.environment, workingDirectory: nil) }
             services = config.mapError { $0 as any Error }.flatMap { config in Result { try Services.live(config: config) } }
         }
 
@@ -179,7 +179,7 @@ package enum FastCGIHost {
             case .success(let config):
                 return CGIAdapter.respond(
                     H.self, request: request.params, body: .received(request.body, total: request.bodyBytes),
-                    services: services, logger: Logger(function: H.name, level: config.logLevel)
+                    services: services, logger: Logger(function: H.name, level: config.platform.logLevel)
                 ).bytes
             }
         }

@@ -95,7 +95,7 @@ package enum LambdaHost {
                 deadline(next.headers["lambda-runtime-deadline-ms"], now: services.clock.now)
                 .map { services.bounded(byDeadline: $0) } ?? services
             answer(
-                H.self, next.body, at: target, services: invocation, logger: Logger(function: H.name, level: config.logLevel),
+                H.self, next.body, at: target, services: invocation, logger: Logger(function: H.name, level: config.platform.logLevel),
                 transport: transport, scheduled: scheduled)
         }
     }
@@ -185,12 +185,12 @@ package enum LambdaHost {
     private static func prepare(_ environment: [String: String]) -> Result<(config: Config, services: Services), InitFailure> {
         do {
             let config = try Config.load(from: environment, workingDirectory: nil)
-            if config.store == .unset {
-                throw Config.Error(
+            if config.store.location == .unset {
+                throw ConfigError(
                     variable: "STORE_URL", problem: "is required on Lambda: etcd (etcd://...) or a shared filesystem (file:///mnt/...)")
             }
-            if case .files(let root) = config.store, root == "/tmp" || root.hasPrefix("/tmp/") {
-                throw Config.Error(
+            if case .files(let root) = config.store.location, root == "/tmp" || root.hasPrefix("/tmp/") {
+                throw ConfigError(
                     variable: "STORE_URL",
                     problem:
                         "is a file store under /tmp, which Lambda neither shares nor keeps: use etcd or a shared filesystem (file:///mnt/...)"
@@ -199,7 +199,7 @@ package enum LambdaHost {
             return .success((config, try Services.live(config: config)))
         } catch {
             return .failure(
-                InitFailure(message: (error as? Config.Error).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
+                InitFailure(message: (error as? ConfigError).map { "\($0.variable) \($0.problem)" } ?? "the store cannot be opened"))
         }
     }
 
@@ -209,7 +209,7 @@ package enum LambdaHost {
         let milliseconds = Int64((services.clock.now.timeIntervalSince1970 * 1000).rounded(.down))
         guard
             let line = EmbeddedMetricFormat.line(
-                values, namespace: services.config.metricsNamespace, function: function, at: milliseconds)
+                values, namespace: services.config.routes.metricsNamespace, function: function, at: milliseconds)
         else { return }
         Descriptor.writeAll(1, Array(line.utf8) + [10])
     }

@@ -24,13 +24,13 @@ package enum LambdaSecrets {
 
     /// `environment` with each referenced secret's value set under its variable. A failure names
     /// the variable and the extension's status, never a value.
-    package static func resolve(_ environment: [String: String], transport: any HTTPTransport) -> Result<[String: String], Config.Error> {
+    package static func resolve(_ environment: [String: String], transport: any HTTPTransport) -> Result<[String: String], ConfigError> {
         var resolved = environment
         let port =
             environment["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"].flatMap { Int($0) }.flatMap { (1...65_535).contains($0) ? $0 : nil }
             ?? 2773
         guard let token = environment["AWS_SESSION_TOKEN"], !token.isEmpty else {
-            return .failure(Config.Error(variable: "AWS_SESSION_TOKEN", problem: "is needed to read the secrets (Lambda sets it)"))
+            return .failure(ConfigError(variable: "AWS_SESSION_TOKEN", problem: "is needed to read the secrets (Lambda sets it)"))
         }
         for (variable, id) in references(in: environment) {
             let request: HTTPRequest
@@ -46,7 +46,7 @@ package enum LambdaSecrets {
             }
             switch read(request, transport: transport, ssm: id.hasPrefix("ssm:")) {
             case .success(let value): resolved[variable] = value
-            case .failure(let why): return .failure(Config.Error(variable: variable + suffix, problem: why.text))
+            case .failure(let why): return .failure(ConfigError(variable: variable + suffix, problem: why.text))
             }
         }
         return .success(resolved)

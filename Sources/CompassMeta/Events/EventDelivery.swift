@@ -143,7 +143,7 @@ package struct EventDelivery {
 
     package init(
         graph: GraphClient, pixelId: String, token: String, testEventCode: String? = nil,
-        partnerAgent: String = Config.defaultPartnerAgent
+        partnerAgent: String = MetaSettings.defaultPartnerAgent
     ) {
         self.graph = graph
         self.pixelId = pixelId

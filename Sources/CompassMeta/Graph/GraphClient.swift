@@ -3,7 +3,7 @@ import CompassPlatform
 /// The Graph API calls this product makes. Every call that carries a user token also carries
 /// its `appsecret_proof`.
 package struct GraphClient: Sendable {
-    package var app: Config.MetaApp
+    package var app: MetaSettings.App
     package var graphURL: String
     package var dialogURL: String
     package var version: String
@@ -17,12 +17,12 @@ package struct GraphClient: Sendable {
 
     package static let maxPages = 100
 
-    package init(config: Config, app: Config.MetaApp, transport: any HTTPTransport, logger: Logger) {
+    package init(settings: MetaSettings, app: MetaSettings.App, transport: any HTTPTransport, logger: Logger) {
         self.app = app
-        self.graphURL = config.graphURL
-        self.dialogURL = config.dialogURL
-        self.version = config.apiVersion
-        self.timeoutMilliseconds = config.metaTimeoutMilliseconds
+        self.graphURL = settings.graphURL
+        self.dialogURL = settings.dialogURL
+        self.version = settings.apiVersion
+        self.timeoutMilliseconds = settings.timeoutMilliseconds
         self.transport = transport
         self.logger = logger
         logger.redact(app.secret)

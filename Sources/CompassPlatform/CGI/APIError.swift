@@ -62,11 +62,11 @@ package protocol ResponseError: Error {
 
 /// One log line, chosen field by field.
 package struct LogEntry: Sendable {
-    package var level: Config.LogLevel
+    package var level: LogLevel
     package var event: String
     package var fields: [String: LogValue]
 
-    package init(_ level: Config.LogLevel, _ event: String, _ fields: [String: LogValue] = [:]) {
+    package init(_ level: LogLevel, _ event: String, _ fields: [String: LogValue] = [:]) {
         self.level = level
         self.event = event
         self.fields = fields
@@ -89,7 +89,7 @@ extension APIError: ResponseError {
     }
 }
 
-extension Config.Error: ResponseError {
+extension ConfigError: ResponseError {
     /// The variable's name is not a secret: it tells an operator what to fix.
     package var logEntry: LogEntry? { LogEntry(.error, "misconfigured", ["variable": .string(variable), "problem": .string(problem)]) }
 }

@@ -9,9 +9,9 @@ package struct CredentialKeys: Sendable {
     package var current: Key
     package var previous: Key?
 
-    package init(current: String, previous: String?) throws(Config.Error) {
+    package init(current: String, previous: String?) throws(ConfigError) {
         self.current = try Self.parse(current, variable: "CREDENTIALS_KEY")
-        self.previous = try previous.map { raw throws(Config.Error) in try Self.parse(raw, variable: "CREDENTIALS_KEY_PREVIOUS") }
+        self.previous = try previous.map { raw throws(ConfigError) in try Self.parse(raw, variable: "CREDENTIALS_KEY_PREVIOUS") }
     }
 
     package init(current: [UInt8], previous: [UInt8]? = nil) {
@@ -19,9 +19,9 @@ package struct CredentialKeys: Sendable {
         self.previous = previous.map { Key(id: Self.keyId($0), bytes: $0) }
     }
 
-    private static func parse(_ raw: String, variable: String) throws(Config.Error) -> Key {
+    private static func parse(_ raw: String, variable: String) throws(ConfigError) -> Key {
         guard let data = Data(base64Encoded: raw), data.count == 32 else {
-            throw Config.Error(variable: variable, problem: "must be base64 of exactly 32 bytes")
+            throw ConfigError(variable: variable, problem: "must be base64 of exactly 32 bytes")
         }
         return Key(id: keyId(Array(data)), bytes: Array(data))
     }

@@ -35,7 +35,7 @@ package final class Logger: Sendable {
     package typealias Sink = @Sendable (String) -> Void
 
     package let function: String
-    package let minimumLevel: Config.LogLevel
+    package let minimumLevel: LogLevel
     private let sink: Sink
     private let state = Mutex(State())
 
@@ -44,7 +44,7 @@ package final class Logger: Sendable {
         var tenant: String?
     }
 
-    package init(function: String, level: Config.LogLevel, sink: @escaping Sink = Logger.standardError) {
+    package init(function: String, level: LogLevel, sink: @escaping Sink = Logger.standardError) {
         self.function = function
         self.minimumLevel = level
         self.sink = sink
@@ -67,7 +67,7 @@ package final class Logger: Sendable {
     package func warn(_ event: String, _ fields: [String: LogValue] = [:]) { log(.warn, event, fields) }
     package func error(_ event: String, _ fields: [String: LogValue] = [:]) { log(.error, event, fields) }
 
-    package func log(_ level: Config.LogLevel, _ event: String, _ fields: [String: LogValue]) {
+    package func log(_ level: LogLevel, _ event: String, _ fields: [String: LogValue]) {
         guard level >= minimumLevel else { return }
         let (secrets, tenant) = state.withLock { ($0.secrets, $0.tenant) }
         var line: [String: LogValue] = [:]

@@ -55,7 +55,7 @@ import Testing
         #expect(APIError.answer(for: StoreError.corrupt("k"), logger: logger).status == 500)
         #expect(APIError.answer(for: StoreError.unavailable("down"), logger: logger) == .storeUnavailable)
         #expect(
-            APIError.answer(for: Config.Error(variable: "CRON_SECRET", problem: "is not set"), logger: logger)
+            APIError.answer(for: ConfigError(variable: "CRON_SECRET", problem: "is not set"), logger: logger)
                 == .misconfigured("CRON_SECRET", "is not set"))
         #expect(APIError.answer(for: GraphFailure.transport(.timeout), logger: logger).code == "meta_unavailable")
         #expect(APIError.answer(for: CredentialCipher.Failure.unreadable, logger: logger).code == "credential_unreadable")

@@ -16,7 +16,7 @@ import Testing
         let world = try CGIWorld()
         let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
         #expect(connect.status == 302)
-        #expect(connect.header("Location")?.hasPrefix(world.server.baseURL + "/\(Config.defaultAPIVersion)/dialog/oauth?") == true)
+        #expect(connect.header("Location")?.hasPrefix(world.server.baseURL + "/\(MetaSettings.defaultAPIVersion)/dialog/oauth?") == true)
         #expect(connect.header("Cache-Control") == "no-store")
 
         let callback = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)

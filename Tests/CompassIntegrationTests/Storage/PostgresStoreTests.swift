@@ -145,14 +145,15 @@ import Testing
     }
 
     @Test func aSchemaNameIsCheckedAndThePasswordNeverInAnError() throws {
-        #expect(throws: Config.Error.self) {
-            try Config.load(from: ["STORE_URL": "postgres://u:p@h/db", "COMPASS_PG_SCHEMA": "x; DROP TABLE y"], workingDirectory: nil)
+        #expect(throws: ConfigError.self) {
+            try StoreSettings.load(
+                EnvironmentReader(["STORE_URL": "postgres://u:p@h/db", "COMPASS_PG_SCHEMA": "x; DROP TABLE y"]), workingDirectory: nil)
         }
-        let config = try Config.load(
-            from: ["STORE_URL": "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2"], workingDirectory: nil)
-        #expect(config.store == .postgres(url: "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2", schema: "compass_meta"))
+        let store = try StoreSettings.load(
+            EnvironmentReader(["STORE_URL": "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2"]), workingDirectory: nil)
+        #expect(store.location == .postgres(url: "postgresql://u:secret-pw@127.0.0.1:9/db?connect_timeout=2", schema: "compass_meta"))
         do {
-            _ = try config.openStore().get("a/b")
+            _ = try store.open().get("a/b")
         } catch {
             #expect(!"\(error)".contains("secret-pw"), "\(error)")
         }
@@ -204,10 +205,10 @@ import Testing
     ])
     func thePasswordIsInNoMessageWhateverLibpqSays(url: String) throws {
         let secrets = ["Secret-Pw", "SecretPw", "Se[cret", "p%zz", "ecret", url]
-        let config = try Config.load(from: ["STORE_URL": url], workingDirectory: nil)
+        let settings = try StoreSettings.load(EnvironmentReader(["STORE_URL": url]), workingDirectory: nil)
         var message = ""
         do {
-            _ = try config.openStore().get("a/b")
+            _ = try settings.open().get("a/b")
         } catch {
             message = "\(error)"
         }

@@ -64,7 +64,7 @@ import Testing
         let credential = try #require(world.credential())
         let expiry = try #require(credential.expiresAt)
         #expect(abs(expiry.timeIntervalSince(world.clock.now) - 5_184_000) < 5)
-        let token = try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+        let token = try CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
             .open(credential.token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
         #expect(token.hasPrefix("EAAS"))
         // The token appears nowhere in the store's files nor in the logs.
@@ -184,7 +184,7 @@ import Testing
 
     @Test func misconfigurationIsA500NotARedirect() {
         let world = World()
-        world.config.credentialKeys = nil
+        world.config.platform.credentialKeys = nil
         let response = callback(world, "code=x&state=y")
         #expect(response.status == 500)
         #expect(response.text.contains("CREDENTIALS_KEY"))

@@ -10,14 +10,35 @@ import Testing
 @testable import CompassTestSupport
 
 @Suite struct ConfigTests {
+    /// Each layer parses its own variables from the one read of the environment.
+    @Test func eachVariableBelongsToOneLayer() throws {
+        let layers = [
+            PlatformSettings.variables, MetaSettings.variables, StoreSettings.variables, Config.Routes.variables,
+            Config.Development.variables,
+        ]
+        #expect(Set(Config.variables).count == layers.map(\.count).reduce(0, +))
+        let environment = [
+            "LOG_LEVEL": "debug", "META_API_VERSION": "v25.0", "STORE_URL": "file:///srv/store", "OUTBOX_MAX_EVENTS": "9",
+            "SANDBOX_LATENCY_MS": "7",
+        ]
+        let config = try Config.load(from: environment, workingDirectory: nil)
+        let read = EnvironmentReader(environment)
+        let platform = try PlatformSettings.load(read)
+        let meta = try MetaSettings.load(read)
+        #expect(config.platform.logLevel == .debug && platform.logLevel == .debug)
+        #expect(config.meta.apiVersion == "v25.0" && meta.apiVersion == "v25.0")
+        #expect(config.store.location == .files(root: "/srv/store"))
+        #expect(config.routes.outboxMaxEvents == 9 && config.development.sandboxLatencyMilliseconds == 7)
+    }
+
     @Test func concurrencyAndSandboxLatencyAreBounded() throws {
         let config = try Config.load(from: ["META_CONCURRENCY": "4", "SANDBOX_LATENCY_MS": "200"], workingDirectory: "/tmp")
-        #expect(config.metaConcurrency == 4 && config.sandboxLatencyMilliseconds == 200)
-        #expect(try Config.load(from: [:], workingDirectory: "/tmp").metaConcurrency == 8)
+        #expect(config.routes.metaConcurrency == 4 && config.development.sandboxLatencyMilliseconds == 200)
+        #expect(try Config.load(from: [:], workingDirectory: "/tmp").routes.metaConcurrency == 8)
         for (name, value) in [
             ("META_CONCURRENCY", "0"), ("META_CONCURRENCY", "65"), ("SANDBOX_LATENCY_MS", "-1"), ("REFRESH_BUDGET_SECONDS", "0"),
         ] {
-            #expect(throws: Config.Error.self, "\(name)=\(value)") { try Config.load(from: [name: value], workingDirectory: "/tmp") }
+            #expect(throws: ConfigError.self, "\(name)=\(value)") { try Config.load(from: [name: value], workingDirectory: "/tmp") }
         }
     }
 
@@ -25,13 +46,13 @@ import Testing
 
     @Test func defaultsWhenOptionalVariablesAreAbsent() throws {
         let config = try Config.load(from: [:], workingDirectory: "/srv/app")
-        #expect(config.apiVersion == Config.defaultAPIVersion)
-        #expect(config.graphURL == "https://graph.facebook.com")
-        #expect(config.dialogURL == "https://www.facebook.com")
-        #expect(config.scopes == ["ads_read", "business_management"])
-        #expect(config.store == .files(root: "/srv/app/.data"))
-        #expect(throws: Config.Error(variable: "META_APP_ID", problem: "is not set")) { try config.metaApp() }
-        #expect(throws: Config.Error(variable: "COMPASS_JWT_SECRET", problem: "is not set")) { try config.sessionSecret() }
+        #expect(config.meta.apiVersion == MetaSettings.defaultAPIVersion)
+        #expect(config.meta.graphURL == "https://graph.facebook.com")
+        #expect(config.meta.dialogURL == "https://www.facebook.com")
+        #expect(config.meta.scopes == ["ads_read", "business_management"])
+        #expect(config.store.location == .files(root: "/srv/app/.data"))
+        #expect(throws: ConfigError(variable: "META_APP_ID", problem: "is not set")) { try config.meta.app() }
+        #expect(throws: ConfigError(variable: "COMPASS_JWT_SECRET", problem: "is not set")) { try config.platform.sessionSecret() }
     }
 
     @Test(arguments: [
@@ -44,8 +65,8 @@ import Testing
         #expect {
             try Config.load(from: [name: value], workingDirectory: "/")
         } throws: { error in
-            (error as? Config.Error)?.variable == name
-                && (error as? Config.Error)?.apiError.message.contains(name) == true
+            (error as? ConfigError)?.variable == name
+                && (error as? ConfigError)?.apiError.message.contains(name) == true
         }
     }
 
@@ -55,13 +76,13 @@ import Testing
                 "STORE_URL": "etcd://10.0.0.1:2379,10.0.0.2:2379", "OAUTH_REDIRECT_BASE_URL": "https://joincompass.ai/",
                 "CREDENTIALS_KEY": key, "META_API_VERSION": "v25.0",
             ], workingDirectory: "/")
-        #expect(config.store == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], namespace: ""))
+        #expect(config.store.location == .etcd(endpoints: ["http://10.0.0.1:2379", "http://10.0.0.2:2379"], namespace: ""))
         #expect(
-            try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store
+            try Config.load(from: ["STORE_URL": "etcd+https://e1:2379/compass/prod"], workingDirectory: "/").store.location
                 == .etcd(endpoints: ["https://e1:2379"], namespace: "compass/prod/"))
-        #expect(try config.callbackURL() == "https://joincompass.ai/api/connect/meta/callback")
-        #expect(config.apiVersion == "v25.0")
-        #expect(try config.credentialCipher().previous == nil)
+        #expect(try config.meta.callbackURL() == "https://joincompass.ai/api/connect/meta/callback")
+        #expect(config.meta.apiVersion == "v25.0")
+        #expect(try config.platform.credentialCipher().previous == nil)
     }
 
     /// `dynamodb://TABLE?region=...&endpoint=...`; the region from `AWS_REGION` when the URL has
@@ -70,16 +91,16 @@ import Testing
     @Test func parsesDynamoDBStores() throws {
         let load = { (environment: [String: String]) throws -> Config in try Config.load(from: environment, workingDirectory: "/") }
         #expect(
-            try load(["STORE_URL": "dynamodb://compass-meta?region=eu-west-1&endpoint=http://127.0.0.1:5000/"]).store
+            try load(["STORE_URL": "dynamodb://compass-meta?region=eu-west-1&endpoint=http://127.0.0.1:5000/"]).store.location
                 == .dynamodb(table: "compass-meta", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
         let lambda = try load(["STORE_URL": "dynamodb://compass.meta_1", "AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "tok"])
-        #expect(lambda.store == .dynamodb(table: "compass.meta_1", region: "us-east-1", endpoint: nil))
-        #expect(lambda.awsEnvironment == ["AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "tok"])
+        #expect(lambda.store.location == .dynamodb(table: "compass.meta_1", region: "us-east-1", endpoint: nil))
+        #expect(lambda.store.awsEnvironment == ["AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "tok"])
         for bad in [
             "dynamodb://ab?region=eu-west-1", "dynamodb://table", "dynamodb://table?region=EU", "dynamodb://t/x?region=eu-west-1",
             "dynamodb://table?region=eu-west-1&color=red", "dynamodb://table?region=eu-west-1&endpoint=ftp://x",
         ] {
-            #expect(throws: Config.Error.self, "\(bad)") { try load(["STORE_URL": bad]) }
+            #expect(throws: ConfigError.self, "\(bad)") { try load(["STORE_URL": bad]) }
         }
     }
 }

@@ -15,7 +15,7 @@ import Testing
         let response = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta", cookie: true))
         #expect(response.status == 302)
         let location = try #require(response.header("Location"))
-        #expect(location.hasPrefix("\(World.graphBase)/\(Config.defaultAPIVersion)/dialog/oauth?"))
+        #expect(location.hasPrefix("\(World.graphBase)/\(MetaSettings.defaultAPIVersion)/dialog/oauth?"))
         let query = QueryParameters(parsing: location.split(separator: "?")[1])
         #expect(query.single("client_id") == World.appId)
         #expect(query.single("redirect_uri") == "\(World.base)/api/connect/meta/callback")
@@ -72,7 +72,7 @@ import Testing
 
     @Test func aMissingAppIdIsMisconfiguredAndNamed() {
         let world = World()
-        world.config.metaAppID = nil
+        world.config.meta.appID = nil
         let response = world.run(ConnectHandler.self, world.request("GET", "/api/connect/meta"))
         #expect(response.status == 500)
         #expect(response.errorCode == "misconfigured")

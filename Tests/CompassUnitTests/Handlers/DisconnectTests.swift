@@ -15,13 +15,13 @@ import Testing
     }
 
     func storedToken(_ world: World, _ tenant: String = "tenant_a") throws -> String {
-        try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+        try CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
             .open(try #require(world.credential(tenant)).token, context: IntegrationCredential.sealContext(tenantId: tenant))
     }
 
     func isValidAtMeta(_ world: World, _ token: String) throws -> Bool {
         let graph = GraphClient(
-            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+            settings: world.config.meta, app: try world.config.meta.app(), transport: world.transport, logger: world.logs.logger())
         return try graph.debugToken(token).isValid
     }
 

@@ -25,7 +25,7 @@ import Testing
         #expect(query.single("override_default_response_type") == "true")
         #expect(query.single("response_type") == "code")
         #expect(!query.contains("scope"))
-        #expect(throws: Config.Error.self) {
+        #expect(throws: ConfigError.self) {
             try Config.load(from: world.environment(["META_LOGIN_CONFIG_ID": "config-1"]), workingDirectory: "/")
         }
     }

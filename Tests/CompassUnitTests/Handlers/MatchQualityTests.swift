@@ -65,7 +65,7 @@ import Testing
         let world = World()
         world.connectTenant()
         let graph = GraphClient(
-            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+            settings: world.config.meta, app: try world.config.meta.app(), transport: world.transport, logger: world.logs.logger())
         world.transport.intercept.withLock {
             $0 = { request in
                 guard request.url.contains("/dataset_quality?") else { return nil }

@@ -37,7 +37,7 @@ import Testing
         for secret in Self.secrets { #expect(!text.contains(secret), "stored in the clear: \(secret)") }
         #expect(!text.contains("o-1"), "the event id is sealed too")
         let entry = try JSON.decode(OutboxEntry.self, from: stored.value.value)
-        #expect(entry.sealedEvent.keyId == world.config.credentialKeys!.current.id)
+        #expect(entry.sealedEvent.keyId == world.config.platform.credentialKeys!.current.id)
         // The drain opens it and Meta gets the event as it was.
         world.clock.advance(3600)
         _ = try EventPipeline(dependencies: world.dependencies, tenant: "tenant_a").drain()
@@ -82,9 +82,9 @@ import Testing
         world.readyTenant()
         world.queueFault(.serverError, path: "2000101/events", count: 2)
         #expect(world.send(Self.event(world, id: "r-1")).status == 202)
-        let oldKey = world.config.credentialKeys!.current.bytes
+        let oldKey = world.config.platform.credentialKeys!.current.bytes
         let newKey = Crypto.randomBytes(32)
-        world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
         // A record among the dead letters that is not an entry at all: passed over, not counted.
         let stored = try #require(try queued(world).first)
         let dedup = String(stored.key.split(separator: "/").last!)
@@ -102,8 +102,8 @@ import Testing
         let summary = world.refreshTokens()
         #expect(summary.eventsRotated == 2)
         #expect(summary.underPreviousKey == 0)
-        world.config.credentialKeys = CredentialKeys(current: newKey)
-        let cipher = CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey)
+        let cipher = CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
         let rotated = try JSON.decode(OutboxEntry.self, from: try #require(try queued(world).first).value.value)
         #expect(try rotated.event(tenant: "tenant_a", dedupKey: dedup, cipher: cipher).eventId == "r-1")
         let rotatedDead = try #require(
@@ -117,7 +117,7 @@ import Testing
         world.queueFault(.serverError, path: "2000101/events", count: 2)
         #expect(world.send(Self.event(world, id: "u-1")).status == 202)
         // Sealed under a key that is no longer configured at all: it cannot be opened to rotate.
-        world.config.credentialKeys = CredentialKeys(current: Crypto.randomBytes(32), previous: Crypto.randomBytes(32))
+        world.config.platform.credentialKeys = CredentialKeys(current: Crypto.randomBytes(32), previous: Crypto.randomBytes(32))
         #expect(world.refreshTokens().underPreviousKey >= 1)
     }
 }

@@ -65,7 +65,7 @@ import Testing
         #expect(world.send(world.lead("p1")).status == 200)
         #expect(world.delivered().first?["partner_agent"] == .string("acme-cdp_2_13"))
         for bad in ["acme", "acme_2", "acme_x_1", "ac me_1_0", "acme_1_0_0"] {
-            #expect(throws: Config.Error.self, "\(bad)") {
+            #expect(throws: ConfigError.self, "\(bad)") {
                 try Config.load(from: world.environment(["META_PARTNER_AGENT": bad]), workingDirectory: "/")
             }
         }
@@ -136,7 +136,7 @@ import Testing
         let payloads = try #require(response.json["payloads"] as? [[String: Any]])
         #expect(payloads.count == 1)
         #expect(payloads[0]["test_event_code"] as? String == "TEST9")
-        #expect(payloads[0]["partner_agent"] as? String == Config.defaultPartnerAgent)
+        #expect(payloads[0]["partner_agent"] as? String == MetaSettings.defaultPartnerAgent)
         let data = try #require(payloads[0]["data"] as? [[String: Any]])
         #expect((data[0]["user_data"] as? [String: Any])?["em"] as? String == Hex.encode(Crypto.sha256("a@b.co")))
         #expect(world.delivered().isEmpty)

@@ -37,7 +37,7 @@ import Testing
         #expect(json["dataAccessExpiresAt"] is String)
         #expect(json["grantedScopes"] as? [String] == ["ads_read", "business_management"])
         #expect(json["pixels"] == nil)
-        let token = try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+        let token = try CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
             .open(try #require(world.credential()).token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
         #expect(!response.text.contains(token))
         #expect(!response.text.contains("ciphertext"))

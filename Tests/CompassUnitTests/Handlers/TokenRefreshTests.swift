@@ -32,7 +32,7 @@ import Testing
         #expect(world.integration("late")?.lastRefresh?.outcome == "checked")
         // The renewed token works at Meta; the old one still does too until it expires.
         let graph = GraphClient(
-            config: world.config, app: try world.config.metaApp(), transport: world.transport, logger: world.logs.logger())
+            settings: world.config.meta, app: try world.config.meta.app(), transport: world.transport, logger: world.logs.logger())
         #expect(try graph.debugToken(try world.storedToken("early")).isValid)
 
         // Right after, nothing is due.
@@ -139,7 +139,7 @@ import Testing
                 // The tenant connects again while Meta answers the renewal.
                 reconnected.withLock { $0 = true }
                 var credential = world.credential()!
-                credential.token = CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+                credential.token = CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
                     .seal("EAAreconnected-token", context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
                 _ = try? RecordStore(store: world.store).save(credential, at: RecordKey.credential("tenant_a"))
                 return nil
@@ -252,15 +252,15 @@ import Testing
         let world = World()
         world.connectTenant()
         let token = try world.storedToken()
-        let oldKey = world.config.credentialKeys!.current.bytes
+        let oldKey = world.config.platform.credentialKeys!.current.bytes
         let newKey = Crypto.randomBytes(32)
-        world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
         // Every route reads both keys meanwhile.
         #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
         let summary = world.refreshTokens()
         #expect(summary.rotated == 1)
         #expect(world.credential()?.token.keyId == CredentialKeys.keyId(newKey))
-        world.config.credentialKeys = CredentialKeys(current: newKey)
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey)
         #expect(try world.storedToken() == token)
         #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
         #expect(world.refreshTokens().rotated == 0)
@@ -275,15 +275,15 @@ import Testing
         world.connectTenant("live")
         IntegrationLifecycle(dependencies: world.dependencies).markNeedsReauth(tenant: "waiting", reason: "token_invalid")
         #expect(world.integration("waiting")?.status == .needsReauth)
-        let oldKey = world.config.credentialKeys!.current.bytes
+        let oldKey = world.config.platform.credentialKeys!.current.bytes
         let newKey = Crypto.randomBytes(32)
-        world.config.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey, previous: oldKey)
         let summary = world.refreshTokens()
         #expect(summary.rotated == 2)
         #expect(summary.underPreviousKey == 0)
         #expect(world.credential("waiting")?.token.keyId == CredentialKeys.keyId(newKey))
         #expect(world.integration("waiting")?.status == .needsReauth)
-        world.config.credentialKeys = CredentialKeys(current: newKey)
+        world.config.platform.credentialKeys = CredentialKeys(current: newKey)
         let disconnect = world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect", tenant: "waiting"))
         #expect(disconnect.json["revokedAtMeta"] as? Bool == true, "\(disconnect.text)")
     }
@@ -291,8 +291,8 @@ import Testing
     @Test func aCredentialThatCannotBeRotatedIsCounted() throws {
         let world = World()
         world.connectTenant()
-        let oldKey = world.config.credentialKeys!.current.bytes
-        world.config.credentialKeys = CredentialKeys(current: Crypto.randomBytes(32), previous: oldKey)
+        let oldKey = world.config.platform.credentialKeys!.current.bytes
+        world.config.platform.credentialKeys = CredentialKeys(current: Crypto.randomBytes(32), previous: oldKey)
         // Another run holds the tenant's lease: this one leaves the credential as it is.
         try world.store.create(RecordKey.refreshLease("tenant_a"), Array("{}".utf8), ttl: 120)
         let summary = world.refreshTokens()

@@ -12,14 +12,14 @@ import Testing
 @Suite struct GraphClientTests {
     func client(_ world: World) -> GraphClient {
         GraphClient(
-            config: world.config,
-            app: world.config.metaAppID.map { Config.MetaApp(id: $0, secret: World.appSecret) } ?? Config.MetaApp(id: "", secret: ""),
+            settings: world.config.meta,
+            app: world.config.meta.appID.map { MetaSettings.App(id: $0, secret: World.appSecret) } ?? MetaSettings.App(id: "", secret: ""),
             transport: world.transport, logger: world.logs.logger())
     }
 
     func longLivedToken(_ world: World) throws -> String {
         world.connectTenant()
-        return try CredentialCipher(keys: world.config.credentialKeys!, random: SecureRandom())
+        return try CredentialCipher(keys: world.config.platform.credentialKeys!, random: SecureRandom())
             .open(try #require(world.credential()).token, context: IntegrationCredential.sealContext(tenantId: "tenant_a"))
     }
 
