@@ -65,51 +65,9 @@ package struct Integration: Codable, Sendable, Equatable {
     }
 }
 
-extension Integration: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        do throws(JSONFields.Decline) {
-            let fields = try JSONFields(json)
-            self.init(
-                tenantId: try fields.string("tenantId"), provider: try fields.string("provider"),
-                status: try fields.value("status", IntegrationStatus.self), statusReason: try fields.optionalString("statusReason"),
-                metaUserId: try fields.string("metaUserId"), config: try fields.object("config", Settings.self),
-                grantedScopes: try fields.strings("grantedScopes"), missingScopes: try fields.strings("missingScopes"),
-                connectedAt: try fields.date("connectedAt"), updatedAt: try fields.date("updatedAt"),
-                lastRefresh: try fields.optionalObject("lastRefresh", RefreshOutcome.self))
-            tokenType = try fields.optionalString("tokenType")
-            clientBusinessId = try fields.optionalString("clientBusinessId")
-            pixelProblem = try fields.optionalObject("pixelProblem", PixelProblem.self)
-        } catch {
-            return nil
-        }
-    }
-}
-
-extension Integration.Settings: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        do throws(JSONFields.Decline) {
-            let fields = try JSONFields(json)
-            self.init(
-                adAccounts: try fields.objects("adAccounts", AdAccount.self), adAccountId: try fields.optionalString("adAccountId"),
-                pixelId: try fields.optionalString("pixelId"), testEventCode: try fields.optionalString("testEventCode"))
-        } catch {
-            return nil
-        }
-    }
-}
-
 package struct PixelProblem: Codable, Sendable, Equatable {
     package var reason: String
     package var since: Date
-}
-
-extension PixelProblem: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        guard let fields = try? JSONFields(json), let reason = try? fields.string("reason"), let since = try? fields.date("since") else {
-            return nil
-        }
-        self.init(reason: reason, since: since)
-    }
 }
 
 package struct RefreshOutcome: Codable, Sendable, Equatable {
@@ -117,17 +75,6 @@ package struct RefreshOutcome: Codable, Sendable, Equatable {
     package var outcome: String
     package var at: Date
     package var detail: String?
-}
-
-extension RefreshOutcome: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        do throws(JSONFields.Decline) {
-            let fields = try JSONFields(json)
-            self.init(outcome: try fields.string("outcome"), at: try fields.date("at"), detail: try fields.optionalString("detail"))
-        } catch {
-            return nil
-        }
-    }
 }
 
 /// A notice for Compass (`COMPASS_WEBHOOK_URL`), kept until Compass accepts it.
@@ -176,10 +123,11 @@ package struct IntegrationCredential: Codable, Sendable, Equatable {
     }
 }
 
-package struct OAuthState: Sendable, Equatable, JSONValueConvertible {
+package struct OAuthState: Codable, Sendable, Equatable {
     package static let lifetimeSeconds = 600
 
     package var tenantId: String
+    /// Stored as Unix seconds.
     package var createdAt: Date
     /// Ask Meta again for permissions the tenant declined last time.
     package var rerequest: Bool
@@ -190,23 +138,22 @@ package struct OAuthState: Sendable, Equatable, JSONValueConvertible {
         self.rerequest = rerequest
     }
 
-    package var jsonValue: JSONValue {
-        .object(["tenantId": .string(tenantId), "createdAt": .int(createdAt.unixSeconds), "rerequest": .bool(rerequest)])
+    private enum CodingKeys: String, CodingKey { case tenantId, createdAt, rerequest }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            tenantId: try container.decode(String.self, forKey: .tenantId),
+            createdAt: Date(unixSeconds: try container.decode(Int64.self, forKey: .createdAt)),
+            rerequest: try container.decode(Bool.self, forKey: .rerequest))
     }
 
-    package init?(jsonValue: JSONValue) {
-        guard let tenant = jsonValue["tenantId"]?.string, let created = jsonValue["createdAt"]?.integer,
-            let rerequest = jsonValue["rerequest"]?.bool
-        else { return nil }
-        self.init(tenantId: tenant, createdAt: Date(unixSeconds: created), rerequest: rerequest)
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tenantId, forKey: .tenantId)
+        try container.encode(createdAt.unixSeconds, forKey: .createdAt)
+        try container.encode(rerequest, forKey: .rerequest)
     }
-}
-
-/// A record written as JSON without an encoder: for the records on the paths where a process's
-/// start-up cost matters most (connect), where `JSONEncoder`'s first use is measurable.
-package protocol JSONValueConvertible {
-    var jsonValue: JSONValue { get }
-    init?(jsonValue: JSONValue)
 }
 
 /// Keys of the store, all under `meta/`. Tenant ids and Meta ids are valid key segments by
@@ -268,11 +215,6 @@ package struct RecordStore: Sendable {
         try load(at: key) { try JSON.decode(type, from: $0) }
     }
 
-    /// A record with a reader of its own (`JSONFastDecodable`): that reader, then `JSONDecoder`.
-    package func load<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
-        try load(at: key) { try JSON.decode(type, from: $0) }
-    }
-
     private func load<T>(at key: String, _ decode: ([UInt8]) throws -> T) throws(StoreError) -> (T, UInt64)? {
         guard let found = try store.get(key) else { return nil }
         do {
@@ -282,24 +224,9 @@ package struct RecordStore: Sendable {
         }
     }
 
-    package func load<T: JSONValueConvertible>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
-        guard let found = try store.get(key) else { return nil }
-        guard let json = try? JSONParser.parse(found.value), let value = T(jsonValue: json) else { throw .corrupt(key) }
-        return (value, found.version)
-    }
-
-    @discardableResult
-    package func create<T: JSONValueConvertible>(_ value: T, at key: String, ttl: Int? = nil) throws(StoreError) -> UInt64 {
-        try store.create(key, value.jsonValue.serialized, ttl: ttl)
-    }
-
     /// As `load`, but a record that cannot be decoded counts as absent: for callers about to
     /// overwrite or delete it, where a corrupt record must not block the repair.
     package func loadUnlessCorrupt<T: Decodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
-        try Self.absentIfCorrupt { () throws(StoreError) in try load(type, at: key) }
-    }
-
-    package func loadUnlessCorrupt<T: JSONFastDecodable>(_ type: T.Type, at key: String) throws(StoreError) -> (T, UInt64)? {
         try Self.absentIfCorrupt { () throws(StoreError) in try load(type, at: key) }
     }
 

@@ -59,28 +59,3 @@ package struct AdAccount: Codable, Sendable, Equatable {
             status: row.accountStatus, business: row.business.map { Business(id: $0.id, name: $0.name) })
     }
 }
-
-extension AdAccount: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        do throws(JSONFields.Decline) {
-            let fields = try JSONFields(json)
-            self.init(
-                id: try fields.string("id"), accountId: try fields.optionalString("accountId"), name: try fields.optionalString("name"),
-                currency: try fields.optionalString("currency"), status: try fields.optionalInt("status"),
-                business: try fields.optionalObject("business", Business.self))
-        } catch {
-            return nil
-        }
-    }
-}
-
-extension AdAccount.Business: JSONFastDecodable {
-    package init?(fastJSON json: JSONValue) {
-        do throws(JSONFields.Decline) {
-            let fields = try JSONFields(json)
-            self.init(id: try fields.string("id"), name: try fields.optionalString("name"))
-        } catch {
-            return nil
-        }
-    }
-}
