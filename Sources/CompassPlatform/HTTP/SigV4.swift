@@ -111,20 +111,9 @@ package enum SigV4 {
 
     /// `20150830T123600Z` and `20150830` for a Unix time (UTC).
     package static func timestamp(_ unixSeconds: Int64) -> (amzDate: String, day: String) {
-        let days = unixSeconds >= 0 ? unixSeconds / 86_400 : (unixSeconds - 86_399) / 86_400
-        let seconds = unixSeconds - days * 86_400
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shifted = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
-        let month = shifted < 10 ? shifted + 3 : shifted - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let date = "\(year)\(two(month))\(two(day))"
-        return (date + "T" + two(seconds / 3600) + two(seconds % 3600 / 60) + two(seconds % 60) + "Z", date)
+        let time = CivilTime(unixSeconds: unixSeconds)
+        let two = CivilTime.two
+        let date = "\(time.year)\(two(time.month))\(two(time.day))"
+        return (date + "T" + two(time.hour) + two(time.minute) + two(time.second) + "Z", date)
     }
 }

@@ -14,23 +14,11 @@ package enum JSONCoding {
 
     /// `2026-11-28T03:26:50Z`: whole seconds, UTC (`JSONEncoder`'s `.iso8601`).
     package static func iso8601(_ date: Date) -> String {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let time = seconds - days * 86_400
-        // The civil date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let yearText = String(year)
-        return String(repeating: "0", count: max(0, 4 - yearText.count)) + yearText + "-" + two(month) + "-" + two(day) + "T"
-            + two(time / 3600) + ":" + two(time / 60 % 60) + ":" + two(time % 60) + "Z"
+        let time = CivilTime(unixSeconds: Int64(date.timeIntervalSince1970.rounded(.down)))
+        let two = CivilTime.two
+        let year = String(time.year)
+        return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + two(time.month) + "-" + two(time.day) + "T"
+            + two(time.hour) + ":" + two(time.minute) + ":" + two(time.second) + "Z"
     }
 
     /// A date as `JSONDecoder`'s `.iso8601` reads it: a valid date in the whole-second UTC form
@@ -41,30 +29,21 @@ package enum JSONCoding {
         guard bytes.count == 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58, bytes[19] == 90 else {
             return try? Date(text, strategy: .iso8601)
         }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
+        func number(_ range: Range<Int>) -> Int64? {
+            var value: Int64 = 0
             for index in range {
                 guard ASCII.isDigit(bytes[index]) else { return nil }
-                value = value * 10 + Int(bytes[index] - 48)
+                value = value * 10 + Int64(bytes[index] - 48)
             }
             return value
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-            let minute = number(14..<16), let second = number(17..<19),
-            (1...12).contains(month), hour < 24, minute < 60, second < 60
+            let minute = number(14..<16), let second = number(17..<19)
         else { return try? Date(text, strategy: .iso8601) }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        let time = CivilTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
         // Foundation's reader rolls a day past the month's end over into the next: so does this.
-        guard (1...monthDays[month - 1]).contains(day) else { return try? Date(text, strategy: .iso8601) }
-        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hour * 3_600 + minute * 60 + second))
+        guard time.isValid else { return try? Date(text, strategy: .iso8601) }
+        return Date(timeIntervalSince1970: TimeInterval(time.unixSeconds))
     }
 }
 
