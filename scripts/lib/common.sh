@@ -51,6 +51,20 @@ ensure_cfn_lint() {
     echo "$venv/bin/cfn-lint"
 }
 
+# openapi-spec-validator and schemathesis (PyPI) in a virtual environment under .build, installed
+# once (scripts/lib/check-openapi); prints the folder.
+OPENAPI_TOOLS="schemathesis==4.32.5 openapi-spec-validator==0.9.0 pyyaml==6.0.4"
+ensure_openapi_tools() {
+    local venv="$ROOT/.build/python/openapi-tools"
+    if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$OPENAPI_TOOLS" ]; then
+        ensure_packages python3-venv >&2
+        rm -rf "$venv"
+        # shellcheck disable=SC2086
+        python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q $OPENAPI_TOOLS >&2 && echo "$OPENAPI_TOOLS" > "$venv/.installed"
+    fi
+    echo "$venv"
+}
+
 # moto's server (PyPI moto[server], a DynamoDB-compatible emulator, with boto3) in the virtual
 # environment the tests use (Tests/.../MotoServer.swift), installed once; prints the folder.
 MOTO_VERSION=5.2.1

@@ -21,6 +21,9 @@ extension HostSetup {
             #"server.tag = "compass""#,
             "server.max-request-size = 1024",
             #"mimetype.assign = (".html" => "text/html; charset=utf-8")"#,
+            // A control character encoded in the query (`?dryRun=%0B`) reaches the function, which
+            // checks every value and answers JSON (openapi.yaml), instead of lighttpd's HTML 400.
+            #"server.http-parseopts = ("url-ctrls-reject" => "disable")"#,
             // httpoxy: a `Proxy` request header must never become HTTP_PROXY for a handler.
             #"setenv.set-request-header = ("Proxy" => "")"#,
         ]

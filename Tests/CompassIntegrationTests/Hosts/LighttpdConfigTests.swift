@@ -20,6 +20,8 @@ import Testing
     @Test func withARealMetaAppNeitherTheSandboxNorTheDevConsoleIsServed() throws {
         let config = try render(sandbox: false)
         #expect(!config.contains("graph-sandbox"))
+        // A control character encoded in a query reaches the function's JSON answer.
+        #expect(config.contains(#"server.http-parseopts = ("url-ctrls-reject" => "disable")"#))
         #expect(!config.contains("dev-console"))
         #expect(!config.contains("/dev/login"))
         for path in [
