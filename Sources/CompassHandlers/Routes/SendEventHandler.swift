@@ -61,7 +61,8 @@ package struct SendEventHandler: Handler {
             switch outcome {
             case .success(let event):
                 result.warnings += event.warnings.map { Answer.Warning(index: index, message: $0) }
-                if !dryRun && !seen.insert(event.dedupKey).inserted {
+                // A copy of an event earlier in the request is a duplicate, in a dry run too.
+                if !seen.insert(event.dedupKey).inserted {
                     result.duplicates += 1
                     continue
                 }
@@ -245,7 +246,9 @@ package struct SendEventHandler: Handler {
     private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Answer) -> CGIResponse {
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(256) { $0 + $1.payloadJSON.count + 1 })
-        out.append(literal: #"{"payloads":["#)
+        out.append(literal: #"{"duplicates":"#)
+        out.append(decimal: Int64(result.duplicates))
+        out.append(literal: #","payloads":["#)
         var start = 0
         while start < events.count {
             let end = min(start + EventDelivery.batchLimit, events.count)

@@ -141,6 +141,12 @@ import Testing
         #expect((data[0]["user_data"] as? [String: Any])?["em"] as? String == Hex.encode(Crypto.sha256("a@b.co")))
         #expect(world.delivered().isEmpty)
         #expect(!world.transport.paths.contains { $0.hasSuffix("/events") })
+        // A copy of an event in the same request is left out, as a real send leaves it out.
+        let copies = world.send(world.batch(["d2", "d3", "d2"]), query: "?dryRun=1")
+        let sent = try #require((copies.json["payloads"] as? [[String: Any]])?.first?["data"] as? [[String: Any]])
+        #expect(sent.map { $0["event_id"] as? String } == ["d2", "d3"])
+        #expect(copies.json["duplicates"] as? Int == 1)
+        #expect(String(decoding: copies.body, as: UTF8.self).hasPrefix(#"{"duplicates":1,"payloads":["#))
     }
 
     @Test func notConnectedAndNoPixelAreClearErrors() {
