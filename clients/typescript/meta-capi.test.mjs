@@ -62,17 +62,23 @@ test("a batch: counts, and the rejected event by its index", async () => {
   assert.equal(result.rejected[0].index, 1);
 });
 
-test("a 503 and a dropped connection are tried again; the event is sent once", async () => {
+test("a 503 and a dropped connection are tried again, after Retry-After; the event is sent once", async () => {
   let calls = 0;
+  const waits = [];
   const flaky = async (url, init) => {
     calls += 1;
-    if (calls === 1) return new Response('{"error":{"code":"store_unavailable","message":"busy"}}', { status: 503 });
+    if (calls === 1) {
+      const body = '{"error":{"code":"store_unavailable","message":"busy"}}';
+      return new Response(body, { status: 503, headers: { "retry-after": "5" } });
+    }
     if (calls === 2) throw new TypeError("fetch failed");
     return fetch(url, init);
   };
   const purchase = event(unique());
-  assert.equal((await sendCAPIEvent(tenant, purchase, { ...noWait, fetch: flaky })).status, "sent");
+  const options = { fetch: flaky, sleep: async (ms) => void waits.push(ms) };
+  assert.equal((await sendCAPIEvent(tenant, purchase, options)).status, "sent");
   assert.equal(calls, 3);
+  assert.ok(waits[0] >= 5000 && waits[1] < 5000, JSON.stringify(waits));
   assert.equal((await sendCAPIEvent(tenant, purchase)).status, "duplicate");
 });
 

@@ -166,10 +166,13 @@ package struct EventPipeline {
             case .disconnected:
                 APIError(404, "not_connected", "This tenant's Meta connection was removed while the events were sent; nothing was stored.")
             case .full(let limit):
+                // refresh-cron drains the outbox every minute.
                 APIError(
-                    503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.")
+                    503, "outbox_full", "Meta cannot take events now and this tenant's outbox holds its limit of \(limit); retry later.",
+                    headers: APIError.retryAfter(60))
             case .busy:
-                APIError(503, "outbox_busy", "Another request is queueing this tenant's events; retry shortly.")
+                APIError(
+                    503, "outbox_busy", "Another request is queueing this tenant's events; retry shortly.", headers: APIError.retryAfter(1))
             case .store(let error):
                 error.apiError
             case .misconfigured(let error):

@@ -142,9 +142,9 @@ package enum GraphFailure: ResponseError, Sendable, Equatable {
         case .permission:
             APIError(403, "meta_permission_missing", "Meta refused: the connection lacks a required permission.")
         case .rateLimited, .blocked:
-            APIError(503, "meta_rate_limited", "Meta is rate limiting requests; try again later.")
+            APIError(503, "meta_rate_limited", "Meta is rate limiting requests; try again later.", headers: APIError.retryAfter(60))
         case .transient:
-            APIError(503, "meta_unavailable", "Meta could not be reached; try again shortly.")
+            APIError(503, "meta_unavailable", "Meta could not be reached; try again shortly.", headers: APIError.retryAfter(5))
         case .invalidEvent, .invalidRequest:
             APIError(502, "meta_error", "Meta rejected the request.")
         case .objectUnavailable:

@@ -22,7 +22,11 @@ package struct APIError: Error, Equatable, Sendable {
         401, "unauthorized", "A valid Compass session is required.",
         headers: [("WWW-Authenticate", "Bearer")])
     package static let notConnected = APIError(404, "not_connected", "Meta is not connected for this tenant.")
-    package static let storeUnavailable = APIError(503, "store_unavailable", "The credential store is unavailable; try again shortly.")
+    package static let storeUnavailable = APIError(
+        503, "store_unavailable", "The credential store is unavailable; try again shortly.", headers: retryAfter(5))
+
+    /// `Retry-After` in seconds: every 503 says when a retry is worth making.
+    package static func retryAfter(_ seconds: Int) -> [(String, String)] { [("Retry-After", String(seconds))] }
     /// Anything no layer gave an answer for: a plain 500.
     package static let unexpected = APIError(500, "internal_error", "An internal error occurred.")
     package static let notFound = APIError(404, "not_found", "No such route.")

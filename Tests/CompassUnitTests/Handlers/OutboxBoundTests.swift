@@ -18,6 +18,7 @@ import Testing
         let tooMany = world.send(world.batch(["x1", "x2", "x3"]))
         #expect(tooMany.status == 503)
         #expect(tooMany.errorCode == "outbox_full")
+        #expect(tooMany.header("Retry-After") == "60")
         let fits = world.send(world.batch(["x1", "x2"]))
         #expect(fits.status == 202)
         #expect(fits.json["queued"] as? Int == 2)

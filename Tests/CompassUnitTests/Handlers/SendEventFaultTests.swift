@@ -34,5 +34,6 @@ import Testing
         let response = world.send(world.lead("s1"))
         #expect(response.status == 503)
         #expect(response.errorCode == "store_unavailable")
+        #expect(response.header("Retry-After") == "5")
     }
 }
