@@ -12,6 +12,10 @@ import CompassPlatform
 ///            │                                              └─ retried later, or dead letter (the outbox)
 ///            ├─ duplicate (another copy was delivered, or is queued)
 ///            └─ another copy still sending ─ queued
+///
+///     dead letter ─ replay ─┬─ queued again, due now (in Meta's window, the outbox has room)
+///                           ├─ removed (another copy was delivered meanwhile)
+///                           └─ left (past Meta's window, or the outbox at its bound)
 package enum DeliveryMachine {
     /// What to do with one event next.
     package enum Step: Equatable, Sendable {
@@ -66,6 +70,26 @@ package enum DeliveryMachine {
         guard made < EventPipeline.maxAttempts else { return .deadLetter(reason: "max_attempts") }
         let backoff = min(60 * (1 << min(made - 1, 6)), 3600)
         return .retry(afterSeconds: max(backoff, failure.retryAfter ?? 0), countsAttempt: true)
+    }
+
+    /// What a replay does with one dead letter.
+    package enum Replay: Equatable, Sendable {
+        /// Back into the outbox, its attempts reset, due now.
+        case requeue
+        /// Another copy was delivered meanwhile: the dead letter goes, nothing is sent.
+        case remove
+        /// Past Meta's window: it stays dead until it expires.
+        case expired
+        /// The outbox holds its bound: it stays dead; replay again once the outbox drains.
+        case overLimit
+    }
+
+    /// A dead letter when a replay reads it: `delivered` when its event is marked sent, `room`
+    /// the outbox's free places.
+    package static func atReplay(_ entry: OutboxEntry, delivered: Bool, room: Int, now: Date) -> Replay {
+        if entry.isOutsideMetaWindow(now: now) { return .expired }
+        if delivered { return .remove }
+        return room > 0 ? .requeue : .overLimit
     }
 
     /// A queued event when a drain reads it: past Meta's window it is dead-lettered; not due yet,

@@ -652,22 +652,25 @@ package struct EventPipeline {
             cursor = page.cursor
             for (key, value) in page.entries {
                 guard var entry = try? JSON.decode(OutboxEntry.self, from: value.value) else { continue }
-                if entry.isOutsideMetaWindow(now: now) {
+                let dedup = String(key.split(separator: "/").last!)
+                // Whether another copy was delivered meanwhile (not asked past Meta's window).
+                var delivered = false
+                if !entry.isOutsideMetaWindow(now: now), let state = try dependencies.store.get(RecordKey.sent(tenant, dedup)) {
+                    delivered = EventState(stored: state) == .sent
+                }
+                switch DeliveryMachine.atReplay(entry, delivered: delivered, room: room, now: now) {
+                case .expired:
                     summary.expired += 1
                     continue
-                }
-                let dedup = String(key.split(separator: "/").last!)
-                // Delivered meanwhile by another copy: nothing to bring back.
-                if let state = try dependencies.store.get(RecordKey.sent(tenant, dedup)),
-                    EventState(stored: state) == .sent
-                {
+                case .remove:
                     _ = try? dependencies.store.delete(key, ifVersion: value.version)
                     summary.alreadySent += 1
                     continue
-                }
-                guard room > 0 else {
+                case .overLimit:
                     summary.overLimit += 1
                     continue
+                case .requeue:
+                    break
                 }
                 entry.attempts = 0
                 entry.deadReason = nil

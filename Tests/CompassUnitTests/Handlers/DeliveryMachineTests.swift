@@ -93,5 +93,17 @@ import Testing
         #expect(
             DeliveryMachine.atDrain(entry(source: "physical_store", ageDays: 62, dueIn: -1), now: now)
                 == .deadLetter(reason: "outside_meta_window"))
+        // A dead letter at replay: back in the window's outbox, removed when delivered, left when
+        // expired (whatever else holds) or when the outbox has no room.
+        let dead = entry(source: "website", ageDays: 1, dueIn: 0)
+        #expect(DeliveryMachine.atReplay(dead, delivered: false, room: 1, now: now) == .requeue)
+        #expect(DeliveryMachine.atReplay(dead, delivered: true, room: 1, now: now) == .remove)
+        #expect(DeliveryMachine.atReplay(dead, delivered: true, room: 0, now: now) == .remove)
+        #expect(DeliveryMachine.atReplay(dead, delivered: false, room: 0, now: now) == .overLimit)
+        let old = entry(source: "website", ageDays: 8, dueIn: 0)
+        #expect(DeliveryMachine.atReplay(old, delivered: true, room: 1, now: now) == .expired)
+        #expect(
+            DeliveryMachine.atReplay(entry(source: "physical_store", ageDays: 30, dueIn: 0), delivered: false, room: 1, now: now)
+                == .requeue)
     }
 }
