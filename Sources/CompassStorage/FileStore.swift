@@ -116,11 +116,15 @@ package struct FileStore: KeyValueStore {
     /// (instead of an fsync each), then each renamed into place under its folder's lock (where
     /// a create finds its key taken and drops its file), then each folder synced once: as
     /// durable and as atomic per key as the writes one by one, at a fraction of the flushes.
+    /// Consecutive writes into one folder (a request's claims, its outbox entries) share one
+    /// taking of the lock.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
         var staged: [(temp: String, version: UInt64)] = []
         staged.reserveCapacity(writes.count)
-        defer { for (temp, _) in staged { unlink(temp) } }
+        // A temporary file not renamed into place (a create that found its key taken, a failure).
+        var placed = [Bool](repeating: false, count: writes.count)
+        defer { for (index, (temp, _)) in staged.enumerated() where !placed[index] { unlink(temp) } }
         var needsSync = false
         for write in writes {
             let (value, ttl): ([UInt8], Int?)
@@ -146,32 +150,48 @@ package struct FileStore: KeyValueStore {
         var versions: [UInt64?] = []
         versions.reserveCapacity(writes.count)
         var folders: Set<String> = []
-        for (index, write) in writes.enumerated() {
-            let (temp, version) = staged[index]
-            let placed = try withLockedFolder(of: write.key) { file, folder, _ throws(StoreError) -> UInt64?? in
-                var current: Versioned? = nil
-                do throws(StoreError) {
-                    current = try read(file, key: write.key)
-                } catch {
-                    guard case .corrupt = error else { throw error }
+        var index = 0
+        while index < writes.count {
+            // The writes from `index` on that share its folder, under one lock, up to one whose
+            // version does not grow (a record from a clock ahead of this one), written the slow
+            // way once the lock is let go.
+            let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, _ throws(StoreError) -> (Int, Bool) in
+                var next = index
+                while next < writes.count {
+                    let file = path(for: writes[next].key)
+                    // The first is in the locked folder; the run ends at a write into another.
+                    if next > index, !file.hasPrefix(folder + "/") || file.utf8.dropFirst(folder.utf8.count + 1).contains(UInt8(ascii: "/"))
+                    {
+                        break
+                    }
+                    var current: Versioned? = nil
+                    do throws(StoreError) {
+                        current = try read(file, key: writes[next].key)
+                    } catch {
+                        guard case .corrupt = error else { throw error }
+                    }
+                    if case .create = writes[next], current != nil {
+                        versions.append(nil)
+                        next += 1
+                        continue
+                    }
+                    let (temp, version) = staged[next]
+                    guard version > current?.version ?? 0 else { return (next, true) }
+                    guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
+                    placed[next] = true
+                    folders.insert(folder)
+                    versions.append(version)
+                    next += 1
                 }
-                if case .create = write, current != nil { return .some(nil) }
-                // A version must grow; a record from a clock ahead of this one is written the slow way.
-                guard version > current?.version ?? 0 else { return nil }
-                guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
-                folders.insert(folder)
-                return .some(version)
+                return (next, false)
             }
-            switch placed {
-            case .some(let version):
-                versions.append(version)
-            case .none:
-                switch write {
-                case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
-                case .create(let key, let value, let ttl):
-                    versions.append(try? create(key, value, ttl: ttl))
-                }
+            index = next
+            guard slow else { continue }
+            switch writes[index] {
+            case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
+            case .create(let key, let value, let ttl): versions.append(try? create(key, value, ttl: ttl))
             }
+            index += 1
         }
         if needsSync {
             for folder in folders {
