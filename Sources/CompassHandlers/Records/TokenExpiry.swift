@@ -35,6 +35,25 @@ package struct TokenExpiry: Sendable {
         if let keptMinute { index.remove(tenant, at: Date(unixSeconds: keptMinute * 60)) }
     }
 
+    /// Many tenants at once (the one-time walk over credentials written before the index): those
+    /// not indexed yet in one batch of writes, every entry before every pointer; the others one
+    /// by one, as `set`.
+    package func setAll(_ tokens: [(tenant: String, expiresAt: Date?)]) throws(StoreError) {
+        var entries: [BatchWrite] = []
+        var pointers: [BatchWrite] = []
+        for (tenant, expiresAt) in tokens {
+            guard try store.get(Self.pointer(tenant)) == nil else {
+                try set(tenant, expiresAt: expiresAt)
+                continue
+            }
+            guard let expiresAt else { continue }
+            entries.append(.put(DueIndex.key(tenant, at: expiresAt, prefix: Self.prefix), [], ttl: nil))
+            pointers.append(.put(Self.pointer(tenant), Array(String(expiresAt.unixSeconds / 60).utf8), ttl: nil))
+        }
+        guard !entries.isEmpty else { return }
+        _ = try store.write(entries + pointers)
+    }
+
     /// The tenant has no token any more.
     package func clear(_ tenant: String) {
         try? set(tenant, expiresAt: nil)

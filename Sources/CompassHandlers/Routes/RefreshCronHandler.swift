@@ -188,10 +188,11 @@ package struct RefreshCronHandler: DirectlyRunnable {
         cursor = nil
         repeat {
             let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: cursor, limit: 500)
-            for (key, value) in page.entries {
-                guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { continue }
-                try expiry.set(String(key.dropFirst(RecordKey.credentialsPrefix.count)), expiresAt: credential.expiresAt)
-            }
+            try expiry.setAll(
+                page.entries.compactMap { key, value in
+                    guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { return nil }
+                    return (String(key.dropFirst(RecordKey.credentialsPrefix.count)), credential.expiresAt)
+                })
             cursor = page.cursor
         } while cursor != nil
         let pixels = MetricSeries(MetricCatalog.pixelsUnavailable)

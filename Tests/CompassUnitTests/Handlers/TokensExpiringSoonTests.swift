@@ -31,4 +31,31 @@ import Testing
         #expect(try world.store.count(prefix: TokenExpiry.prefix) == 0)
         #expect(try world.store.get(TokenExpiry.pointer("tenant_a")) == nil)
     }
+
+    /// Credentials written before the index get their entries from refresh-cron's one-time walk:
+    /// those without a pointer in one batch, one whose pointer names another minute moved.
+    @Test func credentialsFromBeforeTheIndexAreIndexedOnce() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
+        // As before the index: no entries, no pointers, the walk not yet made; tenant_c's pointer
+        // names a minute its token does not run out at.
+        _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
+        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
+        _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
+        _ = try world.store.put(TokenExpiry.pointer("tenant_c"), Array("12345".utf8), ttl: nil)
+        _ = try world.store.put(DueIndex.key("tenant_c", at: Date(unixSeconds: 12345 * 60), prefix: TokenExpiry.prefix), [], ttl: nil)
+        _ = world.drain()
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 3)
+        for tenant in ["tenant_a", "tenant_b", "tenant_c"] {
+            let credential = try #require(
+                try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0)
+            let minute = try #require(credential.expiresAt).unixSeconds / 60
+            #expect(try world.store.get(TokenExpiry.pointer(tenant)).map { String(decoding: $0.value, as: UTF8.self) } == String(minute))
+        }
+        // Counted once: the three run out within a week of that day.
+        let expires = try #require(
+            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0.expiresAt)
+        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+        #expect(try Self.soon(world) == 3)
+    }
 }
