@@ -23,6 +23,21 @@ import Testing
         #expect(leftovers == ["t1.rec"])
     }
 
+    /// A batch leaves no temporary file behind: neither those renamed into place nor that of a
+    /// create that found its key taken.
+    @Test func aBatchLeavesNoTemporaryFile() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("b/taken", Array("old".utf8), ttl: nil)
+        let versions = try store.write([
+            .create("b/taken", Array("new".utf8), ttl: nil), .put("b/one", Array("1".utf8), ttl: nil),
+            .create("b/two", Array("2".utf8), ttl: 60),
+        ])
+        #expect(versions[0] == nil && versions[1] != nil && versions[2] != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path + "/b").sorted() == ["one.rec", "taken.rec", "two.rec"])
+        #expect(try store.get("b/taken")?.value == Array("old".utf8))
+    }
+
     @Test func aCorruptRecordIsReportedAndCanBeOverwritten() throws {
         let folder = TemporaryFolder()
         let store = try FileStore(root: folder.path)

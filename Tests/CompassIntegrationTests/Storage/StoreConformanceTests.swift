@@ -128,6 +128,11 @@ import Testing
         #expect(try store.get("batch/short") == nil)
         #expect(try store.get("many/k1000") != nil)
         #expect(throws: StoreError.self) { try store.write([.put("../escape", [], ttl: nil)]) }
+        // Writes going from folder to folder and back, into a deeper folder and a sibling whose
+        // name extends another's: each where it belongs.
+        let mixed = ["mix/a/x", "mix/a/b/y", "mix/a/z", "mix/ab/w", "mix/a/v", "mix/a"]
+        #expect(try store.write(mixed.map { .put($0, bytes($0), ttl: nil) }).allSatisfy { $0 != nil })
+        for key in mixed { #expect(try store.get(key)?.value == bytes(key), "\(key)") }
     }
 
     /// A scan pages through what a listing pages through, cursor by cursor, folders and all.
