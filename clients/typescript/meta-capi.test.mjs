@@ -109,6 +109,29 @@ test("an unreachable connector is tried the given number of times, then reported
   assert.equal(waits, 2);
 });
 
+test("a secret with spaces around it works, as the connector trims its own", async () => {
+  const padded = { jwtSecret: " " + process.env.COMPASS_JWT_SECRET + "\t " };
+  assert.equal((await sendCAPIEvent(tenant, event(unique()), padded)).status, "sent");
+});
+
+test("a batch whose second request fails reports what the first did and where to resume", async () => {
+  const answered = { status: "sent", eventsReceived: 1000, queued: 0, duplicates: 0, rejected: [], warnings: [], fbtraceIds: ["t"] };
+  let calls = 0;
+  const fake = async () => {
+    calls += 1;
+    if (calls === 1) return new Response(JSON.stringify(answered), { status: 200 });
+    return new Response('{"error":{"code":"pixel_not_configured","message":"no pixel"}}', { status: 409 });
+  };
+  const events = Array.from({ length: 1001 }, () => event(unique()));
+  await assert.rejects(sendCAPIEvents(tenant, events, { ...noWait, fetch: fake }), (error) => {
+    assert.ok(error instanceof MetaCAPIError);
+    assert.equal(error.code, "pixel_not_configured");
+    assert.equal(error.partial.sent, 1000);
+    assert.equal(error.unsentFrom, 1000);
+    return true;
+  });
+});
+
 test("a tenant id that cannot be a session is refused before any call", async () => {
   await assert.rejects(sendCAPIEvent("tenant/../x", event(unique())), TypeError);
 });

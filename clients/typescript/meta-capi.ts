@@ -180,6 +180,11 @@ export interface ClientOptions {
 /** An answer that no retry changes (a bad session, no pixel chosen, a malformed request), or
  * retries that ran out. */
 export class MetaCAPIError extends Error {
+  /** From `sendCAPIEvents`: what the requests before the failed one did, and the index of the
+   * first event not known to be sent (send from there again: the connector deduplicates). */
+  partial?: BatchResult;
+  unsentFrom?: number;
+
   constructor(
     message: string,
     readonly status: number | undefined,
@@ -211,7 +216,16 @@ export async function sendCAPIEvent(tenantId: string, event: CAPIEvent, options:
 export async function sendCAPIEvents(tenantId: string, events: CAPIEvent[], options: ClientOptions = {}): Promise<BatchResult> {
   const result: BatchResult = { sent: 0, queued: 0, duplicates: 0, rejected: [], warnings: [], fbtraceIds: [] };
   for (let start = 0; start < events.length; start += 1000) {
-    const answer = await post(tenantId, "/api/connect/meta/events", { events: events.slice(start, start + 1000) }, options);
+    let answer: EventsAnswer;
+    try {
+      answer = await post(tenantId, "/api/connect/meta/events", { events: events.slice(start, start + 1000) }, options);
+    } catch (error) {
+      if (error instanceof MetaCAPIError) {
+        error.partial = result;
+        error.unsentFrom = start;
+      }
+      throw error;
+    }
     result.sent += answer.eventsReceived;
     result.queued += answer.queued;
     result.duplicates += answer.duplicates;
@@ -227,7 +241,7 @@ export async function sendCAPIEvents(tenantId: string, events: CAPIEvent[], opti
 declare const process: { env: Record<string, string | undefined> };
 
 async function post(tenantId: string, path: string, body: unknown, options: ClientOptions): Promise<EventsAnswer> {
-  const baseUrl = (options.baseUrl ?? process.env.COMPASS_META_CONNECTOR_URL ?? "").replace(/\/+$/, "");
+  const baseUrl = setting(options.baseUrl ?? process.env.COMPASS_META_CONNECTOR_URL).replace(/\/+$/, "");
   if (!/^https?:\/\//.test(baseUrl)) throw new MetaCAPIError("COMPASS_META_CONNECTOR_URL is not set", undefined, "misconfigured");
   const payload = JSON.stringify(body);
   const attempts = Math.max(1, options.attempts ?? 5);
@@ -324,18 +338,23 @@ function retryAfter(header: string | null): number | undefined {
 /** A Compass session for the tenant: HS256, `sub` the tenant, valid five minutes. */
 function session(tenantId: string, options: ClientOptions): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(tenantId)) throw new TypeError("tenantId must be 1 to 64 of A-Z a-z 0-9 _ -");
-  const secret = options.jwtSecret ?? process.env.COMPASS_JWT_SECRET ?? "";
+  const secret = setting(options.jwtSecret ?? process.env.COMPASS_JWT_SECRET);
   if (new TextEncoder().encode(secret).length < 32) {
     throw new MetaCAPIError("COMPASS_JWT_SECRET must be at least 32 bytes", undefined, "misconfigured");
   }
   const now = Math.floor(Date.now() / 1000);
   const claims: Record<string, string | number> = { sub: tenantId, iat: now, exp: now + 300 };
-  const audience = options.audience ?? process.env.COMPASS_JWT_AUDIENCE;
-  const issuer = options.issuer ?? process.env.COMPASS_JWT_ISSUER;
+  const audience = setting(options.audience ?? process.env.COMPASS_JWT_AUDIENCE);
+  const issuer = setting(options.issuer ?? process.env.COMPASS_JWT_ISSUER);
   if (audience) claims.aud = audience;
   if (issuer) claims.iss = issuer;
   const unsigned = base64url(JSON.stringify({ alg: "HS256", typ: "JWT" })) + "." + base64url(JSON.stringify(claims));
   return unsigned + "." + createHmac("sha256", secret).update(unsigned).digest("base64url");
+}
+
+/** A setting as the connector reads its own: spaces and tabs at either end dropped. */
+function setting(value: string | undefined): string {
+  return (value ?? "").replace(/^[ \t]+|[ \t]+$/g, "");
 }
 
 function base64url(text: string): string {
