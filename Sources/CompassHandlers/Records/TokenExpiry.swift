@@ -48,7 +48,8 @@ package struct TokenExpiry: Sendable {
             }
             guard let expiresAt else { continue }
             entries.append(.put(DueIndex.key(tenant, at: expiresAt, prefix: Self.prefix), [], ttl: nil))
-            pointers.append(.put(Self.pointer(tenant), Array(String(expiresAt.unixSeconds / 60).utf8), ttl: nil))
+            // Created, not put: a `set` since the read above (a renewal, a reconnect) stands.
+            pointers.append(.create(Self.pointer(tenant), Array(String(expiresAt.unixSeconds / 60).utf8), ttl: nil))
         }
         guard !entries.isEmpty else { return }
         _ = try store.write(entries + pointers)
