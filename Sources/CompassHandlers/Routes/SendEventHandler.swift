@@ -54,7 +54,9 @@ package struct SendEventHandler: Handler {
 
         var result = Answer(status: "sent")
         var valid: [(index: Int, event: NormalizedEvent)] = []
-        var seen: Set<String> = []
+        // The pair Meta deduplicates on (what `dedupKey` digests), kept as the event's own strings:
+        // no digest and no new string per event.
+        var seen: Set<EventIdentity> = []
         let now = dependencies.clock.now
         for index in 0..<inputs.count {
             let (outcome, input) = inputs.normalize(index, tenantId: tenant, now: now)
@@ -62,7 +64,7 @@ package struct SendEventHandler: Handler {
             case .success(let event):
                 result.warnings += event.warnings.map { Answer.Warning(index: index, message: $0) }
                 // A copy of an event earlier in the request is a duplicate, in a dry run too.
-                if !seen.insert(event.dedupKey).inserted {
+                if !seen.insert(EventIdentity(name: event.eventName, id: event.eventId)).inserted {
                     result.duplicates += 1
                     continue
                 }
@@ -173,6 +175,12 @@ package struct SendEventHandler: Handler {
             return result.rejected.count == total ? ("rejected", 422) : ("partial", 207)
         }
         return ("sent", 200)
+    }
+
+    /// An event's name and id: what Meta deduplicates on, and what `dedupKey` digests.
+    private struct EventIdentity: Hashable {
+        let name: String
+        let id: String
     }
 
     /// The request's events: tokens of a tape over the body, each normalized by
