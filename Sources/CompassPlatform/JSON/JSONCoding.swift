@@ -55,48 +55,65 @@ private struct ValueDecoder: Decoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     static func unbox<T: Decodable>(_ type: T.Type, _ value: JSONValue, path: [any CodingKey]) throws -> T {
+        try unbox(type, value, parent: path, key: nil)
+    }
+
+    /// `value` as a `T`, at `key` under `parent`: the path is made only for an error or for a
+    /// type that decodes itself (a value of the standard library costs no array).
+    static func unbox<T: Decodable>(_ type: T.Type, _ value: JSONValue, parent: [any CodingKey], key: (any CodingKey)?) throws -> T {
         // A value of a type of the standard library that is null is missing; another type reads
         // null as it will (`Optional` as nil).
         func mismatch() -> DecodingError {
+            let path = key.map { parent + [$0] } ?? parent
             guard value != .null else {
                 return .valueNotFound(T.self, .init(codingPath: path, debugDescription: "Expected \(T.self), found null."))
             }
             return .typeMismatch(T.self, .init(codingPath: path, debugDescription: "Expected \(T.self), found \(value.kind)."))
         }
-        switch T.self {
-        case is JSONValue.Type: return value as! T
-        case is String.Type:
+        // Metatypes compared, not cast: the common types first.
+        if T.self == String.self {
             guard case .string(let text) = value else { throw mismatch() }
             return text as! T
-        case is Bool.Type:
+        }
+        if T.self == JSONValue.self { return value as! T }
+        if T.self == Bool.self {
             guard case .bool(let flag) = value else { throw mismatch() }
             return flag as! T
-        case is Double.Type:
+        }
+        if T.self == Double.self {
             guard let number = value.number else { throw mismatch() }
             return number as! T
-        case is Float.Type:
-            guard let number = value.number else { throw mismatch() }
-            return Float(number) as! T
-        case is Date.Type:
+        }
+        if T.self == Int.self {
+            guard let whole = value.integer, let number = Int(exactly: whole) else { throw mismatch() }
+            return number as! T
+        }
+        if T.self == Date.self {
             guard case .string(let text) = value else { throw mismatch() }
             guard let date = JSONCoding.date(iso8601: text) else {
                 throw DecodingError.dataCorrupted(
-                    .init(codingPath: path, debugDescription: "Expected date string to be ISO8601-formatted."))
+                    .init(
+                        codingPath: key.map { parent + [$0] } ?? parent, debugDescription: "Expected date string to be ISO8601-formatted."))
             }
             return date as! T
-        case is Data.Type:
+        }
+        if T.self == Float.self {
+            guard let number = value.number else { throw mismatch() }
+            return Float(number) as! T
+        }
+        if T.self == Data.self {
             guard case .string(let text) = value else { throw mismatch() }
             guard let data = Data(base64Encoded: text) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "Encountered Data is not valid Base64."))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: key.map { parent + [$0] } ?? parent, debugDescription: "Encountered Data is not valid Base64."))
             }
             return data as! T
-        default:
-            if let integer = T.self as? any FixedWidthInteger.Type {
-                guard let whole = value.integer, let number = integer.init(exactly: whole) else { throw mismatch() }
-                return number as! T
-            }
-            return try T(from: ValueDecoder(value: value, codingPath: path))
         }
+        if let integer = T.self as? any FixedWidthInteger.Type {
+            guard let whole = value.integer, let number = integer.init(exactly: whole) else { throw mismatch() }
+            return number as! T
+        }
+        return try T(from: ValueDecoder(value: value, codingPath: key.map { parent + [$0] } ?? parent))
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -144,12 +161,12 @@ private struct KeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeNil(forKey key: Key) throws -> Bool { try member(key) == .null }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try ValueDecoder.unbox(type, try member(key), path: codingPath + [key])
+        try ValueDecoder.unbox(type, try member(key), parent: codingPath, key: key)
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let value = members[key.stringValue], value != .null else { return nil }
-        return try ValueDecoder.unbox(type, value, path: codingPath + [key])
+        return try ValueDecoder.unbox(type, value, parent: codingPath, key: key)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -198,7 +215,14 @@ private struct UnkeyedDecoding: UnkeyedDecodingContainer {
     }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        let value = try ValueDecoder.unbox(type, try next(type), path: here)
+        // The item's index goes into the path only when it fails (a key per item would cost a box).
+        let value: T
+        do {
+            value = try ValueDecoder.unbox(type, try next(type), parent: codingPath, key: nil)
+        } catch {
+            _ = try ValueDecoder.unbox(type, try next(type), parent: here, key: nil)
+            throw error
+        }
         currentIndex += 1
         return value
     }
