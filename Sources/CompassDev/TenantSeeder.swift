@@ -97,7 +97,12 @@ package struct TenantSeeder: Sendable {
         let user = String(2_000_000_000 + index)
         let token = "EAAS" + Base64URL.encode(Crypto.randomBytes(30))
         let dueAt = due ? now : now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period)
-        let expiresAt = due ? now.addingTimeInterval(renewalWindow / 2) : now.addingTimeInterval(renewalWindow + 40 * 86_400)
+        // As tenants that connected on different days: tokens not due run out over 50 days past
+        // the renewal window (one minute for them all would be no real deployment's index).
+        let expiresAt =
+            due
+            ? now.addingTimeInterval(renewalWindow / 2)
+            : now.addingTimeInterval(renewalWindow + 86_400 + Self.dayFraction(index) * 50 * 86_400)
         var sandboxToken: BatchWrite?
         if sandbox != nil {
             let record = GraphSandbox.TokenRecord(
