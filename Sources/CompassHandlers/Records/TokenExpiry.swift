@@ -1,17 +1,21 @@
 import CompassPlatform
 import CompassStorage
 
-/// When each tenant's Meta token runs out, in an index by minute
-/// (`meta/token-expiry/<minute>/<tenant>`, with `meta/token-expiry-of/<tenant>` naming its
-/// minute), kept wherever a credential is written or deleted, so that the tokens running out
-/// within a week are counted by reading only those entries. A system user's token, which does
-/// not run out, has none.
+/// When each tenant's Meta token runs out, in an index by the hour it runs out in
+/// (`meta/token-expiry/<minute>/<tenant>`, the minute that hour starts at, with
+/// `meta/token-expiry-of/<tenant>` naming it), kept wherever a credential is written or deleted,
+/// so that the tokens running out within a week are counted by reading only those entries. An
+/// hour, not a minute: 60 days of tokens are some 1,440 folders, which the file store lists
+/// whole, not 86,400. A system user's token, which does not run out, has none.
 package struct TokenExpiry: Sendable {
     package let store: any KeyValueStore
     package static let prefix = "meta/token-expiry/"
     package static func pointer(_ tenant: String) -> String { "meta/token-expiry-of/\(tenant)" }
     /// What "soon" means for the gauge.
     package static let soon: TimeInterval = 7 * 86_400
+
+    /// The minute at which the hour `expiresAt` falls in starts: the entry's place.
+    package static func bucket(_ expiresAt: Date) -> Date { Date(unixSeconds: expiresAt.unixSeconds / 3600 * 3600) }
 
     package init(store: any KeyValueStore) {
         self.store = store
@@ -22,12 +26,13 @@ package struct TokenExpiry: Sendable {
         let index = DueIndex(store: store, prefix: Self.prefix)
         let kept = try store.get(Self.pointer(tenant))
         let keptMinute = kept.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) }
-        let minute = expiresAt.map { $0.unixSeconds / 60 }
+        let bucket = expiresAt.map(Self.bucket)
+        let minute = bucket.map { $0.unixSeconds / 60 }
         guard minute != keptMinute else { return }
         // The new entry first, then the pointer, then the old entry: a crash leaves at most an
         // extra entry, which the count passes over (its pointer names another minute).
-        if let expiresAt, let minute {
-            try index.add(tenant, at: expiresAt)
+        if let bucket, let minute {
+            try index.add(tenant, at: bucket)
             try store.put(Self.pointer(tenant), Array(String(minute).utf8), ttl: nil)
         } else if let kept {
             _ = try store.delete(Self.pointer(tenant), ifVersion: kept.version)
@@ -47,9 +52,10 @@ package struct TokenExpiry: Sendable {
                 continue
             }
             guard let expiresAt else { continue }
-            entries.append(.put(DueIndex.key(tenant, at: expiresAt, prefix: Self.prefix), [], ttl: nil))
+            let bucket = Self.bucket(expiresAt)
+            entries.append(.put(DueIndex.key(tenant, at: bucket, prefix: Self.prefix), [], ttl: nil))
             // Created, not put: a `set` since the read above (a renewal, a reconnect) stands.
-            pointers.append(.create(Self.pointer(tenant), Array(String(expiresAt.unixSeconds / 60).utf8), ttl: nil))
+            pointers.append(.create(Self.pointer(tenant), Array(String(bucket.unixSeconds / 60).utf8), ttl: nil))
         }
         guard !entries.isEmpty else { return }
         _ = try store.write(entries + pointers)
@@ -60,7 +66,8 @@ package struct TokenExpiry: Sendable {
         try? set(tenant, expiresAt: nil)
     }
 
-    /// Tokens that run out before `now + soon` (those past it included: not renewed in time).
+    /// Tokens that run out before `now + soon` (those past it included: not renewed in time), to
+    /// the hour.
     package func countSoon(now: Date) throws(StoreError) -> Int {
         let cutoff = now.addingTimeInterval(Self.soon).unixSeconds / 60
         var count = 0
