@@ -152,46 +152,7 @@ package struct FileStore: KeyValueStore {
         var folders: Set<String> = []
         var index = 0
         while index < writes.count {
-            // The writes from `index` on that share its folder, under one lock, up to one whose
-            // version does not grow (a record from a clock ahead of this one), written the slow
-            // way once the lock is let go.
-            let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, _ throws(StoreError) -> (Int, Bool) in
-                var next = index
-                while next < writes.count {
-                    let file = path(for: writes[next].key)
-                    // The first is in the locked folder; the run ends at a write into another.
-                    if next > index, !file.hasPrefix(folder + "/") || file.utf8.dropFirst(folder.utf8.count + 1).contains(UInt8(ascii: "/"))
-                    {
-                        break
-                    }
-                    var current: Versioned? = nil
-                    do throws(StoreError) {
-                        current = try read(file, key: writes[next].key)
-                    } catch {
-                        guard case .corrupt = error else { throw error }
-                    }
-                    if case .create = writes[next], current != nil {
-                        versions.append(nil)
-                        next += 1
-                        continue
-                    }
-                    let (temp, version) = staged[next]
-                    guard version > current?.version ?? 0 else { return (next, true) }
-                    guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
-                    placed[next] = true
-                    folders.insert(folder)
-                    versions.append(version)
-                    next += 1
-                }
-                return (next, false)
-            }
-            index = next
-            guard slow else { continue }
-            switch writes[index] {
-            case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
-            case .create(let key, let value, let ttl): versions.append(try? create(key, value, ttl: ttl))
-            }
-            index += 1
+            index = try placeRun(from: index, of: writes, staged: staged, placed: &placed, versions: &versions, folders: &folders)
         }
         if needsSync {
             for folder in folders {
@@ -203,6 +164,50 @@ package struct FileStore: KeyValueStore {
             }
         }
         return versions
+    }
+
+    /// The writes from `index` on that share its folder, renamed into place under one taking of
+    /// its lock, up to one whose version does not grow (a record from a clock ahead of this
+    /// one), which is written the slow way once the lock is let go. The index after them.
+    private func placeRun(
+        from index: Int, of writes: [BatchWrite], staged: [(temp: String, version: UInt64)], placed: inout [Bool],
+        versions: inout [UInt64?], folders: inout Set<String>
+    ) throws(StoreError) -> Int {
+        let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, _ throws(StoreError) -> (Int, Bool) in
+            var next = index
+            while next < writes.count {
+                let file = path(for: writes[next].key)
+                // The first is in the locked folder; the run ends at a write into another.
+                if next > index, !file.hasPrefix(folder + "/") || file.utf8.dropFirst(folder.utf8.count + 1).contains(UInt8(ascii: "/")) {
+                    break
+                }
+                var current: Versioned? = nil
+                do throws(StoreError) {
+                    current = try read(file, key: writes[next].key)
+                } catch {
+                    guard case .corrupt = error else { throw error }
+                }
+                if case .create = writes[next], current != nil {
+                    versions.append(nil)
+                    next += 1
+                    continue
+                }
+                let (temp, version) = staged[next]
+                guard version > current?.version ?? 0 else { return (next, true) }
+                guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
+                placed[next] = true
+                folders.insert(folder)
+                versions.append(version)
+                next += 1
+            }
+            return (next, false)
+        }
+        guard slow else { return next }
+        switch writes[next] {
+        case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
+        case .create(let key, let value, let ttl): versions.append(try? create(key, value, ttl: ttl))
+        }
+        return next + 1
     }
 
     package func list(prefix: String, after: String?, limit: Int) throws(StoreError) -> KeyPage {
