@@ -23,6 +23,8 @@ package struct MetricsLedger: Sendable {
     package static let lastRunKey = "meta/metrics/last-run"
     /// Present once refresh-cron has counted every integration by status.
     package static let integrationsCountedKey = "meta/metrics/integrations-counted"
+    /// Where the one-time walk of `integrationsCountedKey` stands between runs (`IntegrationsWalk`).
+    package static let integrationsWalkKey = "meta/metrics/integrations-walk"
 
     package init(store: any KeyValueStore) {
         self.store = store

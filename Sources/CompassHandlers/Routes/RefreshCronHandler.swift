@@ -66,7 +66,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline, usage: outboxUsage) }
         if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
-        if inBudget() { try countIntegrationsOnce() }
+        if inBudget() { try countIntegrationsOnce(inBudget: inBudget) }
         if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
             summary.sweep = swept
         }
@@ -159,45 +159,69 @@ package struct RefreshCronHandler: DirectlyRunnable {
         dependencies.flushMetrics()
     }
 
-    /// Counts every integration by status (and the unavailable pixels) once (the marker
-    /// `meta/metrics/integrations-counted`), setting the gauges to what the walk found: integrations from before the gauge
-    /// existed are in it, and from then on the work that changes a status keeps it. A status
-    /// that changes while the walk runs may be off by one until it changes again.
-    fileprivate func countIntegrationsOnce() throws(StoreError) {
+    /// The one-time walk of `countIntegrationsOnce`, kept between runs: which records it walks
+    /// (the integrations, then the credentials), where it stopped, and what it has counted.
+    struct IntegrationsWalk: Codable {
+        var credentials = false
+        var cursor: String?
+        var found: [String: Int] = [:]
+        var unavailable = 0
+    }
+
+    /// Counts every integration by status (and the unavailable pixels) once, then puts every
+    /// credential's expiry into its index (for those written before either existed), setting
+    /// the gauges to what the walk found: integrations from before the gauge existed are in it,
+    /// and from then on the work that changes a status keeps it. At most `pages` pages of
+    /// `pageSize` records a run, resumed by the next run until done (the marker
+    /// `meta/metrics/integrations-counted`): a store of a million tenants is walked over several
+    /// runs, never past one's budget. A status that changes while the walk runs may be off by
+    /// one until it changes again.
+    func countIntegrationsOnce(pages: Int = 20, pageSize: Int = 500, inBudget: () -> Bool = { true }) throws(StoreError) {
         let store = dependencies.store
         guard try store.get(MetricsLedger.integrationsCountedKey) == nil else { return }
-        var found: [IntegrationStatus: Int] = [:]
-        var unavailable = 0
-        var cursor: String? = nil
-        repeat {
-            let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
-            for (_, value) in page.entries {
-                guard let integration = try? JSON.decode(Integration.self, from: value.value) else { continue }
-                found[integration.status, default: 0] += 1
-                if integration.pixelProblem != nil { unavailable += 1 }
+        let records = RecordStore(store: store)
+        var walk = (try? records.load(IntegrationsWalk.self, at: MetricsLedger.integrationsWalkKey))??.0 ?? IntegrationsWalk()
+        for _ in 0..<pages where inBudget() {
+            if walk.credentials {
+                let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: walk.cursor, limit: pageSize)
+                try TokenExpiry(store: store).setAll(
+                    page.entries.compactMap { key, value in
+                        guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { return nil }
+                        return (String(key.dropFirst(RecordKey.credentialsPrefix.count)), credential.expiresAt)
+                    })
+                walk.cursor = page.cursor
+                if page.cursor == nil {
+                    try store.put(MetricsLedger.integrationsCountedKey, Array(dependencies.clock.now.formatted(.iso8601).utf8))
+                    _ = try store.delete(MetricsLedger.integrationsWalkKey, ifVersion: nil)
+                    return
+                }
+            } else {
+                let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: walk.cursor, limit: pageSize)
+                for (_, value) in page.entries {
+                    guard let integration = try? JSON.decode(Integration.self, from: value.value) else { continue }
+                    walk.found[integration.status.rawValue, default: 0] += 1
+                    if integration.pixelProblem != nil { walk.unavailable += 1 }
+                }
+                walk.cursor = page.cursor
+                if page.cursor == nil {
+                    try setIntegrationGauges(walk)
+                    walk.credentials = true
+                }
             }
-            cursor = page.cursor
-        } while cursor != nil
-        let kept = try MetricsLedger(store: store).read()
+        }
+        try records.save(walk, at: MetricsLedger.integrationsWalkKey)
+    }
+
+    /// The integration gauges set to what the walk found, as deltas from what the ledger holds.
+    private func setIntegrationGauges(_ walk: IntegrationsWalk) throws(StoreError) {
+        let kept = try MetricsLedger(store: dependencies.store).read()
         for status in [IntegrationStatus.connected, .needsReauth, .disconnected] {
             let series = MetricSeries(MetricCatalog.integrations, ["status": status.rawValue])
-            dependencies.metrics.add(MetricCatalog.integrations, ["status": status.rawValue], (found[status] ?? 0) - Int(kept[series] ?? 0))
+            dependencies.metrics.add(
+                MetricCatalog.integrations, ["status": status.rawValue], (walk.found[status.rawValue] ?? 0) - Int(kept[series] ?? 0))
         }
-        // Every credential's expiry into its index, for those written before it.
-        let expiry = TokenExpiry(store: store)
-        cursor = nil
-        repeat {
-            let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: cursor, limit: 500)
-            try expiry.setAll(
-                page.entries.compactMap { key, value in
-                    guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { return nil }
-                    return (String(key.dropFirst(RecordKey.credentialsPrefix.count)), credential.expiresAt)
-                })
-            cursor = page.cursor
-        } while cursor != nil
         let pixels = MetricSeries(MetricCatalog.pixelsUnavailable)
-        dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], unavailable - Int(kept[pixels] ?? 0))
-        try store.put(MetricsLedger.integrationsCountedKey, Array(dependencies.clock.now.formatted(.iso8601).utf8))
+        dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], walk.unavailable - Int(kept[pixels] ?? 0))
     }
 
     /// Gives every tenant with queued events from before the outbox index an entry due now,

@@ -58,4 +58,25 @@ import Testing
         world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
         #expect(try Self.soon(world) == 3)
     }
+
+    /// The walk goes a few pages a run and the next run goes on where it stopped, so a large
+    /// store is walked over several runs instead of past one's budget.
+    @Test func theOneTimeWalkIsResumedRunAfterRun() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
+        _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
+        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
+        _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
+        let cron = RefreshCronHandler(dependencies: world.dependencies)
+        var runs = 0
+        while try world.store.get(MetricsLedger.integrationsCountedKey) == nil, runs < 20 {
+            try cron.countIntegrationsOnce(pages: 1, pageSize: 1)
+            runs += 1
+            if runs == 1 { #expect(try world.store.get(MetricsLedger.integrationsWalkKey) != nil) }
+        }
+        // A page of one record a run: three integrations, then three credentials.
+        #expect(runs >= 6 && runs < 20, "\(runs)")
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 3)
+        #expect(try world.store.get(MetricsLedger.integrationsWalkKey) == nil)
+    }
 }
