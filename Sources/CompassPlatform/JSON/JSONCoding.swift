@@ -215,14 +215,8 @@ private struct UnkeyedDecoding: UnkeyedDecodingContainer {
     }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        // The item's index goes into the path only when it fails (a key per item would cost a box).
-        let value: T
-        do {
-            value = try ValueDecoder.unbox(type, try next(type), parent: codingPath, key: nil)
-        } catch {
-            _ = try ValueDecoder.unbox(type, try next(type), parent: here, key: nil)
-            throw error
-        }
+        // No key per item (it would cost a box): an error's path ends at the array.
+        let value = try ValueDecoder.unbox(type, try next(type), parent: codingPath, key: nil)
         currentIndex += 1
         return value
     }
