@@ -14,6 +14,16 @@ import Testing
         try MetricsHandler(dependencies: world.dependencies).values()[MetricSeries(MetricCatalog.tokensExpiringSoon)]
     }
 
+    /// Three connected tenants as before the index: no entries, no pointers, the walk not made.
+    static func threeTenantsFromBeforeTheIndex() throws -> World {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
+        _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
+        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
+        _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
+        return world
+    }
+
     @Test func aTokenNearItsEndCountsUntilRenewedOrGone() throws {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         world.readyTenant()
@@ -35,13 +45,8 @@ import Testing
     /// Credentials written before the index get their entries from refresh-cron's one-time walk:
     /// those without a pointer in one batch, one whose pointer names another minute moved.
     @Test func credentialsFromBeforeTheIndexAreIndexedOnce() throws {
-        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
-        for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
-        // As before the index: no entries, no pointers, the walk not yet made; tenant_c's pointer
-        // names a minute its token does not run out at.
-        _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
-        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
-        _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
+        let world = try Self.threeTenantsFromBeforeTheIndex()
+        // tenant_c's pointer names a minute its token does not run out at.
         _ = try world.store.put(TokenExpiry.pointer("tenant_c"), Array("12345".utf8), ttl: nil)
         _ = try world.store.put(DueIndex.key("tenant_c", at: Date(unixSeconds: 12345 * 60), prefix: TokenExpiry.prefix), [], ttl: nil)
         _ = world.drain()
@@ -62,11 +67,7 @@ import Testing
     /// The walk goes a few pages a run and the next run goes on where it stopped, so a large
     /// store is walked over several runs instead of past one's budget.
     @Test func theOneTimeWalkIsResumedRunAfterRun() throws {
-        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
-        for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
-        _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
-        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
-        _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
+        let world = try Self.threeTenantsFromBeforeTheIndex()
         let cron = RefreshCronHandler(dependencies: world.dependencies)
         var runs = 0
         while try world.store.get(MetricsLedger.integrationsCountedKey) == nil, runs < 20 {
