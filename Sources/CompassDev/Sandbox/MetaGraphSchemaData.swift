@@ -130,10 +130,42 @@ extension MetaGraphSchema {
            },
            "DatasetQuality": {
             "fields": {
-             "offline": "list<AdsPixelCAPIIntegrationQuality>",
+             "offline": "list<DatasetQualityOffline>",
              "web": "list<AdsPixelCAPIIntegrationQuality>"
             },
-            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/"
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/ (web); https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/offline-events (offline)"
+           },
+           "DatasetQualityOffline": {
+            "fields": {
+             "composite": "DatasetQualityOfflineScore",
+             "event_name": "string",
+             "frequency": "DatasetQualityOfflineScore",
+             "freshness": "DatasetQualityOfflineScore",
+             "match_key": "DatasetQualityOfflineMatchKey"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/offline-events (its table; each score an object in its examples)"
+           },
+           "DatasetQualityOfflineCoverage": {
+            "fields": {
+             "email": "float",
+             "phone": "float"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/offline-events (the match_key example)"
+           },
+           "DatasetQualityOfflineMatchKey": {
+            "fields": {
+             "coverage": "DatasetQualityOfflineCoverage",
+             "recommendation": "string",
+             "score": "float"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/offline-events (the match_key example: a score object with the coverage of email and phone)"
+           },
+           "DatasetQualityOfflineScore": {
+            "fields": {
+             "recommendation": "string",
+             "score": "float"
+            },
+            "source": "https://developers.facebook.com/docs/marketing-api/conversions-api/dataset-quality-api/offline-events (the examples' score objects)"
            },
            "DebugToken": {
             "fields": {
