@@ -73,6 +73,7 @@ package struct TenantSeeder: Sendable {
             try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(RecordKey.sweepNext, Array(String(now.addingTimeInterval(StoreSweep.interval).unixSeconds).utf8), ttl: nil)
             try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
+            try store.put(TestEventCodeExpiry.walkComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
         }
         return count
     }

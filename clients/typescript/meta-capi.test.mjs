@@ -132,6 +132,24 @@ test("a batch whose second request fails reports what the first did and where to
   });
 });
 
+/** The test event code each of the pixel's stored events reached Meta with ("-" for none), by event id. */
+async function codesAtMeta() {
+  const response = await fetch(base + "/graph/sandbox/events?pixel=" + process.env.TEST_PIXEL);
+  assert.equal(response.status, 200);
+  const codes = {};
+  for (const stored of (await response.json()).events) codes[stored.event.event_id] = stored.test_event_code ?? "-";
+  return codes;
+}
+
+test("a call's own test event code goes to Meta with that call's events only", async () => {
+  const [one, many, plain] = [unique(), unique(), unique()];
+  assert.equal((await sendCAPIEvent(tenant, event(one), { testEventCode: "NODE1" })).status, "sent");
+  assert.equal((await sendCAPIEvents(tenant, [event(many)], { testEventCode: "NODE2" })).sent, 1);
+  assert.equal((await sendCAPIEvent(tenant, event(plain))).status, "sent");
+  const codes = await codesAtMeta();
+  assert.deepEqual([codes[one], codes[many], codes[plain]], ["NODE1", "NODE2", "-"]);
+});
+
 test("a tenant id that cannot be a session is refused before any call", async () => {
   await assert.rejects(sendCAPIEvent("tenant/../x", event(unique())), TypeError);
 });

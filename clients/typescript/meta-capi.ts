@@ -8,6 +8,9 @@
 //   import { sendCAPIEvent } from "@/lib/connectors/meta-capi";
 //   const result = await sendCAPIEvent(tenantId, { eventName: "Purchase", ... });
 //
+// With `{ testEventCode: "TEST12345" }` as the options, that call's events go to Meta's Test
+// Events tool under that code (it wins over the tenant's own code, for that call only).
+//
 // Each call mints a short-lived session for the tenant (HS256, five minutes) and posts to
 // POST /api/connect/meta/events (openapi.yaml). Connection errors, 5xx and 429 answers are
 // retried with exponential backoff and jitter (honouring Retry-After): safe, because the
@@ -18,7 +21,7 @@
 
 import { createHmac } from "node:crypto";
 
-// ---- Types: the event and the answers, as openapi.yaml defines them (scripts/lib/check-openapi
+// ---- Types: the event, the batch and the answers, as openapi.yaml defines them (scripts/lib/check-openapi
 // compares the property names of each interface marked `openapi:` with its schema).
 
 /** Meta's `action_source` values. */
@@ -125,6 +128,12 @@ export interface Rejection {
   problems?: Problem[];
 }
 
+/** openapi: EventBatch. The body of a request of several events. */
+interface EventBatch {
+  events: CAPIEvent[];
+  testEventCode?: string;
+}
+
 /** openapi: EventWarning. */
 export interface EventWarning {
   index: number;
@@ -175,6 +184,9 @@ export interface ClientOptions {
   /** For tests: the fetch to use and how to wait. */
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  /** Meta's test event code (1 to 64 letters and digits) for this call's events only: sent as
+   * the batch's `testEventCode`, it wins over the tenant's code in the settings. */
+  testEventCode?: string;
 }
 
 /** An answer that no retry changes (a bad session, no pixel chosen, a malformed request), or
@@ -200,7 +212,9 @@ export class MetaCAPIError extends Error {
 /** One event: sent, queued (Meta unreachable: the connector sends it later), a duplicate of
  * one already sent or queued, or rejected with the reasons. */
 export async function sendCAPIEvent(tenantId: string, event: CAPIEvent, options: ClientOptions = {}): Promise<SendResult> {
-  const answer = await post(tenantId, "/api/connect/meta/events", event, options);
+  // A test event code goes beside `events`: the one-event body has no place for it.
+  const body = options.testEventCode === undefined ? event : batch([event], options);
+  const answer = await post(tenantId, "/api/connect/meta/events", body, options);
   const warnings = answer.warnings.map((warning) => warning.message);
   const rejection = answer.rejected[0];
   if (rejection !== undefined) {
@@ -218,7 +232,7 @@ export async function sendCAPIEvents(tenantId: string, events: CAPIEvent[], opti
   for (let start = 0; start < events.length; start += 1000) {
     let answer: EventsAnswer;
     try {
-      answer = await post(tenantId, "/api/connect/meta/events", { events: events.slice(start, start + 1000) }, options);
+      answer = await post(tenantId, "/api/connect/meta/events", batch(events.slice(start, start + 1000), options), options);
     } catch (error) {
       if (error instanceof MetaCAPIError) {
         error.partial = result;
@@ -234,6 +248,10 @@ export async function sendCAPIEvents(tenantId: string, events: CAPIEvent[], opti
     result.fbtraceIds.push(...answer.fbtraceIds);
   }
   return result;
+}
+
+function batch(events: CAPIEvent[], options: ClientOptions): EventBatch {
+  return options.testEventCode === undefined ? { events } : { events, testEventCode: options.testEventCode };
 }
 
 // ---- HTTP, retries and the session

@@ -107,11 +107,13 @@ package struct DevConsoleHandler: Handler {
         <table id="accounts"><thead><tr><th>Ad account</th><th>Name</th><th>Currency</th><th>Status</th></tr></thead><tbody></tbody></table>
         <label>Ad account <select id="account"><option value="">Choose...</option></select></label>
         <label>Pixel <select id="pixel"><option value="">Choose an ad account first</option></select></label>
-        <label>Test event code <input id="test-code" placeholder="none (production)"></label>
+        <table id="routes"><thead><tr><th>Events from</th><th>go to the dataset</th></tr></thead><tbody></tbody></table>
+        <label>Test event code <input id="test-code" placeholder="none (production)"></label> <span id="test-code-ends"></span>
         <p><button id="save">Save</button> <span id="saved"></span></p>
         <p><a id="reconnect" class="button" href="/api/connect/meta">Reconnect</a> <button id="disconnect">Disconnect</button></p>
         <h2>Delivery</h2>
         <p>Pixel <strong id="pixel-status">not chosen</strong> <span id="pixel-reason"></span></p>
+        <table id="datasets"><thead><tr><th>Dataset</th><th>Action sources</th><th>Status</th><th>Sent</th><th>Last delivery</th><th>Quality</th></tr></thead><tbody></tbody></table>
         <p>Sent <strong id="sent">0</strong>, queued <strong id="queued">0</strong>, dead-lettered <strong id="dead">0</strong>;
         last delivery <span id="last-delivery">never</span>; last failure <span id="last-failure">none</span></p>
         <p><button id="send-test">Send test event</button> <span id="test-result"></span></p>
@@ -130,6 +132,21 @@ package struct DevConsoleHandler: Handler {
         if (params.get('error')) { $('result').textContent = 'Connection failed: ' + params.get('error'); $('result').className = 'error'; }
         const statuses = {1: 'active', 2: 'disabled', 3: 'unsettled', 7: 'risk review', 9: 'grace period', 100: 'pending closure', 101: 'closed'};
         function option(value, text) { const o = document.createElement('option'); o.value = value; o.textContent = text; return o; }
+        // Meta's action sources that may have a dataset of their own; the pixel takes the others.
+        const sources = ['physical_store', 'business_messaging', 'phone_call', 'chat', 'email', 'app', 'system_generated', 'other', 'website'];
+        let routes = {};
+        let savedCode = null;
+        function routeRows(pixels) {
+          $('routes').tBodies[0].replaceChildren(...sources.map((source) => {
+            const select = document.createElement('select');
+            select.id = 'route-' + source;
+            select.replaceChildren(option('', 'the pixel above'), ...pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')')));
+            select.value = routes[source] || '';
+            const tr = row([source]);
+            const td = document.createElement('td'); td.appendChild(select); tr.appendChild(td);
+            return tr;
+          }));
+        }
         async function loadPixels(accountId, selected) {
           const select = $('pixel');
           select.replaceChildren(option('', accountId ? 'Loading...' : 'Choose an ad account first'));
@@ -139,6 +156,7 @@ package struct DevConsoleHandler: Handler {
           if (!r.ok) { select.replaceChildren(option('', body.error.message)); return; }
           select.replaceChildren(option('', 'Choose...'), ...body.pixels.map((p) => option(p.id, (p.name || p.id) + ' (' + p.id + ')' + (p.source === 'business' ? ', owned by the business' : p.source === 'shared' ? ', shared with the business' : ''))));
           if (selected) select.value = selected;
+          routeRows(body.pixels);
         }
         async function load() {
           const r = await fetch(api);
@@ -164,6 +182,15 @@ package struct DevConsoleHandler: Handler {
           $('account').replaceChildren(option('', 'Choose...'), ...s.adAccounts.map((a) => option(a.id, (a.name || a.id) + ' (' + a.id + ')')));
           $('account').value = s.adAccountId || '';
           $('test-code').value = s.testEventCode || '';
+          savedCode = s.testEventCode || null;
+          $('test-code-ends').textContent = s.testEventCodeExpiresAt ? 'ends ' + s.testEventCodeExpiresAt : '';
+          routes = s.datasets || {};
+          $('datasets').tBodies[0].replaceChildren(...s.datasetStatus.map((d) => {
+            const q = d.eventMatchQuality;
+            const scores = !q ? 'not fetched yet' : q.offline ? q.offline.map((e) => e.eventName + ' ' + (e.composite && e.composite.score != null ? e.composite.score : '-')).join(', ')
+              : q.events.map((e) => e.eventName + ' ' + (e.compositeScore == null ? '-' : e.compositeScore)).join(', ');
+            return row([d.id, d.actionSources.join(', '), d.status + (d.statusReason ? ': ' + d.statusReason : ''), String(d.eventsSent), d.lastDeliveryAt || 'never', scores || 'no events']);
+          }));
           $('pixel-status').textContent = s.pixelStatus || 'not chosen';
           $('pixel-reason').textContent = s.pixelStatusReason || '';
           const d = s.delivery;
@@ -200,7 +227,12 @@ package struct DevConsoleHandler: Handler {
         });
         $('account').addEventListener('change', (e) => loadPixels(e.target.value));
         $('save').addEventListener('click', async () => {
-          const body = {adAccountId: $('account').value || null, pixelId: $('pixel').value || null, testEventCode: $('test-code').value || null};
+          const body = {adAccountId: $('account').value || null, pixelId: $('pixel').value || null};
+          // Saved again, a code would start its 24 hours again: sent only when changed.
+          if (($('test-code').value || null) !== savedCode) body.testEventCode = $('test-code').value || null;
+          const chosen = {};
+          for (const source of sources) { const select = $('route-' + source); if (select) chosen[source] = select.value || null; }
+          if ($('account').value && Object.keys(chosen).length) body.datasets = chosen;
           const r = await fetch(api, {method: 'PUT', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
           const s = await r.json();
           $('saved').textContent = r.ok ? 'Saved: ' + s.adAccountId + ' / pixel ' + s.pixelId : s.error.message;

@@ -418,6 +418,10 @@ package struct GraphSandbox: Sendable {
                 "id": .string(SandboxData.businessOnlyPixel), "name": .string("Sandbox Business Pixel"),
                 "is_unavailable": .bool(false),
             ]))
+        rows.append(
+            .object([
+                "id": .string(SandboxData.offlineDataset), "name": .string("Sandbox Store Sales"), "is_unavailable": .bool(false),
+            ]))
         return page(rows, request, path: "\(version)/\(SandboxData.businessId)/owned_pixels")
     }
 
@@ -453,8 +457,9 @@ package struct GraphSandbox: Sendable {
 
     /// The Dataset Quality API in Meta's shape, with figures from the events this sandbox
     /// received for the pixel: per event name, the share of events carrying each match key, and
-    /// a composite score that grows with them (a plausible stand-in for Meta's model). Only the
-    /// fields asked for are answered, as at Meta.
+    /// a composite score that grows with them (a plausible stand-in for Meta's model); `web` of
+    /// the events from elsewhere than a store, `offline` of a store's (`physical_store`). Only
+    /// the fields asked for are answered, as at Meta.
     private func datasetQuality(_ query: QueryParameters) -> HTTPResponse {
         guard let pixel = query.single("dataset_id"), PixelId.isValid(pixel) else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter dataset_id is required")
@@ -462,25 +467,51 @@ package struct GraphSandbox: Sendable {
         guard let agent = query.single("agent_name"), !agent.isEmpty else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter agent_name is required")
         }
-        let counts = keyCounts(pixel: pixel)
-        let rows = counts.keys.sorted().map { qualityRow($0, events: counts[$0]!.events, withKey: counts[$0]!.keys) }
+        let web = keyCounts(pixel: pixel, offline: false)
+        let offline = keyCounts(pixel: pixel, offline: true)
+        let rows = web.keys.sorted().map { qualityRow($0, events: web[$0]!.events, withKey: web[$0]!.keys) }
+        let offlineRows = offline.keys.sorted().map { offlineRow($0, events: offline[$0]!.events, withKey: offline[$0]!.keys) }
         let asked =
             query.single("fields").flatMap { expression -> [FieldExpansion.Field]? in
                 var parser = FieldExpansion(Array(expression.utf8))
                 return parser.parse()
             } ?? []
-        return json(FieldExpansion.project(.object(["web": .array(rows)]), asked).object ?? [:])
+        return json(FieldExpansion.project(.object(["web": .array(rows), "offline": .array(offlineRows)]), asked).object ?? [:])
     }
 
-    /// Per event name the sandbox received for the pixel: how many, and how many carried each key.
-    private func keyCounts(pixel: String) -> [String: (events: Int, keys: [String: Int])] {
+    /// One offline event name's row as Meta's offline page shows it: each score an object with
+    /// Meta's recommendation, the match key score with the coverage of email and phone.
+    private func offlineRow(_ name: String, events: Int, withKey: [String: Int]) -> JSONValue {
+        let email = Double(withKey["em"] ?? 0) / Double(events)
+        let phone = Double(withKey["ph"] ?? 0) / Double(events)
+        func score(_ value: Double, _ recommendation: String) -> JSONValue {
+            .object(["score": .double((value * 10).rounded() / 10), "recommendation": .string(recommendation)])
+        }
+        let matchKey = 2 + 8 * (email + phone) / 2
+        return .object([
+            "event_name": .string(name),
+            "composite": score(1 + 7 * (email + phone) / 2, "Upload sales daily, with the customer's contact details."),
+            "match_key": .object([
+                "score": .double((matchKey * 10).rounded() / 10),
+                "recommendation": .string("Send an email address and a phone number with every sale."),
+                "coverage": .object(["email": .double((email * 1000).rounded() / 10), "phone": .double((phone * 1000).rounded() / 10)]),
+            ]),
+            "frequency": score(8, "Upload at least once a day."),
+            "freshness": score(7, "Upload each sale within a day of it."),
+        ])
+    }
+
+    /// Per event name the sandbox received for the pixel, from a store (`offline`) or not: how
+    /// many, and how many carried each key.
+    private func keyCounts(pixel: String, offline: Bool) -> [String: (events: Int, keys: [String: Int])] {
         var counts: [String: (events: Int, keys: [String: Int])] = [:]
         var cursor: String? = nil
         repeat {
             guard let page = try? store.list(prefix: "events/\(pixel)/", after: cursor, limit: 500) else { break }
             for (_, value) in page.entries {
                 guard let stored = try? JSON.decode(JSONValue.self, from: value.value), let event = stored["event"],
-                    let name = event["event_name"]?.string
+                    let name = event["event_name"]?.string,
+                    (event["action_source"]?.string == "physical_store") == offline
                 else { continue }
                 var entry = counts[name] ?? (0, [:])
                 entry.events += 1
@@ -547,7 +578,7 @@ package struct GraphSandbox: Sendable {
     private func events(pixel: String, _ request: Request) -> HTTPResponse {
         guard
             SandboxData.accounts.contains(where: { $0.pixelIds.contains(pixel) })
-                || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel].contains(pixel)
+                || [SandboxData.businessOnlyPixel, SandboxData.sharedPixel, SandboxData.offlineDataset].contains(pixel)
         else {
             return graphError(
                 400, code: 100, type: "GraphMethodException",

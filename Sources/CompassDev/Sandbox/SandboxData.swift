@@ -14,6 +14,8 @@ package enum SandboxData {
     package static let businessOnlyPixel = "3000901"
     /// Owned by another business and shared with this one: only `client_pixels` shows it.
     package static let sharedPixel = "3000902"
+    /// An offline dataset of the business (a store's sales), attached to no ad account.
+    package static let offlineDataset = "3000903"
 
     package struct Account {
         package var number: Int

@@ -72,6 +72,12 @@ package enum DeliveryMachine {
         return .retry(afterSeconds: max(backoff, failure.retryAfter ?? 0), countsAttempt: true)
     }
 
+    /// Whether `failure`, met sending to one dataset, holds that dataset's events only: Meta
+    /// cannot reach that dataset (gone, no longer shared, no permission on it), while its other
+    /// datasets may take theirs. Any other failure (Meta down, rate limits, the token) stops
+    /// the rest of the request or drain too.
+    package static func holdsOnlyItsDataset(_ failure: GraphFailure) -> Bool { failure.isPixelRefusal }
+
     /// What a replay does with one dead letter.
     package enum Replay: Equatable, Sendable {
         /// Back into the outbox, its attempts reset, due now.

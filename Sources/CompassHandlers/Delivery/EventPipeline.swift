@@ -22,14 +22,29 @@ package struct EventPipeline {
 
     /// Everything needed to send for the tenant now, or why it cannot.
     package enum Context {
-        case ready(EventDelivery, Integration)
+        case ready(Sending)
         /// Connected but events must wait (needs_reauth); they are queued.
         case waiting(String)
     }
 
+    /// What sending needs for any of the tenant's datasets: Meta's client, the token and the
+    /// settings as read.
+    package struct Sending {
+        package var graph: GraphClient
+        package var token: String
+        package var integration: Integration
+        package var partnerAgent: String
+
+        package func delivery(to destination: Destination) -> EventDelivery {
+            EventDelivery(
+                graph: graph, pixelId: destination.dataset, token: token, testEventCode: destination.testEventCode,
+                partnerAgent: partnerAgent)
+        }
+    }
+
     package func context(for integration: Integration) throws -> Context {
         guard integration.status == .connected else { return .waiting("integration is \(integration.status.rawValue)") }
-        guard let pixel = integration.config.pixelId else { return .waiting("no pixel chosen") }
+        guard !integration.config.datasetsInUse.isEmpty else { return .waiting("no pixel chosen") }
         let credential: IntegrationCredential? = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0
         guard let credential else { return .waiting("no stored token") }
         let token: String
@@ -41,10 +56,14 @@ package struct EventPipeline {
         }
         var graph = try dependencies.graph()
         graph.usage = usage
-        let delivery = EventDelivery(
-            graph: graph, pixelId: pixel, token: token,
-            testEventCode: integration.config.testEventCode, partnerAgent: dependencies.config.meta.partnerAgent)
-        return .ready(delivery, integration)
+        return .ready(Sending(graph: graph, token: token, integration: integration, partnerAgent: dependencies.config.meta.partnerAgent))
+    }
+
+    /// Where a queued event goes now: its action source's dataset as the settings say today,
+    /// with the code it was accepted with, else the tenant's code in force.
+    package func destination(of entry: OutboxEntry, settings: Integration.Settings) -> Destination? {
+        guard let dataset = settings.dataset(for: entry.actionSource) else { return nil }
+        return Destination(dataset: dataset, testEventCode: entry.testEventCode ?? settings.testEventCode(at: now))
     }
 
     // MARK: One state per event id: claimed, queued, sent
@@ -200,7 +219,9 @@ package struct EventPipeline {
     /// tenant's outbox bound nothing is stored and the caller is told (a 503, never a drop).
     /// Counting and adding happen under the tenant's outbox lock, so concurrent requests
     /// (and replays) never take the outbox past its bound together.
-    package func queue(_ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil) throws(QueueFailure) -> Int {
+    package func queue(
+        _ events: [NormalizedEvent], error: String?, retryAfter: Int? = nil, testEventCode: String? = nil
+    ) throws(QueueFailure) -> Int {
         let cipher: CredentialCipher
         do {
             cipher = try dependencies.cipher()
@@ -222,7 +243,7 @@ package struct EventPipeline {
                 try DueIndex(store: dependencies.store, prefix: DueIndex.outboxPrefix)
                     .add(tenant, at: now.addingTimeInterval(TimeInterval(retryAfter ?? 0)))
                 if waiting == 0 { try WaitingSince(store: dependencies.store).start(tenant, at: now) }
-                return try store(events, error: error, retryAfter: retryAfter, cipher: cipher)
+                return try store(events, error: error, retryAfter: retryAfter, testEventCode: testEventCode, cipher: cipher)
             } catch {
                 throw .store(error)
             }
@@ -252,9 +273,11 @@ package struct EventPipeline {
 
     /// One batch of create-if-absent writes: an event already waiting stays stored once,
     /// however often it comes.
-    private func store(_ events: [NormalizedEvent], error: String?, retryAfter: Int?, cipher: CredentialCipher) throws(StoreError) -> Int {
+    private func store(
+        _ events: [NormalizedEvent], error: String?, retryAfter: Int?, testEventCode: String?, cipher: CredentialCipher
+    ) throws(StoreError) -> Int {
         let writes: [BatchWrite] = events.map { event in
-            var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error, cipher: cipher)
+            var entry = OutboxEntry(event, tenantId: tenant, now: now, error: error, cipher: cipher, testEventCode: testEventCode)
             if let retryAfter { entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(retryAfter)) }
             return .create(RecordKey.outbox(tenant, event.dedupKey), JSON.encode(entry), ttl: nil)
         }
@@ -271,53 +294,45 @@ package struct EventPipeline {
         dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -1)
     }
 
-    package func recordDelivery(_ events: [NormalizedEvent], failure: String?) {
+    /// The delivery figures of one batch to `dataset`: what Meta took, and the failure if any.
+    package func recordDelivery(_ events: [NormalizedEvent], failure: String?, dataset: String) {
         dependencies.metrics.add(MetricCatalog.eventsSent, [:], events.count)
-        guard !isBeingPurged else { return }
+        guard !isBeingPurged, !events.isEmpty || failure != nil else { return }
         records.updateStats(tenant) { stats in
-            if !events.isEmpty {
-                stats.eventsSent += events.count
-                stats.lastDeliveryAt = now
-                for event in events {
-                    for key in event.matchKeys where ConversionEvent.matchKeysTracked.contains(key) {
-                        stats.eventsWithKey[key, default: 0] += 1
-                    }
+            stats.record(sent: events.count, failure: failure, dataset: dataset, at: now)
+            for event in events {
+                for key in event.matchKeys where ConversionEvent.matchKeysTracked.contains(key) {
+                    stats.eventsWithKey[key, default: 0] += 1
                 }
-            }
-            if let failure {
-                stats.lastFailureAt = now
-                stats.lastFailure = failure
             }
         }
     }
 
-    /// When Meta says the pixel does not exist or cannot be reached, the integration says so
-    /// (settings' `pixelStatus`) and Compass is told once; a delivery that goes through clears
-    /// it. `integration` is the record as the caller read it: nothing more is read when it
-    /// already says what this outcome says.
-    package func notePixelStatus(_ failure: GraphFailure?, sent: Bool, integration: Integration) {
+    /// When Meta says a dataset (pixel) does not exist or cannot be reached, the integration says
+    /// so (settings' `pixelStatus` and `datasetStatus`) and Compass is told once; a delivery to it
+    /// that goes through clears it. `integration` is the record as the caller read it: nothing
+    /// more is read when it already says what this outcome says.
+    package func notePixelStatus(_ failure: GraphFailure?, sent: Bool, integration: Integration, dataset: String) {
         let unavailable = failure?.isPixelRefusal == true
-        guard unavailable ? integration.pixelProblem == nil : (sent && integration.pixelProblem != nil) else { return }
+        let known = integration.problem(of: dataset) != nil
+        guard unavailable ? !known : (sent && known) else { return }
         let lifecycle = IntegrationLifecycle(dependencies: dependencies)
         let reason = failure.map { EventDelivery.reason($0) } ?? ""
         let changed = lifecycle.update(tenant) { integration in
-            if unavailable {
-                guard integration.pixelProblem == nil else { return false }
-                integration.pixelProblem = PixelProblem(reason: reason, since: now)
-            } else {
-                guard integration.pixelProblem != nil else { return false }
-                integration.pixelProblem = nil
+            guard integration.config.datasetsInUse.contains(dataset), (integration.problem(of: dataset) == nil) == unavailable else {
+                return false
             }
+            integration.setProblem(unavailable ? PixelProblem(reason: reason, since: now) : nil, of: dataset)
             return true
         }
         guard changed else { return }
         dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], unavailable ? 1 : -1)
         if unavailable {
-            dependencies.logger.warn("pixel_unavailable", failure?.logFields ?? [:])
+            dependencies.logger.warn("pixel_unavailable", (failure?.logFields ?? [:]).merging(["dataset": .string(dataset)]) { a, _ in a })
             lifecycle.enqueueNotice(
                 CompassNotice(type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now))
         } else {
-            dependencies.logger.info("pixel_available_again")
+            dependencies.logger.info("pixel_available_again", ["dataset": .string(dataset)])
         }
     }
 
@@ -391,25 +406,19 @@ package struct EventPipeline {
             return summary
         }
         defer { _ = try? dependencies.store.delete(leaseKey, ifVersion: lease) }
-        guard let (delivery, integration, cipher) = try drainContext(&summary) else { return summary }
+        guard let (sending, cipher) = try drainContext(&summary) else { return summary }
+        // Datasets Meta refused in this drain: their events wait; the other datasets' go on.
+        var held: [String: GraphFailure] = [:]
         var cursor: String? = nil
         repeat {
             let page = try dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: cursor, limit: EventDelivery.batchLimit)
             cursor = page.cursor
             let due = try takeDue(page.entries, cipher: cipher, into: &summary)
-            guard !due.isEmpty else { continue }
-            let report = delivery.deliver(due.map(\.event))
-            try settleDelivered(report, of: due, into: &summary)
-            if let failure = report.failure {
+            if try deliver(due, sending: sending, held: &held, into: &summary) != nil {
                 // Pages not read after the failure may hold events due now: a minute from now.
                 if cursor != nil { summary.next(now.addingTimeInterval(60)) }
-                markNeedsReauthIfRefused(failure, delivery: delivery)
-                notePixelStatus(failure, sent: !report.sent.isEmpty, integration: integration)
-                recordDelivery(report.sent.map { due[$0].event }, failure: "\(failure.kind)")
                 return summary
             }
-            notePixelStatus(nil, sent: !report.sent.isEmpty, integration: integration)
-            recordDelivery(report.sent.map { due[$0].event }, failure: nil)
         } while cursor != nil
         switch try? dependencies.store.list(prefix: RecordKey.outboxPrefix(tenant), after: nil, limit: 1).entries.isEmpty {
         case true?: WaitingSince(store: dependencies.store).end(tenant)
@@ -420,13 +429,50 @@ package struct EventPipeline {
         return summary
     }
 
+    /// One page's due events, one batch per destination. A failure Meta gives for one dataset
+    /// holds that dataset's events only (`held`); any other failure defers the rest of the page
+    /// and is returned: the drain stops.
+    private func deliver(
+        _ due: [DueEvent], sending: Sending, held: inout [String: GraphFailure], into summary: inout DrainSummary
+    ) throws(StoreError) -> GraphFailure? {
+        let settings = sending.integration.config
+        let groups = Destination.group(due) { destination(of: $0.entry, settings: settings) }
+        // Routed nowhere now (a route removed, no default pixel): released, looked at again later.
+        for taken in due where settings.dataset(for: taken.entry.actionSource) == nil {
+            settle([taken.event], as: .queued)
+            summary.waiting += 1
+            summary.next(now.addingTimeInterval(RefreshCronHandler.waitingRecheck))
+        }
+        for (position, (destination, group)) in groups.enumerated() {
+            if let failure = held[destination.dataset] {
+                for taken in group { try retryLater(taken, after: failure, into: &summary) }
+                continue
+            }
+            let delivery = sending.delivery(to: destination)
+            let report = delivery.deliver(group.map(\.event))
+            try settleDelivered(report, of: group, into: &summary)
+            notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: sending.integration, dataset: destination.dataset)
+            recordDelivery(report.sent.map { group[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: destination.dataset)
+            guard let failure = report.failure else { continue }
+            markNeedsReauthIfRefused(failure, delivery: delivery)
+            guard DeliveryMachine.holdsOnlyItsDataset(failure) else {
+                for (_, rest) in groups[(position + 1)...] {
+                    for taken in rest { try retryLater(taken, after: failure, into: &summary) }
+                }
+                return failure
+            }
+            held[destination.dataset] = failure
+        }
+        return nil
+    }
+
     /// A queued event taken by a drain: its record, the version read, and the event opened.
     private typealias DueEvent = (key: String, version: UInt64, entry: OutboxEntry, event: NormalizedEvent)
 
     /// What the drain sends with, or nil with `summary` saying why it sends nothing. A tenant
     /// without an integration (left by a send or a drain that raced a disconnect or a data
     /// deletion) keeps nothing and is not drained again.
-    private func drainContext(_ summary: inout DrainSummary) throws(StoreError) -> (EventDelivery, Integration, CredentialCipher)? {
+    private func drainContext(_ summary: inout DrainSummary) throws(StoreError) -> (Sending, CredentialCipher)? {
         guard let (integration, _) = try records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)) else {
             summary.skipped = .notConnected
             summary.removed = try removeEvents()
@@ -440,8 +486,8 @@ package struct EventPipeline {
                 summary.skipped = .waiting(why)
                 summary.waiting = try records.count(prefix: RecordKey.outboxPrefix(tenant))
                 return nil
-            case .ready(let delivery, _):
-                return (delivery, integration, cipher)
+            case .ready(let sending):
+                return (sending, cipher)
             }
         } catch let error as StoreError {
             throw error

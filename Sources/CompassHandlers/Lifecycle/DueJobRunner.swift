@@ -8,9 +8,9 @@ import Synchronization
 #endif
 
 /// One kind of refresh-cron work found through a due index (`meta/<job>-due/<minute>/<tenant>`):
-/// the token job, the outbox drain, the quality fetch. The job knows its index, how to give the
-/// tenants from before the index an entry once, and the work for one entry; `DueJobRunner` owns
-/// the rest.
+/// the token job, the outbox drain, the quality fetch, the end of test codes. The job knows its
+/// index, how to give the tenants from before the index an entry once, and the work for one
+/// entry; `DueJobRunner` owns the rest.
 package protocol DueJob: Sendable {
     var index: DueIndex { get }
     /// How many entries are worked on at once (`META_CONCURRENCY`, or 1).

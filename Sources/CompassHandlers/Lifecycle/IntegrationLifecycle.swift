@@ -189,7 +189,8 @@ package struct IntegrationLifecycle {
         for key in RecordKey.tenantRecords(tenant) {
             if try store.delete(key), key == RecordKey.integration(tenant) {
                 countStatus(from: integration?.status, to: nil)
-                if integration?.pixelProblem != nil { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1) }
+                let unavailable = integration?.unavailableDatasets ?? 0
+                if unavailable > 0 { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -unavailable) }
             }
         }
         // The outbox under its lock: a queueing request that checked the marker before it was

@@ -7,13 +7,18 @@ import Synchronization
     import Glibc
 #endif
 
-/// Meta's Event Match Quality for a tenant's pixel, as last fetched (`meta/quality/<tenant>`),
-/// and the last fetch Meta refused or that did not reach Meta, if it came after.
+/// Meta's Event Match Quality for one of a tenant's datasets, as last fetched
+/// (`meta/dataset-quality/<tenant>/<dataset>`; before datasets, the pixel's at
+/// `meta/quality/<tenant>`), and the last fetch Meta refused or that did not reach Meta, if it
+/// came after.
 package struct MatchQuality: Codable, Sendable, Equatable {
+    /// The dataset (pixel) the figures are of.
     package var pixelId: String
     /// When Meta last answered; nil while every fetch for this pixel has failed.
     package var fetchedAt: Date?
     package var events: [EventQuality]
+    /// An offline dataset's figures (Meta's `offline` rows), in place of `events`.
+    package var offline: [OfflineEventQuality]?
     package var lastFailure: Failure?
 
     package struct Failure: Codable, Sendable, Equatable {
@@ -24,10 +29,13 @@ package struct MatchQuality: Codable, Sendable, Equatable {
         package var retryAt: Date
     }
 
-    package init(pixelId: String, fetchedAt: Date?, events: [EventQuality], lastFailure: Failure? = nil) {
+    package init(
+        pixelId: String, fetchedAt: Date?, events: [EventQuality], offline: [OfflineEventQuality]? = nil, lastFailure: Failure? = nil
+    ) {
         self.pixelId = pixelId
         self.fetchedAt = fetchedAt
         self.events = events
+        self.offline = offline
         self.lastFailure = lastFailure
     }
 
@@ -35,6 +43,12 @@ package struct MatchQuality: Codable, Sendable, Equatable {
     /// score fell by 1.0 or more, or its browser/server dedupe coverage fell under 50 %.
     package func degradation(since earlier: MatchQuality) -> String? {
         guard earlier.pixelId == pixelId else { return nil }
+        for event in offline ?? [] {
+            guard let before = earlier.offline?.first(where: { $0.eventName == event.eventName }) else { continue }
+            if let old = before.composite?.score, let new = event.composite?.score, old - new >= QualityFetcher.scoreDrop {
+                return "match_quality_dropped"
+            }
+        }
         for event in events {
             guard let before = earlier.events.first(where: { $0.eventName == event.eventName }) else { continue }
             if let old = before.compositeScore, let new = event.compositeScore, old - new >= QualityFetcher.scoreDrop {
@@ -72,8 +86,11 @@ package struct QualityFetcher {
         package var left = 0
     }
 
-    /// What became of one tenant's due entry.
-    fileprivate enum TenantFetch { case fetched, failed, stale, skipped }
+    /// What became of one tenant's due entry: its datasets fetched and failed, or nothing asked.
+    fileprivate enum TenantFetch {
+        case tried(fetched: Int, failed: Int)
+        case stale, skipped
+    }
 
     package var now: Date { dependencies.clock.now }
     fileprivate var index: DueIndex { DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix) }
@@ -114,8 +131,9 @@ package struct QualityFetcher {
             let outcome = fetcher.fetch(entry.tenant, entry: entry.key)
             tally.add { total in
                 switch outcome {
-                case .fetched: total.fetched += 1
-                case .failed: total.failed += 1
+                case .tried(let fetched, let failed):
+                    total.fetched += fetched
+                    total.failed += failed
                 case .stale: total.stale += 1
                 case .skipped: break
                 }
@@ -123,54 +141,98 @@ package struct QualityFetcher {
         }
     }
 
-    /// One tenant: its figures fetched and kept, its entry moved on.
+    /// The figures kept for `dataset`, if any: its own record, else (for the default pixel)
+    /// the one kept before datasets had their own.
+    package static func kept(_ tenant: String, dataset: String, records: RecordStore) -> MatchQuality? {
+        if let own = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.datasetQuality(tenant, dataset)))??.0 {
+            return own
+        }
+        let earlier = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
+        return earlier?.pixelId == dataset ? earlier : nil
+    }
+
+    /// One tenant: each of its datasets' figures fetched and kept when due, and its one entry
+    /// moved on to the earliest next fetch among them.
     fileprivate func fetch(_ tenant: String, entry: String) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
-            integration.status == .connected, let pixel = integration.config.pixelId
+            integration.status == .connected, !integration.config.datasetsInUse.isEmpty
         else {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
-        // Fetched less than a day ago for this pixel: an extra entry (from the one-time walk,
-        // or a writer that died between its two writes), dropped without a Graph call.
-        let kept = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
-        if let kept, kept.pixelId == pixel, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil,
-            now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter
-        {
-            _ = try? dependencies.store.delete(entry)
+        var next: Date? = nil
+        var retries: Date? = nil
+        var (fetched, failed) = (0, 0)
+        for dataset in integration.config.datasetsInUse {
+            let kept = Self.kept(tenant, dataset: dataset, records: records)
+            // Fetched less than a day ago: nothing to ask (an extra entry, from the one-time
+            // walk or a writer that died between its two writes, is dropped without a call).
+            if let kept, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil,
+                now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter
+            {
+                next = min(next ?? .distantFuture, fetchedAt.addingTimeInterval(DueIndex.period))
+                continue
+            }
+            // Failed lately: nothing before its retry, an hour on.
+            if let retryAt = kept?.lastFailure?.retryAt, retryAt > now {
+                retries = min(retries ?? retryAt, retryAt)
+                continue
+            }
+            let (fetchedNext, ok) = fetchOne(tenant, dataset: dataset, offline: integration.config.isOfflineDataset(dataset), kept: kept)
+            next = min(next ?? fetchedNext, fetchedNext)
+            if ok { fetched += 1 } else { failed += 1 }
+        }
+        // Nothing asked of Meta: the entry was an extra; a retry keeps (or is) the live one.
+        if fetched + failed == 0 {
+            if let retries {
+                guard (try? index.add(tenant, at: retries)) != nil else { return .skipped }
+                if DueIndex.key(tenant, at: retries, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
+            } else {
+                _ = try? dependencies.store.delete(entry)
+            }
             return .stale
         }
-        // Failed lately: nothing before its retry, an hour on. An extra entry waits for it
-        // (the retry's own key, so the two are one).
-        if let kept, kept.pixelId == pixel, let retryAt = kept.lastFailure?.retryAt, retryAt > now {
-            guard (try? index.add(tenant, at: retryAt)) != nil else { return .skipped }
-            if DueIndex.key(tenant, at: retryAt, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
-            return .stale
-        }
-        let next: Date
-        let outcome: TenantFetch
+        let due = min(next!, retries ?? .distantFuture)
+        guard (try? index.add(tenant, at: due)) != nil else { return .skipped }
+        if DueIndex.key(tenant, at: due, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
+        return .tried(fetched: fetched, failed: failed)
+    }
+
+    /// One dataset's figures asked of Meta and kept; when it is next due, and whether Meta answered.
+    private func fetchOne(_ tenant: String, dataset: String, offline: Bool, kept: MatchQuality?) -> (next: Date, ok: Bool) {
+        let records = dependencies.records
         do {
             guard let credential = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0 else {
-                _ = try? dependencies.store.delete(entry)
-                return .stale
+                throw StoreError.corrupt(RecordKey.credential(tenant))
             }
             let token = try dependencies.openToken(credential, tenant: tenant)
-            let events = try dependencies.graph().datasetQuality(
-                pixelId: pixel, agentName: dependencies.config.meta.agentName, token: token)
-            let fetched = MatchQuality(pixelId: pixel, fetchedAt: now, events: events)
-            try records.save(fetched, at: RecordKey.quality(tenant))
-            dependencies.logger.info("match_quality_fetched", ["tenant": .string(tenant), "events": .int(events.count)])
+            let graph = try dependencies.graph()
+            let agent = dependencies.config.meta.agentName
+            var fetched = MatchQuality(pixelId: dataset, fetchedAt: now, events: [])
+            if offline {
+                fetched.offline = try graph.offlineDatasetQuality(datasetId: dataset, agentName: agent, token: token)
+            } else {
+                fetched.events = try graph.datasetQuality(pixelId: dataset, agentName: agent, token: token)
+            }
+            try records.save(fetched, at: RecordKey.datasetQuality(tenant, dataset))
+            // The pixel's record from before datasets had their own is replaced by this one.
+            if let earlier = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0,
+                earlier.pixelId == dataset
+            {
+                _ = try? records.store.delete(RecordKey.quality(tenant))
+            }
+            dependencies.logger.info(
+                "match_quality_fetched",
+                ["tenant": .string(tenant), "dataset": .string(dataset), "events": .int(fetched.offline?.count ?? fetched.events.count)])
             if let kept, let reason = fetched.degradation(since: kept) {
                 dependencies.logger.warn("match_quality_degraded", ["tenant": .string(tenant), "reason": .string(reason)])
                 IntegrationLifecycle(dependencies: dependencies)
                     .enqueueNotice(CompassNotice(type: "integration.quality_degraded", tenant: tenant, reason: reason, time: now))
             }
-            next = DueIndex.nextDaily(after: now, random: dependencies.random)
-            outcome = .fetched
+            return (DueIndex.nextDaily(after: now, random: dependencies.random), true)
         } catch {
-            next = now.addingTimeInterval(Self.retryDelay)
-            outcome = .failed
+            let next = now.addingTimeInterval(Self.retryDelay)
             let message: String
             if let failure = error as? GraphFailure {
                 dependencies.logger.warn("match_quality_failed", failure.logFields.merging(["tenant": .string(tenant)]) { a, _ in a })
@@ -180,13 +242,11 @@ package struct QualityFetcher {
                 message = "The quality figures could not be fetched: the store or the token could not be read."
             }
             // The figures of the last good fetch stay; settings shows why the newest did not come.
-            var record = kept?.pixelId == pixel ? kept! : MatchQuality(pixelId: pixel, fetchedAt: nil, events: [])
+            var record = kept ?? MatchQuality(pixelId: dataset, fetchedAt: nil, events: [])
             record.lastFailure = .init(at: now, message: message, retryAt: next)
-            _ = try? records.save(record, at: RecordKey.quality(tenant))
+            _ = try? records.save(record, at: RecordKey.datasetQuality(tenant, dataset))
+            return (next, false)
         }
-        guard (try? index.add(tenant, at: next)) != nil else { return .skipped }
-        if DueIndex.key(tenant, at: next, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
-        return outcome
     }
 
     /// Gives every tenant that chose a pixel before the quality index existed an entry, spread
@@ -198,7 +258,8 @@ package struct QualityFetcher {
         repeat {
             let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
             for (key, value) in page.entries {
-                guard let integration = try? JSON.decode(Integration.self, from: value.value), integration.config.pixelId != nil else {
+                guard let integration = try? JSON.decode(Integration.self, from: value.value), !integration.config.datasetsInUse.isEmpty
+                else {
                     continue
                 }
                 let tenant = String(key.dropFirst(RecordKey.integrationsPrefix.count))

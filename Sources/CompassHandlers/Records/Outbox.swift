@@ -27,6 +27,9 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     /// in the payload, so that Meta deduplicates that event with the browser pixel's copy by
     /// `event_name` with `fbp` or `external_id` (docs/api.md, "Browser and server copies").
     package var internalEventId: String?
+    /// The test event code the event was accepted with (its request's, or the tenant's then);
+    /// nil: it goes with the tenant's code in force when it is sent, if any.
+    package var testEventCode: String?
 
     /// Associated data of the sealed event: a record copied under another tenant or event does
     /// not open. Dead-lettering and replay keep the tenant and the event key, so the seal too.
@@ -38,7 +41,9 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         return eventTime < now.unixSeconds - days * 86_400 + 300
     }
 
-    package init(_ event: NormalizedEvent, tenantId: String, now: Date, error: String?, cipher: CredentialCipher) {
+    package init(
+        _ event: NormalizedEvent, tenantId: String, now: Date, error: String?, cipher: CredentialCipher, testEventCode: String? = nil
+    ) {
         self.tenantId = tenantId
         eventName = event.eventName
         eventTime = event.eventTime
@@ -52,6 +57,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         nextAttemptAt = now
         lastError = error
         internalEventId = event.payloadCarriesEventId ? nil : event.eventId
+        self.testEventCode = testEventCode
     }
 
     /// The event, opened. Fails when the key that sealed it is gone, or when the record was
@@ -79,13 +85,42 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     }
 }
 
-/// Per tenant: what was delivered and how well events can be matched.
+/// Per tenant: what was delivered and how well events can be matched; the same counts and
+/// times per dataset (`datasets`, absent from figures kept before datasets had their own).
 package struct DeliveryStats: Codable, Sendable, Equatable {
     package var eventsSent: Int = 0
     package var eventsWithKey: [String: Int] = [:]
     package var lastDeliveryAt: Date?
     package var lastFailureAt: Date?
     package var lastFailure: String?
+    package var datasets: [String: DatasetFigures]?
+
+    package struct DatasetFigures: Codable, Sendable, Equatable {
+        package var eventsSent: Int = 0
+        package var lastDeliveryAt: Date?
+        package var lastFailureAt: Date?
+        package var lastFailure: String?
+    }
+
+    /// One delivery's outcome, for the tenant and for `dataset`.
+    package mutating func record(sent: Int, failure: String?, dataset: String, at now: Date) {
+        var figures = datasets?[dataset] ?? DatasetFigures()
+        if sent > 0 {
+            eventsSent += sent
+            lastDeliveryAt = now
+            figures.eventsSent += sent
+            figures.lastDeliveryAt = now
+        }
+        if let failure {
+            lastFailureAt = now
+            lastFailure = failure
+            figures.lastFailureAt = now
+            figures.lastFailure = failure
+        }
+        var all = datasets ?? [:]
+        all[dataset] = figures
+        datasets = all
+    }
 }
 
 extension RecordKey {

@@ -15,12 +15,22 @@ package struct Integration: Codable, Sendable, Equatable {
         package var adAccountId: String?
         package var pixelId: String?
         package var testEventCode: String?
+        /// When `testEventCode` stops applying; refresh-cron then clears it. Nil only on a code
+        /// saved before codes expired, which refresh-cron gives 24 hours once.
+        package var testEventCodeExpiresAt: Date?
+        /// The dataset of each Meta `action_source` that does not go to `pixelId` (`DatasetRoutes`).
+        package var datasets: [String: String]?
 
-        package init(adAccounts: [AdAccount] = [], adAccountId: String? = nil, pixelId: String? = nil, testEventCode: String? = nil) {
+        package init(
+            adAccounts: [AdAccount] = [], adAccountId: String? = nil, pixelId: String? = nil, testEventCode: String? = nil,
+            testEventCodeExpiresAt: Date? = nil, datasets: [String: String]? = nil
+        ) {
             self.adAccounts = adAccounts
             self.adAccountId = adAccountId
             self.pixelId = pixelId
             self.testEventCode = testEventCode
+            self.testEventCodeExpiresAt = testEventCodeExpiresAt
+            self.datasets = datasets
         }
     }
 
@@ -45,6 +55,8 @@ package struct Integration: Codable, Sendable, Equatable {
     /// Set while Meta says the chosen pixel does not exist or cannot be reached (no longer
     /// shared): events wait in the outbox; cleared by a delivery or by choosing another pixel.
     package var pixelProblem: PixelProblem?
+    /// The same for each routed dataset other than `pixelId`, by dataset id (`problem(of:)`).
+    package var datasetProblems: [String: PixelProblem]?
 
     package init(
         tenantId: String, provider: String = "meta", status: IntegrationStatus, statusReason: String? = nil, metaUserId: String,
@@ -176,8 +188,12 @@ package enum RecordKey {
     package static let dueIndexComplete = "meta/refresh/indexed"
     /// When the next cron run sweeps expired records (a Unix time in seconds).
     package static let sweepNext = "meta/sweep/next"
-    /// Meta's Event Match Quality figures for the tenant's pixel, as last fetched.
+    /// Meta's Event Match Quality figures for the tenant's pixel, as fetched before datasets
+    /// had their own (`datasetQuality` since).
     package static func quality(_ tenant: String) -> String { "meta/quality/\(tenant)" }
+    /// Meta's quality figures for one of the tenant's datasets, as last fetched.
+    package static func datasetQuality(_ tenant: String, _ dataset: String) -> String { "meta/dataset-quality/\(tenant)/\(dataset)" }
+    package static func datasetQualityPrefix(_ tenant: String) -> String { "meta/dataset-quality/\(tenant)/" }
     /// Present once every tenant with a pixel from before the quality index has an entry.
     package static let qualityIndexComplete = "meta/refresh/quality-indexed"
     /// Present once every tenant with queued events from before the outbox index has an entry.
@@ -203,7 +219,7 @@ package enum RecordKey {
     }
 
     package static func tenantPrefixes(_ tenant: String) -> [String] {
-        [outboxPrefix(tenant), deadPrefix(tenant), sentPrefix(tenant)]
+        [outboxPrefix(tenant), deadPrefix(tenant), sentPrefix(tenant), datasetQualityPrefix(tenant)]
     }
 }
 

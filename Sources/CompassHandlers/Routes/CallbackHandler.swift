@@ -133,8 +133,10 @@ package struct CallbackHandler: Handler {
         if let previous, let chosen = previous.config.adAccountId, grant.accounts.contains(where: { $0.id == chosen }) {
             settings.adAccountId = chosen
             settings.pixelId = previous.config.pixelId
+            settings.datasets = previous.config.datasets
         }
         settings.testEventCode = previous?.config.testEventCode
+        settings.testEventCodeExpiresAt = previous?.config.testEventCodeExpiresAt
         var integration = Integration(
             tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: grant.metaUserId, config: settings,
             grantedScopes: granted, missingScopes: dependencies.config.meta.scopes.filter { !granted.contains($0) },
@@ -144,7 +146,8 @@ package struct CallbackHandler: Handler {
         try save(credential, integration, previous: previous)
         IntegrationLifecycle(dependencies: dependencies).countStatus(from: previous?.status, to: .connected)
         // A new record: a pixel problem of the one it replaces is gone with it.
-        if previous?.pixelProblem != nil { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1) }
+        let unavailable = previous?.unavailableDatasets ?? 0
+        if unavailable > 0 { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -unavailable) }
         dependencies.logger.info(
             "meta_connected",
             [

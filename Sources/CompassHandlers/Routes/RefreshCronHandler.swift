@@ -34,6 +34,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
         package var notices = IntegrationLifecycle.NoticeSummary()
         /// Meta's Event Match Quality figures fetched for the tenants due.
         package var quality = QualityFetcher.Summary()
+        /// Test event codes past their end, cleared from the settings.
+        package var testCodes = TestEventCodeExpiry.Summary()
         package var sweep = StoreSweep.Summary()
         /// The run stopped taking new work when its time budget (REFRESH_BUDGET_SECONDS) was spent.
         package var budgetSpent = false
@@ -65,6 +67,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         summary.tokens = try refresher.run(until: deadline)
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline, usage: outboxUsage) }
         if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
+        if inBudget() { summary.testCodes = try TestEventCodeExpiry(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
         if inBudget() { try countIntegrationsOnce(inBudget: inBudget) }
         if inBudget(), let swept = try StoreSweep(store: dependencies.store).runShareIfDue(asOf: dependencies.clock.now) {
@@ -200,7 +203,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
                 for (_, value) in page.entries {
                     guard let integration = try? JSON.decode(Integration.self, from: value.value) else { continue }
                     walk.found[integration.status.rawValue, default: 0] += 1
-                    if integration.pixelProblem != nil { walk.unavailable += 1 }
+                    walk.unavailable += integration.unavailableDatasets
                 }
                 walk.cursor = page.cursor
                 if page.cursor == nil {

@@ -43,42 +43,18 @@ package struct SendEventHandler: Handler {
         let inputs = try Inputs(request.body)
         let tenant = session.tenantId
         let dryRun = ["1", "true"].contains(request.query.single("dryRun") ?? "")
+        let requestCode = try Self.testEventCode(request.query, body: inputs.testEventCode)
 
         let integration: Integration? = try dependencies.records.load(Integration.self, at: RecordKey.integration(tenant))?.0
         if !dryRun {
             guard let integration, integration.status != .disconnected else { throw APIError.notConnected }
-            guard integration.config.pixelId != nil else {
+            guard !integration.config.datasetsInUse.isEmpty else {
                 throw APIError(409, "pixel_not_configured", "Choose an ad account and a pixel in the Meta settings first.")
             }
         }
 
-        var result = Answer(status: "sent")
-        var valid: [(index: Int, event: NormalizedEvent)] = []
-        // The pair Meta deduplicates on (what `dedupKey` digests), kept as the event's own strings:
-        // no digest and no new string per event.
-        var seen: Set<EventIdentity> = []
-        let now = dependencies.clock.now
-        for index in 0..<inputs.count {
-            let (outcome, input) = inputs.normalize(index, tenantId: tenant, now: now)
-            switch outcome {
-            case .success(let event):
-                result.warnings += event.warnings.map { Answer.Warning(index: index, message: $0) }
-                // A copy of an event earlier in the request is a duplicate, in a dry run too.
-                if !seen.insert(EventIdentity(name: event.eventName, id: event.eventId)).inserted {
-                    result.duplicates += 1
-                    continue
-                }
-                valid.append((index, event))
-            case .failure(let rejection):
-                result.rejected.append(
-                    .init(
-                        index: index, eventId: input?["eventId"]?.string ?? input?["event_id"]?.string,
-                        code: rejection.code, message: rejection.message,
-                        problems: rejection.problems.isEmpty ? nil : rejection.problems))
-            }
-        }
-
-        if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, result: result) }
+        var (result, valid) = accept(inputs, tenant: tenant, settings: integration?.config)
+        if dryRun { return dryRunResponse(valid.map(\.event), integration: integration, requestCode: requestCode, result: result) }
         let invalid = result.rejected.count
         let pipeline = EventPipeline(dependencies: dependencies, tenant: tenant)
         // Of overlapping requests carrying one event, exactly one claims and sends it.
@@ -92,9 +68,9 @@ package struct SendEventHandler: Handler {
             }
         }
         if !stillSending.isEmpty {
-            result.queued += try pipeline.queue(stillSending, error: "another copy was being sent")
+            result.queued += try pipeline.queue(stillSending, error: "another copy was being sent", testEventCode: requestCode)
         }
-        if !claimed.isEmpty { try send(claimed, integration: integration!, pipeline: pipeline, into: &result) }
+        if !claimed.isEmpty { try send(claimed, integration: integration!, requestCode: requestCode, pipeline: pipeline, into: &result) }
 
         let outcome = Self.status(result, total: inputs.count)
         result.status = outcome.name
@@ -113,60 +89,152 @@ package struct SendEventHandler: Handler {
         return .json(outcome.http, result)
     }
 
+    /// Each event of the request normalized: the valid ones, each once, and the answer so far
+    /// (warnings, rejections with their reasons, copies counted as duplicates).
+    private func accept(
+        _ inputs: Inputs, tenant: String, settings: Integration.Settings?
+    ) -> (Answer, [(index: Int, event: NormalizedEvent)]) {
+        var result = Answer(status: "sent")
+        var valid: [(index: Int, event: NormalizedEvent)] = []
+        // The pair Meta deduplicates on (what `dedupKey` digests), kept as the event's own strings:
+        // no digest and no new string per event.
+        var seen: Set<EventIdentity> = []
+        let now = dependencies.clock.now
+        // With a dataset chosen, an event whose source has none is refused (never sent elsewhere).
+        let routed = settings.map { !$0.datasetsInUse.isEmpty } ?? false
+        for index in 0..<inputs.count {
+            let (outcome, input) = inputs.normalize(index, tenantId: tenant, now: now)
+            switch outcome {
+            case .success(let event):
+                result.warnings += event.warnings.map { Answer.Warning(index: index, message: $0) }
+                if routed, settings?.dataset(for: event.actionSource) == nil {
+                    result.rejected.append(
+                        .init(
+                            index: index, eventId: event.eventId, code: "no_dataset",
+                            message: "No dataset is chosen for action_source \(event.actionSource) and there is no default pixel."))
+                    continue
+                }
+                // A copy of an event earlier in the request is a duplicate, in a dry run too.
+                if !seen.insert(EventIdentity(name: event.eventName, id: event.eventId)).inserted {
+                    result.duplicates += 1
+                    continue
+                }
+                valid.append((index, event))
+            case .failure(let rejection):
+                result.rejected.append(
+                    .init(
+                        index: index, eventId: input?["eventId"]?.string ?? input?["event_id"]?.string,
+                        code: rejection.code, message: rejection.message,
+                        problems: rejection.problems.isEmpty ? nil : rejection.problems))
+            }
+        }
+        return (result, valid)
+    }
+
+    /// The claimed events, one batch per destination (`Destination`): each dataset's answer
+    /// settles its own events. A dataset Meta cannot reach holds only its events; any other
+    /// failure queues the groups not yet sent without calling Meta again.
     private func send(
-        _ items: [(index: Int, event: NormalizedEvent)], integration: Integration, pipeline: EventPipeline,
+        _ items: [(index: Int, event: NormalizedEvent)], integration: Integration, requestCode: String?, pipeline: EventPipeline,
         into result: inout Answer
     ) throws {
-        let events = items.map(\.event)
-        // Nothing is accepted that is not stored: a full or busy outbox is a 503 to retry, and the
-        // claims are released so that the retry can send.
-        func queueAll(_ subset: [NormalizedEvent], reason: String, retryAfter: Int? = nil) throws {
-            do {
-                result.queued += try pipeline.queue(subset, error: reason, retryAfter: retryAfter)
-            } catch {
-                pipeline.settle(subset, as: nil)
-                throw error
-            }
-            pipeline.settle(subset, as: .queued)
-        }
+        let settings = integration.config
+        let tenantCode = settings.testEventCode(at: dependencies.clock.now)
+        let groups = settings.destinations(of: items, testEventCode: requestCode ?? tenantCode) { $0.event.actionSource }
         let context: EventPipeline.Context
         do {
             context = try pipeline.context(for: integration)
         } catch {
+            pipeline.settle(items.map(\.event), as: nil)
+            throw error
+        }
+        var stop: GraphFailure? = nil
+        for (destination, group) in groups {
+            switch (context, stop) {
+            case (.waiting(let why), _):
+                try queue(group.map(\.event), reason: why, requestCode: requestCode, pipeline: pipeline, into: &result)
+            case (.ready, let failure?):
+                try queue(
+                    group.map(\.event), reason: "\(failure.kind)", retryAfter: failure.retryAfter, requestCode: requestCode,
+                    pipeline: pipeline, into: &result)
+            case (.ready(let sending), nil):
+                let failure = try deliver(
+                    group, with: sending.delivery(to: destination), requestCode: requestCode, pipeline: pipeline,
+                    integration: integration, into: &result)
+                if let failure, !DeliveryMachine.holdsOnlyItsDataset(failure) { stop = failure }
+            }
+        }
+        result.rejected.sort { $0.index < $1.index }
+    }
+
+    /// Into the outbox with the request's own test code. Nothing is accepted that is not
+    /// stored: a full or busy outbox is a 503 to retry, and the claims are released so that the
+    /// retry can send.
+    private func queue(
+        _ events: [NormalizedEvent], reason: String, retryAfter: Int? = nil, requestCode: String?, pipeline: EventPipeline,
+        into result: inout Answer
+    ) throws {
+        do {
+            result.queued += try pipeline.queue(events, error: reason, retryAfter: retryAfter, testEventCode: requestCode)
+        } catch {
             pipeline.settle(events, as: nil)
             throw error
         }
-        switch context {
-        case .waiting(let why):
-            try queueAll(events, reason: why)
-        case .ready(let delivery, _):
-            let report = delivery.deliver(events)
-            var sent: [NormalizedEvent] = []
-            var refused: [NormalizedEvent] = []
-            var deferred: [NormalizedEvent] = []
-            var deferredWhy: (reason: String, retryAfter: Int?) = ("", nil)
-            for (position, item) in items.enumerated() {
-                switch DeliveryMachine.afterDelivery(position, of: report) {
-                case .markSent: sent.append(item.event)
-                case .reject(let code, let reason):
-                    refused.append(item.event)
-                    result.rejected.append(.init(index: item.index, eventId: item.event.eventId, code: code, message: reason))
-                case .queue(let reason, let retryAfter):
-                    deferred.append(item.event)
-                    deferredWhy = (reason, retryAfter)
-                default: break
-                }
+        pipeline.settle(events, as: .queued)
+    }
+
+    /// One destination's batch sent and each event settled as `DeliveryMachine` says; the
+    /// failure, if Meta's answer had one.
+    private func deliver(
+        _ items: [(index: Int, event: NormalizedEvent)], with delivery: EventDelivery, requestCode: String?,
+        pipeline: EventPipeline, integration: Integration, into result: inout Answer
+    ) throws -> GraphFailure? {
+        let report = delivery.deliver(items.map(\.event))
+        var sent: [NormalizedEvent] = []
+        var refused: [NormalizedEvent] = []
+        var deferred: [NormalizedEvent] = []
+        var deferredWhy: (reason: String, retryAfter: Int?) = ("", nil)
+        for (position, item) in items.enumerated() {
+            switch DeliveryMachine.afterDelivery(position, of: report) {
+            case .markSent: sent.append(item.event)
+            case .reject(let code, let reason):
+                refused.append(item.event)
+                result.rejected.append(.init(index: item.index, eventId: item.event.eventId, code: code, message: reason))
+            case .queue(let reason, let retryAfter):
+                deferred.append(item.event)
+                deferredWhy = (reason, retryAfter)
+            default: break
             }
-            pipeline.settle(sent, as: .sent)
-            pipeline.settle(refused, as: nil)
-            result.eventsReceived += sent.count
-            result.fbtraceIds += report.fbtraceIds
-            if !deferred.isEmpty { try queueAll(deferred, reason: deferredWhy.reason, retryAfter: deferredWhy.retryAfter) }
-            if let failure = report.failure { pipeline.markNeedsReauthIfRefused(failure, delivery: delivery) }
-            pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration)
-            pipeline.recordDelivery(report.sent.map { events[$0] }, failure: report.failure.map { "\($0.kind)" })
         }
-        result.rejected.sort { $0.index < $1.index }
+        pipeline.settle(sent, as: .sent)
+        pipeline.settle(refused, as: nil)
+        result.eventsReceived += sent.count
+        result.fbtraceIds += report.fbtraceIds
+        if !deferred.isEmpty {
+            try queue(
+                deferred, reason: deferredWhy.reason, retryAfter: deferredWhy.retryAfter, requestCode: requestCode, pipeline: pipeline,
+                into: &result)
+        }
+        if let failure = report.failure { pipeline.markNeedsReauthIfRefused(failure, delivery: delivery) }
+        pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration, dataset: delivery.pixelId)
+        pipeline.recordDelivery(
+            report.sent.map { items[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: delivery.pixelId)
+        return report.failure
+    }
+
+    /// The request's own test event code: `?testEventCode=` or the batch body's `testEventCode`
+    /// (both only when they agree). It applies to this request's events only, and wins over the
+    /// tenant's.
+    private static func testEventCode(_ query: QueryParameters, body: String?) throws -> String? {
+        let fromQuery = query.contains("testEventCode") ? query.single("testEventCode") ?? "" : nil
+        if let fromQuery, let body, fromQuery != body {
+            throw APIError.badRequest("conflicting_test_event_code", "testEventCode is given twice, with two values.")
+        }
+        guard let code = fromQuery ?? body else { return nil }
+        guard Integration.Settings.isValidTestEventCode(code) else {
+            throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits.")
+        }
+        return code
     }
 
     package static func status(_ result: Answer, total: Int) -> (name: String, http: Int) {
@@ -190,26 +258,31 @@ package struct SendEventHandler: Handler {
         var tape: JSONTape?
         var tokens: [Int] = []
         var values: [JSONValue] = []
+        /// The batch body's own `testEventCode`, when it has one.
+        var testEventCode: String?
         let workspace = EventFastPath.Workspace()
 
         init(_ body: [UInt8]) throws {
             if let tape = JSONTape(body), tape.tokens[0].kind == .object {
                 let members = tape.members(of: 0)
-                if members.count == 1, tape.isString(members[0].name, "events") {
-                    let list = members[0].value
+                if let list = members.first(where: { tape.isString($0.name, "events") })?.value {
+                    let code = members.first { tape.isString($0.name, "testEventCode") }?.value
                     let token = tape.tokens[list]
-                    if token.kind == .array, token.count > 0, token.count <= SendEventHandler.maxEvents {
+                    if members.count == (code == nil ? 1 : 2), code.map({ tape.tokens[$0].kind == .string }) ?? true,
+                        token.kind == .array, token.count > 0, token.count <= SendEventHandler.maxEvents
+                    {
                         self.tape = tape
                         tokens = tape.elements(of: list)
+                        testEventCode = code.map { index in tape.withView { $0.string(index) } }
                         return
                     }
-                } else if !members.contains(where: { tape.isString($0.name, "events") }) {
+                } else {
                     self.tape = tape
                     tokens = [0]
                     return
                 }
             }
-            values = try SendEventHandler.parse(body)
+            (values, testEventCode) = try SendEventHandler.parse(body)
         }
 
         var count: Int { tape == nil ? values.count : tokens.count }
@@ -227,8 +300,9 @@ package struct SendEventHandler: Handler {
         }
     }
 
-    /// One event, or `{"events":[...]}` with up to 10,000.
-    private static func parse(_ body: [UInt8]) throws -> [JSONValue] {
+    /// One event, or `{"events":[...]}` with up to 10,000 and, optionally, the request's own
+    /// `testEventCode`.
+    private static func parse(_ body: [UInt8]) throws -> (events: [JSONValue], testEventCode: String?) {
         let value: JSONValue
         do {
             value = try JSON.decode(JSONValue.self, from: body)
@@ -238,36 +312,53 @@ package struct SendEventHandler: Handler {
         guard let object = value.object else {
             throw APIError.badRequest("invalid_json", "The body must be one event object or {\"events\":[...]}.")
         }
-        guard let events = object["events"] else { return [value] }
-        guard object.count == 1, let list = events.array else {
-            throw APIError.badRequest("invalid_json", "\"events\" must be an array and the only field.")
+        guard let events = object["events"] else { return ([value], nil) }
+        let code = object["testEventCode"]
+        guard object.count == (code == nil ? 1 : 2), let list = events.array else {
+            throw APIError.badRequest("invalid_json", "\"events\" must be an array, beside it only \"testEventCode\".")
+        }
+        guard code == nil || code?.string != nil else {
+            throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits.")
         }
         guard !list.isEmpty else { throw APIError.badRequest("no_events", "\"events\" is empty.") }
         guard list.count <= Self.maxEvents else {
             throw APIError(413, "too_many_events", "At most \(Self.maxEvents) events per request.")
         }
-        return list
+        return (list, code?.string)
     }
 
     /// The exact request bodies that would go to Meta, the events' payload bytes copied in: a
-    /// large batch costs one pass over its bytes. Keys in sorted order, as every answer has them.
-    private func dryRunResponse(_ events: [NormalizedEvent], integration: Integration?, result: Answer) -> CGIResponse {
+    /// large batch costs one pass over its bytes. One body per destination and 1000 events, each
+    /// body's dataset at the same place of `datasetIds` (null before a pixel is chosen). Keys in
+    /// sorted order, as every answer has them.
+    private func dryRunResponse(
+        _ events: [NormalizedEvent], integration: Integration?, requestCode: String?, result: Answer
+    ) -> CGIResponse {
+        let settings = integration?.config
+        let code = requestCode ?? settings?.testEventCode(at: dependencies.clock.now)
+        var groups = settings?.destinations(of: events, testEventCode: code) { $0.actionSource } ?? []
+        // Before a pixel is chosen: the bodies, to no dataset yet.
+        if groups.isEmpty && !events.isEmpty { groups = [(Destination(dataset: "", testEventCode: code), events)] }
+        // Each body: its destination and its events, 1000 at most.
+        let bodies = groups.flatMap { destination, group in
+            stride(from: 0, to: group.count, by: EventDelivery.batchLimit).map {
+                (destination, group[$0..<min($0 + EventDelivery.batchLimit, group.count)])
+            }
+        }
         var out: [UInt8] = []
         out.reserveCapacity(events.reduce(256) { $0 + $1.payloadJSON.count + 1 })
-        out.append(literal: #"{"duplicates":"#)
+        out.append(literal: #"{"datasetIds":"#)
+        JSONValue.array(bodies.map { $0.0.dataset.isEmpty ? .null : .string($0.0.dataset) }).write(into: &out)
+        out.append(literal: #","duplicates":"#)
         out.append(decimal: Int64(result.duplicates))
         out.append(literal: #","payloads":["#)
-        var start = 0
-        while start < events.count {
-            let end = min(start + EventDelivery.batchLimit, events.count)
-            if start > 0 { out.append(UInt8(ascii: ",")) }
+        for (position, (destination, slice)) in bodies.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
             EventDelivery.write(
-                events[start..<end], partnerAgent: dependencies.config.meta.partnerAgent,
-                testEventCode: integration?.config.testEventCode, into: &out)
-            start = end
+                slice, partnerAgent: dependencies.config.meta.partnerAgent, testEventCode: destination.testEventCode, into: &out)
         }
         out.append(UInt8(ascii: "]"))
-        if let pixel = integration?.config.pixelId {
+        if let pixel = settings?.pixelId {
             out.append(literal: #","pixelId":"#)
             JSONText.appendQuoted(pixel, to: &out)
         }

@@ -24,6 +24,12 @@ package struct SettingsHandler: Handler {
         package var pixelStatus: String?
         package var pixelStatusReason: String?
         package var testEventCode: String?
+        /// When the test event code stops applying (refresh-cron then clears it).
+        package var testEventCodeExpiresAt: Date?
+        /// The dataset of each action source that does not go to `pixelId`.
+        package var datasets: [String: String]?
+        /// Every dataset events go to (the default pixel first): its status, figures and quality.
+        package var datasetStatus: [DatasetView]
         package var tokenExpiresAt: Date?
         package var dataAccessExpiresAt: Date?
         /// `user` or `system_user` (Facebook Login for Business), and the client's business.
@@ -49,6 +55,21 @@ package struct SettingsHandler: Handler {
         package var lastFailure: String?
         /// Share of delivered events carrying each match key: what event match quality rests on.
         package var matchKeyCoverage: [String: Double]
+    }
+
+    package struct DatasetView: Encodable {
+        package var id: String
+        /// The action sources routed to it; `default` for the pixel that takes every other.
+        package var actionSources: [String]
+        /// `available`, or `unavailable` while Meta says it cannot be reached (its events wait).
+        package var status: String
+        package var statusReason: String?
+        package var eventsSent: Int
+        package var lastDeliveryAt: Date?
+        package var lastFailureAt: Date?
+        package var lastFailure: String?
+        /// Meta's quality figures for it (offline ones for an offline dataset), as last fetched.
+        package var eventMatchQuality: MatchQuality?
     }
 
     package struct PixelView: Encodable, Equatable {
@@ -107,19 +128,41 @@ package struct SettingsHandler: Handler {
             dead: try records.count(prefix: RecordKey.deadPrefix(tenant)),
             eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
             lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
-        let quality = (try? records.loadUnlessCorrupt(MatchQuality.self, at: RecordKey.quality(tenant)))??.0
+        let settings = integration.config
+        let quality = settings.pixelId.flatMap { QualityFetcher.kept(tenant, dataset: $0, records: records) }
         return View(
             status: integration.status, statusReason: integration.statusReason,
             connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
-            adAccounts: integration.config.adAccounts, adAccountId: integration.config.adAccountId,
-            pixelId: integration.config.pixelId,
-            pixelStatus: integration.config.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
-            pixelStatusReason: integration.pixelProblem?.reason, testEventCode: integration.config.testEventCode,
+            adAccounts: settings.adAccounts, adAccountId: settings.adAccountId, pixelId: settings.pixelId,
+            pixelStatus: settings.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
+            pixelStatusReason: integration.pixelProblem?.reason, testEventCode: settings.testEventCode,
+            testEventCodeExpiresAt: settings.testEventCode == nil ? nil : settings.testEventCodeExpiresAt,
+            datasets: settings.datasets, datasetStatus: datasetViews(integration, stats: stats, tenant: tenant),
             tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
             tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
             grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
-            lastRefresh: integration.lastRefresh, delivery: delivery,
-            eventMatchQuality: quality?.pixelId == integration.config.pixelId ? quality : nil)
+            lastRefresh: integration.lastRefresh, delivery: delivery, eventMatchQuality: quality)
+    }
+
+    private func datasetViews(_ integration: Integration, stats: DeliveryStats, tenant: String) -> [DatasetView] {
+        let settings = integration.config
+        return settings.datasetsInUse.map { id in
+            var sources = (settings.datasets ?? [:]).filter { $0.value == id }.keys.sorted()
+            if id == settings.pixelId { sources.append("default") }
+            let problem = integration.problem(of: id)
+            // Figures kept before datasets had their own are the default pixel's.
+            let figures =
+                stats.datasets?[id]
+                ?? (id == settings.pixelId
+                    ? DeliveryStats.DatasetFigures(
+                        eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt, lastFailureAt: stats.lastFailureAt,
+                        lastFailure: stats.lastFailure) : DeliveryStats.DatasetFigures())
+            return DatasetView(
+                id: id, actionSources: sources, status: problem == nil ? "available" : "unavailable", statusReason: problem?.reason,
+                eventsSent: figures.eventsSent, lastDeliveryAt: figures.lastDeliveryAt, lastFailureAt: figures.lastFailureAt,
+                lastFailure: figures.lastFailure, eventMatchQuality: QualityFetcher.kept(tenant, dataset: id, records: dependencies.records)
+            )
+        }
     }
 
     /// The account's pixels and, when the account belongs to a business, the pixels that business
@@ -157,8 +200,10 @@ package struct SettingsHandler: Handler {
 
     // MARK: PUT
 
-    /// `{"adAccountId","pixelId","testEventCode"}`; an absent key leaves that choice as it is,
-    /// `null` clears it. A new account without a pixel clears the pixel.
+    /// `{"adAccountId","pixelId","datasets","testEventCode","testEventCodeExpiresAt"}`; an absent
+    /// key leaves that choice as it is, `null` clears it. `datasets` changes the routes it names
+    /// (`{"physical_store":"ID","business_messaging":null}`; `null` for all of them). A new
+    /// account without a pixel clears the pixel and the routes.
     package struct Update: Decodable {
         package enum Change<T: Decodable>: Decodable {
             case keep, clear
@@ -171,24 +216,31 @@ package struct SettingsHandler: Handler {
         package var adAccountId: Change<String> = .keep
         package var pixelId: Change<String> = .keep
         package var testEventCode: Change<String> = .keep
+        package var testEventCodeExpiresAt: Change<Date> = .keep
+        package var datasets: Change<[String: String?]> = .keep
 
-        package enum CodingKeys: String, CodingKey, CaseIterable { case adAccountId, pixelId, testEventCode }
+        package enum CodingKeys: String, CodingKey, CaseIterable {
+            case adAccountId, pixelId, datasets, testEventCode, testEventCodeExpiresAt
+        }
 
         package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: AnyKey.self)
             for key in container.allKeys where CodingKeys(rawValue: key.stringValue) == nil {
                 throw APIError.badRequest(
                     "unknown_field",
-                    "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: adAccountId, pixelId, testEventCode.")
+                    "Unknown field \"\(String(key.stringValue.prefix(40)))\"; allowed: "
+                        + CodingKeys.allCases.map(\.rawValue).joined(separator: ", ") + ".")
             }
             let known = try decoder.container(keyedBy: CodingKeys.self)
             // `decodeIfPresent` would read null as absent; null here means "clear".
-            func change(_ key: CodingKeys) throws -> Change<String> {
-                known.contains(key) ? try known.decode(Change<String>.self, forKey: key) : .keep
+            func change<T>(_ key: CodingKeys, _: T.Type = T.self) throws -> Change<T> {
+                known.contains(key) ? try known.decode(Change<T>.self, forKey: key) : .keep
             }
             adAccountId = try change(.adAccountId)
             pixelId = try change(.pixelId)
             testEventCode = try change(.testEventCode)
+            testEventCodeExpiresAt = try change(.testEventCodeExpiresAt)
+            datasets = try change(.datasets)
         }
     }
 
@@ -206,7 +258,10 @@ package struct SettingsHandler: Handler {
         } catch let error as APIError {
             throw error
         } catch {
-            throw APIError.badRequest("invalid_json", "The body must be a JSON object with adAccountId, pixelId and testEventCode.")
+            throw APIError.badRequest(
+                "invalid_json",
+                "The body must be a JSON object with adAccountId, pixelId, datasets (action source to dataset id), testEventCode "
+                    + "and testEventCodeExpiresAt (an ISO 8601 time).")
         }
         var settings = integration.config
         switch change.adAccountId {
@@ -214,6 +269,7 @@ package struct SettingsHandler: Handler {
         case .clear:
             settings.adAccountId = nil
             settings.pixelId = nil
+            settings.datasets = nil
         case .set(let id):
             guard AdAccountId.isValid(id) else {
                 throw APIError.badRequest("invalid_ad_account_id", "adAccountId must look like act_<digits>.")
@@ -221,7 +277,10 @@ package struct SettingsHandler: Handler {
             guard settings.adAccounts.contains(where: { $0.id == id }) else {
                 throw APIError(422, "unknown_ad_account", "That ad account is not one this connection granted.")
             }
-            if settings.adAccountId != id { settings.pixelId = nil }
+            if settings.adAccountId != id {
+                settings.pixelId = nil
+                settings.datasets = nil
+            }
             settings.adAccountId = id
         }
         switch change.pixelId {
@@ -237,18 +296,11 @@ package struct SettingsHandler: Handler {
             }
             settings.pixelId = id
         }
-        switch change.testEventCode {
-        case .keep: break
-        case .clear: settings.testEventCode = nil
-        case .set(let code):
-            guard code.consists(of: ASCII.isAlphanumeric, length: 1...64) else {
-                throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits, or null.")
-            }
-            settings.testEventCode = code
-        }
+        try route(change.datasets, into: &settings, integration: integration, tenant: tenant)
+        try setTestEventCode(change, into: &settings)
         var updated = integration
-        if updated.config.pixelId != settings.pixelId { updated.pixelProblem = nil }
         updated.config = settings
+        updated.keepProblems(from: integration)
         updated.updatedAt = dependencies.clock.now
         do {
             try dependencies.records.replace(updated, at: RecordKey.integration(tenant), version: version)
@@ -256,22 +308,99 @@ package struct SettingsHandler: Handler {
             guard error == .versionMismatch else { throw error }
             throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
         }
-        if integration.pixelProblem != nil && updated.pixelProblem == nil {
-            dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -1)
-        }
-        // A newly chosen pixel: events that waited for it go at the next cron run, and its Event
-        // Match Quality is fetched then, then daily.
-        if let pixel = settings.pixelId, pixel != integration.config.pixelId {
+        let cleared = integration.unavailableDatasets - updated.unavailableDatasets
+        if cleared != 0 { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -cleared) }
+        // A newly chosen dataset: events that waited for it go at the next cron run, and its
+        // quality figures are fetched then, then daily.
+        if settings.datasetsInUse.contains(where: { !integration.config.datasetsInUse.contains($0) }) {
             EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow()
             QualityFetcher.dueNow(tenant, dependencies: dependencies)
+        }
+        if let end = settings.testEventCodeExpiresAt, settings.testEventCode != nil, end != integration.config.testEventCodeExpiresAt {
+            TestEventCodeExpiry.add(tenant, at: end, dependencies: dependencies)
         }
         dependencies.logger.info(
             "settings_updated",
             [
-                "has_pixel": .bool(settings.pixelId != nil),
+                "has_pixel": .bool(settings.pixelId != nil), "datasets": .int(settings.datasets?.count ?? 0),
                 "test_mode": .bool(settings.testEventCode != nil),
             ])
         return updated
+    }
+
+    /// The routes a PUT names, each checked: a Meta action source, and a dataset of the same
+    /// listing as the picker's (the chosen account's pixels and its business's).
+    private func route(
+        _ change: Update.Change<[String: String?]>, into settings: inout Integration.Settings, integration: Integration, tenant: String
+    ) throws {
+        var routes = settings.datasets ?? [:]
+        switch change {
+        case .keep: return
+        case .clear: routes = [:]
+        case .set(let named):
+            var reachable: [PixelView]? = nil
+            for (source, id) in named.sorted(by: { $0.key < $1.key }) {
+                guard ConversionEvent.actionSources.contains(source) else {
+                    throw APIError.badRequest(
+                        "invalid_action_source",
+                        "datasets keys are Meta's action_source values: \(ConversionEvent.actionSources.sorted().joined(separator: ", ")).")
+                }
+                guard let id else {
+                    routes[source] = nil
+                    continue
+                }
+                guard PixelId.isValid(id) else { throw APIError.badRequest("invalid_dataset_id", "Each dataset id must be digits.") }
+                guard let account = settings.adAccountId else {
+                    throw APIError(422, "ad_account_required", "Choose an ad account before a dataset.")
+                }
+                if reachable == nil { reachable = try pixels(of: account, integration: integration, tenant: tenant) }
+                guard reachable!.contains(where: { $0.id == id }) else {
+                    throw APIError(
+                        422, "unknown_dataset", "Dataset \(id) belongs neither to the chosen ad account nor to its business (\(source)).")
+                }
+                routes[source] = id
+            }
+        }
+        settings.datasets = routes.isEmpty ? nil : routes
+    }
+
+    /// The tenant's test event code and when it ends: 24 hours after it is set unless an end is
+    /// given with it (at most 30 days on); never without an end.
+    private func setTestEventCode(_ change: Update, into settings: inout Integration.Settings) throws {
+        let now = dependencies.clock.now
+        func end(_ given: Date?) throws -> Date {
+            guard let given else { return now.addingTimeInterval(Integration.Settings.testEventCodeLifetime) }
+            guard given > now, given <= now.addingTimeInterval(Integration.Settings.testEventCodeLongestLifetime) else {
+                throw APIError(
+                    422, "invalid_test_event_code_expiry", "testEventCodeExpiresAt must be in the future and at most 30 days from now.")
+            }
+            return given
+        }
+        var given: Date? = nil
+        switch change.testEventCodeExpiresAt {
+        case .keep: break
+        case .clear:
+            throw APIError.badRequest(
+                "invalid_test_event_code_expiry", "A test event code always ends: give testEventCodeExpiresAt a time, or leave it out.")
+        case .set(let date): given = date
+        }
+        switch change.testEventCode {
+        case .keep:
+            guard let given else { return }
+            guard settings.testEventCode != nil else {
+                throw APIError(422, "no_test_event_code", "There is no test event code to end; set testEventCode with it.")
+            }
+            settings.testEventCodeExpiresAt = try end(given)
+        case .clear:
+            settings.testEventCode = nil
+            settings.testEventCodeExpiresAt = nil
+        case .set(let code):
+            guard Integration.Settings.isValidTestEventCode(code) else {
+                throw APIError.badRequest("invalid_test_event_code", "testEventCode must be 1 to 64 letters and digits, or null.")
+            }
+            settings.testEventCode = code
+            settings.testEventCodeExpiresAt = try end(given)
+        }
     }
 
     package init(dependencies: Dependencies) {

@@ -136,3 +136,61 @@ extension GraphClient {
         return (answer["web"]?.array ?? []).compactMap(EventQuality.init(row:))
     }
 }
+
+/// Meta's own figures for an offline dataset's events (a store's sales), per event name, from
+/// the Dataset Quality API's `offline` field: a composite score out of 10 (8.5 or more opens
+/// omnichannel ads to the advertiser) and the scores for match keys, frequency and freshness,
+/// each with Meta's recommendation. Meta's page lists the four as numbers and shows each as an
+/// object `{score, recommendation}` in every example; this reads both.
+package struct OfflineEventQuality: Codable, Sendable, Equatable {
+    package var eventName: String
+    package var composite: Score?
+    package var matchKey: Score?
+    package var frequency: Score?
+    package var freshness: Score?
+    /// The share of events carrying an email address and a phone number (percent).
+    package var emailCoverage: Double?
+    package var phoneCoverage: Double?
+
+    package struct Score: Codable, Sendable, Equatable {
+        package var score: Double?
+        package var recommendation: String?
+    }
+
+    /// The fields asked of Meta (`offline{...}`), held to Meta's page by the strict sandbox.
+    package static let fields = "offline{event_name,composite,match_key,frequency,freshness}"
+}
+
+extension OfflineEventQuality {
+    /// One row of Meta's `offline` list; nil for a row without a usable event name.
+    init?(row: JSONValue) {
+        guard let name = row["event_name"]?.string, !name.isEmpty, name.count <= 100 else { return nil }
+        eventName = name
+        composite = Self.score(row["composite"])
+        matchKey = Self.score(row["match_key"])
+        frequency = Self.score(row["frequency"])
+        freshness = Self.score(row["freshness"])
+        let coverage = row["match_key"]?["coverage"] ?? row["coverage"]
+        emailCoverage = Self.number(coverage?["email"])
+        phoneCoverage = Self.number(coverage?["phone"])
+    }
+
+    private static func number(_ value: JSONValue?) -> Double? { value?.number.flatMap { $0.isFinite ? $0 : nil } }
+
+    private static func score(_ value: JSONValue?) -> Score? {
+        guard let value else { return nil }
+        if let plain = number(value) { return Score(score: plain, recommendation: nil) }
+        guard value.object != nil else { return nil }
+        return Score(score: number(value["score"]), recommendation: value["recommendation"]?.string.map { String($0.prefix(500)) })
+    }
+}
+
+extension GraphClient {
+    /// `GET /dataset_quality?dataset_id=DATASET&agent_name=AGENT&fields=offline{...}`: an
+    /// offline dataset's figures, with the tenant's token.
+    package func offlineDatasetQuality(datasetId: String, agentName: String, token: String) throws(GraphFailure) -> [OfflineEventQuality] {
+        let answer: JSONValue = try get(
+            "dataset_quality", [("dataset_id", datasetId), ("agent_name", agentName), ("fields", OfflineEventQuality.fields)], token: token)
+        return (answer["offline"]?.array ?? []).compactMap(OfflineEventQuality.init(row:))
+    }
+}

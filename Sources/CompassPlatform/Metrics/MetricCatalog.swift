@@ -68,7 +68,7 @@ package enum MetricCatalog {
                 + "refresh-cron renews them from REFRESH_WINDOW_DAYS before."),
         Metric(
             name: pixelsUnavailable, kind: .gauge,
-            help: "Chosen pixels Meta says do not exist or cannot be reached (their events wait)."),
+            help: "Chosen pixels and datasets Meta says do not exist or cannot be reached (their events wait)."),
         Metric(
             name: integrations, kind: .gauge,
             help: "Integrations by status: connected, needs_reauth (the tenant must connect again), "

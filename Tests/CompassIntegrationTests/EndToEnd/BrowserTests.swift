@@ -66,6 +66,8 @@ import Testing
         try browser.click("#account option[value=\"act_1000002\"]")
         try browser.click("#pixel option[value=\"2000202\"]")
         try browser.type("#test-code", "TEST77")
+        // A store's sales to a dataset of their own, chosen from the same listing.
+        try browser.click("#route-physical_store option[value=\"\(SandboxData.offlineDataset)\"]")
         try browser.click("#save")
         #expect(try browser.waitForText("#saved", containing: "Saved") == "Saved: act_1000002 / pixel 2000202")
 
@@ -75,6 +77,8 @@ import Testing
         #expect(try browser.waitForText("#test-result", containing: "Test event").hasPrefix("Test event sent"))
         #expect(try browser.waitForText("#sent", containing: "1") == "1")
         #expect(try browser.text("#pixel-status") == "available")
+        #expect(try browser.waitForText("#datasets", containing: SandboxData.offlineDataset).contains("physical_store"))
+        #expect(try browser.text("#test-code-ends").hasPrefix("ends "))
         #expect(try browser.text("#token-type") == "user")
         let cron = try host.send("POST", "/api/cron/meta/refresh", headers: [("Authorization", "Bearer cron-secret-for-tests-0123456789")])
         #expect(cron.status == 200)

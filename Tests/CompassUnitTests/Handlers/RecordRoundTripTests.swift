@@ -35,12 +35,14 @@ import Testing
                 adAccounts: [
                     AdAccount(id: "act_1", accountId: "1", name: "Shop", currency: "EUR", status: 1, business: .init(id: "b1", name: "Biz"))
                 ],
-                adAccountId: "act_1", pixelId: "2000101", testEventCode: "TEST123"),
+                adAccountId: "act_1", pixelId: "2000101", testEventCode: "TEST123", testEventCodeExpiresAt: at,
+                datasets: ["physical_store": "3000903"]),
             grantedScopes: ["ads_read"], missingScopes: ["business_management"], connectedAt: at, updatedAt: at,
             lastRefresh: RefreshOutcome(outcome: "renewed", at: at, detail: "ok"))
         full.tokenType = "system_user"
         full.clientBusinessId = "b1"
         full.pixelProblem = PixelProblem(reason: "pixel_unavailable", since: at)
+        full.datasetProblems = ["3000903": PixelProblem(reason: "dataset_unavailable", since: at)]
         return full
     }
 
@@ -63,6 +65,7 @@ import Testing
         entry.attempts = 3
         entry.deadReason = "max_attempts"
         entry.internalEventId = "cmp_0123"
+        entry.testEventCode = "TEST55"
         return entry
     }
 
@@ -74,12 +77,19 @@ import Testing
             eventCoverage: share,
             dedupeKeys: [.init(key: "event_id", browserEventsWithKey: 90, serverEventsWithKey: 100, browserCoverage: 80)],
             dataFreshness: .init(uploadFrequency: "real_time", description: "live"), additionalConversionsReported: share)
+        let offline = OfflineEventQuality(
+            eventName: "Purchase", composite: .init(score: 6.6, recommendation: "r"), matchKey: .init(score: 5.6, recommendation: "m"),
+            frequency: .init(score: 4.6, recommendation: "q"), freshness: .init(score: 2.2, recommendation: "f"), emailCoverage: 100,
+            phoneCoverage: 90)
         return MatchQuality(
-            pixelId: "2000101", fetchedAt: at, events: [event], lastFailure: .init(at: at, message: "(#100) refused", retryAt: at))
+            pixelId: "2000101", fetchedAt: at, events: [event], offline: [offline],
+            lastFailure: .init(at: at, message: "(#100) refused", retryAt: at))
     }
 
     static var stats: DeliveryStats {
-        DeliveryStats(eventsSent: 3, eventsWithKey: ["em": 3], lastDeliveryAt: at, lastFailureAt: at, lastFailure: "transient")
+        DeliveryStats(
+            eventsSent: 3, eventsWithKey: ["em": 3], lastDeliveryAt: at, lastFailureAt: at, lastFailure: "transient",
+            datasets: ["2000101": .init(eventsSent: 3, lastDeliveryAt: at, lastFailureAt: at, lastFailure: "transient")])
     }
 
     static var notice: CompassNotice {

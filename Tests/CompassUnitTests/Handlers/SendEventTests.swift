@@ -146,7 +146,7 @@ import Testing
         let sent = try #require((copies.json["payloads"] as? [[String: Any]])?.first?["data"] as? [[String: Any]])
         #expect(sent.map { $0["event_id"] as? String } == ["d2", "d3"])
         #expect(copies.json["duplicates"] as? Int == 1)
-        #expect(String(decoding: copies.body, as: UTF8.self).hasPrefix(#"{"duplicates":1,"payloads":["#))
+        #expect(String(decoding: copies.body, as: UTF8.self).hasPrefix(#"{"datasetIds":["2000101"],"duplicates":1,"payloads":["#))
     }
 
     @Test func notConnectedAndNoPixelAreClearErrors() {

@@ -65,9 +65,16 @@ import Testing
         world.readyTenant()
         #expect(world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings?adAccountId=act_1000001")).status == 200)
         #expect(world.send(world.batch(["w1", "w2"])).status == 200)
+        // A store's sales to an offline dataset: its quality comes from Meta's offline figures.
+        let route = #"{"datasets":{"physical_store":"\#(SandboxData.offlineDataset)"}}"#
+        #expect(world.run(SettingsHandler.self, world.request("PUT", "/api/connect/meta/settings", body: route)).status == 200)
+        let sale =
+            #"{"eventName":"Purchase","eventTime":\#(world.clock.now.unixSeconds - 60),"actionSource":"physical_store","#
+            + #""eventId":"s1","userData":{"em":"a@b.co"},"customData":{"value":1,"currency":"EUR"}}"#
+        #expect(world.send(sale).status == 200)
         // A system user (Login for Business): /me names the client's business.
         world.connectTenant("tenant_b", approve: "&sandbox_token_type=system_user")
-        #expect(world.drain().quality.fetched == 1)
+        #expect(world.drain().quality.fetched == 2)
         // The sandbox keeps its call log a day: read before the clock moves on.
         func log() throws -> [JSONValue] {
             let answer = world.sandbox.handle(.init(method: "GET", path: "/sandbox/calls", query: QueryParameters()))
