@@ -132,8 +132,8 @@ package struct DevConsoleHandler: Handler {
         if (params.get('error')) { $('result').textContent = 'Connection failed: ' + params.get('error'); $('result').className = 'error'; }
         const statuses = {1: 'active', 2: 'disabled', 3: 'unsettled', 7: 'risk review', 9: 'grace period', 100: 'pending closure', 101: 'closed'};
         function option(value, text) { const o = document.createElement('option'); o.value = value; o.textContent = text; return o; }
-        // Meta's action sources that may have a dataset of their own; the pixel takes the others.
-        const sources = ['physical_store', 'business_messaging', 'phone_call', 'chat', 'email', 'app', 'system_generated', 'other', 'website'];
+        // Meta's action sources, each of which may have a dataset of its own; the pixel takes the others.
+        const sources = \(String(decoding: JSON.encode(ConversionEvent.actionSources.sorted()), as: UTF8.self));
         let routes = {};
         let savedCode = null;
         function routeRows(pixels) {

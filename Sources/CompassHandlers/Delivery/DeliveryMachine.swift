@@ -72,6 +72,13 @@ package enum DeliveryMachine {
         return .retry(afterSeconds: max(backoff, failure.retryAfter ?? 0), countsAttempt: true)
     }
 
+    /// A queued event of a dataset not tried because `failure`, met with another dataset,
+    /// stopped the drain: it waits as long as Meta asked, a minute at least, its attempts
+    /// untouched (it was never sent).
+    package static func untried(after failure: GraphFailure) -> Step {
+        .retry(afterSeconds: max(60, failure.retryAfter ?? 0), countsAttempt: false)
+    }
+
     /// Whether `failure`, met sending to one dataset, holds that dataset's events only: Meta
     /// cannot reach that dataset (gone, no longer shared, no permission on it), while its other
     /// datasets may take theirs. Any other failure (Meta down, rate limits, the token) stops

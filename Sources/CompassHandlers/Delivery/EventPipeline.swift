@@ -60,10 +60,10 @@ package struct EventPipeline {
     }
 
     /// Where a queued event goes now: its action source's dataset as the settings say today,
-    /// with the code it was accepted with, else the tenant's code in force.
+    /// with the code it was accepted with.
     package func destination(of entry: OutboxEntry, settings: Integration.Settings) -> Destination? {
         guard let dataset = settings.dataset(for: entry.actionSource) else { return nil }
-        return Destination(dataset: dataset, testEventCode: entry.testEventCode ?? settings.testEventCode(at: now))
+        return Destination(dataset: dataset, testEventCode: entry.testEventCode(tenantCode: settings.testEventCode(at: now)))
     }
 
     // MARK: One state per event id: claimed, queued, sent
@@ -215,7 +215,8 @@ package struct EventPipeline {
     /// A holder that died frees the lock after this long.
     package static let outboxLockSeconds = 120
 
-    /// Stores each event once; returns how many were stored (or already there). Past the
+    /// Stores each event once, with the test code it was accepted with (nil: none); returns how
+    /// many were stored (or already there). Past the
     /// tenant's outbox bound nothing is stored and the caller is told (a 503, never a drop).
     /// Counting and adding happen under the tenant's outbox lock, so concurrent requests
     /// (and replays) never take the outbox past its bound together.
@@ -294,12 +295,13 @@ package struct EventPipeline {
         dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -1)
     }
 
-    /// The delivery figures of one batch to `dataset`: what Meta took, and the failure if any.
-    package func recordDelivery(_ events: [NormalizedEvent], failure: String?, dataset: String) {
+    /// The delivery figures of one batch to `dataset`: what Meta took, and the failure if any
+    /// (`pixelId`, the default pixel, names the figures kept before datasets had their own).
+    package func recordDelivery(_ events: [NormalizedEvent], failure: String?, dataset: String, pixelId: String?) {
         dependencies.metrics.add(MetricCatalog.eventsSent, [:], events.count)
         guard !isBeingPurged, !events.isEmpty || failure != nil else { return }
         records.updateStats(tenant) { stats in
-            stats.record(sent: events.count, failure: failure, dataset: dataset, at: now)
+            stats.record(sent: events.count, failure: failure, dataset: dataset, pixelId: pixelId, at: now)
             for event in events {
                 for key in event.matchKeys where ConversionEvent.matchKeysTracked.contains(key) {
                     stats.eventsWithKey[key, default: 0] += 1
@@ -330,7 +332,8 @@ package struct EventPipeline {
         if unavailable {
             dependencies.logger.warn("pixel_unavailable", (failure?.logFields ?? [:]).merging(["dataset": .string(dataset)]) { a, _ in a })
             lifecycle.enqueueNotice(
-                CompassNotice(type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now))
+                CompassNotice(
+                    type: "integration.pixel_unavailable", tenant: tenant, reason: "pixel_unavailable", time: now, dataset: dataset))
         } else {
             dependencies.logger.info("pixel_available_again", ["dataset": .string(dataset)])
         }
@@ -438,9 +441,10 @@ package struct EventPipeline {
         let settings = sending.integration.config
         let groups = Destination.group(due) { destination(of: $0.entry, settings: settings) }
         // Routed nowhere now (a route removed, no default pixel): released, looked at again later.
-        for taken in due where settings.dataset(for: taken.entry.actionSource) == nil {
-            settle([taken.event], as: .queued)
-            summary.waiting += 1
+        let nowhere = due.filter { settings.dataset(for: $0.entry.actionSource) == nil }
+        if !nowhere.isEmpty {
+            settle(nowhere.map(\.event), as: .queued)
+            summary.waiting += nowhere.count
             summary.next(now.addingTimeInterval(RefreshCronHandler.waitingRecheck))
         }
         for (position, (destination, group)) in groups.enumerated() {
@@ -452,12 +456,14 @@ package struct EventPipeline {
             let report = delivery.deliver(group.map(\.event))
             try settleDelivered(report, of: group, into: &summary)
             notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: sending.integration, dataset: destination.dataset)
-            recordDelivery(report.sent.map { group[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: destination.dataset)
+            recordDelivery(
+                report.sent.map { group[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: destination.dataset,
+                pixelId: settings.pixelId)
             guard let failure = report.failure else { continue }
             markNeedsReauthIfRefused(failure, delivery: delivery)
             guard DeliveryMachine.holdsOnlyItsDataset(failure) else {
                 for (_, rest) in groups[(position + 1)...] {
-                    for taken in rest { try retryLater(taken, after: failure, into: &summary) }
+                    for taken in rest { try retryLater(taken, as: DeliveryMachine.untried(after: failure), into: &summary) }
                 }
                 return failure
             }
@@ -568,7 +574,15 @@ package struct EventPipeline {
     private func retryLater(_ taken: DueEvent, after failure: GraphFailure, into summary: inout DrainSummary) throws(StoreError) {
         var entry = taken.entry
         entry.lastError = "\(failure.kind)"
-        switch DeliveryMachine.afterFailedAttempt(attempts: entry.attempts, failure: failure) {
+        var deferred = taken
+        deferred.entry = entry
+        try retryLater(deferred, as: DeliveryMachine.afterFailedAttempt(attempts: entry.attempts, failure: failure), into: &summary)
+    }
+
+    /// A queued event waiting again, or dead-lettered, as `DeliveryMachine` decided.
+    private func retryLater(_ taken: DueEvent, as step: DeliveryMachine.Step, into summary: inout DrainSummary) throws(StoreError) {
+        var entry = taken.entry
+        switch step {
         case .retry(let seconds, let countsAttempt):
             if countsAttempt { entry.attempts += 1 }
             entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(seconds))

@@ -33,17 +33,31 @@ package struct IntegrationLifecycle {
         if let new { dependencies.metrics.add(MetricCatalog.integrations, ["status": new.rawValue]) }
     }
 
-    /// Applies `change` with compare-and-swap; true when it changed and was saved.
+    /// Applies `change` with compare-and-swap; true when it changed and was saved (a store
+    /// failure is false too: for callers to whom a missed change is no harm).
     @discardableResult
     package func update(_ tenant: String, _ change: (inout Integration) -> Bool) -> Bool {
+        (try? updateOrThrow(tenant, change)) ?? false
+    }
+
+    /// As `update`, but a store failure, or a record that kept changing under it (five tries),
+    /// is thrown; false when there is no integration (or none that can be read) or `change`
+    /// changes nothing.
+    package func updateOrThrow(_ tenant: String, _ change: (inout Integration) -> Bool) throws(StoreError) -> Bool {
+        let key = RecordKey.integration(tenant)
         for _ in 0..<5 {
-            guard let (integration, version) = try? records.load(Integration.self, at: RecordKey.integration(tenant)) else { return false }
+            guard let (integration, version) = try records.loadUnlessCorrupt(Integration.self, at: key) else { return false }
             var updated = integration
             guard change(&updated) else { return false }
             updated.updatedAt = now
-            if (try? records.replace(updated, at: RecordKey.integration(tenant), version: version)) != nil { return true }
+            do {
+                try records.replace(updated, at: key, version: version)
+                return true
+            } catch .versionMismatch {
+                continue
+            }
         }
-        return false
+        throw .versionMismatch
     }
 
     // MARK: Notices to Compass
@@ -99,8 +113,10 @@ package struct IntegrationLifecycle {
                     var tenant: String
                     var reason: String
                     var time: Date
+                    var dataset: String?
                 }
-                let body = JSON.encode(Body(type: notice.type, tenant: notice.tenant, reason: notice.reason, time: notice.time))
+                let body = JSON.encode(
+                    Body(type: notice.type, tenant: notice.tenant, reason: notice.reason, time: notice.time, dataset: notice.dataset))
                 let timestamp = String(now.unixSeconds)
                 let signature = Hex.encode(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array((timestamp + ".").utf8) + body))
                 let request = HTTPRequest(

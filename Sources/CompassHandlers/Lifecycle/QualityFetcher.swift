@@ -156,7 +156,8 @@ package struct QualityFetcher {
     fileprivate func fetch(_ tenant: String, entry: String) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
-            integration.status == .connected, !integration.config.datasetsInUse.isEmpty
+            integration.status == .connected, !integration.config.datasetsInUse.isEmpty,
+            ((try? records.store.get(RecordKey.credential(tenant))) ?? nil) != nil
         else {
             _ = try? dependencies.store.delete(entry)
             return .stale
@@ -203,6 +204,7 @@ package struct QualityFetcher {
     private func fetchOne(_ tenant: String, dataset: String, offline: Bool, kept: MatchQuality?) -> (next: Date, ok: Bool) {
         let records = dependencies.records
         do {
+            // Read again: the one read before the loop may have gone meanwhile (a disconnect).
             guard let credential = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0 else {
                 throw StoreError.corrupt(RecordKey.credential(tenant))
             }
@@ -226,9 +228,11 @@ package struct QualityFetcher {
                 "match_quality_fetched",
                 ["tenant": .string(tenant), "dataset": .string(dataset), "events": .int(fetched.offline?.count ?? fetched.events.count)])
             if let kept, let reason = fetched.degradation(since: kept) {
-                dependencies.logger.warn("match_quality_degraded", ["tenant": .string(tenant), "reason": .string(reason)])
+                dependencies.logger.warn(
+                    "match_quality_degraded", ["tenant": .string(tenant), "dataset": .string(dataset), "reason": .string(reason)])
                 IntegrationLifecycle(dependencies: dependencies)
-                    .enqueueNotice(CompassNotice(type: "integration.quality_degraded", tenant: tenant, reason: reason, time: now))
+                    .enqueueNotice(
+                        CompassNotice(type: "integration.quality_degraded", tenant: tenant, reason: reason, time: now, dataset: dataset))
             }
             return (DueIndex.nextDaily(after: now, random: dependencies.random), true)
         } catch {

@@ -30,8 +30,8 @@ package struct TestEventCodeExpiry {
     package var now: Date { dependencies.clock.now }
 
     /// The tenant's code ends at `end`: refresh-cron clears it then.
-    package static func add(_ tenant: String, at end: Date, dependencies: Dependencies) {
-        _ = try? DueIndex(store: dependencies.store, prefix: prefix).add(tenant, at: end)
+    package static func add(_ tenant: String, at end: Date, dependencies: Dependencies) throws(StoreError) {
+        try DueIndex(store: dependencies.store, prefix: prefix).add(tenant, at: end)
     }
 
     package func run(until deadline: Date?) throws(StoreError) -> Summary {
@@ -48,30 +48,38 @@ package struct TestEventCodeExpiry {
         var concurrency: Int { 1 }
         func indexOnce() throws(StoreError) { try expiry.indexOnce() }
         func work(_ entry: (key: String, tenant: String)) throws(StoreError) {
-            let cleared = expiry.clear(entry.tenant, entry: entry.key)
+            let cleared = try expiry.clear(entry.tenant, entry: entry.key)
             tally.add { if cleared { $0.cleared += 1 } else { $0.stale += 1 } }
         }
     }
 
     /// One due entry: the code cleared if it has ended, the entry moved to the code's end if the
-    /// code changed meanwhile, dropped if there is no code any more.
-    fileprivate func clear(_ tenant: String, entry: String) -> Bool {
-        let records = dependencies.records
-        let settings = (try? records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)))??.0.config
-        if settings?.testEventCode != nil, let end = settings?.testEventCodeExpiresAt, end > now {
-            Self.add(tenant, at: end, dependencies: dependencies)
-            if DueIndex.key(tenant, at: end, prefix: Self.prefix) != entry { _ = try? dependencies.store.delete(entry) }
-            return false
-        }
-        let cleared = IntegrationLifecycle(dependencies: dependencies).update(tenant) { integration in
-            guard integration.config.testEventCode != nil, integration.config.testEventCode(at: now) == nil else { return false }
-            integration.config.testEventCode = nil
-            integration.config.testEventCodeExpiresAt = nil
+    /// code changed meanwhile, dropped if there is no code any more. A store failure keeps the
+    /// entry (the run stops; the next one comes back to it).
+    fileprivate func clear(_ tenant: String, entry: String) throws(StoreError) -> Bool {
+        var cleared = false
+        var end: Date? = nil
+        try change(tenant) { settings in
+            guard settings.testEventCode != nil else { return false }
+            guard settings.testEventCode(at: now) == nil else {
+                end = settings.testEventCodeExpiresAt
+                return false
+            }
+            settings.testEventCode = nil
+            settings.testEventCodeExpiresAt = nil
+            cleared = true
             return true
         }
-        _ = try? dependencies.store.delete(entry)
+        // Its replacement written first: a code with an end always has an entry.
+        if let end { try index.add(tenant, at: end) }
+        if end.map({ DueIndex.key(tenant, at: $0, prefix: Self.prefix) }) != entry { _ = try dependencies.store.delete(entry) }
         if cleared { dependencies.logger.info("test_event_code_ended", ["tenant": .string(tenant)]) }
         return cleared
+    }
+
+    /// Applies `body` to the tenant's settings (`IntegrationLifecycle.updateOrThrow`).
+    private func change(_ tenant: String, _ body: (inout Integration.Settings) -> Bool) throws(StoreError) {
+        _ = try IntegrationLifecycle(dependencies: dependencies).updateOrThrow(tenant) { body(&$0.config) }
     }
 
     /// Gives each code saved before codes ended an end 24 hours on, and its entry: at most
@@ -89,11 +97,12 @@ package struct TestEventCodeExpiry {
                 else { continue }
                 let tenant = String(key.dropFirst(RecordKey.integrationsPrefix.count))
                 let end = now.addingTimeInterval(Integration.Settings.testEventCodeLifetime)
-                // The entry first: a code with an end always has an entry to clear it.
+                // The entry first: a code with an end always has an entry to clear it. A store
+                // failure stops the walk where it is, for the next run.
                 try index.add(tenant, at: end)
-                _ = IntegrationLifecycle(dependencies: dependencies).update(tenant) { integration in
-                    guard integration.config.testEventCode != nil, integration.config.testEventCodeExpiresAt == nil else { return false }
-                    integration.config.testEventCodeExpiresAt = end
+                try change(tenant) { settings in
+                    guard settings.testEventCode != nil, settings.testEventCodeExpiresAt == nil else { return false }
+                    settings.testEventCodeExpiresAt = end
                     return true
                 }
             }

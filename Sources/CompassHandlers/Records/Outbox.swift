@@ -27,9 +27,16 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
     /// in the payload, so that Meta deduplicates that event with the browser pixel's copy by
     /// `event_name` with `fbp` or `external_id` (docs/api.md, "Browser and server copies").
     package var internalEventId: String?
-    /// The test event code the event was accepted with (its request's, or the tenant's then);
-    /// nil: it goes with the tenant's code in force when it is sent, if any.
+    /// The test event code the event was accepted with (its request's, else the tenant's then),
+    /// `""` for none: a test event stays one, and a real one stays real. Absent on an entry
+    /// queued before events kept their code: that one goes with the tenant's code in force.
     package var testEventCode: String?
+
+    /// The code to send the event with, `tenantCode` being the tenant's code in force now.
+    package func testEventCode(tenantCode: String?) -> String? {
+        guard let kept = testEventCode else { return tenantCode }
+        return kept.isEmpty ? nil : kept
+    }
 
     /// Associated data of the sealed event: a record copied under another tenant or event does
     /// not open. Dead-lettering and replay keep the tenant and the event key, so the seal too.
@@ -57,7 +64,7 @@ package struct OutboxEntry: Codable, Sendable, Equatable {
         nextAttemptAt = now
         lastError = error
         internalEventId = event.payloadCarriesEventId ? nil : event.eventId
-        self.testEventCode = testEventCode
+        self.testEventCode = testEventCode ?? ""
     }
 
     /// The event, opened. Fails when the key that sealed it is gone, or when the record was
@@ -102,8 +109,15 @@ package struct DeliveryStats: Codable, Sendable, Equatable {
         package var lastFailure: String?
     }
 
-    /// One delivery's outcome, for the tenant and for `dataset`.
-    package mutating func record(sent: Int, failure: String?, dataset: String, at now: Date) {
+    /// One delivery's outcome, for the tenant and for `dataset`. Figures kept before datasets
+    /// had their own are the default pixel's (`pixelId`), and become its own at the first.
+    package mutating func record(sent: Int, failure: String?, dataset: String, pixelId: String?, at now: Date) {
+        if datasets == nil, let pixelId, eventsSent > 0 || lastFailure != nil {
+            datasets = [
+                pixelId: DatasetFigures(
+                    eventsSent: eventsSent, lastDeliveryAt: lastDeliveryAt, lastFailureAt: lastFailureAt, lastFailure: lastFailure)
+            ]
+        }
         var figures = datasets?[dataset] ?? DatasetFigures()
         if sent > 0 {
             eventsSent += sent

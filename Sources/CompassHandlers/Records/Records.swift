@@ -96,6 +96,8 @@ package struct CompassNotice: Codable, Sendable, Equatable {
     package var reason: String
     package var time: Date
     package var attempts: Int = 0
+    /// The dataset (pixel) a notice about one is about.
+    package var dataset: String? = nil
 }
 
 package struct IntegrationCredential: Codable, Sendable, Equatable {

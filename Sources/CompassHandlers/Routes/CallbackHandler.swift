@@ -135,8 +135,11 @@ package struct CallbackHandler: Handler {
             settings.pixelId = previous.config.pixelId
             settings.datasets = previous.config.datasets
         }
-        settings.testEventCode = previous?.config.testEventCode
-        settings.testEventCodeExpiresAt = previous?.config.testEventCodeExpiresAt
+        // A code still in force is kept, with its end (and its entry in the expiry index).
+        if let previous, previous.config.testEventCode(at: now) != nil {
+            settings.testEventCode = previous.config.testEventCode
+            settings.testEventCodeExpiresAt = previous.config.testEventCodeExpiresAt
+        }
         var integration = Integration(
             tenantId: tenantId, status: .connected, statusReason: nil, metaUserId: grant.metaUserId, config: settings,
             grantedScopes: granted, missingScopes: dependencies.config.meta.scopes.filter { !granted.contains($0) },

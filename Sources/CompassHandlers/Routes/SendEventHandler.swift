@@ -67,10 +67,16 @@ package struct SendEventHandler: Handler {
             default: stillSending.append(item.event)
             }
         }
+        let code = requestCode ?? integration?.config.testEventCode(at: dependencies.clock.now)
         if !stillSending.isEmpty {
-            result.queued += try pipeline.queue(stillSending, error: "another copy was being sent", testEventCode: requestCode)
+            do {
+                result.queued += try pipeline.queue(stillSending, error: "another copy was being sent", testEventCode: code)
+            } catch {
+                pipeline.settle(claimed.map(\.event), as: nil)
+                throw error
+            }
         }
-        if !claimed.isEmpty { try send(claimed, integration: integration!, requestCode: requestCode, pipeline: pipeline, into: &result) }
+        if !claimed.isEmpty { try send(claimed, integration: integration!, testEventCode: code, pipeline: pipeline, into: &result) }
 
         let outcome = Self.status(result, total: inputs.count)
         result.status = outcome.name
@@ -134,13 +140,13 @@ package struct SendEventHandler: Handler {
     /// The claimed events, one batch per destination (`Destination`): each dataset's answer
     /// settles its own events. A dataset Meta cannot reach holds only its events; any other
     /// failure queues the groups not yet sent without calling Meta again.
+    /// `testEventCode` is the request's own, else the tenant's in force: the code the events
+    /// are sent with, and kept with them when they are queued.
     private func send(
-        _ items: [(index: Int, event: NormalizedEvent)], integration: Integration, requestCode: String?, pipeline: EventPipeline,
+        _ items: [(index: Int, event: NormalizedEvent)], integration: Integration, testEventCode: String?, pipeline: EventPipeline,
         into result: inout Answer
     ) throws {
-        let settings = integration.config
-        let tenantCode = settings.testEventCode(at: dependencies.clock.now)
-        let groups = settings.destinations(of: items, testEventCode: requestCode ?? tenantCode) { $0.event.actionSource }
+        let groups = integration.config.destinations(of: items, testEventCode: testEventCode) { $0.event.actionSource }
         let context: EventPipeline.Context
         do {
             context = try pipeline.context(for: integration)
@@ -149,33 +155,38 @@ package struct SendEventHandler: Handler {
             throw error
         }
         var stop: GraphFailure? = nil
-        for (destination, group) in groups {
-            switch (context, stop) {
-            case (.waiting(let why), _):
-                try queue(group.map(\.event), reason: why, requestCode: requestCode, pipeline: pipeline, into: &result)
-            case (.ready, let failure?):
-                try queue(
-                    group.map(\.event), reason: "\(failure.kind)", retryAfter: failure.retryAfter, requestCode: requestCode,
-                    pipeline: pipeline, into: &result)
-            case (.ready(let sending), nil):
-                let failure = try deliver(
-                    group, with: sending.delivery(to: destination), requestCode: requestCode, pipeline: pipeline,
-                    integration: integration, into: &result)
-                if let failure, !DeliveryMachine.holdsOnlyItsDataset(failure) { stop = failure }
+        for (position, (destination, group)) in groups.enumerated() {
+            do {
+                switch (context, stop) {
+                case (.waiting(let why), _):
+                    try queue(group.map(\.event), reason: why, testEventCode: testEventCode, pipeline: pipeline, into: &result)
+                case (.ready, let failure?):
+                    try queue(
+                        group.map(\.event), reason: "\(failure.kind)", retryAfter: failure.retryAfter, testEventCode: testEventCode,
+                        pipeline: pipeline, into: &result)
+                case (.ready(let sending), nil):
+                    let failure = try deliver(
+                        group, with: sending.delivery(to: destination), pipeline: pipeline, integration: integration, into: &result)
+                    if let failure, !DeliveryMachine.holdsOnlyItsDataset(failure) { stop = failure }
+                }
+            } catch {
+                // The groups not reached are released: a retry of the request can send them.
+                pipeline.settle(groups[(position + 1)...].flatMap { $0.1.map(\.event) }, as: nil)
+                throw error
             }
         }
         result.rejected.sort { $0.index < $1.index }
     }
 
-    /// Into the outbox with the request's own test code. Nothing is accepted that is not
-    /// stored: a full or busy outbox is a 503 to retry, and the claims are released so that the
-    /// retry can send.
+    /// Into the outbox with the code the events were accepted with. Nothing is accepted that is
+    /// not stored: a full or busy outbox is a 503 to retry, and the claims are released so that
+    /// the retry can send.
     private func queue(
-        _ events: [NormalizedEvent], reason: String, retryAfter: Int? = nil, requestCode: String?, pipeline: EventPipeline,
+        _ events: [NormalizedEvent], reason: String, retryAfter: Int? = nil, testEventCode: String?, pipeline: EventPipeline,
         into result: inout Answer
     ) throws {
         do {
-            result.queued += try pipeline.queue(events, error: reason, retryAfter: retryAfter, testEventCode: requestCode)
+            result.queued += try pipeline.queue(events, error: reason, retryAfter: retryAfter, testEventCode: testEventCode)
         } catch {
             pipeline.settle(events, as: nil)
             throw error
@@ -186,8 +197,8 @@ package struct SendEventHandler: Handler {
     /// One destination's batch sent and each event settled as `DeliveryMachine` says; the
     /// failure, if Meta's answer had one.
     private func deliver(
-        _ items: [(index: Int, event: NormalizedEvent)], with delivery: EventDelivery, requestCode: String?,
-        pipeline: EventPipeline, integration: Integration, into result: inout Answer
+        _ items: [(index: Int, event: NormalizedEvent)], with delivery: EventDelivery, pipeline: EventPipeline,
+        integration: Integration, into result: inout Answer
     ) throws -> GraphFailure? {
         let report = delivery.deliver(items.map(\.event))
         var sent: [NormalizedEvent] = []
@@ -212,13 +223,14 @@ package struct SendEventHandler: Handler {
         result.fbtraceIds += report.fbtraceIds
         if !deferred.isEmpty {
             try queue(
-                deferred, reason: deferredWhy.reason, retryAfter: deferredWhy.retryAfter, requestCode: requestCode, pipeline: pipeline,
-                into: &result)
+                deferred, reason: deferredWhy.reason, retryAfter: deferredWhy.retryAfter, testEventCode: delivery.testEventCode,
+                pipeline: pipeline, into: &result)
         }
         if let failure = report.failure { pipeline.markNeedsReauthIfRefused(failure, delivery: delivery) }
         pipeline.notePixelStatus(report.failure, sent: !report.sent.isEmpty, integration: integration, dataset: delivery.pixelId)
         pipeline.recordDelivery(
-            report.sent.map { items[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: delivery.pixelId)
+            report.sent.map { items[$0].event }, failure: report.failure.map { "\($0.kind)" }, dataset: delivery.pixelId,
+            pixelId: integration.config.pixelId)
         return report.failure
     }
 

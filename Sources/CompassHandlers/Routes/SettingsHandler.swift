@@ -129,14 +129,16 @@ package struct SettingsHandler: Handler {
             eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt,
             lastFailureAt: stats.lastFailureAt, lastFailure: stats.lastFailure, matchKeyCoverage: coverage)
         let settings = integration.config
+        // A code past its end is not shown, even before refresh-cron has cleared it.
+        let activeCode = settings.testEventCode(at: dependencies.clock.now)
         let quality = settings.pixelId.flatMap { QualityFetcher.kept(tenant, dataset: $0, records: records) }
         return View(
             status: integration.status, statusReason: integration.statusReason,
             connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
             adAccounts: settings.adAccounts, adAccountId: settings.adAccountId, pixelId: settings.pixelId,
             pixelStatus: settings.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
-            pixelStatusReason: integration.pixelProblem?.reason, testEventCode: settings.testEventCode,
-            testEventCodeExpiresAt: settings.testEventCode == nil ? nil : settings.testEventCodeExpiresAt,
+            pixelStatusReason: integration.pixelProblem?.reason, testEventCode: activeCode,
+            testEventCodeExpiresAt: activeCode == nil ? nil : settings.testEventCodeExpiresAt,
             datasets: settings.datasets, datasetStatus: datasetViews(integration, stats: stats, tenant: tenant),
             tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
             tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
@@ -153,7 +155,7 @@ package struct SettingsHandler: Handler {
             // Figures kept before datasets had their own are the default pixel's.
             let figures =
                 stats.datasets?[id]
-                ?? (id == settings.pixelId
+                ?? (id == settings.pixelId && stats.datasets == nil
                     ? DeliveryStats.DatasetFigures(
                         eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt, lastFailureAt: stats.lastFailureAt,
                         lastFailure: stats.lastFailure) : DeliveryStats.DatasetFigures())
@@ -264,6 +266,70 @@ package struct SettingsHandler: Handler {
                     + "and testEventCodeExpiresAt (an ISO 8601 time).")
         }
         var settings = integration.config
+        // What needs no call to Meta is checked first; the picker's listing is asked once.
+        try setTestEventCode(change, into: &settings)
+        try Self.checkRoutes(change.datasets)
+        var listing: (account: String, pixels: [PixelView])? = nil
+        // The listing of the account chosen (by this change or before).
+        let reachable = { (account: String?) throws -> [PixelView] in
+            guard let account else {
+                throw APIError(422, "ad_account_required", "Choose an ad account before a pixel or a dataset.")
+            }
+            if listing?.account != account { listing = (account, try pixels(of: account, integration: integration, tenant: tenant)) }
+            return listing?.pixels ?? []
+        }
+        try choose(change, into: &settings, reachable: reachable)
+        if case .set(let named) = change.datasets {
+            try route(named, into: &settings, reachable: reachable)
+        } else if case .clear = change.datasets {
+            settings.datasets = nil
+        }
+        var updated = integration
+        updated.config = settings
+        updated.keepProblems(from: integration)
+        updated.updatedAt = dependencies.clock.now
+        // A code's end has its entry before the record names it: it is always cleared.
+        if let end = settings.testEventCodeExpiresAt, settings.testEventCode != nil, end != integration.config.testEventCodeExpiresAt {
+            try TestEventCodeExpiry.add(tenant, at: end, dependencies: dependencies)
+        }
+        do {
+            try dependencies.records.replace(updated, at: RecordKey.integration(tenant), version: version)
+        } catch {
+            guard error == .versionMismatch else { throw error }
+            throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
+        }
+        saved(updated, replacing: integration, tenant: tenant)
+        return updated
+    }
+
+    /// What follows a saved change: the gauge of unreachable datasets, the figures of datasets
+    /// no longer chosen removed, and a newly chosen dataset's waiting events and quality due now.
+    private func saved(_ updated: Integration, replacing integration: Integration, tenant: String) {
+        let settings = updated.config
+        let cleared = integration.unavailableDatasets - updated.unavailableDatasets
+        if cleared != 0 { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -cleared) }
+        for id in integration.config.datasetsInUse where !settings.datasetsInUse.contains(id) {
+            _ = try? dependencies.store.delete(RecordKey.datasetQuality(tenant, id))
+        }
+        if settings.pixelId != integration.config.pixelId { _ = try? dependencies.store.delete(RecordKey.quality(tenant)) }
+        // Events that waited for a dataset go at the next cron run, and its quality figures are
+        // fetched then, then daily.
+        if settings.datasetsInUse.contains(where: { !integration.config.datasetsInUse.contains($0) }) {
+            EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow()
+            QualityFetcher.dueNow(tenant, dependencies: dependencies)
+        }
+        dependencies.logger.info(
+            "settings_updated",
+            [
+                "has_pixel": .bool(settings.pixelId != nil), "datasets": .int(settings.datasets?.count ?? 0),
+                "test_mode": .bool(settings.testEventCode != nil),
+            ])
+    }
+
+    /// The ad account and the pixel a PUT names. A new account clears the pixel and the routes.
+    private func choose(
+        _ change: Update, into settings: inout Integration.Settings, reachable: (String?) throws -> [PixelView]
+    ) throws {
         switch change.adAccountId {
         case .keep: break
         case .clear:
@@ -288,78 +354,43 @@ package struct SettingsHandler: Handler {
         case .clear: settings.pixelId = nil
         case .set(let id):
             guard PixelId.isValid(id) else { throw APIError.badRequest("invalid_pixel_id", "pixelId must be digits.") }
-            guard let account = settings.adAccountId else {
-                throw APIError(422, "ad_account_required", "Choose an ad account before a pixel.")
-            }
-            guard try pixels(of: account, integration: integration, tenant: tenant).contains(where: { $0.id == id }) else {
+            guard try reachable(settings.adAccountId).contains(where: { $0.id == id }) else {
                 throw APIError(422, "unknown_pixel", "That pixel belongs neither to the chosen ad account nor to its business.")
             }
             settings.pixelId = id
         }
-        try route(change.datasets, into: &settings, integration: integration, tenant: tenant)
-        try setTestEventCode(change, into: &settings)
-        var updated = integration
-        updated.config = settings
-        updated.keepProblems(from: integration)
-        updated.updatedAt = dependencies.clock.now
-        do {
-            try dependencies.records.replace(updated, at: RecordKey.integration(tenant), version: version)
-        } catch {
-            guard error == .versionMismatch else { throw error }
-            throw APIError(409, "conflict", "The settings changed while this update was made; reload and try again.")
-        }
-        let cleared = integration.unavailableDatasets - updated.unavailableDatasets
-        if cleared != 0 { dependencies.metrics.add(MetricCatalog.pixelsUnavailable, [:], -cleared) }
-        // A newly chosen dataset: events that waited for it go at the next cron run, and its
-        // quality figures are fetched then, then daily.
-        if settings.datasetsInUse.contains(where: { !integration.config.datasetsInUse.contains($0) }) {
-            EventPipeline(dependencies: dependencies, tenant: tenant).outboxDueNow()
-            QualityFetcher.dueNow(tenant, dependencies: dependencies)
-        }
-        if let end = settings.testEventCodeExpiresAt, settings.testEventCode != nil, end != integration.config.testEventCodeExpiresAt {
-            TestEventCodeExpiry.add(tenant, at: end, dependencies: dependencies)
-        }
-        dependencies.logger.info(
-            "settings_updated",
-            [
-                "has_pixel": .bool(settings.pixelId != nil), "datasets": .int(settings.datasets?.count ?? 0),
-                "test_mode": .bool(settings.testEventCode != nil),
-            ])
-        return updated
     }
 
-    /// The routes a PUT names, each checked: a Meta action source, and a dataset of the same
-    /// listing as the picker's (the chosen account's pixels and its business's).
+    /// Each route's action source and id, as written (before any call to Meta).
+    private static func checkRoutes(_ change: Update.Change<[String: String?]>) throws {
+        guard case .set(let named) = change else { return }
+        for (source, id) in named {
+            guard ConversionEvent.actionSources.contains(source) else {
+                throw APIError.badRequest(
+                    "invalid_action_source",
+                    "datasets keys are Meta's action_source values: \(ConversionEvent.actionSources.sorted().joined(separator: ", ")).")
+            }
+            if let id, !PixelId.isValid(id) { throw APIError.badRequest("invalid_dataset_id", "Each dataset id must be digits.") }
+        }
+    }
+
+    /// The routes a PUT names, each id one of the same listing as the picker's (the chosen
+    /// account's pixels, its business's and those shared with it); null removes a route.
     private func route(
-        _ change: Update.Change<[String: String?]>, into settings: inout Integration.Settings, integration: Integration, tenant: String
+        _ named: [String: String?], into settings: inout Integration.Settings, reachable: (String?) throws -> [PixelView]
     ) throws {
         var routes = settings.datasets ?? [:]
-        switch change {
-        case .keep: return
-        case .clear: routes = [:]
-        case .set(let named):
-            var reachable: [PixelView]? = nil
-            for (source, id) in named.sorted(by: { $0.key < $1.key }) {
-                guard ConversionEvent.actionSources.contains(source) else {
-                    throw APIError.badRequest(
-                        "invalid_action_source",
-                        "datasets keys are Meta's action_source values: \(ConversionEvent.actionSources.sorted().joined(separator: ", ")).")
-                }
-                guard let id else {
-                    routes[source] = nil
-                    continue
-                }
-                guard PixelId.isValid(id) else { throw APIError.badRequest("invalid_dataset_id", "Each dataset id must be digits.") }
-                guard let account = settings.adAccountId else {
-                    throw APIError(422, "ad_account_required", "Choose an ad account before a dataset.")
-                }
-                if reachable == nil { reachable = try pixels(of: account, integration: integration, tenant: tenant) }
-                guard reachable!.contains(where: { $0.id == id }) else {
-                    throw APIError(
-                        422, "unknown_dataset", "Dataset \(id) belongs neither to the chosen ad account nor to its business (\(source)).")
-                }
-                routes[source] = id
+        for (source, id) in named.sorted(by: { $0.key < $1.key }) {
+            guard let id else {
+                routes[source] = nil
+                continue
             }
+            guard try reachable(settings.adAccountId).contains(where: { $0.id == id }) else {
+                throw APIError(
+                    422, "unknown_dataset",
+                    "Dataset \(id) belongs neither to the chosen ad account nor to its business, nor is it shared with it (\(source)).")
+            }
+            routes[source] = id
         }
         settings.datasets = routes.isEmpty ? nil : routes
     }
@@ -392,6 +423,9 @@ package struct SettingsHandler: Handler {
             }
             settings.testEventCodeExpiresAt = try end(given)
         case .clear:
+            guard given == nil else {
+                throw APIError.badRequest("invalid_test_event_code_expiry", "testEventCodeExpiresAt needs a code; testEventCode is null.")
+            }
             settings.testEventCode = nil
             settings.testEventCodeExpiresAt = nil
         case .set(let code):

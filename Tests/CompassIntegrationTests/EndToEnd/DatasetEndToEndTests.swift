@@ -49,11 +49,13 @@ import Testing
         #expect(try Self.codes(host, pixel: "2000101") == ["web1": "REQ1", "web2": "-"])
         #expect(try Self.codes(host, pixel: Self.store) == ["sale1": "REQ1"])
 
-        // A tenant's code that ends two seconds from now: sent until then, never after.
-        let end = Date().addingTimeInterval(2).formatted(.iso8601)
+        // A tenant's code that ends in four to five seconds (the time is written in whole
+        // seconds): sent until then, never after.
+        let end = Date().addingTimeInterval(5).formatted(.iso8601)
         #expect(try Self.put(host, bearer, #"{"testEventCode":"TEN1","testEventCodeExpiresAt":"\#(end)"}"#).status == 200)
         #expect(try host.events(bearer, LighttpdHost.lead("during")).status == 200)
-        usleep(2_500_000)
+        let ends = try Date(end, strategy: .iso8601)
+        usleep(UInt32(max(0, ends.timeIntervalSinceNow + 0.5) * 1_000_000))
         #expect(try host.events(bearer, LighttpdHost.lead("after")).status == 200)
         let web = try Self.codes(host, pixel: "2000101")
         #expect(web["during"] == "TEN1" && web["after"] == "-")

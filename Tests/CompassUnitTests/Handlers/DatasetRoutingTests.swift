@@ -122,12 +122,93 @@ import Testing
         #expect(after.map { $0["status"] as? String } == ["available", "available"])
     }
 
+    /// The drain sends each dataset's queued events apart: a dataset Meta refuses holds its
+    /// own (attempts untouched), and a failure that stops the drain charges no attempt to
+    /// the events of datasets it never tried. Compass's notice and the gauge name the dataset.
+    @Test func theDrainSendsEachDatasetsQueuedEventsApart() throws {
+        let world = World(environment: [
+            "CRON_SECRET": "cron-secret-0123456789abcdef", "COMPASS_WEBHOOK_URL": "https://compass.example/meta-notices",
+            "COMPASS_WEBHOOK_SECRET": "notice-secret-0123456789abcdef",
+        ])
+        world.readyTenant()
+        #expect(put(world, #"{"datasets":{"physical_store":"\#(Self.store)"}}"#).status == 200)
+        // Meta down: both queued (the store's group never tried).
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let queued = world.send(#"{"events":[\#(world.lead("w1")),\#(sale("s1", world))]}"#)
+        #expect(queued.status == 202 && queued.json["queued"] as? Int == 2)
+        func attempts() throws -> [String: Int] {
+            var found: [String: Int] = [:]
+            for (_, value) in try world.store.list(prefix: RecordKey.outboxPrefix("tenant_a"), after: nil, limit: 10).entries {
+                let entry = try JSON.decode(OutboxEntry.self, from: value.value)
+                found[entry.actionSource] = entry.attempts
+            }
+            return found
+        }
+        // Meta fails the drain's first batch (whichever dataset comes first in the outbox's
+        // order): the other dataset's event, not tried, keeps its attempts.
+        world.queueFault(.serverError, count: 1)
+        world.clock.advance(61)
+        let stopped = world.drain().outbox
+        #expect(stopped.sent == 0 && stopped.retried == 2, "\(stopped)")
+        let charged = try attempts()
+        #expect(charged.values.sorted() == [0, 1], "\(charged)")
+        // The store's dataset refused: the pixel's event goes, the store's waits an hour, uncharged.
+        world.queueFault(.objectUnavailable, path: "\(Self.store)/events", count: 100)
+        world.clock.advance(180)
+        let held = world.drain().outbox
+        #expect(held.sent == 1 && held.retried == 1, "\(held)")
+        #expect(world.deliveredIds() == ["w1"])
+        #expect(try attempts() == ["physical_store": charged["physical_store"]!])
+        let notices = try world.store.list(prefix: RecordKey.noticesPrefix, after: nil, limit: 10).entries.compactMap {
+            try? JSON.decode(CompassNotice.self, from: $0.value.value)
+        }
+        #expect(notices.map(\.dataset) == [Self.store])
+        let gauge = MetricSeries(MetricCatalog.pixelsUnavailable)
+        #expect(try MetricsHandler(dependencies: world.dependencies).values()[gauge] == 1)
+        // The route removed: its problem goes with it, and the gauge down by one.
+        #expect(put(world, #"{"datasets":{"physical_store":null}}"#).status == 200)
+        #expect(try MetricsHandler(dependencies: world.dependencies).values()[gauge] == 0)
+    }
+
+    /// A full outbox met by a later destination's events: a 503, and no event of the request
+    /// left claimed (its retry is sent, not answered as a duplicate nor made to wait).
+    @Test func aFullOutboxLeavesNoEventClaimed() throws {
+        let world = World(environment: ["OUTBOX_MAX_EVENTS": "1"])
+        world.readyTenant()
+        #expect(put(world, #"{"datasets":{"physical_store":"\#(Self.store)"}}"#).status == 200)
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        let full = world.send(#"{"events":[\#(world.lead("w1")),\#(sale("s1", world)),\#(sale("s2", world))]}"#)
+        #expect(full.status == 503 && full.errorCode == "outbox_full", "\(full.text)")
+        let states = try world.store.list(prefix: RecordKey.sentPrefix("tenant_a"), after: nil, limit: 10).entries
+        #expect(states.map { String(decoding: $0.value.value, as: UTF8.self) } == ["queued"])
+        let again = world.send(#"{"events":[\#(sale("s1", world)),\#(sale("s2", world))]}"#)
+        #expect(again.status == 200 && again.json["eventsReceived"] as? Int == 2, "\(again.text)")
+    }
+
+    /// A queued event keeps the code it was accepted with: a test event stays one after the
+    /// tenant's code ended, and a real event queued before a code was set stays real.
+    @Test func aQueuedEventKeepsTheCodeItWasAcceptedWith() {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("real")).status == 202)
+        let end = world.clock.now.addingTimeInterval(120).formatted(.iso8601)
+        #expect(put(world, #"{"testEventCode":"TEN1","testEventCodeExpiresAt":"\#(end)"}"#).status == 200)
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("test")).status == 202)
+        world.clock.advance(180)
+        #expect(world.drain().outbox.sent == 2)
+        #expect(codes(world) == ["real": "-", "test": "TEN1"])
+    }
+
     @Test func aRequestsOwnTestCodeAppliesToThatRequestOnly() {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         world.readyTenant()
         #expect(world.send(world.lead("q"), query: "?testEventCode=REQ1").status == 200)
         #expect(world.send(#"{"events":[\#(world.lead("b"))],"testEventCode":"REQ2"}"#).status == 200)
         #expect(world.send(world.lead("none")).status == 200)
+        // Deduplication does not look at the code: sent as a test event, it is a duplicate after.
+        #expect(world.send(world.lead("q")).json["duplicates"] as? Int == 1)
         #expect(put(world, #"{"testEventCode":"TEN1"}"#).status == 200)
         // A request's own code wins over the tenant's.
         #expect(world.send(world.lead("own"), query: "?testEventCode=REQ3").status == 200)
@@ -158,10 +239,13 @@ import Testing
         #expect(put(world, #"{"testEventCodeExpiresAt":"\#(now.addingTimeInterval(-60).formatted(.iso8601))"}"#).status == 422)
         #expect(put(world, #"{"testEventCodeExpiresAt":"\#(now.addingTimeInterval(31 * 86_400).formatted(.iso8601))"}"#).status == 422)
         #expect(put(world, #"{"testEventCodeExpiresAt":null}"#).status == 400)
+        #expect(put(world, #"{"testEventCode":null,"testEventCodeExpiresAt":"\#(end)"}"#).status == 400)
         #expect(world.send(world.lead("during")).status == 200)
         // Past its end the code is not sent, even before refresh-cron has cleared it.
         world.clock.advance(3601)
-        #expect(settings(world)["testEventCode"] as? String == "TEN2")
+        // Not shown either, though refresh-cron has not cleared it yet.
+        #expect(settings(world)["testEventCode"] == nil)
+        #expect(world.integration()?.config.testEventCode == "TEN2")
         #expect(world.send(world.lead("after")).status == 200)
         #expect(codes(world) == ["during": "TEN2", "after": "-"])
         #expect(world.drain().testCodes.cleared == 1)
@@ -222,7 +306,8 @@ import Testing
         #expect((view["eventMatchQuality"] as? [String: Any])?["pixelId"] as? String == "2000101")
         let status = try #require(view["datasetStatus"] as? [[String: Any]])
         #expect(status.map { $0["id"] as? String } == ["2000101"])
-        #expect(status[0]["eventsSent"] as? Int == 1 && (status[0]["eventMatchQuality"] as? [String: Any]) != nil)
+        // The pixel's figures from before carried on as its own.
+        #expect(status[0]["eventsSent"] as? Int == 8 && (status[0]["eventMatchQuality"] as? [String: Any]) != nil)
         #expect((view["delivery"] as? [String: Any])?["eventsSent"] as? Int == 8)
         // refresh-cron gives the old code 24 hours, then clears it.
         _ = world.drain()

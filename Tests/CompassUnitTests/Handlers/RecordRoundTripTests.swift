@@ -93,7 +93,9 @@ import Testing
     }
 
     static var notice: CompassNotice {
-        CompassNotice(type: "integration.quality_degraded", tenant: "tenant_b", reason: "dedupe_coverage_low", time: at, attempts: 2)
+        CompassNotice(
+            type: "integration.quality_degraded", tenant: "tenant_b", reason: "dedupe_coverage_low", time: at, attempts: 2,
+            dataset: "2000101")
     }
 
     @Test func everyRecordHereHasEveryPropertySet() {
