@@ -16,16 +16,20 @@ package enum Hex {
         }
     }
 
+    /// Each byte's two digits as one little-endian word: one load and one store a byte.
+    private static let pairs: [UInt16] = (0...255).map { byte in
+        UInt16(digits[byte >> 4]) | UInt16(digits[byte & 0x0f]) << 8
+    }
+
     /// `bytes` as lower-case hex digits at the end of `out`: written on the stack, appended
     /// in one copy.
     package static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        let digits: StaticString = "0123456789abcdef"
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count * 2) { buffer in
-            for (index, byte) in bytes.enumerated() {
-                buffer[2 * index] = digits.utf8Start[Int(byte >> 4)]
-                buffer[2 * index + 1] = digits.utf8Start[Int(byte & 0x0f)]
+        pairs.withUnsafeBufferPointer { pairs in
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: bytes.count) { buffer in
+                guard let target = buffer.baseAddress else { return }
+                for index in 0..<bytes.count { (target + index).pointee = pairs[Int(bytes[index])] }
+                out.append(contentsOf: UnsafeRawBufferPointer(buffer))
             }
-            out.append(contentsOf: buffer)
         }
     }
 
