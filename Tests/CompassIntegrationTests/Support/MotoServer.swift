@@ -26,14 +26,42 @@ final class MotoServer: @unchecked Sendable {
         // make a conditional write atomic, which DynamoDB does.
         let python = try Self.ensureVenv().appendingPathComponent("bin/python").path
         let serial = FunctionsManifestTests.root.appendingPathComponent("scripts/lib/moto_serial.py").path
-        port = try LighttpdHost.freePort()
-        pid = try Spawn.process(
-            [python, serial, "127.0.0.1", String(port)], environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/moto.log")
-        let deadline = Date().addingTimeInterval(30)
-        while !LighttpdHost.accepts(port) {
-            guard Date() < deadline else {
-                kill(pid, SIGKILL)
-                throw POSIXError(.ETIMEDOUT)
+        // The free port found may be taken by another server of the run before moto binds it
+        // (moto then exits), and a loaded machine makes moto slow to start: a new port when it
+        // exits, a minute's wait when it does not.
+        for attempt in 1...3 {
+            let port = try LighttpdHost.freePort()
+            let pid = try Spawn.process(
+                [python, serial, "127.0.0.1", String(port)], environment: ["PATH": "/usr/bin:/bin"], stderr: folder.path + "/moto.log")
+            if Self.started(pid, port: port, within: 60) {
+                (self.port, self.pid) = (port, pid)
+                return
+            }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            if attempt == 3 { break }
+        }
+        let log = (try? String(contentsOfFile: folder.path + "/moto.log", encoding: .utf8)) ?? ""
+        throw MotoFailure(log: String(log.suffix(2000)))
+    }
+
+    struct MotoFailure: Error, CustomStringConvertible {
+        let log: String
+        var description: String { "moto did not start; its log ends: \(log)" }
+    }
+
+    /// Whether moto answers on `port` (its own `/moto-api/data.json`, not another server that
+    /// took the port) before `seconds` passed, while it runs.
+    private static func started(_ pid: pid_t, port: Int, within seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        let probe = HTTPRequest(method: "GET", url: "http://127.0.0.1:\(port)/moto-api/data.json")
+        while true {
+            var status: Int32 = 0
+            guard Date() < deadline, waitpid(pid, &status, WNOHANG) == 0 else { return false }
+            if LighttpdHost.accepts(port) {
+                // Running, and the answer is moto's: the port is its own.
+                if (try? CurlTransport().send(probe))?.status == 200, waitpid(pid, &status, WNOHANG) == 0 { return true }
             }
             usleep(100_000)
         }
@@ -49,7 +77,15 @@ final class MotoServer: @unchecked Sendable {
 
     /// One server for the whole test run, for suites that only need a store; stopped at exit.
     static let shared: MotoServer? = {
-        let server = try? MotoServer()
+        let server: MotoServer?
+        do {
+            server = try MotoServer()
+        } catch {
+            // Said once, where the run's output shows it: every test on moto then records that
+            // it could not be started.
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            server = nil
+        }
         atexit { MotoServer.shared?.stop() }
         return server
     }()
