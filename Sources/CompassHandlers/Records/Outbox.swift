@@ -109,16 +109,21 @@ package struct DeliveryStats: Codable, Sendable, Equatable {
         package var lastFailure: String?
     }
 
-    /// One delivery's outcome, for the tenant and for `dataset`. Figures kept before datasets
-    /// had their own are the default pixel's (`pixelId`), and become its own at the first.
+    /// The figures of `dataset`: its own; before datasets had their own, the tenant's, which
+    /// are the default pixel's (`pixelId`).
+    package func figures(of dataset: String, pixelId: String?) -> DatasetFigures {
+        if let own = datasets?[dataset] { return own }
+        guard datasets == nil, dataset == pixelId else { return DatasetFigures() }
+        return DatasetFigures(
+            eventsSent: eventsSent, lastDeliveryAt: lastDeliveryAt, lastFailureAt: lastFailureAt, lastFailure: lastFailure)
+    }
+
+    /// One delivery's outcome, for the tenant and for `dataset` (the default pixel's figures
+    /// from before datasets become its own at the first).
     package mutating func record(sent: Int, failure: String?, dataset: String, pixelId: String?, at now: Date) {
-        if datasets == nil, let pixelId, eventsSent > 0 || lastFailure != nil {
-            datasets = [
-                pixelId: DatasetFigures(
-                    eventsSent: eventsSent, lastDeliveryAt: lastDeliveryAt, lastFailureAt: lastFailureAt, lastFailure: lastFailure)
-            ]
-        }
-        var figures = datasets?[dataset] ?? DatasetFigures()
+        var all = datasets ?? [:]
+        if datasets == nil, let pixelId { all[pixelId] = figures(of: pixelId, pixelId: pixelId) }
+        var figures = all[dataset] ?? DatasetFigures()
         if sent > 0 {
             eventsSent += sent
             lastDeliveryAt = now
@@ -131,7 +136,6 @@ package struct DeliveryStats: Codable, Sendable, Equatable {
             figures.lastFailureAt = now
             figures.lastFailure = failure
         }
-        var all = datasets ?? [:]
         all[dataset] = figures
         datasets = all
     }

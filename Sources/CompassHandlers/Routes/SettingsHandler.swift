@@ -131,7 +131,7 @@ package struct SettingsHandler: Handler {
         let settings = integration.config
         // A code past its end is not shown, even before refresh-cron has cleared it.
         let activeCode = settings.testEventCode(at: dependencies.clock.now)
-        let quality = settings.pixelId.flatMap { QualityFetcher.kept(tenant, dataset: $0, records: records) }
+        let datasets = datasetViews(integration, stats: stats, tenant: tenant)
         return View(
             status: integration.status, statusReason: integration.statusReason,
             connectedAt: integration.connectedAt, updatedAt: integration.updatedAt,
@@ -139,11 +139,12 @@ package struct SettingsHandler: Handler {
             pixelStatus: settings.pixelId == nil ? nil : integration.pixelProblem == nil ? "available" : "unavailable",
             pixelStatusReason: integration.pixelProblem?.reason, testEventCode: activeCode,
             testEventCodeExpiresAt: activeCode == nil ? nil : settings.testEventCodeExpiresAt,
-            datasets: settings.datasets, datasetStatus: datasetViews(integration, stats: stats, tenant: tenant),
+            datasets: settings.datasets, datasetStatus: datasets,
             tokenExpiresAt: credential?.expiresAt, dataAccessExpiresAt: credential?.dataAccessExpiresAt,
             tokenType: integration.tokenType ?? "user", clientBusinessId: integration.clientBusinessId,
             grantedScopes: integration.grantedScopes, missingScopes: integration.missingScopes,
-            lastRefresh: integration.lastRefresh, delivery: delivery, eventMatchQuality: quality)
+            lastRefresh: integration.lastRefresh, delivery: delivery,
+            eventMatchQuality: datasets.first { $0.id == settings.pixelId }?.eventMatchQuality)
     }
 
     private func datasetViews(_ integration: Integration, stats: DeliveryStats, tenant: String) -> [DatasetView] {
@@ -152,13 +153,7 @@ package struct SettingsHandler: Handler {
             var sources = (settings.datasets ?? [:]).filter { $0.value == id }.keys.sorted()
             if id == settings.pixelId { sources.append("default") }
             let problem = integration.problem(of: id)
-            // Figures kept before datasets had their own are the default pixel's.
-            let figures =
-                stats.datasets?[id]
-                ?? (id == settings.pixelId && stats.datasets == nil
-                    ? DeliveryStats.DatasetFigures(
-                        eventsSent: stats.eventsSent, lastDeliveryAt: stats.lastDeliveryAt, lastFailureAt: stats.lastFailureAt,
-                        lastFailure: stats.lastFailure) : DeliveryStats.DatasetFigures())
+            let figures = stats.figures(of: id, pixelId: settings.pixelId)
             return DatasetView(
                 id: id, actionSources: sources, status: problem == nil ? "available" : "unavailable", statusReason: problem?.reason,
                 eventsSent: figures.eventsSent, lastDeliveryAt: figures.lastDeliveryAt, lastFailureAt: figures.lastFailureAt,
