@@ -157,11 +157,13 @@ package struct QualityFetcher {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
             integration.status == .connected, !integration.config.datasetsInUse.isEmpty,
-            ((try? records.store.get(RecordKey.credential(tenant))) ?? nil) != nil
+            let credential = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
         else {
             _ = try? dependencies.store.delete(entry)
             return .stale
         }
+        // The token, opened once for the tenant's datasets when one is due (or why it cannot be).
+        var token: Result<String, any Error>? = nil
         var next: Date? = nil
         var retries: Date? = nil
         var (fetched, failed) = (0, 0)
@@ -180,7 +182,10 @@ package struct QualityFetcher {
                 retries = min(retries ?? retryAt, retryAt)
                 continue
             }
-            let (fetchedNext, ok) = fetchOne(tenant, dataset: dataset, offline: integration.config.isOfflineDataset(dataset), kept: kept)
+            let opened = token ?? Result { try dependencies.openToken(credential, tenant: tenant) }
+            token = opened
+            let (fetchedNext, ok) = fetchOne(
+                tenant, dataset: dataset, offline: integration.config.isOfflineDataset(dataset), token: opened, kept: kept)
             next = min(next ?? fetchedNext, fetchedNext)
             if ok { fetched += 1 } else { failed += 1 }
         }
@@ -201,14 +206,12 @@ package struct QualityFetcher {
     }
 
     /// One dataset's figures asked of Meta and kept; when it is next due, and whether Meta answered.
-    private func fetchOne(_ tenant: String, dataset: String, offline: Bool, kept: MatchQuality?) -> (next: Date, ok: Bool) {
+    private func fetchOne(
+        _ tenant: String, dataset: String, offline: Bool, token opened: Result<String, any Error>, kept: MatchQuality?
+    ) -> (next: Date, ok: Bool) {
         let records = dependencies.records
         do {
-            // Read again: the one read before the loop may have gone meanwhile (a disconnect).
-            guard let credential = try records.load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0 else {
-                throw StoreError.corrupt(RecordKey.credential(tenant))
-            }
-            let token = try dependencies.openToken(credential, tenant: tenant)
+            let token = try opened.get()
             let graph = try dependencies.graph()
             let agent = dependencies.config.meta.agentName
             var fetched = MatchQuality(pixelId: dataset, fetchedAt: now, events: [])
