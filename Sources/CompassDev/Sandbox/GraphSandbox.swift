@@ -467,8 +467,7 @@ package struct GraphSandbox: Sendable {
         guard let agent = query.single("agent_name"), !agent.isEmpty else {
             return graphError(400, code: 100, type: "OAuthException", message: "(#100) The parameter agent_name is required")
         }
-        let web = keyCounts(pixel: pixel, offline: false)
-        let offline = keyCounts(pixel: pixel, offline: true)
+        let (web, offline) = keyCounts(pixel: pixel)
         let rows = web.keys.sorted().map { qualityRow($0, events: web[$0]!.events, withKey: web[$0]!.keys) }
         let offlineRows = offline.keys.sorted().map { offlineRow($0, events: offline[$0]!.events, withKey: offline[$0]!.keys) }
         let asked =
@@ -484,44 +483,43 @@ package struct GraphSandbox: Sendable {
     private func offlineRow(_ name: String, events: Int, withKey: [String: Int]) -> JSONValue {
         let email = Double(withKey["em"] ?? 0) / Double(events)
         let phone = Double(withKey["ph"] ?? 0) / Double(events)
-        func score(_ value: Double, _ recommendation: String) -> JSONValue {
-            .object(["score": .double((value * 10).rounded() / 10), "recommendation": .string(recommendation)])
+        func score(_ value: Double, _ recommendation: String) -> [String: JSONValue] {
+            ["score": .double((value * 10).rounded() / 10), "recommendation": .string(recommendation)]
         }
-        let matchKey = 2 + 8 * (email + phone) / 2
+        var matchKey = score(2 + 8 * (email + phone) / 2, "Send an email address and a phone number with every sale.")
+        matchKey["coverage"] = .object(["email": .double((email * 1000).rounded() / 10), "phone": .double((phone * 1000).rounded() / 10)])
         return .object([
             "event_name": .string(name),
-            "composite": score(1 + 7 * (email + phone) / 2, "Upload sales daily, with the customer's contact details."),
-            "match_key": .object([
-                "score": .double((matchKey * 10).rounded() / 10),
-                "recommendation": .string("Send an email address and a phone number with every sale."),
-                "coverage": .object(["email": .double((email * 1000).rounded() / 10), "phone": .double((phone * 1000).rounded() / 10)]),
-            ]),
-            "frequency": score(8, "Upload at least once a day."),
-            "freshness": score(7, "Upload each sale within a day of it."),
+            "composite": .object(score(1 + 7 * (email + phone) / 2, "Upload sales daily, with the customer's contact details.")),
+            "match_key": .object(matchKey),
+            "frequency": .object(score(8, "Upload at least once a day.")),
+            "freshness": .object(score(7, "Upload each sale within a day of it.")),
         ])
     }
 
-    /// Per event name the sandbox received for the pixel, from a store (`offline`) or not: how
-    /// many, and how many carried each key.
-    private func keyCounts(pixel: String, offline: Bool) -> [String: (events: Int, keys: [String: Int])] {
-        var counts: [String: (events: Int, keys: [String: Int])] = [:]
+    /// Per event name the sandbox received for the pixel, from elsewhere than a store (`web`)
+    /// and from a store (`offline`): how many, and how many carried each key.
+    private func keyCounts(pixel: String) -> (web: [String: EventCount], offline: [String: EventCount]) {
+        var counts: (web: [String: EventCount], offline: [String: EventCount]) = ([:], [:])
         var cursor: String? = nil
         repeat {
             guard let page = try? store.list(prefix: "events/\(pixel)/", after: cursor, limit: 500) else { break }
             for (_, value) in page.entries {
                 guard let stored = try? JSON.decode(JSONValue.self, from: value.value), let event = stored["event"],
-                    let name = event["event_name"]?.string,
-                    (event["action_source"]?.string == "physical_store") == offline
+                    let name = event["event_name"]?.string
                 else { continue }
-                var entry = counts[name] ?? (0, [:])
+                let store = event["action_source"]?.string == "physical_store"
+                var entry = (store ? counts.offline[name] : counts.web[name]) ?? (0, [:])
                 entry.events += 1
                 for (key, _) in Self.qualityKeys where event["user_data"]?[key] != nil { entry.keys[key, default: 0] += 1 }
-                counts[name] = entry
+                if store { counts.offline[name] = entry } else { counts.web[name] = entry }
             }
             cursor = page.cursor
         } while cursor != nil
         return counts
     }
+
+    private typealias EventCount = (events: Int, keys: [String: Int])
 
     /// One event name's row, every field Meta's per-event quality object has.
     private func qualityRow(_ name: String, events: Int, withKey: [String: Int]) -> JSONValue {
