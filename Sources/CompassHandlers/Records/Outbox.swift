@@ -6,8 +6,8 @@ import CompassStorage
 /// often they come. The event itself, as Meta takes it (hashed match keys, but also the IP
 /// address, user agent, page URL, custom data and the event id), is sealed with the credentials
 /// key (AES-256-GCM), bound to its tenant and record key; in the clear is only what scheduling
-/// needs: the event's name, time and action source, which match keys it carries (names only),
-/// attempts, times and the last error.
+/// needs: the event's name, time and action source, the test event code it was accepted with,
+/// which match keys it carries (names only), attempts, times and the last error.
 package struct OutboxEntry: Codable, Sendable, Equatable {
     package var tenantId: String
     package var eventName: String
