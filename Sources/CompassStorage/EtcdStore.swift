@@ -228,8 +228,9 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
         return id
     }
 
-    /// Batches of `batchOps` writes, one transaction each: a put is a put, a create a nested
-    /// transaction on the key's create revision (so one existing key fails only its own write).
+    /// Batches of `batchOps` writes, one transaction each: a put is a put, a delete a delete, a
+    /// create a nested transaction on the key's create revision (so one existing key fails only
+    /// its own write).
     /// A key written twice starts a new transaction (etcd refuses a key twice in one).
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
@@ -252,6 +253,8 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
                                 "success": .array([.object(["request_put": .object(try putRequest(key, value, ttl: ttl))])]),
                             ])
                         ]))
+                case .delete(let key):
+                    operations.append(.object(["request_delete_range": .object(["key": .string(encode(key))])]))
                 }
                 end += 1
             }
@@ -262,6 +265,8 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
                 if case .create = write {
                     guard offset < responses.count else { throw .unavailable("etcd answered a batch without its responses") }
                     versions.append(responses[offset].responseTxn?.succeeded == true ? revision : nil)
+                } else if case .delete = write {
+                    versions.append(nil)
                 } else {
                     versions.append(revision)
                 }

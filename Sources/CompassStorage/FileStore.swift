@@ -117,19 +117,25 @@ package struct FileStore: KeyValueStore {
     /// a create finds its key taken and drops its file), then each folder synced once: as
     /// durable and as atomic per key as the writes one by one, at a fraction of the flushes.
     /// Consecutive writes into one folder (a request's claims, its outbox entries) share one
-    /// taking of the lock.
+    /// taking of the lock; deletes are unlinked under it too, their folders synced once after.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
         var staged: [(temp: String, version: UInt64)] = []
         staged.reserveCapacity(writes.count)
         // A temporary file not renamed into place (a create that found its key taken, a failure).
         var placed = [Bool](repeating: false, count: writes.count)
-        defer { for (index, (temp, _)) in staged.enumerated() where !placed[index] { unlink(temp) } }
+        defer { for (index, (temp, _)) in staged.enumerated() where !placed[index] && !temp.isEmpty { unlink(temp) } }
         var needsSync = false
+        // Deletes write nothing first; their folders are synced after, as a delete alone is.
+        var deletes = false
         for write in writes {
             let (value, ttl): ([UInt8], Int?)
             switch write {
             case .put(_, let bytes, let life), .create(_, let bytes, let life): (value, ttl) = (bytes, life)
+            case .delete:
+                deletes = true
+                staged.append(("", 0))
+                continue
             }
             let file = path(for: write.key)
             let folder = String(file[..<file.lastIndex(of: "/")!])
@@ -154,7 +160,7 @@ package struct FileStore: KeyValueStore {
         while index < writes.count {
             index = try placeRun(from: index, of: writes, staged: staged, placed: &placed, versions: &versions, folders: &folders)
         }
-        if needsSync {
+        if needsSync || deletes {
             for folder in folders {
                 let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                 if fd >= 0 {
@@ -175,11 +181,22 @@ package struct FileStore: KeyValueStore {
     ) throws(StoreError) -> Int {
         let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, _ throws(StoreError) -> (Int, Bool) in
             var next = index
+            // A run that deleted may have emptied the folder, which then goes (as `mutate` does).
+            var emptied = false
+            defer { if emptied { removeIfEmpty(folder) } }
             while next < writes.count {
                 let file = path(for: writes[next].key)
                 // The first is in the locked folder; the run ends at a write into another.
                 if next > index, !file.hasPrefix(folder + "/") || file.utf8.dropFirst(folder.utf8.count + 1).contains(UInt8(ascii: "/")) {
                     break
+                }
+                if case .delete = writes[next] {
+                    guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
+                    emptied = true
+                    folders.insert(folder)
+                    versions.append(nil)
+                    next += 1
+                    continue
                 }
                 var current: Versioned? = nil
                 do throws(StoreError) {
@@ -206,6 +223,9 @@ package struct FileStore: KeyValueStore {
         switch writes[next] {
         case .put(let key, let value, let ttl): versions.append(try put(key, value, ttl: ttl))
         case .create(let key, let value, let ttl): versions.append(try? create(key, value, ttl: ttl))
+        case .delete(let key):
+            _ = try delete(key, ifVersion: nil)
+            versions.append(nil)
         }
         return next + 1
     }

@@ -39,10 +39,12 @@ package enum BatchWrite: Sendable, Equatable {
     case create(String, [UInt8], ttl: Int?)
     /// Unconditional, as `put`.
     case put(String, [UInt8], ttl: Int?)
+    /// Unconditional, as `delete`; its place in the answer is nil (no version).
+    case delete(String)
 
     package var key: String {
         switch self {
-        case .create(let key, _, _), .put(let key, _, _): key
+        case .create(let key, _, _), .put(let key, _, _), .delete(let key): key
         }
     }
 }
@@ -90,7 +92,7 @@ package protocol KeyValueStore: Sendable {
     func deleteAll(prefix: String) throws(StoreError) -> Int
     /// Several writes, each with the meaning it has alone, in as few round trips as the backend
     /// allows (etcd: one transaction per `EtcdStore.batchOps` writes). Returns, per write, the
-    /// new version, or nil for a create whose key existed. Not atomic as a whole: a failure
+    /// new version, or nil for a create whose key existed and for a delete. Not atomic as a whole: a failure
     /// part-way leaves the earlier writes done, as the same writes one by one would.
     func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?]
     /// Deletes the records whose time to live has run out by `asOf`, visiting at most `limit`
@@ -137,6 +139,9 @@ extension KeyValueStore {
                 } catch .alreadyExists {
                     versions.append(nil)
                 }
+            case .delete(let key):
+                _ = try delete(key, ifVersion: nil)
+                versions.append(nil)
             }
         }
         return versions

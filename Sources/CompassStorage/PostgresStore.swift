@@ -160,9 +160,14 @@ package final class PostgresStore: KeyValueStore, @unchecked Sendable {
                 switch write {
                 case .put(let key, let value, let ttl): result = run(link, putSQL, putParameters(key, value, ttl), end)
                 case .create(let key, let value, let ttl): result = run(link, createSQL, createParameters(key, value, ttl), end)
+                case .delete(let key): result = run(link, "DELETE FROM \(table) WHERE key = $1", [.text(key)], end)
                 }
                 switch result {
                 case .success(let rows):
+                    if case .delete = write {
+                        versions.append(nil)
+                        continue
+                    }
                     guard let row = rows.first else {
                         if case .create = write {
                             versions.append(nil)

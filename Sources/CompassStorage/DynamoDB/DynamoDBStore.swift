@@ -207,8 +207,8 @@ package struct DynamoDBStore: KeyValueStore {
         return live
     }
 
-    /// Writes of distinct keys at a time (a key written twice starts a new round): the puts in
-    /// `BatchWriteItem`s of 25 (no condition needed), each create a `PutItem` on the condition
+    /// Writes of distinct keys at a time (a key written twice starts a new round): the puts and
+    /// deletes in `BatchWriteItem`s of 25 (no condition needed), each create a `PutItem` on the condition
     /// that the key is absent or expired, so a taken key fails alone (nil), as one by one;
     /// up to `concurrency` calls in flight. Not `TransactWriteItems`: a transaction costs twice
     /// the writes, and one taken key would cancel the others.
@@ -237,7 +237,7 @@ package struct DynamoDBStore: KeyValueStore {
         var jobs: [[Int]] = []
         var puts: [Int] = []
         for (index, write) in writes.enumerated() {
-            guard case .put = write else {
+            if case .create = write {
                 jobs.append([index])
                 continue
             }
@@ -270,10 +270,14 @@ package struct DynamoDBStore: KeyValueStore {
         }
         if let error = failure.withLock({ $0 }) { throw error }
         let refused = taken.withLock { $0 }
-        return versions.indices.map { refused.contains($0) ? nil : versions[$0] }
+        return versions.indices.map { index in
+            if refused.contains(index) { return nil }
+            if case .delete = writes[index] { return nil }
+            return versions[index]
+        }
     }
 
-    /// One job of a round: a create alone (false when its key was taken), or up to 25 puts.
+    /// One job of a round: a create alone (false when its key was taken), or up to 25 puts and deletes.
     private func perform(_ job: [Int], of writes: [BatchWrite], versions: [UInt64]) throws(StoreError) -> Bool {
         if job.count == 1, case .create(let key, let value, let ttl) = writes[job[0]] {
             do {
@@ -291,8 +295,12 @@ package struct DynamoDBStore: KeyValueStore {
         }
         try batchWrite(
             job.map { index in
-                guard case .put(let key, let value, let ttl) = writes[index] else { return .null }
-                return .object(["PutRequest": .object(["Item": item(key, value, version: versions[index], ttl: ttl)])])
+                switch writes[index] {
+                case .put(let key, let value, let ttl):
+                    .object(["PutRequest": .object(["Item": item(key, value, version: versions[index], ttl: ttl)])])
+                case .delete(let key): .object(["DeleteRequest": .object(["Key": Self.itemKey(key)])])
+                case .create: .null
+                }
             })
         return true
     }

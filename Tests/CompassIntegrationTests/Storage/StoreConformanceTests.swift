@@ -98,8 +98,8 @@ import Testing
     }
 
     /// A batch of writes means what the same writes one by one mean: puts overwrite, creates
-    /// of existing keys fail alone (nil), a key may come twice, batches longer than one etcd
-    /// transaction go through, and records with a TTL run out.
+    /// of existing keys fail alone (nil), deletes delete, a key may come twice, batches longer
+    /// than one etcd transaction go through, and records with a TTL run out.
     @Test(arguments: backends)
     func aBatchOfWritesMeansWhatTheWritesMeanOneByOne(_ make: @Sendable () throws -> StoreUnderTest) throws {
         let subject = try make()
@@ -133,6 +133,19 @@ import Testing
         let mixed = ["mix/a/x", "mix/a/b/y", "mix/a/z", "mix/ab/w", "mix/a/v", "mix/a"]
         #expect(try store.write(mixed.map { .put($0, bytes($0), ttl: nil) }).allSatisfy { $0 != nil })
         for key in mixed { #expect(try store.get(key)?.value == bytes(key), "\(key)") }
+        // Deletes among the writes: each key gone (an absent one too), nil in the answer; a key
+        // put and deleted in one batch ends deleted.
+        let answer = try store.write([
+            .delete("mix/a/x"), .put("mix/a/u", bytes("u"), ttl: nil), .put("mix/twice", bytes("1"), ttl: nil), .delete("mix/a/b/y"),
+            .delete("mix/absent"), .delete("many/k1001"), .delete("mix/twice"),
+        ])
+        #expect(answer.count == 7 && answer[1] != nil && answer[2] != nil)
+        #expect([0, 3, 4, 5, 6].allSatisfy { answer[$0] == nil })
+        for key in ["mix/a/x", "mix/a/b/y", "mix/absent", "many/k1001", "mix/twice"] { #expect(try store.get(key) == nil, "\(key)") }
+        #expect(try store.get("mix/a/u")?.value == bytes("u"))
+        #expect(try store.get("mix/a/z")?.value == bytes("mix/a/z"))
+        #expect(try store.count(prefix: "mix/a/b/") == 0)
+        #expect(try store.count(prefix: "many/") == many.count - 1)
     }
 
     /// A scan pages through what a listing pages through, cursor by cursor, folders and all.
