@@ -154,10 +154,13 @@ test("a tenant id that cannot be a session is refused before any call", async ()
   await assert.rejects(sendCAPIEvent("tenant/../x", event(unique())), TypeError);
 });
 
-// Last: the queued event waits in the outbox for the next refresh-cron run.
-test("while Meta is down the event is queued, and a retry of it is a duplicate", async () => {
+// Last: the queued copy waits in the outbox, where the next refresh-cron run finds it sent and
+// removes it.
+test("while Meta is down the event is queued; a retry once Meta answers sends it, once", async () => {
   await metaFails(1);
   const purchase = event(unique());
   assert.deepEqual(await sendCAPIEvent(tenant, purchase), { status: "queued", warnings: [] });
+  // A queued event holds no claim: the retry is sent, and a copy after it is a duplicate.
+  assert.equal((await sendCAPIEvent(tenant, purchase)).status, "sent");
   assert.equal((await sendCAPIEvent(tenant, purchase)).status, "duplicate");
 });

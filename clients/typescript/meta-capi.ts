@@ -210,7 +210,7 @@ export class MetaCAPIError extends Error {
 // ---- The calls
 
 /** One event: sent, queued (Meta unreachable: the connector sends it later), a duplicate of
- * one already sent or queued, or rejected with the reasons. */
+ * one already delivered, or rejected with the reasons. */
 export async function sendCAPIEvent(tenantId: string, event: CAPIEvent, options: ClientOptions = {}): Promise<SendResult> {
   // A test event code goes beside `events`: the one-event body has no place for it.
   const body = options.testEventCode === undefined ? event : batch([event], options);

@@ -10,7 +10,7 @@ import CompassPlatform
 ///            │                     ├─ rejected by Meta (a request: rejected; the outbox: dead letter)
 ///            │                     └─ deferred by a failure ─ queued (a request)
 ///            │                                              └─ retried later, or dead letter (the outbox)
-///            ├─ duplicate (another copy was delivered, or is queued)
+///            ├─ duplicate (another copy was delivered; a queued copy holds no claim, see `EventPipeline.EventState`)
 ///            └─ another copy still sending ─ queued
 ///
 ///     dead letter ─ replay ─┬─ queued again, due now (in Meta's window, the outbox has room)
@@ -21,7 +21,7 @@ package enum DeliveryMachine {
     package enum Step: Equatable, Sendable {
         /// This copy holds the claim: send it to Meta.
         case send
-        /// Another copy was delivered or is queued: nothing to send.
+        /// Another copy was delivered: nothing to send.
         case duplicate
         /// Into the outbox, with why it waits (and how long Meta asked to wait).
         case queue(reason: String, retryAfter: Int?)

@@ -66,14 +66,18 @@ package struct EventPipeline {
         return Destination(dataset: dataset, testEventCode: entry.testEventCode(tenantCode: settings.testEventCode(at: now)))
     }
 
-    // MARK: One state per event id: claimed, queued, sent
+    // MARK: One state per event id: claimed, sent
 
     /// What `meta/sent/<tenant>/<event key>` holds. A copy of an event is sent only by the
-    /// request (or drain) that claimed it; the others find it claimed, queued or sent.
+    /// request (or drain) that claimed it; the others find it claimed or sent. A queued event
+    /// holds no state: its outbox entry is all it needs, and the claim of the request or drain
+    /// that queued it is released (one record less per queued event). A copy that comes while
+    /// it waits claims and is sent; the drain then finds it sent and removes the queued one.
     package enum EventState: String {
         /// Taken by a request or a drain that is sending it now (a short TTL: a holder that died frees it).
         case claimed = "claim"
-        /// Waiting in the outbox (as long as Meta's window and a day).
+        /// Waiting in the outbox: written by builds before queued events held no state (for
+        /// eight days), and read as they read it: a copy is a duplicate, the drain claims it.
         case queued
         /// Meta took it; kept for Meta's 48-hour deduplication window.
         case sent = "1"
@@ -99,7 +103,7 @@ package struct EventPipeline {
     package enum Claim {
         /// This request sends it; the version releases or settles the claim.
         case claimed(UInt64)
-        /// Another copy was delivered or is queued: this one is a duplicate.
+        /// Another copy was delivered (or is queued, by an earlier build's state): this one is a duplicate.
         case duplicate
         /// Another copy is still being sent after the wait: this one goes to the outbox, where
         /// the drain sends it unless that copy was delivered meanwhile.
@@ -151,12 +155,13 @@ package struct EventPipeline {
         return claims
     }
 
-    /// Records what became of claimed events (sent, queued: one batch of writes) or releases
-    /// the claim (rejected).
+    /// Records what became of claimed events (sent: one batch of writes) or releases the claims
+    /// (nil: rejected, queued, or not sent; one batch of deletes).
     package func settle(_ events: [NormalizedEvent], as state: EventState?) {
         // Losing a state only risks a resend, which Meta deduplicates by event_id.
         guard let state else {
-            for event in events { _ = try? dependencies.store.delete(RecordKey.sent(tenant, event.dedupKey)) }
+            guard !events.isEmpty else { return }
+            _ = try? dependencies.store.write(events.map { .delete(RecordKey.sent(tenant, $0.dedupKey)) })
             return
         }
         // A send that was at Meta when the tenant's purge began writes nothing of it afterwards.
@@ -443,7 +448,7 @@ package struct EventPipeline {
         // Routed nowhere now (a route removed, no default pixel): released, looked at again later.
         let nowhere = due.filter { settings.dataset(for: $0.entry.actionSource) == nil }
         if !nowhere.isEmpty {
-            settle(nowhere.map(\.event), as: .queued)
+            settle(nowhere.map(\.event), as: nil)
             summary.waiting += nowhere.count
             summary.next(now.addingTimeInterval(RefreshCronHandler.waitingRecheck))
         }
@@ -587,7 +592,7 @@ package struct EventPipeline {
             if countsAttempt { entry.attempts += 1 }
             entry.nextAttemptAt = now.addingTimeInterval(TimeInterval(seconds))
             _ = try? records.replace(entry, at: taken.key, version: taken.version)
-            settle([taken.event], as: .queued)
+            settle([taken.event], as: nil)
             summary.retried += 1
             summary.next(entry.nextAttemptAt)
         case .deadLetter(let reason):
@@ -599,8 +604,8 @@ package struct EventPipeline {
         }
     }
 
-    /// The drain's claim of a queued event: from `queued` (or no state: queued by a copy that
-    /// found another still sending) to `claimed`, unless it was sent or is being sent.
+    /// The drain's claim of a queued event: from no state (or `queued`, from an earlier build)
+    /// to `claimed`, unless it was sent or is being sent.
     private func claimQueued(_ dedup: String) throws(StoreError) -> Claim {
         let key = RecordKey.sent(tenant, dedup)
         let claimed = EventState.claimed.stored
@@ -740,10 +745,6 @@ package struct EventPipeline {
                 try records.save(entry, at: RecordKey.outbox(tenant, dedup))
                 if !queuedAlready { dependencies.metrics.add(MetricCatalog.eventsWaiting) }
                 _ = try? dependencies.store.delete(key, ifVersion: value.version)
-                // Queued again, unless a copy holds a claim (the drain then sees what became of it).
-                _ = try? dependencies.store.create(
-                    RecordKey.sent(tenant, dedup), EventState.queued.stored,
-                    ttl: EventState.queued.lifetimeSeconds)
                 summary.replayed += 1
                 room -= 1
             }

@@ -179,19 +179,14 @@ package struct SendEventHandler: Handler {
     }
 
     /// Into the outbox with the code the events were accepted with. Nothing is accepted that is
-    /// not stored: a full or busy outbox is a 503 to retry, and the claims are released so that
-    /// the retry can send.
+    /// not stored: a full or busy outbox is a 503 to retry. The claims are released either way:
+    /// a queued event holds no state but its outbox entry (`EventPipeline.EventState`).
     private func queue(
         _ events: [NormalizedEvent], reason: String, retryAfter: Int? = nil, testEventCode: String?, pipeline: EventPipeline,
         into result: inout Answer
     ) throws {
-        do {
-            result.queued += try pipeline.queue(events, error: reason, retryAfter: retryAfter, testEventCode: testEventCode)
-        } catch {
-            pipeline.settle(events, as: nil)
-            throw error
-        }
-        pipeline.settle(events, as: .queued)
+        defer { pipeline.settle(events, as: nil) }
+        result.queued += try pipeline.queue(events, error: reason, retryAfter: retryAfter, testEventCode: testEventCode)
     }
 
     /// One destination's batch sent and each event settled as `DeliveryMachine` says; the

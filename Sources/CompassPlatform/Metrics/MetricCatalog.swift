@@ -44,7 +44,7 @@ package enum MetricCatalog {
         Metric(name: eventsSent, kind: .counter, help: "Events Meta took, at once or from an outbox."),
         Metric(name: eventsQueued, kind: .counter, help: "Events put in an outbox because Meta could not take them then."),
         Metric(name: eventsDeadLettered, kind: .counter, help: "Queued events given up on (out of Meta's window or refused for good)."),
-        Metric(name: eventsDuplicates, kind: .counter, help: "Copies of events already sent or queued, not sent again."),
+        Metric(name: eventsDuplicates, kind: .counter, help: "Copies of events already delivered, not sent again."),
         Metric(name: eventsRejected, kind: .counter, help: "Events refused, by reason: invalid (by the connector) or meta (by Meta)."),
         Metric(
             name: graphCalls, kind: .counter,

@@ -38,6 +38,9 @@ import Testing
             "storage footprint: a connected tenant with one delivered event \(tenant.bytes) bytes in \(tenant.files) records; a queued event \(perEvent) bytes"
         )
         #expect(queued.files == 100)
+        // A queued event is one record: its claim was released and no state record stands for it
+        // (the one state record is the delivered event's).
+        #expect(Self.bytes(under: root + "/meta/sent").files == 1)
         #expect(tenant.bytes < 8 * 1024)
         #expect(perEvent < 2 * 1024)
     }

@@ -179,8 +179,9 @@ import Testing
         world.queueFault(.serverError, path: "2000101/events", count: 1)
         let full = world.send(#"{"events":[\#(world.lead("w1")),\#(sale("s1", world)),\#(sale("s2", world))]}"#)
         #expect(full.status == 503 && full.errorCode == "outbox_full", "\(full.text)")
-        let states = try world.store.list(prefix: RecordKey.sentPrefix("tenant_a"), after: nil, limit: 10).entries
-        #expect(states.map { String(decoding: $0.value.value, as: UTF8.self) } == ["queued"])
+        // No state record is left: not the refused events' claims, nor one for the queued event.
+        #expect(try world.store.count(prefix: RecordKey.sentPrefix("tenant_a")) == 0)
+        #expect(try world.store.count(prefix: RecordKey.outboxPrefix("tenant_a")) == 1)
         let again = world.send(#"{"events":[\#(sale("s1", world)),\#(sale("s2", world))]}"#)
         #expect(again.status == 200 && again.json["eventsReceived"] as? Int == 2, "\(again.text)")
     }

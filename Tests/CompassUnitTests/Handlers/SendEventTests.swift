@@ -185,14 +185,14 @@ import Testing
         #expect(response.json["status"] as? String == "queued")
         #expect(response.json["queued"] as? Int == 3)
         #expect(world.delivered().isEmpty)
-        // The pipeline retries the same request: stored once, reported as duplicates.
-        let retry = world.send(world.batch(["q1", "q2", "q3"]))
-        #expect(retry.json["duplicates"] as? Int == 3)
+        // The queued events hold no claim: the drain claims and sends each once.
         #expect(try world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 10).entries.count == 3)
-
+        #expect(try world.store.count(prefix: "meta/sent/tenant_a/") == 0)
         let summary = world.drain()
         #expect(summary.outbox.sent == 3)
         #expect(world.deliveredIds().sorted() == ["q1", "q2", "q3"])
+        // The pipeline retries the same request after: duplicates of what was delivered.
+        #expect(world.send(world.batch(["q1", "q2", "q3"])).json["duplicates"] as? Int == 3)
         #expect(world.drain().outbox.sent == 0)
         #expect(world.deliveredIds().count == 3)
         let settings = world.run(SettingsHandler.self, world.request("GET", "/api/connect/meta/settings")).json
@@ -220,23 +220,41 @@ import Testing
     }
 
     /// A copy queued during an outage whose twin was delivered meanwhile (by a pipeline's retry)
-    /// is removed by the drain, not sent again.
+    /// is removed by the drain, not sent again. A queued event holds no claim and no state
+    /// record: only its outbox entry.
     @Test func theDrainSkipsEventsDeliveredMeanwhile() throws {
         let world = World()
         world.readyTenant()
         world.queueFault(.serverError, path: "2000101/events", count: 1)
         #expect(world.send(world.lead("twin")).status == 202)
-        // The claim is settled as queued: a copy now is a duplicate, not a second queued event.
-        #expect(world.send(world.lead("twin")).json["duplicates"] as? Int == 1)
-        // Another copy reached Meta by another way (its state says so).
-        let entry = try #require(try world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 5).entries.first)
-        let dedup = String(entry.key.split(separator: "/").last!)
-        try world.store.put(RecordKey.sent("tenant_a", dedup), Array("1".utf8), ttl: 48 * 3600)
+        #expect(try world.store.count(prefix: "meta/sent/tenant_a/") == 0)
+        #expect(try world.store.count(prefix: "meta/outbox/tenant_a/") == 1)
+        // The retry comes once Meta answers: it claims the event and is sent.
+        let retry = world.send(world.lead("twin"))
+        #expect(retry.status == 200 && retry.json["duplicates"] as? Int == 0)
+        #expect(world.deliveredIds() == ["twin"])
         world.clock.advance(3600)
         let summary = world.drain()
         #expect(summary.outbox.sent == 0 && summary.outbox.duplicates == 1)
-        #expect(world.deliveredIds().isEmpty)
+        #expect(world.deliveredIds() == ["twin"])
         #expect(try world.store.count(prefix: "meta/outbox/tenant_a/") == 0)
+    }
+
+    /// An event marked queued by an earlier build (its state record says `queued`) stays a
+    /// duplicate for a copy, and the drain still claims and sends it once.
+    @Test func aQueuedStateFromAnEarlierBuildIsStillHonoured() throws {
+        let world = World()
+        world.readyTenant()
+        world.queueFault(.serverError, path: "2000101/events", count: 1)
+        #expect(world.send(world.lead("old")).status == 202)
+        let entry = try #require(try world.store.list(prefix: "meta/outbox/tenant_a/", after: nil, limit: 5).entries.first)
+        let dedup = String(entry.key.split(separator: "/").last!)
+        try world.store.put(RecordKey.sent("tenant_a", dedup), Array("queued".utf8), ttl: 8 * 86_400)
+        #expect(world.send(world.lead("old")).json["duplicates"] as? Int == 1)
+        #expect(world.deliveredIds().isEmpty)
+        world.clock.advance(3600)
+        #expect(world.drain().outbox.sent == 1)
+        #expect(world.deliveredIds() == ["old"])
     }
 
     /// A copy that finds the event claimed by another still sending waits, then is queued (and
