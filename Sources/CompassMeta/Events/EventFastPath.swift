@@ -146,36 +146,64 @@ package enum EventFastPath {
 
     // MARK: user_data
 
-    /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`), each
-    /// with its bytes: a key is read by finding it here, members sort by their place in this
-    /// list, and that place is the key's bit in `MatchKeys`. Hashed keys have their rule.
-    private static let userDataKeys: [(name: String, bytes: [UInt8], rule: UserDataRule?)] = MatchKeys.names.map { name in
-        (name, Array(name.utf8), UserDataRule(key: name))
-    }
-    /// The places of the keys of each length, so that a name is compared with few keys.
-    private static let placesByLength: [[Int]] = (0...32).map { length in
-        userDataKeys.indices.filter { userDataKeys[$0].bytes.count == length }
-    }
-    private static let fbcRank = userDataKeys.firstIndex { $0.name == "fbc" }!
-    private static let userAgentRank = userDataKeys.firstIndex { $0.name == "client_user_agent" }!
-    private static let ipAddressRank = userDataKeys.firstIndex { $0.name == "client_ip_address" }!
+    /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`): a key
+    /// is read by finding it here, members sort by their place in this list, and that place is
+    /// the key's bit in `MatchKeys`. Hashed keys have their rule. Made once for the process and
+    /// read through pointers: an event's keys retain and release no array.
+    private final class UserDataKeys: @unchecked Sendable {
+        let names: [String]
+        let rules: UnsafeBufferPointer<UserDataRule?>
+        /// Every name's bytes, one after the other: a name's are `starts[place]..<starts[place + 1]`.
+        let bytes: UnsafeBufferPointer<UInt8>
+        let starts: UnsafeBufferPointer<Int>
+        /// The places of the names of each length `n`: `places[lengthStarts[n]..<lengthStarts[n + 1]]`,
+        /// so that a name is compared with few keys.
+        let places: UnsafeBufferPointer<Int>
+        let lengthStarts: UnsafeBufferPointer<Int>
+        let fbc: Int
+        let userAgent: Int
+        let ipAddress: Int
 
-    /// The place in `userDataKeys` of the member name at token `name`, or nil for another key.
-    private static func userDataRank(_ tape: JSONTape.View, _ name: Int) -> Int? {
-        let token = tape.tokens[name]
-        let length = Int(token.end - token.start)
-        let start = Int(token.start)
-        guard length < placesByLength.count else { return nil }
-        for place in placesByLength[length] {
-            let found = userDataKeys[place].bytes.withUnsafeBufferPointer { key in
-                var offset = 0
-                while offset < length && key[offset] == tape.bytes[start + offset] { offset += 1 }
-                return offset == length
-            }
-            if found { return place }
+        init(_ names: [String]) {
+            self.names = names
+            rules = Self.kept(names.map { UserDataRule(key: $0) })
+            bytes = Self.kept(names.flatMap { Array($0.utf8) })
+            starts = Self.kept(names.reduce(into: [0]) { $0.append($0.last! + $1.utf8.count) })
+            let longest = names.map(\.utf8.count).max() ?? 0
+            let byLength = (0...longest).map { length in names.indices.filter { names[$0].utf8.count == length } }
+            places = Self.kept(byLength.flatMap { $0 })
+            lengthStarts = Self.kept(byLength.reduce(into: [0]) { $0.append($0.last! + $1.count) })
+            fbc = names.firstIndex(of: "fbc")!
+            userAgent = names.firstIndex(of: "client_user_agent")!
+            ipAddress = names.firstIndex(of: "client_ip_address")!
         }
-        return nil
+
+        /// `values` copied into memory kept for the life of the process (this table's).
+        private static func kept<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
+            let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: values.count)
+            _ = memory.initialize(from: values)
+            return UnsafeBufferPointer(memory)
+        }
+
+        func name(_ place: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[starts[place]..<starts[place + 1]]) }
+
+        /// The place of the member name at token `name`, or nil for another key.
+        func place(of name: Int, in tape: JSONTape.View) -> Int? {
+            let token = tape.tokens[name]
+            let length = Int(token.end - token.start)
+            let start = Int(token.start)
+            guard length + 1 < lengthStarts.count else { return nil }
+            for place in places[lengthStarts[length]..<lengthStarts[length + 1]] {
+                let key = starts[place]
+                var offset = 0
+                while offset < length && bytes[key + offset] == tape.bytes[start + offset] { offset += 1 }
+                if offset == length { return place }
+            }
+            return nil
+        }
     }
+
+    private static let userDataKeys = UserDataKeys(MatchKeys.names)
 
     /// `user_data` with its keys sorted; the match keys it holds, or nil to decline.
     private static func writeUserData(
@@ -186,14 +214,15 @@ package enum EventFastPath {
         // Each member's value is written once into `values`; the members are then sorted by key.
         buffers.members.removeAll(keepingCapacity: true)
         buffers.values.removeAll(keepingCapacity: true)
+        let known = userDataKeys
         for (name, valueToken) in tape.members(of: index) {
-            guard let rank = userDataRank(tape, name) else { return nil }
+            guard let rank = known.place(of: name, in: tape) else { return nil }
             let start = buffers.values.count
-            if let rule = userDataKeys[rank].rule {
-                guard writeHashed(tape, valueToken, key: userDataKeys[rank].name, rule: rule, buffers: &buffers) else { return nil }
+            if let rule = known.rules[rank] {
+                guard writeHashed(tape, valueToken, key: known.names[rank], rule: rule, buffers: &buffers) else { return nil }
             } else {
                 guard let text = trimmedASCII(tape, valueToken), !text.isEmpty, text.count <= 2048 else { return nil }
-                if rank == ipAddressRank && !UserDataNormalizer.isIPv4(tape.span(text))
+                if rank == known.ipAddress && !UserDataNormalizer.isIPv4(tape.span(text))
                     && !UserDataNormalizer.isIPAddress(String(decoding: tape.span(text), as: UTF8.self))
                 {
                     return nil
@@ -206,15 +235,15 @@ package enum EventFastPath {
         }
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
-        if let url, !buffers.members.contains(where: { $0.rank == fbcRank }), ASCII.contains(tape.span(url), "fbclid="),
+        if let url, !buffers.members.contains(where: { $0.rank == known.fbc }), ASCII.contains(tape.span(url), "fbclid="),
             let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.span(url), as: UTF8.self))
         {
             let start = buffers.values.count
             JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &buffers.values)
-            buffers.members.append((fbcRank, start..<buffers.values.count))
+            buffers.members.append((known.fbc, start..<buffers.values.count))
         }
         guard !buffers.members.isEmpty else { return nil }
-        if source == "website" && !buffers.members.contains(where: { $0.rank == userAgentRank }) { return nil }
+        if source == "website" && !buffers.members.contains(where: { $0.rank == known.userAgent }) { return nil }
         buffers.members.sort { $0.rank < $1.rank }
         out.append(UInt8(ascii: "{"))
         var keys = MatchKeys()
@@ -222,7 +251,7 @@ package enum EventFastPath {
             for (position, member) in buffers.members.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: userDataKeys[member.rank].bytes)
+                out.append(contentsOf: known.name(member.rank))
                 out.append(literal: #"":"#)
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
                 keys.insert(place: member.rank)
