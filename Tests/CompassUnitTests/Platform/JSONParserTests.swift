@@ -93,6 +93,16 @@ import Testing
                 #expect(out.count == text.count + escapes + 4, "byte \(byte)")
             }
         }
+        // Several escapes in one word, next to each other or apart, anywhere: 2,000 strings of
+        // random units.
+        var generator = SystemRandomNumberGenerator()
+        let units = ["a", "\"", "\\", "\n", "\u{1F}", "é", "\t", "zz", "\u{7F}"]
+        for _ in 0..<2_000 {
+            let text = (0..<Int.random(in: 0...40, using: &generator)).map { _ in units.randomElement(using: &generator)! }.joined()
+            var out: [UInt8] = []
+            JSONText.appendQuoted(text, to: &out)
+            #expect(try JSONParser.parse(out) == .string(text), "\(text.debugDescription)")
+        }
         // Longer than the chunks the literal is written in, with escapes across their ends.
         for unit in ["ab\"", "\u{1}xyz", "é\\\n"] {
             let text = String(repeating: unit, count: 5_000)
