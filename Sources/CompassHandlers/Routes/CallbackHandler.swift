@@ -37,32 +37,26 @@ package struct CallbackHandler: Handler {
         do {
             session = try dependencies.authenticate(request)
         } catch {
-            // Without a session the state cannot be tied to a tenant: consume it all the same.
+            // Without a session the state cannot be tied to a tenant. An earlier build's stored
+            // state is consumed all the same; a signed one costs an unauthenticated caller no write.
             if let nonce = request.query.single("state") { _ = try? consumeState(nonce) }
             return request.query.contains("error") ? .denied : .stateInvalid
         }
 
         if request.query.contains("error") {
-            if let nonce = request.query.single("state") { _ = try? consumeState(nonce) }
+            if let state = request.query.single("state") { _ = try? useState(state, tenant: session.tenantId) }
             logger.info("meta_denied", ["reason": .string(String(request.query.single("error_reason")?.prefix(64) ?? ""))])
             return .denied
         }
 
-        guard let nonce = request.query.single("state"), let code = request.query.single("code"),
+        guard let state = request.query.single("state"), let code = request.query.single("code"),
             !code.isEmpty, code.utf8.count <= 2048
         else { return .stateInvalid }
-        let state: OAuthState
         do {
-            guard let consumed = try consumeState(nonce) else { return .stateInvalid }
-            state = consumed
+            guard try useState(state, tenant: session.tenantId) else { return .stateInvalid }
         } catch {
             logger.error("store_failed", ["step": "consume_oauth_state", "error": .string("\(error)")])
             return .exchangeFailed
-        }
-        let age = dependencies.clock.now.timeIntervalSince(state.createdAt)
-        guard state.tenantId == session.tenantId, age >= -60, age <= Double(OAuthState.lifetimeSeconds) else {
-            logger.warn("oauth_state_rejected", ["same_tenant": .bool(state.tenantId == session.tenantId), "age_s": .int(Int(age))])
-            return .stateInvalid
         }
 
         do {
@@ -77,8 +71,42 @@ package struct CallbackHandler: Handler {
         }
     }
 
-    /// The state's record, deleted so it cannot be used again; nil when unknown, expired or
-    /// already used (a concurrent use loses the conditional delete).
+    /// True when `state` is the tenant's, in its time, and used now for the first time. A signed
+    /// state (`OAuthStates`) in its time is used up even when it is another tenant's; a state an
+    /// earlier build stored is consumed from its record.
+    private func useState(_ state: String, tenant: String) throws(StoreError) -> Bool {
+        let now = dependencies.clock.now
+        let states: OAuthStates
+        do {
+            states = OAuthStates(sessionSecret: try dependencies.config.platform.sessionSecret())
+        } catch {
+            return false
+        }
+        switch states.check(state, tenant: tenant, now: now) {
+        case .expired:
+            logger.warn("oauth_state_rejected", ["expired": .bool(true)])
+            return false
+        case .otherTenant:
+            _ = try OAuthStates.use(state, store: dependencies.store)
+            logger.warn("oauth_state_rejected", ["same_tenant": .bool(false)])
+            return false
+        case .valid:
+            return try OAuthStates.use(state, store: dependencies.store)
+        case .notSigned:
+            guard let stored = try consumeState(state) else { return false }
+            let age = now.timeIntervalSince(stored.createdAt)
+            guard stored.tenantId == tenant, age >= -60, age <= Double(OAuthState.lifetimeSeconds) else {
+                logger.warn("oauth_state_rejected", ["same_tenant": .bool(stored.tenantId == tenant), "age_s": .int(Int(age))])
+                return false
+            }
+            return true
+        }
+    }
+
+    private var logger: Logger { dependencies.logger }
+
+    /// A state an earlier build stored: its record, deleted so it cannot be used again; nil when
+    /// unknown, expired or already used (a concurrent use loses the conditional delete).
     private func consumeState(_ nonce: String) throws(StoreError) -> OAuthState? {
         guard nonce.consists(of: ASCII.isIdentifier, length: 16...128) else { return nil }
         let key = RecordKey.oauthState(nonce: nonce)

@@ -2,7 +2,8 @@ import CompassMeta
 import CompassPlatform
 import CompassStorage
 
-/// GET /api/connect/meta: a fresh single-use state bound to the tenant, then Meta's dialog.
+/// GET /api/connect/meta: a fresh single-use state bound to the tenant (`OAuthStates`: signed,
+/// nothing stored), then Meta's dialog.
 package struct ConnectHandler: Handler {
     package static let name = "connect"
     package static let methods = ["GET"]
@@ -14,7 +15,7 @@ package struct ConnectHandler: Handler {
         let config = dependencies.config
         let app = try config.meta.app()
         let redirectURI = try config.meta.callbackURL()
-        let records = dependencies.records
+        let states = OAuthStates(sessionSecret: try config.platform.sessionSecret())
 
         // Declined permissions are asked for again only when the last connection lacked some.
         // Only that field is read, with the one-pass parser: decoding the whole record through
@@ -27,14 +28,12 @@ package struct ConnectHandler: Handler {
             rerequest = !missing.isEmpty
         }
 
-        let nonce = Base64URL.encode(dependencies.random.bytes(32))
-        let state = OAuthState(tenantId: session.tenantId, createdAt: dependencies.clock.now, rerequest: rerequest)
-        try records.create(state, at: RecordKey.oauthState(nonce: nonce), ttl: OAuthState.lifetimeSeconds)
+        let state = states.issue(tenant: session.tenantId, nonce: dependencies.random.bytes(16), at: dependencies.clock.now)
         let graph = GraphClient(settings: config.meta, app: app, transport: dependencies.http, logger: dependencies.logger)
         dependencies.logger.info("connect_started", ["rerequest": .bool(rerequest)])
         return .redirect(
             to: graph.authorizationURL(
-                state: nonce, redirectURI: redirectURI,
+                state: state, redirectURI: redirectURI,
                 scopes: config.meta.scopes, rerequest: rerequest, configId: config.meta.loginConfigId))
     }
 

@@ -28,17 +28,21 @@ import Testing
         return (try? JSONSerialization.jsonObject(with: Data(result.stdout))) as? [String: Any] ?? [:]
     }
 
-    @Test func aSweepDeletesTheStatesOfAbandonedConnects() throws {
+    /// Abandoned connects leave nothing (their states are signed, not stored); a state used by a
+    /// callback leaves a record for its lifetime, which a sweep then deletes.
+    @Test func abandonedConnectsLeaveNothingAndUsedStatesAreSwept() throws {
         let world = try CGIWorld()
         for _ in 0..<200 {
             let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
             #expect(connect.status == 302)
         }
-        #expect(Self.files(world, under: "meta/oauth-state").count == 200)
-        // Still valid now: an operator's sweep as of now keeps them.
+        #expect(Self.files(world, under: "meta/oauth-state").isEmpty)
+        try world.connectWithPixel()
+        #expect(Self.files(world, under: "meta/oauth-state").count == 1)
+        // Still in the state's time now: an operator's sweep as of now keeps it.
         #expect(try Self.sweep(world, asOf: Date())["deleted"] as? Int == 0)
-        let summary = try Self.sweep(world, asOf: Date().addingTimeInterval(11 * 60))
-        #expect(summary["deleted"] as? Int == 200)
+        let summary = try Self.sweep(world, asOf: Date().addingTimeInterval(12 * 60))
+        #expect(summary["deleted"] as? Int == 1)
         #expect(Self.files(world, under: "meta/oauth-state").isEmpty)
     }
 

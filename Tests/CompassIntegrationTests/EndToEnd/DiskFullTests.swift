@@ -45,8 +45,12 @@ import Testing
         #expect(refused.status == 503)
         #expect(refused.errorCode == "store_unavailable")
         #expect(!refused.body.contains("errno"))
-        let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
-        #expect(connect.status == 503)
+        // A write of the tenant's settings is refused the same way; connect, which writes
+        // nothing (its state is signed), still answers its redirect.
+        let settings = try world.run(
+            "settings", "PUT", "/api/connect/meta/settings", body: #"{"testEventCode":"TEST123"}"#)
+        #expect(settings.status == 503 && settings.errorCode == "store_unavailable", "\(settings.status) \(settings.body)")
+        #expect(try world.run("connect", "GET", "/api/connect/meta", cookie: true).status == 302)
 
         // Space again: what was accepted is delivered; what was refused was never taken.
         unlink(filler)

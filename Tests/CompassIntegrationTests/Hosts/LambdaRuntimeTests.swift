@@ -136,6 +136,10 @@ import Testing
     @Test func secretsAreReadThroughTheExtensionAtTheFirstInvocation() throws {
         let storeFolder = "/var/tmp/compass-lambda-tests/secrets-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: storeFolder) }
+        // What the store the parameter names holds: tenant_one declined a permission, so its
+        // connect asks again (auth_type=rerequest), which no other store would say.
+        try FileStore(root: storeFolder + "/store").put(
+            RecordKey.integration("tenant_one"), Array(#"{"missingScopes":["business_management"]}"#.utf8))
         let arn = "arn:aws:secretsmanager:eu-west-1:000000000000:secret:compass/meta-app-secret-AbCdEf"
         let extensionServer = try SecretsExtension(
             token: "session-token-1", secrets: [arn: World.appSecret],
@@ -158,9 +162,11 @@ import Testing
         let outcomes = emulator.outcomes(["k1", "k2"])
         #expect(outcomes["k1"]?.json["statusCode"] as? Int == 302, "\(String(describing: outcomes["k1"]))")
         #expect(outcomes["k2"]?.json["statusCode"] as? Int == 302)
-        // Read once for the process, and the states are in the store the parameter names.
+        // Read once for the process, and the store read is the one the parameter names.
         #expect(extensionServer.calls.withLock { $0 } == 2)
-        #expect(FileManager.default.fileExists(atPath: storeFolder + "/store"))
+        let location = { (key: String) in (outcomes[key]?.json["headers"] as? [String: String])?["Location"] ?? "" }
+        #expect(location("k1").contains("auth_type=rerequest"), "\(location("k1"))")
+        #expect(!location("k2").contains("auth_type=rerequest"), "\(location("k2"))")
 
         // A token the extension refuses: the first invocation fails naming the variable.
         let refused = try LambdaEmulator()

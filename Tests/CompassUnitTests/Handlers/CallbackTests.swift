@@ -86,9 +86,22 @@ import Testing
             callback(world, "error=access_denied&error_reason=user_denied&state=\(state)").header("Location")
                 == "\(settingsURL)?error=meta_denied")
         #expect(callback(world, "error=access_denied&error_reason=user_denied").header("Location") == "\(settingsURL)?error=meta_denied")
-        // The denied state was consumed.
-        #expect(try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.isEmpty)
+        // The denied state was used up: approving with it afterwards is refused.
+        #expect(callback(world, approve(world, state: state)).header("Location") == "\(settingsURL)?error=meta_state_invalid")
         #expect(world.integration() == nil)
+    }
+
+    /// A state an earlier build stored (a record under the digest of a 32-byte nonce) still
+    /// connects once, within its ten minutes.
+    @Test func aStoredStateFromAnEarlierBuildWorksOnce() throws {
+        let world = World()
+        let nonce = Base64URL.encode(Array(repeating: UInt8(9), count: 32))
+        try RecordStore(store: world.store).create(
+            OAuthState(tenantId: "tenant_a", createdAt: world.clock.now, rerequest: false), at: RecordKey.oauthState(nonce: nonce),
+            ttl: OAuthState.lifetimeSeconds)
+        let query = approve(world, state: nonce)
+        #expect(callback(world, query).header("Location") == "\(settingsURL)?connected=meta")
+        #expect(callback(world, query).header("Location") == "\(settingsURL)?error=meta_state_invalid")
     }
 
     @Test func missingUnknownOrRepeatedStateIsInvalid() throws {

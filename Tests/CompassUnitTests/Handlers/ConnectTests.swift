@@ -23,14 +23,38 @@ import Testing
         #expect(query.single("response_type") == "code")
         #expect(query.single("auth_type") == nil)
         let state = try #require(query.single("state"))
-        #expect(Base64URL.decode(state)?.count == 32)
-        let stored = try #require(try RecordStore(store: world.store).load(OAuthState.self, at: RecordKey.oauthState(nonce: state)))
-        #expect(stored.0.tenantId == "tenant_a")
-        // Only the state's hash names the record.
+        // Nonce, time and tag, signed for the tenant; nothing is stored for it.
+        #expect(Base64URL.decode(state)?.count == 40)
+        let states = OAuthStates(sessionSecret: try world.config.platform.sessionSecret())
+        #expect(states.check(state, tenant: "tenant_a", now: world.clock.now) == .valid)
+        #expect(states.check(state, tenant: "tenant_b", now: world.clock.now) == .otherTenant)
         #expect(
-            try world.store.list(prefix: "meta/oauth-state/", after: nil, limit: 10).entries.map(\.key)
-                == [RecordKey.oauthState(nonce: state)])
-        #expect(!RecordKey.oauthState(nonce: state).contains(state))
+            !state.contains("tenant_a") && !(Base64URL.decode(state).map { String(decoding: $0, as: UTF8.self) } ?? "").contains("tenant_a")
+        )
+        #expect(try world.store.list(prefix: "meta/", after: nil, limit: 10).entries.isEmpty)
+    }
+
+    /// A state altered anywhere (nonce, time or tag), made under another secret, or past its
+    /// ten minutes is refused; one issued up to a minute ahead (another host's clock) is not.
+    @Test func aStateIsCheckedByItsTagAndItsTime() throws {
+        let world = World()
+        let states = OAuthStates(sessionSecret: try world.config.platform.sessionSecret())
+        let now = world.clock.now
+        let state = states.issue(tenant: "tenant_a", nonce: Array(repeating: 7, count: 16), at: now)
+        let bytes = try #require(Base64URL.decode(state))
+        for place in [0, 15, 16, 23, 24, 39] {
+            var altered = bytes
+            altered[place] ^= 1
+            #expect(states.check(Base64URL.encode(altered), tenant: "tenant_a", now: now) != .valid, "byte \(place)")
+        }
+        #expect(
+            OAuthStates(sessionSecret: Array("another secret of 32 bytes or more!!".utf8)).check(state, tenant: "tenant_a", now: now)
+                == .otherTenant)
+        #expect(states.check(state, tenant: "tenant_a", now: now.addingTimeInterval(600)) == .valid)
+        #expect(states.check(state, tenant: "tenant_a", now: now.addingTimeInterval(601)) == .expired)
+        #expect(states.check(state, tenant: "tenant_a", now: now.addingTimeInterval(-60)) == .valid)
+        #expect(states.check(state, tenant: "tenant_a", now: now.addingTimeInterval(-61)) == .expired)
+        #expect(states.check("nosuchstate", tenant: "tenant_a", now: now) == .notSigned)
     }
 
     @Test func everyConnectGetsItsOwnState() throws {
