@@ -212,18 +212,25 @@ package struct JSONTape: Sendable {
             let (at, empty) = open(.object, closer: UInt8(ascii: "}"), into: &tokens)
             if empty { return true }
             var count = 0
+            // One bit per name read, chosen by its length and its first and last bytes: a name
+            // whose bit is not set yet is not among the names before it.
+            var seen: UInt64 = 0
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), string(into: &tokens) else { return false }
                 let name = tokens.count - 1
                 // Names compared as bytes mean what the parser's string comparison means only in ASCII.
                 guard tokens[name].isASCII, count < JSONTape.maxMembers else { return false }
-                // The names before this one, found from the first through each value's next token.
-                var other = at + 1
-                for _ in 0..<count {
-                    if same(tokens[other], tokens[name]) { return false }
-                    other = Int(tokens[other + 1].next)
+                let bit = nameBit(tokens[name])
+                if seen & bit != 0 {
+                    // The names before this one, found from the first through each value's next token.
+                    var other = at + 1
+                    for _ in 0..<count {
+                        if same(tokens[other], tokens[name]) { return false }
+                        other = Int(tokens[other + 1].next)
+                    }
                 }
+                seen |= bit
                 count += 1
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
@@ -240,6 +247,13 @@ package struct JSONTape: Sendable {
                 index += 1
                 return close(at, count: count, into: &tokens)
             }
+        }
+
+        func nameBit(_ name: Token) -> UInt64 {
+            let length = Int(name.end - name.start)
+            guard length > 0 else { return 1 }
+            let mix = UInt64(length) &* 0x9E37 &+ UInt64(bytes[Int(name.start)]) &* 0x1F3 &+ UInt64(bytes[Int(name.end) - 1])
+            return 1 << (mix % 64)
         }
 
         func same(_ a: Token, _ b: Token) -> Bool {

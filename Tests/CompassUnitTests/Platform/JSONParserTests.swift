@@ -64,6 +64,21 @@ import Testing
         }
     }
 
+    /// An object with a name twice is refused by the tape as by the parser, wherever the two
+    /// are and whatever names sit between them: 2,000 objects drawn from names that share their
+    /// length and their first and last bytes (what the tape's first look at a name compares).
+    @Test func theTapeRefusesANameTwiceAsTheParserDoes() {
+        var generator = SystemRandomNumberGenerator()
+        let names = ["em", "ph", "fn", "ln", "ab", "axb", "ayb", "a", "", "azzb", "ct", "st", "b", "x_y", "xzy"]
+        for _ in 0..<2_000 {
+            let chosen = (0..<Int.random(in: 1...14, using: &generator)).map { _ in names.randomElement(using: &generator)! }
+            let text = "{" + chosen.enumerated().map { #""\#($1)":\#($0)"# }.joined(separator: ",") + "}"
+            let distinct = Set(chosen).count == chosen.count
+            #expect((JSONTape(Array(text.utf8)) != nil) == distinct, "\(text)")
+            #expect(((try? JSONParser.parse(Array(text.utf8))) != nil) == distinct, "\(text)")
+        }
+    }
+
     @Test func decimalsAreWrittenAsStringWritesThem() {
         var generator = SystemRandomNumberGenerator()
         let values: [Int64] =
