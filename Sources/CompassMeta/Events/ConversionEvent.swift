@@ -105,7 +105,8 @@ package enum ConversionEvent {
         "OrderDelivered", "OrderCanceled", "OrderReturned", "CartAbandoned", "QualifiedLead", "RatingProvided", "ReviewProvided",
     ]
 
-    private static let customDataKeys: [String: String] = [
+    /// `customData`'s camelCase names and their snake_case forms.
+    package static let customDataKeys: [String: String] = [
         "contentIds": "content_ids", "contentType": "content_type", "orderId": "order_id", "numItems": "num_items",
         "predictedLtv": "predicted_ltv", "searchString": "search_string", "contentName": "content_name",
         "contentCategory": "content_category", "deliveryCategory": "delivery_category", "netRevenue": "net_revenue",

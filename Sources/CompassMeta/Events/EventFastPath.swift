@@ -48,7 +48,9 @@ package enum EventFastPath {
     /// An event's parts before they are sorted into its payload.
     fileprivate struct Buffers {
         var values: [UInt8] = [], custom: [UInt8] = [], scratch: [UInt8] = []
-        var members: [(rank: Int, range: Range<Int>)] = [], customMembers: [(key: String, range: Range<Int>)] = []
+        var members: [(rank: Int, range: Range<Int>)] = []
+        /// `custom_data`'s members: each name's bytes in `customNames`, its value's in `custom`.
+        var customMembers: [(name: Range<Int>, range: Range<Int>)] = [], customNames: [UInt8] = []
     }
 
     /// The event at token `index` of `tape`, or nil for the general path.
@@ -146,40 +148,29 @@ package enum EventFastPath {
 
     // MARK: user_data
 
-    /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`): a key
-    /// is read by finding it here, members sort by their place in this list, and that place is
-    /// the key's bit in `MatchKeys`. Hashed keys have their rule. Made once for the process and
-    /// read through pointers: an event's keys retain and release no array.
-    private final class UserDataKeys: @unchecked Sendable {
-        let names: [String]
-        let rules: UnsafeBufferPointer<UserDataRule?>
+    /// Names found by their bytes, each at its place in the list it was made from: made once for
+    /// the process and read through pointers, so that an event's names retain and release no
+    /// array.
+    fileprivate final class NameTable: @unchecked Sendable {
         /// Every name's bytes, one after the other: a name's are `starts[place]..<starts[place + 1]`.
         let bytes: UnsafeBufferPointer<UInt8>
         let starts: UnsafeBufferPointer<Int>
         /// The places of the names of each length `n`: `places[lengthStarts[n]..<lengthStarts[n + 1]]`,
-        /// so that a name is compared with few keys.
+        /// so that a name is compared with few others.
         let places: UnsafeBufferPointer<Int>
         let lengthStarts: UnsafeBufferPointer<Int>
-        let fbc: Int
-        let userAgent: Int
-        let ipAddress: Int
 
         init(_ names: [String]) {
-            self.names = names
-            rules = Self.kept(names.map { UserDataRule(key: $0) })
             bytes = Self.kept(names.flatMap { Array($0.utf8) })
             starts = Self.kept(names.reduce(into: [0]) { $0.append($0.last! + $1.utf8.count) })
             let longest = names.map(\.utf8.count).max() ?? 0
             let byLength = (0...longest).map { length in names.indices.filter { names[$0].utf8.count == length } }
             places = Self.kept(byLength.flatMap { $0 })
             lengthStarts = Self.kept(byLength.reduce(into: [0]) { $0.append($0.last! + $1.count) })
-            fbc = names.firstIndex(of: "fbc")!
-            userAgent = names.firstIndex(of: "client_user_agent")!
-            ipAddress = names.firstIndex(of: "client_ip_address")!
         }
 
         /// `values` copied into memory kept for the life of the process (this table's).
-        private static func kept<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
+        static func kept<T>(_ values: [T]) -> UnsafeBufferPointer<T> {
             let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: values.count)
             _ = memory.initialize(from: values)
             return UnsafeBufferPointer(memory)
@@ -187,7 +178,7 @@ package enum EventFastPath {
 
         func name(_ place: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[starts[place]..<starts[place + 1]]) }
 
-        /// The place of the member name at token `name`, or nil for another key.
+        /// The place of the string at token `name` (its bytes as they are), or nil for another.
         func place(of name: Int, in tape: JSONTape.View) -> Int? {
             let token = tape.tokens[name]
             let length = Int(token.end - token.start)
@@ -200,6 +191,27 @@ package enum EventFastPath {
                 if offset == length { return place }
             }
             return nil
+        }
+    }
+
+    /// The user_data keys in the order the payload lists them (sorted, `MatchKeys.names`): a key
+    /// is read by finding it here, members sort by their place in this list, and that place is
+    /// the key's bit in `MatchKeys`. Hashed keys have their rule.
+    private final class UserDataKeys: @unchecked Sendable {
+        let table: NameTable
+        let names: [String]
+        let rules: UnsafeBufferPointer<UserDataRule?>
+        let fbc: Int
+        let userAgent: Int
+        let ipAddress: Int
+
+        init(_ names: [String]) {
+            table = NameTable(names)
+            self.names = names
+            rules = NameTable.kept(names.map { UserDataRule(key: $0) })
+            fbc = names.firstIndex(of: "fbc")!
+            userAgent = names.firstIndex(of: "client_user_agent")!
+            ipAddress = names.firstIndex(of: "client_ip_address")!
         }
     }
 
@@ -216,7 +228,7 @@ package enum EventFastPath {
         buffers.values.removeAll(keepingCapacity: true)
         let known = userDataKeys
         for (name, valueToken) in tape.members(of: index) {
-            guard let rank = known.place(of: name, in: tape) else { return nil }
+            guard let rank = known.table.place(of: name, in: tape) else { return nil }
             let start = buffers.values.count
             if let rule = known.rules[rank] {
                 guard writeHashed(tape, valueToken, key: known.names[rank], rule: rule, buffers: &buffers) else { return nil }
@@ -251,7 +263,7 @@ package enum EventFastPath {
             for (position, member) in buffers.members.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: known.name(member.rank))
+                out.append(contentsOf: known.table.name(member.rank))
                 out.append(literal: #"":"#)
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
                 keys.insert(place: member.rank)
@@ -327,49 +339,99 @@ package enum EventFastPath {
 
     // MARK: custom_data
 
+    /// How a `custom_data` key's value is written: by the general path's rule for the key, or as
+    /// it was given (a key without a rule).
+    fileprivate enum CustomRule {
+        case value, currency, contentType, deliveryCategory, contentIds, contents, number, asGiven
+
+        init(snakeCase name: String) {
+            switch name {
+            case "value": self = .value
+            case "currency": self = .currency
+            case "content_type": self = .contentType
+            case "delivery_category": self = .deliveryCategory
+            case "content_ids": self = .contentIds
+            case "contents": self = .contents
+            case "num_items", "predicted_ltv", "net_revenue": self = .number
+            default: self = .asGiven
+            }
+        }
+    }
+
+    /// The `custom_data` names with a rule or a camelCase form (`ConversionEvent.customDataKeys`),
+    /// each name as it may be given at a place of its own, with the place of its snake_case form
+    /// and its rule. Any other name is written as it was given, with its value as given.
+    private final class CustomDataKeys: @unchecked Sendable {
+        let table: NameTable
+        let snakeCase: UnsafeBufferPointer<Int>
+        let rules: UnsafeBufferPointer<CustomRule>
+
+        init() {
+            let ruled =
+                ["value", "currency", "content_type", "delivery_category", "content_ids", "contents", "num_items"]
+                + ["predicted_ltv", "net_revenue"]
+            let snake = Array(Set(ruled + ConversionEvent.customDataKeys.values)).sorted()
+            let names = snake + ConversionEvent.customDataKeys.keys.sorted()
+            table = NameTable(names)
+            let forms = names.map { snake.firstIndex(of: ConversionEvent.customDataName($0))! }
+            snakeCase = NameTable.kept(forms)
+            rules = NameTable.kept(forms.map { CustomRule(snakeCase: snake[$0]) })
+        }
+    }
+
+    private static let customDataKeys = CustomDataKeys()
+
     /// `custom_data` with its keys sorted, the general path's rules applied; false to decline.
+    /// Names reach the tape in ASCII without escapes, so that their bytes are their text: written
+    /// between quotes as they are, compared and sorted as bytes as Strings compare and sort.
     private static func writeCustomData(
         _ tape: JSONTape.View, _ index: Int, eventName: String, buffers: inout Buffers,
         into out: inout [UInt8]
     ) -> Bool {
         guard tape.tokens[index].kind == .object else { return false }
-        // Each member's value is written once into `value`; the members are then sorted by key.
-        var members = buffers.customMembers
-        var value = buffers.custom
-        (buffers.customMembers, buffers.custom) = ([], [])
+        // Each member's name and value are written once; the members are then sorted by name.
+        var (members, names, value) = (buffers.customMembers, buffers.customNames, buffers.custom)
+        (buffers.customMembers, buffers.customNames, buffers.custom) = ([], [], [])
         members.removeAll(keepingCapacity: true)
+        names.removeAll(keepingCapacity: true)
         value.removeAll(keepingCapacity: true)
-        defer { (buffers.customMembers, buffers.custom) = (members, value) }
+        defer { (buffers.customMembers, buffers.customNames, buffers.custom) = (members, names, value) }
+        let known = customDataKeys
+        var hasValue = false
+        var hasCurrency = false
         for (nameToken, valueToken) in tape.members(of: index) {
-            let given = tape.string(nameToken)
-            // Only camelCase names are renamed: a name without a capital is looked up nowhere.
-            let key = tape.text(nameToken).contains(where: ASCII.isUpper) ? ConversionEvent.customDataName(given) : given
-            guard !members.contains(where: { $0.key == key }) else { return false }
+            let place = known.table.place(of: nameToken, in: tape)
+            let nameStart = names.count
+            names.append(contentsOf: place.map { known.table.name(known.snakeCase[$0]) } ?? tape.text(nameToken))
+            let name = nameStart..<names.count
+            // A name twice (once in camelCase, perhaps) is the general path's to refuse.
+            guard !members.contains(where: { names[$0.name].elementsEqual(names[name]) }) else { return false }
+            let rule = place.map { known.rules[$0] } ?? .asGiven
+            hasValue = hasValue || rule == .value
+            hasCurrency = hasCurrency || rule == .currency
             let start = value.count
-            guard writeCustomValue(tape, valueToken, key: key, into: &value) else { return false }
-            members.append((key, start..<value.count))
+            guard writeCustomValue(tape, valueToken, rule: rule, into: &value) else { return false }
+            members.append((name, start..<value.count))
         }
-        if eventName == "Purchase" && !(members.contains { $0.key == "value" } && members.contains { $0.key == "currency" }) {
-            return false
-        }
-        members.sort { $0.key < $1.key }
+        if eventName == "Purchase" && !(hasValue && hasCurrency) { return false }
+        members.sort { names[$0.name].lexicographicallyPrecedes(names[$1.name]) }
         out.append(UInt8(ascii: "{"))
         for (position, member) in members.enumerated() {
             if position > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(member.key, to: &out)
-            out.append(UInt8(ascii: ":"))
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: names[member.name])
+            out.append(literal: #"":"#)
             out.append(contentsOf: value[member.range])
         }
         out.append(UInt8(ascii: "}"))
         return true
     }
 
-    /// One `custom_data` member's value by the general path's rule for `key`, into `out`;
-    /// false to decline.
-    private static func writeCustomValue(_ tape: JSONTape.View, _ valueToken: Int, key: String, into out: inout [UInt8]) -> Bool {
+    /// One `custom_data` member's value by its key's rule, into `out`; false to decline.
+    private static func writeCustomValue(_ tape: JSONTape.View, _ valueToken: Int, rule: CustomRule, into out: inout [UInt8]) -> Bool {
         let token = tape.tokens[valueToken]
-        switch key {
-        case "value":
+        switch rule {
+        case .value:
             guard token.kind == .number else { return false }
             if let integer = tape.integer(valueToken) {
                 guard ConversionEvent.isValue(Double(integer)) else { return false }
@@ -379,19 +441,19 @@ package enum EventFastPath {
             let number = tape.number(valueToken)
             guard let double = number.number, ConversionEvent.isValue(double) else { return false }
             (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &out)
-        case "currency":
+        case .currency:
             guard let code = trimmedASCII(tape, valueToken) else { return false }
             out.append(UInt8(ascii: "\""))
             guard ConversionEvent.appendCurrency(tape.span(code), to: &out) else { return false }
             out.append(UInt8(ascii: "\""))
-        case "content_type", "delivery_category":
+        case .contentType, .deliveryCategory:
             guard token.kind == .string else { return false }
             let text = tape.string(valueToken)
-            guard (key == "content_type" ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else {
+            guard (rule == .contentType ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else {
                 return false
             }
             JSONText.appendQuoted(text, to: &out)
-        case "content_ids":
+        case .contentIds:
             guard token.kind == .array else { return false }
             out.append(UInt8(ascii: "["))
             for (position, item) in tape.elements(of: valueToken).enumerated() {
@@ -405,12 +467,12 @@ package enum EventFastPath {
                 }
             }
             out.append(UInt8(ascii: "]"))
-        case "contents":
+        case .contents:
             return false
-        case "num_items", "predicted_ltv", "net_revenue":
+        case .number:
             guard token.kind == .number else { return false }
             tape.writeNumber(valueToken, into: &out)
-        default:
+        case .asGiven:
             switch token.kind {
             // The tape holds strings without escapes, in valid UTF-8: quoted as they are.
             case .string: JSONText.appendQuoted(utf8: tape.text(valueToken), to: &out)

@@ -96,6 +96,10 @@ import Testing
         "numItems": ([.int(2), .double(2.5)], ["x"]), "predictedLtv": ([.double(1.5)], []), "foo": (["bar", .bool(true), .null, "ü"], []),
         "nested": ([], [.object(["a": .int(1)])]), "contents": ([], [.array([.object(["id": "a", "quantity": .int(1)])])]),
         "deliveryCategory": (["curbside"], ["drone"]), "netRevenue": ([.double(9.5), .int(3)], ["x"]), "itemNumber": (["n-1"], []),
+        // Names in both forms (a name twice), a name with capitals that has no other form, and
+        // snake_case names without a rule of their own.
+        "net_revenue": ([.int(4)], []), "delivery_category": (["in_store"], []), "OrderRef": (["r-1", .int(2)], []),
+        "search_string": (["s"], []), "Status": ([.bool(false)], []),
     ]
 
     func generated(_ random: inout SeededGenerator) -> JSONValue {
