@@ -202,14 +202,21 @@ package struct JSONParser {
 
     /// Where the plain text of a string starting at `start` ends: the first quote, backslash or
     /// control character (or the end of the bytes), and whether all bytes before it are ASCII.
-    /// Eight bytes at a time while none of them is one of those (the usual text of a string).
+    /// Eight bytes at a time (the usual text of a string), the word holding the end found within
+    /// it from its first such byte; byte by byte only in the last seven bytes of `bytes`.
     package static func scanPlainString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isASCII: Bool) {
         guard let base = bytes.baseAddress else { return (start, true) }
         var index = start
         var high: UInt64 = 0
         while index + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-            guard isPlain(word) else { break }
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+            let found = specials(in: word)
+            guard found == 0 else {
+                // The bytes before the first special one (little-endian: the word's low bytes).
+                let plain = found.trailingZeroBitCount >> 3
+                high |= plain == 0 ? 0 : word & (UInt64.max >> (64 - plain * 8))
+                return (index + plain, high & 0x8080_8080_8080_8080 == 0)
+            }
             high |= word
             index += 8
         }
@@ -225,13 +232,19 @@ package struct JSONParser {
 
     /// True when none of the eight bytes of `word` is a quote, a backslash or a control
     /// character: the bytes a string holds as they are.
-    package static func isPlain(_ word: UInt64) -> Bool {
+    package static func isPlain(_ word: UInt64) -> Bool { specials(in: word) == 0 }
+
+    /// High bits set in `word` from its first quote, backslash or control character on (its
+    /// first byte lowest, as loaded on a little-endian machine); zero when it has none. The
+    /// lowest set bit is exact: a borrow that may mark a later byte only runs upward from it.
+    /// `word` is read with `UInt64(littleEndian:)`, so that its first byte is lowest anywhere.
+    package static func specials(in word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let quote = word ^ (ones &* 0x22)
         let backslash = word ^ (ones &* 0x5C)
         // A byte that is zero in `quote` or `backslash`, or below 0x20 in `word`, sets its high
         // bit here (each test is exact for "is there such a byte in the word").
-        return ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80) == 0
+        return ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80)
     }
 
     /// RFC 8259's number grammar from `start`: where the number ends (or, when it is not one,
