@@ -159,8 +159,12 @@ package enum EventFastPath {
         /// so that a name is compared with few others.
         let places: UnsafeBufferPointer<Int>
         let lengthStarts: UnsafeBufferPointer<Int>
+        /// Each name's first eight bytes as a number (`head`): most names are compared whole in
+        /// one comparison.
+        let heads: UnsafeBufferPointer<UInt64>
 
         init(_ names: [String]) {
+            heads = Self.kept(names.map { name in Array(name.utf8).withUnsafeBufferPointer { Self.head($0, from: 0, count: $0.count) } })
             bytes = Self.kept(names.flatMap { Array($0.utf8) })
             starts = Self.kept(names.reduce(into: [0]) { $0.append($0.last! + $1.utf8.count) })
             let longest = names.map(\.utf8.count).max() ?? 0
@@ -184,13 +188,27 @@ package enum EventFastPath {
             let length = Int(token.end - token.start)
             let start = Int(token.start)
             guard length + 1 < lengthStarts.count else { return nil }
-            for place in places[lengthStarts[length]..<lengthStarts[length + 1]] {
+            let head = Self.head(tape.bytes, from: start, count: length)
+            for place in places[lengthStarts[length]..<lengthStarts[length + 1]] where heads[place] == head {
                 let key = starts[place]
-                var offset = 0
+                var offset = 8
                 while offset < length && bytes[key + offset] == tape.bytes[start + offset] { offset += 1 }
-                if offset == length { return place }
+                if offset >= length { return place }
             }
             return nil
+        }
+
+        /// The first eight of the `count` bytes at `start` (fewer, the rest zero), the first lowest.
+        static func head(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, count: Int) -> UInt64 {
+            let taken = min(count, 8)
+            guard taken > 0 else { return 0 }
+            if start + 8 <= bytes.count, let base = bytes.baseAddress {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + start).loadUnaligned(as: UInt64.self))
+                return taken == 8 ? word : word & (UInt64.max >> (64 - taken * 8))
+            }
+            var word: UInt64 = 0
+            for offset in 0..<taken { word |= UInt64(bytes[start + offset]) << (offset * 8) }
+            return word
         }
     }
 
