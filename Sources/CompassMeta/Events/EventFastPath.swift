@@ -456,6 +456,11 @@ package enum EventFastPath {
                 out.append(decimal: integer)
                 break
             }
+            // At most 12 digits before the point: under 1e12, a value Meta takes.
+            if let whole = tape.canonicalFraction(valueToken), whole <= 12 {
+                out.append(contentsOf: tape.text(valueToken))
+                break
+            }
             let number = tape.number(valueToken)
             guard let double = number.number, ConversionEvent.isValue(double) else { return false }
             (number.integer.map(JSONValue.int) ?? .double(double)).write(into: &out)

@@ -111,9 +111,42 @@ package struct JSONTape: Sendable {
         }
 
         /// A number token as `JSONValue.write` writes its `number`: an integer in decimal
-        /// without a value built, any other through `number`.
+        /// without a value built, a fraction already as Swift writes its Double as it is, any
+        /// other through `number`.
         package func writeNumber(_ index: Int, into out: inout [UInt8]) {
-            if let integer = integer(index) { out.append(decimal: integer) } else { number(index).write(into: &out) }
+            if let integer = integer(index) {
+                out.append(decimal: integer)
+            } else if canonicalFraction(index) != nil {
+                out.append(contentsOf: text(index))
+            } else {
+                number(index).write(into: &out)
+            }
+        }
+
+        /// The digits before the point of a number token written as Swift writes a Double
+        /// (`String(Double(text))`), nil for any other: a fraction without an exponent, its last
+        /// digit not 0, at most 15 significant digits (so that its Double's shortest form has
+        /// the same digits), and at least 0.0001 when under 1 (below, Swift writes an exponent).
+        package func canonicalFraction(_ index: Int) -> Int? {
+            let digits = text(index)
+            var at = digits.first == UInt8(ascii: "-") ? 1 : 0
+            let whole = at
+            while at < digits.count, ASCII.isDigit(digits[at]) { at += 1 }
+            let wholeCount = at - whole
+            guard wholeCount >= 1, wholeCount == 1 || digits[whole] != UInt8(ascii: "0"), at < digits.count,
+                digits[at] == UInt8(ascii: "."), digits.count - at >= 2, digits[digits.count - 1] != UInt8(ascii: "0")
+            else { return nil }
+            let fraction = at + 1
+            for offset in fraction..<digits.count where !ASCII.isDigit(digits[offset]) { return nil }
+            let fractionCount = digits.count - fraction
+            if wholeCount == 1 && digits[whole] == UInt8(ascii: "0") {
+                var zeros = 0
+                while digits[fraction + zeros] == UInt8(ascii: "0") { zeros += 1 }
+                guard zeros <= 3, fractionCount - zeros <= 15 else { return nil }
+            } else {
+                guard wholeCount + fractionCount <= 15 else { return nil }
+            }
+            return wholeCount
         }
 
         package func members(of object: Int) -> Members { Members(tokens: tokens, object: object) }
@@ -314,8 +347,10 @@ package struct JSONTape: Sendable {
             var integer = scanned.isInteger
             let digits = index - start - (bytes[start] == UInt8(ascii: "-") ? 1 : 0)
             if integer && digits > 18 { integer = false }
-            // The parser refuses a number whose double is not finite (1e999).
-            if !integer {
+            // The parser refuses a number whose double is not finite (1e999); without an
+            // exponent and with fewer than 300 digits it is finite.
+            let exponent = bytes[start..<index].contains { $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+            if !integer && (exponent || index - start >= 300) {
                 let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
                 guard let double = Double(text), double.isFinite else { return false }
             }

@@ -79,6 +79,41 @@ import Testing
         }
     }
 
+    /// A fraction the tape takes as already written as Swift writes its Double is exactly that
+    /// text, and every other number is written through its Double as before: 20,000 random
+    /// numbers of every shape, and the edges.
+    @Test func aCanonicalFractionIsWhatSwiftWritesForItsDouble() throws {
+        var generator = SystemRandomNumberGenerator()
+        func digits(_ count: Int) -> String { String((0..<count).map { _ in "0123456789".randomElement(using: &generator)! }) }
+        var texts = [
+            "0.0001", "0.00009999", "0.1", "-0.5", "19.99", "20.0", "2.50", "1e2", "1.5e-7", "123456789012.5", "999999999999999.9",
+            "99999999999999.9", "0.000123456789012345", "0.0001234567890123456", "-0.0", "0.30000000000000004", "1.0000000000000001",
+        ]
+        for _ in 0..<20_000 {
+            let whole =
+                Bool.random(using: &generator)
+                ? "0" : String(Int.random(in: 1...9, using: &generator)) + digits(Int.random(in: 0...14, using: &generator))
+            let fraction = digits(Int.random(in: 0...18, using: &generator))
+            var text = (Bool.random(using: &generator) ? "-" : "") + whole + (fraction.isEmpty ? "" : "." + fraction)
+            if Int.random(in: 0..<10, using: &generator) == 0 { text += "e\(Int.random(in: -20...20, using: &generator))" }
+            texts.append(text)
+        }
+        for text in texts {
+            let tape = try #require(JSONTape(Array("[\(text)]".utf8)), "\(text)")
+            let canonical = tape.withView { $0.canonicalFraction(1) }
+            let swift = String(Double(text)!)
+            if canonical != nil { #expect(swift == text, "\(text)") }
+            var written: [UInt8] = []
+            tape.withView { $0.writeNumber(1, into: &written) }
+            let expected = try JSONParser.parse(Array(text.utf8))
+            var reference: [UInt8] = []
+            expected.write(into: &reference)
+            #expect(written == reference, "\(text)")
+        }
+        #expect(JSONTape(Array("[1.5]".utf8))?.withView { $0.canonicalFraction(1) } == 1)
+        #expect(JSONTape(Array("[2.50]".utf8))?.withView { $0.canonicalFraction(1) } == nil)
+    }
+
     @Test func decimalsAreWrittenAsStringWritesThem() {
         var generator = SystemRandomNumberGenerator()
         let values: [Int64] =
