@@ -217,6 +217,8 @@ package enum EventFastPath {
     /// the key's bit in `MatchKeys`. Hashed keys have their rule.
     private final class UserDataKeys: @unchecked Sendable {
         let table: NameTable
+        /// Each key as it begins its member in the payload: `"em":`.
+        let members: NameTable
         let names: [String]
         let rules: UnsafeBufferPointer<UserDataRule?>
         let fbc: Int
@@ -225,6 +227,7 @@ package enum EventFastPath {
 
         init(_ names: [String]) {
             table = NameTable(names)
+            members = NameTable(names.map { #""\#($0)":"# })
             self.names = names
             rules = NameTable.kept(names.map { UserDataRule(key: $0) })
             fbc = names.firstIndex(of: "fbc")!
@@ -280,9 +283,7 @@ package enum EventFastPath {
         buffers.values.withUnsafeBufferPointer { values in
             for (position, member) in buffers.members.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: known.table.name(member.rank))
-                out.append(literal: #"":"#)
+                out.append(contentsOf: known.members.name(member.rank))
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
                 keys.insert(place: member.rank)
             }
