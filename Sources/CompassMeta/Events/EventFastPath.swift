@@ -423,8 +423,6 @@ package enum EventFastPath {
             let nameStart = names.count
             names.append(contentsOf: place.map { known.table.name(known.snakeCase[$0]) } ?? tape.text(nameToken))
             let name = nameStart..<names.count
-            // A name twice (once in camelCase, perhaps) is the general path's to refuse.
-            guard !members.contains(where: { names[$0.name].elementsEqual(names[name]) }) else { return false }
             let rule = place.map { known.rules[$0] } ?? .asGiven
             hasValue = hasValue || rule == .value
             hasCurrency = hasCurrency || rule == .currency
@@ -433,17 +431,30 @@ package enum EventFastPath {
             members.append((name, start..<value.count))
         }
         if eventName == "Purchase" && !(hasValue && hasCurrency) { return false }
-        members.sort { names[$0.name].lexicographicallyPrecedes(names[$1.name]) }
-        out.append(UInt8(ascii: "{"))
-        for (position, member) in members.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: names[member.name])
-            out.append(literal: #"":"#)
-            out.append(contentsOf: value[member.range])
+        // Through pointers: a slice of either array would retain and release it per comparison.
+        return names.withUnsafeBufferPointer { names in
+            value.withUnsafeBufferPointer { value in
+                func name(_ member: (name: Range<Int>, range: Range<Int>)) -> UnsafeBufferPointer<UInt8> {
+                    UnsafeBufferPointer(rebasing: names[member.name])
+                }
+                members.sort { name($0).lexicographicallyPrecedes(name($1)) }
+                // A name twice (once in camelCase, perhaps), next to itself once sorted, is the
+                // general path's to refuse.
+                for index in members.indices.dropFirst() where name(members[index - 1]).elementsEqual(name(members[index])) {
+                    return false
+                }
+                out.append(UInt8(ascii: "{"))
+                for (position, member) in members.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    out.append(UInt8(ascii: "\""))
+                    out.append(contentsOf: name(member))
+                    out.append(literal: #"":"#)
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: value[member.range]))
+                }
+                out.append(UInt8(ascii: "}"))
+                return true
+            }
         }
-        out.append(UInt8(ascii: "}"))
-        return true
     }
 
     /// One `custom_data` member's value by its key's rule, into `out`; false to decline.
