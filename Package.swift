@@ -16,6 +16,14 @@ let routes = ["connect", "callback", "disconnect", "settings", "send-event", "re
 let devFunctions = ["graph-sandbox", "dev-console"]
 /// A warning is a bug report from the compiler: every Swift target builds with none.
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+/// Release executables link libstdc++ (which the Swift runtime uses) statically: its shared
+/// library's 3,261 symbol relocations cost every process's start (BENCHMARKS.md). The toolchain
+/// asks for `-lstdc++` itself; scripts/lib/link, searched first, answers it with a linker script
+/// naming the archive. glibc's arc4random, which the archive refers to, is newer than Amazon
+/// Linux 2023's glibc: GlibcCompat defines it.
+let staticLibstdcxx: [LinkerSetting] = [
+    .unsafeFlags(["-L", Context.packageDirectory + "/scripts/lib/link"], .when(configuration: .release))
+]
 
 let package = Package(
     name: "compass-meta-connector",
@@ -88,6 +96,12 @@ let package = Package(
             swiftSettings: strict
         ),
     ]
-        + routes.map { .executableTarget(name: $0, dependencies: ["CompassHandlers", "CompassHosts"], swiftSettings: strict) }
-        + devFunctions.map { .executableTarget(name: $0, dependencies: ["CompassDev", "CompassHosts"], swiftSettings: strict) }
+        + routes.map {
+            .executableTarget(
+                name: $0, dependencies: ["CompassHandlers", "CompassHosts"], swiftSettings: strict, linkerSettings: staticLibstdcxx)
+        }
+        + devFunctions.map {
+            .executableTarget(
+                name: $0, dependencies: ["CompassDev", "CompassHosts"], swiftSettings: strict, linkerSettings: staticLibstdcxx)
+        }
 )
