@@ -45,7 +45,7 @@ package struct TenantSeeder: Sendable {
         (Double(index + 1) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
     }
 
-    /// Tenants written per batch of writes (five records each: one etcd transaction).
+    /// Tenants written per batch of writes (seven records each: 140, two etcd transactions).
     package static let batchTenants = 20
 
     /// Seeds tenants `0..<count` on all cores, in batches; returns how many were written.
@@ -68,9 +68,15 @@ package struct TenantSeeder: Sendable {
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
+        // Each seeded tenant connected: the integrations gauge counts it, as a callback's would.
+        let metrics = Metrics()
+        metrics.add(MetricCatalog.integrations, ["status": IntegrationStatus.connected.rawValue], count)
+        try MetricsLedger(store: store).flush(metrics, now: now, random: SecureRandom())
         if fresh {
-            // Nothing from before the due index, nothing expired: neither a walk nor a sweep is due.
+            // Nothing from before the due index, the gauges or the expiry index, nothing expired:
+            // neither a walk nor a sweep is due.
             try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
+            try store.put(MetricsLedger.integrationsCountedKey, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(RecordKey.sweepNext, Array(String(now.addingTimeInterval(StoreSweep.interval).unixSeconds).utf8), ttl: nil)
             try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(TestEventCodeExpiry.walkComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
@@ -78,8 +84,9 @@ package struct TenantSeeder: Sendable {
         return count
     }
 
-    /// Tenants, each written in the callback's order (due entries, credential, user index,
-    /// integration), as one batch of writes (and one for their sandbox tokens).
+    /// Tenants, each written in the callback's order (due entries, credential, its token's entry
+    /// in the expiry index, user index, integration), as one batch of writes (and one for their
+    /// sandbox tokens).
     package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
         var writes: [BatchWrite] = []
         var tokens: [BatchWrite] = []
@@ -129,6 +136,8 @@ package struct TenantSeeder: Sendable {
                         tenant, at: due ? now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period) : dueAt,
                         prefix: DueIndex.qualityPrefix), [], ttl: nil),
                 .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
+                .put(DueIndex.key(tenant, at: TokenExpiry.bucket(expiresAt), prefix: TokenExpiry.prefix), [], ttl: nil),
+                .put(TokenExpiry.pointer(tenant), Array(String(TokenExpiry.bucket(expiresAt).unixSeconds / 60).utf8), ttl: nil),
                 .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
                 .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
             ], sandboxToken

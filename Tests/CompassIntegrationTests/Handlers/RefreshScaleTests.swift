@@ -79,8 +79,12 @@ import Testing
         try world.seed(300, dueFraction: 0)
         let recording = ReadRecordingStore(base: world.store)
         world.storeOverride = recording
-        // The first run of a store sweeps it once (then not for an hour).
+        // Seeded as callbacks write (the expiry index and the gauges too), nothing from before:
+        // not even the first run walks the integrations or the credentials.
         _ = try RefreshCronHandler(dependencies: world.dependencies).run()
+        #expect(
+            !recording.operations.contains { $0.contains(RecordKey.integrationsPrefix) || $0.contains(RecordKey.credentialsPrefix) },
+            "\(recording.operations)")
         world.clock.advance(60)
         recording.reset()
         let calls = world.transport.requests.withLock { $0.count }
