@@ -363,18 +363,14 @@ package enum EventFastPath {
     fileprivate enum CustomRule {
         case value, currency, contentType, deliveryCategory, contentIds, contents, number, asGiven
 
-        init(snakeCase name: String) {
-            switch name {
-            case "value": self = .value
-            case "currency": self = .currency
-            case "content_type": self = .contentType
-            case "delivery_category": self = .deliveryCategory
-            case "content_ids": self = .contentIds
-            case "contents": self = .contents
-            case "num_items", "predicted_ltv", "net_revenue": self = .number
-            default: self = .asGiven
-            }
-        }
+        /// The snake_case names with a rule of their own.
+        static let named: [(name: String, rule: CustomRule)] = [
+            ("value", .value), ("currency", .currency), ("content_type", .contentType), ("delivery_category", .deliveryCategory),
+            ("content_ids", .contentIds), ("contents", .contents), ("num_items", .number), ("predicted_ltv", .number),
+            ("net_revenue", .number),
+        ]
+
+        init(snakeCase name: String) { self = Self.named.first { $0.name == name }?.rule ?? .asGiven }
     }
 
     /// The `custom_data` names with a rule or a camelCase form (`ConversionEvent.customDataKeys`),
@@ -386,10 +382,7 @@ package enum EventFastPath {
         let rules: UnsafeBufferPointer<CustomRule>
 
         init() {
-            let ruled =
-                ["value", "currency", "content_type", "delivery_category", "content_ids", "contents", "num_items"]
-                + ["predicted_ltv", "net_revenue"]
-            let snake = Array(Set(ruled + ConversionEvent.customDataKeys.values)).sorted()
+            let snake = Array(Set(CustomRule.named.map(\.name) + ConversionEvent.customDataKeys.values)).sorted()
             let names = snake + ConversionEvent.customDataKeys.keys.sorted()
             table = NameTable(names)
             let forms = names.map { snake.firstIndex(of: ConversionEvent.customDataName($0))! }
