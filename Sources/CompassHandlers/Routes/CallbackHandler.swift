@@ -32,7 +32,6 @@ package struct CallbackHandler: Handler {
     }
 
     private func complete(_ request: CGIRequest) -> Landing {
-        let logger = dependencies.logger
         let session: Session
         do {
             session = try dependencies.authenticate(request)
@@ -95,7 +94,8 @@ package struct CallbackHandler: Handler {
         case .notSigned:
             guard let stored = try consumeState(state) else { return false }
             let age = now.timeIntervalSince(stored.createdAt)
-            guard stored.tenantId == tenant, age >= -60, age <= Double(OAuthState.lifetimeSeconds) else {
+            guard stored.tenantId == tenant, age >= -Double(OAuthStates.clockSkewSeconds), age <= Double(OAuthState.lifetimeSeconds)
+            else {
                 logger.warn("oauth_state_rejected", ["same_tenant": .bool(stored.tenantId == tenant), "age_s": .int(Int(age))])
                 return false
             }
