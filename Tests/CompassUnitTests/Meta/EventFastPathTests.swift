@@ -140,12 +140,14 @@ import Testing
         }
         if chance(97) {
             var user: [String: JSONValue] = [:]
-            for (key, pool) in Self.pools where chance(key == "client_user_agent" ? 95 : key == "nope" ? 2 : 30) { user[key] = value(pool) }
+            for (key, pool) in Self.pools.sorted(by: { $0.key < $1.key })
+            where chance(key == "client_user_agent" ? 95 : key == "nope" ? 2 : 30) { user[key] = value(pool) }
             event[pick(["userData", "user_data"])] = chance(98) ? .object(user) : "not an object"
         }
         if chance(85) {
             var custom: [String: JSONValue] = [:]
-            for (key, pool) in Self.customPools where chance(["nested", "contents"].contains(key) ? 3 : 35) { custom[key] = value(pool) }
+            for (key, pool) in Self.customPools.sorted(by: { $0.key < $1.key }) where chance(["nested", "contents"].contains(key) ? 3 : 35)
+            { custom[key] = value(pool) }
             event[pick(["customData", "custom_data"])] = .object(custom)
         }
         if chance(3) { event["optOut"] = .bool(true) }
