@@ -65,9 +65,11 @@ package struct ProcessContext: Sendable {
         var environment: [String: String] = [:]
         var cursor = environ
         while let entry = cursor.pointee {
-            let text = String(decoding: UnsafeRawBufferPointer(start: entry, count: strlen(entry)), as: UTF8.self)
-            if let equals = text.firstIndex(of: "=") {
-                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            // Name and value split at the first "=" byte, as getenv(3) reads them.
+            if let equals = strchr(entry, 0x3d) {
+                let name = UnsafeRawBufferPointer(start: entry, count: entry.distance(to: equals))
+                let value = UnsafeRawBufferPointer(start: equals + 1, count: strlen(equals + 1))
+                environment[String(decoding: name, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
             }
             cursor += 1
         }

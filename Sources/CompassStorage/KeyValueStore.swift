@@ -179,7 +179,8 @@ package enum StoreKey {
         }
     }
 
-    package static func isValidSegment(_ segment: some StringProtocol) -> Bool { KeySegment.isValid(segment) }
+    package static func isValidSegment(_ segment: String) -> Bool { KeySegment.isValid(segment) }
+    package static func isValidSegment(_ segment: Substring) -> Bool { KeySegment.isValid(segment) }
 
     /// A prefix may end inside a segment or with `/`; it may be empty (everything).
     package static func validatePrefix(_ prefix: String) throws(StoreError) {

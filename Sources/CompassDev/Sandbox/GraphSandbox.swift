@@ -81,7 +81,7 @@ package struct GraphSandbox: Sendable {
             if request.method == "GET", parts.count == 1, let account = SandboxData.account(String(parts[0])) {
                 return withUser(request) { _ in json(Self.row(account)) }
             }
-            if request.method == "GET", parts.count == 2, parts[1] == "adspixels", AdAccountId.isValid(parts[0]) {
+            if request.method == "GET", parts.count == 2, parts[1] == "adspixels", AdAccountId.isValid(String(parts[0])) {
                 return withUser(request) { _ in pixels(String(parts[0]), request, version: version) }
             }
             if request.method == "GET", parts.count == 2, parts[1] == "owned_pixels", parts[0] == SandboxData.businessId {
@@ -101,7 +101,7 @@ package struct GraphSandbox: Sendable {
                     return page([shared], request, path: "\(version)/\(SandboxData.businessId)/client_pixels")
                 }
             }
-            if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(parts[0]) {
+            if request.method == "POST", parts.count == 2, parts[1] == "events", PixelId.isValid(String(parts[0])) {
                 return withUser(request) { _ in events(pixel: String(parts[0]), request) }
             }
             return graphError(

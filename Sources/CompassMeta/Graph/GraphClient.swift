@@ -51,7 +51,7 @@ package struct GraphClient: Sendable {
             query.append("config_id", configId)
             query.append("override_default_response_type", "true")
         } else {
-            query.append("scope", scopes.joined(separator: ","))
+            query.append("scope", scopes.concatenated(separator: ","))
         }
         query.append("response_type", "code")
         if rerequest { query.append("auth_type", "rerequest") }
@@ -376,11 +376,11 @@ package struct GraphClient: Sendable {
 
 package enum AdAccountId {
     /// `act_` followed by digits.
-    package static func isValid(_ id: some StringProtocol) -> Bool {
+    package static func isValid(_ id: String) -> Bool {
         id.hasPrefix("act_") && id.dropFirst(4).consists(of: ASCII.isDigit, length: 1...32)
     }
 }
 
 package enum PixelId {
-    package static func isValid(_ id: some StringProtocol) -> Bool { id.consists(of: ASCII.isDigit, length: 1...32) }
+    package static func isValid(_ id: String) -> Bool { id.consists(of: ASCII.isDigit, length: 1...32) }
 }

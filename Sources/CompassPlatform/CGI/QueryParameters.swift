@@ -35,7 +35,7 @@ package struct QueryParameters: Sendable, Equatable {
 
     /// Encoded for a URL: unreserved characters as they are, everything else percent-encoded.
     package var encoded: String {
-        pairs.map { Self.encode($0.name) + "=" + Self.encode($0.value) }.joined(separator: "&")
+        pairs.map { Self.encode($0.name) + "=" + Self.encode($0.value) }.concatenated(separator: "&")
     }
 
     package static func encode(_ text: String) -> String {

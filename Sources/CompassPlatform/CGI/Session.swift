@@ -111,7 +111,6 @@ package struct SessionVerifier: Sendable {
 
 package enum Tenant {
     /// `[A-Za-z0-9_-]{1,64}`: a tenant id is also a storage key segment.
-    package static func isValidId(_ id: some StringProtocol) -> Bool {
-        id.consists(of: ASCII.isIdentifier, length: 1...64)
-    }
+    package static func isValidId(_ id: String) -> Bool { id.consists(of: ASCII.isIdentifier, length: 1...64) }
+    package static func isValidId(_ id: Substring) -> Bool { id.consists(of: ASCII.isIdentifier, length: 1...64) }
 }

@@ -78,31 +78,85 @@ package enum Hex {
     }
 }
 
+/// base64url without padding (RFC 4648, section 5), byte by byte: no `Data`, and no generic
+/// code left unspecialized across the module boundary, whose first use in a process looks up
+/// type metadata by name.
 package enum Base64URL {
-    package static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var text = Data(bytes).base64EncodedString()
-        text = text.replacing("+", with: "-").replacing("/", with: "_")
-        while text.hasSuffix("=") { text.removeLast() }
-        return text
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    /// Each byte's value in the alphabet, 0xff for a byte outside it.
+    private static let values: [UInt8] = (0...255).map { byte in UInt8(alphabet.firstIndex(of: UInt8(byte)) ?? 0xff) }
+
+    package static func encode(_ bytes: [UInt8]) -> String {
+        let length = (bytes.count * 4 + 2) / 3
+        return String(unsafeUninitializedCapacity: length) { out in
+            bytes.withUnsafeBufferPointer { input in
+                alphabet.withUnsafeBufferPointer { alphabet in
+                    func character(_ group: UInt32, _ shift: UInt32) -> UInt8 { alphabet[Int(group >> shift & 63)] }
+                    var read = 0
+                    var written = 0
+                    while read + 3 <= input.count {
+                        let group = UInt32(input[read]) << 16 | UInt32(input[read + 1]) << 8 | UInt32(input[read + 2])
+                        out[written] = character(group, 18)
+                        out[written + 1] = character(group, 12)
+                        out[written + 2] = character(group, 6)
+                        out[written + 3] = character(group, 0)
+                        read += 3
+                        written += 4
+                    }
+                    let rest = input.count - read
+                    guard rest > 0 else { return }
+                    let group = UInt32(input[read]) << 16 | (rest == 2 ? UInt32(input[read + 1]) << 8 : 0)
+                    out[written] = character(group, 18)
+                    out[written + 1] = character(group, 12)
+                    if rest == 2 { out[written + 2] = character(group, 6) }
+                }
+            }
+            return length
+        }
     }
 
-    /// Decodes unpadded (or padded) base64url; nil for any character outside the alphabet.
-    package static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        var standard = [UInt8]()
-        standard.reserveCapacity(text.utf8.count + 3)
-        for char in text.utf8 {
-            switch char {
-            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "="):
-                standard.append(char)
-            default: return nil
+    /// Decodes unpadded (or padded) base64url; nil for any character outside the alphabet, a
+    /// length no encoding has, or padding that is not at the end or is more than the length needs.
+    package static func decode(_ text: String) -> [UInt8]? {
+        text.utf8.withContiguousStorageIfAvailable { decode($0) } ?? decode(Array(text.utf8))
+    }
+
+    package static func decode(_ text: Substring) -> [UInt8]? {
+        text.utf8.withContiguousStorageIfAvailable { decode($0) } ?? decode(Array(text.utf8))
+    }
+
+    private static func decode(_ characters: [UInt8]) -> [UInt8]? {
+        characters.withUnsafeBufferPointer { decode($0) }
+    }
+
+    private static func decode(_ input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var end = input.count
+        while end > 0 && input[end - 1] == UInt8(ascii: "=") { end -= 1 }
+        // 4n, 4n+2 or 4n+3 characters, then at most the padding that completes the last four.
+        guard end % 4 != 1, input.count - end <= (4 - end % 4) % 4 else { return nil }
+        return values.withUnsafeBufferPointer { values -> [UInt8]? in
+            var out = [UInt8]()
+            out.reserveCapacity(end / 4 * 3 + 2)
+            var group: UInt32 = 0
+            for index in 0..<end {
+                let value = values[Int(input[index])]
+                guard value != 0xff else { return nil }
+                group = group << 6 | UInt32(value)
+                if index % 4 == 3 {
+                    out.append(UInt8(truncatingIfNeeded: group >> 16))
+                    out.append(UInt8(truncatingIfNeeded: group >> 8))
+                    out.append(UInt8(truncatingIfNeeded: group))
+                    group = 0
+                }
             }
+            switch end % 4 {
+            case 2: out.append(UInt8(truncatingIfNeeded: group >> 4))
+            case 3:
+                out.append(UInt8(truncatingIfNeeded: group >> 10))
+                out.append(UInt8(truncatingIfNeeded: group >> 2))
+            default: break
+            }
+            return out
         }
-        if standard.count % 4 == 1 { return nil }
-        while standard.count % 4 != 0 { standard.append(UInt8(ascii: "=")) }
-        guard let data = Data(base64Encoded: Data(standard)) else { return nil }
-        return Array(data)
     }
 }

@@ -21,6 +21,82 @@ import Testing
         #expect(Base64URL.decode("abcde") == nil)
     }
 
+    /// The decoder as it was, on Foundation's: the byte-level one must agree with it on any text.
+    private func foundationDecode(_ text: String) -> [UInt8]? {
+        var standard = [UInt8]()
+        for char in text.utf8 {
+            switch char {
+            case UInt8(ascii: "-"): standard.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): standard.append(UInt8(ascii: "/"))
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "="):
+                standard.append(char)
+            default: return nil
+            }
+        }
+        if standard.count % 4 == 1 { return nil }
+        while standard.count % 4 != 0 { standard.append(UInt8(ascii: "=")) }
+        return Data(base64Encoded: Data(standard)).map { Array($0) }
+    }
+
+    @Test func base64URLAgreesWithFoundationOnAnyTextAndAnyBytes() {
+        var random = SeededGenerator(state: 64)
+        // Letters whose low bits are clear and set (the bits a short last group leaves over),
+        // both url-safe characters, padding, the standard alphabet's own two, and text outside.
+        let characters = ["A", "B", "Q", "g", "w", "9", "-", "_", "=", "=", "+", "/", " ", "é"]
+        #expect(Base64URL.decode("-9=-") == nil && Base64URL.decode("Aw9w==") == nil && Base64URL.decode("AwQ=") == [3, 4])
+        var decoded = 0
+        for _ in 0..<50_000 {
+            let text = (0..<Int(random.next() % 11)).map { _ in characters[Int(random.next() % UInt64(characters.count))] }.joined()
+            // Foundation also takes padding in the middle and more padding than the length
+            // needs ("Aw9w=="); RFC 4648 does not, and nor does this decoder.
+            let body = text.utf8.count - text.utf8.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+            let wellPadded = !text.utf8.prefix(body).contains(UInt8(ascii: "=")) && text.utf8.count - body <= (4 - body % 4) % 4
+            let expected = wellPadded ? foundationDecode(text) : nil
+            #expect(Base64URL.decode(text) == expected, "\(text)")
+            #expect(Base64URL.decode(Substring("x" + text).dropFirst()) == expected, "\(text)")
+            if expected != nil { decoded += 1 }
+        }
+        #expect(decoded > 5_000, "both outcomes are exercised: \(decoded) decoded")
+        for length in 0..<64 {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            var standard = Data(bytes).base64EncodedString()
+            standard = standard.replacing("+", with: "-").replacing("/", with: "_")
+            while standard.hasSuffix("=") { standard.removeLast() }
+            #expect(Base64URL.encode(bytes) == standard)
+            #expect(Base64URL.decode(standard) == bytes)
+        }
+    }
+
+    /// Trimming and line-break removal work on bytes, and mean what they meant on Characters.
+    @Test(arguments: [
+        (" \tabc \t", "abc"), ("abc", "abc"), ("   ", ""), ("", ""), (" a b ", "a b"), ("\u{00A0}x\u{00A0}", "\u{00A0}x\u{00A0}"),
+        // A space and the combining mark after it are one Character, which is not a blank.
+        (" \u{0301}x ", " \u{0301}x"), ("  \u{0301}x", " \u{0301}x"), (" é ", "é"),
+        // A prepended mark and the space after it are one Character too.
+        ("x\u{0600} ", "x\u{0600} "), ("\r\n x", "\r\n x"),
+    ])
+    func trimsBlanksAsCharacters(text: String, expected: String) {
+        #expect(text.trimmed == expected)
+        #expect(Substring("-" + text + "-").dropFirst().dropLast().trimmed == expected)
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        let characterWise =
+            text.firstIndex(where: { !isBlank($0) }).map { String(text[$0...text.lastIndex(where: { !isBlank($0) })!]) } ?? ""
+        #expect(characterWise == expected)
+    }
+
+    @Test func lineBreaksAreRemovedAndNothingElse() {
+        #expect("a\r\nb\nc\rd".withoutLineBreaks == "abcd")
+        #expect("é\r\n😀\u{0301}".withoutLineBreaks == "é😀\u{0301}")
+        #expect("plain".withoutLineBreaks == "plain")
+    }
+
+    @Test(arguments: [[], [""], ["a"], ["ads_read", "business_management"], ["", "", "x"], ["é", "\u{0301}"]])
+    func concatenatesAsJoinedDoes(parts: [String]) {
+        #expect(parts.concatenated(separator: ",") == parts.joined(separator: ","))
+        #expect(parts.concatenated(separator: "") == parts.joined())
+    }
+
     @Test func hexRecognisesDigests() {
         #expect(Hex.isSHA256Digest(String(repeating: "aB", count: 32)))
         #expect(!Hex.isSHA256Digest(String(repeating: "a", count: 63)))
