@@ -14,8 +14,16 @@ import PackageDescription
 let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks", "metrics"]
 /// Development only: mounted by scripts/serve when no Meta app is configured.
 let devFunctions = ["graph-sandbox", "dev-console"]
-/// A warning is a bug report from the compiler: every Swift target builds with none.
-let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+/// A warning is a bug report from the compiler: every Swift target builds with none. Release
+/// builds call the metadata accessors of generic types such as `[String: String]` directly,
+/// with the witness tables the compiler already knows, instead of decoding the type's mangled
+/// name at run time: that decoding checks each generic requirement by scanning every protocol
+/// conformance in the executable, about 0.9 million instructions of each process's start
+/// (BENCHMARKS.md).
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"], .when(configuration: .release)),
+]
 /// Release executables link libstdc++ (which the Swift runtime uses) statically: its shared
 /// library's 3,261 symbol relocations cost every process's start (BENCHMARKS.md). The toolchain
 /// asks for `-lstdc++` itself; scripts/lib/link, searched first, answers it with a linker script
