@@ -8,7 +8,7 @@ import PackageDescription
 //   development executables and tests -> CompassDev -> everything above
 //   CompassUnitTests, CompassIntegrationTests -> CompassTestSupport -> everything above
 //
-// No package dependencies: Foundation, libcrypto and libcurl only.
+// No package dependencies: Foundation, libcrypto, nettle and libcurl only.
 
 /// The route executables: one per function in functions.json (a test checks the two agree).
 let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks", "metrics"]
@@ -33,6 +33,15 @@ let staticLibstdcxx: [LinkerSetting] = [
     .unsafeFlags(["-L", Context.packageDirectory + "/scripts/lib/link"], .when(configuration: .release))
 ]
 
+/// nettle's HMAC-SHA256 (Crypto.hmacSHA256): linked from its archive in release builds, so that
+/// the executables need no libnettle at run time (scripts/package-lambda allows only the shared
+/// libraries Amazon Linux 2023 has) and take only its HMAC and SHA-256 objects; from the shared
+/// library in debug builds.
+let nettle: [LinkerSetting] = [
+    .linkedLibrary(":libnettle.a", .when(platforms: [.linux], configuration: .release)),
+    .linkedLibrary("nettle", .when(platforms: [.linux], configuration: .debug)),
+]
+
 let package = Package(
     name: "compass-meta-connector",
     platforms: [.macOS(.v14)],
@@ -44,6 +53,11 @@ let package = Package(
             name: "CCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        // Headers only; linked as `nettle` says below.
+        .systemLibrary(
+            name: "CNettle",
+            providers: [.apt(["nettle-dev"])]
         ),
         // Headers only: libcurl is loaded with dlopen the first time a request is made,
         // so a handler that never calls out never pays for loading it.
@@ -62,7 +76,9 @@ let package = Package(
         // libpq, loaded with dlopen by the PostgreSQL store on first use: no other store maps it.
         .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
-        .target(name: "CompassPlatform", dependencies: ["CCrypto", "CurlBridge", "GlibcCompat"], swiftSettings: strict),
+        .target(
+            name: "CompassPlatform", dependencies: ["CCrypto", "CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
+            linkerSettings: nettle),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
         .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge"], swiftSettings: strict),
         /// Graph client, Conversions API events, normalization and hashing.

@@ -1,4 +1,5 @@
 import CCrypto
+import CNettle
 import GlibcCompat
 import Synchronization
 
@@ -6,8 +7,14 @@ import Synchronization
     import Glibc
 #endif
 
-/// The cryptography this product needs: digests, MACs and AES-GCM from OpenSSL's libcrypto,
-/// random bytes from the kernel's CSPRNG (`randomBytes`).
+/// The cryptography this product needs: digests and AES-GCM from OpenSSL's libcrypto, HMACs from
+/// nettle, random bytes from the kernel's CSPRNG (`randomBytes`).
+///
+/// Why two libraries: OpenSSL 3 finds an HMAC through its providers, and the first such fetch in
+/// a process builds its name map from every legacy cipher and digest name, 3.7 million
+/// instructions, a third of connect's whole process before this; every request of connect, settings and
+/// send-event verifies a session with an HMAC. nettle's HMAC works on a context on the stack
+/// with no library-wide set-up (BENCHMARKS.md). Both libraries' own implementations; none here.
 package enum Crypto {
     /// libcrypto set up once, for what a route uses: no configuration file read (the product
     /// configures nothing through it), no error strings loaded (about a thousand allocations at
@@ -44,13 +51,12 @@ package enum Crypto {
         withPointer(Array(bytes)) { pointer, count in _ = EVP_Digest(pointer, count, digest, &length, EVP_sha256(), nil) }
     }
 
+    /// HMAC-SHA256 through nettle (`compass_hmac_sha256`, which wipes its context after use).
     package static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        _ = initialized
         var mac = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
         withPointer(key) { keyPointer, keyCount in
             withPointer(message) { messagePointer, messageCount in
-                _ = HMAC(EVP_sha256(), keyPointer, Int32(keyCount), messagePointer, messageCount, &mac, &length)
+                compass_hmac_sha256(keyPointer, keyCount, messagePointer, messageCount, &mac)
             }
         }
         return mac

@@ -1,3 +1,4 @@
+import CCrypto
 import Testing
 
 @testable import CompassDev
@@ -46,6 +47,30 @@ import Testing
                     key: [UInt8](repeating: 0xaa, count: 131),
                     message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
                 == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+
+    /// nettle computes the product's HMACs; OpenSSL's libcrypto, which did before, must agree on
+    /// keys and messages of every length around SHA-256's block of 64 bytes, empty ones included.
+    @Test func hmacAgreesWithLibcryptoOnEveryLength() {
+        var random = SeededGenerator(state: 4231)
+        for keyCount in [0, 1, 31, 32, 63, 64, 65, 127, 128, 129, 200] {
+            for messageCount in [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000] {
+                let key = (0..<keyCount).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                let message = (0..<messageCount).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                var expected = [UInt8](repeating: 0, count: 32)
+                var length: UInt32 = 0
+                // A one-byte buffer where the array is empty: HMAC takes no null key pointer.
+                (key.isEmpty ? [0] : key).withUnsafeBufferPointer { keyBuffer in
+                    (message.isEmpty ? [0] : message).withUnsafeBufferPointer { messageBuffer in
+                        _ = HMAC(
+                            EVP_sha256(), keyBuffer.baseAddress, Int32(keyCount), messageBuffer.baseAddress, messageCount, &expected,
+                            &length)
+                    }
+                }
+                #expect(length == 32)
+                #expect(Crypto.hmacSHA256(key: key, message: message) == expected, "key \(keyCount) bytes, message \(messageCount)")
+            }
+        }
     }
 
     @Test func appsecretProofMatchesMetaCheckValue() {
