@@ -49,11 +49,15 @@ let package = Package(
         .executable(name: "compass-dev", targets: ["compass-dev"])
     ],
     targets: [
+        // libcrypto linked, for the tests' comparisons only.
         .systemLibrary(
             name: "CCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // libcrypto, loaded with dlopen the first time a credential is sealed or opened, so that
+        // a process that never does (connect, settings, a dry run) never maps it.
+        .target(name: "CryptoBridge", linkerSettings: [.linkedLibrary("dl")]),
         // Headers only; linked as `nettle` says below.
         .systemLibrary(
             name: "CNettle",
@@ -77,7 +81,7 @@ let package = Package(
         .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
         .target(
-            name: "CompassPlatform", dependencies: ["CCrypto", "CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
+            name: "CompassPlatform", dependencies: ["CNettle", "CryptoBridge", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
             linkerSettings: nettle),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
         .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge"], swiftSettings: strict),
@@ -106,7 +110,8 @@ let package = Package(
         .testTarget(
             name: "CompassUnitTests",
             dependencies: [
-                "CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev", "CompassTestSupport",
+                "CCrypto", "CompassPlatform", "CompassStorage", "CompassMeta", "CompassHandlers", "CompassHosts", "CompassDev",
+                "CompassTestSupport",
             ],
             swiftSettings: strict
         ),

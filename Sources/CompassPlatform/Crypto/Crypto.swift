@@ -1,5 +1,5 @@
-import CCrypto
 import CNettle
+import CryptoBridge
 import GlibcCompat
 import Synchronization
 
@@ -7,22 +7,17 @@ import Synchronization
     import Glibc
 #endif
 
-/// The cryptography this product needs: digests and AES-GCM from OpenSSL's libcrypto, HMACs from
-/// nettle, random bytes from the kernel's CSPRNG (`randomBytes`).
+/// The cryptography this product needs: digests, MACs and constant-time comparison from nettle,
+/// AES-GCM from OpenSSL's libcrypto (loaded on first use, `CryptoBridge`), random bytes from the
+/// kernel's CSPRNG (`randomBytes`). Both libraries' own implementations; none here.
 ///
-/// Why two libraries: OpenSSL 3 finds an HMAC through its providers, and the first such fetch in
-/// a process builds its name map from every legacy cipher and digest name, 3.7 million
-/// instructions, a third of connect's whole process before this; every request of connect, settings and
-/// send-event verifies a session with an HMAC. nettle's HMAC works on a context on the stack
-/// with no library-wide set-up (BENCHMARKS.md). Both libraries' own implementations; none here.
+/// Why two libraries: merely loading libcrypto costs a process about 0.45 ms and 120 page
+/// faults, and OpenSSL 3 finds a digest or an HMAC through its providers, whose first fetch in a
+/// process builds a name map from every legacy cipher and digest name (3.7 million
+/// instructions). Every request of connect, settings and send-event verifies a session with an
+/// HMAC; only the credential cipher needs AES-GCM. nettle works on contexts on the stack with
+/// no library-wide set-up (BENCHMARKS.md).
 package enum Crypto {
-    /// libcrypto set up once, for what a route uses: no configuration file read (the product
-    /// configures nothing through it), no error strings loaded (about a thousand allocations at
-    /// the start of every process; the product never shows OpenSSL's messages) and no clean-up
-    /// at exit (the process ends; freeing every table first costs each CGI process a share).
-    private static let initialized: Bool =
-        OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT), nil) == 1
-
     package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
         bytes.withUnsafeBytes { input in digest.withUnsafeMutableBufferPointer { sha256(input, into: $0.baseAddress!) } }
@@ -41,14 +36,14 @@ package enum Crypto {
         }
     }
 
-    /// SHA-256 into 32 bytes at `digest`: through OpenSSL's own low-level SHA-256 on a context on
-    /// the stack (`compass_sha256`; OpenSSL 3.0's EVP interface allocates and frees a context in
-    /// the provider for every digest), through EVP where a libcrypto is built without it.
+    /// SHA-256 into 32 bytes at `digest`.
     private static func sha256(_ bytes: UnsafeRawBufferPointer, into digest: UnsafeMutablePointer<UInt8>) {
-        _ = initialized
-        guard compass_sha256(bytes.baseAddress, bytes.count, digest) != 1 else { return }
-        var length: UInt32 = 0
-        withPointer(Array(bytes)) { pointer, count in _ = EVP_Digest(pointer, count, digest, &length, EVP_sha256(), nil) }
+        guard let base = bytes.baseAddress else {
+            var zero: UInt8 = 0
+            compass_sha256(&zero, 0, digest)
+            return
+        }
+        compass_sha256(base.assumingMemoryBound(to: UInt8.self), bytes.count, digest)
     }
 
     /// HMAC-SHA256 through nettle (`compass_hmac_sha256`, which wipes its context after use).
@@ -74,7 +69,7 @@ package enum Crypto {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
         return a.withUnsafeBytes { x in
-            b.withUnsafeBytes { y in CRYPTO_memcmp(x.baseAddress, y.baseAddress, a.count) == 0 }
+            b.withUnsafeBytes { y in compass_equal_in_constant_time(x.baseAddress, y.baseAddress, a.count) == 1 }
         }
     }
 
@@ -101,66 +96,35 @@ package enum Crypto {
         package var tag: [UInt8]
     }
 
-    /// AES-256-GCM with a 96-bit nonce and a 128-bit tag.
+    /// AES-256-GCM with a 96-bit nonce and a 128-bit tag; nil when libcrypto cannot be loaded.
     package static func aesGCMSeal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> Sealed? {
-        _ = initialized
-        guard key.count == 32, nonce.count == 12, let context = EVP_CIPHER_CTX_new() else { return nil }
-        defer { EVP_CIPHER_CTX_free(context) }
-        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
+        guard key.count == 32, nonce.count == 12 else { return nil }
+        // GCM writes exactly as many bytes as it reads.
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count)
         var tag = [UInt8](repeating: 0, count: 16)
-        var length: Int32 = 0
-        var total = 0
-        guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
-            EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
-            EVP_EncryptInit_ex(context, nil, nil, key, nonce) == 1
-        else { return nil }
-        if !aad.isEmpty {
-            guard EVP_EncryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
+        let sealed = withPointer(aad) { aadPointer, aadCount in
+            withPointer(plaintext) { plaintextPointer, count in
+                withMutablePointer(&ciphertext) { ciphertextPointer in
+                    compass_aes_256_gcm_seal(key, nonce, aadPointer, aadCount, plaintextPointer, count, ciphertextPointer, &tag)
+                }
+            }
         }
-        if !plaintext.isEmpty {
-            guard EVP_EncryptUpdate(context, &ciphertext, &length, plaintext, Int32(plaintext.count)) == 1 else { return nil }
-            total = Int(length)
-        }
-        let finished = ciphertext.withUnsafeMutableBufferPointer { buffer in
-            EVP_EncryptFinal_ex(context, buffer.baseAddress! + total, &length)
-        }
-        guard finished == 1 else { return nil }
-        total += Int(length)
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else { return nil }
-        return Sealed(ciphertext: Array(ciphertext.prefix(total)), tag: tag)
+        return sealed == 1 ? Sealed(ciphertext: ciphertext, tag: tag) : nil
     }
 
-    /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered.
+    /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered, or when
+    /// libcrypto cannot be loaded.
     package static func aesGCMOpen(key: [UInt8], nonce: [UInt8], sealed: Sealed, aad: [UInt8]) -> [UInt8]? {
-        _ = initialized
-        guard key.count == 32, nonce.count == 12, sealed.tag.count == 16,
-            let context = EVP_CIPHER_CTX_new()
-        else { return nil }
-        defer { EVP_CIPHER_CTX_free(context) }
-        var plaintext = [UInt8](repeating: 0, count: sealed.ciphertext.count + 16)
-        var length: Int32 = 0
-        var total = 0
-        var tag = sealed.tag
-        guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, nil, nil) == 1,
-            EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, nil) == 1,
-            EVP_DecryptInit_ex(context, nil, nil, key, nonce) == 1
-        else { return nil }
-        if !aad.isEmpty {
-            guard EVP_DecryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1 else { return nil }
-        }
-        if !sealed.ciphertext.isEmpty {
-            guard EVP_DecryptUpdate(context, &plaintext, &length, sealed.ciphertext, Int32(sealed.ciphertext.count)) == 1 else {
-                return nil
+        guard key.count == 32, nonce.count == 12, sealed.tag.count == 16 else { return nil }
+        var plaintext = [UInt8](repeating: 0, count: sealed.ciphertext.count)
+        let opened = withPointer(aad) { aadPointer, aadCount in
+            withPointer(sealed.ciphertext) { ciphertextPointer, count in
+                withMutablePointer(&plaintext) { plaintextPointer in
+                    compass_aes_256_gcm_open(key, nonce, aadPointer, aadCount, ciphertextPointer, count, sealed.tag, plaintextPointer)
+                }
             }
-            total = Int(length)
         }
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1 else { return nil }
-        let verified = plaintext.withUnsafeMutableBufferPointer { buffer in
-            EVP_DecryptFinal_ex(context, buffer.baseAddress! + total, &length)
-        }
-        guard verified == 1 else { return nil }
-        total += Int(length)
-        return Array(plaintext.prefix(total))
+        return opened == 1 ? plaintext : nil
     }
 
     private static func withPointer<R>(_ bytes: [UInt8], _ body: (UnsafePointer<UInt8>, Int) -> R) -> R {
@@ -169,6 +133,14 @@ package enum Crypto {
             return body(&zero, 0)
         }
         return bytes.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    }
+
+    private static func withMutablePointer<R>(_ bytes: inout [UInt8], _ body: (UnsafeMutablePointer<UInt8>) -> R) -> R {
+        if bytes.isEmpty {
+            var zero: UInt8 = 0
+            return body(&zero)
+        }
+        return bytes.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
     }
 }
 

@@ -46,6 +46,21 @@ import Testing
         #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
     }
 
+    /// libcrypto and libcurl are loaded where they are used (the dynamic loader's own account,
+    /// LD_DEBUG=files): connect, a redirect signed with nettle's HMAC, maps neither; the callback,
+    /// which calls Meta and seals the token, maps both.
+    @Test func cryptoAndHTTPLibrariesAreLoadedOnlyWhereUsed() throws {
+        let world = try CGIWorld()
+        world.extra["LD_DEBUG"] = "files"
+        let connect = try world.run("connect", "GET", "/api/connect/meta", cookie: true)
+        #expect(connect.status == 302)
+        #expect(connect.stderr.contains("file=libc.so.6"), "the loader's account is there to read")
+        #expect(!connect.stderr.contains("libcrypto.so") && !connect.stderr.contains("libcurl.so"))
+        let callback = try world.run("callback", "GET", "/api/connect/meta/callback?" + world.approvedCallbackQuery(), cookie: true)
+        #expect(callback.header("Location") == "\(settings)?connected=meta")
+        #expect(callback.stderr.contains("file=libcrypto.so.3") && callback.stderr.contains("file=libcurl.so.4"))
+    }
+
     @Test func callbackOutcomesThroughTheExecutable() throws {
         let world = try CGIWorld()
         let denied = try world.run(
