@@ -8,7 +8,7 @@ import PackageDescription
 //   development executables and tests -> CompassDev -> everything above
 //   CompassUnitTests, CompassIntegrationTests -> CompassTestSupport -> everything above
 //
-// No package dependencies: Foundation, libcrypto, nettle and libcurl only.
+// No package dependencies: Foundation, nettle and libcurl only (libcrypto in the unit tests).
 
 /// The route executables: one per function in functions.json (a test checks the two agree).
 let routes = ["connect", "callback", "disconnect", "settings", "send-event", "refresh-cron", "meta-webhooks", "metrics"]
@@ -33,10 +33,10 @@ let staticLibstdcxx: [LinkerSetting] = [
     .unsafeFlags(["-L", Context.packageDirectory + "/scripts/lib/link"], .when(configuration: .release))
 ]
 
-/// nettle's HMAC-SHA256 (Crypto.hmacSHA256): linked from its archive in release builds, so that
+/// nettle, the product's cryptography (Crypto): linked from its archive in release builds, so that
 /// the executables need no libnettle at run time (scripts/package-lambda allows only the shared
-/// libraries Amazon Linux 2023 has) and take only its HMAC and SHA-256 objects; from the shared
-/// library in debug builds.
+/// libraries Amazon Linux 2023 has) and take only the objects they use; from the shared library
+/// in debug builds.
 let nettle: [LinkerSetting] = [
     .linkedLibrary(":libnettle.a", .when(platforms: [.linux], configuration: .release)),
     .linkedLibrary("nettle", .when(platforms: [.linux], configuration: .debug)),
@@ -55,9 +55,6 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        // libcrypto, loaded with dlopen the first time a credential is sealed or opened, so that
-        // a process that never does (connect, settings, a dry run) never maps it.
-        .target(name: "CryptoBridge", linkerSettings: [.linkedLibrary("dl")]),
         // Headers only; linked as `nettle` says below.
         .systemLibrary(
             name: "CNettle",
@@ -81,7 +78,7 @@ let package = Package(
         .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
         .target(
-            name: "CompassPlatform", dependencies: ["CNettle", "CryptoBridge", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
+            name: "CompassPlatform", dependencies: ["CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
             linkerSettings: nettle),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
         .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge"], swiftSettings: strict),

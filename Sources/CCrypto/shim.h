@@ -1,5 +1,5 @@
-// OpenSSL's libcrypto for the tests only, which check nettle's digests and MACs against it.
-// The product loads libcrypto itself, on first use (CryptoBridge).
+// OpenSSL's libcrypto for the unit tests only, which hold nettle's digests, MACs and AES-GCM to
+// its answers. The product does not link it.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>

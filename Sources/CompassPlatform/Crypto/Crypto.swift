@@ -1,5 +1,4 @@
 import CNettle
-import CryptoBridge
 import GlibcCompat
 import Synchronization
 
@@ -7,16 +6,16 @@ import Synchronization
     import Glibc
 #endif
 
-/// The cryptography this product needs: digests, MACs and constant-time comparison from nettle,
-/// AES-GCM from OpenSSL's libcrypto (loaded on first use, `CryptoBridge`), random bytes from the
-/// kernel's CSPRNG (`randomBytes`). Both libraries' own implementations; none here.
+/// The cryptography this product needs: SHA-256, HMAC-SHA256, AES-256-GCM and constant-time
+/// comparison from nettle, random bytes from the kernel's CSPRNG (`randomBytes`). nettle's own
+/// implementations (AES-NI, PCLMUL and SHA-NI where the processor has them); none here.
 ///
-/// Why two libraries: merely loading libcrypto costs a process about 0.45 ms and 120 page
-/// faults, and OpenSSL 3 finds a digest or an HMAC through its providers, whose first fetch in a
-/// process builds a name map from every legacy cipher and digest name (3.7 million
-/// instructions). Every request of connect, settings and send-event verifies a session with an
-/// HMAC; only the credential cipher needs AES-GCM. nettle works on contexts on the stack with
-/// no library-wide set-up (BENCHMARKS.md).
+/// Why nettle and not OpenSSL's libcrypto: merely loading libcrypto costs a process about 0.45
+/// ms and 120 page faults, and OpenSSL 3 finds a digest, an HMAC or a cipher through its
+/// providers, whose first fetch in a process builds a name map from every legacy cipher and
+/// digest name (3.7 million instructions). Every request of connect, settings and send-event
+/// verifies a session with an HMAC. nettle works on contexts on the stack with no library-wide
+/// set-up, and is linked from its archive (BENCHMARKS.md).
 package enum Crypto {
     package static func sha256(_ bytes: [UInt8]) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: 32)
@@ -96,24 +95,23 @@ package enum Crypto {
         package var tag: [UInt8]
     }
 
-    /// AES-256-GCM with a 96-bit nonce and a 128-bit tag; nil when libcrypto cannot be loaded.
+    /// AES-256-GCM with a 96-bit nonce and a 128-bit tag; nil only for a key or nonce of another size.
     package static func aesGCMSeal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> Sealed? {
         guard key.count == 32, nonce.count == 12 else { return nil }
         // GCM writes exactly as many bytes as it reads.
         var ciphertext = [UInt8](repeating: 0, count: plaintext.count)
         var tag = [UInt8](repeating: 0, count: 16)
-        let sealed = withPointer(aad) { aadPointer, aadCount in
+        withPointer(aad) { aadPointer, aadCount in
             withPointer(plaintext) { plaintextPointer, count in
                 withMutablePointer(&ciphertext) { ciphertextPointer in
                     compass_aes_256_gcm_seal(key, nonce, aadPointer, aadCount, plaintextPointer, count, ciphertextPointer, &tag)
                 }
             }
         }
-        return sealed == 1 ? Sealed(ciphertext: ciphertext, tag: tag) : nil
+        return Sealed(ciphertext: ciphertext, tag: tag)
     }
 
-    /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered, or when
-    /// libcrypto cannot be loaded.
+    /// nil when the key is wrong or anything (ciphertext, tag, nonce, aad) was altered.
     package static func aesGCMOpen(key: [UInt8], nonce: [UInt8], sealed: Sealed, aad: [UInt8]) -> [UInt8]? {
         guard key.count == 32, nonce.count == 12, sealed.tag.count == 16 else { return nil }
         var plaintext = [UInt8](repeating: 0, count: sealed.ciphertext.count)

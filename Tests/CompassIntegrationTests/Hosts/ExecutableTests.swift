@@ -46,9 +46,9 @@ import Testing
         #expect(try world.run("settings", "GET", "/api/connect/meta/settings").status == 404)
     }
 
-    /// libcrypto and libcurl are loaded where they are used (the dynamic loader's own account,
-    /// LD_DEBUG=files): connect, a redirect signed with nettle's HMAC, maps neither; the callback,
-    /// which calls Meta and seals the token, maps both.
+    /// libcurl is loaded where it is used, and libcrypto only with it, as its TLS library's (the
+    /// dynamic loader's own account, LD_DEBUG=files): connect, a redirect signed with nettle's
+    /// HMAC, maps neither; the callback, which calls Meta, maps both.
     @Test func cryptoAndHTTPLibrariesAreLoadedOnlyWhereUsed() throws {
         let world = try CGIWorld()
         world.extra["LD_DEBUG"] = "files"

@@ -123,6 +123,38 @@ import Testing
         #expect(opened.map(Hex.encode) == v.plaintext)
     }
 
+    /// nettle seals the product's credentials and queued events; OpenSSL's libcrypto, which did
+    /// before, must open what nettle seals and seal what nettle opens, for every length around
+    /// AES's 16-byte block, with and without additional data.
+    @Test func aesGCMAgreesWithLibcryptoOnEveryLength() throws {
+        var random = SeededGenerator(state: 38)
+        func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) } }
+        for count in [0, 1, 15, 16, 17, 31, 32, 33, 255, 1000] {
+            for aadCount in [0, 1, 16, 40] {
+                let (key, nonce, plaintext, aad) = (bytes(32), bytes(12), bytes(count), bytes(aadCount))
+                let sealed = try #require(Crypto.aesGCMSeal(key: key, nonce: nonce, plaintext: plaintext, aad: aad))
+                var ciphertext = [UInt8](repeating: 0, count: count + 16)
+                var tag = [UInt8](repeating: 0, count: 16)
+                let context = try #require(EVP_CIPHER_CTX_new())
+                defer { EVP_CIPHER_CTX_free(context) }
+                var length: Int32 = 0
+                var total: Int32 = 0
+                #expect(EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nonce) == 1)
+                if aadCount > 0 { #expect(EVP_EncryptUpdate(context, nil, &length, aad, Int32(aadCount)) == 1) }
+                if count > 0 {
+                    #expect(EVP_EncryptUpdate(context, &ciphertext, &length, plaintext, Int32(count)) == 1)
+                    total = length
+                }
+                ciphertext.withUnsafeMutableBufferPointer { buffer in
+                    #expect(EVP_EncryptFinal_ex(context, buffer.baseAddress! + Int(total), &length) == 1)
+                }
+                #expect(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1)
+                #expect(sealed == Crypto.Sealed(ciphertext: Array(ciphertext.prefix(count)), tag: tag), "\(count) bytes, aad \(aadCount)")
+                #expect(Crypto.aesGCMOpen(key: key, nonce: nonce, sealed: sealed, aad: aad) == plaintext)
+            }
+        }
+    }
+
     @Test func aesGCMRejectsAnyAlteration() throws {
         let key = Crypto.randomBytes(32)
         let nonce = Crypto.randomBytes(12)
