@@ -28,14 +28,20 @@ static inline int compass_equal_in_constant_time(const void *a, const void *b, s
     return memeql_sec(a, b, count);
 }
 
+// AES-256-GCM's context keyed, its 12-byte nonce set and `aad` authenticated.
+static inline void compass_aes_256_gcm_start(struct gcm_aes256_ctx *context, const uint8_t *key, const uint8_t *nonce,
+                                             const uint8_t *aad, size_t aadCount) {
+    gcm_aes256_set_key(context, key);
+    gcm_aes256_set_iv(context, GCM_IV_SIZE, nonce);
+    gcm_aes256_update(context, aadCount, aad);
+}
+
 // AES-256-GCM with a 12-byte nonce and a 16-byte tag: `count` bytes of `plaintext` into as
 // many of `ciphertext`, authenticating `aad` too. The context (the expanded key) is wiped after.
 static inline void compass_aes_256_gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aadCount,
                                             const uint8_t *plaintext, size_t count, uint8_t *ciphertext, uint8_t *tag) {
     struct gcm_aes256_ctx context;
-    gcm_aes256_set_key(&context, key);
-    gcm_aes256_set_iv(&context, GCM_IV_SIZE, nonce);
-    gcm_aes256_update(&context, aadCount, aad);
+    compass_aes_256_gcm_start(&context, key, nonce, aad, aadCount);
     gcm_aes256_encrypt(&context, count, ciphertext, plaintext);
     gcm_aes256_digest(&context, GCM_DIGEST_SIZE, tag);
     explicit_bzero(&context, sizeof context);
@@ -49,9 +55,7 @@ static inline int compass_aes_256_gcm_open(const uint8_t *key, const uint8_t *no
                                            const uint8_t *ciphertext, size_t count, const uint8_t *tag, uint8_t *plaintext) {
     struct gcm_aes256_ctx context;
     uint8_t expected[GCM_DIGEST_SIZE];
-    gcm_aes256_set_key(&context, key);
-    gcm_aes256_set_iv(&context, GCM_IV_SIZE, nonce);
-    gcm_aes256_update(&context, aadCount, aad);
+    compass_aes_256_gcm_start(&context, key, nonce, aad, aadCount);
     gcm_aes256_decrypt(&context, count, plaintext, ciphertext);
     gcm_aes256_digest(&context, GCM_DIGEST_SIZE, expected);
     explicit_bzero(&context, sizeof context);
