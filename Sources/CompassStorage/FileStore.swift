@@ -7,7 +7,11 @@ import Synchronization
 
 /// One file per key under a root folder: key `a/b/c` is the file `a/b/c.rec`. Key segments are
 /// `[A-Za-z0-9_-]`, so no key can name a path outside the root, and `.rec` files, folders and
-/// `.tmp-` files never collide. Writes are atomic (temp file, fsync, rename, fsync folder);
+/// `.tmp-` files never collide. Writes are atomic: a new record is an unnamed file
+/// (`O_TMPFILE`) written, fsynced and linked in under its name, a changed one a temp file
+/// fsynced and renamed over the old, and the folder fsynced after either (a batch's durable
+/// records are temp files flushed together; where the file system has no unnamed files, every
+/// write takes the temp file's way);
 /// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
 /// fsyncs: a crash may lose one, never tear one;
 /// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
@@ -21,6 +25,10 @@ package struct FileStore: KeyValueStore {
     /// may lose the latest writes (never tear one). Handlers always write durably.
     package let durable: Bool
     private let isCaseSensitive: @Sendable (String) -> Bool?
+    /// Whether new records start as unnamed files (`O_TMPFILE`), linked in by their
+    /// `/proc/self/fd` path: one change of the folder instead of a temp file's two (its name
+    /// made, then renamed away), and nothing left behind by a writer that dies.
+    private let unnamedFiles: Bool
     /// Sorted listings of folders, kept for `scan` (a walk over many pages in one process).
     private let snapshots = FolderSnapshots()
 
@@ -30,19 +38,25 @@ package struct FileStore: KeyValueStore {
     static let caseCheckedMarker = ".case-sensitive"
     /// A temporary file this old belongs to a writer that died before its rename.
     static let abandonedTemporarySeconds: Int64 = 3600
+    /// Whether this process can link an unnamed file in: it needs `/proc`.
+    package static let canLinkUnnamedFiles = access("/proc/self/fd", X_OK) == 0
+    /// Set once a file system refused an unnamed file: this process writes temp files after.
+    static let unnamedFilesRefused = Atomic<Bool>(false)
 
     /// The root folder is created with the first write, so a handler that only reads (or
     /// never touches the store) creates nothing. A root on a filesystem that does not tell
     /// upper from lower case is refused: tenants `Acme` and `acme` would share records.
     package init(
         root: String, clock: any Clock = SystemClock(), durable: Bool = true,
-        isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) }
+        isCaseSensitive: @escaping @Sendable (String) -> Bool? = { FileStore.isCaseSensitive($0) },
+        unnamedFiles: Bool = FileStore.canLinkUnnamedFiles
     ) throws(StoreError) {
         guard root.hasPrefix("/") else { throw .unavailable("the store root must be an absolute path") }
         self.root = root
         self.clock = clock
         self.durable = durable
         self.isCaseSensitive = isCaseSensitive
+        self.unnamedFiles = unnamedFiles
         if access(root, F_OK) == 0 && access(root + "/" + Self.caseCheckedMarker, F_OK) != 0 {
             try Self.checkCaseSensitivity(root, isCaseSensitive)
         }
@@ -112,19 +126,25 @@ package struct FileStore: KeyValueStore {
         return deleted
     }
 
-    /// Every record written to a temporary file first, then one `syncfs` for all of them
+    /// Every durable record written to a temporary file first, then one `syncfs` for all of them
     /// (instead of an fsync each), then each renamed into place under its folder's lock (where
     /// a create finds its key taken and drops its file), then each folder synced once: as
     /// durable and as atomic per key as the writes one by one, at a fraction of the flushes.
     /// Consecutive writes into one folder (a request's claims, its outbox entries) share one
     /// taking of the lock; deletes are unlinked under it too, their folders synced once after.
+    /// A record that is not to be flushed (one with a TTL, any in a store that is not durable)
+    /// is written once its folder is locked, as `put` writes it: a new one as an unnamed file.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
-        var staged: [(temp: String, version: UInt64)] = []
+        var staged: [(file: Staged, version: UInt64)] = []
         staged.reserveCapacity(writes.count)
         // A temporary file not renamed into place (a create that found its key taken, a failure).
         var placed = [Bool](repeating: false, count: writes.count)
-        defer { for (index, (temp, _)) in staged.enumerated() where !placed[index] && !temp.isEmpty { unlink(temp) } }
+        defer {
+            for (index, (file, _)) in staged.enumerated() where !placed[index] {
+                if case .named(let temp) = file { unlink(temp) }
+            }
+        }
         var needsSync = false
         // Deletes write nothing first; their folders are synced after, as a delete alone is.
         var deletes = false
@@ -134,16 +154,18 @@ package struct FileStore: KeyValueStore {
             case .put(_, let bytes, let life), .create(_, let bytes, let life): (value, ttl) = (bytes, life)
             case .delete:
                 deletes = true
-                staged.append(("", 0))
+                staged.append((.none, 0))
                 continue
             }
-            let file = path(for: write.key)
-            let folder = String(file[..<file.lastIndex(of: "/")!])
-            if access(folder, F_OK) != 0 { try makeFolders(for: write.key) }
             let version = StoreVersion.next(after: nil)
             let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
-            staged.append((try writeTemporary(in: folder, Self.encode(value, version: version, expiresAt: expires)), version))
-            if durable && ttl == nil { needsSync = true }
+            let bytes = Self.encode(value, version: version, expiresAt: expires)
+            if durable && ttl == nil {
+                staged.append((.named(try writeTemporary(for: write.key, bytes)), version))
+                needsSync = true
+            } else {
+                staged.append((.bytes(bytes), version))
+            }
         }
         if needsSync {
             let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -176,10 +198,10 @@ package struct FileStore: KeyValueStore {
     /// its lock, up to one whose version does not grow (a record from a clock ahead of this
     /// one), which is written the slow way once the lock is let go. The index after them.
     private func placeRun(
-        from index: Int, of writes: [BatchWrite], staged: [(temp: String, version: UInt64)], placed: inout [Bool],
+        from index: Int, of writes: [BatchWrite], staged: [(file: Staged, version: UInt64)], placed: inout [Bool],
         versions: inout [UInt64?], folders: inout Set<String>
     ) throws(StoreError) -> Int {
-        let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, _ throws(StoreError) -> (Int, Bool) in
+        let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, lock throws(StoreError) -> (Int, Bool) in
             var next = index
             // A run that deleted may have emptied the folder, which then goes (as `mutate` does).
             var emptied = false
@@ -198,20 +220,22 @@ package struct FileStore: KeyValueStore {
                     next += 1
                     continue
                 }
-                var current: Versioned? = nil
-                do throws(StoreError) {
-                    current = try read(file, key: writes[next].key)
-                } catch {
-                    guard case .corrupt = error else { throw error }
-                }
+                let (current, exists) = try readForChange(file, key: writes[next].key)
                 if case .create = writes[next], current != nil {
                     versions.append(nil)
                     next += 1
                     continue
                 }
-                let (temp, version) = staged[next]
+                let (staging, version) = staged[next]
                 guard version > current?.version ?? 0 else { return (next, true) }
-                guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
+                switch staging {
+                case .named(let temp):
+                    guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
+                case .bytes(let bytes):
+                    try writeAtomically(file, folder: folder, folderDescriptor: lock, bytes: bytes, durable: false, replacing: exists)
+                case .none:
+                    break
+                }
                 placed[next] = true
                 folders.insert(folder)
                 versions.append(version)
@@ -311,16 +335,10 @@ package struct FileStore: KeyValueStore {
     private func mutate(_ key: String, _ decide: (Versioned?) throws(StoreError) -> Change) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         return try withLockedFolder(of: key) { file, folder, lock throws(StoreError) in
-            // A corrupt record can be overwritten or deleted; it must not block repair.
-            var current: Versioned? = nil
-            do throws(StoreError) {
-                current = try read(file, key: key)
-            } catch {
-                guard case .corrupt = error else { throw error }
-            }
+            let (current, exists) = try readForChange(file, key: key)
             switch try decide(current) {
             case .remove:
-                if current != nil || access(file, F_OK) == 0 {
+                if exists {
                     guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
                     removeIfEmpty(folder)
                     fsync(lock)
@@ -331,7 +349,8 @@ package struct FileStore: KeyValueStore {
                 let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
                 try writeAtomically(
                     file, folder: folder, folderDescriptor: lock,
-                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil)
+                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil,
+                    replacing: exists)
                 return version
             }
         }
@@ -393,10 +412,16 @@ package struct FileStore: KeyValueStore {
         processNoise + "-" + String(counter.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
     }
 
-    /// A new temporary file in `folder` holding `bytes`, not synced; its path.
-    private func writeTemporary(in folder: String, _ bytes: [UInt8]) throws(StoreError) -> String {
-        let temp = folder + "/.tmp-" + Self.temporaryName()
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    /// A new temporary file in `key`'s folder (made when missing) holding `bytes`, not synced;
+    /// its path.
+    private func writeTemporary(for key: String, _ bytes: [UInt8]) throws(StoreError) -> String {
+        let file = path(for: key)
+        let temp = String(file[..<file.lastIndex(of: "/")!]) + "/.tmp-" + Self.temporaryName()
+        var fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            try makeFolders(for: key)
+            fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create record (errno \(errno))") }
         let failure = Descriptor.writeAll(fd, bytes)
         close(fd)
@@ -407,23 +432,66 @@ package struct FileStore: KeyValueStore {
         return temp
     }
 
+    /// Writes `bytes` as the record `file` (its folder locked): a new record by way of an
+    /// unnamed file, a replaced one by way of a temp file.
     private func writeAtomically(
         _ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
-        durable: Bool
+        durable: Bool, replacing: Bool
     ) throws(StoreError) {
-        let temp = folder + "/.tmp-" + Self.temporaryName()
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
-        var failure = Descriptor.writeAll(fd, bytes)
-        if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
-        close(fd)
-        if failure == 0 && rename(temp, file) != 0 { failure = errno }
-        if failure != 0 {
-            unlink(temp)
-            throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
+        if !replacing, let fd = try writeUnnamed(in: folder, bytes, sync: durable) {
+            defer { close(fd) }
+            guard linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 else {
+                throw .unavailable("cannot write record (errno \(errno))")
+            }
+        } else {
+            let temp = folder + "/.tmp-" + Self.temporaryName()
+            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
+            var failure = Descriptor.writeAll(fd, bytes)
+            if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
+            close(fd)
+            if failure == 0 && rename(temp, file) != 0 { failure = errno }
+            if failure != 0 {
+                unlink(temp)
+                throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
+            }
         }
         if durable { fsync(folderDescriptor) }
     }
+
+    /// A record's bytes on their way into place.
+    private enum Staged {
+        /// Nothing (a delete).
+        case none
+        /// A temporary file, written and flushed before the folder is locked, renamed then.
+        case named(String)
+        /// Bytes written once the folder is locked.
+        case bytes([UInt8])
+    }
+
+    /// An unnamed file in `folder` holding `bytes`, fsynced with `sync`; nil where unnamed files
+    /// are not to be had (this store does not use them, the file system has none, no descriptor
+    /// is free): the caller writes a temp file instead.
+    private func writeUnnamed(in folder: String, _ bytes: [UInt8], sync: Bool) throws(StoreError) -> Int32? {
+        guard unnamedFiles, !Self.unnamedFilesRefused.load(ordering: .relaxed) else { return nil }
+        let fd = open(folder, O_WRONLY | Self.unnamedFileFlag | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            // Kernels and file systems without O_TMPFILE answer one of these.
+            if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL { Self.unnamedFilesRefused.store(true, ordering: .relaxed) }
+            return nil
+        }
+        var failure = Descriptor.writeAll(fd, bytes)
+        if sync && failure == 0 && fsync(fd) != 0 { failure = errno }
+        guard failure == 0 else {
+            close(fd)
+            throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
+        }
+        return fd
+    }
+
+    /// `O_TMPFILE` (`__O_TMPFILE | O_DIRECTORY`; Glibc's module map leaves it out without
+    /// `_GNU_SOURCE`). `__O_TMPFILE` is the same on every Linux architecture Swift builds for.
+    private static let unnamedFileFlag: Int32 = 0o20_000_000 | O_DIRECTORY
 
     // MARK: Record format: "CKV1", version (u64 LE), expiry in Unix seconds (i64 LE, 0 none), value
 
@@ -433,6 +501,18 @@ package struct FileStore: KeyValueStore {
         withUnsafeBytes(of: version.littleEndian) { bytes += $0 }
         withUnsafeBytes(of: expiresAt.littleEndian) { bytes += $0 }
         return bytes + value
+    }
+
+    /// The record as a change sees it (a corrupt record can be overwritten or deleted: it must
+    /// not block repair), and whether a file is there at all (an expired or corrupt record is).
+    private func readForChange(_ file: String, key: String) throws(StoreError) -> (current: Versioned?, exists: Bool) {
+        do throws(StoreError) {
+            guard let record = try readRecord(file, key: key, headerOnly: false) else { return (nil, false) }
+            return (record.expires != 0 && record.expires <= clock.now.unixSeconds ? nil : record.value, true)
+        } catch {
+            guard case .corrupt = error else { throw error }
+            return (nil, true)
+        }
     }
 
     /// The record unless it is absent or expired now.
@@ -580,28 +660,42 @@ package struct FileStore: KeyValueStore {
         return names
     }
 
-    /// The folders of a key's parent segments, created below the root only.
+    /// The folders of a key's parent segments, created below the root only: the deepest is
+    /// tried first and its parents only when it cannot be made, so a key whose parents exist
+    /// (most of them: a new minute of an index, a new tenant) costs one `mkdir`.
     private func makeFolders(for key: String) throws(StoreError) {
-        if access(root, F_OK) != 0 {
-            try Self.makeDirectories(root)
-            try Self.checkCaseSensitivity(root, isCaseSensitive)
-        }
+        var folders: [String] = []
         var current = root
         for segment in key.split(separator: "/").dropLast() {
             current += "/" + segment
-            if mkdir(current, 0o700) != 0 && errno != EEXIST {
-                throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create store folder (errno \(errno))")
-            }
+            folders.append(current)
         }
+        // Up from the deepest to the first that exists or could be made.
+        var made = folders.count - 1
+        while made >= 0 {
+            if mkdir(folders[made], 0o700) == 0 || errno == EEXIST { break }
+            guard errno == ENOENT else { throw Self.folderFailure(errno) }
+            made -= 1
+        }
+        if made < 0 && access(root, F_OK) != 0 {
+            try Self.makeDirectories(root)
+            try Self.checkCaseSensitivity(root, isCaseSensitive)
+        }
+        // Then down again, below it.
+        for folder in folders[(made + 1)...] where mkdir(folder, 0o700) != 0 && errno != EEXIST {
+            throw Self.folderFailure(errno)
+        }
+    }
+
+    private static func folderFailure(_ code: Int32) -> StoreError {
+        .unavailable(code == ENOSPC ? "store disk is full" : "cannot create store folder (errno \(code))")
     }
 
     private static func makeDirectories(_ path: String) throws(StoreError) {
         var current = ""
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o700) != 0 && errno != EEXIST {
-                throw .unavailable(errno == ENOSPC ? "store disk is full" : "cannot create store folder (errno \(errno))")
-            }
+            if mkdir(current, 0o700) != 0 && errno != EEXIST { throw folderFailure(errno) }
         }
     }
 }

@@ -38,6 +38,68 @@ import Testing
         #expect(try store.get("b/taken")?.value == Array("old".utf8))
     }
 
+    /// The names that came into `folder` while `body` ran, as inotify saw them: made
+    /// (`IN_CREATE`, a link included) or renamed in (`IN_MOVED_TO`).
+    static func namesAppearing(in folder: String, during body: () throws -> Void) throws -> [String] {
+        let watcher = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        try #require(watcher >= 0)
+        defer { close(watcher) }
+        try #require(inotify_add_watch(watcher, folder, UInt32(IN_CREATE | IN_MOVED_TO)) >= 0)
+        try body()
+        var names: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let count = buffer.withUnsafeMutableBytes { read(watcher, $0.baseAddress!, $0.count) }
+        var offset = 0
+        while offset + MemoryLayout<inotify_event>.size <= max(count, 0) {
+            let length = buffer.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)) }
+            let start = offset + MemoryLayout<inotify_event>.size
+            names.append(String(decoding: buffer[start..<(start + length)].prefix { $0 != 0 }, as: UTF8.self))
+            offset = start + length
+        }
+        return names
+    }
+
+    /// A new record is an unnamed file linked in under its name: no temporary name comes and
+    /// goes in its folder, whether it is written alone or in a batch without a flush. A record
+    /// replaced, and every record of a store told not to use unnamed files, comes by way of a
+    /// temporary file renamed.
+    @Test func aNewRecordIsLinkedInWithoutATemporaryName() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("n/first", Array("1".utf8))
+        #expect(try Self.namesAppearing(in: folder.path + "/n") { try store.put("n/alone", Array("2".utf8)) } == ["alone.rec"])
+        let batch = try Self.namesAppearing(in: folder.path + "/n") {
+            _ = try store.write([.put("n/leased", Array("3".utf8), ttl: 60), .create("n/claimed", Array("4".utf8), ttl: 60)])
+        }
+        #expect(batch == ["leased.rec", "claimed.rec"])
+        let replaced = try Self.namesAppearing(in: folder.path + "/n") { try store.put("n/alone", Array("5".utf8)) }
+        #expect(replaced.count == 2 && replaced[0].hasPrefix(".tmp-") && replaced[1] == "alone.rec", "\(replaced)")
+        #expect(try store.get("n/alone")?.value == Array("5".utf8))
+        #expect(try store.get("n/claimed")?.value == Array("4".utf8))
+        let refused = FileStore.unnamedFilesRefused.load(ordering: .relaxed)
+        #expect(!refused)
+
+        let named = try FileStore(root: folder.path, unnamedFiles: false)
+        let seen = try Self.namesAppearing(in: folder.path + "/n") { try named.put("n/other", Array("6".utf8)) }
+        #expect(seen.count == 2 && seen[0].hasPrefix(".tmp-") && seen[1] == "other.rec", "\(seen)")
+        #expect(try store.get("n/other")?.value == Array("6".utf8))
+    }
+
+    /// A key deep under folders that do not exist yet gets them all; one under existing folders
+    /// gets its own, and a record at the root none.
+    @Test func foldersAreMadeForAnyDepth() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/new/root")
+        try store.put("a/b/c/d", Array("1".utf8))
+        try store.put("a/b/e/f", Array("2".utf8))
+        _ = try store.write([.put("a/g/h", Array("3".utf8), ttl: nil), .put("top", Array("4".utf8), ttl: 5)])
+        #expect(try store.get("a/b/c/d")?.value == Array("1".utf8))
+        #expect(try store.get("a/b/e/f")?.value == Array("2".utf8))
+        #expect(try store.get("a/g/h")?.value == Array("3".utf8))
+        #expect(try store.get("top")?.value == Array("4".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path + "/new/root/a/b").sorted() == ["c", "e"])
+    }
+
     @Test func aCorruptRecordIsReportedAndCanBeOverwritten() throws {
         let folder = TemporaryFolder()
         let store = try FileStore(root: folder.path)

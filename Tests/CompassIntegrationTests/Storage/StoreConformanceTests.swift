@@ -13,7 +13,8 @@ import Testing
 /// takes a factory so that other backends run the very same suite.
 @Suite struct StoreConformanceTests {
     static let backends: [@Sendable () throws -> StoreUnderTest] = [
-        StoreUnderTest.fileStore, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore, StoreUnderTest.dynamoDBStore,
+        StoreUnderTest.fileStore, StoreUnderTest.fileStoreWithTemporaryFiles, StoreUnderTest.etcdStore, StoreUnderTest.postgresStore,
+        StoreUnderTest.dynamoDBStore,
     ]
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }

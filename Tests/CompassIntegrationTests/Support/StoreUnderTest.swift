@@ -27,6 +27,17 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
             advance: { clock.advance($0) }, keepAlive: [folder])
     }
 
+    /// The file store as it writes where the file system has no unnamed files (`O_TMPFILE`):
+    /// every record by way of a temporary file.
+    static func fileStoreWithTemporaryFiles() -> StoreUnderTest {
+        let folder = TemporaryFolder()
+        let clock = TestClock(Date())
+        let root = folder.path + "/store"
+        return StoreUnderTest(
+            name: "FileStore (temporary files)", url: "file://" + root,
+            store: try! FileStore(root: root, clock: clock, unnamedFiles: false), advance: { clock.advance($0) }, keepAlive: [folder])
+    }
+
     /// A namespace of its own on the shared etcd node. etcd's leases run on its own clock, so
     /// time passes for real (with a margin for etcd's lease checker).
     /// A clear failure of each etcd case (not a crash of the run) when etcd cannot start.
