@@ -86,14 +86,22 @@ package struct TenantSeeder: Sendable {
 
     /// Tenants, each written in the callback's order (due entries, credential, its token's entry
     /// in the expiry index, user index, integration), as one batch of writes (and one for their
-    /// sandbox tokens).
+    /// sandbox tokens). The batch holds every tenant's first record, then every tenant's second,
+    /// and so on: each tenant's still come in that order, and the records of one kind that share
+    /// a folder (credentials, integrations) come one after another, which a file store places
+    /// under one taking of the folder's lock.
     package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
-        var writes: [BatchWrite] = []
+        var byTenant: [[BatchWrite]] = []
         var tokens: [BatchWrite] = []
         for (index, due) in tenants {
             let (records, token) = try self.records(index, due: due)
-            writes += records
+            byTenant.append(records)
             if let token { tokens.append(token) }
+        }
+        var writes: [BatchWrite] = []
+        writes.reserveCapacity(byTenant.count * (byTenant.first?.count ?? 0))
+        for kind in (byTenant.first ?? []).indices {
+            for records in byTenant { writes.append(records[kind]) }
         }
         if let sandbox, !tokens.isEmpty { _ = try sandbox.write(tokens) }
         _ = try store.write(writes)
