@@ -118,7 +118,8 @@ package struct FileStore: KeyValueStore {
     @discardableResult
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         var deleted = false
-        _ = try mutate(key) { current throws(StoreError) in
+        // A key whose folder does not exist is absent: nothing to lock, and no folder is made.
+        _ = try mutate(key, unlessMissing: version == nil) { current throws(StoreError) in
             if let version, current?.version != version { throw .versionMismatch }
             deleted = current != nil
             return .remove
@@ -201,7 +202,12 @@ package struct FileStore: KeyValueStore {
         from index: Int, of writes: [BatchWrite], staged: [(file: Staged, version: UInt64)], placed: inout [Bool],
         versions: inout [UInt64?], folders: inout Set<String>
     ) throws(StoreError) -> Int {
-        let (next, slow) = try withLockedFolder(of: writes[index].key) { _, folder, lock throws(StoreError) -> (Int, Bool) in
+        // A run that begins with a delete in a folder that does not exist: that delete has
+        // nothing to do, and no folder is made for it.
+        var ifMissing: (Int, Bool)? = nil
+        if case .delete = writes[index] { ifMissing = (-1, false) }
+        let (next, slow) = try withLockedFolder(of: writes[index].key, ifMissing: ifMissing) {
+            _, folder, lock throws(StoreError) -> (Int, Bool) in
             var next = index
             // A run that deleted may have emptied the folder, which then goes (as `mutate` does).
             var emptied = false
@@ -242,6 +248,10 @@ package struct FileStore: KeyValueStore {
                 next += 1
             }
             return (next, false)
+        }
+        if next < 0 {
+            versions.append(nil)
+            return index + 1
         }
         guard slow else { return next }
         switch writes[next] {
@@ -332,9 +342,13 @@ package struct FileStore: KeyValueStore {
     }
 
     /// Reads the current value and applies `decide`'s change, all under the folder's lock.
-    private func mutate(_ key: String, _ decide: (Versioned?) throws(StoreError) -> Change) throws(StoreError) -> UInt64 {
+    /// With `unlessMissing`, a key whose folder does not exist is left alone (`decide` is not
+    /// called, 0 is returned) instead of getting its folder made.
+    private func mutate(
+        _ key: String, unlessMissing: Bool = false, _ decide: (Versioned?) throws(StoreError) -> Change
+    ) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        return try withLockedFolder(of: key) { file, folder, lock throws(StoreError) in
+        return try withLockedFolder(of: key, ifMissing: unlessMissing ? 0 : nil) { file, folder, lock throws(StoreError) in
             let (current, exists) = try readForChange(file, key: key)
             switch try decide(current) {
             case .remove:
@@ -359,7 +373,7 @@ package struct FileStore: KeyValueStore {
     /// Deletes the record if it is still expired by `cutoff` once the folder is locked (a
     /// writer may have just put a fresh one).
     private func removeIfExpired(_ key: String, by cutoff: Int64) throws(StoreError) -> Bool {
-        try withLockedFolder(of: key) { file, folder, _ throws(StoreError) in
+        try withLockedFolder(of: key, ifMissing: false) { file, folder, _ throws(StoreError) in
             guard let expires = try? readRecord(file, key: key, headerOnly: true)?.expires,
                 expires != 0, expires <= cutoff, unlink(file) == 0
             else { return false }
@@ -375,9 +389,10 @@ package struct FileStore: KeyValueStore {
     }
 
     /// Runs `body` with the key's folder locked (exclusive `flock`): every change of a record
-    /// happens inside, so compare-and-swap holds across processes.
+    /// happens inside, so compare-and-swap holds across processes. A missing folder is made,
+    /// unless there is an `ifMissing` answer to give instead.
     private func withLockedFolder<T>(
-        of key: String,
+        of key: String, ifMissing: T? = nil,
         _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T
     ) throws(StoreError) -> T {
         let file = path(for: key)
@@ -385,6 +400,7 @@ package struct FileStore: KeyValueStore {
         for _ in 0..<16 {
             var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if lock < 0 && errno == ENOENT {
+                if let ifMissing { return ifMissing }
                 try makeFolders(for: key)
                 lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                 if lock < 0 && errno == ENOENT { continue }

@@ -175,4 +175,17 @@ import Testing
         #expect(try store.list(prefix: "meta/", after: nil, limit: 5).entries.isEmpty)
         #expect(!FileManager.default.fileExists(atPath: folder.path + "/lazy"))
     }
+
+    /// Deleting a key that is not there makes no folder for it (a delete of an index entry that
+    /// was never written leaves the disk as it was).
+    @Test func deletingAnAbsentKeyMakesNoFolder() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path + "/s")
+        try store.put("meta/kept", Array("1".utf8))
+        #expect(try store.delete("meta/meta-user/12345/tenant_a", ifVersion: nil) == false)
+        #expect(try store.write([.delete("meta/other/67890/tenant_b")]) == [nil])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path + "/s/meta") == ["kept.rec"])
+        // A delete on a version still says the version is not there.
+        #expect(throws: StoreError.versionMismatch) { try store.delete("meta/gone/t", ifVersion: 7) }
+    }
 }
