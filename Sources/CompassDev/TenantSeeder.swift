@@ -146,7 +146,7 @@ package struct TenantSeeder: Sendable {
                 .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
                 .put(DueIndex.key(tenant, at: TokenExpiry.bucket(expiresAt), prefix: TokenExpiry.prefix), [], ttl: nil),
                 .put(TokenExpiry.pointer(tenant), Array(String(TokenExpiry.bucket(expiresAt).unixSeconds / 60).utf8), ttl: nil),
-                .put(RecordKey.metaUserTenant(user, tenant), Array("{}".utf8), ttl: nil),
+                .put(MetaUserIndex.key(user, tenant), Array("{}".utf8), ttl: nil),
                 .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
             ], sandboxToken
         )

@@ -144,15 +144,7 @@ package struct IntegrationLifecycle {
 
     /// Every tenant connected through `metaUserId`.
     package func tenants(ofMetaUser metaUserId: String) throws(StoreError) -> [String] {
-        var tenants: [String] = []
-        var cursor: String? = nil
-        let prefix = RecordKey.metaUserPrefix(metaUserId)
-        repeat {
-            let page = try dependencies.store.list(prefix: prefix, after: cursor, limit: 500)
-            tenants += page.entries.map { String($0.key.dropFirst(prefix.count)) }
-            cursor = page.cursor
-        } while cursor != nil
-        return tenants
+        try MetaUserIndex(store: dependencies.store).tenants(of: metaUserId)
     }
 
     /// Meta says the user removed the app: the token is gone; the integration stays, shown as
@@ -170,7 +162,7 @@ package struct IntegrationLifecycle {
                 return true
             }
             if changed { countStatus(from: before, to: .disconnected) }
-            try dependencies.store.delete(RecordKey.metaUserTenant(metaUserId, tenant))
+            try MetaUserIndex(store: dependencies.store).remove(metaUserId, tenant)
             enqueueNotice(CompassNotice(type: "integration.disconnected", tenant: tenant, reason: "deauthorized_at_meta", time: now))
         }
         return tenants.count
@@ -217,7 +209,7 @@ package struct IntegrationLifecycle {
             let deleted = try store.deleteAll(prefix: prefix)
             if prefix == RecordKey.outboxPrefix(tenant) { dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -deleted) }
         }
-        if let metaUserId { try store.delete(RecordKey.metaUserTenant(metaUserId, tenant)) }
+        if let metaUserId { try MetaUserIndex(store: store).remove(metaUserId, tenant) }
         DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
         WaitingSince(store: store).end(tenant)

@@ -206,9 +206,6 @@ package enum RecordKey {
     package static func deletion(_ code: String) -> String { "meta/deletion/\(code)" }
     /// A Meta `signed_request` already acted on (by its SHA-256), kept while it could be replayed.
     package static func signedRequest(_ digest: String) -> String { "meta/signed-request/\(digest)" }
-    /// Tenants connected through one Meta user: `meta/meta-user/<user>/<tenant>`.
-    package static func metaUserPrefix(_ user: String) -> String { "meta/meta-user/\(user)/" }
-    package static func metaUserTenant(_ user: String, _ tenant: String) -> String { metaUserPrefix(user) + tenant }
 
     /// Everything stored of one tenant, but for the index entry of its Meta user (which needs
     /// the user's id), OAuth states (keyed by the state's hash; they expire within 10 minutes)

@@ -233,10 +233,9 @@ package struct CallbackHandler: Handler {
         // A new consent: the tenant's events may be queued again.
         try dependencies.store.delete(RecordKey.purging(tenantId))
         due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)
-        try dependencies.store.put(RecordKey.metaUserTenant(integration.metaUserId, tenantId), Array("{}".utf8))
-        if let previous, previous.metaUserId != integration.metaUserId {
-            _ = try? dependencies.store.delete(RecordKey.metaUserTenant(previous.metaUserId, tenantId))
-        }
+        let users = MetaUserIndex(store: dependencies.store)
+        try users.add(integration.metaUserId, tenantId)
+        if let previous, previous.metaUserId != integration.metaUserId { try? users.remove(previous.metaUserId, tenantId) }
         try records.save(integration, at: RecordKey.integration(tenantId))
         // Events that waited for this connection go at the next cron run.
         EventPipeline(dependencies: dependencies, tenant: tenantId).outboxDueNow()

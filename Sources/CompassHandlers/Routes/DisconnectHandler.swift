@@ -57,8 +57,9 @@ package struct DisconnectHandler: Handler {
         var result = Answer(disconnected: true, revokedAtMeta: false, revokeSkipped: nil)
         let logger = dependencies.logger
         do {
-            let others = try dependencies.store.list(prefix: RecordKey.metaUserPrefix(credential.metaUserId), after: nil, limit: 2)
-            if credential.tokenType != "system_user", others.entries.contains(where: { !$0.key.hasSuffix("/" + tenant) }) {
+            if credential.tokenType != "system_user",
+                try MetaUserIndex(store: dependencies.store).hasTenant(of: credential.metaUserId, besides: tenant)
+            {
                 result.revokeSkipped = "grant_shared_with_another_tenant"
                 return result
             }

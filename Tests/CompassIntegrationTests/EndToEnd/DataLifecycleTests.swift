@@ -79,7 +79,7 @@ extension DataLifecycleTests {
         try world.storeDeadLetter("dead-1")
         for prefix in [
             "meta/integration/", "meta/credential/", "meta/outbox/tenant_a/", "meta/dead/tenant_a/", "meta/sent/tenant_a/",
-            "meta/delivery-stats/", "meta/meta-user/",
+            "meta/delivery-stats/", "meta/meta-users/",
         ] {
             #expect(try store.count(prefix: prefix) > 0, "nothing under \(prefix) to purge")
         }
