@@ -57,8 +57,6 @@ static void load_curl(void) {
     api.loaded = 1;
 }
 
-int compass_http_is_loaded(void) { return api.loaded; }
-
 typedef struct {
     unsigned char *data;
     size_t length;

@@ -104,8 +104,6 @@ package struct CurlTransport: HTTPTransport {
         }
     }
 
-    package static var isLoaded: Bool { compass_http_is_loaded() != 0 }
-
     package static func parseHeaders(_ block: String) -> [String: String] {
         var headers: [String: String] = [:]
         for line in block.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" }) {

@@ -41,7 +41,4 @@ typedef struct {
 void compass_http_perform(const compass_http_request *request, compass_http_response *response);
 void compass_http_response_free(compass_http_response *response);
 
-/// 1 once libcurl is loaded in this process (for tests and benchmarks).
-int compass_http_is_loaded(void);
-
 #endif
