@@ -1,11 +1,7 @@
-import Foundation
 import Testing
 
 @testable import CompassDev
 @testable import CompassHandlers
-@testable import CompassHosts
-@testable import CompassMeta
-@testable import CompassPlatform
 @testable import CompassStorage
 @testable import CompassTestSupport
 
