@@ -89,7 +89,9 @@ package struct TenantSeeder: Sendable {
     /// sandbox tokens). The batch holds every tenant's first record, then every tenant's second,
     /// and so on: each tenant's still come in that order, and the records of one kind that share
     /// a folder (credentials, integrations) come one after another, which a file store places
-    /// under one taking of the folder's lock.
+    /// under one taking of the folder's lock. A batch that fails part way (a full disk) may
+    /// leave its tenants as a callback that died would (due entries and credentials without
+    /// their integrations): seed a failed store anew.
     package func seed(_ tenants: [(index: Int, due: Bool)]) throws(StoreError) {
         var byTenant: [[BatchWrite]] = []
         var tokens: [BatchWrite] = []

@@ -109,7 +109,9 @@ package struct FileStore: KeyValueStore {
 
     @discardableResult
     package func compareAndSwap(_ key: String, _ value: [UInt8], expected version: UInt64, ttl: Int?) throws(StoreError) -> UInt64 {
-        try mutate(key) { current throws(StoreError) in
+        // A key whose folder does not exist has no version: no folder is made to say so.
+        let missing: () throws(StoreError) -> UInt64 = { () throws(StoreError) in throw .versionMismatch }
+        return try mutate(key, ifMissing: missing) { current throws(StoreError) in
             guard current?.version == version else { throw .versionMismatch }
             return .write(value, ttl)
         }
@@ -119,7 +121,11 @@ package struct FileStore: KeyValueStore {
     package func delete(_ key: String, ifVersion version: UInt64?) throws(StoreError) -> Bool {
         var deleted = false
         // A key whose folder does not exist is absent: nothing to lock, and no folder is made.
-        _ = try mutate(key, unlessMissing: version == nil) { current throws(StoreError) in
+        let missing: () throws(StoreError) -> UInt64 = { () throws(StoreError) in
+            if version != nil { throw .versionMismatch }
+            return 0
+        }
+        _ = try mutate(key, ifMissing: missing) { current throws(StoreError) in
             if let version, current?.version != version { throw .versionMismatch }
             deleted = current != nil
             return .remove
@@ -195,8 +201,9 @@ package struct FileStore: KeyValueStore {
         return versions
     }
 
-    /// The writes from `index` on that share its folder, renamed into place under one taking of
-    /// its lock, up to one whose version does not grow (a record from a clock ahead of this
+    /// The writes from `index` on that share its folder, put in place under one taking of its
+    /// lock (a staged temporary file renamed, a record that needs no flush written there), up to
+    /// one whose version does not grow (a record from a clock ahead of this
     /// one), which is written the slow way once the lock is let go. The index after them.
     private func placeRun(
         from index: Int, of writes: [BatchWrite], staged: [(file: Staged, version: UInt64)], placed: inout [Bool],
@@ -204,8 +211,8 @@ package struct FileStore: KeyValueStore {
     ) throws(StoreError) -> Int {
         // A run that begins with a delete in a folder that does not exist: that delete has
         // nothing to do, and no folder is made for it.
-        var ifMissing: (Int, Bool)? = nil
-        if case .delete = writes[index] { ifMissing = (-1, false) }
+        var ifMissing: (() throws(StoreError) -> (Int, Bool))? = nil
+        if case .delete = writes[index] { ifMissing = { (-1, false) } }
         let (next, slow) = try withLockedFolder(of: writes[index].key, ifMissing: ifMissing) {
             _, folder, lock throws(StoreError) -> (Int, Bool) in
             var next = index
@@ -342,13 +349,13 @@ package struct FileStore: KeyValueStore {
     }
 
     /// Reads the current value and applies `decide`'s change, all under the folder's lock.
-    /// With `unlessMissing`, a key whose folder does not exist is left alone (`decide` is not
-    /// called, 0 is returned) instead of getting its folder made.
+    /// With `ifMissing`, a key whose folder does not exist gets its answer (`decide` is not
+    /// called) instead of its folder made.
     private func mutate(
-        _ key: String, unlessMissing: Bool = false, _ decide: (Versioned?) throws(StoreError) -> Change
+        _ key: String, ifMissing: (() throws(StoreError) -> UInt64)? = nil, _ decide: (Versioned?) throws(StoreError) -> Change
     ) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
-        return try withLockedFolder(of: key, ifMissing: unlessMissing ? 0 : nil) { file, folder, lock throws(StoreError) in
+        return try withLockedFolder(of: key, ifMissing: ifMissing) { file, folder, lock throws(StoreError) in
             let (current, exists) = try readForChange(file, key: key)
             switch try decide(current) {
             case .remove:
@@ -373,7 +380,8 @@ package struct FileStore: KeyValueStore {
     /// Deletes the record if it is still expired by `cutoff` once the folder is locked (a
     /// writer may have just put a fresh one).
     private func removeIfExpired(_ key: String, by cutoff: Int64) throws(StoreError) -> Bool {
-        try withLockedFolder(of: key, ifMissing: false) { file, folder, _ throws(StoreError) in
+        let missing: () throws(StoreError) -> Bool = { false }
+        return try withLockedFolder(of: key, ifMissing: missing) { file, folder, _ throws(StoreError) in
             guard let expires = try? readRecord(file, key: key, headerOnly: true)?.expires,
                 expires != 0, expires <= cutoff, unlink(file) == 0
             else { return false }
@@ -390,9 +398,9 @@ package struct FileStore: KeyValueStore {
 
     /// Runs `body` with the key's folder locked (exclusive `flock`): every change of a record
     /// happens inside, so compare-and-swap holds across processes. A missing folder is made,
-    /// unless there is an `ifMissing` answer to give instead.
+    /// unless `ifMissing` gives the answer instead.
     private func withLockedFolder<T>(
-        of key: String, ifMissing: T? = nil,
+        of key: String, ifMissing: (() throws(StoreError) -> T)? = nil,
         _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T
     ) throws(StoreError) -> T {
         let file = path(for: key)
@@ -400,7 +408,7 @@ package struct FileStore: KeyValueStore {
         for _ in 0..<16 {
             var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if lock < 0 && errno == ENOENT {
-                if let ifMissing { return ifMissing }
+                if let ifMissing { return try ifMissing() }
                 try makeFolders(for: key)
                 lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                 if lock < 0 && errno == ENOENT { continue }
@@ -454,12 +462,19 @@ package struct FileStore: KeyValueStore {
         _ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
         durable: Bool, replacing: Bool
     ) throws(StoreError) {
+        var linked = false
         if !replacing, let fd = try writeUnnamed(in: folder, bytes, sync: durable) {
-            defer { close(fd) }
-            guard linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 else {
-                throw .unavailable("cannot write record (errno \(errno))")
+            let failure = linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno
+            close(fd)
+            switch failure {
+            case 0: linked = true
+            case ENOSPC, EDQUOT: throw .unavailable("store disk is full")
+            case EEXIST: throw .unavailable("cannot write record (errno \(failure))")
+            // Linking through /proc refused (a security module, a sandbox): temp files from now on.
+            default: Self.unnamedFilesRefused.store(true, ordering: .relaxed)
             }
-        } else {
+        }
+        if !linked {
             let temp = folder + "/.tmp-" + Self.temporaryName()
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }

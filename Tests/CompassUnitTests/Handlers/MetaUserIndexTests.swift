@@ -33,18 +33,21 @@ import Testing
         #expect(try Self.entries(world, MetaUserIndex.earlierPrefix).isEmpty)
     }
 
-    /// A user id that ends another's, or begins it, shares a folder with it but none of its
-    /// entries.
+    /// User ids that share their last three digits share a folder, and one may begin another
+    /// (`123`, `123123`): none gets another's entries.
     @Test func oneUsersEntriesAreNeverAnothers() throws {
         let index = MetaUserIndex(store: World().store)
         try index.add("1123", "t1")
         try index.add("123", "t2")
-        try index.add("11234", "t3")
+        try index.add("123123", "t3")
         try index.add("123", "t4")
+        try index.add("12", "3-t5")
         #expect(try index.tenants(of: "123") == ["t2", "t4"])
         #expect(try index.tenants(of: "1123") == ["t1"])
-        #expect(try index.tenants(of: "11234") == ["t3"])
+        #expect(try index.tenants(of: "123123") == ["t3"])
+        #expect(try index.tenants(of: "12") == ["3-t5"])
         #expect(try index.hasTenant(of: "1123", besides: "t1") == false)
+        #expect(try index.hasTenant(of: "123123", besides: "t3") == false)
         #expect(try index.hasTenant(of: "123", besides: "t2"))
     }
 
