@@ -161,7 +161,7 @@ package struct FileStore: KeyValueStore {
             case .put(_, let bytes, let life), .create(_, let bytes, let life): (value, ttl) = (bytes, life)
             case .delete:
                 deletes = true
-                staged.append((.none, 0))
+                staged.append((.nothing, 0))
                 continue
             }
             let version = StoreVersion.next(after: nil)
@@ -246,7 +246,7 @@ package struct FileStore: KeyValueStore {
                     guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
                 case .bytes(let bytes):
                     try writeAtomically(file, folder: folder, folderDescriptor: lock, bytes: bytes, durable: false, replacing: exists)
-                case .none:
+                case .nothing:
                     break
                 }
                 placed[next] = true
@@ -493,7 +493,7 @@ package struct FileStore: KeyValueStore {
     /// A record's bytes on their way into place.
     private enum Staged {
         /// Nothing (a delete).
-        case none
+        case nothing
         /// A temporary file, written and flushed before the folder is locked, renamed then.
         case named(String)
         /// Bytes written once the folder is locked.
@@ -539,7 +539,7 @@ package struct FileStore: KeyValueStore {
     private func readForChange(_ file: String, key: String) throws(StoreError) -> (current: Versioned?, exists: Bool) {
         do throws(StoreError) {
             guard let record = try readRecord(file, key: key, headerOnly: false) else { return (nil, false) }
-            return (record.expires != 0 && record.expires <= clock.now.unixSeconds ? nil : record.value, true)
+            return (isLive(record) ? record.value : nil, true)
         } catch {
             guard case .corrupt = error else { throw error }
             return (nil, true)
@@ -548,9 +548,13 @@ package struct FileStore: KeyValueStore {
 
     /// The record unless it is absent or expired now.
     private func read(_ file: String, key: String, headerOnly: Bool = false) throws(StoreError) -> Versioned? {
-        guard let record = try readRecord(file, key: key, headerOnly: headerOnly) else { return nil }
-        if record.expires != 0 && record.expires <= clock.now.unixSeconds { return nil }
+        guard let record = try readRecord(file, key: key, headerOnly: headerOnly), isLive(record) else { return nil }
         return record.value
+    }
+
+    /// Whether a record has not expired by now (one without a TTL never does).
+    private func isLive(_ record: (value: Versioned, expires: Int64)) -> Bool {
+        record.expires == 0 || record.expires > clock.now.unixSeconds
     }
 
     /// The record as stored, expired or not.
