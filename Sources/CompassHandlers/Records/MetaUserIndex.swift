@@ -1,4 +1,3 @@
-import CompassPlatform
 import CompassStorage
 
 /// Which tenants each Meta user connected, for Meta's callbacks (a deauthorization or a data
