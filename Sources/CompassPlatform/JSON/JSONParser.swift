@@ -234,6 +234,12 @@ package struct JSONParser {
     /// character: the bytes a string holds as they are.
     package static func isPlain(_ word: UInt64) -> Bool { specials(in: word) == 0 }
 
+    /// True when `word` holds a control character (a byte below 0x20).
+    package static func hasControl(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        return (word &- ones &* 0x20) & ~word & (ones &* 0x80) != 0
+    }
+
     /// High bits set in `word` from its first quote, backslash or control character on (its
     /// first byte lowest, as loaded on a little-endian machine); zero when it has none. The
     /// lowest set bit is exact: a borrow that may mark a later byte only runs upward from it.

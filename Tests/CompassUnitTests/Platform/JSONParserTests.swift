@@ -153,8 +153,9 @@ import Testing
             JSONText.appendQuoted(text, to: &out)
             #expect(try JSONParser.parse(out) == .string(text), "\(text.debugDescription)")
         }
-        // Longer than the chunks the literal is written in, with escapes across their ends.
-        for unit in ["ab\"", "\u{1}xyz", "é\\\n"] {
+        // Longer than the chunks the literal is written in, with escapes across their ends (and
+        // nothing but six-byte escapes: a chunk filled to its last byte).
+        for unit in ["ab\"", "\u{1}xyz", "é\\\n", "\u{1}"] {
             let text = String(repeating: unit, count: 5_000)
             var out: [UInt8] = []
             JSONText.appendQuoted(text, to: &out)
