@@ -48,7 +48,10 @@ package enum EventFastPath {
     /// An event's parts before they are sorted into its payload.
     fileprivate struct Buffers {
         var values: [UInt8] = [], custom: [UInt8] = [], scratch: [UInt8] = []
-        var members: [(rank: Int, range: Range<Int>)] = []
+        /// Each user_data member's value in `values`, at its key's place in `MatchKeys.names`
+        /// (the keys present are the event's `MatchKeys`): read in that order, sorted by key.
+        /// Made at the first event (a workspace's buffers are swapped out while it is read).
+        var userData: [Range<Int>] = []
         /// `custom_data`'s members: each name's bytes in `customNames`, its value's in `custom`.
         var customMembers: [(name: Range<Int>, range: Range<Int>)] = [], customNames: [UInt8] = []
     }
@@ -244,10 +247,12 @@ package enum EventFastPath {
         buffers: inout Buffers, into out: inout [UInt8]
     ) -> MatchKeys? {
         guard tape.tokens[index].kind == .object else { return nil }
-        // Each member's value is written once into `values`; the members are then sorted by key.
-        buffers.members.removeAll(keepingCapacity: true)
+        // Each member's value is written once into `values`, its range kept at its key's place:
+        // the places, read in order, are the keys sorted (the tape holds no name twice).
         buffers.values.removeAll(keepingCapacity: true)
+        var keys = MatchKeys()
         let known = userDataKeys
+        if buffers.userData.isEmpty { buffers.userData = Array(repeating: 0..<0, count: known.names.count) }
         for (name, valueToken) in tape.members(of: index) {
             guard let rank = known.table.place(of: name, in: tape) else { return nil }
             let start = buffers.values.count
@@ -264,28 +269,32 @@ package enum EventFastPath {
                 buffers.values.append(contentsOf: tape.span(text))
                 buffers.values.append(UInt8(ascii: "\""))
             }
-            buffers.members.append((rank, start..<buffers.values.count))
+            buffers.userData[rank] = start..<buffers.values.count
+            keys.insert(place: rank)
         }
         // A click id in the page's URL is the fbc Meta asks for, when none is given (the rule
         // reads the URL only when the bytes "fbclid=" are in it).
-        if let url, !buffers.members.contains(where: { $0.rank == known.fbc }), ASCII.contains(tape.span(url), "fbclid="),
+        if let url, !keys.contains(place: known.fbc), ASCII.contains(tape.span(url), "fbclid="),
             let fbclid = ConversionEvent.fbclid(in: String(decoding: tape.span(url), as: UTF8.self))
         {
             let start = buffers.values.count
             JSONText.appendQuoted("fb.1.\(time * 1000).\(fbclid)", to: &buffers.values)
-            buffers.members.append((known.fbc, start..<buffers.values.count))
+            buffers.userData[known.fbc] = start..<buffers.values.count
+            keys.insert(place: known.fbc)
         }
-        guard !buffers.members.isEmpty else { return nil }
-        if source == "website" && !buffers.members.contains(where: { $0.rank == known.userAgent }) { return nil }
-        buffers.members.sort { $0.rank < $1.rank }
+        guard !keys.isEmpty else { return nil }
+        if source == "website" && !keys.contains(place: known.userAgent) { return nil }
         out.append(UInt8(ascii: "{"))
-        var keys = MatchKeys()
         buffers.values.withUnsafeBufferPointer { values in
-            for (position, member) in buffers.members.enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: known.members.name(member.rank))
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: values[member.range]))
-                keys.insert(place: member.rank)
+            buffers.userData.withUnsafeBufferPointer { ranges in
+                var rest = keys.bits
+                while rest != 0 {
+                    let rank = rest.trailingZeroBitCount
+                    if rest != keys.bits { out.append(UInt8(ascii: ",")) }
+                    rest &= rest - 1
+                    out.append(contentsOf: known.members.name(rank))
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: values[ranges[rank]]))
+                }
             }
         }
         out.append(UInt8(ascii: "}"))

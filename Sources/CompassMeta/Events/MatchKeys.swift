@@ -8,7 +8,8 @@ package struct MatchKeys: Sendable, Hashable, Sequence, ExpressibleByArrayLitera
     package static let names: [String] = UserDataNormalizer.hashedKeys.union(UserDataNormalizer.plainKeys).sorted()
     private static let bitOfName: [String: Int] = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
 
-    private var bits: UInt64 = 0
+    /// Bit n: the key at place n of `names`.
+    package private(set) var bits: UInt64 = 0
 
     package init() {}
 
