@@ -28,17 +28,21 @@ private enum TextShape {
     }
 }
 
-package enum ASCII {
-    package static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
-    package static func isLower(_ b: UInt8) -> Bool { b >= 97 && b <= 122 }
-    package static func isUpper(_ b: UInt8) -> Bool { b >= 65 && b <= 90 }
-    package static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || isLower(b) || isUpper(b) }
-    package static func isHexDigit(_ b: UInt8) -> Bool { isDigit(b) || (97...102).contains(b) || (65...70).contains(b) }
+/// Byte classes. Public and `@inlinable` (the only access level, without library evolution,
+/// whose inlinable bodies Swift 6.3 serializes for another module: a `package` one is called):
+/// the event path tests every byte of a match key from another module, where a call each cost
+/// more than the test.
+public enum ASCII {
+    @inlinable public static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+    @inlinable public static func isLower(_ b: UInt8) -> Bool { b >= 97 && b <= 122 }
+    @inlinable public static func isUpper(_ b: UInt8) -> Bool { b >= 65 && b <= 90 }
+    @inlinable public static func isAlphanumeric(_ b: UInt8) -> Bool { isDigit(b) || isLower(b) || isUpper(b) }
+    @inlinable public static func isHexDigit(_ b: UInt8) -> Bool { isDigit(b) || (97...102).contains(b) || (65...70).contains(b) }
     /// `[A-Za-z0-9_-]`: tenant ids, nonces, key segments.
-    package static func isIdentifier(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == 95 || b == 45 }
-    package static func isLowerOrUnderscore(_ b: UInt8) -> Bool { isLower(b) || b == 95 }
+    @inlinable public static func isIdentifier(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == 95 || b == 45 }
+    @inlinable public static func isLowerOrUnderscore(_ b: UInt8) -> Bool { isLower(b) || b == 95 }
     /// Tab to carriage return and space: the whitespace of ASCII text.
-    package static func isWhitespace(_ b: UInt8) -> Bool { b == 32 || (9...13).contains(b) }
+    @inlinable public static func isWhitespace(_ b: UInt8) -> Bool { b == 32 || (9...13).contains(b) }
 
     /// True when every byte is below 0x80 (then the bytes are also valid UTF-8).
     package static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

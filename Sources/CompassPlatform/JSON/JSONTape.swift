@@ -9,9 +9,7 @@
 /// parser would refuse; the caller then parses with `JSONParser`, whose answer (a value or a
 /// precise error) stands.
 package struct JSONTape: Sendable {
-    package enum Kind: UInt8, Sendable {
-        case object, array, string, number, `true`, `false`, null
-    }
+    package typealias Kind = JSONTapeKind
 
     package struct Token: Sendable {
         package var kind: Kind
@@ -361,4 +359,13 @@ package struct JSONTape: Sendable {
             return true
         }
     }
+}
+
+/// A tape token's kind. Public, with a public `@inlinable` `==`: the synthesized one is reached
+/// from another module only through `Equatable`'s witness (a call and a thunk per test), and a
+/// `package` type's inlinable code is not serialized for other modules (`ASCII`).
+public enum JSONTapeKind: UInt8, Sendable {
+    case object, array, string, number, `true`, `false`, null
+
+    @inlinable public static func == (a: JSONTapeKind, b: JSONTapeKind) -> Bool { a.rawValue == b.rawValue }
 }
