@@ -43,6 +43,37 @@ import Testing
         #expect(encoded["isBase64Encoded"] as? Bool == true && encoded["body"] as? String == "AP8=")
     }
 
+    @Test func theBodyReadFromItsBytesIsTheBodyTheParserReads() throws {
+        // Bodies a tape takes (read from their bytes) and events it declines (an escape in the
+        // body or in a header: parsed whole); each body as JSONSerialization reads the event.
+        let bodies: [(body: String, base64: Bool)] = [
+            (#""eyJhIjoxfQ==""#, true), (#""{\"a\":1}""#, false), (#""{\"a\":\"x\ny\"}""#, false), (#""""#, true), (#""""#, false),
+            ("null", false), ("7", false), (#""Zoë""#, false), (#""not base64!""#, true),
+        ]
+        for (body, base64) in bodies {
+            for header in [#""plain""#, #""\"quoted\"""#] {
+                let context = #""requestContext":{"http":{"method":"POST"}}"#
+                let event =
+                    #"{"version":"2.0","rawPath":"/x","headers":{"x-a":"# + header + "}," + context + #","body":"#
+                    + body + #","isBase64Encoded":"# + (base64 ? "true" : "false") + "}"
+                let parsed = LambdaEvent.parse(Array(event.utf8))
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any])
+                let text = object["body"] as? String
+                if base64, let text, Data(base64Encoded: text) == nil {
+                    #expect(parsed == .unknown("the body is marked base64 but is not"), "\(event)")
+                    continue
+                }
+                let expected = text.map { base64 ? Array(Data(base64Encoded: $0)!) : Array($0.utf8) } ?? []
+                guard case .http(let environment, let read, _) = parsed else {
+                    Issue.record("not an HTTP event: \(event)")
+                    continue
+                }
+                #expect(read == expected, "\(event)")
+                #expect(environment["HTTP_X_A"] == (header == #""plain""# ? "plain" : "\"quoted\""))
+            }
+        }
+    }
+
     @Test func aTextBodyQuotedFromItsBytesIsTheSameAnswerAsAString() throws {
         // ASCII JSON with every character that needs an escape, and a body outside ASCII.
         for text in ["{\"a\":\"q\\\"b\\c\",\"n\":\"x\ny\tz\u{1}\",\"u\":\"/\"}", "{\"name\":\"Zoë\"}", ""] {
