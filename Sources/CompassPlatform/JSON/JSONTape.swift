@@ -8,23 +8,23 @@
 /// equivalence), more than 64 members in an object, nesting deeper than 64, or anything the
 /// parser would refuse; the caller then parses with `JSONParser`, whose answer (a value or a
 /// precise error) stands.
-package struct JSONTape: Sendable {
-    package typealias Kind = JSONTapeKind
+public struct JSONTape: Sendable {
+    public typealias Kind = JSONTapeKind
 
-    package struct Token: Sendable {
-        package var kind: Kind
+    public struct Token: Sendable {
+        public var kind: Kind
         /// True for an integer of at most 18 digits (no fraction, no exponent).
-        package var isInteger: Bool
+        public var isInteger: Bool
         /// False for a string with a byte outside ASCII (its UTF-8 checked valid).
-        package var isASCII: Bool
+        public var isASCII: Bool
         /// A string: its text without the quotes; a number or literal: its text; an object or
         /// array: the whole value, brackets included.
-        package var start: Int32
-        package var end: Int32
+        public var start: Int32
+        public var end: Int32
         /// The token after this value and everything in it.
-        package var next: Int32
+        public var next: Int32
         /// Members of an object, elements of an array.
-        package var count: Int32
+        public var count: Int32
     }
 
     package let bytes: [UInt8]
@@ -69,19 +69,23 @@ package struct JSONTape: Sendable {
 
     /// The tape through pointers, for code that reads many tokens of it: no array retained and
     /// released, no member list allocated, per read. Valid only inside `withView`'s closure.
-    package struct View {
-        package let bytes: UnsafeBufferPointer<UInt8>
-        package let tokens: UnsafeBufferPointer<Token>
+    /// Public, its small readers `@inlinable`: the event path reads every token through them
+    /// from another module (a `package` body is not inlined there: `ASCII`).
+    public struct View {
+        public let bytes: UnsafeBufferPointer<UInt8>
+        public let tokens: UnsafeBufferPointer<Token>
 
         /// The bytes of `range`.
-        package func span(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[range]) }
+        @inlinable public func span(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: bytes[range]) }
 
         /// The value's text (a string's without its quotes).
-        package func text(_ index: Int) -> UnsafeBufferPointer<UInt8> { span(Int(tokens[index].start)..<Int(tokens[index].end)) }
+        @inlinable public func text(_ index: Int) -> UnsafeBufferPointer<UInt8> {
+            span(Int(tokens[index].start)..<Int(tokens[index].end))
+        }
 
         package func string(_ index: Int) -> String { String(decoding: text(index), as: UTF8.self) }
 
-        package func isString(_ index: Int, _ name: StaticString) -> Bool {
+        @inlinable public func isString(_ index: Int, _ name: StaticString) -> Bool {
             let token = tokens[index]
             guard token.kind == .string, Int(token.end - token.start) == name.utf8CodeUnitCount else { return false }
             let start = Int(token.start)
@@ -99,7 +103,7 @@ package struct JSONTape: Sendable {
 
         /// An integer token's value (at most 18 digits, which fit an Int64 whatever they are),
         /// read without a String or a value built; nil for any other number.
-        package func integer(_ index: Int) -> Int64? {
+        @inlinable public func integer(_ index: Int) -> Int64? {
             guard tokens[index].isInteger else { return nil }
             let digits = text(index)
             let negative = digits.first == UInt8(ascii: "-")
@@ -147,18 +151,18 @@ package struct JSONTape: Sendable {
             return wholeCount
         }
 
-        package func members(of object: Int) -> Members { Members(tokens: tokens, object: object) }
-        package func elements(of array: Int) -> Elements { Elements(tokens: tokens, array: array) }
+        @inlinable public func members(of object: Int) -> Members { Members(tokens: tokens, object: object) }
+        @inlinable public func elements(of array: Int) -> Elements { Elements(tokens: tokens, array: array) }
 
         /// An object's members as (name, value) token indices, in order.
-        package struct Members: Sequence, IteratorProtocol {
-            let tokens: UnsafeBufferPointer<Token>
-            var left: Int, name: Int
-            init(tokens: UnsafeBufferPointer<Token>, object: Int) {
+        public struct Members: Sequence, IteratorProtocol {
+            @usableFromInline let tokens: UnsafeBufferPointer<Token>
+            @usableFromInline var left: Int, name: Int
+            @inlinable init(tokens: UnsafeBufferPointer<Token>, object: Int) {
                 (self.tokens, left, name) = (tokens, Int(tokens[object].count), object + 1)
             }
-            package var underestimatedCount: Int { left }
-            package mutating func next() -> (name: Int, value: Int)? {
+            @inlinable public var underestimatedCount: Int { left }
+            @inlinable public mutating func next() -> (name: Int, value: Int)? {
                 guard left > 0 else { return nil }
                 defer { (left, name) = (left - 1, Int(tokens[name + 1].next)) }
                 return (name, name + 1)
@@ -166,14 +170,14 @@ package struct JSONTape: Sendable {
         }
 
         /// An array's elements as token indices, in order.
-        package struct Elements: Sequence, IteratorProtocol {
-            let tokens: UnsafeBufferPointer<Token>
-            var left: Int, item: Int
-            init(tokens: UnsafeBufferPointer<Token>, array: Int) {
+        public struct Elements: Sequence, IteratorProtocol {
+            @usableFromInline let tokens: UnsafeBufferPointer<Token>
+            @usableFromInline var left: Int, item: Int
+            @inlinable init(tokens: UnsafeBufferPointer<Token>, array: Int) {
                 (self.tokens, left, item) = (tokens, Int(tokens[array].count), array + 1)
             }
-            package var underestimatedCount: Int { left }
-            package mutating func next() -> Int? {
+            @inlinable public var underestimatedCount: Int { left }
+            @inlinable public mutating func next() -> Int? {
                 guard left > 0 else { return nil }
                 defer { (left, item) = (left - 1, Int(tokens[item].next)) }
                 return item
