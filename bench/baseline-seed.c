@@ -1,10 +1,10 @@
-/* The floor of seeding tenants into a file store on this machine: the seven files a seeded
+/* The floor of seeding tenants into a file store on this machine: the six files a seeded
    tenant is (two due-index entries in per-minute folders, the credential, the token's entry in
-   the expiry index and its pointer, the Meta user index entry in its shared folder, the
-   integration), each made the cheapest atomic way there is for a new file, as the file store
-   makes a new record: an unnamed file (O_TMPFILE) written and linked in under its name. No
-   fsync (seeding writes none), no lock, no read. Two processes, as many as the machine the
-   benchmarks ran on has cores. Prints tenants per second. */
+   the expiry index, the Meta user index entry in its shared folder, the integration), each made
+   the cheapest atomic way there is for a new file, as the file store makes a new record: an
+   unnamed file (O_TMPFILE) written and linked in under its name. No fsync (seeding writes none),
+   no lock, no read. Two processes, as many as the machine the benchmarks ran on has cores.
+   Prints tenants per second. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -49,7 +49,6 @@ int main(int argc, char **argv) {
                 snprintf(dir, sizeof dir, "%s/meta/quality-due/%010d", root, 29940000 + (int)(day * 1440)); put(dir, name, 0);
                 snprintf(dir, sizeof dir, "%s/meta/credential", root); put(dir, name, 433);
                 snprintf(dir, sizeof dir, "%s/meta/token-expiry/%010d", root, 29940000 + (int)(day * 1200)); put(dir, name, 0);
-                snprintf(dir, sizeof dir, "%s/meta/token-expiry-of", root); put(dir, name, 10);
                 snprintf(dir, sizeof dir, "%s/meta/meta-users/%03d", root, (2000000000 + i) % 1000);
                 { char entry[96]; snprintf(entry, sizeof entry, "%d-%s", 2000000000 + i, name); put(dir, entry, 2); }
                 snprintf(dir, sizeof dir, "%s/meta/integration", root); put(dir, name, 366);

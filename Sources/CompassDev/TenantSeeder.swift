@@ -45,7 +45,7 @@ package struct TenantSeeder: Sendable {
         (Double(index + 1) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
     }
 
-    /// Tenants written per batch of writes (seven records each: 140, two etcd transactions).
+    /// Tenants written per batch of writes (six records each: 120, two etcd transactions).
     package static let batchTenants = 20
 
     /// Seeds tenants `0..<count` on all cores, in batches; returns how many were written.
@@ -147,7 +147,6 @@ package struct TenantSeeder: Sendable {
                         prefix: DueIndex.qualityPrefix), [], ttl: nil),
                 .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
                 .put(DueIndex.key(tenant, at: TokenExpiry.bucket(expiresAt), prefix: TokenExpiry.prefix), [], ttl: nil),
-                .put(TokenExpiry.pointer(tenant), Array(String(TokenExpiry.bucket(expiresAt).unixSeconds / 60).utf8), ttl: nil),
                 .put(MetaUserIndex.key(user, tenant), Array("{}".utf8), ttl: nil),
                 .put(RecordKey.integration(tenant), JSON.encode(integration), ttl: nil),
             ], sandboxToken

@@ -152,8 +152,10 @@ package struct IntegrationLifecycle {
     package func deauthorize(metaUserId: String) throws(StoreError) -> Int {
         let tenants = try tenants(ofMetaUser: metaUserId)
         for tenant in tenants {
+            let expiresAt = (try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant)))??
+                .0.expiresAt
             try dependencies.store.delete(RecordKey.credential(tenant))
-            TokenExpiry(store: dependencies.store).clear(tenant)
+            TokenExpiry(store: dependencies.store).remove(tenant, expiresAt: expiresAt, keeping: nil)
             var before: IntegrationStatus?
             let changed = update(tenant) { integration in
                 before = integration.status
@@ -188,7 +190,7 @@ package struct IntegrationLifecycle {
     /// and its Meta user's index entry.
     package func purge(tenant: String, metaUserId: String?) throws(StoreError) {
         let store = dependencies.store
-        let dueAt = try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0.dueAt
+        let credential = (try? dependencies.records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
         let integration = (try? dependencies.records.loadUnlessCorrupt(Integration.self, at: RecordKey.integration(tenant)))??.0
         // The marker first: a send or a drain under way writes no event of the tenant after it
         // (checked under the outbox lock), and whatever raced it is removed by the next drain.
@@ -210,10 +212,10 @@ package struct IntegrationLifecycle {
             if prefix == RecordKey.outboxPrefix(tenant) { dependencies.metrics.add(MetricCatalog.eventsWaiting, [:], -deleted) }
         }
         if let metaUserId { try MetaUserIndex(store: store).remove(metaUserId, tenant) }
-        DueIndex(store: store).remove(tenant, at: dueAt ?? nil)
+        DueIndex(store: store).remove(tenant, at: credential?.dueAt)
         try DueIndex(store: store, prefix: DueIndex.outboxPrefix).removeAll(of: tenant)
         WaitingSince(store: store).end(tenant)
-        TokenExpiry(store: store).clear(tenant)
+        TokenExpiry(store: store).remove(tenant, expiresAt: credential?.expiresAt, keeping: nil)
         try DueIndex(store: store, prefix: DueIndex.qualityPrefix).removeAll(of: tenant)
     }
 }

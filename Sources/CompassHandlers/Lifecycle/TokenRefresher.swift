@@ -350,6 +350,10 @@ package struct TokenRefresher {
             DueIndex.next(
                 for: updated, now: now, renewalWindow: dependencies.config.routes.renewalWindow,
                 random: dependencies.random))
+        // The new token's expiry entry before the credential that names it; a failure costs the
+        // gauge a token until its next change, not the renewal.
+        let expiry = TokenExpiry(store: dependencies.store)
+        try? expiry.add(tenant, expiresAt: updated.expiresAt, replacing: credential.expiresAt)
         guard (try? index.add(tenant, at: updated.dueAt!)) != nil,
             (try? dependencies.records.replace(updated, at: RecordKey.credential(tenant), version: version)) != nil
         else {
@@ -358,7 +362,7 @@ package struct TokenRefresher {
             return (.skipped, false)
         }
         index.remove(tenant, at: credential.dueAt, keeping: updated.dueAt)
-        try? TokenExpiry(store: dependencies.store).set(tenant, expiresAt: updated.expiresAt)
+        expiry.remove(tenant, expiresAt: credential.expiresAt, keeping: updated.expiresAt)
         record(tenant, outcome == .renewed ? "renewed" : "checked", nil)
         dependencies.logger.info(
             "token_\(outcome == .renewed ? "renewed" : "checked")",

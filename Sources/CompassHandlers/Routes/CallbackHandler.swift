@@ -213,8 +213,9 @@ package struct CallbackHandler: Handler {
             clientBusinessId: clientBusiness, info: info, accounts: accounts)
     }
 
-    /// The records written: the due entry, then the credential (an integration never points at
-    /// a missing token), the purge marker lifted, the Meta user's index, then the integration.
+    /// The records written: the due and expiry entries, then the credential (an integration never
+    /// points at a missing token), the purge marker lifted, the Meta user's index, then the
+    /// integration.
     private func save(_ credential: IntegrationCredential, _ integration: Integration, previous: Integration?) throws {
         let tenantId = integration.tenantId
         let now = dependencies.clock.now
@@ -228,8 +229,10 @@ package struct CallbackHandler: Handler {
             random: dependencies.random)
         try due.add(tenantId, at: credential.dueAt!)
         let replaced = try records.loadUnlessCorrupt(IntegrationCredential.self, at: RecordKey.credential(tenantId))?.0
+        let expiry = TokenExpiry(store: dependencies.store)
+        try expiry.add(tenantId, expiresAt: credential.expiresAt, replacing: replaced?.expiresAt)
         try records.save(credential, at: RecordKey.credential(tenantId))
-        try TokenExpiry(store: dependencies.store).set(tenantId, expiresAt: credential.expiresAt)
+        expiry.remove(tenantId, expiresAt: replaced?.expiresAt, keeping: credential.expiresAt)
         // A new consent: the tenant's events may be queued again.
         try dependencies.store.delete(RecordKey.purging(tenantId))
         due.remove(tenantId, at: replaced?.dueAt, keeping: credential.dueAt)

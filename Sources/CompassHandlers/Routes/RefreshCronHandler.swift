@@ -187,7 +187,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         for _ in 0..<pages where inBudget() {
             if walk.credentials {
                 let page = try store.scan(prefix: RecordKey.credentialsPrefix, after: walk.cursor, limit: pageSize)
-                try TokenExpiry(store: store).setAll(
+                try TokenExpiry(store: store).addAll(
                     page.entries.compactMap { key, value in
                         guard let credential = try? JSON.decode(IntegrationCredential.self, from: value.value) else { return nil }
                         return (String(key.dropFirst(RecordKey.credentialsPrefix.count)), credential.expiresAt)

@@ -8,18 +8,17 @@ import Testing
 @testable import CompassTestSupport
 
 /// Tokens that run out within 7 days, from an index of expiry kept wherever a credential is
-/// written or deleted.
+/// written or deleted; each entry stands while its tenant's credential runs out in its hour.
 @Suite struct TokensExpiringSoonTests {
     static func soon(_ world: World) throws -> Double? {
         try MetricsHandler(dependencies: world.dependencies).values()[MetricSeries(MetricCatalog.tokensExpiringSoon)]
     }
 
-    /// Three connected tenants as before the index: no entries, no pointers, the walk not made.
+    /// Three connected tenants as before the index: no entries, the walk not made.
     static func threeTenantsFromBeforeTheIndex() throws -> World {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         for tenant in ["tenant_a", "tenant_b", "tenant_c"] { world.connectTenant(tenant) }
         _ = try world.store.deleteAll(prefix: TokenExpiry.prefix)
-        _ = try world.store.deleteAll(prefix: "meta/token-expiry-of/")
         _ = try world.store.delete(MetricsLedger.integrationsCountedKey, ifVersion: nil)
         return world
     }
@@ -39,24 +38,55 @@ import Testing
         #expect(try world.store.count(prefix: TokenExpiry.prefix) == 1)
         #expect(world.run(DisconnectHandler.self, world.request("POST", "/api/connect/meta/disconnect")).status == 200)
         #expect(try world.store.count(prefix: TokenExpiry.prefix) == 0)
-        #expect(try world.store.get(TokenExpiry.pointer("tenant_a")) == nil)
     }
 
-    /// Credentials written before the index get their entries from refresh-cron's one-time walk:
-    /// those without a pointer in one batch, one whose pointer names another minute moved.
+    /// A tenant's record is its credential and its one entry: no pointer of its own. A store
+    /// written before kept one per tenant; it goes when the token moves to another hour (a
+    /// renewal) or goes (a deauthorization, a purge), and until then nothing reads it.
+    @Test func theCredentialNamesItsEntryAndEarlierPointersGo() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        for tenant in ["tenant_a", "tenant_b"] { world.connectTenant(tenant) }
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 2)
+        #expect(try world.store.count(prefix: "meta/token-expiry-of/") == 0)
+        for tenant in ["tenant_a", "tenant_b"] {
+            _ = try world.store.put(TokenExpiry.earlierPointer(tenant), Array("12345".utf8), ttl: nil)
+        }
+        let credential = try #require(
+            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0)
+        let expires = try #require(credential.expiresAt)
+        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+        #expect(try Self.soon(world) == 2)
+        // Both renewed: each entry moved to the new token's hour, each pointer gone.
+        #expect(world.drain().tokens.renewed == 2)
+        #expect(try Self.soon(world) == 0)
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 2)
+        #expect(try world.store.count(prefix: "meta/token-expiry-of/") == 0)
+        // Their Meta user deauthorized: each entry goes with its credential, and the pointer.
+        _ = try world.store.put(TokenExpiry.earlierPointer("tenant_b"), Array("12345".utf8), ttl: nil)
+        let integration = try RecordStore(store: world.store).load(Integration.self, at: RecordKey.integration("tenant_b"))
+        let user = try #require(integration?.0.metaUserId)
+        #expect(try IntegrationLifecycle(dependencies: world.dependencies).deauthorize(metaUserId: user) == 2)
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 0)
+        #expect(try world.store.get(TokenExpiry.earlierPointer("tenant_b")) == nil)
+    }
+
+    /// Credentials written before the index get their entries from refresh-cron's one-time walk,
+    /// in one batch; an entry of an hour the tenant's credential does not run out in (a writer
+    /// that died between the two) is passed over.
     @Test func credentialsFromBeforeTheIndexAreIndexedOnce() throws {
         let world = try Self.threeTenantsFromBeforeTheIndex()
-        // tenant_c's pointer names a minute its token does not run out at.
-        _ = try world.store.put(TokenExpiry.pointer("tenant_c"), Array("12345".utf8), ttl: nil)
-        _ = try world.store.put(DueIndex.key("tenant_c", at: Date(unixSeconds: 12345 * 60), prefix: TokenExpiry.prefix), [], ttl: nil)
+        // tenant_c has an entry of a minute its token does not run out at, a week before now.
+        let stale = world.clock.now.addingTimeInterval(-7 * 86_400)
+        _ = try world.store.put(DueIndex.key("tenant_c", at: TokenExpiry.bucket(stale), prefix: TokenExpiry.prefix), [], ttl: nil)
         _ = world.drain()
-        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 3)
+        #expect(try world.store.count(prefix: TokenExpiry.prefix) == 4)
         for tenant in ["tenant_a", "tenant_b", "tenant_c"] {
             let credential = try #require(
                 try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential(tenant))?.0)
-            let minute = TokenExpiry.bucket(try #require(credential.expiresAt)).unixSeconds / 60
-            #expect(try world.store.get(TokenExpiry.pointer(tenant)).map { String(decoding: $0.value, as: UTF8.self) } == String(minute))
+            let key = DueIndex.key(tenant, at: TokenExpiry.bucket(try #require(credential.expiresAt)), prefix: TokenExpiry.prefix)
+            #expect(try world.store.get(key) != nil)
         }
+        #expect(try Self.soon(world) == 0)
         // Counted once: the three run out within a week of that day.
         let expires = try #require(
             try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0.expiresAt)
