@@ -14,6 +14,14 @@ import Testing
         try MetricsHandler(dependencies: world.dependencies).values()[MetricSeries(MetricCatalog.tokensExpiringSoon)]
     }
 
+    /// The clock moved to six days before tenant_a's token runs out.
+    static func advanceToSixDaysBeforeExpiry(_ world: World) throws {
+        let credential = try #require(
+            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0)
+        let expires = try #require(credential.expiresAt)
+        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+    }
+
     /// Three connected tenants as before the index: no entries, the walk not made.
     static func threeTenantsFromBeforeTheIndex() throws -> World {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
@@ -27,10 +35,7 @@ import Testing
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         world.readyTenant()
         #expect(try Self.soon(world) == 0)
-        let credential = try #require(
-            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0)
-        let expires = try #require(credential.expiresAt)
-        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+        try Self.advanceToSixDaysBeforeExpiry(world)
         #expect(try Self.soon(world) == 1)
         // refresh-cron renews it: 60 days again.
         #expect(world.drain().tokens.renewed == 1)
@@ -51,10 +56,7 @@ import Testing
         for tenant in ["tenant_a", "tenant_b"] {
             _ = try world.store.put(TokenExpiry.earlierPointer(tenant), Array("12345".utf8), ttl: nil)
         }
-        let credential = try #require(
-            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0)
-        let expires = try #require(credential.expiresAt)
-        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+        try Self.advanceToSixDaysBeforeExpiry(world)
         #expect(try Self.soon(world) == 2)
         // Both renewed: each entry moved to the new token's hour, each pointer gone.
         #expect(world.drain().tokens.renewed == 2)
@@ -88,9 +90,7 @@ import Testing
         }
         #expect(try Self.soon(world) == 0)
         // Counted once: the three run out within a week of that day.
-        let expires = try #require(
-            try RecordStore(store: world.store).load(IntegrationCredential.self, at: RecordKey.credential("tenant_a"))?.0.expiresAt)
-        world.clock.advance(expires.timeIntervalSince(world.clock.now) - 6 * 86_400)
+        try Self.advanceToSixDaysBeforeExpiry(world)
         #expect(try Self.soon(world) == 3)
     }
 
