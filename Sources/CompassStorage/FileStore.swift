@@ -11,7 +11,9 @@ import Synchronization
 /// (`O_TMPFILE`) written, fsynced and linked in under its name, a changed one a temp file
 /// fsynced and renamed over the old, and the folder fsynced after either (a batch's durable
 /// records are temp files flushed together; where the file system has no unnamed files, every
-/// write takes the temp file's way);
+/// write takes the temp file's way; a batch's record most likely new, a create's or any of a
+/// bulk load, is linked in without its name read first, and goes the usual way when the name
+/// is taken);
 /// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
 /// fsyncs: a crash may lose one, never tear one;
 /// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
@@ -230,6 +232,17 @@ package struct FileStore: KeyValueStore {
                     emptied = true
                     folders.insert(folder)
                     versions.append(nil)
+                    next += 1
+                    continue
+                }
+                // A record most likely new (a create's, any of a bulk load) is linked in without
+                // a read first: the link finds a name taken, which then goes the usual way.
+                if case .bytes(let bytes) = staged[next].file, !durable || writes[next].isCreate,
+                    try linkNew(file, folder: folder, bytes: bytes, sync: false)
+                {
+                    placed[next] = true
+                    folders.insert(folder)
+                    versions.append(staged[next].version)
                     next += 1
                     continue
                 }
@@ -463,17 +476,7 @@ package struct FileStore: KeyValueStore {
         durable: Bool, replacing: Bool
     ) throws(StoreError) {
         var linked = false
-        if !replacing, let fd = try writeUnnamed(in: folder, bytes, sync: durable) {
-            let failure = linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno
-            close(fd)
-            switch failure {
-            case 0: linked = true
-            case ENOSPC, EDQUOT: throw .unavailable("store disk is full")
-            case EEXIST: throw .unavailable("cannot write record (errno \(failure))")
-            // Linking through /proc refused (a security module, a sandbox): temp files from now on.
-            default: Self.unnamedFilesRefused.store(true, ordering: .relaxed)
-            }
-        }
+        if !replacing { linked = try linkNew(file, folder: folder, bytes: bytes, sync: durable) }
         if !linked {
             let temp = folder + "/.tmp-" + Self.temporaryName()
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -488,6 +491,24 @@ package struct FileStore: KeyValueStore {
             }
         }
         if durable { fsync(folderDescriptor) }
+    }
+
+    /// `bytes` linked in as the new record `file` (its folder locked) by way of an unnamed file,
+    /// fsynced with `sync`; false when the name is taken or unnamed files are not to be had (the
+    /// caller takes a temp file's way).
+    private func linkNew(_ file: String, folder: String, bytes: [UInt8], sync: Bool) throws(StoreError) -> Bool {
+        guard let fd = try writeUnnamed(in: folder, bytes, sync: sync) else { return false }
+        let failure = linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno
+        close(fd)
+        switch failure {
+        case 0: return true
+        case EEXIST: return false
+        case ENOSPC, EDQUOT: throw .unavailable("store disk is full")
+        // Linking through /proc refused (a security module, a sandbox): temp files from now on.
+        default:
+            Self.unnamedFilesRefused.store(true, ordering: .relaxed)
+            return false
+        }
     }
 
     /// A record's bytes on their way into place.

@@ -47,6 +47,10 @@ package enum BatchWrite: Sendable, Equatable {
         case .create(let key, _, _), .put(let key, _, _), .delete(let key): key
         }
     }
+
+    package var isCreate: Bool {
+        if case .create = self { true } else { false }
+    }
 }
 
 package enum StoreError: Error, Equatable, Sendable {

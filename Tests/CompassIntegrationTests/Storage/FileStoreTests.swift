@@ -38,6 +38,33 @@ import Testing
         #expect(try store.get("b/taken")?.value == Array("old".utf8))
     }
 
+    /// A bulk load (a store that does not flush) links each record in without reading its name
+    /// first; a name taken goes the usual way: put replaced with a newer version, a live record
+    /// kept against a create, an expired one created anew.
+    @Test func aBulkLoadOverRecordsThereKeepsWhatAWriteMeans() throws {
+        let folder = TemporaryFolder()
+        let clock = TestClock()
+        let store = try FileStore(root: folder.path, clock: clock)
+        let old = try store.put("b/put", Array("old".utf8), ttl: nil)
+        try store.put("b/live", Array("live".utf8), ttl: nil)
+        try store.put("b/expired", Array("gone".utf8), ttl: 1)
+        clock.advance(2)
+        let bulk = try FileStore(root: folder.path, clock: clock, durable: false)
+        let versions = try bulk.write([
+            .put("b/put", Array("new".utf8), ttl: nil), .create("b/live", Array("no".utf8), ttl: nil),
+            .create("b/expired", Array("anew".utf8), ttl: nil), .put("b/fresh", Array("fresh".utf8), ttl: nil),
+        ])
+        #expect(versions[0].map { $0 > old } == true && versions[1] == nil && versions[2] != nil && versions[3] != nil)
+        #expect(try store.get("b/put") == Versioned(value: Array("new".utf8), version: versions[0]!))
+        #expect(try store.get("b/live")?.value == Array("live".utf8))
+        #expect(try store.get("b/expired")?.value == Array("anew".utf8))
+        #expect(try store.get("b/fresh")?.value == Array("fresh".utf8))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: folder.path + "/b").sorted() == [
+                "expired.rec", "fresh.rec", "live.rec", "put.rec",
+            ])
+    }
+
     /// The names that came into `folder` while `body` ran, as inotify saw them: made
     /// (`IN_CREATE`, a link included) or renamed in (`IN_MOVED_TO`).
     static func namesAppearing(in folder: String, during body: () throws -> Void) throws -> [String] {

@@ -127,6 +127,10 @@ import Testing
         #expect(try store.write(Array(many.prefix(3))) == [nil, nil, nil])
         subject.advance(2.5)
         #expect(try store.get("batch/short") == nil)
+        // A create over a record that expired writes it anew.
+        let again = try store.write([.create("batch/short", bytes("again"), ttl: 60)])
+        #expect(again.count == 1 && again[0] != nil)
+        #expect(try store.get("batch/short")?.value == bytes("again"))
         #expect(try store.get("many/k1000") != nil)
         #expect(throws: StoreError.self) { try store.write([.put("../escape", [], ttl: nil)]) }
         // Writes going from folder to folder and back, into a deeper folder and a sibling whose
