@@ -1,5 +1,5 @@
-/* The floor of seeding tenants into a file store on this machine: the six files a seeded
-   tenant is (two due-index entries in per-minute folders, the credential, the token's entry in
+/* The floor of seeding tenants into a file store on this machine: the five files a seeded
+   tenant is (its due-index entry in a per-minute folder, the credential, the token's entry in
    the expiry index, the Meta user index entry in its shared folder, the integration), each made
    the cheapest atomic way there is for a new file, as the file store makes a new record: an
    unnamed file (O_TMPFILE) written and linked in under its name. No fsync (seeding writes none),
@@ -46,7 +46,6 @@ int main(int argc, char **argv) {
                 double day = (i + 1) * 0.6180339887498949; day -= (long)day;
                 snprintf(name, sizeof name, "seed_%d", i);
                 snprintf(dir, sizeof dir, "%s/meta/due/%010d", root, 29940000 + (int)(day * 1440)); put(dir, name, 0);
-                snprintf(dir, sizeof dir, "%s/meta/quality-due/%010d", root, 29940000 + (int)(day * 1440)); put(dir, name, 0);
                 snprintf(dir, sizeof dir, "%s/meta/credential", root); put(dir, name, 433);
                 snprintf(dir, sizeof dir, "%s/meta/token-expiry/%010d", root, 29940000 + (int)(day * 1200)); put(dir, name, 0);
                 snprintf(dir, sizeof dir, "%s/meta/meta-users/%03d", root, (2000000000 + i) % 1000);

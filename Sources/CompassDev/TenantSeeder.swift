@@ -7,7 +7,8 @@ import Synchronization
 
 /// Writes connected tenants straight into a store, as the callback leaves them, for load tests
 /// and benchmarks (`compass-dev seed-tenants`): `seed_0` to `seed_<COUNT-1>`, each with its
-/// credential (a fresh token, sealed), integration, Meta user index entry and due-index entry.
+/// credential (a fresh token, sealed), integration, Meta user index entry, due-index entry and
+/// token-expiry entry.
 /// A fraction of them, spread evenly over the ids, hold a token inside the renewal window and
 /// are due now; the others were checked within the last day and come due over the coming one,
 /// each about a day after its last check. With a sandbox store, every token is registered in
@@ -45,7 +46,7 @@ package struct TenantSeeder: Sendable {
         (Double(index + 1) * 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
     }
 
-    /// Tenants written per batch of writes (six records each: 120, two etcd transactions).
+    /// Tenants written per batch of writes (five records each: 100, one etcd transaction).
     package static let batchTenants = 20
 
     /// Seeds tenants `0..<count` on all cores, in batches; returns how many were written.
@@ -78,13 +79,12 @@ package struct TenantSeeder: Sendable {
             try store.put(RecordKey.dueIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(MetricsLedger.integrationsCountedKey, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(RecordKey.sweepNext, Array(String(now.addingTimeInterval(StoreSweep.interval).unixSeconds).utf8), ttl: nil)
-            try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
             try store.put(TestEventCodeExpiry.walkComplete, Array(now.formatted(.iso8601).utf8), ttl: nil)
         }
         return count
     }
 
-    /// Tenants, each written in the callback's order (due entries, credential, its token's entry
+    /// Tenants, each written in the callback's order (due entry, credential, its token's entry
     /// in the expiry index, user index, integration), as one batch of writes (and one for their
     /// sandbox tokens). The batch holds every tenant's first record, then every tenant's second,
     /// and so on: each tenant's still come in that order, and the records of one kind that share
@@ -137,14 +137,10 @@ package struct TenantSeeder: Sendable {
             config: .init(
                 adAccounts: [AdAccount(id: "act_1000001", name: "Sandbox Ads 1")], adAccountId: "act_1000001", pixelId: "2000101"),
             grantedScopes: scopes, missingScopes: [], connectedAt: now.addingTimeInterval(-30 * 86_400), updatedAt: now)
-        // Its pixel's match quality was fetched with its last check: due again at the same time.
+        // Its pixel's match quality is fetched along its next check, as every tenant's is.
         return (
             [
                 .put(DueIndex.key(tenant, at: dueAt), [], ttl: nil),
-                .put(
-                    DueIndex.key(
-                        tenant, at: due ? now.addingTimeInterval(Self.dayFraction(index) * DueIndex.period) : dueAt,
-                        prefix: DueIndex.qualityPrefix), [], ttl: nil),
                 .put(RecordKey.credential(tenant), JSON.encode(credential), ttl: nil),
                 .put(DueIndex.key(tenant, at: TokenExpiry.bucket(expiresAt), prefix: TokenExpiry.prefix), [], ttl: nil),
                 .put(MetaUserIndex.key(user, tenant), Array("{}".utf8), ttl: nil),

@@ -64,13 +64,21 @@ package struct MatchQuality: Codable, Sendable, Equatable {
     }
 }
 
-/// refresh-cron's daily fetch of Meta's dataset quality figures: each tenant with a chosen pixel
-/// has an entry in the quality index (`meta/quality-due/<minute>/<tenant>`), due at once when a
-/// pixel is saved and then about daily; a run fetches what is due (META_CONCURRENCY at once),
-/// keeps the figures for settings, and moves the entry a day on (an hour on after a failure).
+/// refresh-cron's daily fetch of Meta's dataset quality figures. It rides on the token job:
+/// when a tenant's token has been checked or renewed, the figures of each of its datasets not
+/// fetched within half a day are fetched with the same token and kept for settings, so a tenant
+/// costs no index entry of its own for a daily fetch. The quality index
+/// (`meta/quality-due/<minute>/<tenant>`) holds only the fetches due before the tenant's next
+/// check: a dataset just chosen (due at once) and a retry an hour after a fetch Meta refused or
+/// that did not reach Meta. A run fetches those (META_CONCURRENCY at once) and drops each entry
+/// once nothing is left to retry.
 package struct QualityFetcher {
     package let dependencies: Dependencies
     package static let retryDelay: TimeInterval = 3600
+    /// Figures fetched less than this long ago are not asked for again: half a day, so that a
+    /// fetch between two daily checks (a dataset just chosen, a retry) is followed by the next
+    /// check's, and a tenant's fetches fall in with its checks from then on.
+    package static let freshFor: TimeInterval = DueIndex.period / 2
     /// A composite score this much lower than at the fetch before is a degradation.
     package static let scoreDrop = 1.0
     /// Browser/server dedupe coverage under this percentage is a degradation.
@@ -79,14 +87,21 @@ package struct QualityFetcher {
     package struct Summary: Codable, Sendable, Equatable {
         package var fetched = 0
         package var failed = 0
-        /// Entries of tenants without a pixel (or disconnected) any more, or fetched less than a
-        /// day ago: dropped.
+        /// Entries of tenants without a pixel (or disconnected) any more, or with nothing to
+        /// fetch or retry: dropped.
         package var stale = 0
         /// Due entries this run did not reach (its time budget was spent).
         package var left = 0
+
+        /// This run's figures and another's (the fetches along the token job's checks).
+        package static func + (one: Summary, other: Summary) -> Summary {
+            Summary(
+                fetched: one.fetched + other.fetched, failed: one.failed + other.failed, stale: one.stale + other.stale,
+                left: one.left + other.left)
+        }
     }
 
-    /// What became of one tenant's due entry: its datasets fetched and failed, or nothing asked.
+    /// What became of one tenant's datasets: fetched and failed, or nothing asked.
     fileprivate enum TenantFetch {
         case tried(fetched: Int, failed: Int)
         case stale, skipped
@@ -104,12 +119,20 @@ package struct QualityFetcher {
         _ = try? DueIndex(store: dependencies.store, prefix: DueIndex.qualityPrefix).add(tenant, at: dependencies.clock.now)
     }
 
+    /// The fetches due in the quality index: datasets just chosen, and retries.
     package func run(until deadline: Date?) throws(StoreError) -> Summary {
         let job = QualityJob(fetcher: self, tally: Tally(Summary()))
         let run = try DueJobRunner(clock: dependencies.clock).run(job, until: deadline)
         var total = job.tally.value
         total.left = run.left
         return total
+    }
+
+    /// After the token job checked or renewed the tenant's token: the figures of its datasets
+    /// not fetched within half a day, and a retry entry for any that failed.
+    package func fetchAlongCheck(_ tenant: String) -> Summary {
+        guard case .tried(let fetched, let failed) = fetch(tenant, entry: nil) else { return Summary() }
+        return Summary(fetched: fetched, failed: failed)
     }
 
     /// One fetch per due tenant; a second entry of a tenant in a page is an extra one.
@@ -120,7 +143,7 @@ package struct QualityFetcher {
         var index: DueIndex { fetcher.index }
         var concurrency: Int { fetcher.dependencies.config.routes.metaConcurrency }
         var oneEntryPerTenant: Bool { true }
-        func indexOnce() throws(StoreError) { try fetcher.indexOnce() }
+        func indexOnce() {}
 
         func dropExtra(_ entry: (key: String, tenant: String)) {
             _ = try? fetcher.dependencies.store.delete(entry.key)
@@ -151,30 +174,27 @@ package struct QualityFetcher {
         return earlier?.pixelId == dataset ? earlier : nil
     }
 
-    /// One tenant: each of its datasets' figures fetched and kept when due, and its one entry
-    /// moved on to the earliest next fetch among them.
-    fileprivate func fetch(_ tenant: String, entry: String) -> TenantFetch {
+    /// One tenant: each of its datasets' figures fetched and kept when due, with the quality
+    /// index's `entry` (nil along a token check) moved to the earliest retry among them, or
+    /// dropped when none is left to retry.
+    fileprivate func fetch(_ tenant: String, entry: String?) -> TenantFetch {
         let records = dependencies.records
         guard let integration = (try? records.load(Integration.self, at: RecordKey.integration(tenant)))??.0,
             integration.status == .connected, !integration.config.datasetsInUse.isEmpty,
             let credential = (try? records.load(IntegrationCredential.self, at: RecordKey.credential(tenant)))??.0
         else {
-            _ = try? dependencies.store.delete(entry)
+            if let entry { _ = try? dependencies.store.delete(entry) }
             return .stale
         }
         // The token, opened once for the tenant's datasets when one is due (or why it cannot be).
         var token: Result<String, any Error>? = nil
-        var next: Date? = nil
         var retries: Date? = nil
         var (fetched, failed) = (0, 0)
         for dataset in integration.config.datasetsInUse {
             let kept = Self.kept(tenant, dataset: dataset, records: records)
-            // Fetched less than a day ago: nothing to ask (an extra entry, from the one-time
-            // walk or a writer that died between its two writes, is dropped without a call).
-            if let kept, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil,
-                now.timeIntervalSince(fetchedAt) < DueIndex.period - 2 * DueIndex.jitter
-            {
-                next = min(next ?? .distantFuture, fetchedAt.addingTimeInterval(DueIndex.period))
+            // Fetched lately: nothing to ask (an extra entry, from a writer that died between
+            // its two writes, is dropped without a call).
+            if let kept, let fetchedAt = kept.fetchedAt, kept.lastFailure == nil, now.timeIntervalSince(fetchedAt) < Self.freshFor {
                 continue
             }
             // Failed lately: nothing before its retry, an hour on.
@@ -184,31 +204,29 @@ package struct QualityFetcher {
             }
             let opened = token ?? Result { try dependencies.openToken(credential, tenant: tenant) }
             token = opened
-            let (fetchedNext, ok) = fetchOne(
+            if let retryAt = fetchOne(
                 tenant, dataset: dataset, offline: integration.config.isOfflineDataset(dataset), token: opened, kept: kept)
-            next = min(next ?? fetchedNext, fetchedNext)
-            if ok { fetched += 1 } else { failed += 1 }
-        }
-        // Nothing asked of Meta: the entry was an extra; a retry keeps (or is) the live one.
-        if fetched + failed == 0 {
-            if let retries {
-                guard (try? index.add(tenant, at: retries)) != nil else { return .skipped }
-                if DueIndex.key(tenant, at: retries, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
+            {
+                retries = min(retries ?? retryAt, retryAt)
+                failed += 1
             } else {
-                _ = try? dependencies.store.delete(entry)
+                fetched += 1
             }
-            return .stale
         }
-        let due = min(next!, retries ?? .distantFuture)
-        guard (try? index.add(tenant, at: due)) != nil else { return .skipped }
-        if DueIndex.key(tenant, at: due, prefix: DueIndex.qualityPrefix) != entry { _ = try? dependencies.store.delete(entry) }
-        return .tried(fetched: fetched, failed: failed)
+        // A retry keeps (or is) the live entry; with none, the token's next check fetches next.
+        if let retries {
+            guard (try? index.add(tenant, at: retries)) != nil else { return .skipped }
+        }
+        if let entry, retries.map({ DueIndex.key(tenant, at: $0, prefix: DueIndex.qualityPrefix) }) != entry {
+            _ = try? dependencies.store.delete(entry)
+        }
+        return fetched + failed == 0 ? .stale : .tried(fetched: fetched, failed: failed)
     }
 
-    /// One dataset's figures asked of Meta and kept; when it is next due, and whether Meta answered.
+    /// One dataset's figures asked of Meta and kept; nil when Meta answered, else when to retry.
     private func fetchOne(
         _ tenant: String, dataset: String, offline: Bool, token opened: Result<String, any Error>, kept: MatchQuality?
-    ) -> (next: Date, ok: Bool) {
+    ) -> Date? {
         let records = dependencies.records
         do {
             let token = try opened.get()
@@ -237,7 +255,7 @@ package struct QualityFetcher {
                     .enqueueNotice(
                         CompassNotice(type: "integration.quality_degraded", tenant: tenant, reason: reason, time: now, dataset: dataset))
             }
-            return (DueIndex.nextDaily(after: now, random: dependencies.random), true)
+            return nil
         } catch {
             let next = now.addingTimeInterval(Self.retryDelay)
             let message: String
@@ -252,28 +270,7 @@ package struct QualityFetcher {
             var record = kept ?? MatchQuality(pixelId: dataset, fetchedAt: nil, events: [])
             record.lastFailure = .init(at: now, message: message, retryAt: next)
             _ = try? records.save(record, at: RecordKey.datasetQuality(tenant, dataset))
-            return (next, false)
+            return next
         }
-    }
-
-    /// Gives every tenant that chose a pixel before the quality index existed an entry, spread
-    /// over the coming day, once.
-    fileprivate func indexOnce() throws(StoreError) {
-        let store = dependencies.store
-        guard try store.get(RecordKey.qualityIndexComplete) == nil else { return }
-        var cursor: String? = nil
-        repeat {
-            let page = try store.scan(prefix: RecordKey.integrationsPrefix, after: cursor, limit: 500)
-            for (key, value) in page.entries {
-                guard let integration = try? JSON.decode(Integration.self, from: value.value), !integration.config.datasetsInUse.isEmpty
-                else {
-                    continue
-                }
-                let tenant = String(key.dropFirst(RecordKey.integrationsPrefix.count))
-                try index.add(tenant, at: now.addingTimeInterval(DueIndex.randomFraction(dependencies.random) * DueIndex.period))
-            }
-            cursor = page.cursor
-        } while cursor != nil
-        try store.put(RecordKey.qualityIndexComplete, Array(now.formatted(.iso8601).utf8))
     }
 }

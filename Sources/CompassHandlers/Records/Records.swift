@@ -196,8 +196,6 @@ package enum RecordKey {
     /// Meta's quality figures for one of the tenant's datasets, as last fetched.
     package static func datasetQuality(_ tenant: String, _ dataset: String) -> String { "meta/dataset-quality/\(tenant)/\(dataset)" }
     package static func datasetQualityPrefix(_ tenant: String) -> String { "meta/dataset-quality/\(tenant)/" }
-    /// Present once every tenant with a pixel from before the quality index has an entry.
-    package static let qualityIndexComplete = "meta/refresh/quality-indexed"
     /// Present once every tenant with queued events from before the outbox index has an entry.
     package static let outboxIndexComplete = "meta/refresh/outbox-indexed"
     package static func notice(_ tenant: String, _ id: String) -> String { "meta/notice/\(tenant)/\(id)" }

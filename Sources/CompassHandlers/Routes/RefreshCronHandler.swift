@@ -32,7 +32,8 @@ package struct RefreshCronHandler: DirectlyRunnable {
         package var tokens = TokenRefresher.Summary()
         package var outbox = Outbox()
         package var notices = IntegrationLifecycle.NoticeSummary()
-        /// Meta's Event Match Quality figures fetched for the tenants due.
+        /// Meta's Event Match Quality figures fetched for the tenants due: along the token job's
+        /// checks and from the quality index.
         package var quality = QualityFetcher.Summary()
         /// Test event codes past their end, cleared from the settings.
         package var testCodes = TestEventCodeExpiry.Summary()
@@ -67,6 +68,7 @@ package struct RefreshCronHandler: DirectlyRunnable {
         summary.tokens = try refresher.run(until: deadline)
         if inBudget() { try drainOutboxes(into: &summary.outbox, until: deadline, usage: outboxUsage) }
         if inBudget() { summary.quality = try QualityFetcher(dependencies: dependencies).run(until: deadline) }
+        summary.quality = summary.quality + refresher.quality.value
         if inBudget() { summary.testCodes = try TestEventCodeExpiry(dependencies: dependencies).run(until: deadline) }
         if inBudget() { summary.notices = try IntegrationLifecycle(dependencies: dependencies).deliverNotices() }
         if inBudget() { try countIntegrationsOnce(inBudget: inBudget) }

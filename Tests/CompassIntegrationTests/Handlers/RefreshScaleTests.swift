@@ -29,6 +29,8 @@ import Testing
         #expect(try DueIndex(store: store).countDue(asOf: Date().addingTimeInterval(60)) == 10)
         #expect(try DueIndex(store: store).countDue(asOf: Date().addingTimeInterval(DueIndex.period + 60)) == 50)
         #expect(try FileStore(root: folder.path + "/sandbox").count(prefix: "tokens/") == 50)
+        // The pixel's figures come along each token check: no entry of their own.
+        #expect(try store.count(prefix: DueIndex.qualityPrefix) == 0)
         // Nothing from before the due index, nothing to sweep: neither is due.
         #expect(try store.get(RecordKey.dueIndexComplete) != nil && store.get(RecordKey.sweepNext) != nil)
         let integration = try #require(try RecordStore(store: store).load(Integration.self, at: RecordKey.integration("seed_7"))?.0)
@@ -103,8 +105,9 @@ import Testing
     /// A simulated day (the test's clock, 1,440 runs a minute apart) over seeded tenants: every
     /// token due for renewal is renewed once, at the first run; every other token is checked
     /// 24 h +/- 1 h after its last check (once, or twice when its first check fell in the
-    /// day's first hour); and every credential or integration
-    /// a run reads belongs to a tenant that was due when the run began.
+    /// day's first hour); each pixel's quality figures are fetched along each of those checks
+    /// and renewals; and every credential or integration a run reads belongs to a tenant that
+    /// was due when the run began.
     @Test func aSimulatedDayChecksEachTokenOnceAndReadsOnlyWhatIsDue() throws {
         let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
         let count = 200
@@ -127,6 +130,8 @@ import Testing
                     calls.withLock { $0.append((world.clock.now, "check", token)) }
                 } else if let token = query.single("fb_exchange_token") {
                     calls.withLock { $0.append((world.clock.now, "renew", token)) }
+                } else if request.url.contains("/dataset_quality?"), let token = query.single("access_token") {
+                    calls.withLock { $0.append((world.clock.now, "quality", token)) }
                 }
                 return nil
             }
@@ -180,5 +185,12 @@ import Testing
             }
         }
         #expect(byTenant.values.joined().filter { $0.kind == "renew" }.count == count / 10)
+        // The pixel's figures come along each check and renewal, with no index entry of their own.
+        for index in 0..<count {
+            let calls = byTenant[TenantSeeder.tenant(index), default: []]
+            let quality = calls.filter { $0.kind == "quality" }.map(\.at)
+            #expect(!quality.isEmpty && quality == calls.filter { $0.kind != "quality" }.map(\.at), "\(TenantSeeder.tenant(index))")
+        }
+        #expect(try world.store.list(prefix: DueIndex.qualityPrefix, after: nil, limit: 1).entries.isEmpty)
     }
 }

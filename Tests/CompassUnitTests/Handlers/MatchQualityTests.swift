@@ -29,7 +29,9 @@ import Testing
         let asked = world.transport.requests.withLock { $0.map(\.url) }.filter { $0.contains("/dataset_quality?") }
         // agent_name is the partner part of partner_agent, lower-cased.
         #expect(asked.count == 1 && asked[0].contains("dataset_id=2000101") && asked[0].contains("agent_name=compass&"))
-        // Daily: nothing right after, again a day later.
+        // Daily, along the token's check: nothing right after (the entry the pixel's choice made
+        // is gone, none written for the next fetch), again a day later.
+        #expect(try world.store.list(prefix: DueIndex.qualityPrefix, after: nil, limit: 1).entries.isEmpty)
         #expect(world.drain().quality.fetched == 0)
         world.clock.advance(DueIndex.period + DueIndex.jitter + 60)
         #expect(world.drain().quality.fetched == 1)
