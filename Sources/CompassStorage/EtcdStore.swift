@@ -432,13 +432,10 @@ package final class EtcdStore: KeyValueStore, @unchecked Sendable {
 /// Standard base64, as etcd's gateway wants keys and values.
 package enum Base64Bytes {
     package static func encode(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
-    package static func decode(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map(Array.init) }
-    /// Base64 text given as its bytes, decoded where they lie (no String, no copy of them made).
-    package static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
-        text.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return [] }
-            let view = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: raw.count, deallocator: .none)
-            return Data(base64Encoded: view).map(Array.init)
-        }
+    package static func decode(_ text: String) -> [UInt8]? {
+        var text = text
+        return text.withUTF8 { Base64.decode($0) }
     }
+    /// Base64 text given as its bytes, decoded where they lie (no String, no copy of them made).
+    package static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? { text.withUnsafeBufferPointer { Base64.decode($0) } }
 }

@@ -68,6 +68,35 @@ import Testing
         }
     }
 
+    /// Standard base64 (a Lambda body's) decodes as Foundation decodes it wherever RFC 4648 says
+    /// the text is base64, and is refused where it is not, which Foundation lets through in part.
+    @Test func base64AgreesWithFoundationOnWhatRFC4648Allows() {
+        var random = SeededGenerator(state: 4648)
+        let characters = ["A", "B", "Q", "g", "w", "9", "+", "/", "=", "=", "-", "_", " ", "\n", "é"]
+        func decode(_ text: String) -> [UInt8]? { Base64Bytes.decode(ArraySlice(text.utf8)) }
+        for text in ["====", "QU=D", "QUJD====", "QQ=A", "Q===", "QQ=", "QQ", "QQ==QQ=="] {
+            #expect(decode(text) == nil, "\(text)")
+        }
+        #expect(decode("") == [] && decode("QR==") == [65] && decode("QUJ=") == [65, 66] && decode("+/+/") == [251, 255, 191])
+        var decoded = 0
+        for _ in 0..<50_000 {
+            let text = (0..<Int(random.next() % 13)).map { _ in characters[Int(random.next() % UInt64(characters.count))] }.joined()
+            let body = text.utf8.count - text.utf8.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+            // A multiple of four characters, `=` only as the last one or two.
+            let padding = text.utf8.count - body
+            let wellPadded = !text.utf8.prefix(body).contains(UInt8(ascii: "=")) && padding <= 2 && text.utf8.count % 4 == 0
+            let expected = wellPadded ? Data(base64Encoded: text).map { Array($0) } : nil
+            #expect(decode(text) == expected, "\(text)")
+            #expect(Base64Bytes.decode(text) == expected, "\(text)")
+            if expected != nil { decoded += 1 }
+        }
+        #expect(decoded > 2_000, "both outcomes are exercised: \(decoded) decoded")
+        for length in 0..<200 {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            #expect(decode(Data(bytes).base64EncodedString()) == bytes)
+        }
+    }
+
     /// Trimming and line-break removal work on bytes, and mean what they meant on Characters.
     @Test(arguments: [
         (" \tabc \t", "abc"), ("abc", "abc"), ("   ", ""), ("", ""), (" a b ", "a b"), ("\u{00A0}x\u{00A0}", "\u{00A0}x\u{00A0}"),
