@@ -143,19 +143,22 @@ import Testing
                 #expect(out.count == text.count + escapes + 4, "byte \(byte)")
             }
         }
-        // Several escapes in one word, next to each other or apart, anywhere: 2,000 strings of
+        // Several escapes in one word, next to each other or apart, anywhere: 4,000 strings of
         // random units.
         var generator = SystemRandomNumberGenerator()
         let units = ["a", "\"", "\\", "\n", "\u{1F}", "é", "\t", "zz", "\u{7F}"]
-        for _ in 0..<2_000 {
-            let text = (0..<Int.random(in: 0...40, using: &generator)).map { _ in units.randomElement(using: &generator)! }.joined()
+        // (Half of them without a control character: words of quotes and backslashes only.)
+        let withoutControl = ["a", "\"", "\\", "é", "zz", "\u{7F}"]
+        for round in 0..<4_000 {
+            let pool = round.isMultiple(of: 2) ? units : withoutControl
+            let text = (0..<Int.random(in: 0...40, using: &generator)).map { _ in pool.randomElement(using: &generator)! }.joined()
             var out: [UInt8] = []
             JSONText.appendQuoted(text, to: &out)
             #expect(try JSONParser.parse(out) == .string(text), "\(text.debugDescription)")
         }
         // Longer than the chunks the literal is written in, with escapes across their ends (and
         // nothing but six-byte escapes: a chunk filled to its last byte).
-        for unit in ["ab\"", "\u{1}xyz", "é\\\n", "\u{1}"] {
+        for unit in ["ab\"", "\u{1}xyz", "é\\\n", "\u{1}", "\""] {
             let text = String(repeating: unit, count: 5_000)
             var out: [UInt8] = []
             JSONText.appendQuoted(text, to: &out)
