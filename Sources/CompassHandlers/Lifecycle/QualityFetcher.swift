@@ -65,7 +65,7 @@ package struct MatchQuality: Codable, Sendable, Equatable {
 }
 
 /// refresh-cron's daily fetch of Meta's dataset quality figures. It rides on the token job:
-/// when a tenant's token has been checked or renewed, the figures of each of its datasets not
+/// when a tenant's token has had its daily check, the figures of each of its datasets not
 /// fetched within half a day are fetched with the same token and kept for settings, so a tenant
 /// costs no index entry of its own for a daily fetch. The quality index
 /// (`meta/quality-due/<minute>/<tenant>`) holds only the fetches due before the tenant's next
@@ -128,7 +128,7 @@ package struct QualityFetcher {
         return total
     }
 
-    /// After the token job checked or renewed the tenant's token: the figures of its datasets
+    /// After the token job checked the tenant's token: the figures of its datasets
     /// not fetched within half a day, and a retry entry for any that failed.
     package func fetchAlongCheck(_ tenant: String) -> Summary {
         guard case .tried(let fetched, let failed) = fetch(tenant, entry: nil) else { return Summary() }

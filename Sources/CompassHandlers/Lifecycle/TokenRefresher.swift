@@ -15,14 +15,14 @@ import Synchronization
 /// credential: to give an entry to credentials written before the index existed (once), and
 /// to re-encrypt every credential sealed under a previous key (while one is configured).
 /// A per-tenant lease and compare-and-swap on the credential keep overlapping runs from
-/// renewing a token twice. A token checked or renewed is used at once for the tenant's daily
+/// renewing a token twice. A token just checked is used at once for the tenant's daily
 /// match-quality figures (`QualityFetcher.fetchAlongCheck`).
 package struct TokenRefresher {
     package let dependencies: Dependencies
     /// Meta's usage figures as this run's calls report them: the run slows down, then stops
     /// taking work, as they near Meta's limits.
     package let usage = GraphUsage()
-    /// The match-quality figures fetched along this run's checks and renewals.
+    /// The match-quality figures fetched along this run's checks.
     package let quality = Tally(QualityFetcher.Summary())
     /// Waits the given seconds between calls when Meta's usage is high (a test records it).
     package var pause: @Sendable (Double) -> Void = { seconds in usleep(UInt32(seconds * 1_000_000)) }
@@ -102,7 +102,9 @@ package struct TokenRefresher {
 
         func work(_ entry: (key: String, tenant: String)) {
             let (outcome, rotated) = refresher.refresh(entry.tenant, entry: entry.key)
-            if outcome == .checked || outcome == .renewed {
+            // The day's check brings the quality figures; a renewal, which may be one of many
+            // after an outage, does not wait for them (the next check, a day on, fetches).
+            if outcome == .checked {
                 let fetched = QualityFetcher(dependencies: refresher.dependencies).fetchAlongCheck(entry.tenant)
                 refresher.quality.add { $0 = $0 + fetched }
             }
