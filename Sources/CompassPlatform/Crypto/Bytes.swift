@@ -197,17 +197,19 @@ package enum Base64 {
                 guard let source = text.baseAddress, let table = places.baseAddress, let target = out.baseAddress else { return }
                 // Every group or-ed together: a byte outside the alphabet sets bit 24.
                 var seen: UInt32 = 0
-                func group(_ at: Int, _ keep: Int) -> UInt32 {
+                // The bits of the four characters at `at`, of which the first `characters` are
+                // read (the rest are padding).
+                func group(_ at: Int, _ characters: Int) -> UInt32 {
                     let first = table[Int(source[at])] | table[256 &+ Int(source[at &+ 1])]
-                    let third = keep > 1 ? table[512 &+ Int(source[at &+ 2])] : 0
-                    let fourth = keep > 2 ? table[768 &+ Int(source[at &+ 3])] : 0
+                    let third = characters > 2 ? table[512 &+ Int(source[at &+ 2])] : 0
+                    let fourth = characters > 3 ? table[768 &+ Int(source[at &+ 3])] : 0
                     return first | third | fourth
                 }
                 var read = 0
                 var write = 0
                 // All but the last four.
                 while read &+ 4 < count {
-                    let bits = group(read, 3)
+                    let bits = group(read, 4)
                     seen |= bits
                     UnsafeMutableRawPointer(target + write).storeBytes(of: bits.littleEndian, as: UInt32.self)
                     read &+= 4
@@ -215,7 +217,7 @@ package enum Base64 {
                 }
                 // The last four, their padding read as `A` (zero bits), the bytes it stands for
                 // not kept.
-                let bits = group(read, 3 - padding)
+                let bits = group(read, 4 - padding)
                 UnsafeMutableRawPointer(target + write).storeBytes(of: bits.littleEndian, as: UInt32.self)
                 valid = (seen | bits) >> 24 == 0
                 written = length
