@@ -52,7 +52,7 @@ import Testing
         #expect(world.send(world.batch(["q1"])).status == 200)
         world.queueFault(.serverError, path: "dataset_quality", count: 1)
         #expect(world.drain().quality.failed == 1)
-        // An extra entry half an hour on, as the one-time walk may have left.
+        // An extra entry half an hour on, as a store written before may hold.
         try DueIndex(store: world.store, prefix: DueIndex.qualityPrefix).add("tenant_a", at: world.clock.now.addingTimeInterval(1800))
         world.clock.advance(QualityFetcher.retryDelay - 120)
         let early = world.drain().quality
@@ -60,6 +60,27 @@ import Testing
         world.clock.advance(180)
         #expect(world.drain().quality.fetched == 1)
         #expect(QualityFetcher.retryDelay == 3600)
+    }
+
+    /// A store written before holds an entry a tenant for its next daily fetch: each is fetched
+    /// when it comes due, unless the figures are less than half a day old, and goes, with no
+    /// entry written after it (the token's check brings the next fetch).
+    @Test func aDailyEntryFromBeforeIsFetchedWhenDueAndGoes() throws {
+        let world = World(environment: ["CRON_SECRET": "cron-secret-0123456789abcdef"])
+        world.readyTenant()
+        #expect(world.drain().quality.fetched == 1)
+        let index = DueIndex(store: world.store, prefix: DueIndex.qualityPrefix)
+        func entries() throws -> Int { try world.store.count(prefix: DueIndex.qualityPrefix) }
+        try index.add("tenant_a", at: world.clock.now.addingTimeInterval(DueIndex.period / 4))
+        world.clock.advance(DueIndex.period / 4 + 60)
+        let fresh = world.drain().quality
+        #expect(fresh.fetched == 0 && fresh.stale == 1, "\(fresh)")
+        #expect(try entries() == 0)
+        try index.add("tenant_a", at: world.clock.now.addingTimeInterval(DueIndex.period / 2))
+        world.clock.advance(DueIndex.period / 2 + 60)
+        let due = world.drain()
+        #expect(due.quality.fetched == 1 && due.tokens.checked == 0, "\(due.quality)")
+        #expect(try entries() == 0)
     }
 
     /// Two datasets, one fetch failing: the other's figures are kept, the tenant's one entry
