@@ -17,9 +17,11 @@ import Synchronization
 /// records with a TTL (OAuth states, leases, sent markers) are ephemeral by nature and skip the
 /// fsyncs: a crash may lose one, never tear one;
 /// every write takes an exclusive `flock` on the key's folder, so compare-and-swap is safe
-/// across processes. Files are readable by the owner only. Deleting a key's last record
-/// removes its folder too, and `sweepExpired` deletes expired records and abandoned temporary
-/// files, so the disk holds live data only.
+/// across processes, but for a bulk load's new record: linked in without the lock (the link
+/// refuses a taken name, which then goes the usual way), while a locked write that found a name
+/// free and finds it taken when it links reads it anew. Files are readable by the owner only.
+/// Deleting a key's last record removes its folder too, and `sweepExpired` deletes expired
+/// records and abandoned temporary files, so the disk holds live data only.
 package struct FileStore: KeyValueStore {
     package let root: String
     package let clock: any Clock
@@ -142,7 +144,8 @@ package struct FileStore: KeyValueStore {
     /// Consecutive writes into one folder (a request's claims, its outbox entries) share one
     /// taking of the lock; deletes are unlinked under it too, their folders synced once after.
     /// A record that is not to be flushed (one with a TTL, any in a store that is not durable)
-    /// is written once its folder is locked, as `put` writes it: a new one as an unnamed file.
+    /// is written once its folder is locked, as `put` writes it: a new one as an unnamed file;
+    /// a bulk load's (a store that is not durable) is linked in before, without the lock.
     package func write(_ writes: [BatchWrite]) throws(StoreError) -> [UInt64?] {
         for write in writes { try StoreKey.validate(write.key) }
         var staged: [(file: Staged, version: UInt64)] = []
@@ -189,6 +192,17 @@ package struct FileStore: KeyValueStore {
         var folders: Set<String> = []
         var index = 0
         while index < writes.count {
+            // A bulk load's record is linked in without its folder's lock: the link itself
+            // refuses a name taken, which then goes the usual way, under the lock.
+            if !durable, case .bytes(let bytes) = staged[index].file {
+                let file = path(for: writes[index].key)
+                if try linkNew(file, folder: String(file[..<file.lastIndex(of: "/")!]), bytes: bytes, sync: false) == .linked {
+                    placed[index] = true
+                    versions.append(staged[index].version)
+                    index += 1
+                    continue
+                }
+            }
             index = try placeRun(from: index, of: writes, staged: staged, placed: &placed, versions: &versions, folders: &folders)
         }
         if needsSync || deletes {
@@ -238,7 +252,7 @@ package struct FileStore: KeyValueStore {
                 // A record most likely new (a create's, any of a bulk load) is linked in without
                 // a read first: the link finds a name taken, which then goes the usual way.
                 if case .bytes(let bytes) = staged[next].file, !durable || writes[next].isCreate,
-                    try linkNew(file, folder: folder, bytes: bytes, sync: false)
+                    try linkNew(file, folder: folder, bytes: bytes, sync: false) == .linked
                 {
                     placed[next] = true
                     folders.insert(folder)
@@ -255,10 +269,22 @@ package struct FileStore: KeyValueStore {
                 let (staging, version) = staged[next]
                 guard version > current?.version ?? 0 else { return (next, true) }
                 switch staging {
+                case .named(let temp) where writes[next].isCreate && !exists:
+                    // Linked, not renamed: a bulk load's record linked in meanwhile (without the
+                    // lock) keeps its name, and the create refuses, as had it come second.
+                    if link(temp, file) != 0 {
+                        guard errno == EEXIST else { throw .unavailable("cannot write record (errno \(errno))") }
+                        versions.append(nil)
+                        next += 1
+                        continue
+                    }
+                    unlink(temp)
                 case .named(let temp):
                     guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
                 case .bytes(let bytes):
-                    try writeAtomically(file, folder: folder, folderDescriptor: lock, bytes: bytes, durable: false, replacing: exists)
+                    // The name found free and taken since (by a bulk load's link): read anew.
+                    guard try writeAtomically(file, folder: folder, folderDescriptor: lock, bytes: bytes, durable: false, replacing: exists)
+                    else { continue }
                 case .nothing:
                     break
                 }
@@ -369,23 +395,28 @@ package struct FileStore: KeyValueStore {
     ) throws(StoreError) -> UInt64 {
         try StoreKey.validate(key)
         return try withLockedFolder(of: key, ifMissing: ifMissing) { file, folder, lock throws(StoreError) in
-            let (current, exists) = try readForChange(file, key: key)
-            switch try decide(current) {
-            case .remove:
-                if exists {
-                    guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
-                    removeIfEmpty(folder)
-                    fsync(lock)
+            // Once more only when a bulk load linked a record in under the name found free.
+            while true {
+                let (current, exists) = try readForChange(file, key: key)
+                switch try decide(current) {
+                case .remove:
+                    if exists {
+                        guard unlink(file) == 0 || errno == ENOENT else { throw .unavailable("cannot delete record (errno \(errno))") }
+                        removeIfEmpty(folder)
+                        fsync(lock)
+                    }
+                    return current?.version ?? 0
+                case .write(let value, let ttl):
+                    let version = StoreVersion.next(after: current?.version)
+                    let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
+                    if try writeAtomically(
+                        file, folder: folder, folderDescriptor: lock,
+                        bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil,
+                        replacing: exists)
+                    {
+                        return version
+                    }
                 }
-                return current?.version ?? 0
-            case .write(let value, let ttl):
-                let version = StoreVersion.next(after: current?.version)
-                let expires = ttl.map { clock.now.unixSeconds + Int64(max($0, 1)) } ?? 0
-                try writeAtomically(
-                    file, folder: folder, folderDescriptor: lock,
-                    bytes: Self.encode(value, version: version, expiresAt: expires), durable: durable && ttl == nil,
-                    replacing: exists)
-                return version
             }
         }
     }
@@ -470,44 +501,71 @@ package struct FileStore: KeyValueStore {
     }
 
     /// Writes `bytes` as the record `file` (its folder locked): a new record by way of an
-    /// unnamed file, a replaced one by way of a temp file.
+    /// unnamed file, a replaced one by way of a temp file. False, with nothing written, when the
+    /// name found free (`replacing` false) is taken: a bulk load linked its record in meanwhile,
+    /// without the lock, and the caller reads the record and decides anew.
     private func writeAtomically(
         _ file: String, folder: String, folderDescriptor: Int32, bytes: [UInt8],
         durable: Bool, replacing: Bool
-    ) throws(StoreError) {
+    ) throws(StoreError) -> Bool {
         var linked = false
-        if !replacing { linked = try linkNew(file, folder: folder, bytes: bytes, sync: durable) }
+        if !replacing {
+            switch try linkNew(file, folder: folder, bytes: bytes, sync: durable) {
+            case .linked: linked = true
+            case .taken: return false
+            case .notLinked: break
+            }
+        }
         if !linked {
+            // Where no unnamed file could be had, a name free still means a record new: a temp
+            // file linked in (refused when taken), renamed only over a record there.
             let temp = folder + "/.tmp-" + Self.temporaryName()
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
             var failure = Descriptor.writeAll(fd, bytes)
             if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
             close(fd)
-            if failure == 0 && rename(temp, file) != 0 { failure = errno }
+            if failure == 0 && !replacing {
+                if link(temp, file) != 0 { failure = errno }
+                unlink(temp)
+                if failure == EEXIST { return false }
+            } else if failure == 0 && rename(temp, file) != 0 {
+                failure = errno
+            }
             if failure != 0 {
                 unlink(temp)
                 throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
             }
         }
         if durable { fsync(folderDescriptor) }
+        return true
     }
 
-    /// `bytes` linked in as the new record `file` (its folder locked) by way of an unnamed file,
-    /// fsynced with `sync`; false when the name is taken or unnamed files are not to be had (the
-    /// caller takes a temp file's way).
-    private func linkNew(_ file: String, folder: String, bytes: [UInt8], sync: Bool) throws(StoreError) -> Bool {
-        guard let fd = try writeUnnamed(in: folder, bytes, sync: sync) else { return false }
+    /// What came of linking a new record in.
+    private enum LinkOutcome {
+        case linked
+        /// The name is taken.
+        case taken
+        /// No unnamed file to be had, or its folder gone (a bulk load's link, without the lock,
+        /// racing the removal of an emptied folder): the caller goes the usual way.
+        case notLinked
+    }
+
+    /// `bytes` linked in as the new record `file` by way of an unnamed file, fsynced with `sync`
+    /// (its folder locked, or a bulk load's record).
+    private func linkNew(_ file: String, folder: String, bytes: [UInt8], sync: Bool) throws(StoreError) -> LinkOutcome {
+        guard let fd = try writeUnnamed(in: folder, bytes, sync: sync) else { return .notLinked }
         let failure = linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno
         close(fd)
         switch failure {
-        case 0: return true
-        case EEXIST: return false
+        case 0: return .linked
+        case EEXIST: return .taken
+        case ENOENT: return .notLinked
         case ENOSPC, EDQUOT: throw .unavailable("store disk is full")
         // Linking through /proc refused (a security module, a sandbox): temp files from now on.
         default:
             Self.unnamedFilesRefused.store(true, ordering: .relaxed)
-            return false
+            return .notLinked
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import CompassDev
@@ -63,6 +64,46 @@ import Testing
             try FileManager.default.contentsOfDirectory(atPath: folder.path + "/b").sorted() == [
                 "expired.rec", "fresh.rec", "live.rec", "put.rec",
             ])
+    }
+
+    /// A bulk load links its records in without taking their folder's lock. A locked write that
+    /// found a name free and finds it taken when it links its record in reads it anew: a create
+    /// then refuses, as it would have had it come second, and never writes over the record
+    /// linked in meanwhile. The two start on each key together (two threads meeting before each):
+    /// every key ends with the bulk load's value (a put after the create replaces its record, one
+    /// before refuses it).
+    @Test func aCreateRacingABulkLoadNeverWritesOverWhatItLinkedIn() throws {
+        let folder = TemporaryFolder()
+        let locked = try FileStore(root: folder.path, durable: false)
+        let bulk = try FileStore(root: folder.path, durable: false)
+        let keys = (0..<1000).map { "race/k\($0 % 30)/r\($0)" }
+        let arrived = Atomic<Int>(0)
+        let failures = Mutex<[String]>([])
+        let done = DispatchGroup()
+        for side in 0..<2 {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                for (index, key) in keys.enumerated() {
+                    arrived.add(1, ordering: .sequentiallyConsistent)
+                    while arrived.load(ordering: .sequentiallyConsistent) < 2 * (index + 1) { sched_yield() }
+                    do {
+                        if side == 0 {
+                            _ = try bulk.write([.put(key, Array("bulk".utf8), ttl: nil)])
+                        } else {
+                            try locked.create(key, Array("create".utf8), ttl: nil)
+                        }
+                    } catch StoreError.alreadyExists {
+                    } catch {
+                        failures.withLock { $0.append("\(key): \(error)") }
+                    }
+                }
+            }
+        }
+        done.wait()
+        #expect(failures.withLock { $0 } == [])
+        let overwritten = try keys.filter { try locked.get($0)?.value != Array("bulk".utf8) }
+        #expect(overwritten == [])
     }
 
     /// The names that came into `folder` while `body` ran, as inotify saw them: made
