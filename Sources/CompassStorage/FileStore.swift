@@ -196,7 +196,7 @@ package struct FileStore: KeyValueStore {
             // refuses a name taken, which then goes the usual way, under the lock.
             if !durable, case .bytes(let bytes) = staged[index].file {
                 let file = path(for: writes[index].key)
-                if try linkNew(file, folder: String(file[..<file.lastIndex(of: "/")!]), bytes: bytes, sync: false) == .linked {
+                if try linkNew(file, folder: Self.folder(of: file), bytes: bytes, sync: false) == .linked {
                     placed[index] = true
                     versions.append(staged[index].version)
                     index += 1
@@ -382,6 +382,11 @@ package struct FileStore: KeyValueStore {
 
     private func path(for key: String) -> String { root + "/" + key + ".rec" }
 
+    /// The folder a record's file is in: up to its last slash, found in its bytes.
+    private static func folder(of file: String) -> String {
+        String(file.utf8[..<file.utf8.lastIndex(of: UInt8(ascii: "/"))!])!
+    }
+
     private enum Change {
         case write([UInt8], Int?)
         case remove
@@ -448,7 +453,7 @@ package struct FileStore: KeyValueStore {
         _ body: (_ file: String, _ folder: String, _ lock: Int32) throws(StoreError) -> T
     ) throws(StoreError) -> T {
         let file = path(for: key)
-        let folder = String(file[..<file.lastIndex(of: "/")!])
+        let folder = Self.folder(of: file)
         for _ in 0..<16 {
             var lock = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if lock < 0 && errno == ENOENT {
@@ -484,7 +489,7 @@ package struct FileStore: KeyValueStore {
     /// its path.
     private func writeTemporary(for key: String, _ bytes: [UInt8]) throws(StoreError) -> String {
         let file = path(for: key)
-        let temp = String(file[..<file.lastIndex(of: "/")!]) + "/.tmp-" + Self.temporaryName()
+        let temp = Self.folder(of: file) + "/.tmp-" + Self.temporaryName()
         var fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 && errno == ENOENT {
             try makeFolders(for: key)
@@ -780,8 +785,8 @@ package struct FileStore: KeyValueStore {
     private func makeFolders(for key: String) throws(StoreError) {
         var folders: [String] = []
         var current = root
-        for segment in key.split(separator: "/").dropLast() {
-            current += "/" + segment
+        for segment in key.utf8.split(separator: UInt8(ascii: "/")).dropLast() {
+            current += "/" + String(segment)!
             folders.append(current)
         }
         // Up from the deepest to the first that exists or could be made.

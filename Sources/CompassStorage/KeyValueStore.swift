@@ -176,11 +176,21 @@ package enum StoreKey {
 
     package static func isValidKey(_ key: String) -> Bool { (try? validate(key)) != nil }
 
+    /// Segments of 1 to 255 bytes of `[A-Za-z0-9_-]` between slashes: read byte by byte (every
+    /// byte of a valid key is ASCII, where a byte is a Character), in one pass.
     package static func validate(_ key: String) throws(StoreError) {
         guard !key.isEmpty, key.utf8.count <= maxBytes else { throw .invalidKey("length") }
-        for segment in key.split(separator: "/", omittingEmptySubsequences: false) {
-            guard isValidSegment(segment) else { throw .invalidKey("segment") }
+        var length = 0
+        for byte in key.utf8 {
+            if byte == UInt8(ascii: "/") {
+                guard length > 0 else { throw .invalidKey("segment") }
+                length = 0
+            } else {
+                guard ASCII.isIdentifier(byte), length < 255 else { throw .invalidKey("segment") }
+                length += 1
+            }
         }
+        guard length > 0 else { throw .invalidKey("segment") }
     }
 
     package static func isValidSegment(_ segment: String) -> Bool { KeySegment.isValid(segment) }

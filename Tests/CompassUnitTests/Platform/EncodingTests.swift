@@ -126,6 +126,34 @@ import Testing
         #expect(parts.concatenated(separator: "") == parts.joined())
     }
 
+    /// A store key read byte by byte, in one pass, against the definition as it was written
+    /// first: split into Characters at each slash, each segment 1 to 255 identifier bytes. Keys
+    /// drawn from identifier bytes, slashes and a few others (a space, `.`, `é`, a combining mark
+    /// after a slash), of every length up to the limit, and segments of 254 to 256 bytes.
+    @Test func storeKeysAreCheckedAsTheirSegmentsDefineThem() {
+        func bySegments(_ key: String) -> Bool {
+            !key.isEmpty && key.utf8.count <= StoreKey.maxBytes
+                && key.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+                    $0.consists(of: ASCII.isIdentifier, length: 1...255)
+                }
+        }
+        let pieces = ["a", "Z", "0", "_", "-", "/", "/", "//", " ", ".", "é", "/\u{301}", "\u{0}"]
+        var generator = SystemRandomNumberGenerator()
+        var valid = 0
+        var keys = ["a", "/", "a/", "/a", "a//b", String(repeating: "k", count: 512), String(repeating: "k", count: 513)]
+        for length in [254, 255, 256] {
+            keys += ["a/" + String(repeating: "s", count: length), String(repeating: "s", count: length) + "/b"]
+        }
+        for _ in 0..<20_000 {
+            keys.append((0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined())
+        }
+        for key in keys {
+            #expect(StoreKey.isValidKey(key) == bySegments(key), "\(key.debugDescription)")
+            if bySegments(key) { valid += 1 }
+        }
+        #expect(valid > 1000 && valid < keys.count - 1000)
+    }
+
     @Test func hexRecognisesDigests() {
         #expect(Hex.isSHA256Digest(String(repeating: "aB", count: 32)))
         #expect(!Hex.isSHA256Digest(String(repeating: "a", count: 63)))
