@@ -15,10 +15,31 @@ package enum JSONCoding {
     /// `2026-11-28T03:26:50Z`: whole seconds, UTC (`JSONEncoder`'s `.iso8601`).
     package static func iso8601(_ date: Date) -> String {
         let time = CivilTime(unixSeconds: Int64(date.timeIntervalSince1970.rounded(.down)))
-        let two = CivilTime.two
-        let year = String(time.year)
-        return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + two(time.month) + "-" + two(time.day) + "T"
-            + two(time.hour) + ":" + two(time.minute) + ":" + two(time.second) + "Z"
+        guard (0...9999).contains(time.year) else {
+            let two = CivilTime.two
+            let year = String(time.year)
+            return String(repeating: "0", count: max(0, 4 - year.count)) + year + "-" + two(time.month) + "-" + two(time.day)
+                + "T" + two(time.hour) + ":" + two(time.minute) + ":" + two(time.second) + "Z"
+        }
+        // Twenty bytes written in place: every date a record holds.
+        return String(unsafeUninitializedCapacity: 20) { text in
+            func put(_ value: Int64, _ count: Int, at offset: Int) {
+                var rest = value
+                for place in (offset..<(offset + count)).reversed() {
+                    text[place] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+            }
+            put(time.year, 4, at: 0)
+            put(time.month, 2, at: 5)
+            put(time.day, 2, at: 8)
+            put(time.hour, 2, at: 11)
+            put(time.minute, 2, at: 14)
+            put(time.second, 2, at: 17)
+            (text[4], text[7], text[10]) = (UInt8(ascii: "-"), UInt8(ascii: "-"), UInt8(ascii: "T"))
+            (text[13], text[16], text[19]) = (UInt8(ascii: ":"), UInt8(ascii: ":"), UInt8(ascii: "Z"))
+            return 20
+        }
     }
 
     /// A date as `JSONDecoder`'s `.iso8601` reads it: a valid date in the whole-second UTC form
