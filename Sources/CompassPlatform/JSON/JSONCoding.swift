@@ -1,15 +1,17 @@
-/// `Codable` over `JSONValue`: the one codec of every stored record and every JSON answer. A
-/// type's synthesized (or written) `Codable` conformance is its only description; these read
-/// and write it as Foundation's `JSONDecoder` and `JSONEncoder` would with `JSON`'s settings
-/// (ISO 8601 dates in whole seconds, sorted keys, no escaped slashes), without their set-up
-/// in every short-lived process (`JSONCodingTests` holds the two to the same answers).
+/// `Codable` read from a `JSONValue` and written straight to JSON text: the one codec of every
+/// stored record and every JSON answer. A type's synthesized (or written) `Codable`
+/// conformance is its only description; these read and write it as Foundation's `JSONDecoder`
+/// and `JSONEncoder` would with `JSON`'s settings (ISO 8601 dates in whole seconds, sorted
+/// keys, no escaped slashes), without their set-up in every short-lived process
+/// (`JSONCodingTests` holds the two to the same answers).
 package enum JSONCoding {
     package static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try ValueDecoder.unbox(type, value, path: [])
     }
 
-    package static func encode(_ value: some Encodable) throws -> JSONValue {
-        try ValueEncoder.box(value, path: []).json
+    /// `value`'s JSON text, as `JSONEncoder` writes it with `JSON`'s settings.
+    package static func encode(_ value: some Encodable) throws -> [UInt8] {
+        try ValueEncoder.encode(value)
     }
 
     /// `2026-11-28T03:26:50Z`: whole seconds, UTC (`JSONEncoder`'s `.iso8601`).
@@ -277,167 +279,324 @@ private struct CodingKeyText: CodingKey {
 
 // MARK: Encoding
 
-/// What an encoder writes into: a value, or an object or array whose members are still being
-/// written by containers that share it.
-private final class Node {
-    enum Content {
-        case value(JSONValue)
-        case object([String: Node])
-        case array([Node])
+/// Where an encoding writes: every scalar's JSON text as it comes, one after another, and the
+/// containers that hold them (`EncodedNode`), put in order only when the whole is written out.
+private final class EncodingBuffer {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(512) }
+}
+
+/// A value in a container: a scalar's text in the buffer, or a container of its own.
+private enum EncodedMember {
+    case text(Range<Int>)
+    case node(EncodedNode)
+}
+
+/// A value encoded through containers: an object (its members' names and values, sorted by name
+/// when written out), an array, or one value (a single-value container's). The key or index it
+/// sits under makes the coding path, read only for an error.
+private final class EncodedNode {
+    enum Kind {
+        case object
+        case array
+        case single
     }
 
-    var content: Content
+    enum Place {
+        case top
+        case key(any CodingKey)
+        case index(Int)
+    }
 
-    init(_ content: Content) { self.content = content }
+    /// An encoder that asks for no container writes `{}`, as `JSONEncoder` does.
+    var kind = Kind.object
+    var names: [String] = []
+    var members: [EncodedMember] = []
+    /// Unowned: a parent holds its members, and lives while any is encoded.
+    unowned let parent: EncodedNode?
+    let place: Place
 
-    var json: JSONValue {
-        switch content {
-        case .value(let value): value
-        case .object(let members): .object(members.mapValues(\.json))
-        case .array(let items): .array(items.map(\.json))
+    init(parent: EncodedNode?, place: Place) {
+        self.parent = parent
+        self.place = place
+    }
+
+    var codingPath: [any CodingKey] {
+        var path: [any CodingKey] = []
+        var node: EncodedNode? = self
+        while let current = node {
+            switch current.place {
+            case .top: break
+            case .key(let key): path.append(key)
+            case .index(let index): path.append(CodingKeyText(index: index))
+            }
+            node = current.parent
+        }
+        return path.reversed()
+    }
+
+    /// Becomes a container of `kind`, starting empty unless it already is one.
+    func become(_ kind: Kind) {
+        guard self.kind != kind else { return }
+        self.kind = kind
+        names = []
+        members = []
+    }
+
+    func write(_ buffer: [UInt8], into out: inout [UInt8]) {
+        switch kind {
+        case .single:
+            if let member = members.last { Self.write(member, buffer, into: &out) } else { out.append(literal: "null") }
+        case .array:
+            out.append(UInt8(ascii: "["))
+            for (position, member) in members.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                Self.write(member, buffer, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object:
+            out.append(UInt8(ascii: "{"))
+            // Sorted by name (as `JSONValue` writes an object); of a name written twice, the
+            // last value, as a dictionary keeps it.
+            let order = names.indices.sorted { names[$0] < names[$1] || (names[$0] == names[$1] && $0 < $1) }
+            var first = true
+            for (position, member) in order.enumerated() {
+                if position + 1 < order.count, names[order[position + 1]] == names[member] { continue }
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                JSONText.appendQuoted(names[member], to: &out)
+                out.append(UInt8(ascii: ":"))
+                Self.write(members[member], buffer, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func write(_ member: EncodedMember, _ buffer: [UInt8], into out: inout [UInt8]) {
+        switch member {
+        case .text(let range): buffer.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
+        case .node(let node): node.write(buffer, into: &out)
         }
     }
 }
 
 private struct ValueEncoder: Encoder {
-    let node: Node
-    let codingPath: [any CodingKey]
+    let node: EncodedNode
+    let buffer: EncodingBuffer
+    var codingPath: [any CodingKey] { node.codingPath }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    static func box<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node {
-        switch value {
-        case let json as JSONValue: return Node(.value(json))
-        case let text as String: return Node(.value(.string(text)))
-        case let flag as Bool: return Node(.value(.bool(flag)))
-        case let number as Double: return Node(.value(try double(number, path: path)))
-        case let number as Float: return Node(.value(try double(Double(number), path: path)))
-        case let date as Date: return Node(.value(.string(JSONCoding.iso8601(date))))
-        case let data as Data: return Node(.value(.string(data.base64EncodedString())))
-        case let integer as any FixedWidthInteger:
-            guard let number = Int64(exactly: integer) else {
-                throw EncodingError.invalidValue(value, .init(codingPath: path, debugDescription: "\(integer) is out of range."))
-            }
-            return Node(.value(.int(number)))
-        default:
-            let node = Node(.value(.object([:])))
-            try value.encode(to: ValueEncoder(node: node, codingPath: path))
-            return node
+    /// `value`'s JSON text. The scalars of records are told by their type (a comparison of
+    /// metatypes), not by a dynamic cast each.
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let buffer = EncodingBuffer()
+        let member = try box(value, in: buffer, parent: nil, place: .top)
+        switch member {
+        case .text(let range): return Array(buffer.bytes[range])
+        case .node(let node):
+            var out: [UInt8] = []
+            out.reserveCapacity(buffer.bytes.count + 16 * node.members.count + 16)
+            node.write(buffer.bytes, into: &out)
+            return out
         }
+    }
+
+    /// Writes a scalar's text into the buffer, or encodes a value through containers of a node
+    /// of its own (under `parent`, at `place`).
+    static func box<T: Encodable>(
+        _ value: T, in buffer: EncodingBuffer, parent: EncodedNode?, place: @autoclosure () -> EncodedNode.Place
+    ) throws -> EncodedMember {
+        let start = buffer.bytes.count
+        if T.self == String.self {
+            JSONText.appendQuoted(value as! String, to: &buffer.bytes)
+        } else if T.self == Date.self {
+            buffer.bytes.append(UInt8(ascii: "\""))
+            buffer.bytes.append(contentsOf: JSONCoding.iso8601(value as! Date).utf8)
+            buffer.bytes.append(UInt8(ascii: "\""))
+        } else if T.self == Int.self {
+            buffer.bytes.append(decimal: Int64(value as! Int))
+        } else if T.self == Int64.self {
+            buffer.bytes.append(decimal: value as! Int64)
+        } else if T.self == Bool.self {
+            buffer.bytes.append(literal: value as! Bool ? "true" : "false")
+        } else if T.self == Double.self {
+            try double(value as! Double, parent: parent, place: place(), into: &buffer.bytes)
+        } else if T.self == JSONValue.self {
+            (value as! JSONValue).write(into: &buffer.bytes)
+        } else {
+            switch value {
+            case let number as Float: try double(Double(number), parent: parent, place: place(), into: &buffer.bytes)
+            case let data as Data: JSONText.appendQuoted(data.base64EncodedString(), to: &buffer.bytes)
+            case let integer as any FixedWidthInteger:
+                guard let number = Int64(exactly: integer) else {
+                    throw EncodingError.invalidValue(
+                        value, .init(codingPath: path(parent, place()), debugDescription: "\(integer) is out of range."))
+                }
+                buffer.bytes.append(decimal: number)
+            default:
+                let node = EncodedNode(parent: parent, place: place())
+                try value.encode(to: ValueEncoder(node: node, buffer: buffer))
+                // A value written through a single-value container is that value.
+                if node.kind == .single, node.members.count == 1 { return node.members[0] }
+                return .node(node)
+            }
+        }
+        return .text(start..<buffer.bytes.count)
+    }
+
+    /// The coding path of `place` under `parent`.
+    static func path(_ parent: EncodedNode?, _ place: EncodedNode.Place) -> [any CodingKey] {
+        EncodedNode(parent: parent, place: place).codingPath
     }
 
     /// `JSONEncoder` writes a whole double without a fraction (`100`, not `100.0`).
-    private static func double(_ number: Double, path: [any CodingKey]) throws -> JSONValue {
+    private static func double(_ number: Double, parent: EncodedNode?, place: EncodedNode.Place, into out: inout [UInt8]) throws {
         guard number.isFinite else {
-            throw EncodingError.invalidValue(number, .init(codingPath: path, debugDescription: "\(number) is not valid JSON."))
+            throw EncodingError.invalidValue(
+                number, .init(codingPath: path(parent, place), debugDescription: "\(number) is not valid JSON."))
         }
-        if number.rounded() == number, abs(number) < 1e15 { return .int(Int64(number)) }
-        return .double(number)
+        if number.rounded() == number, abs(number) < 1e15 {
+            out.append(decimal: Int64(number))
+        } else {
+            out.append(contentsOf: String(number).utf8)
+        }
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        if case .object = node.content {} else { node.content = .object([:]) }
-        return KeyedEncodingContainer(KeyedEncoding<Key>(node: node, codingPath: codingPath))
+        node.become(.object)
+        return KeyedEncodingContainer(KeyedEncoding<Key>(node: node, buffer: buffer))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        if case .array = node.content {} else { node.content = .array([]) }
-        return UnkeyedEncoding(node: node, codingPath: codingPath)
+        node.become(.array)
+        return UnkeyedEncoding(node: node, buffer: buffer)
     }
 
-    func singleValueContainer() -> any SingleValueEncodingContainer { SingleEncoding(node: node, codingPath: codingPath) }
+    func singleValueContainer() -> any SingleValueEncodingContainer { SingleEncoding(node: node, buffer: buffer) }
 }
 
 private struct SingleEncoding: SingleValueEncodingContainer {
-    let node: Node
-    let codingPath: [any CodingKey]
+    let node: EncodedNode
+    let buffer: EncodingBuffer
+    var codingPath: [any CodingKey] { node.codingPath }
 
-    func encodeNil() { node.content = .value(.null) }
-    func encode<T: Encodable>(_ value: T) throws { node.content = try ValueEncoder.box(value, path: codingPath).content }
+    func encodeNil() {
+        let start = buffer.bytes.count
+        buffer.bytes.append(literal: "null")
+        set(.text(start..<buffer.bytes.count))
+    }
+
+    func encode<T: Encodable>(_ value: T) throws {
+        // The value takes this node's place: a container it makes is this node's.
+        let member = try ValueEncoder.box(value, in: buffer, parent: node.parent, place: node.place)
+        set(member)
+    }
+
+    private func set(_ member: EncodedMember) {
+        node.become(.single)
+        node.members = [member]
+    }
 }
 
 private struct KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    let node: Node
-    let codingPath: [any CodingKey]
+    let node: EncodedNode
+    let buffer: EncodingBuffer
+    var codingPath: [any CodingKey] { node.codingPath }
 
-    private func set(_ key: String, _ member: Node) {
-        guard case .object(var members) = node.content else { return }
-        node.content = .value(.null)  // the members are not copied while they change
-        members[key] = member
-        node.content = .object(members)
+    private func add(_ name: String, _ member: EncodedMember) {
+        guard node.kind == .object else { return }
+        node.names.append(name)
+        node.members.append(member)
     }
 
-    func encodeNil(forKey key: Key) { set(key.stringValue, Node(.value(.null))) }
+    /// A scalar's text written into the buffer by `write`, as the member `key`.
+    private func add(_ key: Key, _ write: (inout [UInt8]) throws -> Void) rethrows {
+        let start = buffer.bytes.count
+        try write(&buffer.bytes)
+        add(key.stringValue, .text(start..<buffer.bytes.count))
+    }
+
+    // The scalars a synthesized `encode(to:)` asks for by type: no generic call, no cast.
+    func encode(_ value: String, forKey key: Key) { add(key) { JSONText.appendQuoted(value, to: &$0) } }
+    func encode(_ value: Bool, forKey key: Key) { add(key) { $0.append(literal: value ? "true" : "false") } }
+    func encode(_ value: Int, forKey key: Key) { add(key) { $0.append(decimal: Int64(value)) } }
+    func encode(_ value: Int64, forKey key: Key) { add(key) { $0.append(decimal: value) } }
+
+    func encodeNil(forKey key: Key) {
+        let start = buffer.bytes.count
+        buffer.bytes.append(literal: "null")
+        add(key.stringValue, .text(start..<buffer.bytes.count))
+    }
 
     func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        set(key.stringValue, try ValueEncoder.box(value, path: codingPath + [key]))
+        add(key.stringValue, try ValueEncoder.box(value, in: buffer, parent: node, place: .key(key)))
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-        let member = Node(.object([:]))
-        set(key.stringValue, member)
-        return KeyedEncodingContainer(KeyedEncoding<NestedKey>(node: member, codingPath: codingPath + [key]))
+        let member = EncodedNode(parent: node, place: .key(key))
+        add(key.stringValue, .node(member))
+        return KeyedEncodingContainer(KeyedEncoding<NestedKey>(node: member, buffer: buffer))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        let member = Node(.array([]))
-        set(key.stringValue, member)
-        return UnkeyedEncoding(node: member, codingPath: codingPath + [key])
+        let member = EncodedNode(parent: node, place: .key(key))
+        member.kind = .array
+        add(key.stringValue, .node(member))
+        return UnkeyedEncoding(node: member, buffer: buffer)
     }
 
     func superEncoder() -> any Encoder {
-        let member = Node(.object([:]))
-        set("super", member)
-        return ValueEncoder(node: member, codingPath: codingPath + [CodingKeyText("super")])
+        let member = EncodedNode(parent: node, place: .key(CodingKeyText("super")))
+        add("super", .node(member))
+        return ValueEncoder(node: member, buffer: buffer)
     }
 
     func superEncoder(forKey key: Key) -> any Encoder {
-        let member = Node(.object([:]))
-        set(key.stringValue, member)
-        return ValueEncoder(node: member, codingPath: codingPath + [key])
+        let member = EncodedNode(parent: node, place: .key(key))
+        add(key.stringValue, .node(member))
+        return ValueEncoder(node: member, buffer: buffer)
     }
 }
 
 private struct UnkeyedEncoding: UnkeyedEncodingContainer {
-    let node: Node
-    let codingPath: [any CodingKey]
+    let node: EncodedNode
+    let buffer: EncodingBuffer
+    var codingPath: [any CodingKey] { node.codingPath }
+    var count: Int { node.kind == .array ? node.members.count : 0 }
 
-    var count: Int {
-        guard case .array(let items) = node.content else { return 0 }
-        return items.count
+    private func append(_ item: EncodedMember) {
+        guard node.kind == .array else { return }
+        node.members.append(item)
     }
 
-    private func append(_ item: Node) {
-        guard case .array(var items) = node.content else { return }
-        node.content = .value(.null)  // the items are not copied while they change
-        items.append(item)
-        node.content = .array(items)
+    func encodeNil() {
+        let start = buffer.bytes.count
+        buffer.bytes.append(literal: "null")
+        append(.text(start..<buffer.bytes.count))
     }
-
-    func encodeNil() { append(Node(.value(.null))) }
 
     func encode<T: Encodable>(_ value: T) throws {
-        append(try ValueEncoder.box(value, path: codingPath + [CodingKeyText(index: count)]))
+        append(try ValueEncoder.box(value, in: buffer, parent: node, place: .index(count)))
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        let item = Node(.object([:]))
-        let path = codingPath + [CodingKeyText(index: count)]
-        append(item)
-        return KeyedEncodingContainer(KeyedEncoding<NestedKey>(node: item, codingPath: path))
+        let item = EncodedNode(parent: node, place: .index(count))
+        append(.node(item))
+        return KeyedEncodingContainer(KeyedEncoding<NestedKey>(node: item, buffer: buffer))
     }
 
     func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        let item = Node(.array([]))
-        let path = codingPath + [CodingKeyText(index: count)]
-        append(item)
-        return UnkeyedEncoding(node: item, codingPath: path)
+        let item = EncodedNode(parent: node, place: .index(count))
+        item.kind = .array
+        append(.node(item))
+        return UnkeyedEncoding(node: item, buffer: buffer)
     }
 
     func superEncoder() -> any Encoder {
-        let item = Node(.object([:]))
-        let path = codingPath + [CodingKeyText(index: count)]
-        append(item)
-        return ValueEncoder(node: item, codingPath: path)
+        let item = EncodedNode(parent: node, place: .index(count))
+        append(.node(item))
+        return ValueEncoder(node: item, buffer: buffer)
     }
 }
 

@@ -96,6 +96,78 @@ import Testing
         #expect(read > 100 && refused > 100)
     }
 
+    /// A value written by hand through every kind of container: nested ones filled after their
+    /// parent went on, a key written twice, super encoders, a single value holding an object or
+    /// an array, an encoder asked for nothing, and scalars of every kind the records do not use.
+    private struct ByHand: Encodable {
+        enum Key: String, CodingKey { case a, b, c, d, e, f, g, h, i, j, k, l, m, n }
+        struct Wrapped: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var single = encoder.singleValueContainer()
+                try single.encode(["y": 2, "x": 1])
+            }
+        }
+        struct Empty: Encodable {
+            func encode(to encoder: any Encoder) throws {}
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode("first", forKey: .b)
+            var nested = container.nestedContainer(keyedBy: Key.self, forKey: .a)
+            try nested.encode(Float(1.5), forKey: .c)
+            try nested.encode(Data([1, 2, 250]), forKey: .d)
+            var list = container.nestedUnkeyedContainer(forKey: .e)
+            try list.encode(UInt8(7))
+            try list.encodeNil()
+            var inner = list.nestedContainer(keyedBy: Key.self)
+            try nested.encode(Int32(-4), forKey: .e)
+            try inner.encode(true, forKey: .a)
+            var deeper = list.nestedUnkeyedContainer()
+            try deeper.encode("quote \" é")
+            try container.encode("second", forKey: .b)
+            var single = container.superEncoder().singleValueContainer()
+            try single.encode([1, 2])
+            _ = container.superEncoder(forKey: .f)
+            try container.encode(Wrapped(), forKey: .g)
+            try container.encode(Empty(), forKey: .h)
+            try container.encode(["z": [1.25, 100, -0.5]], forKey: .i)
+            try container.encodeNil(forKey: .j)
+            try container.encode(Date(timeIntervalSince1970: 951_827_696), forKey: .k)
+            try container.encode(Int16(-300), forKey: .l)
+            try container.encode(UInt64(1) << 40, forKey: .m)
+            try container.encode([Wrapped(), Wrapped()], forKey: .n)
+        }
+    }
+
+    @Test func everyKindOfContainerIsWrittenAsFoundationWritesIt() throws {
+        let foundation = try Self.foundationEncoder.encode(ByHand())
+        #expect(String(decoding: JSON.encode(ByHand()), as: UTF8.self) == String(decoding: foundation, as: UTF8.self))
+        #expect(JSON.encode(ByHand.Empty()) == Array("{}".utf8))
+        #expect(JSON.encode(ByHand.Wrapped()) == Array(#"{"x":1,"y":2}"#.utf8))
+        #expect(JSON.encode([[String: Int]]()) == Array("[]".utf8))
+    }
+
+    /// What JSON cannot hold is refused with the path to it, and `JSON.encode` writes `null`
+    /// for the whole rather than a part.
+    @Test func whatJSONCannotHoldIsRefusedWithItsPath() throws {
+        struct Holder: Encodable {
+            var values: [String: [Double]]
+            var big: UInt64 = 1
+        }
+        func path<T: Encodable>(_ value: T) -> [String] {
+            let result = Result { () throws -> [UInt8] in try JSONCoding.encode(value) }
+            guard case .failure(let error) = result, case .invalidValue(_, let context) = error as? EncodingError else {
+                return ["not refused"]
+            }
+            return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+        }
+        #expect(path(Holder(values: ["a": [1, .infinity]])) == ["values", "a", "1"])
+        #expect(path(Holder(values: [:], big: .max)) == ["big"])
+        #expect(path([Holder(values: ["n": [.nan]])]) == ["0", "values", "n", "0"])
+        #expect(JSON.encode(Holder(values: ["a": [.infinity]])) == Array("null".utf8))
+    }
+
     @Test func valuesOfEveryKindAsFoundationWritesThem() throws {
         let doubles: [Double] = [0, 100, -3, 6.2, 0.1, 99.5, 1e-7, 123_456.789, 1e14]
         #expect(
