@@ -192,11 +192,18 @@ package struct FileStore: KeyValueStore {
         var folders: Set<String> = []
         var index = 0
         while index < writes.count {
-            // A bulk load's record is linked in without its folder's lock: the link itself
-            // refuses a name taken, which then goes the usual way, under the lock.
+            // A bulk load's record is linked in without its folder's lock (the folder made first
+            // where there is none): the link itself refuses a name taken, which then goes the
+            // usual way, under the lock.
             if !durable, case .bytes(let bytes) = staged[index].file {
                 let file = path(for: writes[index].key)
-                if try linkNew(file, folder: Self.folder(of: file), bytes: bytes, sync: false) == .linked {
+                let folder = Self.folder(of: file)
+                var outcome = try linkNew(file, folder: folder, bytes: bytes, sync: false)
+                if outcome == .noFolder {
+                    try makeFolders(for: writes[index].key)
+                    outcome = try linkNew(file, folder: folder, bytes: bytes, sync: false)
+                }
+                if outcome == .linked {
                     placed[index] = true
                     versions.append(staged[index].version)
                     index += 1
@@ -518,7 +525,7 @@ package struct FileStore: KeyValueStore {
             switch try linkNew(file, folder: folder, bytes: bytes, sync: durable) {
             case .linked: linked = true
             case .taken: return false
-            case .notLinked: break
+            case .noFolder, .notLinked: break
             }
         }
         if !linked {
@@ -551,21 +558,28 @@ package struct FileStore: KeyValueStore {
         case linked
         /// The name is taken.
         case taken
-        /// No unnamed file to be had, or its folder gone (a bulk load's link, without the lock,
-        /// racing the removal of an emptied folder): the caller goes the usual way.
+        /// Its folder is not there (yet, or no more: a bulk load's link, without the lock, racing
+        /// the removal of an emptied folder).
+        case noFolder
+        /// No unnamed file to be had: the caller goes the usual way.
         case notLinked
     }
 
     /// `bytes` linked in as the new record `file` by way of an unnamed file, fsynced with `sync`
     /// (its folder locked, or a bulk load's record).
     private func linkNew(_ file: String, folder: String, bytes: [UInt8], sync: Bool) throws(StoreError) -> LinkOutcome {
-        guard let fd = try writeUnnamed(in: folder, bytes, sync: sync) else { return .notLinked }
+        let fd: Int32
+        switch try writeUnnamed(in: folder, bytes, sync: sync) {
+        case .file(let file): fd = file
+        case .noFolder: return .noFolder
+        case .unavailable: return .notLinked
+        }
         let failure = linkat(AT_FDCWD, "/proc/self/fd/" + String(fd), AT_FDCWD, file, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno
         close(fd)
         switch failure {
         case 0: return .linked
         case EEXIST: return .taken
-        case ENOENT: return .notLinked
+        case ENOENT: return .noFolder
         case ENOSPC, EDQUOT: throw .unavailable("store disk is full")
         // Linking through /proc refused (a security module, a sandbox): temp files from now on.
         default:
@@ -587,13 +601,14 @@ package struct FileStore: KeyValueStore {
     /// An unnamed file in `folder` holding `bytes`, fsynced with `sync`; nil where unnamed files
     /// are not to be had (this store does not use them, the file system has none, no descriptor
     /// is free): the caller writes a temp file instead.
-    private func writeUnnamed(in folder: String, _ bytes: [UInt8], sync: Bool) throws(StoreError) -> Int32? {
-        guard unnamedFiles, !Self.unnamedFilesRefused.load(ordering: .relaxed) else { return nil }
+    private func writeUnnamed(in folder: String, _ bytes: [UInt8], sync: Bool) throws(StoreError) -> Unnamed {
+        guard unnamedFiles, !Self.unnamedFilesRefused.load(ordering: .relaxed) else { return .unavailable }
         let fd = open(folder, O_WRONLY | Self.unnamedFileFlag | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
+            if errno == ENOENT { return .noFolder }
             // Kernels and file systems without O_TMPFILE answer one of these.
             if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL { Self.unnamedFilesRefused.store(true, ordering: .relaxed) }
-            return nil
+            return .unavailable
         }
         var failure = Descriptor.writeAll(fd, bytes)
         if sync && failure == 0 && fsync(fd) != 0 { failure = errno }
@@ -601,7 +616,17 @@ package struct FileStore: KeyValueStore {
             close(fd)
             throw .unavailable(failure == ENOSPC ? "store disk is full" : "cannot write record (errno \(failure))")
         }
-        return fd
+        return .file(fd)
+    }
+
+    /// An unnamed file written, or why there is none.
+    private enum Unnamed {
+        case file(Int32)
+        /// Its folder does not exist.
+        case noFolder
+        /// Not to be had: this store does not use them, the file system has none, no descriptor
+        /// is free.
+        case unavailable
     }
 
     /// `O_TMPFILE` (`__O_TMPFILE | O_DIRECTORY`; Glibc's module map leaves it out without
