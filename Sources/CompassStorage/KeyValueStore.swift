@@ -180,17 +180,23 @@ package enum StoreKey {
     /// byte of a valid key is ASCII, where a byte is a Character), in one pass.
     package static func validate(_ key: String) throws(StoreError) {
         guard !key.isEmpty, key.utf8.count <= maxBytes else { throw .invalidKey("length") }
+        // From the String's own storage where it has one (a native String always does).
+        let valid = key.utf8.withContiguousStorageIfAvailable(isValid) ?? isValid(key.utf8)
+        guard valid else { throw .invalidKey("segment") }
+    }
+
+    private static func isValid(_ bytes: some Sequence<UInt8>) -> Bool {
         var length = 0
-        for byte in key.utf8 {
+        for byte in bytes {
             if byte == UInt8(ascii: "/") {
-                guard length > 0 else { throw .invalidKey("segment") }
+                guard length > 0 else { return false }
                 length = 0
             } else {
-                guard ASCII.isIdentifier(byte), length < 255 else { throw .invalidKey("segment") }
+                guard ASCII.isIdentifier(byte), length < 255 else { return false }
                 length += 1
             }
         }
-        guard length > 0 else { throw .invalidKey("segment") }
+        return length > 0
     }
 
     package static func isValidSegment(_ segment: String) -> Bool { KeySegment.isValid(segment) }
