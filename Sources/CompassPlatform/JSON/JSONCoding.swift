@@ -282,7 +282,9 @@ private struct CodingKeyText: CodingKey {
 /// Where an encoding writes: every scalar's JSON text as it comes, one after another, and the
 /// containers that hold them (`EncodedNode`), put in order only when the whole is written out.
 private final class EncodingBuffer {
-    var bytes: [UInt8] = []
+    /// Written only through one container's call at a time: no access overlaps another, and
+    /// the run-time check of each (a twentieth of an encoding's instructions) is left out.
+    @exclusivity(unchecked) var bytes: [UInt8] = []
 
     init() { bytes.reserveCapacity(512) }
 }
@@ -311,8 +313,9 @@ private final class EncodedNode {
 
     /// An encoder that asks for no container writes `{}`, as `JSONEncoder` does.
     var kind = Kind.object
-    var names: [String] = []
-    var members: [EncodedMember] = []
+    // Changed only through one container's call at a time, as the buffer's bytes are.
+    @exclusivity(unchecked) var names: [String] = []
+    @exclusivity(unchecked) var members: [EncodedMember] = []
     /// Unowned: a parent holds its members, and lives while any is encoded.
     unowned let parent: EncodedNode?
     let place: Place
