@@ -81,7 +81,7 @@ let package = Package(
             name: "CompassPlatform", dependencies: ["CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
             linkerSettings: nettle),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
-        .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge"], swiftSettings: strict),
+        .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge", "GlibcCompat"], swiftSettings: strict),
         /// Graph client, Conversions API events, normalization and hashing.
         .target(name: "CompassMeta", dependencies: ["CompassPlatform"], swiftSettings: strict),
         /// Records, the integration's lifecycle, event delivery and one handler per route.

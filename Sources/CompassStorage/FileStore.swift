@@ -1,4 +1,5 @@
 import CompassPlatform
+import GlibcCompat
 import Synchronization
 
 #if canImport(Glibc)
@@ -277,15 +278,15 @@ package struct FileStore: KeyValueStore {
                 guard version > current?.version ?? 0 else { return (next, true) }
                 switch staging {
                 case .named(let temp) where writes[next].isCreate && !exists:
-                    // Linked, not renamed: a bulk load's record linked in meanwhile (without the
-                    // lock) keeps its name, and the create refuses, as had it come second.
-                    if link(temp, file) != 0 {
+                    // Renamed only onto a free name: a bulk load's record linked in meanwhile
+                    // (without the lock) keeps its name, and the create refuses, as had it come
+                    // second.
+                    if compass_rename_new(temp, file) != 0 {
                         guard errno == EEXIST else { throw .unavailable("cannot write record (errno \(errno))") }
                         versions.append(nil)
                         next += 1
                         continue
                     }
-                    unlink(temp)
                 case .named(let temp):
                     guard rename(temp, file) == 0 else { throw .unavailable("cannot write record (errno \(errno))") }
                 case .bytes(let bytes):
@@ -530,7 +531,7 @@ package struct FileStore: KeyValueStore {
         }
         if !linked {
             // Where no unnamed file could be had, a name free still means a record new: a temp
-            // file linked in (refused when taken), renamed only over a record there.
+            // file renamed onto it only while it is free, over a record only where one was.
             let temp = folder + "/.tmp-" + Self.temporaryName()
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw .unavailable("cannot create record (errno \(errno))") }
@@ -538,9 +539,11 @@ package struct FileStore: KeyValueStore {
             if durable && failure == 0 && fsync(fd) != 0 { failure = errno }
             close(fd)
             if failure == 0 && !replacing {
-                if link(temp, file) != 0 { failure = errno }
-                unlink(temp)
-                if failure == EEXIST { return false }
+                if compass_rename_new(temp, file) != 0 { failure = errno }
+                if failure == EEXIST {
+                    unlink(temp)
+                    return false
+                }
             } else if failure == 0 && rename(temp, file) != 0 {
                 failure = errno
             }

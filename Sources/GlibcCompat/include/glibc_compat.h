@@ -1,7 +1,8 @@
 #ifndef COMPASS_GLIBC_COMPAT_H
 #define COMPASS_GLIBC_COMPAT_H
 
-// What the Swift Glibc module does not bring: getrandom(2) (sys/random.h). The target also
+// What the Swift Glibc module does not bring: getrandom(2) (sys/random.h), a rename that keeps
+// a name taken (rename.c). The target also
 // defines symbols the linker takes in place of newer glibc versions of them (see hypotf.c), and
 // the heap's settings for large requests (heap.c).
 #include <stddef.h>
@@ -12,5 +13,9 @@ void compass_keep_heap(void);
 /// `compass_keep_heap`, and the heap grown by `bytes` for one large request, on transparent huge
 /// pages where the kernel offers them.
 void compass_prepare_heap(size_t bytes);
+
+/// `from` renamed to `to` only if `to` does not exist (then -1 with errno EEXIST, `from` left);
+/// 0 when done. See rename.c.
+int compass_rename_new(const char *from, const char *to);
 
 #endif
