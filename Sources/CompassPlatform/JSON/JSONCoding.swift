@@ -283,7 +283,7 @@ private struct CodingKeyText: CodingKey {
 /// containers that hold them (`EncodedNode`), put in order only when the whole is written out.
 private final class EncodingBuffer {
     /// Written only through one container's call at a time: no access overlaps another, and
-    /// the run-time check of each (a twentieth of an encoding's instructions) is left out.
+    /// the run-time check of each (a twentieth of seeding's instructions) is left out.
     @exclusivity(unchecked) var bytes: [UInt8] = []
 
     init() { bytes.reserveCapacity(512) }

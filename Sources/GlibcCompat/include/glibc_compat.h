@@ -1,10 +1,9 @@
 #ifndef COMPASS_GLIBC_COMPAT_H
 #define COMPASS_GLIBC_COMPAT_H
 
-// What the Swift Glibc module does not bring: getrandom(2) (sys/random.h), a rename that keeps
-// a name taken (rename.c). The target also
-// defines symbols the linker takes in place of newer glibc versions of them (see hypotf.c), and
-// the heap's settings for large requests (heap.c).
+// What the Swift Glibc module does not bring: getrandom(2) (sys/random.h) and a rename onto a
+// free name only (rename.c). The target also defines symbols the linker takes in place of newer
+// glibc versions of them (see hypotf.c), and the heap's settings for large requests (heap.c).
 #include <stddef.h>
 #include <sys/random.h>
 
