@@ -104,7 +104,9 @@ package struct SendEventHandler: Handler {
         var valid: [(index: Int, event: NormalizedEvent)] = []
         // The pair Meta deduplicates on (what `dedupKey` digests), kept as the event's own strings:
         // no digest and no new string per event.
-        var seen: Set<EventIdentity> = []
+        var seen = EventIdentities(
+            count: inputs.count,
+            seed: dependencies.random.bytes(8).reduce(0) { $0 << 8 | UInt64($1) })
         let now = dependencies.clock.now
         // With a dataset chosen, an event whose source has none is refused (never sent elsewhere).
         let routed = settings.map { !$0.datasetsInUse.isEmpty } ?? false
@@ -121,7 +123,7 @@ package struct SendEventHandler: Handler {
                     continue
                 }
                 // A copy of an event earlier in the request is a duplicate, in a dry run too.
-                if !seen.insert(EventIdentity(name: event.eventName, id: event.eventId)).inserted {
+                if !seen.insert(name: event.eventName, id: event.eventId) {
                     result.duplicates += 1
                     continue
                 }
@@ -250,12 +252,6 @@ package struct SendEventHandler: Handler {
             return result.rejected.count == total ? ("rejected", 422) : ("partial", 207)
         }
         return ("sent", 200)
-    }
-
-    /// An event's name and id: what Meta deduplicates on, and what `dedupKey` digests.
-    private struct EventIdentity: Hashable {
-        let name: String
-        let id: String
     }
 
     /// The request's events: tokens of a tape over the body, each normalized by
