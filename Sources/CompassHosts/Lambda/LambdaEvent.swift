@@ -181,22 +181,25 @@ package enum LambdaEvent: Equatable {
                 answer["statusDescription"] = .string("\(response.status) \(response.status < 400 ? "OK" : "Error")")
             }
         }
-        // "body" is written first (where sorted keys put it) straight from the bytes: a dry
-        // run's answer is a megabyte, and a String of it and a tree holding it cost more than
-        // quoting it. Text that is not all ASCII goes through String, which repairs bad UTF-8.
+        // "body" is written first (where sorted keys put it), quoted straight into its place in
+        // an answer with room for the most it can take: a dry run's answer is a megabyte, and a
+        // String of it, a tree holding it or a copy of it cost more than quoting it. Text that is
+        // not all ASCII goes through String, which repairs bad UTF-8.
         let rest = JSONValue.object(answer).serialized
-        var out: [UInt8] = []
-        out.reserveCapacity(rest.count + body.count + body.count / 4 + 16)
-        out.append(contentsOf: #"{"body":"#.utf8)
-        if !isText {
-            JSONText.appendQuoted(Base64Bytes.encode(body), to: &out)
-        } else if body.withUnsafeBufferPointer(ASCII.isASCII) {
-            body.withUnsafeBufferPointer { JSONText.appendQuoted(utf8: $0, to: &out) }
-        } else {
-            JSONText.appendQuoted(String(decoding: body, as: UTF8.self), to: &out)
+        var text = isText ? body : Array(Base64Bytes.encode(body).utf8)
+        var (quoted, isASCII) = text.withUnsafeBufferPointer(JSONText.quotedBound)
+        if !isASCII {
+            text = Array(String(decoding: text, as: UTF8.self).utf8)
+            quoted = text.withUnsafeBufferPointer(JSONText.quotedBound).bound
         }
-        out.append(UInt8(ascii: ","))
-        out.append(contentsOf: rest.dropFirst())
-        return out
+        let head = Array(#"{"body":"#.utf8)
+        return [UInt8](unsafeUninitializedCapacity: head.count + quoted + rest.count) { answer, count in
+            let start = answer.baseAddress!
+            head.withUnsafeBufferPointer { start.update(from: $0.baseAddress!, count: $0.count) }
+            count = head.count + text.withUnsafeBufferPointer { JSONText.writeQuoted(utf8: $0, to: start + head.count) }
+            start[count] = UInt8(ascii: ",")
+            rest.withUnsafeBufferPointer { start.advanced(by: count + 1).update(from: $0.baseAddress! + 1, count: $0.count - 1) }
+            count += rest.count
+        }
     }
 }

@@ -141,6 +141,7 @@ import Testing
                 #expect(try JSONParser.parse(out) == .array([.string(String(decoding: text, as: UTF8.self))]), "byte \(byte)")
                 let escapes = byte == 0x22 || byte == 0x5C || byte == 0x0A || byte == 0x0D || byte == 0x09 ? 1 : byte < 0x20 ? 5 : 0
                 #expect(out.count == text.count + escapes + 4, "byte \(byte)")
+                #expect(Self.quotedInPlace(text) == Array(out.dropFirst().dropLast()), "byte \(byte)")
             }
         }
         // Several escapes in one word, next to each other or apart, anywhere: 4,000 strings of
@@ -155,6 +156,7 @@ import Testing
             var out: [UInt8] = []
             JSONText.appendQuoted(text, to: &out)
             #expect(try JSONParser.parse(out) == .string(text), "\(text.debugDescription)")
+            #expect(Self.quotedInPlace(Array(text.utf8)) == out, "\(text.debugDescription)")
         }
         // Longer than the chunks the literal is written in, with escapes across their ends (and
         // nothing but six-byte escapes: a chunk filled to its last byte).
@@ -163,7 +165,21 @@ import Testing
             var out: [UInt8] = []
             JSONText.appendQuoted(text, to: &out)
             #expect(try JSONParser.parse(out) == .string(text))
+            #expect(Self.quotedInPlace(Array(text.utf8)) == out)
         }
+    }
+
+    /// `text` quoted by `writeQuoted` into the room `quotedBound` gave, in a buffer with guard
+    /// bytes after it: nil when a byte was written past that room or the ASCII test was wrong.
+    static func quotedInPlace(_ text: [UInt8]) -> [UInt8]? {
+        let (bound, isASCII) = text.withUnsafeBufferPointer(JSONText.quotedBound)
+        guard isASCII == text.allSatisfy({ $0 < 0x80 }) else { return nil }
+        var buffer = [UInt8](repeating: 0xEE, count: bound + 16)
+        let written = buffer.withUnsafeMutableBufferPointer { room in
+            text.withUnsafeBufferPointer { JSONText.writeQuoted(utf8: $0, to: room.baseAddress!) }
+        }
+        guard written <= bound, buffer[bound...].allSatisfy({ $0 == 0xEE }) else { return nil }
+        return Array(buffer[..<written])
     }
 
     @Test func serializationRoundTripsWithSortedKeys() throws {
