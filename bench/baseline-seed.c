@@ -2,9 +2,9 @@
    tenant is (its due-index entry in a per-minute folder, the credential, the token's entry in
    the expiry index, the Meta user index entry in its shared folder, the integration), each made
    the cheapest atomic way there is for a new file, as the file store makes a new record: an
-   unnamed file (O_TMPFILE) written and linked in under its name. No fsync (seeding writes none),
-   no lock, no read. Two processes, as many as the machine the benchmarks ran on has cores.
-   Prints tenants per second. */
+   unnamed file (O_TMPFILE) written and linked in under its name by its descriptor
+   (AT_EMPTY_PATH). No fsync (seeding writes none), no lock, no read. Two processes, as many as
+   the machine the benchmarks ran on has cores. Prints tenants per second. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@ static void folder(const char *path) {
 }
 static void put(const char *dir, const char *name, size_t n) {
     static char value[512];
-    char source[64], path[600];
+    char path[600];
     snprintf(path, sizeof path, "%s/%s.rec", dir, name);
     int fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -33,8 +33,7 @@ static void put(const char *dir, const char *name, size_t n) {
         fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
     }
     if (fd < 0 || write(fd, value, n) != (ssize_t)n) exit(1);
-    snprintf(source, sizeof source, "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, source, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0 || close(fd) != 0) exit(1);
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) != 0 || close(fd) != 0) exit(1);
 }
 int main(int argc, char **argv) {
     const char *root = argv[1]; int tenants = atoi(argv[2]);

@@ -165,6 +165,35 @@ import Testing
         #expect(try store.get("n/other")?.value == Array("6".utf8))
     }
 
+    /// An unnamed file is linked in by its descriptor (`AT_EMPTY_PATH`), which root may always
+    /// do, and by its `/proc/self/fd` path in a process whose kernel refused that: the same
+    /// records either way, a missing folder made, and a taken name still refused.
+    @Test(.enabled(if: unnamedFilesWork, "this file system has no unnamed files"))
+    func aNewRecordIsLinkedByItsDescriptorOrByItsProcPath() throws {
+        let folder = TemporaryFolder()
+        let store = try FileStore(root: folder.path)
+        try store.put("n/first", Array("1".utf8))
+        for (round, refused) in [false, true, false].enumerated() {
+            FileStore.emptyPathRefused.store(refused, ordering: .relaxed)
+            let name = (refused ? "proc" : "descriptor") + String(round)
+            let made = try Self.namesAppearing(in: folder.path + "/n") { try store.put("n/\(name)", Array(name.utf8)) }
+            #expect(made == ["\(name).rec"], "\(made)")
+            #expect(try store.get("n/\(name)")?.value == Array(name.utf8))
+            try store.put("new-\(name)/a", Array("1".utf8))
+            #expect(try store.get("new-\(name)/a")?.value == Array("1".utf8))
+            #expect(throws: StoreError.alreadyExists) { try store.create("n/\(name)", Array("again".utf8)) }
+            let written = try store.write([
+                .create("n/\(name)", Array("batch".utf8), ttl: nil), .create("n/\(name)-2", Array("2".utf8), ttl: nil),
+            ])
+            #expect(written[0] == nil && written[1] != nil)
+            #expect(try store.get("n/\(name)")?.value == Array(name.utf8))
+        }
+        // As root, the kernel never refused the descriptor (CAP_DAC_READ_SEARCH; from Linux 6.10
+        // any process may link what it opened).
+        let refused = FileStore.emptyPathRefused.load(ordering: .relaxed)
+        #expect(!refused || geteuid() != 0)
+    }
+
     /// A key deep under folders that do not exist yet gets them all; one under existing folders
     /// gets its own, and a record at the root none.
     @Test func foldersAreMadeForAnyDepth() throws {
