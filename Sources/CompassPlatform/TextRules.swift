@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Small checks on the shape of identifiers, without the start-up cost of Regex. On `String` and
 /// `Substring` rather than on any `StringProtocol`: a generic body called from another module
 /// runs unspecialized, and its first call in a process looks up the type's UTF-8 view and
@@ -51,18 +55,58 @@ public enum ASCII {
         return high < 0x80
     }
 
-    /// True when `needle` (ASCII) stands somewhere in `bytes`.
+    /// True when `needle` (ASCII) stands somewhere in `bytes`: each place of its first byte
+    /// found by `memchr`, the rest compared there.
     package static func contains(_ bytes: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
         let count = needle.utf8CodeUnitCount
-        guard bytes.count >= count else { return false }
+        guard count > 0 else { return true }
+        guard let base = bytes.baseAddress, bytes.count >= count else { return false }
+        let first = Int32(needle.utf8Start[0])
         var start = 0
         while start + count <= bytes.count {
-            var offset = 0
-            while offset < count && bytes[start + offset] == needle.utf8Start[offset] { offset += 1 }
-            if offset == count { return true }
-            start += 1
+            guard let found = memchr(base + start, first, bytes.count - count + 1 - start) else { return false }
+            let at = UnsafePointer(found.assumingMemoryBound(to: UInt8.self)) - base
+            if memcmp(base + at + 1, needle.utf8Start + 1, count - 1) == 0 { return true }
+            start = at + 1
         }
         return false
+    }
+
+    /// True when `bytes` begins with `prefix` (ASCII).
+    package static func hasPrefix(_ bytes: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        guard count > 0, let base = bytes.baseAddress else { return true }
+        return memcmp(base, prefix.utf8Start, count) == 0
+    }
+
+    /// True when `a` and `b` hold the same bytes.
+    package static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        guard let left = a.baseAddress, let right = b.baseAddress else { return true }
+        return memcmp(left, right, a.count) == 0
+    }
+
+    /// True when `a` comes before `b` in byte order (as `lexicographicallyPrecedes` has it).
+    package static func precedes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        let common = min(a.count, b.count)
+        if common > 0, let left = a.baseAddress, let right = b.baseAddress {
+            let order = memcmp(left, right, common)
+            if order != 0 { return order < 0 }
+        }
+        return a.count < b.count
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// `bytes` appended with each upper-case ASCII letter made lower-case (other bytes as they
+    /// are): copied, then changed in place, instead of through a lazy map's generic walk.
+    package mutating func append(lowercasedASCII bytes: UnsafeBufferPointer<UInt8>) {
+        let start = count
+        append(contentsOf: bytes)
+        withUnsafeMutableBufferPointer { out in
+            for index in start..<out.count where ASCII.isUpper(out[index]) { out[index] |= 0x20 }
+        }
     }
 }
 

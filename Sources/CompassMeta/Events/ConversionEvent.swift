@@ -123,7 +123,7 @@ package enum ConversionEvent {
     /// anything else (both event paths).
     package static func appendCurrency(_ trimmed: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
         guard trimmed.count == 3, trimmed.allSatisfy({ ASCII.isUpper($0) || ASCII.isLower($0) }) else { return false }
-        out.append(contentsOf: trimmed.lazy.map { $0 | 0x20 })
+        out.append(lowercasedASCII: trimmed)
         return true
     }
 

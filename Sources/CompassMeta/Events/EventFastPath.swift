@@ -93,7 +93,7 @@ package enum EventFastPath {
         var url: Range<Int>?
         if let urlToken = at(.eventSourceURL) {
             guard let text = trimmedASCII(tape, urlToken), text.count <= 2048,
-                tape.span(text).starts(with: "http://".utf8) || tape.span(text).starts(with: "https://".utf8)
+                ASCII.hasPrefix(tape.span(text), "http://") || ASCII.hasPrefix(tape.span(text), "https://")
             else { return nil }
             url = text
         }
@@ -439,10 +439,10 @@ package enum EventFastPath {
                 func name(_ member: (name: Range<Int>, range: Range<Int>)) -> UnsafeBufferPointer<UInt8> {
                     UnsafeBufferPointer(rebasing: names[member.name])
                 }
-                members.sort { name($0).lexicographicallyPrecedes(name($1)) }
+                members.sort { ASCII.precedes(name($0), name($1)) }
                 // A name twice (once in camelCase, perhaps), next to itself once sorted, is the
                 // general path's to refuse.
-                for index in members.indices.dropFirst() where name(members[index - 1]).elementsEqual(name(members[index])) {
+                for index in members.indices.dropFirst() where ASCII.equal(name(members[index - 1]), name(members[index])) {
                     return false
                 }
                 out.append(UInt8(ascii: "{"))

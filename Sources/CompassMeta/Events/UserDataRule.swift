@@ -49,7 +49,7 @@ package enum UserDataRule: Sendable, Equatable {
     package func normalize(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
         let start = out.count
         if bytes.count == 64 && bytes.allSatisfy(ASCII.isHexDigit) {
-            out.append(contentsOf: bytes.lazy.map(Self.lower))
+            out.append(lowercasedASCII: bytes)
             return true
         }
         let done = apply(bytes, ascii: ASCII.isASCII(bytes), into: &out)
@@ -119,7 +119,7 @@ package enum UserDataRule: Sendable, Equatable {
 
     private static func appendLowered(_ bytes: UnsafeBufferPointer<UInt8>, ascii: Bool, to out: inout [UInt8]) {
         if ascii {
-            out.append(contentsOf: bytes.lazy.map(lower))
+            out.append(lowercasedASCII: bytes)
         } else {
             out.append(contentsOf: String(decoding: bytes, as: UTF8.self).lowercased().utf8)
         }

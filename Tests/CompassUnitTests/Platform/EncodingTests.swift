@@ -154,6 +154,39 @@ import Testing
         #expect(valid > 1000 && valid < keys.count - 1000)
     }
 
+    /// The byte comparisons of the event path against the standard library's over random
+    /// texts of a few pieces (so that matches, near misses and prefixes come often, the needle
+    /// at the very start and end too), empty ones among them.
+    @Test func byteComparisonsAgreeWithTheStandardLibrary() {
+        var generator = SystemRandomNumberGenerator()
+        let units = ["fbclid=", "fbcli", "f", "h", "http://", "HTTP", "x", "=", "d", "fb"]
+        func text() -> [UInt8] {
+            Array((0..<Int.random(in: 0...5, using: &generator)).map { _ in units.randomElement(using: &generator)! }.joined().utf8)
+        }
+        for _ in 0..<20_000 {
+            let a = text()
+            let b = text()
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    #expect(ASCII.equal(a, b) == a.elementsEqual(b), "\(Array(a)) \(Array(b))")
+                    #expect(ASCII.precedes(a, b) == a.lexicographicallyPrecedes(b), "\(Array(a)) \(Array(b))")
+                }
+                let string = String(decoding: a, as: UTF8.self)
+                #expect(ASCII.contains(a, "fbclid=") == string.contains("fbclid="), "\(string)")
+                #expect(ASCII.contains(a, "cl") == string.contains("cl"), "\(string)")
+                #expect(ASCII.contains(a, "h") == string.contains("h"), "\(string)")
+                #expect(ASCII.hasPrefix(a, "http://") == string.hasPrefix("http://"), "\(string)")
+                #expect(ASCII.hasPrefix(a, "h") == string.hasPrefix("h"), "\(string)")
+                var lowered: [UInt8] = [0x41]
+                lowered.append(lowercasedASCII: a)
+                #expect(lowered == [0x41] + Array(string.lowercased().utf8), "\(string)")
+            }
+        }
+        for url in ["https://shop.example/?fbclid=x", "fbclid=", "x?fbclid", "https://a/?fbclif=1&fbclid="] {
+            #expect(Array(url.utf8).withUnsafeBufferPointer { ASCII.contains($0, "fbclid=") } == url.contains("fbclid="), "\(url)")
+        }
+    }
+
     @Test func hexRecognisesDigests() {
         #expect(Hex.isSHA256Digest(String(repeating: "aB", count: 32)))
         #expect(!Hex.isSHA256Digest(String(repeating: "a", count: 63)))
