@@ -250,6 +250,9 @@ package enum EventFastPath {
         // Each member's value is written once into `values`, its range kept at its key's place:
         // the places, read in order, are the keys sorted (the tape holds no name twice).
         buffers.values.removeAll(keepingCapacity: true)
+        // Each normalized value is added after the last and hashed from where it starts: one
+        // emptying an event instead of one a value.
+        buffers.scratch.removeAll(keepingCapacity: true)
         var keys = MatchKeys()
         let known = userDataKeys
         if buffers.userData.isEmpty { buffers.userData = Array(repeating: 0..<0, count: known.names.count) }
@@ -313,12 +316,13 @@ package enum EventFastPath {
         for _ in 0..<count {
             defer { item = Int(tape.tokens[item].next) }
             guard tape.tokens[item].kind == .string else { return false }
-            buffers.scratch.removeAll(keepingCapacity: true)
+            let from = buffers.scratch.count
             guard normalize(tape, item, key: key, rule: rule, into: &buffers.scratch) else { return false }
             if written > 0 { buffers.values.append(literal: #"",""#) }
             let start = buffers.values.count
             if written == 0 { first = start }
-            buffers.scratch.withUnsafeBufferPointer { scratch in
+            buffers.scratch.withUnsafeBufferPointer { whole in
+                let scratch = UnsafeBufferPointer(rebasing: whole[from...])
                 if scratch.count == 64 && scratch.allSatisfy({ ASCII.isDigit($0) || (97...102).contains($0) }) {
                     buffers.values.append(contentsOf: scratch)
                 } else {
