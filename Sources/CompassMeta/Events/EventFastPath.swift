@@ -81,8 +81,8 @@ package enum EventFastPath {
         guard let name = trimmedASCII(tape, nameToken), (1...100).contains(name.count) else { return nil }
         let eventName = String(decoding: tape.span(name), as: UTF8.self)
         guard tape.tokens[sourceToken].kind == .string else { return nil }
-        let source = tape.string(sourceToken)
-        guard actionSources.contains(source) else { return nil }
+        guard let place = actionSourceTable.place(of: sourceToken, in: tape) else { return nil }
+        let source = actionSources[place]
         guard tape.tokens[timeToken].kind == .number, let time = tape.integer(timeToken) else { return nil }
         let current = now.unixSeconds
         let windowDays: Int64 = source == "physical_store" ? 62 : 7
@@ -134,8 +134,10 @@ package enum EventFastPath {
     }
 
     /// The action sources this path takes (all but those whose events need fields it leaves to
-    /// the general path), compared as strings rather than hashed into a set.
+    /// the general path), found by their bytes: the event takes the name found (no String made
+    /// from the token, none compared).
     private static let actionSources = ConversionEvent.actionSources.subtracting(["app", "business_messaging"]).sorted()
+    private static let actionSourceTable = NameTable(actionSources)
 
     /// A string token's bytes without ASCII whitespace at either end; nil when it is not a
     /// string or not ASCII (the Unicode rules are the general path's).
