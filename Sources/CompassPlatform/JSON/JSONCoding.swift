@@ -5,6 +5,35 @@
 /// keys, no escaped slashes), without their set-up in every short-lived process
 /// (`JSONCodingTests` holds the two to the same answers).
 package enum JSONCoding {
+    /// `value` as `U`, which the caller found to be its type by comparing metatypes: a copy of
+    /// the value, not a cast (`as!` on a generic value is a call into the run-time's casting,
+    /// a hundred instructions and more a value).
+    @inline(__always)
+    static func same<T, U>(_ value: T, as type: U.Type) -> U {
+        precondition(T.self == U.self)
+        return withUnsafePointer(to: value) { UnsafeRawPointer($0).load(as: U.self) }
+    }
+
+    /// The standard integer types, found by comparing metatypes: a check for conformance to
+    /// `FixedWidthInteger` on every type a value holds cost more.
+    static func integerType<T>(_ type: T.Type) -> (any FixedWidthInteger.Type)? {
+        switch ObjectIdentifier(type) {
+        case ObjectIdentifier(Int.self): Int.self
+        case ObjectIdentifier(Int64.self): Int64.self
+        case ObjectIdentifier(Int8.self): Int8.self
+        case ObjectIdentifier(Int16.self): Int16.self
+        case ObjectIdentifier(Int32.self): Int32.self
+        case ObjectIdentifier(UInt8.self): UInt8.self
+        case ObjectIdentifier(UInt16.self): UInt16.self
+        case ObjectIdentifier(UInt32.self): UInt32.self
+        case ObjectIdentifier(UInt64.self): UInt64.self
+        case ObjectIdentifier(UInt.self): UInt.self
+        case ObjectIdentifier(Int128.self): Int128.self
+        case ObjectIdentifier(UInt128.self): UInt128.self
+        default: nil
+        }
+    }
+
     package static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try ValueDecoder.unbox(type, value, path: [])
     }
@@ -96,20 +125,20 @@ private struct ValueDecoder: Decoder {
         // Metatypes compared, not cast: the common types first.
         if T.self == String.self {
             guard case .string(let text) = value else { throw mismatch() }
-            return text as! T
+            return JSONCoding.same(text, as: T.self)
         }
-        if T.self == JSONValue.self { return value as! T }
+        if T.self == JSONValue.self { return JSONCoding.same(value, as: T.self) }
         if T.self == Bool.self {
             guard case .bool(let flag) = value else { throw mismatch() }
-            return flag as! T
+            return JSONCoding.same(flag, as: T.self)
         }
         if T.self == Double.self {
             guard let number = value.number else { throw mismatch() }
-            return number as! T
+            return JSONCoding.same(number, as: T.self)
         }
         if T.self == Int.self {
             guard let whole = value.integer, let number = Int(exactly: whole) else { throw mismatch() }
-            return number as! T
+            return JSONCoding.same(number, as: T.self)
         }
         if T.self == Date.self {
             guard case .string(let text) = value else { throw mismatch() }
@@ -118,11 +147,11 @@ private struct ValueDecoder: Decoder {
                     .init(
                         codingPath: key.map { parent + [$0] } ?? parent, debugDescription: "Expected date string to be ISO8601-formatted."))
             }
-            return date as! T
+            return JSONCoding.same(date, as: T.self)
         }
         if T.self == Float.self {
             guard let number = value.number else { throw mismatch() }
-            return Float(number) as! T
+            return JSONCoding.same(Float(number), as: T.self)
         }
         if T.self == Data.self {
             guard case .string(let text) = value else { throw mismatch() }
@@ -130,9 +159,9 @@ private struct ValueDecoder: Decoder {
                 throw DecodingError.dataCorrupted(
                     .init(codingPath: key.map { parent + [$0] } ?? parent, debugDescription: "Encountered Data is not valid Base64."))
             }
-            return data as! T
+            return JSONCoding.same(data, as: T.self)
         }
-        if let integer = T.self as? any FixedWidthInteger.Type {
+        if let integer = JSONCoding.integerType(T.self) {
             guard let whole = value.integer, let number = integer.init(exactly: whole) else { throw mismatch() }
             return number as! T
         }
@@ -411,39 +440,39 @@ private struct ValueEncoder: Encoder {
         _ value: T, in buffer: EncodingBuffer, parent: EncodedNode?, place: @autoclosure () -> EncodedNode.Place
     ) throws -> EncodedMember {
         let start = buffer.bytes.count
+        // Metatypes compared, not cast: the common types first.
         if T.self == String.self {
-            JSONText.appendQuoted(value as! String, to: &buffer.bytes)
+            JSONText.appendQuoted(JSONCoding.same(value, as: String.self), to: &buffer.bytes)
         } else if T.self == Date.self {
             buffer.bytes.append(UInt8(ascii: "\""))
-            buffer.bytes.append(contentsOf: JSONCoding.iso8601(value as! Date).utf8)
+            buffer.bytes.append(contentsOf: JSONCoding.iso8601(JSONCoding.same(value, as: Date.self)).utf8)
             buffer.bytes.append(UInt8(ascii: "\""))
         } else if T.self == Int.self {
-            buffer.bytes.append(decimal: Int64(value as! Int))
+            buffer.bytes.append(decimal: Int64(JSONCoding.same(value, as: Int.self)))
         } else if T.self == Int64.self {
-            buffer.bytes.append(decimal: value as! Int64)
+            buffer.bytes.append(decimal: JSONCoding.same(value, as: Int64.self))
         } else if T.self == Bool.self {
-            buffer.bytes.append(literal: value as! Bool ? "true" : "false")
+            buffer.bytes.append(literal: JSONCoding.same(value, as: Bool.self) ? "true" : "false")
         } else if T.self == Double.self {
-            try double(value as! Double, parent: parent, place: place(), into: &buffer.bytes)
+            try double(JSONCoding.same(value, as: Double.self), parent: parent, place: place(), into: &buffer.bytes)
         } else if T.self == JSONValue.self {
-            (value as! JSONValue).write(into: &buffer.bytes)
-        } else {
-            switch value {
-            case let number as Float: try double(Double(number), parent: parent, place: place(), into: &buffer.bytes)
-            case let data as Data: JSONText.appendQuoted(data.base64EncodedString(), to: &buffer.bytes)
-            case let integer as any FixedWidthInteger:
-                guard let number = Int64(exactly: integer) else {
-                    throw EncodingError.invalidValue(
-                        value, .init(codingPath: path(parent, place()), debugDescription: "\(integer) is out of range."))
-                }
-                buffer.bytes.append(decimal: number)
-            default:
-                let node = EncodedNode(parent: parent, place: place())
-                try value.encode(to: ValueEncoder(node: node, buffer: buffer))
-                // A value written through a single-value container is that value.
-                if node.kind == .single, node.members.count == 1 { return node.members[0] }
-                return .node(node)
+            JSONCoding.same(value, as: JSONValue.self).write(into: &buffer.bytes)
+        } else if T.self == Float.self {
+            try double(Double(JSONCoding.same(value, as: Float.self)), parent: parent, place: place(), into: &buffer.bytes)
+        } else if T.self == Data.self {
+            JSONText.appendQuoted(JSONCoding.same(value, as: Data.self).base64EncodedString(), to: &buffer.bytes)
+        } else if JSONCoding.integerType(T.self) != nil, let integer = value as? any FixedWidthInteger {
+            guard let number = Int64(exactly: integer) else {
+                throw EncodingError.invalidValue(
+                    value, .init(codingPath: path(parent, place()), debugDescription: "\(integer) is out of range."))
             }
+            buffer.bytes.append(decimal: number)
+        } else {
+            let node = EncodedNode(parent: parent, place: place())
+            try value.encode(to: ValueEncoder(node: node, buffer: buffer))
+            // A value written through a single-value container is that value.
+            if node.kind == .single, node.members.count == 1 { return node.members[0] }
+            return .node(node)
         }
         return .text(start..<buffer.bytes.count)
     }

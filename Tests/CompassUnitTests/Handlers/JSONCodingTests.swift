@@ -184,6 +184,13 @@ import Testing
         #expect(try JSON.decode([String: [Int?]].self, from: JSON.encode(nested)) == nested)
         #expect(try JSON.decode(Int8.self, from: Array("127".utf8)) == 127)
         #expect(throws: (any Error).self) { try JSON.decode(Int8.self, from: Array("128".utf8)) }
+        // Every standard integer type, told by its metatype: written and read as a number.
+        #expect(String(decoding: JSON.encode([Int128(-5)]), as: UTF8.self) == "[-5]")
+        #expect(String(decoding: JSON.encode([UInt16(7), 8]), as: UTF8.self) == "[7,8]")
+        #expect(try JSON.decode([UInt128].self, from: Array("[9]".utf8)) == [9])
+        #expect(try JSON.decode(Int64.self, from: Array("-9000000000".utf8)) == -9_000_000_000)
+        #expect(try JSON.decode(Float.self, from: Array("1.5".utf8)) == 1.5)
+        #expect(try JSON.decode(Data.self, from: Array(#""AQL6""#.utf8)) == Data([1, 2, 250]))
         #expect(throws: (any Error).self) { try JSON.decode(String.self, from: Array("null".utf8)) }
         #expect(try JSON.decode(String?.self, from: Array("null".utf8)) == nil)
     }
