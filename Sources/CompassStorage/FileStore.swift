@@ -389,7 +389,7 @@ package struct FileStore: KeyValueStore {
 
     // MARK: Layout
 
-    private func path(for key: String) -> String { root + "/" + key + ".rec" }
+    private func path(for key: String) -> String { String(concatenating: root, "/", key, ".rec") }
 
     /// The folder a record's file is in: up to its last slash, found in its bytes.
     private static func folder(of file: String) -> String {
@@ -835,11 +835,12 @@ package struct FileStore: KeyValueStore {
     /// tried first and its parents only when it cannot be made, so a key whose parents exist
     /// (most of them: a new minute of an index, a new tenant) costs one `mkdir`.
     private func makeFolders(for key: String) throws(StoreError) {
-        var folders: [String] = []
-        var current = root
-        for segment in key.utf8.split(separator: UInt8(ascii: "/")).dropLast() {
-            current += "/" + String(segment)!
-            folders.append(current)
+        // Each folder's path is the record's up to a slash after the root: read in its bytes.
+        var file = path(for: key)
+        let folders = file.withUTF8 { bytes in
+            (root.utf8.count + 1..<bytes.count).filter { bytes[$0] == UInt8(ascii: "/") }.map {
+                String(decoding: UnsafeBufferPointer(rebasing: bytes[..<$0]), as: UTF8.self)
+            }
         }
         // Up from the deepest to the first that exists or could be made.
         var made = folders.count - 1

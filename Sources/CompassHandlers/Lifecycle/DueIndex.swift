@@ -40,7 +40,7 @@ package struct DueIndex: Sendable {
     package static func key(_ tenant: String, at instant: Date, prefix: String = DueIndex.prefix) -> String {
         let minute = max(0, instant.unixSeconds / 60)
         let digits = String(minute)
-        return prefix + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + "/" + tenant
+        return String(concatenating: prefix, String(repeating: "0", count: max(0, 10 - digits.count)), digits, "/", tenant)
     }
 
     /// The tenant and minute of an index key, nil for anything else under the prefix.

@@ -21,8 +21,8 @@ package struct MetaUserIndex: Sendable {
     }
 
     /// The start of every entry of `user`'s.
-    package static func prefix(of user: String) -> String { prefix + String(user.suffix(3)) + "/" + user + "-" }
-    package static func key(_ user: String, _ tenant: String) -> String { prefix(of: user) + tenant }
+    package static func prefix(of user: String) -> String { String(concatenating: prefix, String(user.suffix(3)), "/", user, "-") }
+    package static func key(_ user: String, _ tenant: String) -> String { String(concatenating: prefix(of: user), tenant) }
     static func earlierPrefix(of user: String) -> String { earlierPrefix + user + "/" }
     static func earlierKey(_ user: String, _ tenant: String) -> String { earlierPrefix(of: user) + tenant }
 

@@ -187,6 +187,16 @@ import Testing
         }
     }
 
+    @Test func concatenatingIsPlus() {
+        let parts = ["", "a", "/", "é", "meta/credential/", String(repeating: "x", count: 40), "日本"]
+        for a in parts {
+            for b in parts {
+                for c in parts { #expect(String(concatenating: a, b, c) == a + b + c) }
+            }
+        }
+        #expect(String(concatenating: "", "") == "" && String(concatenating: "only") == "only")
+    }
+
     @Test func hexRecognisesDigests() {
         #expect(Hex.isSHA256Digest(String(repeating: "aB", count: 32)))
         #expect(!Hex.isSHA256Digest(String(repeating: "a", count: 63)))
