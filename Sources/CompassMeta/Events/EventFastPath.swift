@@ -138,6 +138,9 @@ package enum EventFastPath {
     /// from the token, none compared).
     private static let actionSources = ConversionEvent.actionSources.subtracting(["app", "business_messaging"]).sorted()
     private static let actionSourceTable = NameTable(actionSources)
+    /// `ConversionEvent`'s content types and delivery categories, found by their bytes.
+    private static let contentTypes = NameTable(ConversionEvent.contentTypes.sorted())
+    private static let deliveryCategories = NameTable(ConversionEvent.deliveryCategories.sorted())
 
     /// A string token's bytes without ASCII whitespace at either end; nil when it is not a
     /// string or not ASCII (the Unicode rules are the general path's).
@@ -490,12 +493,9 @@ package enum EventFastPath {
             guard ConversionEvent.appendCurrency(tape.span(code), to: &out) else { return false }
             out.append(UInt8(ascii: "\""))
         case .contentType, .deliveryCategory:
-            guard token.kind == .string else { return false }
-            let text = tape.string(valueToken)
-            guard (rule == .contentType ? ConversionEvent.contentTypes : ConversionEvent.deliveryCategories).contains(text) else {
-                return false
-            }
-            JSONText.appendQuoted(text, to: &out)
+            guard token.kind == .string, (rule == .contentType ? contentTypes : deliveryCategories).place(of: valueToken, in: tape) != nil
+            else { return false }
+            JSONText.appendQuoted(utf8: tape.text(valueToken), to: &out)
         case .contentIds:
             guard token.kind == .array else { return false }
             out.append(UInt8(ascii: "["))

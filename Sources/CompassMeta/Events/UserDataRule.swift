@@ -92,14 +92,15 @@ package enum UserDataRule: Sendable, Equatable {
             }
         case .state:
             guard Self.appendLetters(bytes, ascii: ascii, to: &out) else { return false }
-            if let code = GeoCodes.usStates[String(decoding: out[start...], as: UTF8.self)] {
+            // Every name the table holds is longer than two bytes: two letters are looked up in vain.
+            if out.count - start > 2, let code = GeoCodes.usStates[String(decoding: out[start...], as: UTF8.self)] {
                 out.removeSubrange(start...)
                 out.append(contentsOf: code.utf8)
             }
         case .country:
             guard Self.appendLetters(bytes, ascii: ascii, to: &out) else { return false }
+            if out.count - start == 2, Self.isAlpha2(out[start], out[start + 1]) { return true }
             let letters = String(decoding: out[start...], as: UTF8.self)
-            if out.count - start == 2, GeoCodes.alpha2.contains(letters) { return true }
             out.removeSubrange(start...)
             guard let code = GeoCodes.countries[Self.asciiFolded(letters)] else { return false }
             out.append(contentsOf: code.utf8)
@@ -113,6 +114,17 @@ package enum UserDataRule: Sendable, Equatable {
             out.append(contentsOf: bytes)
         }
         return true
+    }
+
+    /// Whether the two bytes are a `GeoCodes.alpha2` code: a table of every pair of lower-case
+    /// letters, made from the set once, instead of a String made and hashed for each country.
+    static func isAlpha2(_ first: UInt8, _ second: UInt8) -> Bool {
+        guard ASCII.isLower(first), ASCII.isLower(second) else { return false }
+        return alpha2Pairs[Int(first - 97) * 26 + Int(second - 97)]
+    }
+
+    private static let alpha2Pairs: [Bool] = (0..<676).map { pair in
+        GeoCodes.alpha2.contains(String(decoding: [UInt8(97 + pair / 26), UInt8(97 + pair % 26)], as: UTF8.self))
     }
 
     private static func lower(_ byte: UInt8) -> UInt8 { ASCII.isUpper(byte) ? byte | 0x20 : byte }

@@ -34,6 +34,20 @@ import Testing
         }
     }
 
+    /// The country rule's table of two letters is the set it was made from, for every pair of
+    /// bytes; and the state rule, which looks only what is longer than two bytes up, misses no
+    /// name of the table.
+    @Test func theCountryAndStateShortcutsAgreeWithTheirTables() {
+        for first in UInt8(0)...UInt8(255) {
+            for second in UInt8(0)...UInt8(255) {
+                let pair = String(decoding: [first, second], as: UTF8.self)
+                let inSet = Array(pair.utf8) == [first, second] && GeoCodes.alpha2.contains(pair)
+                #expect(UserDataRule.isAlpha2(first, second) == inSet, "\(first) \(second)")
+            }
+        }
+        #expect(GeoCodes.usStates.keys.allSatisfy { $0.utf8.count > 2 })
+    }
+
     @Test func everyHashedKeyHasOneRuleAndNoOtherKeyHasAny() {
         for key in UserDataNormalizer.hashedKeys { #expect(UserDataRule(key: key) != nil, "\(key)") }
         for key in UserDataNormalizer.plainKeys { #expect(UserDataRule(key: key) == nil, "\(key)") }
