@@ -17,4 +17,8 @@ void compass_prepare_heap(size_t bytes);
 /// 0 when done. See rename.c.
 int compass_rename_new(const char *from, const char *to);
 
+/// `compass_rename_new`'s way where a file system refuses `RENAME_NOREPLACE`: `from` linked as
+/// `to`, which refuses a taken name as well (-1, errno EEXIST, `from` left), then removed.
+int compass_link_new(const char *from, const char *to);
+
 #endif

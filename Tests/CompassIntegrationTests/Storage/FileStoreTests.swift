@@ -1,4 +1,5 @@
 import Foundation
+import GlibcCompat
 import Synchronization
 import Testing
 
@@ -192,6 +193,29 @@ import Testing
         // any process may link what it opened).
         let refused = FileStore.emptyPathRefused.load(ordering: .relaxed)
         #expect(!refused || geteuid() != 0)
+    }
+
+    /// A new file put in place only under a free name, both ways: by `renameat2` with
+    /// `RENAME_NOREPLACE` and by a link, the way taken where a file system refuses the flag
+    /// (none here does). Either puts the file in place and removes its old name; either refuses
+    /// a taken name with EEXIST and leaves both files as they were.
+    @Test func aNewFileTakesOnlyAFreeNameEitherWay() throws {
+        let folder = TemporaryFolder()
+        for (way, put) in [("rename", compass_rename_new), ("link", compass_link_new)] {
+            let from = folder.path + "/\(way)-temp"
+            let to = folder.path + "/\(way)-record"
+            try Data("new".utf8).write(to: URL(fileURLWithPath: from))
+            #expect(put(from, to) == 0, "\(way)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: to)) == Data("new".utf8), "\(way)")
+            #expect(access(from, F_OK) != 0, "\(way)")
+
+            try Data("other".utf8).write(to: URL(fileURLWithPath: from))
+            let refused = put(from, to)
+            let failure = errno
+            #expect(refused == -1 && failure == EEXIST, "\(way)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: to)) == Data("new".utf8), "\(way)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: from)) == Data("other".utf8), "\(way)")
+        }
     }
 
     /// A key deep under folders that do not exist yet gets them all; one under existing folders
