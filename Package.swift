@@ -74,11 +74,14 @@ let package = Package(
         /// hypotf under a name older glibc versions have (GlibcCompat/hypotf.c): the release
         /// executables need no glibc newer than 2.34, so they start on Amazon Linux 2023.
         .target(name: "GlibcCompat"),
+        /// The JSON scans that read sixteen bytes at a time (SSE2), inline C: Swift has no way to
+        /// turn a vector comparison into a mask of its bytes.
+        .target(name: "ByteScan"),
         // libpq, loaded with dlopen by the PostgreSQL store on first use: no other store maps it.
         .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),
         /// Request and response, Config, Logger, Crypto, HTTP client, JSON: knows no other layer.
         .target(
-            name: "CompassPlatform", dependencies: ["CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
+            name: "CompassPlatform", dependencies: ["ByteScan", "CNettle", "CurlBridge", "GlibcCompat"], swiftSettings: strict,
             linkerSettings: nettle),
         /// The key-value protocol and its backends: knows nothing of Meta or of routes.
         .target(name: "CompassStorage", dependencies: ["CompassPlatform", "PQBridge", "GlibcCompat"], swiftSettings: strict),

@@ -36,23 +36,36 @@ import Testing
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(deep) }
     }
 
-    @Test func theWordAtATimeStringScanStopsWhereAByteByByteScanStops() throws {
+    @Test func theStringScansStopWhereAByteByByteScanStops() throws {
         // Each kind of byte that ends a plain run (quote, backslash, control character), one
-        // outside ASCII and two that are plain, at every place of a string longer than 16 bytes:
-        // inside a word, at a word's first and last byte, in the tail.
-        for special: [UInt8] in [[0x22], [0x5C, 0x6E], [0x01], [0x1F], [0xC3, 0xA9], [0x7F], [0x20, 0x21, 0x5B]] {
-            for place in 0...24 {
-                var text = Array(repeating: UInt8(ascii: "a"), count: 24)
+        // outside ASCII and those around the ends of the ranges that are plain, at every place of
+        // a string of 40 bytes: inside a sixteen-byte chunk and a word, at their first and last
+        // byte, in the tail; scanned from each of the first sixteen places, both ways.
+        let specials: [[UInt8]] = [
+            [0x22], [0x5C, 0x6E], [0x00], [0x01], [0x1F], [0xC3, 0xA9], [0x7F], [0x80], [0xFF], [0x20, 0x21, 0x5B, 0x5D, 0x23],
+        ]
+        for special in specials {
+            for place in 0...40 {
+                var text = Array(repeating: UInt8(ascii: "a"), count: 40)
                 text.insert(contentsOf: special, at: place)
-                let naiveEnd = text.firstIndex { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 } ?? text.count
-                let scanned = text.withUnsafeBufferPointer { JSONParser.scanPlainString($0, from: 0) }
-                #expect(scanned.end == naiveEnd, "\(special) at \(place)")
-                #expect(scanned.isASCII == text[..<naiveEnd].allSatisfy { $0 < 0x80 }, "\(special) at \(place)")
+                // Also with a byte outside ASCII a little after it, which a run it ends must not count.
+                var followed = text
+                followed.insert(contentsOf: [0xC3, 0xA9], at: min(place + special.count + 3, followed.count))
+                for start in 0..<16 {
+                    for text in [text, followed] {
+                        let naiveEnd = text[start...].firstIndex { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 } ?? text.count
+                        let naiveASCII = text[start..<naiveEnd].allSatisfy { $0 < 0x80 }
+                        for scan in [JSONParser.scanPlainString, JSONParser.scanPlainStringByWords] {
+                            let scanned = text.withUnsafeBufferPointer { scan($0, start) }
+                            #expect(scanned.end == naiveEnd && scanned.isASCII == naiveASCII, "\(special) at \(place) from \(start)")
+                        }
+                    }
+                }
                 // And the parser and the tape read the string as they read it byte by byte.
                 let literal = [0x22] + text + [0x22]
                 let parsed = try? JSONParser.parse(literal)
                 switch special {
-                case [0x22], [0x01], [0x1F]: #expect(parsed == nil)
+                case [0x22], [0x00], [0x01], [0x1F], [0x80], [0xFF]: #expect(parsed == nil)
                 case [0x5C, 0x6E]:
                     #expect(parsed == .string(String(decoding: text, as: UTF8.self).replacingOccurrences(of: "\\n", with: "\n")))
                 default: #expect(parsed == .string(String(decoding: text, as: UTF8.self)))

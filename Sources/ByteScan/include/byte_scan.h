@@ -1,0 +1,83 @@
+#ifndef COMPASS_BYTE_SCAN_H
+#define COMPASS_BYTE_SCAN_H
+// Scans over the bytes of JSON text sixteen at a time, with SSE2 (every x86-64 processor has it)
+// or eight at a time in a word elsewhere. Inline: the Swift callers take them into their own code.
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+// Where a run of a string literal's plain bytes ends, and whether all of them are ASCII.
+typedef struct {
+    size_t end;
+    bool ascii;
+} compass_plain_run;
+
+// The high bit of each byte of `word` that is a quote, a backslash or below 0x20, from the first
+// such byte on (a borrow may mark a later byte, never an earlier one); zero when there is none.
+static inline uint64_t compass_specials(uint64_t word) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t quote = word ^ (ones * 0x22), backslash = word ^ (ones * 0x5C);
+    return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((word - ones * 0x20) & ~word)) & highs;
+}
+
+// From `start` in the `count` bytes at `bytes`: the first quote, backslash or control character
+// (`count` when there is none) and whether the bytes before it are ASCII. Eight bytes at a time in
+// a word, the last up to seven one by one; reads nothing at or past `count`.
+static inline compass_plain_run compass_plain_run_by_words(const uint8_t *bytes, size_t start, size_t count) {
+    size_t index = start;
+    uint64_t high = 0;
+    for (; index + 8 <= count; index += 8) {
+        uint64_t word;
+        memcpy(&word, bytes + index, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        word = __builtin_bswap64(word);
+#endif
+        uint64_t found = compass_specials(word);
+        if (found != 0) {
+            unsigned plain = (unsigned)__builtin_ctzll(found) >> 3;
+            if (plain != 0) high |= word & (~0ULL >> (64 - plain * 8));
+            return (compass_plain_run){index + plain, (high & 0x8080808080808080ULL) == 0};
+        }
+        high |= word;
+    }
+    bool ascii = (high & 0x8080808080808080ULL) == 0;
+    for (; index < count; index++) {
+        uint8_t byte = bytes[index];
+        if (byte == 0x22 || byte == 0x5C || byte < 0x20) break;
+        if (byte >= 0x80) ascii = false;
+    }
+    return (compass_plain_run){index, ascii};
+}
+
+// The same, sixteen bytes at a time where SSE2 is, then by words.
+static inline compass_plain_run compass_plain_run_from(const uint8_t *bytes, size_t start, size_t count) {
+#if defined(__SSE2__)
+    size_t index = start;
+    unsigned high = 0;
+    const __m128i quote = _mm_set1_epi8(0x22), backslash = _mm_set1_epi8(0x5C), control = _mm_set1_epi8(0x1F);
+    for (; index + 16 <= count; index += 16) {
+        __m128i chunk = _mm_loadu_si128((const __m128i *)(const void *)(bytes + index));
+        // A byte at most 0x1F is its own minimum with 0x1F (an unsigned comparison).
+        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)),
+                                       _mm_cmpeq_epi8(_mm_min_epu8(chunk, control), chunk));
+        unsigned found = (unsigned)_mm_movemask_epi8(special);
+        unsigned top = (unsigned)_mm_movemask_epi8(chunk);
+        if (found != 0) {
+            high |= top & ((1u << __builtin_ctz(found)) - 1);
+            return (compass_plain_run){index + (size_t)__builtin_ctz(found), high == 0};
+        }
+        high |= top;
+    }
+    compass_plain_run rest = compass_plain_run_by_words(bytes, index, count);
+    rest.ascii = rest.ascii && high == 0;
+    return rest;
+#else
+    return compass_plain_run_by_words(bytes, start, count);
+#endif
+}
+
+#endif
