@@ -1,7 +1,8 @@
 #ifndef COMPASS_BYTE_SCAN_H
 #define COMPASS_BYTE_SCAN_H
-// Scans over the bytes of JSON text sixteen at a time, with SSE2 (every x86-64 processor has it)
-// or eight at a time in a word elsewhere. Inline: the Swift callers take them into their own code.
+// Scans over the bytes of JSON text, and its string escaping, sixteen at a time with SSE2 (every
+// x86-64 processor has it) or eight at a time in a word elsewhere. Inline: the Swift callers take
+// them into their own code.
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,6 +79,93 @@ static inline compass_plain_run compass_plain_run_from(const uint8_t *bytes, siz
 #else
     return compass_plain_run_by_words(bytes, start, count);
 #endif
+}
+
+// `byte` escaped as RFC 8259 writes it inside a string literal, at `out`: a quote, a backslash,
+// a line feed, a carriage return and a tab as `\"`, `\\`, `\n`, `\r`, `\t`, any other byte below
+// 0x20 as `\u00XX`, every other byte as it is. Returns how many bytes it wrote (1, 2 or 6).
+static inline size_t compass_escape_byte(uint8_t byte, uint8_t *out) {
+    static const char hex[] = "0123456789abcdef";
+    out[0] = 0x5C;
+    switch (byte) {
+    case 0x22: case 0x5C: out[1] = byte; return 2;
+    case 0x0A: out[1] = 'n'; return 2;
+    case 0x0D: out[1] = 'r'; return 2;
+    case 0x09: out[1] = 't'; return 2;
+    default:
+        if (byte >= 0x20) {
+            out[0] = byte;
+            return 1;
+        }
+        out[1] = 'u';
+        out[2] = '0';
+        out[3] = '0';
+        out[4] = (uint8_t)hex[byte >> 4];
+        out[5] = (uint8_t)hex[byte & 15];
+        return 6;
+    }
+}
+
+// The `count` bytes at `source` escaped (as compass_escape_byte does each) at `out`; returns how
+// many bytes that is. `out` has room for twice `count` (six times with a control character) and
+// 16 more: a run is stored sixteen or eight bytes at a time, up to 15 past the escaped text's end.
+// Sixteen bytes at a time with SSE2 while 32 remain (a run after a quote is loaded from `source`
+// again, up to 15 bytes further on), then eight in a word on a little-endian machine, then one by
+// one. A chunk with a control character is escaped byte by byte; otherwise it is stored from its
+// start and again from each quote or backslash on, a backslash written before it (in JSON text
+// quoted again there is a quote every few bytes).
+static inline size_t compass_escape(const uint8_t *source, size_t count, uint8_t *out) {
+    size_t index = 0, at = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8(0x22), backslash = _mm_set1_epi8(0x5C), control = _mm_set1_epi8(0x1F);
+    for (; index + 32 <= count; index += 16) {
+        __m128i chunk = _mm_loadu_si128((const __m128i *)(const void *)(source + index));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(chunk, control), chunk)) != 0) {
+            for (size_t offset = 0; offset < 16; offset++) at += compass_escape_byte(source[index + offset], out + at);
+            continue;
+        }
+        unsigned marks = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+        _mm_storeu_si128((__m128i *)(void *)(out + at), chunk);
+        unsigned from = 0;
+        while (marks != 0) {
+            unsigned place = (unsigned)__builtin_ctz(marks);
+            at += place - from;
+            out[at++] = 0x5C;
+            from = place;
+            _mm_storeu_si128((__m128i *)(void *)(out + at), _mm_loadu_si128((const __m128i *)(const void *)(source + index + from)));
+            marks &= marks - 1;
+        }
+        at += 16 - from;
+    }
+#endif
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    for (; index + 8 <= count; index += 8) {
+        uint64_t word;
+        memcpy(&word, source + index, 8);
+        if (((word - ones * 0x20) & ~word & highs) != 0) {
+            for (size_t offset = 0; offset < 8; offset++) at += compass_escape_byte(source[index + offset], out + at);
+            continue;
+        }
+        // The high bit of each byte that is zero after the xor: each quote and backslash, exactly.
+        uint64_t quotes = word ^ (ones * 0x22), backslashes = word ^ (ones * 0x5C);
+        uint64_t marks = ~((((quotes & ~highs) + ~highs) | quotes | ~highs) & (((backslashes & ~highs) + ~highs) | backslashes | ~highs));
+        memcpy(out + at, &word, 8);
+        unsigned from = 0;
+        while (marks != 0) {
+            unsigned place = (unsigned)__builtin_ctzll(marks) >> 3;
+            at += place - from;
+            out[at++] = 0x5C;
+            from = place;
+            uint64_t rest = word >> (from * 8);
+            memcpy(out + at, &rest, 8);
+            marks &= marks - 1;
+        }
+        at += 8 - from;
+    }
+#endif
+    for (; index < count; index++) at += compass_escape_byte(source[index], out + at);
+    return at;
 }
 
 #endif

@@ -1,27 +1,18 @@
+import ByteScan
+
 /// JSON string literals written by hand (RFC 8259 section 7), byte by byte, for the places
 /// that build JSON text without an encoder.
 package enum JSONText {
-    private static let hex = Array("0123456789abcdef".utf8)
-
     package static func appendQuoted(_ text: String, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { appendQuoted(utf8: $0, to: &out) }
     }
 
-    /// The bytes an escape adds to a byte: 1 for `\"`, `\\`, `\n`, `\r`, `\t`, 5 for another
-    /// control character (`\u00XX`), 0 for the others.
-    private static let escapeLength: [UInt8] = (0...255).map { byte in
-        switch byte {
-        case 0x22, 0x5C, 0x0A, 0x0D, 0x09: 1
-        case 0..<0x20: 5
-        default: 0
-        }
-    }
-
     /// `bytes`, valid UTF-8, as a string literal: pieces of 128 bytes quoted on the stack (1 KiB
-    /// holds what six-byte escapes and a word's store past the end make of one; Swift gives a larger temporary buffer a heap
-    /// block instead) and each appended in one copy (in JSON text quoted again there is a quote
-    /// every few bytes, and appending a run per escape cost most of the time).
+    /// holds what six-byte escapes and a store past the end make of one; Swift gives a larger
+    /// temporary buffer a heap block instead) and each appended in one copy (in JSON text quoted
+    /// again there is a quote every few bytes, and appending a run per escape cost most of the
+    /// time).
     package static func appendQuoted(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { buffer in
@@ -37,8 +28,8 @@ package enum JSONText {
     }
 
     /// How much room `bytes` needs as a string literal written by `writeQuoted`: its two quotes,
-    /// twice its length (six times with a control character) and the eight bytes a word's store
-    /// may write past the end; and whether all of it is ASCII. A pass the compiler turns into
+    /// twice its length (six times with a control character) and the 16 bytes a store may write
+    /// past the end; and whether all of it is ASCII. A pass the compiler turns into
     /// vector instructions, for a caller that writes the literal straight into its place:
     /// counting the escapes exactly cost more than the copy it saved.
     package static func quotedBound(utf8 bytes: UnsafeBufferPointer<UInt8>) -> (bound: Int, isASCII: Bool) {
@@ -48,7 +39,7 @@ package enum JSONText {
             high |= byte
             low = min(low, byte)
         }
-        return ((low < 0x20 ? 6 : 2) * bytes.count + 2 + 8, high < 0x80)
+        return ((low < 0x20 ? 6 : 2) * bytes.count + 2 + 16, high < 0x80)
     }
 
     /// `bytes`, valid UTF-8, as a string literal at `destination`, which has room for
@@ -61,71 +52,14 @@ package enum JSONText {
     }
 
     /// `bytes` escaped as a string literal's inside, at `chunk`; returns how many bytes that is.
-    /// Eight bytes at a time: without a control character, the word stored whole, or from each
-    /// quote or backslash on with a backslash before it (in JSON text quoted again, most words
-    /// hold a quote: a byte at a time, even without a branch per byte, took more instructions);
-    /// with one, byte by byte. A word's store
-    /// may write up to seven bytes past the escaped text's end.
+    /// `compass_escape` (ByteScan): sixteen bytes at a time with SSE2, each run between quotes
+    /// and backslashes stored whole (in JSON text quoted again, most words hold a quote): 3,700
+    /// instructions an event for the answer of a 1000-event dry run under callgrind, where eight
+    /// at a time in a word took 7,700. A store may write up to 15 bytes past the escaped text's
+    /// end.
     private static func writeEscaped(utf8 bytes: UnsafeBufferPointer<UInt8>, to chunk: UnsafeMutablePointer<UInt8>) -> Int {
         guard let source = bytes.baseAddress else { return 0 }
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        /// The high bit of each byte of `word` that is zero (exact: no borrow runs between bytes).
-        func zeros(_ word: UInt64) -> UInt64 { ~(((word & ~(ones &* 0x80)) &+ ~(ones &* 0x80)) | word | ~(ones &* 0x80)) }
-        return escapeLength.withUnsafeBufferPointer { table in
-            var index = 0
-            var at = 0
-            func escaped(_ byte: UInt8) {
-                chunk[at] = byte
-                guard table[Int(byte)] > 0 else {
-                    at += 1
-                    return
-                }
-                chunk[at] = UInt8(ascii: "\\")
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): chunk[at + 1] = byte
-                case 0x0A: chunk[at + 1] = UInt8(ascii: "n")
-                case 0x0D: chunk[at + 1] = UInt8(ascii: "r")
-                case 0x09: chunk[at + 1] = UInt8(ascii: "t")
-                default:
-                    chunk[at + 1] = UInt8(ascii: "u")
-                    chunk[at + 2] = 48
-                    chunk[at + 3] = 48
-                    chunk[at + 4] = hex[Int(byte >> 4)]
-                    chunk[at + 5] = hex[Int(byte & 15)]
-                    at += 4
-                }
-                at += 2
-            }
-            while index + 8 <= bytes.count {
-                let word = UInt64(littleEndian: UnsafeRawPointer(source + index).loadUnaligned(as: UInt64.self))
-                index += 8
-                if !JSONParser.hasControl(word) {
-                    // The high bit of each quote and backslash; the word is stored from `from`
-                    // on up to the next, a backslash over it (and at last from the last on).
-                    var marks = zeros(word ^ (ones &* 0x22)) | zeros(word ^ (ones &* 0x5C))
-                    var from = 0
-                    while marks != 0 {
-                        let place = marks.trailingZeroBitCount &>> 3
-                        UnsafeMutableRawPointer(chunk + at).storeBytes(
-                            of: (word &>> UInt64(from &<< 3)).littleEndian, as: UInt64.self)
-                        at &+= place &- from
-                        chunk[at] = UInt8(ascii: "\\")
-                        at &+= 1
-                        from = place
-                        marks &= marks &- 1
-                    }
-                    UnsafeMutableRawPointer(chunk + at).storeBytes(of: (word &>> UInt64(from &<< 3)).littleEndian, as: UInt64.self)
-                    at &+= 8 &- from
-                } else {
-                    for offset in index - 8..<index { escaped(source[offset]) }
-                }
-            }
-            while index < bytes.count {
-                escaped(source[index])
-                index += 1
-            }
-            return at
-        }
+        return compass_escape(source, bytes.count, chunk)
     }
 
     package static func quoted(_ text: String) -> String {
