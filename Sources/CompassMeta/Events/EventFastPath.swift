@@ -292,20 +292,31 @@ package enum EventFastPath {
         }
         guard !keys.isEmpty else { return nil }
         if source == "website" && !keys.contains(place: known.userAgent) { return nil }
-        out.append(UInt8(ascii: "{"))
         buffers.values.withUnsafeBufferPointer { values in
             buffers.userData.withUnsafeBufferPointer { ranges in
+                // The braces, a comma between members (there is one at least), each member's
+                // name and value: counted, then written in one append.
+                var count = 1
                 var rest = keys.bits
                 while rest != 0 {
                     let rank = rest.trailingZeroBitCount
-                    if rest != keys.bits { out.append(UInt8(ascii: ",")) }
                     rest &= rest - 1
-                    out.append(contentsOf: known.members.name(rank))
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: values[ranges[rank]]))
+                    count += 1 + known.members.name(rank).count + ranges[rank].count
+                }
+                out.append(count: count) { cursor in
+                    cursor.put(UInt8(ascii: "{"))
+                    var rest = keys.bits
+                    while rest != 0 {
+                        let rank = rest.trailingZeroBitCount
+                        if rest != keys.bits { cursor.put(UInt8(ascii: ",")) }
+                        rest &= rest - 1
+                        cursor.put(known.members.name(rank))
+                        cursor.put(UnsafeBufferPointer(rebasing: values[ranges[rank]]))
+                    }
+                    cursor.put(UInt8(ascii: "}"))
                 }
             }
         }
-        out.append(UInt8(ascii: "}"))
         return keys
     }
 
@@ -454,15 +465,21 @@ package enum EventFastPath {
                 for index in members.indices.dropFirst() where ASCII.equal(name(members[index - 1]), name(members[index])) {
                     return false
                 }
-                out.append(UInt8(ascii: "{"))
-                for (position, member) in members.enumerated() {
-                    if position > 0 { out.append(UInt8(ascii: ",")) }
-                    out.append(UInt8(ascii: "\""))
-                    out.append(contentsOf: name(member))
-                    out.append(literal: #"":"#)
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: value[member.range]))
+                // The braces, a comma between members, each member's quoted name, a colon and
+                // its value: counted, then written in one append.
+                let count = members.reduce(2) { $0 + 3 + $1.name.count + $1.range.count } + max(members.count - 1, 0)
+                out.append(count: count) { cursor in
+                    cursor.put(UInt8(ascii: "{"))
+                    for (position, member) in members.enumerated() {
+                        if position > 0 { cursor.put(UInt8(ascii: ",")) }
+                        cursor.put(UInt8(ascii: "\""))
+                        cursor.put(name(member))
+                        cursor.put(UInt8(ascii: "\""))
+                        cursor.put(UInt8(ascii: ":"))
+                        cursor.put(UnsafeBufferPointer(rebasing: value[member.range]))
+                    }
+                    cursor.put(UInt8(ascii: "}"))
                 }
-                out.append(UInt8(ascii: "}"))
                 return true
             }
         }

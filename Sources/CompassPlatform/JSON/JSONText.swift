@@ -87,6 +87,45 @@ extension Array where Element == UInt8 {
 }
 
 extension Array where Element == UInt8 {
+    /// `count` bytes appended in one append and written in place through the cursor `write` is
+    /// given, which must put exactly that many: for a caller that joins many short pieces, where
+    /// an append a piece (each a call and a uniqueness check) cost more than counting them first.
+    @inlinable
+    package mutating func append(count: Int, writing write: (inout ByteCursor) -> Void) {
+        guard count > 0 else { return }
+        let start = self.count
+        append(contentsOf: repeatElement(0, count: count))
+        withUnsafeMutableBufferPointer { whole in
+            var cursor = ByteCursor(at: whole.baseAddress! + start)
+            write(&cursor)
+            // Checked in debug builds, where the tests run the writers over random events.
+            let put = cursor.at - (whole.baseAddress! + start)
+            assert(put == count, "the writer put \(put) bytes of \(count)")
+        }
+    }
+}
+
+/// Where the next byte goes, in room its owner made (`Array.append(count:writing:)`).
+@usableFromInline package struct ByteCursor {
+    @usableFromInline package var at: UnsafeMutablePointer<UInt8>
+
+    @inlinable package init(at: UnsafeMutablePointer<UInt8>) { self.at = at }
+
+    @inlinable
+    package mutating func put(_ byte: UInt8) {
+        at.pointee = byte
+        at += 1
+    }
+
+    @inlinable
+    package mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        at.update(from: source, count: bytes.count)
+        at += bytes.count
+    }
+}
+
+extension Array where Element == UInt8 {
     /// `value` in decimal, as `String(value)` writes it, without making the String.
     package mutating func append(decimal value: Int64) {
         var magnitude = value.magnitude

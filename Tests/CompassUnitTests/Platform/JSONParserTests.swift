@@ -127,6 +127,17 @@ import Testing
         #expect(JSONTape(Array("[2.50]".utf8))?.withView { $0.canonicalFraction(1) } == nil)
     }
 
+    @Test func piecesAppendedInOneGoLandAfterWhatWasThere() {
+        let pieces = ["", "a", "\"name\":", String(repeating: "z", count: 300)].map { Array($0.utf8) }
+        var out: [UInt8] = [UInt8(ascii: "x")]
+        out.append(count: 0) { _ in }
+        out.append(count: pieces.reduce(1) { $0 + $1.count }) { cursor in
+            for piece in pieces { piece.withUnsafeBufferPointer { cursor.put($0) } }
+            cursor.put(UInt8(ascii: "}"))
+        }
+        #expect(out == [UInt8(ascii: "x")] + pieces.joined() + [UInt8(ascii: "}")])
+    }
+
     @Test func decimalsAreWrittenAsStringWritesThem() {
         var generator = SystemRandomNumberGenerator()
         let values: [Int64] =
