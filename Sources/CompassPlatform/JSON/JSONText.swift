@@ -90,17 +90,20 @@ extension Array where Element == UInt8 {
     /// `count` bytes appended in one append and written in place through the cursor `write` is
     /// given, which must put exactly that many: for a caller that joins many short pieces, where
     /// an append a piece (each a call and a uniqueness check) cost more than counting them first.
+    /// The room is the array's own, uninitialized (`append(addingCapacity:)`): nothing is copied
+    /// or zeroed first.
     @inlinable
     package mutating func append(count: Int, writing write: (inout ByteCursor) -> Void) {
         guard count > 0 else { return }
-        let start = self.count
-        append(contentsOf: repeatElement(0, count: count))
-        withUnsafeMutableBufferPointer { whole in
-            var cursor = ByteCursor(at: whole.baseAddress! + start)
-            write(&cursor)
-            // Checked in debug builds, where the tests run the writers over random events.
-            let put = cursor.at - (whole.baseAddress! + start)
-            assert(put == count, "the writer put \(put) bytes of \(count)")
+        append(addingCapacity: count) { span in
+            span.withUnsafeMutableBufferPointer { room, initialized in
+                guard let start = room.baseAddress else { return }
+                var cursor = ByteCursor(at: start)
+                write(&cursor)
+                // Checked in debug builds, where the tests run the writers over random events.
+                assert(cursor.at - start == count, "the writer put \(cursor.at - start) bytes of \(count)")
+                initialized = cursor.at - start
+            }
         }
     }
 }
