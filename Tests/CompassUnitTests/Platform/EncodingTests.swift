@@ -208,4 +208,18 @@ import Testing
         #expect(Hex.decode("0aff") == [10, 255])
         #expect(Hex.decode("0af") == nil)
     }
+
+    @Test func hexAppendedInPlaceIsEveryByteAsTwoDigits() {
+        // Every byte value, in lengths that end inside, at and after sixteen-byte chunks; the
+        // bytes end where an unreadable page begins, so a read past them crashes the test.
+        let everyByte = (0...255).map { UInt8($0) }
+        var generator = SystemRandomNumberGenerator()
+        for length in Array(0...50) + [256] {
+            let bytes = length == 256 ? everyByte : (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var out: [UInt8] = Array("x".utf8)
+            JSONParserTests.atPageEnd(bytes) { Hex.append(UnsafeRawBufferPointer($0), to: &out) }
+            let expected = "x" + bytes.map { String(format: "%02x", $0) }.joined()
+            #expect(String(decoding: out, as: UTF8.self) == expected, "\(length) bytes")
+        }
+    }
 }
