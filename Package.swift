@@ -28,9 +28,12 @@ let strict: [SwiftSetting] = [
 /// library's 3,261 symbol relocations cost every process's start (BENCHMARKS.md). The toolchain
 /// asks for `-lstdc++` itself; scripts/lib/link, searched first, answers it with a linker script
 /// naming the archive. glibc's arc4random, which the archive refers to, is newer than Amazon
-/// Linux 2023's glibc: GlibcCompat defines it.
-let staticLibstdcxx: [LinkerSetting] = [
-    .unsafeFlags(["-L", Context.packageDirectory + "/scripts/lib/link"], .when(configuration: .release))
+/// Linux 2023's glibc: GlibcCompat defines it. They export no symbols of their own
+/// (`--no-export-dynamic`, after the toolchain's `-export-dynamic`): nothing loads against them,
+/// and the Swift runtime's `dladdr` of itself at start searched all 5,200 of them, 188,000
+/// instructions of every process (BENCHMARKS.md).
+let releaseLinking: [LinkerSetting] = [
+    .unsafeFlags(["-L", Context.packageDirectory + "/scripts/lib/link", "-Xlinker", "--no-export-dynamic"], .when(configuration: .release))
 ]
 
 /// nettle, the product's cryptography (Crypto): linked from its archive in release builds, so that
@@ -127,10 +130,10 @@ let package = Package(
     ]
         + routes.map {
             .executableTarget(
-                name: $0, dependencies: ["CompassHandlers", "CompassHosts"], swiftSettings: strict, linkerSettings: staticLibstdcxx)
+                name: $0, dependencies: ["CompassHandlers", "CompassHosts"], swiftSettings: strict, linkerSettings: releaseLinking)
         }
         + devFunctions.map {
             .executableTarget(
-                name: $0, dependencies: ["CompassDev", "CompassHosts"], swiftSettings: strict, linkerSettings: staticLibstdcxx)
+                name: $0, dependencies: ["CompassDev", "CompassHosts"], swiftSettings: strict, linkerSettings: releaseLinking)
         }
 )
