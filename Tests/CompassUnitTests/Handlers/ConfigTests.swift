@@ -70,6 +70,19 @@ import Testing
         }
     }
 
+    @Test func aBaseURLWithWhitespaceIsRefusedAsCharactersSeeIt() {
+        // Every ASCII scalar and a few others, alone and inside a URL, as Character judges them.
+        let scalars = (0..<0x80).map { Unicode.Scalar(UInt8($0)) } + ["\u{85}", "\u{A0}", "\u{2028}", "\u{3000}", "é", "\u{200B}"]
+        for scalar in scalars {
+            let text = "https://joincompass.ai/a\(scalar)b"
+            #expect(EnvironmentReader.hasWhitespace(text) == text.contains(where: \.isWhitespace), "U+\(String(scalar.value, radix: 16))")
+        }
+        #expect(EnvironmentReader.hasWhitespace("https://a.example/\r\n"))
+        for value in ["https://joincompass.ai/a b", "https://joincompass.ai/\ta", "https://joincompass.ai/a\u{A0}b"] {
+            #expect(throws: ConfigError.self) { try EnvironmentReader.baseURL(value, variable: "OAUTH_REDIRECT_BASE_URL") }
+        }
+    }
+
     @Test func parsesStoresAndTrimsTrailingSlashes() throws {
         let config = try Config.load(
             from: [
