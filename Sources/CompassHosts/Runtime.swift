@@ -63,6 +63,11 @@ package struct ProcessContext: Sendable {
     package static func read() -> ProcessContext {
         unsetenv("HTTP_PROXY")
         var environment: [String: String] = [:]
+        // Room for every entry first: grown one doubling at a time, the table was rehashed six
+        // times for a host's fifty variables.
+        var count = 0
+        while environ[count] != nil { count += 1 }
+        environment.reserveCapacity(count)
         var cursor = environ
         while let entry = cursor.pointee {
             // Name and value split at the first "=" byte, as getenv(3) reads them.
