@@ -87,6 +87,26 @@ import Testing
         #expect(location.contains("auth_type=rerequest"))
     }
 
+    @Test func missingScopesAreReadAsTheParserReadsThem() {
+        let records = [
+            #"{"missingScopes":["business_management"],"status":"connected"}"#,
+            #"{"status":"connected","adAccounts":[{"id":"act_1","pixels":[{"id":"2"}]}],"missingScopes":["ads_read"]}"#,
+            #"{"missingScopes":[],"status":"connected"}"#, #"{"status":"connected"}"#, #"{"missingScopes":"ads_read"}"#,
+            #"{"missingScopes":null}"#, #"{"missingScopes":{"a":1}}"#, #"[{"missingScopes":["ads_read"]}]"#,
+            // Declined by the tape (an escape, a name outside ASCII): read by the parser.
+            #"{"name":"a \"quoted\" name","missingScopes":["ads_read"]}"#, #"{"é":1,"missingScopes":["ads_read"]}"#,
+            #"{"name":"\u00e9","missingScopes":[]}"#,
+            // Neither reads it.
+            #"{"missingScopes":["ads_read"]"#, "", "not json",
+        ]
+        for record in records {
+            let parsed = ((try? JSONParser.parse(Array(record.utf8)))?["missingScopes"]?.array).map { !$0.isEmpty } ?? false
+            #expect(ConnectHandler.lacksScopes(Array(record.utf8)) == parsed, "\(record)")
+        }
+        #expect(ConnectHandler.lacksScopes(Array(records[1].utf8)) && ConnectHandler.lacksScopes(Array(records[8].utf8)))
+        #expect(!ConnectHandler.lacksScopes(Array(records[2].utf8)))
+    }
+
     @Test func wrongMethodIs405WithAllow() {
         let world = World()
         let response = world.run(ConnectHandler.self, world.request("POST", "/api/connect/meta"))
