@@ -1,5 +1,6 @@
 import CompassHandlers
 import CompassPlatform
+import GlibcCompat
 import Synchronization
 
 #if canImport(Glibc)
@@ -39,14 +40,13 @@ package enum FastCGIHost {
         server.limitMilliseconds = Int64(seconds ?? defaultRequestSeconds) * 1000
         let maxRequests = process.environment["MAX_REQUESTS"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
         while !isTerminating {
-            let connection = accept(0, nil, nil)
+            // Non-blocking: every read and write that would wait does so in poll(), bounded by
+            // the limit. Both flags set by accept4 itself (three fcntl calls a request before).
+            let connection = compass_accept_nonblocking(0)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return 1
             }
-            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            // Non-blocking: every read and write waits in poll(), bounded by the limit.
-            _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
             server.serve(connection: connection)
             close(connection)
             if let maxRequests, server.served >= maxRequests { break }
@@ -85,16 +85,19 @@ package enum FastCGIHost {
             // Idle until a request begins, then the whole request within the same limit.
             var deadline = monotonicMilliseconds() + limitMilliseconds
             while true {
-                let wait = FastCGIHost.wait(connection, for: Int16(POLLIN), until: deadline)
-                if wait == .interrupted {
+                // Too slow (a request not whole in time, or idle): this connection ends, however
+                // steadily its bytes come.
+                guard monotonicMilliseconds() < deadline else { return }
+                // Read first (the request is usually there as the connection is accepted), and
+                // wait only when nothing is: a poll() a request less.
+                let count = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress!, $0.count) }
+                if count < 0 && (errno == EAGAIN || errno == EINTR) {
+                    let wait = FastCGIHost.wait(connection, for: Int16(POLLIN), until: deadline)
                     // SIGTERM while waiting: a request begun is finished, an idle connection ends.
-                    if FastCGIHost.isTerminating && current == nil { return }
+                    if wait == .interrupted && FastCGIHost.isTerminating && current == nil { return }
+                    guard wait == .ready || wait == .interrupted else { return }
                     continue
                 }
-                // Too slow (a request not whole in time, or idle): this connection ends.
-                guard wait == .ready else { return }
-                let count = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress!, $0.count) }
-                if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 guard count > 0 else { return }
                 reader.append(buffer[0..<count])
                 do {
