@@ -54,7 +54,10 @@ package struct SessionVerifier: Sendable {
     package func verify(_ token: String, now: Date, fromCookie: Bool = false) throws(Failure) -> Session {
         guard !token.isEmpty else { throw .missing }
         guard token.utf8.count <= Self.maxTokenBytes else { throw .malformed }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        // Split at the dots by their bytes: a split by Characters cost about 500 instructions a
+        // character of every request's token. (A dot with a combining mark after it, which the
+        // Characters would not split at, leaves a part outside base64url's alphabet either way.)
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), maxSplits: 3, omittingEmptySubsequences: false).map(Substring.init)
         guard parts.count == 3, let headerBytes = Base64URL.decode(parts[0]),
             let payloadBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2])
         else {

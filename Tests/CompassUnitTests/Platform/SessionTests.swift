@@ -55,6 +55,10 @@ import Testing
         let good = token(claims: #"{"sub":"t","exp":1790000100}"#)
         #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify(String(good.dropLast(10)) + "!!", now: now) }
         #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify("a.b", now: now) }
+        // Parts split at every dot: a fourth part, an empty one, a dot with a combining mark.
+        for bad in [good + ".x", good + ".", "..", ".\(good)", good.replacingOccurrences(of: ".", with: ".\u{301}")] {
+            #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify(bad, now: now) }
+        }
         #expect(throws: SessionVerifier.Failure.missing) { try verifier.verify("", now: now) }
         #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify(String(repeating: "a", count: 100_000), now: now) }
         #expect(throws: SessionVerifier.Failure.malformed) { try verifier.verify(token(claims: #"{"sub":"t","exp":"soon"}"#), now: now) }
