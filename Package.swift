@@ -77,8 +77,8 @@ let package = Package(
         /// hypotf under a name older glibc versions have (GlibcCompat/hypotf.c): the release
         /// executables need no glibc newer than 2.34, so they start on Amazon Linux 2023.
         .target(name: "GlibcCompat"),
-        /// The JSON scans that read sixteen bytes at a time (SSE2), inline C: Swift has no way to
-        /// turn a vector comparison into a mask of its bytes.
+        /// The JSON string scan, string escaping and hex digits sixteen bytes at a time (SSE2),
+        /// inline C: Swift has no way to turn a vector comparison into a mask of its bytes.
         .target(name: "ByteScan"),
         // libpq, loaded with dlopen by the PostgreSQL store on first use: no other store maps it.
         .target(name: "PQBridge", linkerSettings: [.linkedLibrary("dl")]),

@@ -221,29 +221,6 @@ package struct JSONParser {
         return (Int(run.end), run.ascii)
     }
 
-    /// True when none of the eight bytes of `word` is a quote, a backslash or a control
-    /// character: the bytes a string holds as they are.
-    package static func isPlain(_ word: UInt64) -> Bool { specials(in: word) == 0 }
-
-    /// True when `word` holds a control character (a byte below 0x20).
-    package static func hasControl(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        return (word &- ones &* 0x20) & ~word & (ones &* 0x80) != 0
-    }
-
-    /// High bits set in `word` from its first quote, backslash or control character on (its
-    /// first byte lowest, as loaded on a little-endian machine); zero when it has none. The
-    /// lowest set bit is exact: a borrow that may mark a later byte only runs upward from it.
-    /// `word` is read with `UInt64(littleEndian:)`, so that its first byte is lowest anywhere.
-    package static func specials(in word: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        // A byte that is zero in `quote` or `backslash`, or below 0x20 in `word`, sets its high
-        // bit here (each test is exact for "is there such a byte in the word").
-        return ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80)
-    }
-
     /// RFC 8259's number grammar from `start`: where the number ends (or, when it is not one,
     /// where it went wrong) and whether it has neither a fraction nor an exponent.
     package static func scanNumber(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (end: Int, isInteger: Bool, valid: Bool) {
