@@ -65,16 +65,35 @@ ensure_openapi_tools() {
     echo "$venv"
 }
 
-# moto's server (PyPI moto[server], a DynamoDB-compatible emulator, with boto3) in the virtual
-# environment the tests use (Tests/.../MotoServer.swift), installed once; prints the folder.
-MOTO_VERSION=5.2.1
-ensure_moto() {
-    local venv="$ROOT/.build/python/moto-$MOTO_VERSION"
+# A Python virtual environment FOLDER with the PyPI PACKAGES, made once (its marker .installed)
+# and by one maker at a time: an exclusive flock on FOLDER.lock, the lock the tests take too
+# (Tests/CompassIntegrationTests/Support/PythonVenv.swift). Prints FOLDER.
+ensure_venv() {
+    local venv="$1"
+    shift
     if [ ! -f "$venv/.installed" ]; then
         ensure_packages python3-venv >&2
-        python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2 && touch "$venv/.installed"
+        mkdir -p "$(dirname "$venv")"
+        (
+            flock 9
+            [ -f "$venv/.installed" ] || {
+                python3 -m venv --clear "$venv" >&2 && "$venv/bin/pip" install -q "$@" >&2 && touch "$venv/.installed"
+            }
+        ) 9> "$venv.lock"
     fi
     echo "$venv"
+}
+
+# moto's server (PyPI moto[server], a DynamoDB-compatible emulator, with boto3) in the virtual
+# environment the tests use (Tests/.../MotoServer.swift); prints the folder.
+MOTO_VERSION=5.2.1
+ensure_moto() { ensure_venv "$ROOT/.build/python/moto-$MOTO_VERSION" "moto[server]==$MOTO_VERSION"; }
+
+# Meta's Python Business SDK in the virtual environment the parity test and the benchmark use
+# (Tests/.../SDKParityTests.swift); prints the folder.
+FACEBOOK_BUSINESS_VERSION=26.0.3
+ensure_facebook_business() {
+    ensure_venv "$ROOT/.build/python/facebook-business-$FACEBOOK_BUSINESS_VERSION" "facebook-business==$FACEBOOK_BUSINESS_VERSION"
 }
 
 # A throwaway PostgreSQL cluster in the empty folder DIR (Debian's postgresql; the server

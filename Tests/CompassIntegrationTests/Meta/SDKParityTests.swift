@@ -82,13 +82,7 @@ import Testing
     }
 
     static func ensureVenv() throws -> URL {
-        let python = venv.appendingPathComponent("bin/python")
-        let marker = venv.appendingPathComponent(".installed")
-        if FileManager.default.fileExists(atPath: marker.path) { return python }
-        try run("/usr/bin/env", ["python3", "-m", "venv", venv.path])
-        try run(venv.appendingPathComponent("bin/pip").path, ["install", "--quiet", "facebook-business==\(sdkVersion)"])
-        try Data().write(to: marker)
-        return python
+        try PythonVenv.ensure(venv, installing: ["facebook-business==\(sdkVersion)"]).appendingPathComponent("bin/python")
     }
 
     @discardableResult

@@ -110,11 +110,6 @@ final class MotoServer: @unchecked Sendable {
     }
 
     static func ensureVenv() throws -> URL {
-        let marker = venv.appendingPathComponent(".installed")
-        if FileManager.default.fileExists(atPath: marker.path) { return venv }
-        try SDKParityTests.run("/usr/bin/env", ["python3", "-m", "venv", venv.path])
-        try SDKParityTests.run(venv.appendingPathComponent("bin/pip").path, ["install", "--quiet", "moto[server]==\(version)"])
-        try Data().write(to: marker)
-        return venv
+        try PythonVenv.ensure(venv, installing: ["moto[server]==\(version)"])
     }
 }
