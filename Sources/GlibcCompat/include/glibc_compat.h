@@ -2,8 +2,9 @@
 #define COMPASS_GLIBC_COMPAT_H
 
 // What the Swift Glibc module does not bring: getrandom(2) (sys/random.h), a rename onto a
-// free name only (rename.c) and accept4(2) (accept.c). The target also defines symbols the linker takes in place of newer
-// glibc versions of them (see hypotf.c), and the heap's settings for large requests (heap.c).
+// free name only (rename.c) and accept4(2) (accept.c). The target also defines symbols the
+// linker takes in place of newer glibc versions of them (see hypotf.c), and the heap's settings
+// for large requests (heap.c).
 #include <stddef.h>
 #include <sys/random.h>
 
